@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { JwtKeys } from './auth/keys.js';
+import { healthRoutes, type ReadinessCheck } from './health/routes.js';
+import { registerProblemHandlers } from './http/problem.js';
+import { ProblemSchema } from './http/schemas.js';
+import { tenantRoutes } from './tenancy/routes.js';
+import type { TenantService } from './tenancy/service.js';
+
+export interface AppDeps {
+  readonly keys: JwtKeys;
+  readonly tenants: TenantService;
+  readonly readiness: Record<string, ReadinessCheck>;
+  /** A pino logger, or logger options; tests pass `false`. */
+  readonly logger: FastifyBaseLogger | { level: string } | false;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The HTTP application, without listening: main.ts listens, tests use `app.inject`. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.logger && 'child' in deps.logger ? { loggerInstance: deps.logger } : { logger: deps.logger }),
+    // Callers may pass their own request id (from a gateway); otherwise one is made.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    bodyLimit: 1_048_576,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.decorateRequest('systemActor', null);
+  app.addSchema(ProblemSchema);
+  registerProblemHandlers(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'system-service', description: 'Multi-tenant identity and user management', version: '0.1.0' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes(deps.readiness));
+  await app.register(tenantRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/tenants' });
+  return app;
+}

@@ -1,0 +1,64 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, type Config, type JwtAlgorithm } from '../config.js';
+
+/** Key material for signing and verifying JWTs with the one configured algorithm. */
+export interface JwtKeys {
+  readonly algorithm: JwtAlgorithm;
+  readonly signingKey: KeyObject | Uint8Array;
+  readonly verificationKey: KeyObject | Uint8Array;
+  /** Where a generated development key was kept, if one was. */
+  readonly generatedAt?: string;
+}
+
+function asymmetric(algorithm: JwtAlgorithm): boolean {
+  return algorithm === 'RS256' || algorithm === 'EdDSA';
+}
+
+function generated(config: Config): { material: string; file: string } {
+  const file = path.join(config.dataDir, `jwt-${config.jwt.algorithm.toLowerCase()}.key`);
+  if (existsSync(file)) return { material: readFileSync(file, 'utf8'), file };
+  const material = asymmetric(config.jwt.algorithm)
+    ? (config.jwt.algorithm === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519')).privateKey
+        .export({ type: 'pkcs8', format: 'pem' })
+        .toString()
+    : randomBytes(48).toString('base64url');
+  mkdirSync(config.dataDir, { recursive: true });
+  writeFileSync(file, material, { mode: 0o600 });
+  return { material, file };
+}
+
+/**
+ * HS*: JWT_SECRET_KEY is the secret. RS256/EdDSA: JWT_SECRET_KEY is a PKCS#8 PEM private
+ * key, or the path of a file holding one. Unset outside production: generated once and
+ * kept in DATA_DIR, so tokens survive restarts.
+ */
+export function loadJwtKeys(config: Config): JwtKeys {
+  const { algorithm } = config.jwt;
+  const given = config.jwt.secretKey;
+  const source = given === undefined ? generated(config) : undefined;
+  let material = given ?? source!.material;
+  if (!asymmetric(algorithm)) {
+    const secret = new TextEncoder().encode(material);
+    return { algorithm, signingKey: secret, verificationKey: secret, generatedAt: source?.file };
+  }
+  if (!material.includes('-----BEGIN')) {
+    try {
+      material = readFileSync(material, 'utf8');
+    } catch {
+      throw new ConfigError('JWT_SECRET_KEY', `must be a PEM private key or the path of a readable PEM file for ${algorithm}`);
+    }
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(material);
+  } catch {
+    throw new ConfigError('JWT_SECRET_KEY', `is not a valid PEM private key for ${algorithm}`);
+  }
+  const expectedType = algorithm === 'RS256' ? 'rsa' : 'ed25519';
+  if (privateKey.asymmetricKeyType !== expectedType) {
+    throw new ConfigError('JWT_SECRET_KEY', `must be an ${expectedType} key for ${algorithm} (got ${privateKey.asymmetricKeyType})`);
+  }
+  return { algorithm, signingKey: privateKey, verificationKey: createPublicKey(privateKey), generatedAt: source?.file };
+}

@@ -1,0 +1,195 @@
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { loadJwtKeys } from './auth/keys.js';
+import { issueSystemToken } from './auth/system-token.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { DomainError } from './errors.js';
+import { openRuntime, type Runtime } from './runtime.js';
+import type { MigrateAllProgress } from './tenancy/schema-manager.js';
+
+const USAGE = `Usage: system-service <command>
+
+  schema create <schema>            create or complete a schema with every tenant table
+  schema list <schema>              list the tables of a schema
+  schema info <schema> [--json]     tables, estimated rows, size, version, status
+  schema drop <schema> [--yes]      drop a schema and everything in it (asks to confirm)
+  tenants create <slug> [--name NAME] [--admin-email EMAIL --admin-password PASSWORD]
+  tenants list [--json]
+  tenants migrate (--all | <slug>) [--concurrency N]
+  token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token
+
+Configuration comes from the same environment variables as the service (see README).`;
+
+class UsageError extends Error {}
+
+const options = {
+  json: { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  all: { type: 'boolean' },
+  name: { type: 'string' },
+  'admin-email': { type: 'string' },
+  'admin-password': { type: 'string' },
+  concurrency: { type: 'string' },
+  ttl: { type: 'string' },
+  subject: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Flags = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
+
+const out = (line = ''): void => void process.stdout.write(`${line}\n`);
+
+function positiveInt(value: string | undefined, flag: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${flag} must be an integer from 1 to ${max}`);
+  return n;
+}
+
+function table(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const row of rows) out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+function progressReporter(): { onProgress: (p: MigrateAllProgress) => void; finish: () => void } {
+  if (!process.stdout.isTTY) {
+    return {
+      onProgress: (p) => out(`[${p.done}/${p.total}] ${p.schema_name} ${p.ok ? 'ok' : `FAILED: ${p.error}`}`),
+      finish: () => {},
+    };
+  }
+  const width = 30;
+  return {
+    onProgress: (p) => {
+      const filled = Math.round((p.done / p.total) * width);
+      const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+      if (!p.ok) process.stdout.write(`\r\x1b[K${p.schema_name} FAILED: ${p.error}\n`);
+      process.stdout.write(`\r\x1b[K[${bar}] ${p.done}/${p.total} ${p.schema_name}`);
+    },
+    finish: () => process.stdout.write('\n'),
+  };
+}
+
+async function confirmDrop(schema: string, flags: Flags): Promise<boolean> {
+  if (flags.yes) return true;
+  if (!process.stdin.isTTY) throw new UsageError(`refusing to drop ${schema} without --yes (no terminal to confirm on)`);
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const answer = await rl.question(`This drops schema ${schema} and all of its data. Type the schema name to confirm: `);
+  rl.close();
+  return answer.trim() === schema;
+}
+
+async function schemaCommand(runtime: Runtime, action: string | undefined, schema: string | undefined, flags: Flags): Promise<void> {
+  if (!schema) throw new UsageError(`schema ${action ?? ''} needs a schema name`);
+  switch (action) {
+    case 'create': {
+      const result = await runtime.schemas.initializeTenantSchema(null, schema);
+      out(`${result.schema_name}: version ${result.schema_version}, ${result.tables.length} tables (${result.created_tables.length} created) in ${result.duration_ms} ms`);
+      return;
+    }
+    case 'list':
+      for (const name of await runtime.schemas.listTablesInSchema(schema)) out(name);
+      return;
+    case 'info': {
+      const info = await runtime.schemas.getSchemaInfo(schema);
+      if (flags.json) return out(JSON.stringify(info, null, 2));
+      out(`schema   ${info.schema_name}${info.exists ? '' : ' (does not exist)'}`);
+      out(`status   ${info.status}, version ${info.version} of ${info.latest_version}`);
+      if (info.last_error) out(`error    ${info.last_error}`);
+      out(`size     ${info.total_size_bytes} bytes in ${info.tables.length} tables`);
+      if (info.tables.length) table([['table', 'rows (est.)', 'bytes'], ...info.tables.map((t) => [t.name, t.estimated_rows === null ? '-' : String(t.estimated_rows), String(t.size_bytes)])]);
+      return;
+    }
+    case 'drop': {
+      if (!(await confirmDrop(schema, flags))) return out('not dropped');
+      out((await runtime.schemas.dropSchema(schema)) ? `dropped ${schema}` : `${schema} did not exist`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown schema command: ${action ?? '(none)'}`);
+  }
+}
+
+async function tenantsCommand(runtime: Runtime, action: string | undefined, arg: string | undefined, flags: Flags): Promise<void> {
+  switch (action) {
+    case 'create': {
+      if (!arg) throw new UsageError('tenants create needs a slug');
+      const email = flags['admin-email'];
+      const password = flags['admin-password'];
+      if ((email === undefined) !== (password === undefined)) throw new UsageError('--admin-email and --admin-password go together');
+      const tenant = await runtime.tenants.create({ slug: arg, name: flags.name, admin: email && password ? { email, password } : undefined });
+      out(`created tenant ${tenant.slug} (${tenant.id}), schema ${tenant.schema_name} ${tenant.status} at version ${tenant.schema_version}`);
+      if (tenant.admin_user_id) out(`admin user ${email} (${tenant.admin_user_id})`);
+      return;
+    }
+    case 'list': {
+      const page = await runtime.tenants.list({ page: 1, page_size: 100_000 });
+      if (flags.json) return out(JSON.stringify(page.items, null, 2));
+      if (page.items.length === 0) return out('no tenants');
+      table([['slug', 'id', 'schema', 'status', 'version'], ...page.items.map((t) => [t.slug, t.id, t.schema_name, t.status, String(t.schema_version)])]);
+      return;
+    }
+    case 'migrate': {
+      if (flags.all === (arg !== undefined)) throw new UsageError('tenants migrate takes either --all or one slug');
+      if (arg) {
+        const result = await runtime.tenants.migrate(arg);
+        out(`${result.schema_name}: version ${result.from_version} -> ${result.schema_version}${result.applied.length ? ` (applied ${result.applied.join(', ')})` : ' (up to date)'}`);
+        return;
+      }
+      const progress = progressReporter();
+      const result = await runtime.tenants.migrateAll({ concurrency: positiveInt(flags.concurrency, 'concurrency', runtime.config.migrationConcurrency, 64), onProgress: progress.onProgress });
+      progress.finish();
+      out(`${result.total} tenant schemas: ${result.migrated} migrated, ${result.up_to_date} already up to date, ${result.failed.length} failed (${result.duration_ms} ms)`);
+      for (const f of result.failed) out(`  ${f.schema_name}: ${f.error}`);
+      if (result.failed.length > 0) process.exitCode = 1;
+      return;
+    }
+    default:
+      throw new UsageError(`unknown tenants command: ${action ?? '(none)'}`);
+  }
+}
+
+async function tokenCommand(config: Config, kind: string | undefined, flags: Flags): Promise<void> {
+  if (kind !== 'system') throw new UsageError('token takes: system');
+  const ttlSeconds = positiveInt(flags.ttl, 'ttl', 3600, 86_400);
+  out(await issueSystemToken(loadJwtKeys(config), { subject: flags.subject ?? 'cli', ttlSeconds }));
+}
+
+async function run(argv: string[]): Promise<void> {
+  const { values: flags, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  const [group, action, arg, extra] = positionals;
+  if (flags.help || !group) return out(USAGE);
+  if (extra !== undefined) throw new UsageError(`unexpected argument: ${extra}`);
+  const config = loadConfig();
+  if (group === 'token') return tokenCommand(config, action, flags);
+  if (group !== 'schema' && group !== 'tenants') throw new UsageError(`unknown command: ${group}`);
+  const runtime = await openRuntime(config, pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)));
+  try {
+    if (group === 'schema') await schemaCommand(runtime, action, arg, flags);
+    else await tenantsCommand(runtime, action, arg, flags);
+  } finally {
+    await runtime.close();
+  }
+}
+
+// `system-service tenants list | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
+try {
+  await run(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof UsageError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
+    process.stderr.write(`${error.message}\n\n${USAGE}\n`);
+    process.exitCode = 2;
+  } else if (error instanceof DomainError || error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,121 @@
+import path from 'node:path';
+
+/** Raised for any bad or missing setting; its message is the one line printed at start-up. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const ENVIRONMENTS = ['development', 'test', 'production'] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'EdDSA'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  readonly environment: Environment;
+  /** Unset: the service runs an embedded PostgreSQL under `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly jwt: {
+    readonly algorithm: JwtAlgorithm;
+    /** Unset outside production: generated once and kept in `dataDir`. */
+    readonly secretKey: string | undefined;
+  };
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly smtpUrl: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly pool: {
+    readonly max: number;
+    readonly connectionTimeoutMs: number;
+  };
+  readonly migrationConcurrency: number;
+  /** Port for the embedded PostgreSQL; 0 picks a free one. */
+  readonly embeddedPostgresPort: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')} (got "${value}")`);
+  }
+  return value as T;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    throw new ConfigError(name, `must be an integer from ${min} to ${max} (got "${value}")`);
+  }
+  return parsed;
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const value = optional(env, name);
+  if (value === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, 'must be a URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.map((p) => `${p}//`).join(' or ')} (got "${parsed.protocol}//")`);
+  }
+  return value;
+}
+
+/** Parses the environment once; every later read goes through the returned object. */
+export function loadConfig(env: Env = process.env): Config {
+  const environment = oneOf(env, 'ENVIRONMENT', ENVIRONMENTS, 'development');
+  const algorithm = oneOf(env, 'JWT_ALGORITHM', JWT_ALGORITHMS, 'HS256');
+  const secretKey = optional(env, 'JWT_SECRET_KEY');
+  if (environment === 'production' && secretKey === undefined) {
+    throw new ConfigError('JWT_SECRET_KEY', 'is required when ENVIRONMENT=production');
+  }
+  if (secretKey !== undefined && algorithm.startsWith('HS') && secretKey.length < 32) {
+    throw new ConfigError('JWT_SECRET_KEY', `must be at least 32 characters for ${algorithm}`);
+  }
+  const host = optional(env, 'SERVICE_HOST') ?? '0.0.0.0';
+  if (/\s/.test(host)) throw new ConfigError('SERVICE_HOST', 'must be a host name or address');
+
+  return {
+    environment,
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    jwt: { algorithm, secretKey },
+    port: integer(env, 'SERVICE_PORT', 8004, 0, 65535),
+    host,
+    dataDir: path.resolve(optional(env, 'DATA_DIR') ?? './.data'),
+    smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    pool: {
+      max: integer(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
+      connectionTimeoutMs: integer(env, 'DATABASE_POOL_TIMEOUT_MS', 5000, 100, 600000),
+    },
+    migrationConcurrency: integer(env, 'MIGRATION_CONCURRENCY', 4, 1, 64),
+    embeddedPostgresPort: integer(env, 'EMBEDDED_POSTGRES_PORT', 0, 0, 65535),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
+  };
+}

@@ -1,0 +1,43 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+/** `shared.tenants`: owned by tenant-service when it exists; created by us only when absent. */
+export interface TenantsTable {
+  id: Generated<string>;
+  slug: string;
+  name: string;
+  schema_name: string;
+  status: Generated<string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export const SCHEMA_STATUSES = ['initializing', 'ready', 'failed'] as const;
+export type SchemaStatus = (typeof SCHEMA_STATUSES)[number];
+
+/** `shared.tenant_schemas`: our record of each tenant schema's state. */
+export interface TenantSchemasTable {
+  schema_name: string;
+  tenant_id: string | null;
+  version: Generated<number>;
+  status: SchemaStatus;
+  started_at: Date | null;
+  finished_at: Date | null;
+  last_duration_ms: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface PlatformMigrationsTable {
+  version: number;
+  name: string;
+  applied_at: Timestamp;
+}
+
+export interface PlatformDatabase {
+  tenants: TenantsTable;
+  tenant_schemas: TenantSchemasTable;
+  platform_migrations: PlatformMigrationsTable;
+}

@@ -1,0 +1,25 @@
+/**
+ * Tables a polymorphic `<x>able_type` column may point at (checked by the database).
+ *
+ * The database enforces the same list through the `<table>_<x>able_type_ck` constraints
+ * of migration 0002 (its own frozen copy): changing this list needs a new migration that
+ * replaces those constraints. A test keeps the two equal.
+ */
+export const POLYMORPHIC_TYPES = [
+  'users',
+  'teams',
+  'notes',
+  'logacalls',
+  'tasks',
+  'attachments',
+  'events',
+  'carbon_footprints',
+  'channel_configs',
+  'reviews',
+] as const;
+
+export type PolymorphicType = (typeof POLYMORPHIC_TYPES)[number];
+
+export function isPolymorphicType(value: string): value is PolymorphicType {
+  return (POLYMORPHIC_TYPES as readonly string[]).includes(value);
+}

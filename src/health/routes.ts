@@ -1,0 +1,59 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { sql, type Kysely } from 'kysely';
+import { Type } from 'typebox';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import { problemType } from '../http/problem.js';
+
+export type ReadinessCheck = () => Promise<void>;
+
+/** Readiness probes by name: the database always, Redis when configured (added by its feature). */
+export function databaseCheck(db: Kysely<PlatformDatabase>, timeoutMs = 2000): ReadinessCheck {
+  return async () => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        sql`SELECT 1`.execute(db),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+export function healthRoutes(checks: Record<string, ReadinessCheck>): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/health',
+      { schema: { tags: ['health'], summary: 'The process is up', response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+      async () => ({ status: 'ok' as const }),
+    );
+
+    app.get('/ready', { schema: { tags: ['health'], summary: 'Dependencies are reachable (503 names the failing check)' } }, async (request, reply) => {
+      const results = await Promise.all(
+        Object.entries(checks).map(async ([name, check]) => {
+          try {
+            await check();
+            return [name, 'ok'] as const;
+          } catch (error) {
+            return [name, error instanceof Error ? error.message : String(error)] as const;
+          }
+        }),
+      );
+      const failing = results.filter(([, r]) => r !== 'ok');
+      const body = Object.fromEntries(results);
+      if (failing.length === 0) return { status: 'ok', checks: body };
+      return reply
+        .status(503)
+        .type('application/problem+json')
+        .send({
+          type: problemType('unavailable'),
+          title: 'Service unavailable',
+          status: 503,
+          detail: failing.map(([name, reason]) => `${name}: ${reason}`).join('; '),
+          checks: body,
+          request_id: request.id,
+        });
+    });
+  };
+}

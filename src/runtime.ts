@@ -1,0 +1,49 @@
+import type { Logger } from 'pino';
+import { loadJwtKeys, type JwtKeys } from './auth/keys.js';
+import type { Config } from './config.js';
+import { createDatabase, type Database } from './db/database.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { migratePlatform } from './db/platform.js';
+import { SchemaManager } from './tenancy/schema-manager.js';
+import { TenantService } from './tenancy/service.js';
+
+/** Everything the API and the CLI share: one database, one pool, the same services. */
+export interface Runtime {
+  readonly config: Config;
+  readonly database: Database;
+  readonly embedded: EmbeddedPostgres | undefined;
+  readonly keys: JwtKeys;
+  readonly schemas: SchemaManager;
+  readonly tenants: TenantService;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(config: Config, logger: Logger): Promise<Runtime> {
+  const keys = loadJwtKeys(config);
+  if (keys.generatedAt) logger.debug({ file: keys.generatedAt }, 'using the development JWT key kept in DATA_DIR');
+  const embedded = config.databaseUrl
+    ? undefined
+    : await startEmbeddedPostgres({
+        dataDir: config.dataDir,
+        port: config.embeddedPostgresPort,
+        log: (message) => (message.startsWith('postgres: ') ? logger.debug(message) : logger.info(message)),
+      });
+  const database = createDatabase({
+    url: config.databaseUrl ?? embedded!.url,
+    max: config.pool.max,
+    connectionTimeoutMs: config.pool.connectionTimeoutMs,
+    onPoolError: (error) => logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use'),
+  });
+  const close = async () => {
+    await database.close();
+    await embedded?.stop();
+  };
+  try {
+    await migratePlatform(database.db);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const schemas = new SchemaManager(database.db);
+  return { config, database, embedded, keys, schemas, tenants: new TenantService(database.db, schemas), close };
+}

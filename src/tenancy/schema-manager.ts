@@ -1,0 +1,303 @@
+import { sql, type CompiledQuery, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { tenantDb } from '../db/database.js';
+import { checkSchemaName, quoteLiteral } from '../db/identifiers.js';
+import type { MigrationStatement, TenantMigration } from '../db/migrations/migration.js';
+import { tenantMigrations } from '../db/migrations/index.js';
+import { LOCK_CLASS } from '../db/platform.js';
+import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
+import type { TenantDatabase } from '../db/types.js';
+import { seedDefaults } from './seed.js';
+
+export interface ProvisionResult {
+  readonly schema_name: string;
+  readonly status: SchemaStatus;
+  readonly from_version: number;
+  readonly schema_version: number;
+  readonly applied: string[];
+  readonly tables: string[];
+  readonly created_tables: string[];
+  readonly duration_ms: number;
+}
+
+export interface SchemaTableInfo {
+  readonly name: string;
+  readonly estimated_rows: number | null;
+  readonly size_bytes: number;
+}
+
+export interface SchemaInfo {
+  readonly schema_name: string;
+  readonly exists: boolean;
+  readonly tenant_id: string | null;
+  readonly version: number;
+  readonly latest_version: number;
+  readonly status: SchemaStatus | 'absent';
+  readonly tables: readonly SchemaTableInfo[];
+  readonly total_size_bytes: number;
+  readonly started_at: Date | null;
+  readonly finished_at: Date | null;
+  readonly last_duration_ms: number | null;
+  readonly last_error: string | null;
+}
+
+export interface MigrateAllProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly schema_name: string;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+export interface MigrateAllResult {
+  readonly total: number;
+  readonly up_to_date: number;
+  readonly migrated: number;
+  readonly failed: readonly { schema_name: string; error: string }[];
+  readonly duration_ms: number;
+}
+
+/** Work run inside a tenant's provisioning transaction, after its defaults (e.g. the first admin). */
+export type ProvisionHook = (db: Kysely<TenantDatabase>) => Promise<void>;
+
+/**
+ * Creates and evolves tenant schemas. Provisioning one tenant, migrating one and migrating
+ * all are the same operation: under a per-tenant advisory lock, in one transaction, apply
+ * the migrations the schema lacks, then the idempotent default data, then record the state.
+ */
+export class SchemaManager {
+  readonly latestVersion: number;
+
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly migrations: readonly TenantMigration[] = tenantMigrations,
+  ) {
+    this.latestVersion = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+  }
+
+  initializeTenantSchema(tenantId: string | null, schemaName: string, hook?: ProvisionHook): Promise<ProvisionResult> {
+    return this.provision(checkSchemaName(schemaName), tenantId, hook);
+  }
+
+  migrateTenant(schemaName: string): Promise<ProvisionResult> {
+    return this.provision(checkSchemaName(schemaName), null);
+  }
+
+  /** Every known tenant schema, `concurrency` at a time; skips those already current, so a rerun resumes. */
+  async migrateAll(options: { concurrency: number; onProgress?: (p: MigrateAllProgress) => void }): Promise<MigrateAllResult> {
+    const started = Date.now();
+    const targets = await this.knownSchemas();
+    const pending = targets.filter((t) => t.version < this.latestVersion || t.status !== 'ready');
+    const failed: { schema_name: string; error: string }[] = [];
+    let done = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < pending.length) {
+        const target = pending[next++]!;
+        try {
+          await this.provision(target.schema_name, target.tenant_id);
+          options.onProgress?.({ done: ++done, total: pending.length, schema_name: target.schema_name, ok: true });
+        } catch (error) {
+          const message = errorMessage(error);
+          failed.push({ schema_name: target.schema_name, error: message });
+          options.onProgress?.({ done: ++done, total: pending.length, schema_name: target.schema_name, ok: false, error: message });
+        }
+      }
+    };
+    const workers = Math.max(1, Math.min(options.concurrency, pending.length));
+    await Promise.all(Array.from({ length: workers }, worker));
+    return {
+      total: targets.length,
+      up_to_date: targets.length - pending.length,
+      migrated: pending.length - failed.length,
+      failed,
+      duration_ms: Date.now() - started,
+    };
+  }
+
+  async listTablesInSchema(schemaName: string): Promise<string[]> {
+    return listTables(this.db, checkSchemaName(schemaName));
+  }
+
+  async getSchemaInfo(schemaName: string): Promise<SchemaInfo> {
+    const schema = checkSchemaName(schemaName);
+    const [record, tables, exists] = await Promise.all([
+      this.record(this.db, schema),
+      sql<{ name: string; estimated_rows: string; size_bytes: string }>`
+        SELECT c.relname AS name, c.reltuples::bigint AS estimated_rows, pg_total_relation_size(c.oid) AS size_bytes
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'p')
+        ORDER BY c.relname`.execute(this.db),
+      sql<{ found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${schema}) AS found`.execute(this.db),
+    ]);
+    const tableInfo = tables.rows.map((t) => ({
+      name: t.name,
+      // reltuples is -1 until the table is first vacuumed or analyzed.
+      estimated_rows: Number(t.estimated_rows) < 0 ? null : Number(t.estimated_rows),
+      size_bytes: Number(t.size_bytes),
+    }));
+    return {
+      schema_name: schema,
+      exists: exists.rows[0]?.found ?? false,
+      tenant_id: record?.tenant_id ?? null,
+      version: record?.version ?? 0,
+      latest_version: this.latestVersion,
+      status: record?.status ?? 'absent',
+      tables: tableInfo,
+      total_size_bytes: tableInfo.reduce((sum, t) => sum + t.size_bytes, 0),
+      started_at: record?.started_at ?? null,
+      finished_at: record?.finished_at ?? null,
+      last_duration_ms: record?.last_duration_ms ?? null,
+      last_error: record?.last_error ?? null,
+    };
+  }
+
+  /** Drops a schema and its state record. The caller confirms; reserved schemas are refused. */
+  async dropSchema(schemaName: string): Promise<boolean> {
+    const schema = checkSchemaName(schemaName);
+    return this.db.transaction().execute(async (trx) => {
+      await lockSchema(trx, schema);
+      const existed = await sql<{ found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${schema}) AS found`.execute(trx);
+      await sql`DROP SCHEMA IF EXISTS ${sql.id(schema)} CASCADE`.execute(trx);
+      await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', schema).execute();
+      return existed.rows[0]?.found ?? false;
+    });
+  }
+
+  private async provision(schema: string, tenantId: string | null, hook?: ProvisionHook): Promise<ProvisionResult> {
+    const started = Date.now();
+    await this.markStarted(schema, tenantId);
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        await lockSchema(trx, schema);
+        const before = await listTables(trx, schema);
+        const record = await this.record(trx, schema);
+        const fromVersion = record?.version ?? 0;
+        const pending = this.migrations.filter((m) => m.version > fromVersion).sort((a, b) => a.version - b.version);
+
+        await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(trx);
+        await sql`CREATE TABLE IF NOT EXISTS ${sql.id(schema, 'activity_log')} (LIKE tenant_template.activity_log INCLUDING ALL)`.execute(trx);
+        await executeBatch(trx, pending.flatMap((m) => compileMigration(trx, m, schema)));
+        const tdb = tenantDb(trx, schema);
+        await seedDefaults(tdb);
+        if (hook) await hook(tdb);
+
+        const tables = await listTables(trx, schema);
+        const version = Math.max(fromVersion, this.latestVersion);
+        const duration = Date.now() - started;
+        await trx
+          .withSchema('shared')
+          .updateTable('tenant_schemas')
+          .set({ version, status: 'ready', finished_at: new Date(), last_duration_ms: duration, last_error: null, updated_at: new Date() })
+          .where('schema_name', '=', schema)
+          .execute();
+        return {
+          schema_name: schema,
+          status: 'ready' as const,
+          from_version: fromVersion,
+          schema_version: version,
+          applied: pending.map((m) => `${m.version}_${m.name}`),
+          tables,
+          created_tables: tables.filter((t) => !before.includes(t)),
+          duration_ms: duration,
+        };
+      });
+    } catch (error) {
+      await this.markFailed(schema, error, Date.now() - started);
+      throw error;
+    }
+  }
+
+  /** Visible at once (outside the provisioning transaction): the schema is being worked on. */
+  private async markStarted(schema: string, tenantId: string | null): Promise<void> {
+    await this.db
+      .withSchema('shared')
+      .insertInto('tenant_schemas')
+      .values({ schema_name: schema, tenant_id: tenantId, status: 'initializing', started_at: new Date() })
+      .onConflict((oc) =>
+        oc.column('schema_name').doUpdateSet((eb) => ({
+          tenant_id: eb.fn.coalesce('tenant_schemas.tenant_id', eb.val(tenantId)),
+          // A ready schema stays ready while it is brought up to date.
+          status: sql<SchemaStatus>`CASE WHEN tenant_schemas.status = 'ready' THEN 'ready' ELSE 'initializing' END`,
+          started_at: new Date(),
+          updated_at: new Date(),
+        })),
+      )
+      .execute();
+  }
+
+  private async markFailed(schema: string, error: unknown, duration: number): Promise<void> {
+    try {
+      await this.db
+        .withSchema('shared')
+        .updateTable('tenant_schemas')
+        .set({ status: 'failed', last_error: errorMessage(error).slice(0, 2000), finished_at: new Date(), last_duration_ms: duration, updated_at: new Date() })
+        .where('schema_name', '=', schema)
+        .execute();
+    } catch {
+      // The database itself may be what failed; the original error is what the caller needs.
+    }
+  }
+
+  private async record(db: Kysely<PlatformDatabase>, schema: string) {
+    return db.withSchema('shared').selectFrom('tenant_schemas').selectAll().where('schema_name', '=', schema).executeTakeFirst();
+  }
+
+  /** Registered tenants (whether initialized yet or not) and any schema we have a record of. */
+  private async knownSchemas(): Promise<{ schema_name: string; tenant_id: string | null; version: number; status: string }[]> {
+    const rows = await sql<{ schema_name: string; tenant_id: string | null; version: number; status: string }>`
+      SELECT COALESCE(s.schema_name, t.schema_name) AS schema_name,
+             COALESCE(s.tenant_id, t.id) AS tenant_id,
+             COALESCE(s.version, 0) AS version,
+             COALESCE(s.status, 'absent') AS status
+      FROM shared.tenant_schemas s
+      FULL JOIN shared.tenants t ON t.schema_name = s.schema_name
+      ORDER BY 1`.execute(this.db);
+    return rows.rows.filter((r) => isValidSchemaName(r.schema_name));
+  }
+}
+
+function isValidSchemaName(name: string): boolean {
+  try {
+    checkSchemaName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function lockSchema(trx: Transaction<PlatformDatabase>, schema: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.tenantSchema}, hashtext(${schema}))`.execute(trx);
+}
+
+async function listTables(db: Kysely<PlatformDatabase>, schema: string): Promise<string[]> {
+  const result = await sql<{ name: string }>`
+    SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'p') ORDER BY c.relname`.execute(db);
+  return result.rows.map((r) => r.name);
+}
+
+function compileMigration(db: Kysely<PlatformDatabase>, migration: TenantMigration, schemaName: string): CompiledQuery[] {
+  const statements: MigrationStatement[] = migration.statements({ schema: db.schema.withSchema(schemaName), schemaName });
+  // Query builders ignore the executor argument; raw fragments need it to compile.
+  return statements.map((s) => (s as RawBuilder<unknown>).compile(db));
+}
+
+/**
+ * Runs DDL statements in one round trip: a PL/pgSQL block that EXECUTEs each one in turn.
+ * Each statement still runs on its own (never one multi-statement string), which keeps
+ * the schema compatible with Citus schema-based sharding.
+ */
+async function executeBatch(trx: Transaction<PlatformDatabase>, statements: readonly CompiledQuery[]): Promise<void> {
+  if (statements.length === 0) return;
+  for (const s of statements) {
+    if (s.parameters.length > 0) {
+      throw new Error(`migration statement has bound parameters (use sql.lit for constants): ${s.sql}`);
+    }
+  }
+  const body = statements.map((s) => `EXECUTE ${quoteLiteral(s.sql)};`).join('\n');
+  await sql.raw(`DO $migrate$\nBEGIN\n${body}\nEND\n$migrate$`).execute(trx);
+}

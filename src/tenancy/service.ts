@@ -1,0 +1,152 @@
+import { sql, type Kysely } from 'kysely';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import { checkSlug, normalizeSlug } from '../db/identifiers.js';
+import { DomainError } from '../errors.js';
+import { prepareFirstAdmin, type AdminInput } from './first-admin.js';
+import type { MigrateAllProgress, MigrateAllResult, ProvisionHook, ProvisionResult, SchemaManager } from './schema-manager.js';
+
+export interface TenantView {
+  readonly id: string;
+  readonly slug: string;
+  readonly name: string;
+  readonly schema_name: string;
+  /** State of the tenant's schema: initializing, ready, failed, or absent before initialization. */
+  readonly status: string;
+  /** The registry's own status (tenant-service's: active, suspended, ...). */
+  readonly tenant_status: string;
+  readonly schema_version: number;
+  readonly last_error: string | null;
+  readonly created_at: Date;
+  readonly updated_at: Date;
+}
+
+export interface InitializeResult {
+  readonly tenant_id: string;
+  readonly schema_name: string;
+  readonly status: 'ready';
+  readonly schema_version: number;
+  readonly tables: string[];
+  readonly created_tables: string[];
+  readonly admin_user_id: string | null;
+  readonly duration_ms: number;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  readonly total: number;
+  readonly page: number;
+  readonly page_size: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function checkName(input: string): string {
+  const name = input.trim();
+  if (name.length < 1 || name.length > 200) throw DomainError.invalid('name', 'must be 1-200 characters');
+  return name;
+}
+
+/** Registers tenants in `shared.tenants` and provisions their schemas; the API and the CLI both call it. */
+export class TenantService {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly schemas: SchemaManager,
+  ) {}
+
+  async create(input: { slug: string; name?: string; admin?: AdminInput }): Promise<TenantView & { admin_user_id: string | null }> {
+    const slug = checkSlug(input.slug);
+    const name = checkName(input.name ?? input.slug);
+    let adminUserId: string | null = null;
+    const hook = input.admin ? await prepareFirstAdmin(input.admin, (id) => (adminUserId = id)) : undefined;
+
+    const schemaName = `tenant_${slug}`;
+    const exists = await this.shared()
+      .selectFrom('tenants')
+      .select('id')
+      .where((eb) => eb.or([eb('slug', '=', slug), eb('schema_name', '=', schemaName)]))
+      .executeTakeFirst();
+    if (exists) throw DomainError.conflict(`a tenant with slug "${slug}" already exists`);
+    const tenant = await this.shared()
+      .insertInto('tenants')
+      .values({ slug, name, schema_name: schemaName })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await this.schemas.initializeTenantSchema(tenant.id, schemaName, hook);
+    return { ...(await this.get(tenant.id)), admin_user_id: adminUserId };
+  }
+
+  async list(options: { page: number; page_size: number }): Promise<Page<TenantView>> {
+    const [items, total] = await Promise.all([
+      this.views().orderBy('t.created_at', 'asc').orderBy('t.slug').limit(options.page_size).offset((options.page - 1) * options.page_size).execute(),
+      this.shared().selectFrom('tenants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { items, total: Number(total.n), page: options.page, page_size: options.page_size };
+  }
+
+  async get(tenantId: string): Promise<TenantView> {
+    if (!UUID.test(tenantId)) throw DomainError.invalid('tenant_id', 'must be a UUID');
+    const tenant = await this.views().where('t.id', '=', tenantId).executeTakeFirst();
+    if (!tenant) throw DomainError.notFound('tenant');
+    return tenant;
+  }
+
+  async getBySlug(slug: string): Promise<TenantView> {
+    const tenant = await this.views().where('t.slug', '=', normalizeSlug(slug)).executeTakeFirst();
+    if (!tenant) throw DomainError.notFound(`tenant "${slug}"`);
+    return tenant;
+  }
+
+  /** Creates or completes the tenant's schema; idempotent. */
+  async initialize(tenantId: string, admin?: AdminInput): Promise<InitializeResult> {
+    const tenant = await this.get(tenantId);
+    let adminUserId: string | null = null;
+    const hook: ProvisionHook | undefined = admin ? await prepareFirstAdmin(admin, (id) => (adminUserId = id)) : undefined;
+    const result = await this.schemas.initializeTenantSchema(tenant.id, tenant.schema_name, hook);
+    return {
+      tenant_id: tenant.id,
+      schema_name: result.schema_name,
+      status: 'ready',
+      schema_version: result.schema_version,
+      tables: result.tables,
+      created_tables: result.created_tables,
+      admin_user_id: adminUserId,
+      duration_ms: result.duration_ms,
+    };
+  }
+
+  async migrate(slug: string): Promise<ProvisionResult> {
+    const tenant = await this.getBySlug(slug);
+    return this.schemas.initializeTenantSchema(tenant.id, tenant.schema_name);
+  }
+
+  migrateAll(options: { concurrency: number; onProgress?: (p: MigrateAllProgress) => void }): Promise<MigrateAllResult> {
+    return this.schemas.migrateAll(options);
+  }
+
+  async count(): Promise<number> {
+    const row = await this.shared().selectFrom('tenants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  private shared() {
+    return this.db.withSchema('shared');
+  }
+
+  private views() {
+    return this.shared()
+      .selectFrom('tenants as t')
+      .leftJoin('tenant_schemas as s', 's.schema_name', 't.schema_name')
+      .select([
+        't.id',
+        't.slug',
+        't.name',
+        't.schema_name',
+        't.status as tenant_status',
+        sql<string>`COALESCE(s.status, 'absent')`.as('status'),
+        sql<number>`COALESCE(s.version, 0)`.as('schema_version'),
+        's.last_error',
+        't.created_at',
+        't.updated_at',
+      ]);
+  }
+}
