@@ -74,11 +74,11 @@ export class SchemaManager {
     this.latestVersion = migrations.reduce((max, m) => Math.max(max, m.version), 0);
   }
 
-  initializeTenantSchema(tenantId: string | null, schemaName: string, hook?: ProvisionHook): Promise<ProvisionResult> {
+  async initializeTenantSchema(tenantId: string | null, schemaName: string, hook?: ProvisionHook): Promise<ProvisionResult> {
     return this.provision(checkSchemaName(schemaName), tenantId, hook);
   }
 
-  migrateTenant(schemaName: string): Promise<ProvisionResult> {
+  async migrateTenant(schemaName: string): Promise<ProvisionResult> {
     return this.provision(checkSchemaName(schemaName), null);
   }
 
