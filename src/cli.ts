@@ -131,7 +131,7 @@ async function tenantsCommand(runtime: Runtime, action: string | undefined, arg:
       return;
     }
     case 'migrate': {
-      if (flags.all === (arg !== undefined)) throw new UsageError('tenants migrate takes either --all or one slug');
+      if (Boolean(flags.all) === (arg !== undefined)) throw new UsageError('tenants migrate takes either --all or one slug');
       if (arg) {
         const result = await runtime.tenants.migrate(arg);
         out(`${result.schema_name}: version ${result.from_version} -> ${result.schema_version}${result.applied.length ? ` (applied ${result.applied.join(', ')})` : ' (up to date)'}`);

@@ -38,5 +38,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await server?.stop();
     await rm(dataDir, { recursive: true, force: true });
+    // As root the cluster may live outside dataDir (where the postgres user can reach it).
+    if (server) await rm(path.dirname(server.dataDir), { recursive: true, force: true });
   };
 }

@@ -1,0 +1,88 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadJwtKeys } from '../src/auth/keys.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { runTs } from './support/process.js';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      environment: 'development',
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      jwt: { algorithm: 'HS256', secretKey: undefined },
+      port: 8004,
+      host: '0.0.0.0',
+      logLevel: 'info',
+      pool: { max: 10 },
+    });
+    expect(config.dataDir).toBe(path.resolve('.data'));
+  });
+
+  it.each([
+    [{ ENVIRONMENT: 'staging' }, 'ENVIRONMENT'],
+    [{ ENVIRONMENT: 'production' }, 'JWT_SECRET_KEY'],
+    [{ JWT_ALGORITHM: 'none' }, 'JWT_ALGORITHM'],
+    [{ JWT_ALGORITHM: 'HS256', JWT_SECRET_KEY: 'short' }, 'JWT_SECRET_KEY'],
+    [{ SERVICE_PORT: 'eighty' }, 'SERVICE_PORT'],
+    [{ SERVICE_PORT: '70000' }, 'SERVICE_PORT'],
+    [{ SERVICE_PORT: '-1' }, 'SERVICE_PORT'],
+    [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'mysql://localhost/db' }, 'DATABASE_URL'],
+    [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
+    [{ SMTP_URL: 'ftp://mail' }, 'SMTP_URL'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX'],
+  ])('refuses %j naming %s', (env, variable) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (error) {
+      expect((error as ConfigError).variable).toBe(variable);
+      expect((error as ConfigError).message).toMatch(new RegExp(`^Invalid configuration: ${variable} `));
+    }
+  });
+
+  it('accepts a production configuration with a secret', () => {
+    const config = loadConfig({ ENVIRONMENT: 'production', JWT_SECRET_KEY: 'x'.repeat(40), DATABASE_URL: 'postgresql://u:p@db:5432/app', SERVICE_PORT: '9000' });
+    expect(config).toMatchObject({ environment: 'production', port: 9000, databaseUrl: 'postgresql://u:p@db:5432/app' });
+  });
+});
+
+describe('JWT keys', () => {
+  it('generates a development secret once and keeps it in DATA_DIR', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ss-keys-'));
+    try {
+      const first = loadJwtKeys(loadConfig({ DATA_DIR: dataDir }));
+      const second = loadJwtKeys(loadConfig({ DATA_DIR: dataDir }));
+      expect(first.generatedAt).toBe(path.join(dataDir, 'jwt-hs256.key'));
+      expect(Buffer.from(second.signingKey as Uint8Array).equals(Buffer.from(first.signingKey as Uint8Array))).toBe(true);
+      const ed = loadJwtKeys(loadConfig({ DATA_DIR: dataDir, JWT_ALGORITHM: 'EdDSA' }));
+      expect((ed.verificationKey as { asymmetricKeyType?: string }).asymmetricKeyType).toBe('ed25519');
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses key material of the wrong kind for the algorithm', () => {
+    expect(() => loadJwtKeys(loadConfig({ JWT_ALGORITHM: 'RS256', JWT_SECRET_KEY: '/no/such/key.pem' }))).toThrow(/JWT_SECRET_KEY/);
+  });
+});
+
+describe('start-up with bad configuration', () => {
+  it('stops with exit code 1 and one line naming the variable', async () => {
+    const result = await runTs('src/main.ts', [], { SERVICE_PORT: 'abc', DATABASE_URL: undefined });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim().split('\n')).toEqual(['Invalid configuration: SERVICE_PORT must be an integer from 0 to 65535 (got "abc")']);
+  });
+
+  it('refuses production without a JWT secret', async () => {
+    const result = await runTs('src/main.ts', [], { ENVIRONMENT: 'production', JWT_SECRET_KEY: undefined });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe('Invalid configuration: JWT_SECRET_KEY is required when ENVIRONMENT=production');
+  });
+});
