@@ -40,6 +40,8 @@ export interface Config {
     readonly connectionTimeoutMs: number;
   };
   readonly migrationConcurrency: number;
+  /** Tenant schemas kept provisioned ahead of demand (see docs/OPERATIONS.md). */
+  readonly spareSchemas: number;
   /** Port for the embedded PostgreSQL; 0 picks a free one. */
   readonly embeddedPostgresPort: number;
   readonly shutdownTimeoutMs: number;
@@ -115,6 +117,7 @@ export function loadConfig(env: Env = process.env): Config {
       connectionTimeoutMs: integer(env, 'DATABASE_POOL_TIMEOUT_MS', 5000, 100, 600000),
     },
     migrationConcurrency: integer(env, 'MIGRATION_CONCURRENCY', 4, 1, 64),
+    spareSchemas: integer(env, 'SPARE_SCHEMAS', 2, 0, 100),
     embeddedPostgresPort: integer(env, 'EMBEDDED_POSTGRES_PORT', 0, 0, 65535),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
   };

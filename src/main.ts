@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel });
   let runtime: Runtime;
   try {
-    runtime = await openRuntime(config, logger);
+    runtime = await openRuntime(config, logger, { keepSpares: true });
   } catch (error) {
     process.stderr.write(`${error instanceof ConfigError ? '' : 'Start-up failed: '}${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
@@ -78,6 +78,7 @@ async function main(): Promise<void> {
   try {
     if (config.environment === 'development') await createDemoTenant(runtime, config, logger);
     await app.listen({ port: config.port, host: config.host });
+    void runtime.schemas.replenishSpares();
   } catch (error) {
     process.stderr.write(`Start-up failed: ${error instanceof Error ? error.message : String(error)}\n`);
     await app.close().catch(() => {});

@@ -18,7 +18,8 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function openRuntime(config: Config, logger: Logger): Promise<Runtime> {
+/** `keepSpares`: the long-running service keeps the spare-schema pool filled; the CLI does not. */
+export async function openRuntime(config: Config, logger: Logger, options: { keepSpares?: boolean } = {}): Promise<Runtime> {
   const keys = loadJwtKeys(config);
   if (keys.generatedAt) logger.debug({ file: keys.generatedAt }, 'using the development JWT key kept in DATA_DIR');
   const embedded = config.databaseUrl
@@ -34,7 +35,12 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     connectionTimeoutMs: config.pool.connectionTimeoutMs,
     onPoolError: (error) => logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use'),
   });
+  const schemas = new SchemaManager(database.db, undefined, {
+    spares: options.keepSpares ? config.spareSchemas : 0,
+    onSpareError: (error) => logger.warn({ err: error }, 'could not prepare a spare tenant schema'),
+  });
   const close = async () => {
+    await schemas.close();
     await database.close();
     await embedded?.stop();
   };
@@ -44,6 +50,5 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     await close();
     throw error;
   }
-  const schemas = new SchemaManager(database.db);
   return { config, database, embedded, keys, schemas, tenants: new TenantService(database.db, schemas), close };
 }

@@ -285,3 +285,57 @@ describe('migrateAll', () => {
     }
   });
 });
+
+describe('spare schemas', () => {
+  it('provisions a tenant by renaming a prepared spare, then refills the pool', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const spares = new SchemaManager(fresh.database.db, tenantMigrations, { spares: 2 });
+      await spares.replenishSpares();
+      expect(await spares.countSpares()).toBe(2);
+      const [spareName] = (await fresh.database.db.withSchema('shared').selectFrom('tenant_schemas').select('schema_name').where('is_spare', '=', true).orderBy('created_at').execute()).map((r) => r.schema_name);
+
+      const result = await spares.initializeTenantSchema('00000000-0000-4000-8000-00000000000a', 'tenant_quick');
+      expect(result).toMatchObject({ schema_name: 'tenant_quick', status: 'ready', schema_version: spares.latestVersion, tables: ALL_TABLES, created_tables: ALL_TABLES });
+      expect(await spares.countSpares()).toBe(1);
+      const schemaRows = await sql<{ nspname: string }>`SELECT nspname FROM pg_namespace WHERE nspname = ${spareName!} OR nspname = 'tenant_quick'`.execute(fresh.database.db);
+      expect(schemaRows.rows.map((r) => r.nspname)).toEqual(['tenant_quick']);
+      const state = await fresh.database.db.withSchema('shared').selectFrom('tenant_schemas').selectAll().where('schema_name', '=', 'tenant_quick').executeTakeFirstOrThrow();
+      expect(state).toMatchObject({ is_spare: false, status: 'ready', tenant_id: '00000000-0000-4000-8000-00000000000a', version: spares.latestVersion });
+      expect(await tenantDb(fresh.database.db, 'tenant_quick').selectFrom('roles').select('name').execute()).toHaveLength(DEFAULT_ROLES.length);
+
+      // Two tenants from spares are two separate schemas.
+      await spares.initializeTenantSchema(null, 'tenant_quick2');
+      await tenantDb(fresh.database.db, 'tenant_quick').insertInto('users').values({ email: 'q1@example.com' }).execute();
+      expect(await tenantDb(fresh.database.db, 'tenant_quick2').selectFrom('users').select('email').execute()).toEqual([]);
+
+      await spares.replenishSpares();
+      expect(await spares.countSpares()).toBe(2);
+      await spares.close();
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('brings a spare made by an older release up to date when it is claimed, and keeps spares current in migrateAll', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      await new SchemaManager(fresh.database.db, tenantMigrations, { spares: 2 }).replenishSpares();
+      const next = new SchemaManager(fresh.database.db, [...tenantMigrations, { version: 1000, name: 'nickname', statements: ({ schema }) => [schema.alterTable('users').addColumn('nickname', 'text')] }]);
+      const claimed = await next.initializeTenantSchema(null, 'tenant_newer');
+      expect(claimed).toMatchObject({ from_version: manager.latestVersion, schema_version: 1000, applied: ['1000_nickname'] });
+      const all = await next.migrateAll({ concurrency: 2 });
+      expect(all).toMatchObject({ total: 2, migrated: 1, up_to_date: 1, failed: [] }); // the remaining spare was migrated
+      const versions = await fresh.database.db.withSchema('shared').selectFrom('tenant_schemas').select('version').distinct().execute();
+      expect(versions).toEqual([{ version: 1000 }]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('does nothing when no spares are configured', async () => {
+    const none = new SchemaManager(t.database.db);
+    await none.replenishSpares();
+    expect(await none.countSpares()).toBe(0);
+  });
+});

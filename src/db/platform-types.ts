@@ -26,6 +26,8 @@ export interface TenantSchemasTable {
   finished_at: Date | null;
   last_duration_ms: number | null;
   last_error: string | null;
+  /** A schema provisioned ahead of demand, renamed to a tenant's when one is created. */
+  is_spare: Generated<boolean>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -4,7 +4,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { PlatformDatabase } from './platform-types.js';
 
 /** Advisory-lock class ids of this service (first key of the two-key lock functions). */
-export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002 } as const;
+export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003 } as const;
 
 interface PlatformMigration {
   readonly version: number;
@@ -44,6 +44,14 @@ const platformMigrations: readonly PlatformMigration[] = [
         updated_at timestamptz NOT NULL DEFAULT now()
       )`,
       `CREATE INDEX tenant_schemas_status_version_idx ON shared.tenant_schemas (status, version)`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'spare_schemas',
+    statements: [
+      `ALTER TABLE shared.tenant_schemas ADD COLUMN is_spare boolean NOT NULL DEFAULT false`,
+      `CREATE INDEX tenant_schemas_spare_idx ON shared.tenant_schemas (created_at) WHERE is_spare`,
     ],
   },
 ];

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { sql, type CompiledQuery, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { tenantDb } from '../db/database.js';
 import { checkSchemaName, quoteLiteral } from '../db/identifiers.js';
@@ -64,14 +65,66 @@ export type ProvisionHook = (db: Kysely<TenantDatabase>) => Promise<void>;
  * all are the same operation: under a per-tenant advisory lock, in one transaction, apply
  * the migrations the schema lacks, then the idempotent default data, then record the state.
  */
+export interface SchemaManagerOptions {
+  /**
+   * Schemas kept provisioned ahead of demand. Creating a schema's 160-odd relations is
+   * where provisioning spends its time; a new tenant instead takes a spare (a catalogue-only
+   * rename) and the pool is refilled in the background.
+   */
+  readonly spares?: number;
+  readonly onSpareError?: (error: unknown) => void;
+}
+
 export class SchemaManager {
   readonly latestVersion: number;
+  private readonly spareTarget: number;
+  private refilling: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly migrations: readonly TenantMigration[] = tenantMigrations,
+    private readonly options: SchemaManagerOptions = {},
   ) {
     this.latestVersion = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+    this.spareTarget = options.spares ?? 0;
+  }
+
+  /**
+   * Tops the spare pool up to its target, one schema at a time, in the background.
+   * Returns the running refill (callers may ignore it); never rejects.
+   */
+  replenishSpares(): Promise<void> {
+    if (this.spareTarget <= 0 || this.closed) return Promise.resolve();
+    this.refilling ??= (async () => {
+      try {
+        while (!this.closed && (await this.provisionSpare())) {
+          // one more spare made; loop until the pool is full
+        }
+      } catch (error) {
+        this.options.onSpareError?.(error);
+      } finally {
+        this.refilling = undefined;
+      }
+    })();
+    return this.refilling;
+  }
+
+  /** Stops refilling and waits for a refill under way (called at shutdown, before the pool closes). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.refilling;
+  }
+
+  async countSpares(): Promise<number> {
+    const row = await this.db
+      .withSchema('shared')
+      .selectFrom('tenant_schemas')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('is_spare', '=', true)
+      .where('status', '=', 'ready')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   async initializeTenantSchema(tenantId: string | null, schemaName: string, hook?: ProvisionHook): Promise<ProvisionResult> {
@@ -127,7 +180,7 @@ export class SchemaManager {
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'p')
         ORDER BY c.relname`.execute(this.db),
-      sql<{ found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${schema}) AS found`.execute(this.db),
+      schemaExists(this.db, schema),
     ]);
     const tableInfo = tables.rows.map((t) => ({
       name: t.name,
@@ -137,7 +190,7 @@ export class SchemaManager {
     }));
     return {
       schema_name: schema,
-      exists: exists.rows[0]?.found ?? false,
+      exists,
       tenant_id: record?.tenant_id ?? null,
       version: record?.version ?? 0,
       latest_version: this.latestVersion,
@@ -156,22 +209,54 @@ export class SchemaManager {
     const schema = checkSchemaName(schemaName);
     return this.db.transaction().execute(async (trx) => {
       await lockSchema(trx, schema);
-      const existed = await sql<{ found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${schema}) AS found`.execute(trx);
+      const existed = await schemaExists(trx, schema);
       await sql`DROP SCHEMA IF EXISTS ${sql.id(schema)} CASCADE`.execute(trx);
       await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', schema).execute();
-      return existed.rows[0]?.found ?? false;
+      return existed;
     });
   }
 
-  private async provision(schema: string, tenantId: string | null, hook?: ProvisionHook): Promise<ProvisionResult> {
+  /**
+   * Makes one spare if the pool is below target. Instances refilling at the same moment
+   * may overshoot the target by one spare each; the next claims use them up.
+   */
+  private async provisionSpare(): Promise<boolean> {
+    if ((await this.countSpares()) >= this.spareTarget) return false;
+    await this.provision(`spare_${randomBytes(8).toString('hex')}`, null, undefined, true);
+    return true;
+  }
+
+  /** Renames a ready spare to `schema`, if there is one; returns the version it was at. */
+  private async claimSpare(trx: Transaction<PlatformDatabase>, schema: string): Promise<number | undefined> {
+    const spare = await trx
+      .withSchema('shared')
+      .selectFrom('tenant_schemas')
+      .select(['schema_name', 'version'])
+      .where('is_spare', '=', true)
+      .where('status', '=', 'ready')
+      .orderBy('created_at')
+      .limit(1)
+      .forUpdate()
+      .skipLocked()
+      .executeTakeFirst();
+    if (!spare || !isValidSchemaName(spare.schema_name)) return undefined;
+    await sql`ALTER SCHEMA ${sql.id(spare.schema_name)} RENAME TO ${sql.id(schema)}`.execute(trx);
+    await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', spare.schema_name).execute();
+    return spare.version;
+  }
+
+  private async provision(schema: string, tenantId: string | null, hook?: ProvisionHook, isSpare = false): Promise<ProvisionResult> {
     const started = Date.now();
-    await this.markStarted(schema, tenantId);
+    await this.markStarted(schema, tenantId, isSpare);
     try {
       return await this.db.transaction().execute(async (trx) => {
         await lockSchema(trx, schema);
         const before = await listTables(trx, schema);
         const record = await this.record(trx, schema);
-        const fromVersion = record?.version ?? 0;
+        let fromVersion = record?.version ?? 0;
+        if (!isSpare && fromVersion === 0 && before.length === 0 && !(await schemaExists(trx, schema))) {
+          fromVersion = (await this.claimSpare(trx, schema)) ?? 0;
+        }
         const pending = this.migrations.filter((m) => m.version > fromVersion).sort((a, b) => a.version - b.version);
 
         await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(trx);
@@ -208,11 +293,11 @@ export class SchemaManager {
   }
 
   /** Visible at once (outside the provisioning transaction): the schema is being worked on. */
-  private async markStarted(schema: string, tenantId: string | null): Promise<void> {
+  private async markStarted(schema: string, tenantId: string | null, isSpare: boolean): Promise<void> {
     await this.db
       .withSchema('shared')
       .insertInto('tenant_schemas')
-      .values({ schema_name: schema, tenant_id: tenantId, status: 'initializing', started_at: new Date() })
+      .values({ schema_name: schema, tenant_id: tenantId, status: 'initializing', started_at: new Date(), is_spare: isSpare })
       .onConflict((oc) =>
         oc.column('schema_name').doUpdateSet((eb) => ({
           tenant_id: eb.fn.coalesce('tenant_schemas.tenant_id', eb.val(tenantId)),
@@ -271,6 +356,11 @@ export function errorMessage(error: unknown): string {
 
 async function lockSchema(trx: Transaction<PlatformDatabase>, schema: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.tenantSchema}, hashtext(${schema}))`.execute(trx);
+}
+
+async function schemaExists(db: Kysely<PlatformDatabase>, schema: string): Promise<boolean> {
+  const r = await sql<{ found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${schema}) AS found`.execute(db);
+  return r.rows[0]?.found ?? false;
 }
 
 async function listTables(db: Kysely<PlatformDatabase>, schema: string): Promise<string[]> {

@@ -72,6 +72,7 @@ export class TenantService {
       .returning('id')
       .executeTakeFirstOrThrow();
     await this.schemas.initializeTenantSchema(tenant.id, schemaName, hook);
+    void this.schemas.replenishSpares(); // in the background: the next tenant finds a spare
     return { ...(await this.get(tenant.id)), admin_user_id: adminUserId };
   }
 
