@@ -7,12 +7,25 @@ import type { JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { ProblemSchema } from './http/schemas.js';
+import { authRoutes } from './auth/routes.js';
+import { tenantAuthHook, type RouteAccess } from './http/tenant-auth.js';
+import { meRoutes } from './me/routes.js';
+import type { TenantServices } from './services.js';
 import { tenantRoutes } from './tenancy/routes.js';
 import type { TenantService } from './tenancy/service.js';
+import { userAccessRoutes } from './users/routes.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every tenant route with its declared access rule (a test checks none lacks one). */
+    tenantRouteRules: { method: string; url: string; access: RouteAccess | undefined }[];
+  }
+}
 
 export interface AppDeps {
   readonly keys: JwtKeys;
   readonly tenants: TenantService;
+  readonly services: TenantServices;
   readonly readiness: Record<string, ReadinessCheck>;
   /** A pino logger, or logger options; tests pass `false`. */
   readonly logger: FastifyBaseLogger | { level: string } | false;
@@ -38,6 +51,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
   app.decorateRequest('systemActor', null);
+  app.decorateRequest('tenant', null);
+  app.decorateRequest('principal', null);
   app.addSchema(ProblemSchema);
   registerProblemHandlers(app);
 
@@ -53,6 +68,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(healthRoutes(deps.readiness));
+  app.get(
+    '/.well-known/jwks.json',
+    { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens (empty for HMAC algorithms)' } },
+    async () => ({ keys: deps.keys.publicJwk ? [deps.keys.publicJwk] : [] }),
+  );
   await app.register(tenantRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/tenants' });
+
+  const rules: FastifyInstance['tenantRouteRules'] = [];
+  app.decorate('tenantRouteRules', rules);
+  const { services } = deps;
+  await app.register(
+    async (tenantApp) => {
+      tenantApp.addHook('onRoute', (route) => {
+        for (const method of [route.method].flat()) if (method !== 'HEAD') rules.push({ method, url: route.url, access: route.config?.access });
+      });
+      tenantApp.addHook('onRequest', tenantAuthHook(services));
+      await tenantApp.register(authRoutes(services.auth));
+      await tenantApp.register(meRoutes({ db: services.db, auth: services.auth, sessions: services.sessions, apiKeys: services.apiKeys, policies: services.policies }));
+      await tenantApp.register(userAccessRoutes(services.userAccess));
+    },
+    { prefix: '/api/v1/tenants/:tenant_slug' },
+  );
   return app;
 }

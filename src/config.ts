@@ -45,6 +45,9 @@ export interface Config {
   /** Port for the embedded PostgreSQL; 0 picks a free one. */
   readonly embeddedPostgresPort: number;
   readonly shutdownTimeoutMs: number;
+  /** Base URL of the pages that take password-reset and verification tokens (links in mail). */
+  readonly publicUrl: string;
+  readonly authRateLimitPerMinute: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -120,5 +123,7 @@ export function loadConfig(env: Env = process.env): Config {
     spareSchemas: integer(env, 'SPARE_SCHEMAS', 2, 0, 100),
     embeddedPostgresPort: integer(env, 'EMBEDDED_POSTGRES_PORT', 0, 0, 65535),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
+    publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:8004',
+    authRateLimitPerMinute: integer(env, 'AUTH_RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
   };
 }

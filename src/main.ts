@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { databaseCheck } from './health/routes.js';
 import { openRuntime, type Runtime } from './runtime.js';
 
 async function createDemoTenant(runtime: Runtime, config: Config, logger: Logger): Promise<void> {
@@ -48,7 +47,8 @@ async function main(): Promise<void> {
   const app = await buildApp({
     keys: runtime.keys,
     tenants: runtime.tenants,
-    readiness: { database: databaseCheck(runtime.database.db) },
+    services: runtime.services,
+    readiness: runtime.readiness,
     logger,
   });
 

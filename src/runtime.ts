@@ -4,6 +4,13 @@ import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { migratePlatform } from './db/platform.js';
+import path from 'node:path';
+import type { Cache } from './cache/cache.js';
+import { MemoryCache } from './cache/cache.js';
+import { RedisCache } from './cache/redis.js';
+import { databaseCheck, type ReadinessCheck } from './health/routes.js';
+import { createMailer } from './mail/mailer.js';
+import { createTenantServices, type TenantServices } from './services.js';
 import { SchemaManager } from './tenancy/schema-manager.js';
 import { TenantService } from './tenancy/service.js';
 
@@ -15,7 +22,25 @@ export interface Runtime {
   readonly keys: JwtKeys;
   readonly schemas: SchemaManager;
   readonly tenants: TenantService;
+  readonly cache: Cache;
+  readonly services: TenantServices;
+  readonly readiness: Record<string, ReadinessCheck>;
   close(): Promise<void>;
+}
+
+async function openCache(config: Config, logger: Logger): Promise<Cache> {
+  if (!config.redisUrl) return new MemoryCache();
+  let lastLogged = 0;
+  const redis = new RedisCache({
+    url: config.redisUrl,
+    onError: (error) => {
+      // Reconnection is automatic; say so once in a while, not on every retry.
+      if (Date.now() - lastLogged > 30_000) logger.warn({ err: error }, 'redis unavailable: answering from PostgreSQL');
+      lastLogged = Date.now();
+    },
+  });
+  await redis.connect();
+  return redis;
 }
 
 /** `keepSpares`: the long-running service keeps the spare-schema pool filled; the CLI does not. */
@@ -39,8 +64,10 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     spares: options.keepSpares ? config.spareSchemas : 0,
     onSpareError: (error) => logger.warn({ err: error }, 'could not prepare a spare tenant schema'),
   });
+  const cache = await openCache(config, logger);
   const close = async () => {
     await schemas.close();
+    await cache.close();
     await database.close();
     await embedded?.stop();
   };
@@ -50,5 +77,15 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     await close();
     throw error;
   }
-  return { config, database, embedded, keys, schemas, tenants: new TenantService(database.db, schemas), close };
+  const services = await createTenantServices({
+    db: database.db,
+    keys,
+    cache,
+    mailer: createMailer({ smtpUrl: config.smtpUrl, outboxDir: path.join(config.dataDir, 'outbox') }),
+    config,
+    onCacheError: (error) => logger.warn({ err: error }, 'could not publish a cache invalidation'),
+  });
+  const readiness: Record<string, ReadinessCheck> = { database: databaseCheck(database.db) };
+  if (config.redisUrl) readiness.redis = () => cache.ping();
+  return { config, database, embedded, keys, schemas, tenants: new TenantService(database.db, schemas), cache, services, readiness, close };
 }

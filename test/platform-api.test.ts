@@ -2,13 +2,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.js';
 import { createDatabase, tenantDb } from '../src/db/database.js';
-import { databaseCheck } from '../src/health/routes.js';
-import { SchemaManager } from '../src/tenancy/schema-manager.js';
-import { TenantService } from '../src/tenancy/service.js';
 import { tenantColumns } from '../src/db/types.js';
-import { createTestApp, signWith, type TestApp } from './support/app.js';
+import { buildTestApp, createTestApp, signWith, type TestApp } from './support/app.js';
 
 let t: TestApp;
 let token: string;
@@ -238,8 +234,7 @@ describe('readiness with the database down', () => {
   it('answers 503 naming the database check, and platform routes answer 503, not 500', async () => {
     // Nothing listens on port 9: every connection attempt is refused.
     const unreachable = createDatabase({ url: 'postgresql://nobody:nothing@127.0.0.1:9/none', max: 1, connectionTimeoutMs: 500 });
-    const schemas = new SchemaManager(unreachable.db);
-    const app = await buildApp({ keys: t.keys, tenants: new TenantService(unreachable.db, schemas), readiness: { database: databaseCheck(unreachable.db) }, logger: false });
+    const { app } = await buildTestApp(unreachable.db);
     try {
       const ready = await app.inject({ method: 'GET', url: '/ready' });
       expect(ready.statusCode).toBe(503);

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, type Config, type JwtAlgorithm } from '../config.js';
@@ -10,6 +10,10 @@ export interface JwtKeys {
   readonly verificationKey: KeyObject | Uint8Array;
   /** Where a generated development key was kept, if one was. */
   readonly generatedAt?: string;
+  /** RFC 7638 thumbprint of the public key (asymmetric algorithms): the JWT `kid`. */
+  readonly keyId?: string;
+  /** The public key as a JWK, published at /.well-known/jwks.json (asymmetric algorithms). */
+  readonly publicJwk?: Record<string, unknown>;
 }
 
 function asymmetric(algorithm: JwtAlgorithm): boolean {
@@ -60,5 +64,16 @@ export function loadJwtKeys(config: Config): JwtKeys {
   if (privateKey.asymmetricKeyType !== expectedType) {
     throw new ConfigError('JWT_SECRET_KEY', `must be an ${expectedType} key for ${algorithm} (got ${privateKey.asymmetricKeyType})`);
   }
-  return { algorithm, signingKey: privateKey, verificationKey: createPublicKey(privateKey), generatedAt: source?.file };
+  const publicKey = createPublicKey(privateKey);
+  const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
+  const members = jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
+  const keyId = createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+  return {
+    algorithm,
+    signingKey: privateKey,
+    verificationKey: publicKey,
+    generatedAt: source?.file,
+    keyId,
+    publicJwk: { ...jwk, kid: keyId, alg: algorithm, use: 'sig' },
+  };
 }

@@ -1,9 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
+import type { Kysely } from 'kysely';
 import { buildApp } from '../../src/app.js';
 import type { JwtKeys } from '../../src/auth/keys.js';
 import { issueSystemToken } from '../../src/auth/system-token.js';
+import { MemoryCache, type Cache } from '../../src/cache/cache.js';
+import type { PlatformDatabase } from '../../src/db/platform-types.js';
 import { databaseCheck } from '../../src/health/routes.js';
+import type { Mailer, MailMessage } from '../../src/mail/mailer.js';
+import { createTenantServices, type TenantServices } from '../../src/services.js';
 import { SchemaManager } from '../../src/tenancy/schema-manager.js';
 import { TenantService } from '../../src/tenancy/service.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
@@ -15,33 +20,62 @@ export function testKeys(secret = TEST_SECRET): JwtKeys {
   return { algorithm: 'HS256', signingKey: key, verificationKey: key };
 }
 
+/** Keeps sent mail in memory for assertions. */
+export class TestMailer implements Mailer {
+  readonly sent: MailMessage[] = [];
+  async send(message: MailMessage): Promise<void> {
+    this.sent.push(message);
+  }
+}
+
+export interface TestAppOptions {
+  readonly cache?: Cache;
+  readonly authRateLimitPerMinute?: number;
+  readonly keys?: JwtKeys;
+  /** Use this database instead of a fresh clone (a second instance on the same data). */
+  readonly database?: TestDatabase;
+}
+
 export interface TestApp {
   readonly app: FastifyInstance;
   readonly db: TestDatabase;
   readonly keys: JwtKeys;
   readonly tenants: TenantService;
   readonly schemas: SchemaManager;
+  readonly services: TenantServices;
+  readonly mailer: TestMailer;
   systemToken(): Promise<string>;
   close(): Promise<void>;
 }
 
-/** The real app on its own cloned database. */
-export async function createTestApp(): Promise<TestApp> {
-  const db = await createTestDatabase();
-  const keys = testKeys();
-  const schemas = new SchemaManager(db.database.db);
-  const tenants = new TenantService(db.database.db, schemas);
-  const app = await buildApp({ keys, tenants, readiness: { database: databaseCheck(db.database.db) }, logger: false });
-  return {
-    app,
+/** Builds the real app over `db` (an instance of the service, without listening). */
+export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAppOptions = {}) {
+  const keys = options.keys ?? testKeys();
+  const schemas = new SchemaManager(db);
+  const tenants = new TenantService(db, schemas);
+  const mailer = new TestMailer();
+  const services = await createTenantServices({
     db,
     keys,
-    tenants,
-    schemas,
-    systemToken: () => issueSystemToken(keys, { subject: 'test', ttlSeconds: 300 }),
+    cache: options.cache ?? new MemoryCache(),
+    mailer,
+    config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000 },
+  });
+  const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: false });
+  return { app, keys, schemas, tenants, services, mailer };
+}
+
+/** The real app on its own cloned database. */
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const db = options.database ?? (await createTestDatabase());
+  const built = await buildTestApp(db.database.db, options);
+  return {
+    ...built,
+    db,
+    systemToken: () => issueSystemToken(built.keys, { subject: 'test', ttlSeconds: 300 }),
     close: async () => {
-      await app.close();
-      await db.drop();
+      await built.app.close();
+      if (!options.database) await db.drop();
     },
   };
 }

@@ -1,0 +1,90 @@
+import type { Kysely } from 'kysely';
+import type { LocalCache } from '../cache/local.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import { ACTIONS, RESOURCES } from './catalogue.js';
+import { decide, type AccessData, type Decision, type Effect, type Reason } from './engine.js';
+
+/** Every concrete permission (`<resource>.<action>`), the set "effective permissions" range over. */
+export const CONCRETE_PERMISSIONS: readonly string[] = RESOURCES.flatMap((r) => ACTIONS.map((a) => `${r}.${a}`));
+
+export interface Explanation {
+  readonly permission: string;
+  readonly allowed: boolean;
+  readonly reason: Reason;
+}
+
+/**
+ * Evaluates permissions from current data: a user's roles, grants and overrides are loaded
+ * once and cached per user; any change to roles, grants, user roles or overrides
+ * invalidates them (here and, through the shared cache, on every instance).
+ */
+export class AccessService {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly local: LocalCache,
+  ) {}
+
+  async data(tenant: TenantContext, userId: string): Promise<AccessData> {
+    return this.local.load(`access:${tenant.schema}:${userId}`, () => this.load(tenant, userId));
+  }
+
+  private async load(tenant: TenantContext, userId: string): Promise<AccessData> {
+    const db = tenantDb(this.db, tenant.schema);
+    const [roles, grants, overrides] = await Promise.all([
+      db
+        .selectFrom('user_roles as ur')
+        .innerJoin('roles as r', 'r.id', 'ur.role_id')
+        .select(['r.name', 'r.priority'])
+        .where('ur.user_id', '=', userId)
+        .where('r.deleted_at', 'is', null)
+        .execute(),
+      db
+        .selectFrom('user_roles as ur')
+        .innerJoin('roles as r', 'r.id', 'ur.role_id')
+        .innerJoin('role_permissions as rp', 'rp.role_id', 'r.id')
+        .innerJoin('permissions as p', 'p.id', 'rp.permission_id')
+        .select(['r.name as role', 'r.priority', 'p.name as permission', 'rp.effect'])
+        .where('ur.user_id', '=', userId)
+        .where('r.deleted_at', 'is', null)
+        .execute(),
+      db
+        .selectFrom('user_permissions as up')
+        .innerJoin('permissions as p', 'p.id', 'up.permission_id')
+        .select(['p.name as permission', 'up.effect', 'up.expires_at'])
+        .where('up.user_id', '=', userId)
+        .execute(),
+    ]);
+    return {
+      roles,
+      grants: grants.map((g) => ({ ...g, effect: g.effect as Effect })),
+      overrides: overrides.map((o) => ({ permission: o.permission, effect: o.effect as Effect, expiresAt: o.expires_at })),
+    };
+  }
+
+  async can(tenant: TenantContext, userId: string, permission: string): Promise<Decision> {
+    return decide(await this.data(tenant, userId), permission);
+  }
+
+  /** Every concrete permission with its decision and the reason for it. */
+  async explain(tenant: TenantContext, userId: string): Promise<Explanation[]> {
+    const data = await this.data(tenant, userId);
+    const now = new Date();
+    return CONCRETE_PERMISSIONS.map((permission) => ({ permission, ...decide(data, permission, now) }));
+  }
+
+  async effective(tenant: TenantContext, userId: string): Promise<string[]> {
+    return (await this.explain(tenant, userId)).filter((e) => e.allowed).map((e) => e.permission);
+  }
+
+  /** After a change to one user's roles or overrides. */
+  invalidateUser(tenant: TenantContext, userId: string): Promise<void> {
+    return this.local.invalidate(`access:${tenant.schema}:${userId}`);
+  }
+
+  /** After a change to a role or its grants: every user of the tenant may be affected. */
+  invalidateTenant(tenant: TenantContext): Promise<void> {
+    return this.local.invalidate(`access:${tenant.schema}:`);
+  }
+}

@@ -1,0 +1,58 @@
+import type { Kysely } from 'kysely';
+import type { TenantDatabase } from '../db/types.js';
+
+/** Who did something, and from where: written with every mutation and security event. */
+export interface AuditActor {
+  readonly actorUserId: string | null;
+  readonly actorType: 'user' | 'api_key' | 'system' | 'anonymous';
+  readonly sessionId: string | null;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+  readonly requestId: string | null;
+}
+
+export interface AuditEntry {
+  readonly action: string;
+  readonly entityType?: string;
+  readonly entityId?: string | null;
+  readonly before?: unknown;
+  readonly after?: unknown;
+  readonly metadata?: Record<string, unknown>;
+}
+
+const SECRET_KEYS = /^(password|password_hash|new_password|current_password|token|token_hash|refresh_token|refresh_token_hash|previous_refresh_token_hash|key|key_hash|secret|secrets|encrypted_secrets)$/;
+
+/** Copies a value with secrets and hashes replaced by "[redacted]". */
+export function redact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redact);
+  if (value instanceof Date) return value.toISOString();
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[redacted]' : redact(v)]));
+  }
+  return value;
+}
+
+function json(value: unknown): string | null {
+  return value === undefined || value === null ? null : JSON.stringify(redact(value));
+}
+
+/** Writes one audit row; call it with the transaction of the change it records. */
+export async function writeAudit(db: Kysely<TenantDatabase>, actor: AuditActor, entry: AuditEntry): Promise<void> {
+  await db
+    .insertInto('audit_logs')
+    .values({
+      actor_user_id: actor.actorUserId,
+      actor_type: actor.actorType,
+      session_id: actor.sessionId,
+      ip_address: actor.ip,
+      user_agent: actor.userAgent?.slice(0, 1000) ?? null,
+      request_id: actor.requestId,
+      action: entry.action,
+      entity_type: entry.entityType ?? null,
+      entity_id: entry.entityId ?? null,
+      before: json(entry.before),
+      after: json(entry.after),
+      metadata: JSON.stringify(redact(entry.metadata ?? {})),
+    })
+    .execute();
+}

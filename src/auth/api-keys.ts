@@ -1,0 +1,135 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
+import { decide } from '../access/engine.js';
+import type { AccessService } from '../access/service.js';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { LocalCache } from '../cache/local.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import { DomainError } from '../errors.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import { sha256 } from './tokens.js';
+
+/** `ssk_<prefix>_<secret>`: the prefix is shown in lists and finds the row; the whole key is hashed. */
+const KEY_PATTERN = /^ssk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+const CATALOGUE = new Set(PERMISSION_CATALOGUE.map((p) => p.name));
+const LAST_USED_EVERY_MS = 60_000;
+
+export interface ApiKeyIdentity {
+  readonly id: string;
+  readonly userId: string;
+  readonly scope: readonly string[];
+}
+
+interface CachedKey extends ApiKeyIdentity {
+  readonly hash: string;
+  readonly expiresAt: number | null;
+}
+
+const COLUMNS = ['id', 'name', 'prefix', 'permissions', 'expires_at', 'last_used_at', 'created_at'] as const;
+
+/** API keys: shown once, stored hashed, scoped to at most their owner's permissions, revocable. */
+export class ApiKeyService {
+  private readonly lastUsedWritten = new Map<string, number>();
+
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly local: LocalCache,
+    private readonly access: AccessService,
+  ) {}
+
+  async create(tenant: TenantContext, userId: string, input: { name: string; permissions: string[]; expires_at?: string }, actor: AuditActor) {
+    const name = input.name.trim();
+    if (name.length < 1 || name.length > 200) throw DomainError.invalid('name', 'must be 1-200 characters');
+    if (input.permissions.length === 0) throw DomainError.invalid('permissions', 'must name at least one permission');
+    const data = await this.access.data(tenant, userId);
+    for (const permission of input.permissions) {
+      if (!CATALOGUE.has(permission)) throw DomainError.invalid('permissions', `"${permission}" is not a known permission`);
+      // A key never carries more than its owner holds now (a wildcard must be held as such).
+      if (!decide(data, permission).allowed) throw new DomainError('forbidden', `you do not hold "${permission}" and cannot give it to a key`);
+    }
+    let expiresAt: Date | null = null;
+    if (input.expires_at !== undefined) {
+      expiresAt = new Date(input.expires_at);
+      if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) throw DomainError.invalid('expires_at', 'must be a future date-time');
+    }
+    const prefix = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12);
+    const key = `ssk_${prefix}_${randomBytes(32).toString('base64url')}`;
+    const db = tenantDb(this.db, tenant.schema);
+    const row = await db.transaction().execute(async (trx) => {
+      const created = await trx
+        .insertInto('api_keys')
+        .values({ user_id: userId, name, prefix, key_hash: sha256(key), permissions: [...new Set(input.permissions)], expires_at: expiresAt })
+        .returning(COLUMNS)
+        .executeTakeFirstOrThrow();
+      await writeAudit(trx, actor, { action: 'api_keys.create', entityType: 'api_keys', entityId: created.id, after: created });
+      return created;
+    });
+    await this.local.invalidate(`apikey:${tenant.schema}:${prefix}`);
+    return { ...row, key };
+  }
+
+  list(tenant: TenantContext, userId: string) {
+    return tenantDb(this.db, tenant.schema)
+      .selectFrom('api_keys')
+      .select(COLUMNS)
+      .where('user_id', '=', userId)
+      .where('deleted_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+
+  async revoke(tenant: TenantContext, userId: string, id: string, actor: AuditActor): Promise<void> {
+    const db = tenantDb(this.db, tenant.schema);
+    const revoked = await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .updateTable('api_keys')
+        .set({ deleted_at: new Date(), updated_at: new Date() })
+        .where('id', '=', id)
+        .where('user_id', '=', userId)
+        .where('deleted_at', 'is', null)
+        .returning(['id', 'prefix', 'name'])
+        .executeTakeFirst();
+      if (!row) throw DomainError.notFound('api key');
+      await writeAudit(trx, actor, { action: 'api_keys.delete', entityType: 'api_keys', entityId: row.id, before: row });
+      return row;
+    });
+    await this.local.invalidate(`apikey:${tenant.schema}:${revoked.prefix}`);
+  }
+
+  /** The key's identity, or 401. A key of another tenant is simply unknown here. */
+  async authenticate(tenant: TenantContext, key: string): Promise<ApiKeyIdentity> {
+    const match = KEY_PATTERN.exec(key);
+    if (!match) throw new DomainError('unauthenticated', 'invalid API key');
+    const prefix = match[1]!;
+    const cached = await this.local.load<CachedKey | null>(`apikey:${tenant.schema}:${prefix}`, async () => {
+      const row = await tenantDb(this.db, tenant.schema)
+        .selectFrom('api_keys')
+        .select(['id', 'user_id', 'key_hash', 'permissions', 'expires_at'])
+        .where('prefix', '=', prefix)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      return row ? { id: row.id, userId: row.user_id, hash: row.key_hash, scope: row.permissions, expiresAt: row.expires_at?.getTime() ?? null } : null;
+    });
+    const given = Buffer.from(sha256(key), 'hex');
+    if (!cached || !timingSafeEqual(given, Buffer.from(cached.hash, 'hex')) || (cached.expiresAt !== null && cached.expiresAt <= Date.now())) {
+      throw new DomainError('unauthenticated', 'invalid API key');
+    }
+    this.touch(tenant, cached.id);
+    return { id: cached.id, userId: cached.userId, scope: cached.scope };
+  }
+
+  /** Records last_used_at at most once a minute per key, off the request path. */
+  private touch(tenant: TenantContext, id: string): void {
+    const now = Date.now();
+    if ((this.lastUsedWritten.get(id) ?? 0) > now - LAST_USED_EVERY_MS) return;
+    this.lastUsedWritten.set(id, now);
+    void tenantDb(this.db, tenant.schema)
+      .updateTable('api_keys')
+      .set({ last_used_at: new Date(now) })
+      .where('id', '=', id)
+      .execute()
+      .catch(() => this.lastUsedWritten.delete(id));
+  }
+}

@@ -1,0 +1,290 @@
+import { sql, type Kysely } from 'kysely';
+import type { AccessService } from '../access/service.js';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantDatabase } from '../db/types.js';
+import { DomainError } from '../errors.js';
+import type { Mailer } from '../mail/mailer.js';
+import type { PolicyReader, TenantPolicy } from '../settings/policy.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import { loadUserView, type UserView } from '../users/view.js';
+import type { JwtKeys } from './keys.js';
+import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
+import type { SessionStore } from './sessions.js';
+import { randomToken, sha256, signAccessToken } from './tokens.js';
+
+export interface TokenPair {
+  readonly access_token: string;
+  readonly refresh_token: string;
+  readonly token_type: 'bearer';
+  readonly expires_in: number;
+}
+
+export interface LoginResult extends TokenPair {
+  readonly user: UserView;
+}
+
+/** The one answer to every failed login: unknown user, wrong password, locked or inactive account. */
+const BAD_CREDENTIALS = 'invalid credentials';
+
+export interface AuthServiceDeps {
+  readonly db: Kysely<PlatformDatabase>;
+  readonly keys: JwtKeys;
+  readonly sessions: SessionStore;
+  readonly access: AccessService;
+  readonly policies: PolicyReader;
+  readonly mailer: Mailer;
+  /** Base URL of the pages that take reset and verification tokens. */
+  readonly publicUrl: string;
+}
+
+/** Login, refresh, logout, password reset, email verification and password change. */
+export class AuthService {
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(private readonly deps: AuthServiceDeps) {}
+
+  async login(tenant: TenantContext, input: { email?: string; username?: string; password: string }, actor: AuditActor): Promise<LoginResult> {
+    const identifier = (input.email ?? input.username ?? '').trim();
+    if (!identifier) throw DomainError.invalid('email', 'email or username is required');
+    const policy = await this.deps.policies.policy(tenant);
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const column = input.email !== undefined ? 'email' : 'username';
+    const user = await db
+      .selectFrom('users')
+      .select(['id', 'password_hash', 'status', 'locked_until', 'is_email_verified'])
+      .where((eb) => eb(eb.fn('lower', [column]), '=', identifier.toLowerCase()))
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+
+    // The same work whether or not the user exists: no answer or timing tells them apart.
+    const hash = user?.password_hash ?? (await this.dummy());
+    const passwordOk = await verifyPassword(hash, input.password.slice(0, policy.password.maxLength * 4));
+    if (!user || !user.password_hash) {
+      await db.transaction().execute((trx) => writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', metadata: { identifier, reason: 'unknown_user' } }));
+      throw new DomainError('unauthenticated', BAD_CREDENTIALS);
+    }
+    const locked = user.locked_until !== null && user.locked_until > new Date();
+    if (locked || !passwordOk || user.status !== 'active') {
+      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !passwordOk ? 'bad_password' : `status_${user.status}`, !locked && !passwordOk);
+      throw new DomainError('unauthenticated', BAD_CREDENTIALS);
+    }
+    if (policy.requireEmailVerification && !user.is_email_verified) {
+      throw new DomainError('forbidden', 'the email address is not verified yet');
+    }
+
+    const created = await db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: new Date(), updated_at: new Date() })
+        .where('id', '=', user.id)
+        .execute();
+      const session = await this.deps.sessions.create(trx, { userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
+      await writeAudit(trx, { ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.sessionId }, { action: 'auth.login', entityType: 'users', entityId: user.id });
+      return session;
+    });
+    const pair = await this.tokens(tenant, user.id, created.sessionId, created.refreshToken, policy);
+    return { ...pair, user: await loadUserView(db, user.id) };
+  }
+
+  /** Counts a failure; at the policy's threshold, locks the account (each repeat doubles the lock). */
+  private async recordFailure(db: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, reason: string, counts: boolean) {
+    await db.transaction().execute(async (trx) => {
+      await writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', entityId: userId, metadata: { reason } });
+      if (!counts) return;
+      const row = await trx
+        .updateTable('users')
+        .set((eb) => ({ failed_login_count: eb('failed_login_count', '+', 1) }))
+        .where('id', '=', userId)
+        .returning(['failed_login_count', 'lockout_count'])
+        .executeTakeFirstOrThrow();
+      if (row.failed_login_count < policy.lockout.maxFailures) return;
+      const minutes = Math.min(policy.lockout.durationMinutes * 2 ** row.lockout_count, policy.lockout.maxDurationMinutes);
+      const until = new Date(Date.now() + minutes * 60_000);
+      await trx
+        .updateTable('users')
+        .set({ failed_login_count: 0, lockout_count: row.lockout_count + 1, locked_until: until, updated_at: new Date() })
+        .where('id', '=', userId)
+        .execute();
+      await writeAudit(trx, actor, { action: 'auth.lockout', entityType: 'users', entityId: userId, metadata: { minutes, until: until.toISOString() } });
+    });
+  }
+
+  async refresh(tenant: TenantContext, refreshToken: string, actor: AuditActor): Promise<TokenPair> {
+    const policy = await this.deps.policies.policy(tenant);
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const result = await db.transaction().execute(async (trx) => {
+      const rotated = await this.deps.sessions.rotate(trx, refreshToken, policy);
+      if (rotated.kind === 'reused') {
+        await this.deps.sessions.revoke(trx, rotated.sessionId, 'refresh_token_reuse');
+        await writeAudit(trx, { ...actor, actorUserId: rotated.userId, sessionId: rotated.sessionId }, { action: 'auth.refresh_reuse', entityType: 'user_sessions', entityId: rotated.sessionId });
+      }
+      return rotated;
+    });
+    if (result.kind === 'reused') await this.deps.sessions.forgetSessions(tenant, [result.sessionId]);
+    if (result.kind !== 'rotated') throw new DomainError('unauthenticated', 'invalid refresh token');
+    await this.deps.sessions.forgetSessions(tenant, [result.sessionId]); // last_seen_at moved
+    if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('unauthenticated', 'invalid refresh token');
+    return this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
+  }
+
+  async logout(tenant: TenantContext, sessionId: string, actor: AuditActor): Promise<void> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    await db.transaction().execute(async (trx) => {
+      await this.deps.sessions.revoke(trx, sessionId, 'logout');
+      await writeAudit(trx, actor, { action: 'auth.logout', entityType: 'user_sessions', entityId: sessionId });
+    });
+    await this.deps.sessions.forgetSessions(tenant, [sessionId]);
+  }
+
+  /** Always succeeds from the caller's view; mails a link only to an existing, usable account. */
+  async requestPasswordReset(tenant: TenantContext, email: string, actor: AuditActor): Promise<void> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const policy = await this.deps.policies.policy(tenant);
+    const user = await db
+      .selectFrom('users')
+      .select(['id', 'email', 'status'])
+      .where((eb) => eb(eb.fn('lower', ['email']), '=', email.trim().toLowerCase()))
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (!user || user.status === 'suspended') return;
+    const token = randomToken('');
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('password_reset_tokens')
+        .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.passwordResetTtlMinutes * 60_000), requested_ip: actor.ip })
+        .execute();
+      await writeAudit(trx, actor, { action: 'auth.password_reset_requested', entityType: 'users', entityId: user.id });
+    });
+    await this.deps.mailer.send({
+      to: user.email,
+      subject: 'Reset your password',
+      text: `A password reset was requested for your account of ${tenant.slug}.\n\nSet a new password: ${this.link('reset-password', tenant, token)}\n\nThe link works once, for ${policy.passwordResetTtlMinutes} minutes. If you did not ask for it, ignore this message.\n`,
+    });
+  }
+
+  /** Sets the new password, uses the token up, and revokes every session of the user. */
+  async confirmPasswordReset(tenant: TenantContext, token: string, newPassword: string, actor: AuditActor): Promise<void> {
+    const policy = await this.deps.policies.policy(tenant);
+    checkPasswordPolicy(newPassword, policy.password, 'new_password');
+    const passwordHash = await hashPassword(newPassword);
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const outcome = await db.transaction().execute(async (trx) => {
+      const used = await trx
+        .updateTable('password_reset_tokens')
+        .set({ used_at: new Date(), updated_at: new Date() })
+        .where('token_hash', '=', sha256(token))
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', new Date())
+        .returning('user_id')
+        .executeTakeFirst();
+      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired');
+      const user = await trx
+        .updateTable('users')
+        .set({ password_hash: passwordHash, password_changed_at: new Date(), failed_login_count: 0, locked_until: null, updated_at: new Date(), version: sql`version + 1` })
+        .where('id', '=', used.user_id)
+        .where('deleted_at', 'is', null)
+        .returning(['id', 'status'])
+        .executeTakeFirst();
+      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired');
+      // An invited user sets the first password through the same mechanism and becomes active.
+      if (user.status === 'invited') {
+        await trx.updateTable('users').set({ status: 'active', is_email_verified: true, email_verified_at: new Date() }).where('id', '=', user.id).execute();
+      }
+      const revoked = await this.deps.sessions.revokeAll(trx, user.id, 'password_reset');
+      await writeAudit(trx, { ...actor, actorUserId: user.id }, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { revoked_sessions: revoked.length } });
+      return { userId: user.id, revoked };
+    });
+    await this.deps.sessions.forgetSessions(tenant, outcome.revoked);
+    await this.deps.sessions.forgetUser(tenant, outcome.userId);
+  }
+
+  async requestEmailVerification(tenant: TenantContext, userId: string, actor: AuditActor): Promise<void> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const policy = await this.deps.policies.policy(tenant);
+    const user = await db.selectFrom('users').select(['id', 'email', 'is_email_verified']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!user) throw DomainError.notFound('user');
+    if (user.is_email_verified) throw DomainError.conflict('the email address is already verified');
+    const token = randomToken('');
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('email_verification_tokens')
+        .values({ user_id: user.id, email: user.email, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.emailVerificationTtlHours * 3_600_000) })
+        .execute();
+      await writeAudit(trx, actor, { action: 'auth.email_verification_requested', entityType: 'users', entityId: user.id });
+    });
+    await this.deps.mailer.send({
+      to: user.email,
+      subject: 'Verify your email address',
+      text: `Confirm this address for your account of ${tenant.slug}: ${this.link('verify-email', tenant, token)}\n\nThe link works once, for ${policy.emailVerificationTtlHours} hours.\n`,
+    });
+  }
+
+  /** Marks the address verified, provided it is still the user's address. */
+  async verifyEmail(tenant: TenantContext, token: string, actor: AuditActor): Promise<void> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    await db.transaction().execute(async (trx) => {
+      const used = await trx
+        .updateTable('email_verification_tokens')
+        .set({ used_at: new Date(), updated_at: new Date() })
+        .where('token_hash', '=', sha256(token))
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', new Date())
+        .returning(['user_id', 'email'])
+        .executeTakeFirst();
+      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired');
+      const user = await trx
+        .updateTable('users')
+        .set({ is_email_verified: true, email_verified_at: new Date(), updated_at: new Date(), version: sql`version + 1` })
+        .where('id', '=', used.user_id)
+        .where('deleted_at', 'is', null)
+        .where((eb) => eb(eb.fn('lower', ['email']), '=', used.email.toLowerCase()))
+        .returning('id')
+        .executeTakeFirst();
+      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired');
+      await writeAudit(trx, { ...actor, actorUserId: actor.actorUserId ?? user.id }, { action: 'auth.email_verified', entityType: 'users', entityId: user.id });
+    });
+  }
+
+  /** Needs the current password; revokes the user's other sessions. */
+  async changePassword(tenant: TenantContext, userId: string, currentSessionId: string | null, input: { current_password: string; new_password: string }, actor: AuditActor): Promise<void> {
+    const policy = await this.deps.policies.policy(tenant);
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const user = await db.selectFrom('users').select(['password_hash']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!user?.password_hash || !(await verifyPassword(user.password_hash, input.current_password))) {
+      throw DomainError.invalid('current_password', 'is not the current password');
+    }
+    checkPasswordPolicy(input.new_password, policy.password, 'new_password');
+    const passwordHash = await hashPassword(input.new_password);
+    const revoked = await db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ password_hash: passwordHash, password_changed_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', userId).execute();
+      const ids = await this.deps.sessions.revokeAll(trx, userId, 'password_changed', currentSessionId ?? undefined);
+      await writeAudit(trx, actor, { action: 'auth.password_changed', entityType: 'users', entityId: userId, metadata: { revoked_sessions: ids.length } });
+      return ids;
+    });
+    await this.deps.sessions.forgetSessions(tenant, revoked);
+  }
+
+  private async tokens(tenant: TenantContext, userId: string, sessionId: string, refreshToken: string, policy: TenantPolicy): Promise<TokenPair> {
+    const [data, permissions] = await Promise.all([this.deps.access.data(tenant, userId), this.deps.access.effective(tenant, userId)]);
+    const accessToken = await signAccessToken(this.deps.keys, {
+      tenantSlug: tenant.slug,
+      userId,
+      sessionId,
+      roles: data.roles.map((r) => r.name),
+      permissions,
+      ttlSeconds: policy.accessTokenTtlSeconds,
+    });
+    return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: policy.accessTokenTtlSeconds };
+  }
+
+  private link(page: string, tenant: TenantContext, token: string): string {
+    return `${this.deps.publicUrl.replace(/\/$/, '')}/${page}?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
+  }
+
+  private dummy(): Promise<string> {
+    this.dummyHash ??= hashPassword('not a real password: equalizes the timing of unknown users');
+    return this.dummyHash;
+  }
+}

@@ -1,0 +1,158 @@
+import { sql, type Kysely } from 'kysely';
+import type { LocalCache } from '../cache/local.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantDatabase } from '../db/types.js';
+import type { TenantPolicy } from '../settings/policy.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import { randomToken, sha256 } from './tokens.js';
+
+export const REFRESH_PREFIX = 'rt_';
+
+interface SessionState {
+  readonly userId: string;
+  readonly revoked: boolean;
+  readonly expiresAt: number;
+  readonly lastSeenAt: number;
+}
+
+interface UserState {
+  readonly active: boolean;
+}
+
+export type RotateResult =
+  | { readonly kind: 'rotated'; readonly sessionId: string; readonly userId: string; readonly refreshToken: string }
+  | { readonly kind: 'reused'; readonly sessionId: string; readonly userId: string }
+  | { readonly kind: 'invalid' };
+
+/**
+ * Sessions and the per-request checks on them. A session is live while not revoked, before
+ * its absolute expiry, and used within the idle timeout (refreshes count as use). Session and
+ * user states are cached; every revocation invalidates them on all instances.
+ */
+export class SessionStore {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly local: LocalCache,
+  ) {}
+
+  async create(
+    db: Kysely<TenantDatabase>,
+    input: { userId: string; ip: string | null; userAgent: string | null; policy: TenantPolicy },
+  ): Promise<{ sessionId: string; refreshToken: string }> {
+    const refreshToken = randomToken(REFRESH_PREFIX);
+    const session = await db
+      .insertInto('user_sessions')
+      .values({
+        user_id: input.userId,
+        refresh_token_hash: sha256(refreshToken),
+        ip_address: input.ip,
+        user_agent: input.userAgent?.slice(0, 1000) ?? null,
+        expires_at: new Date(Date.now() + input.policy.absoluteTimeoutHours * 3_600_000),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { sessionId: session.id, refreshToken };
+  }
+
+  /**
+   * Rotates a refresh token in one conditional UPDATE: of concurrent refreshes of one token
+   * exactly one matches the row; the others find it already rotated and count as reuse.
+   */
+  async rotate(db: Kysely<TenantDatabase>, presented: string, policy: TenantPolicy): Promise<RotateResult> {
+    const hash = sha256(presented);
+    const next = randomToken(REFRESH_PREFIX);
+    const idleCutoff = new Date(Date.now() - policy.idleTimeoutMinutes * 60_000);
+    const rotated = await db
+      .updateTable('user_sessions')
+      .set({ previous_refresh_token_hash: hash, refresh_token_hash: sha256(next), last_seen_at: new Date(), updated_at: new Date() })
+      .where('refresh_token_hash', '=', hash)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', new Date())
+      .where('last_seen_at', '>', idleCutoff)
+      .returning(['id', 'user_id'])
+      .executeTakeFirst();
+    if (rotated) return { kind: 'rotated', sessionId: rotated.id, userId: rotated.user_id, refreshToken: next };
+    const reused = await db
+      .selectFrom('user_sessions')
+      .select(['id', 'user_id'])
+      .where('previous_refresh_token_hash', '=', hash)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return reused ? { kind: 'reused', sessionId: reused.id, userId: reused.user_id } : { kind: 'invalid' };
+  }
+
+  async revoke(db: Kysely<TenantDatabase>, sessionId: string, reason: string): Promise<boolean> {
+    const result = await db
+      .updateTable('user_sessions')
+      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
+      .where('id', '=', sessionId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Revokes every live session of a user (but `except`); returns the revoked ids. */
+  async revokeAll(db: Kysely<TenantDatabase>, userId: string, reason: string, except?: string): Promise<string[]> {
+    let query = db
+      .updateTable('user_sessions')
+      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null);
+    if (except) query = query.where('id', '<>', except);
+    return (await query.returning('id').execute()).map((r) => r.id);
+  }
+
+  /** After a revocation committed: drop cached states here and on every instance. */
+  async forgetSessions(tenant: TenantContext, sessionIds: readonly string[]): Promise<void> {
+    await Promise.all(sessionIds.map((id) => this.local.invalidate(`session:${tenant.schema}:${id}`)));
+  }
+
+  async forgetUser(tenant: TenantContext, userId: string): Promise<void> {
+    await this.local.invalidate(`user:${tenant.schema}:${userId}`);
+  }
+
+  /** The per-request check: session live and bound to this user, user active. */
+  async isLive(tenant: TenantContext, sessionId: string, userId: string, policy: TenantPolicy): Promise<boolean> {
+    const [session, user] = await Promise.all([this.sessionState(tenant, sessionId), this.userActive(tenant, userId)]);
+    if (!session || !user.active || session.revoked || session.userId !== userId) return false;
+    const now = Date.now();
+    return session.expiresAt > now && session.lastSeenAt + policy.idleTimeoutMinutes * 60_000 > now;
+  }
+
+  async userActive(tenant: TenantContext, userId: string): Promise<UserState> {
+    return this.local.load(`user:${tenant.schema}:${userId}`, async () => {
+      const user = await tenantDb(this.db, tenant.schema)
+        .selectFrom('users')
+        .select(['status', 'deleted_at'])
+        .where('id', '=', userId)
+        .executeTakeFirst();
+      return { active: !!user && user.status === 'active' && user.deleted_at === null };
+    });
+  }
+
+  private async sessionState(tenant: TenantContext, sessionId: string): Promise<SessionState | null> {
+    if (!/^[0-9a-f-]{36}$/i.test(sessionId)) return null;
+    return this.local.load(`session:${tenant.schema}:${sessionId}`, async () => {
+      const s = await tenantDb(this.db, tenant.schema)
+        .selectFrom('user_sessions')
+        .select(['user_id', 'revoked_at', 'expires_at', 'last_seen_at'])
+        .where('id', '=', sessionId)
+        .executeTakeFirst();
+      return s ? { userId: s.user_id, revoked: s.revoked_at !== null, expiresAt: s.expires_at.getTime(), lastSeenAt: s.last_seen_at.getTime() } : null;
+    });
+  }
+
+  /** Live sessions of a user, newest first. */
+  async list(tenant: TenantContext, userId: string, policy: TenantPolicy) {
+    return tenantDb(this.db, tenant.schema)
+      .selectFrom('user_sessions')
+      .select(['id', 'ip_address', 'user_agent', 'created_at', 'last_seen_at', 'expires_at'])
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', new Date())
+      .where('last_seen_at', '>', sql<Date>`now() - make_interval(mins => ${policy.idleTimeoutMinutes})`)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+}

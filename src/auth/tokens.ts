@@ -1,0 +1,57 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { errors, jwtVerify, SignJWT } from 'jose';
+import { DomainError } from '../errors.js';
+import type { JwtKeys } from './keys.js';
+
+/** The claims of a tenant access token (SPEC section 5). */
+export interface AccessClaims {
+  readonly type: 'tenant';
+  readonly tenant_slug: string;
+  readonly user_id: string;
+  readonly sub: string;
+  readonly sid: string;
+  readonly roles: string[];
+  readonly permissions: string[];
+  readonly iat: number;
+  readonly exp: number;
+}
+
+export async function signAccessToken(
+  keys: JwtKeys,
+  input: { tenantSlug: string; userId: string; sessionId: string; roles: string[]; permissions: string[]; ttlSeconds: number },
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ type: 'tenant', tenant_slug: input.tenantSlug, user_id: input.userId, sid: input.sessionId, roles: input.roles, permissions: input.permissions })
+    .setProtectedHeader({ alg: keys.algorithm, typ: 'JWT', ...(keys.keyId ? { kid: keys.keyId } : {}) })
+    .setSubject(input.userId)
+    .setIssuedAt(now)
+    .setExpirationTime(now + input.ttlSeconds)
+    .sign(keys.signingKey);
+}
+
+/**
+ * Verifies signature (configured algorithm only), `exp` (required), `nbf`, and that this is
+ * a tenant token of the route's tenant: 401 for a bad token, 403 for a valid one of another
+ * kind or tenant.
+ */
+export async function verifyAccessToken(keys: JwtKeys, token: string, tenantSlug: string): Promise<AccessClaims> {
+  let payload;
+  try {
+    ({ payload } = await jwtVerify(token, keys.verificationKey, { algorithms: [keys.algorithm], requiredClaims: ['exp', 'sub'] }));
+  } catch (error) {
+    throw new DomainError('unauthenticated', error instanceof errors.JWTExpired ? 'token expired' : 'invalid token');
+  }
+  if (payload.type !== 'tenant') throw new DomainError('forbidden', 'a tenant token is required');
+  if (payload.tenant_slug !== tenantSlug) throw new DomainError('forbidden', 'the token belongs to another tenant');
+  if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') throw new DomainError('unauthenticated', 'invalid token');
+  return payload as unknown as AccessClaims;
+}
+
+/** Opaque random secrets (refresh, reset, verification tokens): 256 bits, stored only as hashes. */
+export function randomToken(prefix: string): string {
+  return `${prefix}${randomBytes(32).toString('base64url')}`;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

@@ -1,0 +1,147 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { withinScope } from '../access/engine.js';
+import type { AccessService } from '../access/service.js';
+import type { ApiKeyService } from '../auth/api-keys.js';
+import type { JwtKeys } from '../auth/keys.js';
+import type { SessionStore } from '../auth/sessions.js';
+import { verifyAccessToken } from '../auth/tokens.js';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { Cache } from '../cache/cache.js';
+import { MemoryCache } from '../cache/cache.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import { DomainError } from '../errors.js';
+import type { PolicyReader } from '../settings/policy.js';
+import type { TenantContext, TenantDirectory } from '../tenancy/directory.js';
+import type { Kysely } from 'kysely';
+
+/** What a tenant route requires: a permission, the caller's own account, or nothing. */
+export type RouteAccess = { readonly permission: string } | 'self' | 'public';
+
+export interface Principal {
+  readonly kind: 'user' | 'api_key';
+  readonly userId: string;
+  readonly sessionId: string | null;
+  readonly apiKeyId: string | null;
+  /** An API key's scope; null for a user session. */
+  readonly scope: readonly string[] | null;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    tenant: TenantContext | null;
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+    /** Counted against the per-IP limit of authentication routes. */
+    authRateLimited?: boolean;
+  }
+}
+
+export interface TenantAuthDeps {
+  readonly db: Kysely<PlatformDatabase>;
+  readonly keys: JwtKeys;
+  readonly directory: TenantDirectory;
+  readonly sessions: SessionStore;
+  readonly access: AccessService;
+  readonly apiKeys: ApiKeyService;
+  readonly policies: PolicyReader;
+  readonly cache: Cache;
+  /** Requests per minute per client IP on authentication routes. */
+  readonly authRateLimitPerMinute: number;
+}
+
+export function actorFrom(request: FastifyRequest): AuditActor {
+  const p = request.principal;
+  return {
+    actorUserId: p?.userId ?? null,
+    actorType: p ? p.kind : 'anonymous',
+    sessionId: p?.sessionId ?? null,
+    ip: request.ip ?? null,
+    userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null,
+    requestId: request.id,
+  };
+}
+
+export function requireTenant(request: FastifyRequest): TenantContext {
+  if (!request.tenant) throw new Error('tenant route without a resolved tenant');
+  return request.tenant;
+}
+
+export function requirePrincipal(request: FastifyRequest): Principal {
+  if (!request.principal) throw new DomainError('unauthenticated', 'authentication required');
+  return request.principal;
+}
+
+/** The caller's own user session: self-service that API keys may not do (passwords, keys). */
+export function requireSession(request: FastifyRequest): Principal & { sessionId: string } {
+  const principal = requirePrincipal(request);
+  if (!principal.sessionId) throw new DomainError('forbidden', 'this needs a user session, not an API key');
+  return principal as Principal & { sessionId: string };
+}
+
+/**
+ * onRequest hook of every tenant route: resolves the tenant of the path, applies the per-IP
+ * limit to authentication routes, authenticates the caller (Bearer token or X-API-Key), and
+ * checks the route's permission against current data (never the token's claim).
+ */
+export function tenantAuthHook(deps: TenantAuthDeps) {
+  // When the shared cache cannot count (Redis down), count here: never fail open.
+  const fallbackCounter = new MemoryCache(10_000);
+
+  async function rateLimit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const key = `ratelimit:auth:${request.ip}`;
+    let counted: { count: number; ttlSeconds: number };
+    try {
+      counted = await deps.cache.increment(key, 60);
+    } catch {
+      counted = await fallbackCounter.increment(key, 60);
+    }
+    if (counted.count > deps.authRateLimitPerMinute) {
+      reply.header('retry-after', String(counted.ttlSeconds));
+      throw new DomainError('rate_limited', `too many authentication requests; retry in ${counted.ttlSeconds} s`);
+    }
+  }
+
+  async function authenticate(request: FastifyRequest, tenant: TenantContext): Promise<Principal> {
+    const apiKey = request.headers['x-api-key'];
+    if (typeof apiKey === 'string' && apiKey.length > 0) {
+      const key = await deps.apiKeys.authenticate(tenant, apiKey);
+      if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('unauthenticated', 'invalid API key');
+      return { kind: 'api_key', userId: key.userId, sessionId: null, apiKeyId: key.id, scope: key.scope };
+    }
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!match?.[1]) throw new DomainError('unauthenticated', 'a Bearer token or an X-API-Key is required');
+    const claims = await verifyAccessToken(deps.keys, match[1], tenant.slug);
+    const policy = await deps.policies.policy(tenant);
+    if (!(await deps.sessions.isLive(tenant, claims.sid, claims.sub, policy))) throw new DomainError('unauthenticated', 'the session has ended');
+    return { kind: 'user', userId: claims.sub, sessionId: claims.sid, apiKeyId: null, scope: null };
+  }
+
+  async function deny(request: FastifyRequest, tenant: TenantContext, permission: string): Promise<never> {
+    await tenantDb(deps.db, tenant.schema)
+      .transaction()
+      .execute((trx) => writeAudit(trx, actorFrom(request), { action: 'auth.permission_denied', metadata: { permission, method: request.method, route: request.routeOptions.url } }));
+    throw new DomainError('forbidden', `missing permission ${permission}`);
+  }
+
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const access = request.routeOptions.config.access;
+    const slug = (request.params as { tenant_slug?: string }).tenant_slug ?? '';
+    const tenant = await deps.directory.resolve(slug);
+    request.tenant = tenant;
+    if (request.routeOptions.config.authRateLimited) await rateLimit(request, reply);
+    if (access === 'public') return;
+    const principal = await authenticate(request, tenant);
+    request.principal = principal;
+    // Every tenant route declares its rule (a test enforces it); a missing one fails closed.
+    if (access === undefined) throw new DomainError('forbidden', 'this route declares no access rule');
+    if (access === 'self') return;
+    const decision = await deps.access.can(tenant, principal.userId, access.permission);
+    if (!decision.allowed || (principal.scope && !withinScope(principal.scope, access.permission))) {
+      await deny(request, tenant, access.permission);
+    }
+  };
+}

@@ -1,0 +1,33 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import nodemailer, { type Transporter } from 'nodemailer';
+
+export interface MailMessage {
+  readonly to: string;
+  readonly subject: string;
+  readonly text: string;
+}
+
+export interface Mailer {
+  send(message: MailMessage): Promise<void>;
+}
+
+const FROM = 'system-service <no-reply@system-service.local>';
+
+/** Sends through SMTP_URL, or writes each message as an .eml file to DATA_DIR/outbox/. */
+export function createMailer(options: { smtpUrl: string | undefined; outboxDir: string; from?: string }): Mailer {
+  const from = options.from ?? FROM;
+  if (options.smtpUrl) {
+    const transport: Transporter = nodemailer.createTransport(options.smtpUrl);
+    return { send: async (m) => void (await transport.sendMail({ from, ...m })) };
+  }
+  const builder = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  return {
+    send: async (m) => {
+      const info = (await builder.sendMail({ from, ...m })) as { message: Buffer };
+      await mkdir(options.outboxDir, { recursive: true });
+      await writeFile(path.join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID()}.eml`), info.message);
+    },
+  };
+}

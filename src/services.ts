@@ -1,0 +1,67 @@
+import type { Kysely } from 'kysely';
+import { AccessService } from './access/service.js';
+import { ApiKeyService } from './auth/api-keys.js';
+import type { JwtKeys } from './auth/keys.js';
+import { AuthService } from './auth/service.js';
+import { SessionStore } from './auth/sessions.js';
+import type { Cache } from './cache/cache.js';
+import { LocalCache } from './cache/local.js';
+import type { PlatformDatabase } from './db/platform-types.js';
+import type { Mailer } from './mail/mailer.js';
+import { PolicyReader } from './settings/policy.js';
+import { TenantDirectory } from './tenancy/directory.js';
+import { UserAccessService } from './users/service.js';
+
+export interface TenantServicesConfig {
+  readonly publicUrl: string;
+  readonly authRateLimitPerMinute: number;
+}
+
+/** The services behind tenant routes, sharing one database, one local cache and one shared cache. */
+export interface TenantServices {
+  readonly db: Kysely<PlatformDatabase>;
+  readonly keys: JwtKeys;
+  readonly cache: Cache;
+  readonly local: LocalCache;
+  readonly directory: TenantDirectory;
+  readonly policies: PolicyReader;
+  readonly sessions: SessionStore;
+  readonly access: AccessService;
+  readonly apiKeys: ApiKeyService;
+  readonly auth: AuthService;
+  readonly userAccess: UserAccessService;
+  readonly authRateLimitPerMinute: number;
+}
+
+export async function createTenantServices(deps: {
+  db: Kysely<PlatformDatabase>;
+  keys: JwtKeys;
+  cache: Cache;
+  mailer: Mailer;
+  config: TenantServicesConfig;
+  onCacheError?: (error: unknown) => void;
+}): Promise<TenantServices> {
+  const { db, keys, cache } = deps;
+  const local = new LocalCache(cache, 60_000, 50_000, deps.onCacheError);
+  await local.start();
+  const directory = new TenantDirectory(db, local);
+  const policies = new PolicyReader(db, local);
+  const sessions = new SessionStore(db, local);
+  const access = new AccessService(db, local);
+  const apiKeys = new ApiKeyService(db, local, access);
+  const auth = new AuthService({ db, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
+  return {
+    db,
+    keys,
+    cache,
+    local,
+    directory,
+    policies,
+    sessions,
+    access,
+    apiKeys,
+    auth,
+    userAccess: new UserAccessService(db, access),
+    authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
+  };
+}

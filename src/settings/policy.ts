@@ -1,0 +1,69 @@
+import type { Kysely } from 'kysely';
+import type { PasswordPolicy } from '../auth/passwords.js';
+import type { LocalCache } from '../cache/local.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import { DEFAULT_SETTINGS } from './defaults.js';
+
+/** The policies the service reads from a tenant's settings. */
+export interface TenantPolicy {
+  readonly password: PasswordPolicy;
+  readonly accessTokenTtlSeconds: number;
+  readonly idleTimeoutMinutes: number;
+  readonly absoluteTimeoutHours: number;
+  readonly lockout: { readonly maxFailures: number; readonly durationMinutes: number; readonly maxDurationMinutes: number };
+  readonly requireEmailVerification: boolean;
+  readonly passwordResetTtlMinutes: number;
+  readonly emailVerificationTtlHours: number;
+  readonly invitationTtlHours: number;
+}
+
+const DEFAULTS = new Map(DEFAULT_SETTINGS.map((s) => [s.key, s.value]));
+
+export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
+  const num = (key: string) => {
+    const v = values.get(key) ?? DEFAULTS.get(key);
+    return typeof v === 'number' ? v : Number(DEFAULTS.get(key));
+  };
+  const bool = (key: string) => {
+    const v = values.get(key) ?? DEFAULTS.get(key);
+    return typeof v === 'boolean' ? v : Boolean(DEFAULTS.get(key));
+  };
+  return {
+    password: {
+      minLength: num('password.min_length'),
+      maxLength: num('password.max_length'),
+      requireMixedCase: bool('password.require_mixed_case'),
+      requireDigit: bool('password.require_digit'),
+      requireSymbol: bool('password.require_symbol'),
+    },
+    accessTokenTtlSeconds: num('session.access_token_ttl_seconds'),
+    idleTimeoutMinutes: num('session.idle_timeout_minutes'),
+    absoluteTimeoutHours: num('session.absolute_timeout_hours'),
+    lockout: { maxFailures: num('lockout.max_failures'), durationMinutes: num('lockout.duration_minutes'), maxDurationMinutes: num('lockout.max_duration_minutes') },
+    requireEmailVerification: bool('auth.require_email_verification'),
+    passwordResetTtlMinutes: num('auth.password_reset_ttl_minutes'),
+    emailVerificationTtlHours: num('auth.email_verification_ttl_hours'),
+    invitationTtlHours: num('auth.invitation_ttl_hours'),
+  };
+}
+
+/** A tenant's policies, read from its settings table; cached, invalidated when a setting changes. */
+export class PolicyReader {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly local: LocalCache,
+  ) {}
+
+  async policy(tenant: TenantContext): Promise<TenantPolicy> {
+    return this.local.load(`settings:${tenant.schema}`, async () => {
+      const rows = await tenantDb(this.db, tenant.schema).selectFrom('settings').select(['key', 'value']).execute();
+      return policyFrom(new Map(rows.map((r) => [r.key, r.value])));
+    });
+  }
+
+  invalidate(tenant: TenantContext): Promise<void> {
+    return this.local.invalidate(`settings:${tenant.schema}`);
+  }
+}

@@ -1,0 +1,44 @@
+import type { Kysely } from 'kysely';
+import type { LocalCache } from '../cache/local.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import { normalizeSlug, SLUG_PATTERN } from '../db/identifiers.js';
+import { DomainError } from '../errors.js';
+
+/** A resolved tenant: the only thing a tenant query can be built from (`tenantDb(db, ctx.schema)`). */
+export interface TenantContext {
+  readonly id: string;
+  readonly slug: string;
+  readonly schema: string;
+}
+
+/** Resolves `{tenant_slug}` of a route to a tenant whose schema is ready; cached, invalidated on change. */
+export class TenantDirectory {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly local: LocalCache,
+  ) {}
+
+  async resolve(slugInput: string): Promise<TenantContext> {
+    const slug = normalizeSlug(slugInput);
+    if (!SLUG_PATTERN.test(slug)) throw DomainError.notFound('tenant');
+    // Unknown slugs are not cached: a tenant created a moment later must resolve at once.
+    return this.local.load(`tenant:${slug}`, () => this.lookup(slug));
+  }
+
+  private async lookup(slug: string): Promise<TenantContext> {
+    const row = await this.db
+      .withSchema('shared')
+      .selectFrom('tenants as t')
+      .innerJoin('tenant_schemas as s', 's.schema_name', 't.schema_name')
+      .select(['t.id', 't.slug', 't.schema_name', 't.status', 's.status as schema_status'])
+      .where('t.slug', '=', slug)
+      .executeTakeFirst();
+    const usable = row && row.schema_status === 'ready' && row.status === 'active';
+    if (!usable) throw DomainError.notFound('tenant');
+    return { id: row.id, slug: row.slug, schema: row.schema_name };
+  }
+
+  invalidate(slug: string): Promise<void> {
+    return this.local.invalidate(`tenant:${slug}`);
+  }
+}

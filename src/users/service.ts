@@ -1,0 +1,109 @@
+import { sql, type Kysely } from 'kysely';
+import { missingForGrant } from '../access/grants.js';
+import type { AccessService, Explanation } from '../access/service.js';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantDatabase } from '../db/types.js';
+import { DomainError } from '../errors.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import { loadUserView, type UserView } from './view.js';
+
+/** Users' roles and permission explanations; the rest of user management builds on it. */
+export class UserAccessService {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly access: AccessService,
+  ) {}
+
+  /**
+   * Replaces a user's roles. Refused: changing your own roles (403), giving a role that carries
+   * a permission you lack (403), removing the last active admin (409). Admin membership
+   * changes are serialized by locking the admin role row.
+   */
+  async setRoles(tenant: TenantContext, actorUserId: string, userId: string, roleNames: readonly string[], actor: AuditActor): Promise<UserView> {
+    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own roles');
+    const names = [...new Set(roleNames.map((n) => n.trim().toLowerCase()))];
+    const db = tenantDb(this.db, tenant.schema);
+    const actorData = await this.access.data(tenant, actorUserId);
+    await db.transaction().execute(async (trx) => {
+      const target = await trx.selectFrom('users').select(['id', 'status']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+      if (!target) throw DomainError.notFound('user');
+      const roles = names.length
+        ? await trx.selectFrom('roles').select(['id', 'name']).where((eb) => eb(eb.fn('lower', ['name']), 'in', names)).where('deleted_at', 'is', null).execute()
+        : [];
+      const unknown = names.filter((n) => !roles.some((r) => r.name.toLowerCase() === n));
+      if (unknown.length) throw DomainError.invalid('roles', `unknown role: ${unknown.join(', ')}`);
+
+      const current = await trx
+        .selectFrom('user_roles as ur')
+        .innerJoin('roles as r', 'r.id', 'ur.role_id')
+        .select(['r.id', 'r.name'])
+        .where('ur.user_id', '=', userId)
+        .execute();
+      const added = roles.filter((r) => !current.some((c) => c.id === r.id));
+      const removed = current.filter((c) => !roles.some((r) => r.id === c.id));
+      const carried = await grantsOf(trx, added.map((r) => r.id));
+      const lacking = missingForGrant(actorData, carried);
+      if (lacking) throw new DomainError('forbidden', `you cannot give a role carrying ${lacking}, which you do not hold`);
+      if (removed.some((r) => r.name === 'admin') && target.status === 'active') await ensureAnotherAdmin(trx, userId);
+
+      if (removed.length) await trx.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', 'in', removed.map((r) => r.id)).execute();
+      if (added.length) await trx.insertInto('user_roles').values(added.map((r) => ({ user_id: userId, role_id: r.id, assigned_by: actorUserId }))).execute();
+      await trx.updateTable('users').set({ updated_at: new Date(), version: sql`version + 1` }).where('id', '=', userId).execute();
+      await writeAudit(trx, actor, {
+        action: 'users.update_roles',
+        entityType: 'users',
+        entityId: userId,
+        before: { roles: current.map((r) => r.name).sort() },
+        after: { roles: roles.map((r) => r.name).sort() },
+      });
+    });
+    await this.access.invalidateUser(tenant, userId);
+    return loadUserView(db, userId);
+  }
+
+  async explain(tenant: TenantContext, userId: string) {
+    const db = tenantDb(this.db, tenant.schema);
+    const user = await db.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!user) throw DomainError.notFound('user');
+    const data = await this.access.data(tenant, userId);
+    const decisions: Explanation[] = await this.access.explain(tenant, userId);
+    const now = new Date();
+    return {
+      user_id: userId,
+      roles: [...data.roles],
+      overrides: data.overrides.map((o) => ({ permission: o.permission, effect: o.effect, expires_at: o.expiresAt, active: o.expiresAt === null || o.expiresAt > now })),
+      effective: decisions.filter((d) => d.allowed).map((d) => d.permission),
+      decisions,
+    };
+  }
+}
+
+async function grantsOf(db: Kysely<TenantDatabase>, roleIds: string[]): Promise<string[]> {
+  if (roleIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('role_permissions as rp')
+    .innerJoin('permissions as p', 'p.id', 'rp.permission_id')
+    .select('p.name')
+    .where('rp.role_id', 'in', roleIds)
+    .where('rp.effect', '=', 'allow')
+    .execute();
+  return rows.map((r) => r.name);
+}
+
+/** 409 unless another active, live user keeps the admin role. Locks the admin role row first. */
+export async function ensureAnotherAdmin(db: Kysely<TenantDatabase>, leavingUserId: string): Promise<void> {
+  const admin = await db.selectFrom('roles').select('id').where('name', '=', 'admin').where('deleted_at', 'is', null).forUpdate().executeTakeFirst();
+  if (!admin) return;
+  const others = await db
+    .selectFrom('user_roles as ur')
+    .innerJoin('users as u', 'u.id', 'ur.user_id')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('ur.role_id', '=', admin.id)
+    .where('u.id', '<>', leavingUserId)
+    .where('u.status', '=', 'active')
+    .where('u.deleted_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  if (Number(others.n) === 0) throw DomainError.conflict('this would leave the tenant without an active admin');
+}

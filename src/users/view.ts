@@ -1,0 +1,63 @@
+import type { Kysely } from 'kysely';
+import { Type, type Static } from 'typebox';
+import type { TenantDatabase } from '../db/types.js';
+import { DomainError } from '../errors.js';
+import { DateTime } from '../http/schemas.js';
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+/** A user as the API shows it: never a password or a hash (the schema serializes nothing else). */
+export const UserSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    email: Type.String(),
+    username: Nullable(Type.String()),
+    first_name: Nullable(Type.String()),
+    last_name: Nullable(Type.String()),
+    phone: Nullable(Type.String()),
+    avatar_url: Nullable(Type.String()),
+    locale: Nullable(Type.String()),
+    timezone: Nullable(Type.String()),
+    status: Type.String({ examples: ['active'] }),
+    is_email_verified: Type.Boolean(),
+    roles: Type.Array(Type.String()),
+    last_login_at: Type.Union([DateTime, Type.Null()]),
+    created_at: DateTime,
+    updated_at: DateTime,
+  },
+  { $id: 'User' },
+);
+
+export type UserView = Static<typeof UserSchema>;
+
+export const USER_COLUMNS = [
+  'id',
+  'email',
+  'username',
+  'first_name',
+  'last_name',
+  'phone',
+  'avatar_url',
+  'locale',
+  'timezone',
+  'status',
+  'is_email_verified',
+  'last_login_at',
+  'created_at',
+  'updated_at',
+] as const;
+
+/** One live user with role names, or 404. */
+export async function loadUserView(db: Kysely<TenantDatabase>, userId: string): Promise<UserView> {
+  const user = await db.selectFrom('users').select(USER_COLUMNS).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+  if (!user) throw DomainError.notFound('user');
+  const roles = await db
+    .selectFrom('user_roles as ur')
+    .innerJoin('roles as r', 'r.id', 'ur.role_id')
+    .select('r.name')
+    .where('ur.user_id', '=', userId)
+    .where('r.deleted_at', 'is', null)
+    .orderBy('r.priority', 'desc')
+    .execute();
+  return { ...user, roles: roles.map((r) => r.name) };
+}
