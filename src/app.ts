@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import addFormatsPlugin from 'ajv-formats';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -31,7 +33,16 @@ export interface AppDeps {
   readonly logger: FastifyBaseLogger | { level: string } | false;
 }
 
+// ajv-formats is CommonJS: its default export arrives wrapped under ESM.
+const addFormats = ((addFormatsPlugin as unknown as { default?: typeof addFormatsPlugin }).default ?? addFormatsPlugin) as unknown as (ajv: Ajv) => Ajv;
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function validator(coerceTypes: false | 'array'): Ajv {
+  const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: true, strict: false });
+  addFormats(ajv);
+  return ajv;
+}
 
 /** The HTTP application, without listening: main.ts listens, tests use `app.inject`. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -42,11 +53,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     bodyLimit: 1_048_576,
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // JSON bodies are taken as sent (a number is not a string); path and query strings are coerced.
+  const bodyAjv = validator(false);
+  const textAjv = validator('array');
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

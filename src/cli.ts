@@ -93,15 +93,18 @@ async function schemaCommand(runtime: Runtime, action: string | undefined, schem
       return;
     case 'info': {
       const info = await runtime.schemas.getSchemaInfo(schema);
+      if (!info.exists && info.status === 'absent') throw new DomainError('not_found', `schema ${schema} does not exist`);
       if (flags.json) return out(JSON.stringify(info, null, 2));
       out(`schema   ${info.schema_name}${info.exists ? '' : ' (does not exist)'}`);
       out(`status   ${info.status}, version ${info.version} of ${info.latest_version}`);
       if (info.last_error) out(`error    ${info.last_error}`);
       out(`size     ${info.total_size_bytes} bytes in ${info.tables.length} tables`);
-      if (info.tables.length) table([['table', 'rows (est.)', 'bytes'], ...info.tables.map((t) => [t.name, t.estimated_rows === null ? '-' : String(t.estimated_rows), String(t.size_bytes)])]);
+      if (info.tables.length) table([['table', 'rows (est.)', 'bytes'], ...info.tables.map((t) => [t.name, String(t.estimated_rows), String(t.size_bytes)])]);
       return;
     }
     case 'drop': {
+      const owner = (await runtime.tenants.list({ page: 1, page_size: 100_000 })).items.find((t) => t.schema_name === schema);
+      if (owner) out(`${schema} holds the data of tenant ${owner.slug} (${owner.id}); the tenant stays registered and 'tenants migrate' would recreate an empty schema.`);
       if (!(await confirmDrop(schema, flags))) return out('not dropped');
       out((await runtime.schemas.dropSchema(schema)) ? `dropped ${schema}` : `${schema} did not exist`);
       return;
@@ -140,7 +143,7 @@ async function tenantsCommand(runtime: Runtime, action: string | undefined, arg:
       const progress = progressReporter();
       const result = await runtime.tenants.migrateAll({ concurrency: positiveInt(flags.concurrency, 'concurrency', runtime.config.migrationConcurrency, 64), onProgress: progress.onProgress });
       progress.finish();
-      out(`${result.total} tenant schemas: ${result.migrated} migrated, ${result.up_to_date} already up to date, ${result.failed.length} failed (${result.duration_ms} ms)`);
+      out(`${result.total} tenant schemas (${result.spares} of them spares): ${result.migrated} migrated, ${result.up_to_date} already up to date, ${result.failed.length} failed (${result.duration_ms} ms)`);
       for (const f of result.failed) out(`  ${f.schema_name}: ${f.error}`);
       if (result.failed.length > 0) process.exitCode = 1;
       return;
@@ -159,7 +162,8 @@ async function tokenCommand(config: Config, kind: string | undefined, flags: Fla
 async function run(argv: string[]): Promise<void> {
   const { values: flags, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   const [group, action, arg, extra] = positionals;
-  if (flags.help || !group) return out(USAGE);
+  if (flags.help) return out(USAGE);
+  if (!group) throw new UsageError('a command is required');
   if (extra !== undefined) throw new UsageError(`unexpected argument: ${extra}`);
   const config = loadConfig();
   if (group === 'token') return tokenCommand(config, action, flags);

@@ -74,6 +74,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // Run through `npm start`, a signal to npm reaches its shell, not always this process: when
+  // the process that started us goes away, shut down the same way.
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && void shutdown('parent exited'), 1000).unref();
 
   try {
     if (config.environment === 'development') await createDemoTenant(runtime, config, logger);

@@ -44,12 +44,16 @@ describe('system-service CLI', () => {
     const list = await cli('tenants', 'list', '--json');
     expect(JSON.parse(list.stdout).map((x: { slug: string }) => x.slug)).toEqual(['cli_one', 'cli_two']);
 
+    const drop = await cli('schema', 'drop', 'tenant_cli_two');
+    expect(drop.stdout).toMatch(/tenant_cli_two holds the data of tenant cli_two/);
+    expect(drop.code).toBe(2);
+
     const one = await cli('tenants', 'migrate', 'cli_one');
     expect(one.stdout).toMatch(/tenant_cli_one: version \d+ -> \d+ \(up to date\)/);
 
     const all = await cli('tenants', 'migrate', '--all', '--concurrency', '2');
     expect(all.code).toBe(0);
-    expect(all.stdout).toMatch(/2 tenant schemas: 0 migrated, 2 already up to date, 0 failed/);
+    expect(all.stdout).toMatch(/2 tenant schemas \(0 of them spares\): 0 migrated, 2 already up to date, 0 failed/);
   });
 
   it('lists, describes, creates and drops schemas', async () => {
@@ -63,8 +67,12 @@ describe('system-service CLI', () => {
     const info = JSON.parse((await cli('schema', 'info', 'tenant_scratch', '--json')).stdout);
     expect(info).toMatchObject({ schema_name: 'tenant_scratch', exists: true, status: 'ready' });
     expect(info.tables).toHaveLength(23);
+    expect(info.tables.find((x: { name: string }) => x.name === 'roles').estimated_rows).toBe(4);
     const human = await cli('schema', 'info', 'tenant_scratch');
     expect(human.stdout).toMatch(/status\s+ready, version \d+ of \d+/);
+    const missing = await cli('schema', 'info', 'tenant_missing');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe('schema tenant_missing does not exist');
 
     const refused = await cli('schema', 'drop', 'tenant_scratch');
     expect(refused.code).toBe(2);
@@ -83,6 +91,7 @@ describe('system-service CLI', () => {
       expect(result.stderr).toMatch(/^schema /);
     }
     expect((await cli('bogus')).code).toBe(2);
+    expect((await cli()).code).toBe(2);
     expect((await cli('tenants', 'migrate')).code).toBe(2);
     expect((await cli('tenants', 'list', '--no-such-flag')).code).toBe(2);
     const help = await cli('--help');
@@ -98,6 +107,6 @@ describe('system-service CLI', () => {
     const result = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, DATABASE_URL: t.url, JWT_SECRET_KEY: TEST_SECRET }, encoding: 'utf8', timeout: 60_000 });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/\[#{30}\] 1\/1 tenant_registered/);
-    expect(result.stdout).toMatch(/3 tenant schemas: 1 migrated, 2 already up to date, 0 failed/);
+    expect(result.stdout).toMatch(/3 tenant schemas \(0 of them spares\): 1 migrated, 2 already up to date, 0 failed/);
   });
 });

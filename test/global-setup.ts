@@ -1,4 +1,6 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -12,7 +14,34 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** Superuser URL of the test PostgreSQL server (database `postgres`). */
     pgUrl: string;
+    /** A real Redis: REDIS_URL, or a redis-server started from PATH; '' when neither exists. */
+    redisUrl: string;
   }
+}
+
+/** Starts `redis-server` on a free port, in memory only; resolves once it accepts connections. */
+async function startRedis(): Promise<{ url: string; stop: () => void } | undefined> {
+  if (spawnSync('redis-server', ['--version']).status !== 0) return undefined;
+  const port = await new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error('redis-server did not start');
 }
 
 /**
@@ -34,8 +63,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await migratePlatform(template.db);
   await template.close();
 
+  const redis = process.env.REDIS_URL ? undefined : await startRedis();
   project.provide('pgUrl', url);
+  project.provide('redisUrl', process.env.REDIS_URL ?? redis?.url ?? '');
   return async () => {
+    redis?.stop();
     await server?.stop();
     await rm(dataDir, { recursive: true, force: true });
     // As root the cluster may live outside dataDir (where the postgres user can reach it).

@@ -34,7 +34,7 @@ describe('service lifecycle on the embedded database', () => {
   it('first run creates the demo tenant, serves, and SIGTERM leaves no postgres process behind', async () => {
     const { child, output, match } = await startTs('src/main.ts', env(), LISTENING);
     const base = `http://127.0.0.1:${match[1]}`;
-    clusterElsewhere = /the embedded database lives in (\S+)/.exec(output())?.[1];
+    clusterElsewhere = /the embedded database lives in ([^"\s]+)/.exec(output())?.[1];
     expect(output()).toMatch(/admin login\s+admin@demo\.local \/ \S{12,}/);
     expect(output()).toMatch(/npm run cli -- token system/);
     expect(output()).toMatch(/\/docs/);

@@ -41,6 +41,7 @@ describe('POST /api/v1/tenants', () => {
   it('registers and provisions a tenant with its first admin', async () => {
     const res = await createTenant({ slug: 'acme-corp', name: 'Acme Corp', admin: { email: 'Admin@Acme.example', password: 'a long enough password', first_name: 'Ada' } });
     expect(res.statusCode).toBe(201);
+    expect(res.headers.location).toBe(`/api/v1/tenants/${res.json().id}`);
     const body = res.json();
     expect(body).toMatchObject({ slug: 'acme_corp', name: 'Acme Corp', schema_name: 'tenant_acme_corp', status: 'ready', schema_version: t.schemas.latestVersion, admin_user_id: expect.any(String) });
     expect(body.id).toMatch(/^[0-9a-f-]{36}$/);
@@ -110,6 +111,11 @@ describe('POST /api/v1/tenants', () => {
     const body = expectProblem(await createTenant(payload), 400);
     expect((body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
     expect(await counts()).toEqual(before);
+  });
+
+  it('reports every invalid field at once', async () => {
+    const body = expectProblem(await createTenant({ slug: 5, name: 7, extra: true }), 400);
+    expect((body.errors as { field: string }[]).map((e) => e.field).sort()).toEqual(['extra', 'name', 'slug']);
   });
 
   it('refuses a body that is not JSON with 400', async () => {
@@ -215,9 +221,11 @@ describe('health, readiness, docs and errors', () => {
     expect(res.statusCode).toBe(200);
     const doc = res.json();
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/tenants/', '/api/v1/tenants/{tenant_id}', '/api/v1/tenants/{tenant_id}/initialize', '/health', '/ready']));
-    expect(doc.paths['/api/v1/tenants/'].post.responses).toHaveProperty('409');
-    expect(doc.paths['/api/v1/tenants/'].post.requestBody.content['application/json'].schema.properties).toHaveProperty('slug');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/tenants', '/api/v1/tenants/{tenant_id}', '/api/v1/tenants/{tenant_id}/initialize', '/health', '/ready']));
+    const create = doc.paths['/api/v1/tenants'].post;
+    expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '403', '409', '503']));
+    expect(Object.keys(create.responses['409'].content)).toEqual(['application/problem+json']);
+    expect(create.requestBody.content['application/json'].schema.properties).toHaveProperty('slug');
     const ui = await t.app.inject({ method: 'GET', url: '/docs/' });
     expect(ui.statusCode).toBe(200);
     expect(ui.headers['content-type']).toMatch(/text\/html/);

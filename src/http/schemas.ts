@@ -15,9 +15,28 @@ export const ProblemSchema = Type.Object(
 
 export const problemRef = Type.Ref('Problem');
 
-/** Error responses of a route, each documented as a problem. */
-export function problems(...statuses: number[]): Record<number, typeof problemRef> {
-  return Object.fromEntries(statuses.map((s) => [s, problemRef]));
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'Invalid input: `errors` names each field and the reason',
+  401: 'Missing, invalid or expired credentials',
+  403: 'Authenticated, but not allowed',
+  404: 'Unknown (also: another tenant\'s or a deleted row)',
+  409: 'Conflicts with the current state',
+  412: 'If-Match does not match the current version',
+  413: 'Payload too large',
+  422: 'Idempotency-Key reused with another request',
+  428: 'If-Match required',
+  429: 'Throttled: retry after the Retry-After seconds',
+  503: 'A dependency (the database) is unavailable; retry shortly',
+};
+
+/** Error responses of a route, documented as application/problem+json (503 always applies). */
+export function problems(...statuses: number[]) {
+  return Object.fromEntries(
+    [...new Set([...statuses, 503])].map((status) => [
+      status,
+      { description: ERROR_DESCRIPTIONS[status] ?? 'Error', content: { 'application/problem+json': { schema: problemRef } } },
+    ]),
+  );
 }
 
 /** A timestamp: `Date` in code, an RFC 3339 string on the wire. */

@@ -37,7 +37,7 @@ export function tenantRoutes(service: TenantService, keys: JwtKeys): FastifyPlug
     const security = [{ bearer: [] }];
 
     app.post(
-      '/',
+      '',
       {
         schema: {
           tags: ['platform'],
@@ -54,11 +54,14 @@ export function tenantRoutes(service: TenantService, keys: JwtKeys): FastifyPlug
           response: { 201: Type.Object({ ...Tenant.properties, admin_user_id: Type.Union([Type.String(), Type.Null()]) }), ...problems(400, 401, 403, 409) },
         },
       },
-      async (request, reply) => reply.status(201).send(await service.create(request.body)),
+      async (request, reply) => {
+        const tenant = await service.create(request.body);
+        return reply.status(201).header('location', `/api/v1/tenants/${tenant.id}`).send(tenant);
+      },
     );
 
     app.get(
-      '/',
+      '',
       {
         schema: { tags: ['platform'], summary: 'List tenants', security, querystring: PaginationQuery, response: { 200: pageOf(Tenant), ...problems(400, 401, 403) } },
       },

@@ -22,7 +22,7 @@ export interface ProvisionResult {
 
 export interface SchemaTableInfo {
   readonly name: string;
-  readonly estimated_rows: number | null;
+  readonly estimated_rows: number;
   readonly size_bytes: number;
 }
 
@@ -51,6 +51,8 @@ export interface MigrateAllProgress {
 
 export interface MigrateAllResult {
   readonly total: number;
+  /** Of `total`, the spare schemas kept ready for new tenants. */
+  readonly spares: number;
   readonly up_to_date: number;
   readonly migrated: number;
   readonly failed: readonly { schema_name: string; error: string }[];
@@ -160,6 +162,7 @@ export class SchemaManager {
     await Promise.all(Array.from({ length: workers }, worker));
     return {
       total: targets.length,
+      spares: targets.filter((t) => t.is_spare).length,
       up_to_date: targets.length - pending.length,
       migrated: pending.length - failed.length,
       failed,
@@ -182,12 +185,14 @@ export class SchemaManager {
         ORDER BY c.relname`.execute(this.db),
       schemaExists(this.db, schema),
     ]);
-    const tableInfo = tables.rows.map((t) => ({
-      name: t.name,
-      // reltuples is -1 until the table is first vacuumed or analyzed.
-      estimated_rows: Number(t.estimated_rows) < 0 ? null : Number(t.estimated_rows),
-      size_bytes: Number(t.size_bytes),
-    }));
+    const tableInfo = await Promise.all(
+      tables.rows.map(async (t) => ({
+        name: t.name,
+        // reltuples is -1 until the table is first vacuumed or analyzed: count such (new, small) tables.
+        estimated_rows: Number(t.estimated_rows) >= 0 ? Number(t.estimated_rows) : await exactCount(this.db, schema, t.name),
+        size_bytes: Number(t.size_bytes),
+      })),
+    );
     return {
       schema_name: schema,
       exists,
@@ -328,12 +333,13 @@ export class SchemaManager {
   }
 
   /** Registered tenants (whether initialized yet or not) and any schema we have a record of. */
-  private async knownSchemas(): Promise<{ schema_name: string; tenant_id: string | null; version: number; status: string }[]> {
-    const rows = await sql<{ schema_name: string; tenant_id: string | null; version: number; status: string }>`
+  private async knownSchemas(): Promise<{ schema_name: string; tenant_id: string | null; version: number; status: string; is_spare: boolean }[]> {
+    const rows = await sql<{ schema_name: string; tenant_id: string | null; version: number; status: string; is_spare: boolean }>`
       SELECT COALESCE(s.schema_name, t.schema_name) AS schema_name,
              COALESCE(s.tenant_id, t.id) AS tenant_id,
              COALESCE(s.version, 0) AS version,
-             COALESCE(s.status, 'absent') AS status
+             COALESCE(s.status, 'absent') AS status,
+             COALESCE(s.is_spare, false) AS is_spare
       FROM shared.tenant_schemas s
       FULL JOIN shared.tenants t ON t.schema_name = s.schema_name
       ORDER BY 1`.execute(this.db);
@@ -356,6 +362,11 @@ export function errorMessage(error: unknown): string {
 
 async function lockSchema(trx: Transaction<PlatformDatabase>, schema: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.tenantSchema}, hashtext(${schema}))`.execute(trx);
+}
+
+async function exactCount(db: Kysely<PlatformDatabase>, schema: string, table: string): Promise<number> {
+  const r = await sql<{ n: string }>`SELECT count(*) AS n FROM ${sql.id(schema, table)}`.execute(db);
+  return Number(r.rows[0]?.n ?? 0);
 }
 
 async function schemaExists(db: Kysely<PlatformDatabase>, schema: string): Promise<boolean> {

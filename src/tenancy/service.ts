@@ -55,7 +55,7 @@ export class TenantService {
 
   async create(input: { slug: string; name?: string; admin?: AdminInput }): Promise<TenantView & { admin_user_id: string | null }> {
     const slug = checkSlug(input.slug);
-    const name = checkName(input.name ?? input.slug);
+    const name = checkName(input.name ?? slug);
     let adminUserId: string | null = null;
     const hook = input.admin ? await prepareFirstAdmin(input.admin, (id) => (adminUserId = id)) : undefined;
 
