@@ -43,9 +43,11 @@ export class UserAccessService {
         .execute();
       const added = roles.filter((r) => !current.some((c) => c.id === r.id));
       const removed = current.filter((c) => !roles.some((r) => r.id === c.id));
-      const carried = await grantsOf(trx, added.map((r) => r.id));
+      // Giving a role, or taking one away, needs every permission it carries: a manager can
+      // neither make an admin nor demote one.
+      const carried = await grantsOf(trx, [...added, ...removed].map((r) => r.id));
       const lacking = missingForGrant(actorData, carried);
-      if (lacking) throw new DomainError('forbidden', `you cannot give a role carrying ${lacking}, which you do not hold`);
+      if (lacking) throw new DomainError('forbidden', `you cannot give or take a role carrying ${lacking}, which you do not hold`);
       if (removed.some((r) => r.name === 'admin') && target.status === 'active') await ensureAnotherAdmin(trx, userId);
 
       if (removed.length) await trx.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', 'in', removed.map((r) => r.id)).execute();

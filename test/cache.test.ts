@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryCache, type Cache } from '../src/cache/cache.js';
+import { LocalCache } from '../src/cache/local.js';
+import { RedisCache } from '../src/cache/redis.js';
+import { redisUrl } from './support/redis.js';
+
+const opened: Cache[] = [];
+afterAll(async () => {
+  await Promise.all(opened.map((c) => c.close()));
+});
+
+async function redisCache(url = redisUrl()): Promise<RedisCache> {
+  const cache = new RedisCache({ url, prefix: `test-${randomUUID()}:` });
+  await cache.connect();
+  opened.push(cache);
+  return cache;
+}
+
+const until = async (check: () => boolean, ms = 2000) => {
+  const deadline = Date.now() + ms;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return check();
+};
+
+/** One conformance suite, run against both implementations. */
+describe.each([
+  ['memory', async () => new MemoryCache()],
+  ['redis', () => redisCache()],
+] as const)('%s cache', (_name, make) => {
+  it('stores, reads and deletes values', async () => {
+    const cache = await make();
+    expect(await cache.get('missing')).toBeUndefined();
+    await cache.set('a', 'one', 60);
+    await cache.set('b', 'two', 60);
+    expect(await cache.get('a')).toBe('one');
+    await cache.delete('a', 'b');
+    expect(await cache.get('a')).toBeUndefined();
+    expect(await cache.get('b')).toBeUndefined();
+  });
+
+  it('expires values after their TTL', async () => {
+    const cache = await make();
+    await cache.set('short', 'x', 1);
+    expect(await cache.get('short')).toBe('x');
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await cache.get('short')).toBeUndefined();
+  });
+
+  it('counts within a fixed window that starts at the first increment', async () => {
+    const cache = await make();
+    const first = await cache.increment('counter', 60);
+    expect(first.count).toBe(1);
+    expect(first.ttlSeconds).toBeGreaterThan(55);
+    expect((await cache.increment('counter', 60)).count).toBe(2);
+    expect((await cache.increment('counter', 60)).count).toBe(3);
+    expect((await cache.increment('other', 60)).count).toBe(1);
+    await cache.increment('brief', 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await cache.increment('brief', 1)).count).toBe(1);
+  });
+
+  it('delivers published messages to subscribers', async () => {
+    const cache = await make();
+    const got: string[] = [];
+    await cache.subscribe('events', (m) => got.push(m));
+    expect(cache.deliveringInvalidations).toBe(true);
+    await cache.publish('events', 'hello');
+    await cache.publish('elsewhere', 'ignored');
+    expect(await until(() => got.length === 1)).toBe(true);
+    expect(got).toEqual(['hello']);
+  });
+
+  it('answers ping', async () => {
+    await expect((await make()).ping()).resolves.toBeUndefined();
+  });
+});
+
+describe('redis fan-out between instances', () => {
+  it('an invalidation on one instance drops the local copy on another', async () => {
+    const prefix = `fanout-${randomUUID()}:`;
+    const a = new RedisCache({ url: redisUrl(), prefix });
+    const b = new RedisCache({ url: redisUrl(), prefix });
+    opened.push(a, b);
+    await Promise.all([a.connect(), b.connect()]);
+    const localA = new LocalCache(a);
+    const localB = new LocalCache(b);
+    await Promise.all([localA.start(), localB.start()]);
+    localA.set('session:x:1', { live: true });
+    localB.set('session:x:1', { live: true });
+    await localA.invalidate('session:x:');
+    expect(localA.get('session:x:1')).toBeUndefined();
+    expect(await until(() => localB.get('session:x:1') === undefined, 1000)).toBe(true);
+  });
+});
+
+describe('redis unavailable', () => {
+  it('fails fast, reports it, and local copies are not trusted', async () => {
+    // Nothing listens on port 9.
+    const down = new RedisCache({ url: 'redis://127.0.0.1:9', prefix: 'down:' });
+    opened.push(down);
+    await down.connect();
+    const started = Date.now();
+    await expect(down.get('x')).rejects.toThrow();
+    await expect(down.increment('x', 60)).rejects.toThrow();
+    await expect(down.ping()).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(down.deliveringInvalidations).toBe(false);
+
+    const local = new LocalCache(down);
+    await local.start();
+    local.set('session:t:1', { live: true });
+    expect(local.get('session:t:1')).toBeUndefined();
+    let loads = 0;
+    const load = () => local.load('k', async () => ++loads);
+    await load();
+    await load();
+    expect(loads).toBe(2); // every read goes to the source while invalidations may be missed
+  });
+});
+
+describe('memory cache bounds', () => {
+  it('keeps at most maxEntries, dropping the oldest', async () => {
+    const cache = new MemoryCache(2);
+    await cache.set('a', '1', 60);
+    await cache.set('b', '2', 60);
+    await cache.set('c', '3', 60);
+    expect(await cache.get('a')).toBeUndefined();
+    expect(await cache.get('c')).toBe('3');
+  });
+});
