@@ -39,6 +39,8 @@ export class AccessService {
         .select(['r.name', 'r.priority'])
         .where('ur.user_id', '=', userId)
         .where('r.deleted_at', 'is', null)
+        .orderBy('r.priority', 'desc')
+        .orderBy('r.name')
         .execute(),
       db
         .selectFrom('user_roles as ur')

@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { TenantDatabase } from '../db/types.js';
+import type { Insertable, Kysely } from 'kysely';
+import type { AuditLogsTable, TenantDatabase } from '../db/types.js';
 
 /** Who did something, and from where: written with every mutation and security event. */
 export interface AuditActor {
@@ -36,23 +36,25 @@ function json(value: unknown): string | null {
   return value === undefined || value === null ? null : JSON.stringify(redact(value));
 }
 
+/** The audit row for an entry, for callers that insert it inside a larger statement. */
+export function auditRow(actor: AuditActor, entry: AuditEntry): Insertable<AuditLogsTable> {
+  return {
+    actor_user_id: actor.actorUserId,
+    actor_type: actor.actorType,
+    session_id: actor.sessionId,
+    ip_address: actor.ip,
+    user_agent: actor.userAgent?.slice(0, 1000) ?? null,
+    request_id: actor.requestId,
+    action: entry.action,
+    entity_type: entry.entityType ?? null,
+    entity_id: entry.entityId ?? null,
+    before: json(entry.before),
+    after: json(entry.after),
+    metadata: JSON.stringify(redact(entry.metadata ?? {})),
+  };
+}
+
 /** Writes one audit row; call it with the transaction of the change it records. */
 export async function writeAudit(db: Kysely<TenantDatabase>, actor: AuditActor, entry: AuditEntry): Promise<void> {
-  await db
-    .insertInto('audit_logs')
-    .values({
-      actor_user_id: actor.actorUserId,
-      actor_type: actor.actorType,
-      session_id: actor.sessionId,
-      ip_address: actor.ip,
-      user_agent: actor.userAgent?.slice(0, 1000) ?? null,
-      request_id: actor.requestId,
-      action: entry.action,
-      entity_type: entry.entityType ?? null,
-      entity_id: entry.entityId ?? null,
-      before: json(entry.before),
-      after: json(entry.after),
-      metadata: JSON.stringify(redact(entry.metadata ?? {})),
-    })
-    .execute();
+  await db.insertInto('audit_logs').values(auditRow(actor, entry)).execute();
 }

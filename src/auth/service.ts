@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
-import { writeAudit, type AuditActor } from '../audit/audit.js';
+import { auditRow, writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -8,7 +8,7 @@ import { DomainError } from '../errors.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { PolicyReader, TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
-import { loadUserView, type UserView } from '../users/view.js';
+import { USER_COLUMNS, type UserView } from '../users/view.js';
 import type { JwtKeys } from './keys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import type { SessionStore } from './sessions.js';
@@ -53,7 +53,7 @@ export class AuthService {
     const column = input.email !== undefined ? 'email' : 'username';
     const user = await db
       .selectFrom('users')
-      .select(['id', 'password_hash', 'status', 'locked_until', 'is_email_verified'])
+      .select([...USER_COLUMNS, 'password_hash', 'locked_until'])
       .where((eb) => eb(eb.fn('lower', [column]), '=', identifier.toLowerCase()))
       .where('deleted_at', 'is', null)
       .executeTakeFirst();
@@ -74,18 +74,20 @@ export class AuthService {
       throw new DomainError('forbidden', 'the email address is not verified yet');
     }
 
-    const created = await db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('users')
-        .set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: new Date(), updated_at: new Date() })
-        .where('id', '=', user.id)
-        .execute();
-      const session = await this.deps.sessions.create(trx, { userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
-      await writeAudit(trx, { ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.sessionId }, { action: 'auth.login', entityType: 'users', entityId: user.id });
-      return session;
-    });
-    const pair = await this.tokens(tenant, user.id, created.sessionId, created.refreshToken, policy);
-    return { ...pair, user: await loadUserView(db, user.id) };
+    // The user's reset counters, the new session and the audit row: one statement, one round trip.
+    const session = this.deps.sessions.newSession({ userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
+    const now = new Date();
+    await db
+      .with('signed_in', (q) =>
+        q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: now, updated_at: now }).where('id', '=', user.id).returning('id'),
+      )
+      .with('session', (q) => q.insertInto('user_sessions').values(session.row).returning('id'))
+      .insertInto('audit_logs')
+      .values(auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, { action: 'auth.login', entityType: 'users', entityId: user.id }))
+      .execute();
+    const pair = await this.tokens(tenant, user.id, session.row.id, session.refreshToken, policy);
+    const { password_hash: _hash, locked_until: _locked, ...profile } = user;
+    return { ...pair, user: { ...profile, last_login_at: now, updated_at: now, roles: pair.roles } };
   }
 
   /** Counts a failure; at the policy's threshold, locks the account (each repeat doubles the lock). */
@@ -126,7 +128,8 @@ export class AuthService {
     if (result.kind !== 'rotated') throw new DomainError('unauthenticated', 'invalid refresh token');
     await this.deps.sessions.forgetSessions(tenant, [result.sessionId]); // last_seen_at moved
     if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('unauthenticated', 'invalid refresh token');
-    return this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
+    const { roles: _roles, ...pair } = await this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
+    return pair;
   }
 
   async logout(tenant: TenantContext, sessionId: string, actor: AuditActor): Promise<void> {
@@ -266,7 +269,7 @@ export class AuthService {
     await this.deps.sessions.forgetSessions(tenant, revoked);
   }
 
-  private async tokens(tenant: TenantContext, userId: string, sessionId: string, refreshToken: string, policy: TenantPolicy): Promise<TokenPair> {
+  private async tokens(tenant: TenantContext, userId: string, sessionId: string, refreshToken: string, policy: TenantPolicy): Promise<TokenPair & { roles: string[] }> {
     const [data, permissions] = await Promise.all([this.deps.access.data(tenant, userId), this.deps.access.effective(tenant, userId)]);
     const accessToken = await signAccessToken(this.deps.keys, {
       tenantSlug: tenant.slug,
@@ -276,7 +279,7 @@ export class AuthService {
       permissions,
       ttlSeconds: policy.accessTokenTtlSeconds,
     });
-    return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: policy.accessTokenTtlSeconds };
+    return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: policy.accessTokenTtlSeconds, roles: data.roles.map((r) => r.name) };
   }
 
   private link(page: string, tenant: TenantContext, token: string): string {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
@@ -36,23 +37,18 @@ export class SessionStore {
     private readonly local: LocalCache,
   ) {}
 
-  async create(
-    db: Kysely<TenantDatabase>,
-    input: { userId: string; ip: string | null; userAgent: string | null; policy: TenantPolicy },
-  ): Promise<{ sessionId: string; refreshToken: string }> {
+  /** A new session's row and its refresh token (the caller inserts the row with its login). */
+  newSession(input: { userId: string; ip: string | null; userAgent: string | null; policy: TenantPolicy }) {
     const refreshToken = randomToken(REFRESH_PREFIX);
-    const session = await db
-      .insertInto('user_sessions')
-      .values({
-        user_id: input.userId,
-        refresh_token_hash: sha256(refreshToken),
-        ip_address: input.ip,
-        user_agent: input.userAgent?.slice(0, 1000) ?? null,
-        expires_at: new Date(Date.now() + input.policy.absoluteTimeoutHours * 3_600_000),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return { sessionId: session.id, refreshToken };
+    const row = {
+      id: randomUUID(),
+      user_id: input.userId,
+      refresh_token_hash: sha256(refreshToken),
+      ip_address: input.ip,
+      user_agent: input.userAgent?.slice(0, 1000) ?? null,
+      expires_at: new Date(Date.now() + input.policy.absoluteTimeoutHours * 3_600_000),
+    };
+    return { row, refreshToken };
   }
 
   /**
