@@ -69,6 +69,24 @@ describe('two instances with Redis', () => {
   });
 });
 
+describe('readiness with Redis', () => {
+  it('reports redis in /ready, and 503 naming it when it is down', async () => {
+    const up = await redis(`ready-${randomUUID()}:`);
+    const down = await redis('down:', 'redis://127.0.0.1:9');
+    const { buildApp } = await import('../src/app.js');
+    const { databaseCheck } = await import('../src/health/routes.js');
+    for (const [cache, status] of [[up, 200], [down, 503]] as const) {
+      const app = await buildApp({ keys: one.keys, tenants: one.tenants, services: one.services, logger: false, readiness: { database: databaseCheck(one.db.database.db), redis: () => cache.ping() } });
+      const res = await app.inject({ method: 'GET', url: '/ready' });
+      expect(res.statusCode).toBe(status);
+      expect(res.json().checks.database).toBe('ok');
+      if (status === 200) expect(res.json().checks.redis).toBe('ok');
+      else expect(res.json().detail).toMatch(/^redis: /);
+      await app.close();
+    }
+  });
+});
+
 describe('Redis down', () => {
   it('keeps answering from PostgreSQL and never fails open', async () => {
     // An instance whose Redis does not answer (nothing listens on port 9).

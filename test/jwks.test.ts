@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadJwtKeys } from '../src/auth/keys.js';
 import { loadConfig } from '../src/config.js';
@@ -33,6 +34,11 @@ describe.each(['EdDSA', 'RS256'] as const)('%s tokens', (algorithm) => {
     expect(payload).toMatchObject({ type: 'tenant', tenant_slug: 'keys_a' });
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/keys_a/me', headers: bearer(tokens.access_token) })).statusCode).toBe(200);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/keys_b/me', headers: bearer(tokens.access_token) })).statusCode).toBe(403);
+
+    // Algorithm confusion: the same claims signed with HS256, using the public key as the secret.
+    const publicPem = (t.keys.verificationKey as KeyObject).export({ type: 'spki', format: 'pem' });
+    const forged = await new SignJWT(decodeJwt(tokens.access_token)).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(String(publicPem)));
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/keys_a/me', headers: bearer(forged) })).statusCode).toBe(401);
   });
 });
 
