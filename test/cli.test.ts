@@ -59,14 +59,14 @@ describe('system-service CLI', () => {
   it('lists, describes, creates and drops schemas', async () => {
     const created = await cli('schema', 'create', 'tenant_scratch');
     expect(created.code).toBe(0);
-    expect(created.stdout).toMatch(/tenant_scratch: version \d+, 23 tables \(23 created\)/);
+    expect(created.stdout).toMatch(/tenant_scratch: version \d+, 24 tables \(24 created\)/);
 
     const list = await cli('schema', 'list', 'tenant_scratch');
     expect(list.stdout.trim().split('\n')).toEqual(ALL_TABLES);
 
     const info = JSON.parse((await cli('schema', 'info', 'tenant_scratch', '--json')).stdout);
     expect(info).toMatchObject({ schema_name: 'tenant_scratch', exists: true, status: 'ready' });
-    expect(info.tables).toHaveLength(23);
+    expect(info.tables).toHaveLength(ALL_TABLES.length);
     expect(info.tables.find((x: { name: string }) => x.name === 'roles').estimated_rows).toBe(4);
     const human = await cli('schema', 'info', 'tenant_scratch');
     expect(human.stdout).toMatch(/status\s+ready, version \d+ of \d+/);
@@ -77,7 +77,7 @@ describe('system-service CLI', () => {
     const refused = await cli('schema', 'drop', 'tenant_scratch');
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/refusing to drop tenant_scratch without --yes/);
-    expect((await cli('schema', 'list', 'tenant_scratch')).stdout.trim().split('\n')).toHaveLength(23);
+    expect((await cli('schema', 'list', 'tenant_scratch')).stdout.trim().split('\n')).toHaveLength(ALL_TABLES.length);
 
     const dropped = await cli('schema', 'drop', 'tenant_scratch', '--yes');
     expect(dropped.stdout.trim()).toBe('dropped tenant_scratch');

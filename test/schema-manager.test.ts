@@ -34,7 +34,7 @@ describe('initializeTenantSchema', () => {
     const result = await manager.initializeTenantSchema(null, 'tenant_alpha');
     expect(result.tables).toEqual(ALL_TABLES);
     expect(result.created_tables).toEqual(ALL_TABLES);
-    expect(result.tables).toHaveLength(23);
+    expect(result.tables).toHaveLength(24);
     expect(result.schema_version).toBe(manager.latestVersion);
     expect(result.applied).toEqual(tenantMigrations.map((m) => `${m.version}_${m.name}`));
     const state = await stateOf('tenant_alpha');

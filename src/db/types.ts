@@ -236,6 +236,21 @@ export interface ApiKeysTable {
   deleted_at: Timestamp | null;
 }
 
+/** Migration 0003. */
+export interface IdempotencyKeysTable {
+  id: Generated<string>;
+  scope: string;
+  key: string;
+  method: string;
+  path: string;
+  request_hash: string;
+  status_code: number;
+  response: Json | null;
+  expires_at: Timestamp;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
 // ---------------------------------------------------------------------------
 // Extended tables (migration 0002)
 // ---------------------------------------------------------------------------
@@ -385,6 +400,7 @@ export interface TenantDatabase {
   password_reset_tokens: PasswordResetTokensTable;
   email_verification_tokens: EmailVerificationTokensTable;
   api_keys: ApiKeysTable;
+  idempotency_keys: IdempotencyKeysTable;
   notes: NotesTable;
   logacalls: LogacallsTable;
   tasks: TasksTable;
@@ -587,6 +603,18 @@ export const tenantColumns = {
     used_at: col('timestamptz', true),
     ...creation,
   },
+  idempotency_keys: {
+    id: col('uuid', false),
+    scope: col('text', false),
+    key: col('text', false),
+    method: col('text', false),
+    path: col('text', false),
+    request_hash: col('text', false),
+    status_code: col('int4', false),
+    response: col('jsonb', true),
+    expires_at: col('timestamptz', false),
+    ...creation,
+  },
   api_keys: {
     id: col('uuid', false),
     user_id: col('uuid', false),
@@ -777,6 +805,7 @@ export type TenantColumnsInSync = [
   AssertInSync<Drift<'password_reset_tokens'>>,
   AssertInSync<Drift<'email_verification_tokens'>>,
   AssertInSync<Drift<'api_keys'>>,
+  AssertInSync<Drift<'idempotency_keys'>>,
   AssertInSync<Drift<'notes'>>,
   AssertInSync<Drift<'logacalls'>>,
   AssertInSync<Drift<'tasks'>>,
