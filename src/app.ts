@@ -15,6 +15,7 @@ import { meRoutes } from './me/routes.js';
 import type { TenantServices } from './services.js';
 import { tenantRoutes } from './tenancy/routes.js';
 import type { TenantService } from './tenancy/service.js';
+import { userAdminRoutes } from './users/admin-routes.js';
 import { userAccessRoutes } from './users/routes.js';
 
 declare module 'fastify' {
@@ -101,6 +102,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(authRoutes(services.auth));
       await tenantApp.register(meRoutes({ db: services.db, auth: services.auth, sessions: services.sessions, apiKeys: services.apiKeys, policies: services.policies }));
       await tenantApp.register(userAccessRoutes(services.userAccess));
+      await tenantApp.register(userAdminRoutes(services.users, services.db));
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );

@@ -10,6 +10,7 @@ import type { PlatformDatabase } from './db/platform-types.js';
 import type { Mailer } from './mail/mailer.js';
 import { PolicyReader } from './settings/policy.js';
 import { TenantDirectory } from './tenancy/directory.js';
+import { UserAdminService } from './users/admin.js';
 import { UserAccessService } from './users/service.js';
 
 export interface TenantServicesConfig {
@@ -30,6 +31,7 @@ export interface TenantServices {
   readonly apiKeys: ApiKeyService;
   readonly auth: AuthService;
   readonly userAccess: UserAccessService;
+  readonly users: UserAdminService;
   readonly authRateLimitPerMinute: number;
 }
 
@@ -62,6 +64,7 @@ export async function createTenantServices(deps: {
     apiKeys,
     auth,
     userAccess: new UserAccessService(db, access),
+    users: new UserAdminService({ db, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };
 }

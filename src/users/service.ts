@@ -82,7 +82,8 @@ export class UserAccessService {
   }
 }
 
-async function grantsOf(db: Kysely<TenantDatabase>, roleIds: string[]): Promise<string[]> {
+/** The permission names a set of roles allows. */
+export async function grantsOf(db: Kysely<TenantDatabase>, roleIds: string[]): Promise<string[]> {
   if (roleIds.length === 0) return [];
   const rows = await db
     .selectFrom('role_permissions as rp')

@@ -1,0 +1,34 @@
+import { Type, type TProperties } from 'typebox';
+
+/**
+ * Query schema of a list route: page, page_size (max 100), search, sort from an allowlist
+ * (`field` ascending, `-field` descending; anything else is a 400), plus the route's filters.
+ */
+export function listQuery<P extends TProperties>(sortable: readonly string[], filters: P) {
+  const sorts = sortable.flatMap((f) => [f, `-${f}`]);
+  return Type.Object(
+    {
+      page: Type.Integer({ minimum: 1, default: 1 }),
+      page_size: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+      search: Type.Optional(Type.String({ maxLength: 200, description: 'Case-insensitive text search' })),
+      sort: Type.Optional(Type.Union(sorts.map((s) => Type.Literal(s)), { description: `One of ${sorts.join(', ')}` })),
+      ...filters,
+    },
+    { additionalProperties: false },
+  );
+}
+
+export interface SortSpec {
+  readonly column: string;
+  readonly direction: 'asc' | 'desc';
+}
+
+export function parseSort(sort: string | undefined, fallback: SortSpec): SortSpec {
+  if (!sort) return fallback;
+  return sort.startsWith('-') ? { column: sort.slice(1), direction: 'desc' } : { column: sort, direction: 'asc' };
+}
+
+/** `%text%` for ILIKE, with the caller's wildcards taken literally. */
+export function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}

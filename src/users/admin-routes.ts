@@ -1,0 +1,211 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Kysely } from 'kysely';
+import { Type } from 'typebox';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import { expectedVersion, setEtag } from '../http/etag.js';
+import { idempotent } from '../http/idempotency.js';
+import { listQuery } from '../http/listing.js';
+import { DateTime, pageOf, problems } from '../http/schemas.js';
+import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
+import { USER_SORTS, USER_STATUSES, type UserAdminService, type VersionedUser } from './admin.js';
+import { UserSchema } from './view.js';
+
+const UserParams = Type.Object({ user_id: Type.String({ format: 'uuid' }) });
+const Nullable = (maxLength: number) => Type.Optional(Type.Union([Type.String({ maxLength }), Type.Null()]));
+const Status = Type.Union(USER_STATUSES.map((s) => Type.Literal(s)));
+
+const Profile = {
+  username: Nullable(64),
+  first_name: Nullable(200),
+  last_name: Nullable(200),
+  phone: Nullable(50),
+  avatar_url: Nullable(2000),
+  locale: Nullable(35),
+  timezone: Nullable(64),
+  status: Type.Optional(Status),
+};
+
+const CreateUser = Type.Object(
+  {
+    email: Type.String({ maxLength: 254, examples: ['ada@acme.example'] }),
+    password: Type.Optional(Type.String({ maxLength: 4096, description: 'Omit to invite: the user gets a set-password link by mail' })),
+    roles: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { maxItems: 50, default: undefined, description: 'Role names; default ["user"]' })),
+    ...Profile,
+  },
+  { additionalProperties: false },
+);
+
+const UpdateUser = Type.Object({ email: Type.Optional(Type.String({ maxLength: 254 })), ...Profile }, { additionalProperties: false });
+
+const ListQuery = listQuery(USER_SORTS, {
+  status: Type.Optional(Status),
+  role: Type.Optional(Type.String({ maxLength: 100 })),
+  team: Type.Optional(Type.String({ format: 'uuid' })),
+  created_from: Type.Optional(Type.String({ format: 'date-time' })),
+  created_to: Type.Optional(Type.String({ format: 'date-time' })),
+});
+
+const SessionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  ip_address: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  created_at: DateTime,
+  last_seen_at: DateTime,
+  expires_at: DateTime,
+});
+
+const OverrideSchema = Type.Object({ permission: Type.String(), effect: Type.String(), expires_at: Type.Union([DateTime, Type.Null()]) });
+
+function view({ version: _version, ...user }: VersionedUser) {
+  return user;
+}
+
+/** `users/...`: administration of a tenant's users. */
+export function userAdminRoutes(users: UserAdminService, db: Kysely<PlatformDatabase>): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/users',
+      { config: { access: { permission: 'users.read' } }, schema: { tags: ['users'], summary: 'List users', querystring: ListQuery, response: { 200: pageOf(UserSchema), ...problems(400, 401, 403, 404) } } },
+      async (request) => users.list(requireTenant(request), request.query),
+    );
+
+    app.post(
+      '/users',
+      {
+        config: { access: { permission: 'users.create' } },
+        schema: {
+          tags: ['users'],
+          summary: 'Create a user (or invite one: no password). Honours Idempotency-Key.',
+          body: CreateUser,
+          response: { 201: UserSchema, ...problems(400, 401, 403, 404, 409, 422) },
+        },
+      },
+      async (request, reply) => {
+        const tenant = requireTenant(request);
+        let mail: () => Promise<void> = async () => {};
+        const outcome = await idempotent(db, request, async (trx) => {
+          const { user, afterCommit } = await users.create(trx, tenant, requirePrincipal(request).userId, request.body, actorFrom(request));
+          mail = afterCommit;
+          return { status: 201, body: { ...view(user), version: user.version } };
+        });
+        await mail().catch((error: unknown) => request.log.warn({ err: error }, 'invitation mail not sent'));
+        const { version, ...body } = outcome.body as ReturnType<typeof view> & { version: number };
+        setEtag(reply, version);
+        return reply.status(outcome.status as 201).header('location', `${request.url.split('?')[0]}/${body.id}`).send(body);
+      },
+    );
+
+    app.get(
+      '/users/:user_id',
+      { config: { access: { permission: 'users.read' } }, schema: { tags: ['users'], summary: 'Get a user', params: UserParams, response: { 200: UserSchema, ...problems(400, 401, 403, 404) } } },
+      async (request, reply) => {
+        const user = await users.get(requireTenant(request), request.params.user_id);
+        setEtag(reply, user.version);
+        return view(user);
+      },
+    );
+
+    for (const method of ['PUT', 'PATCH'] as const) {
+      app.route({
+        method,
+        url: '/users/:user_id',
+        config: { access: { permission: 'users.update' } },
+        schema: {
+          tags: ['users'],
+          summary: 'Update a user (partial); honours If-Match',
+          params: UserParams,
+          body: UpdateUser,
+          response: { 200: UserSchema, ...problems(400, 401, 403, 404, 409, 412) },
+        },
+        handler: async (request, reply) => {
+          const user = await users.update(requireTenant(request), request.params.user_id, request.body, expectedVersion(request), actorFrom(request));
+          setEtag(reply, user.version);
+          return view(user);
+        },
+      });
+    }
+
+    app.delete(
+      '/users/:user_id',
+      {
+        config: { access: { permission: 'users.delete' } },
+        schema: { tags: ['users'], summary: 'Delete a user (soft): ends its sessions and API keys; honours If-Match', params: UserParams, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409, 412) } },
+      },
+      async (request, reply) => {
+        await users.remove(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, expectedVersion(request), actorFrom(request));
+        return reply.status(204).send(null);
+      },
+    );
+
+    app.post(
+      '/users/:user_id/restore',
+      { config: { access: { permission: 'users.delete' } }, schema: { tags: ['users'], summary: 'Restore a deleted user', params: UserParams, response: { 200: UserSchema, ...problems(400, 401, 403, 404, 409) } } },
+      async (request, reply) => {
+        const user = await users.restore(requireTenant(request), request.params.user_id, actorFrom(request));
+        setEtag(reply, user.version);
+        return view(user);
+      },
+    );
+
+    app.put(
+      '/users/:user_id/permissions/:permission',
+      {
+        config: { access: { permission: 'users.update' } },
+        schema: {
+          tags: ['users'],
+          summary: 'Set a user-level permission override',
+          params: Type.Object({ user_id: Type.String({ format: 'uuid' }), permission: Type.String({ maxLength: 100 }) }),
+          body: Type.Object({ effect: Type.Union([Type.Literal('allow'), Type.Literal('deny')]), expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])) }, { additionalProperties: false }),
+          response: { 200: OverrideSchema, ...problems(400, 401, 403, 404) },
+        },
+      },
+      async (request) => users.setOverride(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.params.permission, request.body, actorFrom(request)),
+    );
+
+    app.delete(
+      '/users/:user_id/permissions/:permission',
+      {
+        config: { access: { permission: 'users.update' } },
+        schema: {
+          tags: ['users'],
+          summary: 'Remove a user-level permission override',
+          params: Type.Object({ user_id: Type.String({ format: 'uuid' }), permission: Type.String({ maxLength: 100 }) }),
+          response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
+        },
+      },
+      async (request, reply) => {
+        await users.removeOverride(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.params.permission, actorFrom(request));
+        return reply.status(204).send(null);
+      },
+    );
+
+    app.get(
+      '/users/:user_id/sessions',
+      { config: { access: { permission: 'sessions.read' } }, schema: { tags: ['users'], summary: "A user's live sessions", params: UserParams, response: { 200: Type.Object({ items: Type.Array(SessionSchema) }), ...problems(400, 401, 403, 404) } } },
+      async (request) => ({ items: await users.sessions(requireTenant(request), request.params.user_id) }),
+    );
+
+    app.delete(
+      '/users/:user_id/sessions',
+      { config: { access: { permission: 'sessions.delete' } }, schema: { tags: ['users'], summary: "End all of a user's sessions", params: UserParams, response: { 200: Type.Object({ revoked: Type.Integer() }), ...problems(400, 401, 403, 404) } } },
+      async (request) => ({ revoked: await users.revokeSessions(requireTenant(request), request.params.user_id, undefined, actorFrom(request)) }),
+    );
+
+    app.delete(
+      '/users/:user_id/sessions/:session_id',
+      {
+        config: { access: { permission: 'sessions.delete' } },
+        schema: {
+          tags: ['users'],
+          summary: "End one of a user's sessions",
+          params: Type.Object({ user_id: Type.String({ format: 'uuid' }), session_id: Type.String({ format: 'uuid' }) }),
+          response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
+        },
+      },
+      async (request, reply) => {
+        await users.revokeSessions(requireTenant(request), request.params.user_id, request.params.session_id, actorFrom(request));
+        return reply.status(204).send(null);
+      },
+    );
+  };
+}

@@ -1,0 +1,372 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
+import { missingForGrant } from '../access/grants.js';
+import type { AccessService } from '../access/service.js';
+import { checkPasswordPolicy, hashPassword } from '../auth/passwords.js';
+import type { SessionStore } from '../auth/sessions.js';
+import { randomToken, sha256 } from '../auth/tokens.js';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { LocalCache } from '../cache/local.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantDatabase } from '../db/types.js';
+import { DomainError } from '../errors.js';
+import { checkVersion } from '../http/etag.js';
+import { likePattern, parseSort } from '../http/listing.js';
+import type { Mailer } from '../mail/mailer.js';
+import type { PolicyReader } from '../settings/policy.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import { checkEmail } from './email.js';
+import { ensureAnotherAdmin, grantsOf } from './service.js';
+import { USER_COLUMNS, type UserView } from './view.js';
+
+export const USER_STATUSES = ['active', 'invited', 'suspended', 'inactive'] as const;
+export const USER_SORTS = ['email', 'username', 'first_name', 'last_name', 'status', 'created_at', 'updated_at', 'last_login_at'] as const;
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$/;
+const CATALOGUE = new Set(PERMISSION_CATALOGUE.map((p) => p.name));
+
+export interface UserListQuery {
+  page: number;
+  page_size: number;
+  search?: string;
+  sort?: string;
+  status?: string;
+  role?: string;
+  team?: string;
+  created_from?: string;
+  created_to?: string;
+}
+
+export interface UserInput {
+  email?: string;
+  username?: string | null;
+  password?: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  phone?: string | null;
+  avatar_url?: string | null;
+  locale?: string | null;
+  timezone?: string | null;
+  status?: string;
+  roles?: string[];
+}
+
+export type VersionedUser = UserView & { readonly version: number };
+
+interface Deps {
+  readonly db: Kysely<PlatformDatabase>;
+  readonly access: AccessService;
+  readonly sessions: SessionStore;
+  readonly policies: PolicyReader;
+  readonly local: LocalCache;
+  readonly mailer: Mailer;
+  readonly publicUrl: string;
+}
+
+function clean(value: string | null | undefined, field: string, max: number): string | null | undefined {
+  if (value === undefined || value === null) return value;
+  const trimmed = value.trim();
+  if (trimmed.length > max) throw DomainError.invalid(field, `must be at most ${max} characters`);
+  return trimmed === '' ? null : trimmed;
+}
+
+function profile(input: UserInput) {
+  const username = clean(input.username, 'username', 64);
+  if (username && !USERNAME.test(username)) throw DomainError.invalid('username', 'must be 3-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+  if (input.timezone && !Intl.supportedValuesOf('timeZone').includes(input.timezone)) throw DomainError.invalid('timezone', 'must be an IANA time zone');
+  const fields = {
+    email: input.email === undefined ? undefined : checkEmail(input.email),
+    username,
+    first_name: clean(input.first_name, 'first_name', 200),
+    last_name: clean(input.last_name, 'last_name', 200),
+    phone: clean(input.phone, 'phone', 50),
+    avatar_url: clean(input.avatar_url, 'avatar_url', 2000),
+    locale: clean(input.locale, 'locale', 35),
+    timezone: clean(input.timezone, 'timezone', 64),
+    status: input.status,
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
+
+/** A unique violation on users names the live email or username already taken. */
+async function uniqueUser<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const e = error as { code?: string; constraint?: string };
+    if (e.code === '23505' && e.constraint?.startsWith('users_email')) throw DomainError.conflict('a user with this email already exists');
+    if (e.code === '23505' && e.constraint?.startsWith('users_username')) throw DomainError.conflict('a user with this username already exists');
+    throw error;
+  }
+}
+
+/** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
+export class UserAdminService {
+  constructor(private readonly deps: Deps) {}
+
+  async list(tenant: TenantContext, query: UserListQuery) {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    let base = db.selectFrom('users').where('users.deleted_at', 'is', null);
+    if (query.status) base = base.where('users.status', '=', query.status);
+    if (query.search) {
+      const pattern = likePattern(query.search);
+      base = base.where((eb) => eb.or(['email', 'username', 'first_name', 'last_name'].map((c) => eb(sql.ref(`users.${c}`), 'ilike', pattern))));
+    }
+    if (query.role) {
+      const role = query.role.toLowerCase();
+      base = base.where((eb) =>
+        eb.exists(eb.selectFrom('user_roles as ur').innerJoin('roles as r', 'r.id', 'ur.role_id').select('ur.id').whereRef('ur.user_id', '=', 'users.id').where(sql`lower(r.name)`, '=', role)),
+      );
+    }
+    if (query.team) {
+      const team = query.team;
+      base = base.where((eb) => eb.exists(eb.selectFrom('team_members as tm').select('tm.id').whereRef('tm.user_id', '=', 'users.id').where('tm.team_id', '=', team)));
+    }
+    if (query.created_from) base = base.where('users.created_at', '>=', new Date(query.created_from));
+    if (query.created_to) base = base.where('users.created_at', '<', new Date(query.created_to));
+    const sort = parseSort(query.sort, { column: 'created_at', direction: 'asc' });
+    const [rows, total] = await Promise.all([
+      base
+        .select(USER_COLUMNS.map((c) => `users.${c}` as const))
+        .orderBy(sql.ref(`users.${sort.column}`), sql.raw(`${sort.direction} nulls last`))
+        .orderBy('users.id')
+        .limit(query.page_size)
+        .offset((query.page - 1) * query.page_size)
+        .execute(),
+      base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    const roles = await this.rolesOf(db, rows.map((r) => r.id));
+    return { items: rows.map((r) => ({ ...r, roles: roles.get(r.id) ?? [] })), total: Number(total.n), page: query.page, page_size: query.page_size };
+  }
+
+  async get(tenant: TenantContext, userId: string): Promise<VersionedUser> {
+    return this.load(tenantDb(this.deps.db, tenant.schema), userId);
+  }
+
+  /** Creates a user; without a password, the user is invited (a set-password link by mail). */
+  async create(trx: Transaction<TenantDatabase>, tenant: TenantContext, actorUserId: string, input: UserInput & { email: string }, actor: AuditActor): Promise<{ user: VersionedUser; afterCommit: () => Promise<void> }> {
+    const fields = profile(input);
+    const policy = await this.deps.policies.policy(tenant);
+    if (input.password !== undefined) checkPasswordPolicy(input.password, policy.password);
+    const roleNames = input.roles ?? ['user'];
+    const roles = await this.resolveRoles(trx, roleNames);
+    await this.checkGrant(tenant, actorUserId, trx, roles.map((r) => r.id));
+    const invited = input.password === undefined;
+    const status = input.status ?? (invited ? 'invited' : 'active');
+    const passwordHash = invited ? null : await hashPassword(input.password!);
+    const created = await uniqueUser(() =>
+      trx
+        .insertInto('users')
+        .values({ ...fields, email: fields.email as string, status, password_hash: passwordHash, password_changed_at: passwordHash ? new Date() : null })
+        .returning('id')
+        .executeTakeFirstOrThrow(),
+    );
+    if (roles.length) await trx.insertInto('user_roles').values(roles.map((r) => ({ user_id: created.id, role_id: r.id, assigned_by: actorUserId }))).execute();
+    const user = await this.load(trx, created.id);
+    await writeAudit(trx, actor, { action: 'users.create', entityType: 'users', entityId: user.id, after: user });
+
+    let afterCommit = async () => {};
+    if (invited) {
+      const token = randomToken('');
+      await trx
+        .insertInto('password_reset_tokens')
+        .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.invitationTtlHours * 3_600_000), requested_ip: actor.ip })
+        .execute();
+      const link = `${this.deps.publicUrl.replace(/\/$/, '')}/reset-password?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
+      afterCommit = () =>
+        this.deps.mailer.send({
+          to: user.email,
+          subject: `You are invited to ${tenant.slug}`,
+          text: `An account was created for you. Choose your password: ${link}\n\nThe link works once, for ${policy.invitationTtlHours} hours.\n`,
+        });
+    }
+    return { user, afterCommit };
+  }
+
+  /** Partial update; `expected` is the If-Match version (412 when stale). */
+  async update(tenant: TenantContext, userId: string, input: UserInput, expected: number | undefined, actor: AuditActor): Promise<VersionedUser> {
+    const fields = profile(input);
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const after = await db.transaction().execute(async (trx) => {
+      const before = await this.load(trx, userId, true);
+      checkVersion(expected, before.version);
+      if (fields.status && fields.status !== 'active' && before.status === 'active' && before.roles.includes('admin')) await ensureAnotherAdmin(trx, userId);
+      if (Object.keys(fields).length === 0) return before;
+      const emailChanged = fields.email !== undefined && String(fields.email).toLowerCase() !== before.email.toLowerCase();
+      const updated = await uniqueUser(() =>
+        trx
+          .updateTable('users')
+          .set({ ...fields, ...(emailChanged ? { is_email_verified: false, email_verified_at: null } : {}), updated_at: new Date(), version: sql`version + 1` })
+          .where('id', '=', userId)
+          .where('version', '=', before.version)
+          .returning('id')
+          .executeTakeFirst(),
+      );
+      if (!updated) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
+      const after = await this.load(trx, userId);
+      await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after });
+      return after;
+    });
+    await this.deps.sessions.forgetUser(tenant, userId);
+    return after;
+  }
+
+  /** Soft delete: ends the user's sessions and API keys and frees the email. */
+  async remove(tenant: TenantContext, actorUserId: string, userId: string, expected: number | undefined, actor: AuditActor): Promise<void> {
+    if (actorUserId === userId) throw new DomainError('forbidden', 'you cannot delete your own account here');
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const { sessions, keys } = await db.transaction().execute(async (trx) => {
+      const before = await this.load(trx, userId, true);
+      checkVersion(expected, before.version);
+      if (before.roles.includes('admin') && before.status === 'active') await ensureAnotherAdmin(trx, userId);
+      const deleted = await trx
+        .updateTable('users')
+        .set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` })
+        .where('id', '=', userId)
+        .where('version', '=', before.version)
+        .executeTakeFirst();
+      if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
+      const sessions = await this.deps.sessions.revokeAll(trx, userId, 'user_deleted');
+      const keys = await trx.updateTable('api_keys').set({ deleted_at: new Date(), updated_at: new Date() }).where('user_id', '=', userId).where('deleted_at', 'is', null).returning('prefix').execute();
+      await writeAudit(trx, actor, { action: 'users.delete', entityType: 'users', entityId: userId, before, metadata: { revoked_sessions: sessions.length, revoked_api_keys: keys.length } });
+      return { sessions, keys };
+    });
+    await this.deps.sessions.forgetUser(tenant, userId);
+    await this.deps.sessions.forgetSessions(tenant, sessions);
+    await Promise.all(keys.map((k) => this.deps.local.invalidate(`apikey:${tenant.schema}:${k.prefix}`)));
+  }
+
+  async restore(tenant: TenantContext, userId: string, actor: AuditActor): Promise<VersionedUser> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const user = await db.transaction().execute(async (trx) => {
+      const restored = await uniqueUser(() =>
+        trx
+          .updateTable('users')
+          .set({ deleted_at: null, updated_at: new Date(), version: sql`version + 1` })
+          .where('id', '=', userId)
+          .where('deleted_at', 'is not', null)
+          .returning('id')
+          .executeTakeFirst(),
+      );
+      if (!restored) throw DomainError.notFound('deleted user');
+      const after = await this.load(trx, userId);
+      await writeAudit(trx, actor, { action: 'users.restore', entityType: 'users', entityId: userId, after });
+      return after;
+    });
+    await this.deps.sessions.forgetUser(tenant, userId);
+    return user;
+  }
+
+  /** Sets a user-level override; the actor must hold the permission and may not target themselves. */
+  async setOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, input: { effect: 'allow' | 'deny'; expires_at?: string | null }, actor: AuditActor) {
+    if (!CATALOGUE.has(permission)) throw DomainError.invalid('permission', `"${permission}" is not a known permission`);
+    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
+    const lacking = missingForGrant(await this.deps.access.data(tenant, actorUserId), [permission]);
+    if (lacking) throw new DomainError('forbidden', `you do not hold ${lacking}`);
+    let expiresAt: Date | null = null;
+    if (input.expires_at) {
+      expiresAt = new Date(input.expires_at);
+      if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) throw DomainError.invalid('expires_at', 'must be a future date-time');
+    }
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const result = await db.transaction().execute(async (trx) => {
+      await this.load(trx, userId);
+      const perm = await trx.selectFrom('permissions').select('id').where('name', '=', permission).executeTakeFirstOrThrow();
+      const before = await trx.selectFrom('user_permissions').select(['effect', 'expires_at']).where('user_id', '=', userId).where('permission_id', '=', perm.id).executeTakeFirst();
+      await trx
+        .insertInto('user_permissions')
+        .values({ user_id: userId, permission_id: perm.id, effect: input.effect, expires_at: expiresAt, granted_by: actorUserId })
+        .onConflict((oc) => oc.columns(['user_id', 'permission_id']).doUpdateSet({ effect: input.effect, expires_at: expiresAt, granted_by: actorUserId, updated_at: new Date() }))
+        .execute();
+      const after = { permission, effect: input.effect, expires_at: expiresAt };
+      await writeAudit(trx, actor, { action: 'users.set_permission', entityType: 'users', entityId: userId, before: before ? { permission, ...before } : null, after });
+      return after;
+    });
+    await this.deps.access.invalidateUser(tenant, userId);
+    return result;
+  }
+
+  async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor): Promise<void> {
+    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
+    const db = tenantDb(this.deps.db, tenant.schema);
+    await db.transaction().execute(async (trx) => {
+      await this.load(trx, userId);
+      const removed = await trx
+        .deleteFrom('user_permissions')
+        .where('user_id', '=', userId)
+        .where('permission_id', '=', (eb) => eb.selectFrom('permissions').select('id').where('name', '=', permission))
+        .returning(['effect', 'expires_at'])
+        .executeTakeFirst();
+      if (!removed) throw DomainError.notFound('override');
+      await writeAudit(trx, actor, { action: 'users.remove_permission', entityType: 'users', entityId: userId, before: { permission, ...removed } });
+    });
+    await this.deps.access.invalidateUser(tenant, userId);
+  }
+
+  async sessions(tenant: TenantContext, userId: string) {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    await this.load(db, userId);
+    return this.deps.sessions.list(tenant, userId, await this.deps.policies.policy(tenant));
+  }
+
+  /** Revokes one session of the user, or all of them (`sessionId` undefined); returns how many. */
+  async revokeSessions(tenant: TenantContext, userId: string, sessionId: string | undefined, actor: AuditActor): Promise<number> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const revoked = await db.transaction().execute(async (trx) => {
+      await this.load(trx, userId);
+      let ids: string[];
+      if (sessionId) {
+        const owned = await trx.selectFrom('user_sessions').select('id').where('id', '=', sessionId).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
+        if (!owned) throw DomainError.notFound('session');
+        await this.deps.sessions.revoke(trx, sessionId, 'revoked_by_admin');
+        ids = [sessionId];
+      } else {
+        ids = await this.deps.sessions.revokeAll(trx, userId, 'revoked_by_admin');
+      }
+      await writeAudit(trx, actor, { action: 'sessions.delete', entityType: 'users', entityId: userId, metadata: { sessions: ids } });
+      return ids;
+    });
+    await this.deps.sessions.forgetSessions(tenant, revoked);
+    return revoked.length;
+  }
+
+  private async load(db: Kysely<TenantDatabase>, userId: string, forUpdate = false): Promise<VersionedUser> {
+    let q = db.selectFrom('users').select([...USER_COLUMNS, 'version']).where('id', '=', userId).where('deleted_at', 'is', null);
+    if (forUpdate) q = q.forUpdate();
+    const user = await q.executeTakeFirst();
+    if (!user) throw DomainError.notFound('user');
+    const roles = await this.rolesOf(db, [userId]);
+    return { ...user, roles: roles.get(userId) ?? [] };
+  }
+
+  private async rolesOf(db: Kysely<TenantDatabase>, userIds: string[]): Promise<Map<string, string[]>> {
+    const map = new Map<string, string[]>();
+    if (userIds.length === 0) return map;
+    const rows = await db
+      .selectFrom('user_roles as ur')
+      .innerJoin('roles as r', 'r.id', 'ur.role_id')
+      .select(['ur.user_id', 'r.name'])
+      .where('ur.user_id', 'in', userIds)
+      .where('r.deleted_at', 'is', null)
+      .orderBy('r.priority', 'desc')
+      .orderBy('r.name')
+      .execute();
+    for (const r of rows) map.set(r.user_id, [...(map.get(r.user_id) ?? []), r.name]);
+    return map;
+  }
+
+  private async resolveRoles(db: Kysely<TenantDatabase>, names: readonly string[]) {
+    const wanted = [...new Set(names.map((n) => n.trim().toLowerCase()))];
+    if (wanted.length === 0) return [];
+    const roles = await db.selectFrom('roles').select(['id', 'name']).where(sql`lower(name)`, 'in', wanted).where('deleted_at', 'is', null).execute();
+    const unknown = wanted.filter((n) => !roles.some((r) => r.name.toLowerCase() === n));
+    if (unknown.length) throw DomainError.invalid('roles', `unknown role: ${unknown.join(', ')}`);
+    return roles;
+  }
+
+  private async checkGrant(tenant: TenantContext, actorUserId: string, db: Kysely<TenantDatabase>, roleIds: string[]): Promise<void> {
+    if (roleIds.length === 0) return;
+    const lacking = missingForGrant(await this.deps.access.data(tenant, actorUserId), await grantsOf(db, roleIds));
+    if (lacking) throw new DomainError('forbidden', `you cannot give a role carrying ${lacking}, which you do not hold`);
+  }
+}
