@@ -1,0 +1,290 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tenantDb } from '../src/db/database.js';
+import { createTestApp, type TestApp } from './support/app.js';
+import { bearer, login, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
+
+let t: TestApp;
+let admin: string;
+let adminB: string;
+let viewer: string;
+let manager: string;
+let alphaAdmin: SeededUser;
+let betaAdmin: SeededUser;
+
+beforeAll(async () => {
+  t = await createTestApp();
+  alphaAdmin = await seedTenant(t, 'ua');
+  betaAdmin = await seedTenant(t, 'ub');
+  await seedUser(t, 'ua', { email: 'viewer@ua.example', roles: ['viewer'] });
+  await seedUser(t, 'ua', { email: 'manager@ua.example', roles: ['manager'] });
+  admin = (await login(t.app, 'ua', alphaAdmin.email)).access_token;
+  adminB = (await login(t.app, 'ub', betaAdmin.email)).access_token;
+  viewer = (await login(t.app, 'ua', 'viewer@ua.example')).access_token;
+  manager = (await login(t.app, 'ua', 'manager@ua.example')).access_token;
+});
+afterAll(async () => t?.close());
+
+const db = (slug: string) => tenantDb(t.db.database.db, `tenant_${slug}`);
+const call = (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, token: string, payload?: object, headers: Record<string, string> = {}) =>
+  t.app.inject({ method, url: `/api/v1/tenants/${url}`, headers: { ...bearer(token), ...headers }, ...(payload ? { payload } : {}) });
+
+async function createUser(token: string, body: object, slug = 'ua') {
+  const res = await call('POST', `${slug}/users`, token, body);
+  if (res.statusCode !== 201) throw new Error(`${res.statusCode} ${res.body}`);
+  return res.json();
+}
+
+describe('POST users', () => {
+  it('creates a user with a password and the default role, with ETag, Location and an audit row', async () => {
+    const res = await call('POST', 'ua/users', admin, { email: 'New.Person@ua.example', password: 'a fine long password', first_name: 'New' });
+    expect(res.statusCode).toBe(201);
+    const user = res.json();
+    expect(user).toMatchObject({ email: 'New.Person@ua.example', first_name: 'New', status: 'active', roles: ['user'], is_email_verified: false });
+    expect(user).not.toHaveProperty('password_hash');
+    expect(res.headers.etag).toBe('"1"');
+    expect(res.headers.location).toBe(`/api/v1/tenants/ua/users/${user.id}`);
+    const audit = await db('ua').selectFrom('audit_logs').select(['action', 'after', 'actor_user_id']).where('entity_id', '=', user.id).execute();
+    expect(audit).toEqual([{ action: 'users.create', actor_user_id: alphaAdmin.id, after: expect.objectContaining({ email: 'New.Person@ua.example', roles: ['user'] }) }]);
+    await login(t.app, 'ua', 'new.person@ua.example', 'a fine long password');
+  });
+
+  it('invites a user without a password: status invited, a set-password link that activates the account', async () => {
+    const user = await createUser(admin, { email: 'invitee@ua.example', roles: ['viewer'] });
+    expect(user).toMatchObject({ status: 'invited', roles: ['viewer'] });
+    const mail = t.mailer.sent.at(-1)!;
+    expect(mail.to).toBe('invitee@ua.example');
+    const token = /token=([A-Za-z0-9_-]+)/.exec(mail.text)![1]!;
+    const set = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ua/auth/password-reset/confirm', payload: { token, new_password: 'my chosen passphrase' } });
+    expect(set.statusCode).toBe(204);
+    const me = await t.app.inject({ method: 'GET', url: '/api/v1/tenants/ua/me', headers: bearer((await login(t.app, 'ua', 'invitee@ua.example', 'my chosen passphrase')).access_token) });
+    expect(me.json()).toMatchObject({ status: 'active', is_email_verified: true });
+  });
+
+  it('refuses duplicates (409), bad input (400) and protected fields, creating nothing', async () => {
+    const count = async () => Number((await db('ua').selectFrom('users').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    const before = await count();
+    expect((await call('POST', 'ua/users', admin, { email: 'VIEWER@ua.example' })).statusCode).toBe(409);
+    for (const [payload, field] of [
+      [{ email: 'not an email' }, 'email'],
+      [{ email: 'x@ua.example', password: 'short' }, 'password'],
+      [{ email: 'x@ua.example', roles: ['wizard'] }, 'roles'],
+      [{ email: 'x@ua.example', status: 'superuser' }, 'status'],
+      [{ email: 'x@ua.example', username: 'a b' }, 'username'],
+      [{ email: 'x@ua.example', id: '00000000-0000-4000-8000-000000000000' }, 'id'],
+      [{ email: 'x@ua.example', password_hash: 'x' }, 'password_hash'],
+      [{ email: 'x@ua.example', is_email_verified: true }, 'is_email_verified'],
+      [{ email: 'x@ua.example', version: 7 }, 'version'],
+      [{ email: 'x@ua.example', tenant_slug: 'ub' }, 'tenant_slug'],
+    ] as const) {
+      const res = await call('POST', 'ua/users', admin, payload);
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().errors.map((e: { field: string }) => e.field)).toContain(field);
+    }
+    expect(await count()).toBe(before);
+  });
+
+  it('lets a manager create users and viewers but never an admin; a viewer creates nothing', async () => {
+    expect((await call('POST', 'ua/users', manager, { email: 'by-manager@ua.example', roles: ['viewer'] })).statusCode).toBe(201);
+    expect((await call('POST', 'ua/users', manager, { email: 'wannabe@ua.example', roles: ['admin'] })).statusCode).toBe(403);
+    expect((await call('POST', 'ua/users', viewer, { email: 'by-viewer@ua.example' })).statusCode).toBe(403);
+  });
+
+  it('honours Idempotency-Key: a replay returns the same answer and one row exists; another body is 422', async () => {
+    const headers = { 'idempotency-key': 'create-once-1' };
+    const body = { email: 'once@ua.example', password: 'a fine long password' };
+    const [a, b] = await Promise.all([call('POST', 'ua/users', admin, body, headers), call('POST', 'ua/users', admin, body, headers)]);
+    expect([a.statusCode, b.statusCode]).toEqual([201, 201]);
+    expect(b.json()).toEqual(a.json());
+    const replay = await call('POST', 'ua/users', admin, body, headers);
+    expect(replay.statusCode).toBe(201);
+    expect(replay.json()).toEqual(a.json());
+    expect(await db('ua').selectFrom('users').select('id').where('email', '=', 'once@ua.example').execute()).toHaveLength(1);
+    expect((await call('POST', 'ua/users', admin, { ...body, first_name: 'Other' }, headers)).statusCode).toBe(422);
+    // Keys are per caller: the same key from another user is a new request.
+    const other = await call('POST', 'ua/users', manager, { email: 'twice@ua.example' }, headers);
+    expect(other.statusCode).toBe(201);
+  });
+});
+
+describe('GET users', () => {
+  it('lists with pagination, search, filters and an allowlisted sort', async () => {
+    const page = await call('GET', 'ua/users?page=1&page_size=2&sort=email', admin);
+    expect(page.statusCode).toBe(200);
+    const body = page.json();
+    expect(body.items).toHaveLength(2);
+    expect(body.total).toBeGreaterThan(4);
+    expect(body.items[0].email <= body.items[1].email).toBe(true);
+    const desc = (await call('GET', 'ua/users?sort=-email&page_size=100', admin)).json().items.map((u: { email: string }) => u.email);
+    expect(desc).toEqual([...desc].sort().reverse());
+
+    const search = (await call('GET', 'ua/users?search=VIEWER', admin)).json();
+    expect(search.items.map((u: { email: string }) => u.email)).toEqual(['viewer@ua.example']);
+    const byRole = (await call('GET', 'ua/users?role=manager', admin)).json();
+    expect(byRole.items.map((u: { email: string }) => u.email)).toEqual(['manager@ua.example']);
+    const invited = (await call('GET', 'ua/users?status=invited&page_size=100', admin)).json();
+    expect(invited.items.every((u: { status: string }) => u.status === 'invited')).toBe(true);
+    const future = (await call('GET', `ua/users?created_from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`, admin)).json();
+    expect(future).toMatchObject({ items: [], total: 0 });
+  });
+
+  it('treats SQL-looking input as text and refuses unknown sorts and oversized pages', async () => {
+    for (const search of ["' OR 1=1 --", '%', '_', "'; DROP TABLE users; --"]) {
+      const res = await call('GET', `ua/users?search=${encodeURIComponent(search)}`, admin);
+      expect(res.statusCode).toBe(200);
+      expect(res.json().total).toBe(0);
+    }
+    expect((await call('GET', 'ua/users?sort=password_hash', admin)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?page_size=101', admin)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?status=x', admin)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?team=not-a-uuid', admin)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?unknown=1', admin)).statusCode).toBe(400);
+    expect(await db('ua').selectFrom('users').select('id').limit(1).execute()).toHaveLength(1);
+  });
+
+  it('keeps tenants apart: another tenant lists only its own users and gets 404 for ours', async () => {
+    const listB = (await call('GET', 'ub/users?page_size=100', adminB)).json();
+    expect(listB.items.map((u: { email: string }) => u.email)).toEqual([betaAdmin.email]);
+    expect((await call('GET', `ub/users/${alphaAdmin.id}`, adminB)).statusCode).toBe(404);
+    expect((await call('PUT', `ub/users/${alphaAdmin.id}`, adminB, { first_name: 'Hijack' })).statusCode).toBe(404);
+    expect((await call('DELETE', `ub/users/${alphaAdmin.id}`, adminB)).statusCode).toBe(404);
+    expect((await call('GET', `ua/users/${betaAdmin.id}`, admin)).statusCode).toBe(404);
+  });
+});
+
+describe('PUT/PATCH/DELETE users/{id}', () => {
+  it('updates partially with If-Match; a stale ETag is 412', async () => {
+    const user = await createUser(admin, { email: 'etag@ua.example', password: 'a fine long password' });
+    const got = await call('GET', `ua/users/${user.id}`, admin);
+    expect(got.headers.etag).toBe('"1"');
+    const put = await call('PUT', `ua/users/${user.id}`, admin, { first_name: 'Eve' }, { 'if-match': '"1"' });
+    expect(put.statusCode).toBe(200);
+    expect(put.headers.etag).toBe('"2"');
+    expect(put.json()).toMatchObject({ first_name: 'Eve', email: 'etag@ua.example' });
+    expect((await call('PATCH', `ua/users/${user.id}`, admin, { last_name: 'Stale' }, { 'if-match': '"1"' })).statusCode).toBe(412);
+    expect((await call('PATCH', `ua/users/${user.id}`, admin, { last_name: 'Fresh' }, { 'if-match': '"2"' })).json().last_name).toBe('Fresh');
+    const audit = await db('ua').selectFrom('audit_logs').select(['before', 'after']).where('entity_id', '=', user.id).where('action', '=', 'users.update').orderBy('created_at').execute();
+    expect(audit[0]).toMatchObject({ before: expect.objectContaining({ first_name: null }), after: expect.objectContaining({ first_name: 'Eve' }) });
+  });
+
+  it('of two concurrent updates with the same ETag, exactly one succeeds and the other gets 412', async () => {
+    const user = await createUser(admin, { email: 'race@ua.example' });
+    const results = await Promise.all(['A', 'B'].map((name) => call('PUT', `ua/users/${user.id}`, admin, { first_name: name }, { 'if-match': '"1"' })));
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 412]);
+  });
+
+  it('refuses protected fields and a viewer', async () => {
+    const user = await createUser(admin, { email: 'protected@ua.example' });
+    for (const payload of [{ id: user.id }, { password_hash: 'x' }, { is_email_verified: true }, { version: 9 }, { roles: ['admin'] }]) {
+      expect((await call('PUT', `ua/users/${user.id}`, admin, payload)).statusCode).toBe(400);
+    }
+    expect((await call('PUT', `ua/users/${user.id}`, viewer, { first_name: 'No' })).statusCode).toBe(403);
+    expect((await call('DELETE', `ua/users/${user.id}`, viewer)).statusCode).toBe(403);
+  });
+
+  it('suspending a user ends its access at once', async () => {
+    const user = await createUser(admin, { email: 'suspend@ua.example', password: 'a fine long password' });
+    const token = (await login(t.app, 'ua', user.email, 'a fine long password')).access_token;
+    expect((await call('GET', 'ua/me', token)).statusCode).toBe(200);
+    expect((await call('PATCH', `ua/users/${user.id}`, admin, { status: 'suspended' })).statusCode).toBe(200);
+    expect((await call('GET', 'ua/me', token)).statusCode).toBe(401);
+  });
+
+  it('deletes softly: sessions and API keys end, the email is free again, restore brings the user back', async () => {
+    const user = await createUser(admin, { email: 'leaver@ua.example', password: 'a fine long password', roles: ['viewer'] });
+    const session = await login(t.app, 'ua', user.email, 'a fine long password');
+    const key = (await call('POST', 'ua/me/api-keys', session.access_token, { name: 'k', permissions: ['users.read'] })).json().key;
+    expect((await call('DELETE', `ua/users/${user.id}`, admin, undefined, { 'if-match': '"1"' })).statusCode).toBe(204);
+    expect((await call('GET', `ua/users/${user.id}`, admin)).statusCode).toBe(404);
+    expect((await call('GET', 'ua/me', session.access_token)).statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/ua/users', headers: { 'x-api-key': key } })).statusCode).toBe(401);
+    expect((await call('DELETE', `ua/users/${user.id}`, admin)).statusCode).toBe(404);
+    const audit = await db('ua').selectFrom('audit_logs').select('action').where('entity_id', '=', user.id).execute();
+    expect(audit.map((a) => a.action)).toContain('users.delete');
+
+    const restored = await call('POST', `ua/users/${user.id}/restore`, admin);
+    expect(restored.statusCode).toBe(200);
+    expect(restored.json()).toMatchObject({ id: user.id, email: 'leaver@ua.example' });
+    expect((await call('POST', `ua/users/${user.id}/restore`, admin)).statusCode).toBe(404);
+
+    await call('DELETE', `ua/users/${user.id}`, admin);
+    const again = await createUser(admin, { email: 'leaver@ua.example' });
+    expect(again.id).not.toBe(user.id);
+    expect((await call('POST', `ua/users/${user.id}/restore`, admin)).statusCode).toBe(409);
+  });
+
+  it('never removes the last active admin, even under concurrent requests', async () => {
+    const second = await createUser(admin, { email: 'admin2@ua.example', password: 'a fine long password', roles: ['admin'] });
+    const secondToken = (await login(t.app, 'ua', second.email, 'a fine long password')).access_token;
+    // Each admin tries to take the other down at the same moment: one must stay.
+    const results = await Promise.all([
+      call('PATCH', `ua/users/${second.id}`, admin, { status: 'suspended' }),
+      call('PATCH', `ua/users/${alphaAdmin.id}`, secondToken, { status: 'suspended' }),
+    ]);
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+    const activeAdmins = await db('ua')
+      .selectFrom('users as u')
+      .innerJoin('user_roles as ur', 'ur.user_id', 'u.id')
+      .innerJoin('roles as r', 'r.id', 'ur.role_id')
+      .select('u.id')
+      .where('r.name', '=', 'admin')
+      .where('u.status', '=', 'active')
+      .where('u.deleted_at', 'is', null)
+      .execute();
+    expect(activeAdmins).toHaveLength(1);
+    // Put things back for the other tests.
+    await db('ua').updateTable('users').set({ status: 'active' }).where('id', 'in', [second.id, alphaAdmin.id]).execute();
+    await t.services.sessions.forgetUser(await t.services.directory.resolve('ua'), alphaAdmin.id);
+    await t.services.sessions.forgetUser(await t.services.directory.resolve('ua'), second.id);
+  });
+});
+
+describe('overrides and sessions of a user', () => {
+  it('sets, lists and removes overrides; only for permissions you hold; not your own', async () => {
+    const user = await createUser(admin, { email: 'override@ua.example', roles: ['viewer'] });
+    const put = await call('PUT', `ua/users/${user.id}/permissions/notes.create`, admin, { effect: 'allow' });
+    expect(put.statusCode).toBe(200);
+    const explained = (await call('GET', `ua/users/${user.id}/permissions`, admin)).json();
+    expect(explained.overrides).toEqual([{ permission: 'notes.create', effect: 'allow', expires_at: null, active: true }]);
+    expect(explained.effective).toContain('notes.create');
+    expect((await call('PUT', `ua/users/${user.id}/permissions/users.delete`, manager, { effect: 'allow' })).statusCode).toBe(403);
+    expect((await call('PUT', `ua/users/${alphaAdmin.id}/permissions/users.read`, admin, { effect: 'deny' })).statusCode).toBe(403);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/bogus.perm`, admin, { effect: 'allow' })).statusCode).toBe(400);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.read`, admin, { effect: 'maybe' })).statusCode).toBe(400);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.read`, admin, { effect: 'deny', expires_at: '2000-01-01T00:00:00Z' })).statusCode).toBe(400);
+    expect((await call('DELETE', `ua/users/${user.id}/permissions/notes.create`, admin)).statusCode).toBe(204);
+    expect((await call('DELETE', `ua/users/${user.id}/permissions/notes.create`, admin)).statusCode).toBe(404);
+  });
+
+  it('lists and ends a user\'s sessions (needs sessions.* permissions)', async () => {
+    const user = await createUser(admin, { email: 'sessioned@ua.example', password: 'a fine long password' });
+    const a = await login(t.app, 'ua', user.email, 'a fine long password');
+    const b = await login(t.app, 'ua', user.email, 'a fine long password');
+    const list = await call('GET', `ua/users/${user.id}/sessions`, admin);
+    expect(list.json().items.map((s: { id: string }) => s.id).sort()).toEqual([a.sid, b.sid].sort());
+    expect((await call('GET', `ua/users/${user.id}/sessions`, viewer)).statusCode).toBe(403);
+    expect((await call('DELETE', `ua/users/${user.id}/sessions/${a.sid}`, admin)).statusCode).toBe(204);
+    expect((await call('GET', 'ua/me', a.access_token)).statusCode).toBe(401);
+    expect((await call('DELETE', `ua/users/${user.id}/sessions`, admin)).json()).toEqual({ revoked: 1 });
+    expect((await call('GET', 'ua/me', b.access_token)).statusCode).toBe(401);
+  });
+});
+
+describe('atomicity', () => {
+  it('a create that fails after its audit row was written leaves neither behind', async () => {
+    // Inject a failure at the last step of an invitation (its set-password token).
+    await sql`CREATE FUNCTION tenant_ua.fail_invite() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$`.execute(t.db.database.db);
+    await sql`CREATE TRIGGER fail_invite BEFORE INSERT ON tenant_ua.password_reset_tokens FOR EACH ROW EXECUTE FUNCTION tenant_ua.fail_invite()`.execute(t.db.database.db);
+    try {
+      const res = await call('POST', 'ua/users', admin, { email: 'doomed@ua.example' });
+      expect(res.statusCode).toBe(500);
+      expect(res.json().detail).not.toMatch(/injected/);
+    } finally {
+      await sql`DROP TRIGGER fail_invite ON tenant_ua.password_reset_tokens`.execute(t.db.database.db);
+    }
+    expect(await db('ua').selectFrom('users').select('id').where('email', '=', 'doomed@ua.example').execute()).toEqual([]);
+    const audit = await db('ua').selectFrom('audit_logs').select('id').where(sql`after->>'email'`, '=', 'doomed@ua.example').execute();
+    expect(audit).toEqual([]);
+  });
+});
+
