@@ -15,6 +15,9 @@ import { meRoutes } from './me/routes.js';
 import type { TenantServices } from './services.js';
 import { tenantRoutes } from './tenancy/routes.js';
 import type { TenantService } from './tenancy/service.js';
+import { auditRoutes } from './audit/routes.js';
+import { roleRoutes } from './roles/routes.js';
+import { settingsRoutes } from './settings/routes.js';
 import { userAdminRoutes } from './users/admin-routes.js';
 import { userAccessRoutes } from './users/routes.js';
 
@@ -75,7 +78,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'system-service', description: 'Multi-tenant identity and user management', version: '0.1.0' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        },
+      },
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
@@ -96,13 +104,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(
     async (tenantApp) => {
       tenantApp.addHook('onRoute', (route) => {
-        for (const method of [route.method].flat()) if (method !== 'HEAD') rules.push({ method, url: route.url, access: route.config?.access });
+        const access = route.config?.access;
+        for (const method of [route.method].flat()) if (method !== 'HEAD') rules.push({ method, url: route.url, access });
+        // Documented as it is enforced: every non-public tenant route takes a token or a key.
+        if (access !== 'public' && route.schema) route.schema = { ...route.schema, security: [{ bearer: [] }, { apiKey: [] }] };
       });
       tenantApp.addHook('onRequest', tenantAuthHook(services));
       await tenantApp.register(authRoutes(services.auth));
       await tenantApp.register(meRoutes({ db: services.db, auth: services.auth, sessions: services.sessions, apiKeys: services.apiKeys, policies: services.policies }));
       await tenantApp.register(userAccessRoutes(services.userAccess));
       await tenantApp.register(userAdminRoutes(services.users, services.db));
+      await tenantApp.register(roleRoutes(services.roles, services.db));
+      await tenantApp.register(settingsRoutes(services.settings));
+      await tenantApp.register(auditRoutes(services.db));
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );

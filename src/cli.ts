@@ -5,7 +5,7 @@ import { loadJwtKeys } from './auth/keys.js';
 import { issueSystemToken } from './auth/system-token.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DomainError } from './errors.js';
-import { openRuntime, type Runtime } from './runtime.js';
+import type { Runtime } from './runtime.js';
 import type { MigrateAllProgress } from './tenancy/schema-manager.js';
 
 const USAGE = `Usage: system-service <command>
@@ -168,6 +168,12 @@ async function run(argv: string[]): Promise<void> {
   const config = loadConfig();
   if (group === 'token') return tokenCommand(config, action, flags);
   if (group !== 'schema' && group !== 'tenants') throw new UsageError(`unknown command: ${group}`);
+  if (group === 'schema' ? !['create', 'list', 'info', 'drop'].includes(action ?? '') : !['create', 'list', 'migrate'].includes(action ?? '')) {
+    throw new UsageError(`unknown ${group} command: ${action ?? '(none)'}`);
+  }
+  if (group === 'tenants' && action === 'migrate' && Boolean(flags.all) === (arg !== undefined)) throw new UsageError('tenants migrate takes either --all or one slug');
+  // Loaded only for commands that need the database: usage errors and tokens answer at once.
+  const { openRuntime } = await import('./runtime.js');
   const runtime = await openRuntime(config, pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)));
   try {
     if (group === 'schema') await schemaCommand(runtime, action, arg, flags);

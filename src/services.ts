@@ -10,6 +10,8 @@ import type { PlatformDatabase } from './db/platform-types.js';
 import type { Mailer } from './mail/mailer.js';
 import { PolicyReader } from './settings/policy.js';
 import { TenantDirectory } from './tenancy/directory.js';
+import { RoleService } from './roles/service.js';
+import { SettingsService } from './settings/service.js';
 import { UserAdminService } from './users/admin.js';
 import { UserAccessService } from './users/service.js';
 
@@ -32,6 +34,8 @@ export interface TenantServices {
   readonly auth: AuthService;
   readonly userAccess: UserAccessService;
   readonly users: UserAdminService;
+  readonly roles: RoleService;
+  readonly settings: SettingsService;
   readonly authRateLimitPerMinute: number;
 }
 
@@ -64,6 +68,8 @@ export async function createTenantServices(deps: {
     apiKeys,
     auth,
     userAccess: new UserAccessService(db, access),
+    roles: new RoleService(db, access),
+    settings: new SettingsService(db, policies),
     users: new UserAdminService({ db, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };

@@ -368,6 +368,9 @@ describe('API keys', () => {
     expect((await withKey(`/api/v1/tenants/alpha/users/${alphaAdmin.id}/roles`, key.key, 'PUT')).statusCode).toBe(403);
     // Another tenant does not know the key.
     expect((await withKey(`/api/v1/tenants/beta/users/${betaAdmin.id}/permissions`)).statusCode).toBe(401);
+    // Self-service changes need a user session: a key reads `me`, changes nothing there.
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/alpha/me', headers: { 'x-api-key': key.key } })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'PUT', url: '/api/v1/tenants/alpha/me', headers: { 'x-api-key': key.key }, payload: { first_name: 'Keyed' } })).statusCode).toBe(403);
     // A key cannot mint keys.
     expect((await t.app.inject({ method: 'POST', url: '/api/v1/tenants/alpha/me/api-keys', headers: { 'x-api-key': key.key }, payload: { name: 'x', permissions: ['users.read'] } })).statusCode).toBe(403);
 

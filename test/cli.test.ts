@@ -16,7 +16,7 @@ afterAll(async () => t?.drop());
 
 const cli = (...args: string[]) => runTs('src/cli.ts', args, { DATABASE_URL: t.url, JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'warn' });
 
-describe('system-service CLI', () => {
+describe('system-service CLI', { timeout: 120_000 }, () => {
   it('prints a short-lived system token signed with the configured key', async () => {
     const result = await cli('token', 'system', '--ttl', '120');
     expect(result.code).toBe(0);

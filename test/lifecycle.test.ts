@@ -30,7 +30,7 @@ afterAll(async () => {
   if (clusterElsewhere) await rm(clusterElsewhere, { recursive: true, force: true });
 });
 
-describe('service lifecycle on the embedded database', () => {
+describe('service lifecycle on the embedded database', { timeout: 120_000 }, () => {
   it('first run creates the demo tenant, serves, and SIGTERM leaves no postgres process behind', async () => {
     const { child, output, match } = await startTs('src/main.ts', env(), LISTENING);
     const base = `http://127.0.0.1:${match[1]}`;

@@ -70,12 +70,12 @@ export function authRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
           tags: ['auth'],
           summary: 'Mail a password reset link (always 202)',
           body: Type.Object({ email: Type.String({ maxLength: 254 }) }, { additionalProperties: false }),
-          response: { 202: Type.Null(), ...problems(400, 404, 429) },
+          response: { 202: Type.Object({}, { description: 'Accepted: a link is mailed if the account exists' }), ...problems(400, 404, 429) },
         },
       },
       async (request, reply) => {
         await auth.requestPasswordReset(requireTenant(request), request.body.email, actorFrom(request));
-        return reply.status(202).send(null);
+        return reply.status(202).send({});
       },
     );
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { DomainError } from '../errors.js';
 import type { JwtKeys } from './keys.js';
@@ -24,6 +24,7 @@ export async function signAccessToken(
   return new SignJWT({ type: 'tenant', tenant_slug: input.tenantSlug, user_id: input.userId, sid: input.sessionId, roles: input.roles, permissions: input.permissions })
     .setProtectedHeader({ alg: keys.algorithm, typ: 'JWT', ...(keys.keyId ? { kid: keys.keyId } : {}) })
     .setSubject(input.userId)
+    .setJti(randomUUID())
     .setIssuedAt(now)
     .setExpirationTime(now + input.ttlSeconds)
     .sign(keys.signingKey);

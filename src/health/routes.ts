@@ -29,7 +29,27 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>): FastifyPlu
       async () => ({ status: 'ok' as const }),
     );
 
-    app.get('/ready', { schema: { tags: ['health'], summary: 'Dependencies are reachable (503 names the failing check)' } }, async (request, reply) => {
+    const Checks = Type.Record(Type.String(), Type.String(), { description: 'Each check: "ok" or the reason it failed' });
+    app.get(
+      '/ready',
+      {
+        schema: {
+          tags: ['health'],
+          summary: 'Dependencies are reachable (503 names the failing check)',
+          response: {
+            200: Type.Object({ status: Type.Literal('ok'), checks: Checks }),
+            503: {
+              description: 'A dependency is down',
+              content: {
+                'application/problem+json': {
+                  schema: Type.Object({ type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), checks: Checks, request_id: Type.String() }),
+                },
+              },
+            },
+          },
+        },
+      },
+      async (request, reply) => {
       const results = await Promise.all(
         Object.entries(checks).map(async ([name, check]) => {
           try {
@@ -42,7 +62,7 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>): FastifyPlu
       );
       const failing = results.filter(([, r]) => r !== 'ok');
       const body = Object.fromEntries(results);
-      if (failing.length === 0) return { status: 'ok', checks: body };
+      if (failing.length === 0) return { status: 'ok' as const, checks: body };
       return reply
         .status(503)
         .type('application/problem+json')
@@ -54,6 +74,7 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>): FastifyPlu
           checks: body,
           request_id: request.id,
         });
-    });
+      },
+    );
   };
 }

@@ -77,7 +77,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
       },
       async (request) => {
         const tenant = requireTenant(request);
-        const { userId } = requirePrincipal(request);
+        const { userId } = requireSession(request);
         const db = tenantDb(deps.db, tenant.schema);
         const changes = Object.fromEntries(Object.entries(request.body).map(([k, v]) => [k, typeof v === 'string' ? v.trim() || null : v]));
         if (changes.timezone && !Intl.supportedValuesOf('timeZone').includes(changes.timezone)) throw DomainError.invalid('timezone', 'must be an IANA time zone');
@@ -117,10 +117,10 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
 
     app.post(
       '/me/email-verification',
-      { config: self, schema: { tags: ['me'], summary: 'Mail a verification link to your address', response: { 202: Type.Null(), ...problems(401, 403, 404, 409) } } },
+      { config: self, schema: { tags: ['me'], summary: 'Mail a verification link to your address', response: { 202: Type.Object({}), ...problems(401, 403, 404, 409) } } },
       async (request, reply) => {
-        await deps.auth.requestEmailVerification(requireTenant(request), requirePrincipal(request).userId, actorFrom(request));
-        return reply.status(202).send(null);
+        await deps.auth.requestEmailVerification(requireTenant(request), requireSession(request).userId, actorFrom(request));
+        return reply.status(202).send({});
       },
     );
 
@@ -140,7 +140,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
       { config: self, schema: { tags: ['me'], summary: 'End one of your sessions', params: IdParams, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } } },
       async (request, reply) => {
         const tenant = requireTenant(request);
-        const principal = requirePrincipal(request);
+        const principal = requireSession(request);
         const db = tenantDb(deps.db, tenant.schema);
         await db.transaction().execute(async (trx) => {
           const owned = await trx.selectFrom('user_sessions').select('id').where('id', '=', request.params.id).where('user_id', '=', principal.userId).where('revoked_at', 'is', null).executeTakeFirst();
@@ -187,7 +187,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
       '/me/api-keys/:id',
       { config: self, schema: { tags: ['me'], summary: 'Revoke one of your API keys', params: IdParams, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } } },
       async (request, reply) => {
-        await deps.apiKeys.revoke(requireTenant(request), requirePrincipal(request).userId, request.params.id, actorFrom(request));
+        await deps.apiKeys.revoke(requireTenant(request), requireSession(request).userId, request.params.id, actorFrom(request));
         return reply.status(204).send(null);
       },
     );

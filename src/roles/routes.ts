@@ -1,0 +1,131 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Kysely } from 'kysely';
+import { Type } from 'typebox';
+import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import { expectedVersion, setEtag } from '../http/etag.js';
+import { idempotent } from '../http/idempotency.js';
+import { listQuery } from '../http/listing.js';
+import { DateTime, pageOf, problems } from '../http/schemas.js';
+import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
+import { ROLE_SORTS, type RoleService, type RoleView } from './service.js';
+
+const RoleSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    name: Type.String({ examples: ['auditor'] }),
+    description: Type.Union([Type.String(), Type.Null()]),
+    priority: Type.Integer(),
+    is_system: Type.Boolean(),
+    permissions: Type.Array(Type.String(), { examples: [['audit_logs.read', 'users.read']] }),
+    denied_permissions: Type.Array(Type.String()),
+    created_at: DateTime,
+    updated_at: DateTime,
+  },
+  { $id: 'Role' },
+);
+
+const Names = Type.Array(Type.String({ maxLength: 100 }), { maxItems: 200 });
+const RoleBody = {
+  description: Type.Optional(Type.Union([Type.String({ maxLength: 1000 }), Type.Null()])),
+  priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+  permissions: Type.Optional(Names),
+  denied_permissions: Type.Optional(Names),
+};
+const IdParams = Type.Object({ role_id: Type.String({ format: 'uuid' }) });
+
+function view({ version: _v, ...role }: RoleView) {
+  return role;
+}
+
+/** `roles/...` and the permission catalogue. */
+export function roleRoutes(roles: RoleService, db: Kysely<PlatformDatabase>): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/permissions',
+      {
+        config: { access: { permission: 'permissions.read' } },
+        schema: {
+          tags: ['roles'],
+          summary: 'The permission catalogue',
+          response: { 200: Type.Object({ items: Type.Array(Type.Object({ name: Type.String(), resource: Type.String(), action: Type.String(), description: Type.String() })) }), ...problems(401, 403, 404) },
+        },
+      },
+      async () => ({ items: [...PERMISSION_CATALOGUE] }),
+    );
+
+    app.get(
+      '/roles',
+      { config: { access: { permission: 'roles.read' } }, schema: { tags: ['roles'], summary: 'List roles', querystring: listQuery(ROLE_SORTS, {}), response: { 200: pageOf(RoleSchema), ...problems(400, 401, 403, 404) } } },
+      async (request) => {
+        const page = await roles.list(requireTenant(request), request.query);
+        return { ...page, items: page.items.map(view) };
+      },
+    );
+
+    app.post(
+      '/roles',
+      {
+        config: { access: { permission: 'roles.create' } },
+        schema: {
+          tags: ['roles'],
+          summary: 'Create a custom role (only with permissions you hold). Honours Idempotency-Key.',
+          body: Type.Object({ name: Type.String({ maxLength: 100 }), ...RoleBody }, { additionalProperties: false }),
+          response: { 201: RoleSchema, ...problems(400, 401, 403, 404, 409, 422) },
+        },
+      },
+      async (request, reply) => {
+        const tenant = requireTenant(request);
+        const outcome = await idempotent(db, request, async (trx) => ({
+          status: 201,
+          body: await roles.create(trx, tenant, requirePrincipal(request).userId, request.body, actorFrom(request)),
+        }));
+        const { version, ...body } = outcome.body as RoleView;
+        setEtag(reply, version);
+        return reply.status(201).header('location', `${request.url.split('?')[0]}/${body.id}`).send(body);
+      },
+    );
+
+    app.get(
+      '/roles/:role_id',
+      { config: { access: { permission: 'roles.read' } }, schema: { tags: ['roles'], summary: 'Get a role', params: IdParams, response: { 200: RoleSchema, ...problems(400, 401, 403, 404) } } },
+      async (request, reply) => {
+        const role = await roles.get(requireTenant(request), request.params.role_id);
+        setEtag(reply, role.version);
+        return view(role);
+      },
+    );
+
+    for (const method of ['PUT', 'PATCH'] as const) {
+      app.route({
+        method,
+        url: '/roles/:role_id',
+        config: { access: { permission: 'roles.update' } },
+        schema: {
+          tags: ['roles'],
+          summary: 'Update a role (partial; system roles cannot be renamed); honours If-Match',
+          params: IdParams,
+          body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 100 })), ...RoleBody }, { additionalProperties: false }),
+          response: { 200: RoleSchema, ...problems(400, 401, 403, 404, 409, 412) },
+        },
+        handler: async (request, reply) => {
+          const role = await roles.update(requireTenant(request), requirePrincipal(request).userId, request.params.role_id, request.body, expectedVersion(request), actorFrom(request));
+          setEtag(reply, role.version);
+          return view(role);
+        },
+      });
+    }
+
+    app.delete(
+      '/roles/:role_id',
+      {
+        config: { access: { permission: 'roles.delete' } },
+        schema: { tags: ['roles'], summary: 'Delete a custom role that nobody holds; honours If-Match', params: IdParams, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409, 412) } },
+      },
+      async (request, reply) => {
+        await roles.remove(requireTenant(request), request.params.role_id, expectedVersion(request), actorFrom(request));
+        return reply.status(204).send(null);
+      },
+    );
+  };
+}

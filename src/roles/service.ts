@@ -1,0 +1,187 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { missingForGrant } from '../access/grants.js';
+import type { AccessService } from '../access/service.js';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantDatabase } from '../db/types.js';
+import { DomainError } from '../errors.js';
+import { checkVersion } from '../http/etag.js';
+import { likePattern, parseSort } from '../http/listing.js';
+import type { TenantContext } from '../tenancy/directory.js';
+
+export interface RoleView {
+  id: string;
+  name: string;
+  description: string | null;
+  priority: number;
+  is_system: boolean;
+  permissions: string[];
+  denied_permissions: string[];
+  created_at: Date;
+  updated_at: Date;
+  version: number;
+}
+
+export interface RoleInput {
+  name?: string;
+  description?: string | null;
+  priority?: number;
+  permissions?: string[];
+  denied_permissions?: string[];
+}
+
+export const ROLE_SORTS = ['name', 'priority', 'created_at'] as const;
+const NAME = /^[A-Za-z][A-Za-z0-9 _.-]{0,99}$/;
+
+async function uniqueRole<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw DomainError.conflict('a role with this name already exists');
+    throw error;
+  }
+}
+
+/** Roles and their grants; every change invalidates the tenant's cached permissions. */
+export class RoleService {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly access: AccessService,
+  ) {}
+
+  async list(tenant: TenantContext, query: { page: number; page_size: number; search?: string; sort?: string }) {
+    const db = tenantDb(this.db, tenant.schema);
+    let base = db.selectFrom('roles').where('deleted_at', 'is', null);
+    if (query.search) base = base.where('name', 'ilike', likePattern(query.search));
+    const sort = parseSort(query.sort, { column: 'priority', direction: 'desc' });
+    const [rows, total] = await Promise.all([
+      base.select('id').orderBy(sql.ref(sort.column), sql.raw(sort.direction)).orderBy('name').limit(query.page_size).offset((query.page - 1) * query.page_size).execute(),
+      base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    const items = await this.load(db, rows.map((r) => r.id));
+    return { items: rows.map((r) => items.get(r.id)!), total: Number(total.n), page: query.page, page_size: query.page_size };
+  }
+
+  async get(tenant: TenantContext, id: string): Promise<RoleView> {
+    return this.one(tenantDb(this.db, tenant.schema), id);
+  }
+
+  async create(trx: Transaction<TenantDatabase>, tenant: TenantContext, actorUserId: string, input: RoleInput & { name: string }, actor: AuditActor): Promise<RoleView> {
+    const name = this.checkName(input.name);
+    await this.checkGrant(tenant, actorUserId, input.permissions ?? []);
+    const role = await uniqueRole(() =>
+      trx
+        .insertInto('roles')
+        .values({ name, description: input.description?.trim() || null, priority: input.priority ?? 0, is_system: false })
+        .returning('id')
+        .executeTakeFirstOrThrow(),
+    );
+    await this.replaceGrants(trx, role.id, input.permissions ?? [], input.denied_permissions ?? []);
+    const after = await this.one(trx, role.id);
+    await writeAudit(trx, actor, { action: 'roles.create', entityType: 'roles', entityId: role.id, after });
+    return after;
+  }
+
+  async update(tenant: TenantContext, actorUserId: string, id: string, input: RoleInput, expected: number | undefined, actor: AuditActor): Promise<RoleView> {
+    const db = tenantDb(this.db, tenant.schema);
+    const after = await db.transaction().execute(async (trx) => {
+      const before = await this.one(trx, id, true);
+      checkVersion(expected, before.version);
+      const name = input.name === undefined ? undefined : this.checkName(input.name);
+      if (before.is_system && name !== undefined && name !== before.name) throw DomainError.conflict('system roles cannot be renamed');
+      const added = (input.permissions ?? []).filter((p) => !before.permissions.includes(p));
+      await this.checkGrant(tenant, actorUserId, added);
+      await uniqueRole(() =>
+        trx
+          .updateTable('roles')
+          .set({
+            ...(name !== undefined ? { name } : {}),
+            ...(input.description !== undefined ? { description: input.description?.trim() || null } : {}),
+            ...(input.priority !== undefined ? { priority: input.priority } : {}),
+            updated_at: new Date(),
+            version: sql`version + 1`,
+          })
+          .where('id', '=', id)
+          .execute(),
+      );
+      if (input.permissions !== undefined || input.denied_permissions !== undefined) {
+        await this.replaceGrants(trx, id, input.permissions ?? before.permissions, input.denied_permissions ?? before.denied_permissions);
+      }
+      const after = await this.one(trx, id);
+      await writeAudit(trx, actor, { action: 'roles.update', entityType: 'roles', entityId: id, before, after });
+      return after;
+    });
+    await this.access.invalidateTenant(tenant);
+    return after;
+  }
+
+  async remove(tenant: TenantContext, id: string, expected: number | undefined, actor: AuditActor): Promise<void> {
+    const db = tenantDb(this.db, tenant.schema);
+    await db.transaction().execute(async (trx) => {
+      const before = await this.one(trx, id, true);
+      checkVersion(expected, before.version);
+      if (before.is_system) throw DomainError.conflict('system roles cannot be deleted');
+      const assigned = await trx.selectFrom('user_roles').select('id').where('role_id', '=', id).limit(1).executeTakeFirst();
+      if (assigned) throw DomainError.conflict('the role is assigned to users; take it from them first');
+      await trx.updateTable('roles').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
+      await writeAudit(trx, actor, { action: 'roles.delete', entityType: 'roles', entityId: id, before });
+    });
+    await this.access.invalidateTenant(tenant);
+  }
+
+  private checkName(input: string): string {
+    const name = input.trim();
+    if (!NAME.test(name)) throw DomainError.invalid('name', 'must be 1-100 characters: a letter, then letters, digits, spaces, ".", "_" or "-"');
+    return name;
+  }
+
+  private async checkGrant(tenant: TenantContext, actorUserId: string, granted: readonly string[]): Promise<void> {
+    const lacking = missingForGrant(await this.access.data(tenant, actorUserId), granted.filter((p) => p));
+    if (lacking) throw new DomainError('forbidden', `you cannot grant ${lacking}, which you do not hold`);
+  }
+
+  /** Replaces a role's allow and deny entries; unknown permission names are a 400. */
+  private async replaceGrants(trx: Kysely<TenantDatabase>, roleId: string, allow: readonly string[], deny: readonly string[]): Promise<void> {
+    const both = allow.filter((p) => deny.includes(p));
+    if (both.length) throw DomainError.invalid('denied_permissions', `${both.join(', ')} cannot be both granted and denied`);
+    const names = [...new Set([...allow, ...deny])];
+    const known = names.length ? await trx.selectFrom('permissions').select(['id', 'name']).where('name', 'in', names).execute() : [];
+    const unknown = names.filter((n) => !known.some((k) => k.name === n));
+    if (unknown.length) throw DomainError.invalid(allow.includes(unknown[0]!) ? 'permissions' : 'denied_permissions', `unknown permission: ${unknown.join(', ')}`);
+    await trx.deleteFrom('role_permissions').where('role_id', '=', roleId).execute();
+    if (known.length) {
+      await trx
+        .insertInto('role_permissions')
+        .values(known.map((k) => ({ role_id: roleId, permission_id: k.id, effect: deny.includes(k.name) ? ('deny' as const) : ('allow' as const) })))
+        .execute();
+    }
+  }
+
+  private async one(db: Kysely<TenantDatabase>, id: string, forUpdate = false): Promise<RoleView> {
+    if (forUpdate) await db.selectFrom('roles').select('id').where('id', '=', id).forUpdate().execute();
+    const role = (await this.load(db, [id])).get(id);
+    if (!role) throw DomainError.notFound('role');
+    return role;
+  }
+
+  private async load(db: Kysely<TenantDatabase>, ids: string[]): Promise<Map<string, RoleView>> {
+    const map = new Map<string, RoleView>();
+    if (ids.length === 0) return map;
+    const [roles, grants] = await Promise.all([
+      db.selectFrom('roles').select(['id', 'name', 'description', 'priority', 'is_system', 'created_at', 'updated_at', 'version']).where('id', 'in', ids).where('deleted_at', 'is', null).execute(),
+      db
+        .selectFrom('role_permissions as rp')
+        .innerJoin('permissions as p', 'p.id', 'rp.permission_id')
+        .select(['rp.role_id', 'p.name', 'rp.effect'])
+        .where('rp.role_id', 'in', ids)
+        .orderBy('p.name')
+        .execute(),
+    ]);
+    for (const r of roles) {
+      const mine = grants.filter((g) => g.role_id === r.id);
+      map.set(r.id, { ...r, permissions: mine.filter((g) => g.effect === 'allow').map((g) => g.name), denied_permissions: mine.filter((g) => g.effect === 'deny').map((g) => g.name) });
+    }
+    return map;
+  }
+}

@@ -1,0 +1,92 @@
+import { sql, type Kysely } from 'kysely';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
+import { tenantDb } from '../db/database.js';
+import type { PlatformDatabase } from '../db/platform-types.js';
+import type { TenantDatabase } from '../db/types.js';
+import { DomainError } from '../errors.js';
+import { checkVersion } from '../http/etag.js';
+import { likePattern } from '../http/listing.js';
+import type { TenantContext } from '../tenancy/directory.js';
+import type { SettingType, SettingValidation } from './defaults.js';
+import type { PolicyReader } from './policy.js';
+
+const COLUMNS = ['id', 'key', 'value', 'type', 'category', 'description', 'is_public', 'validation', 'version', 'updated_at'] as const;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Checks a value against its setting's type and constraints; the reason names the rule. */
+export function checkSettingValue(key: string, type: SettingType, validation: SettingValidation, value: unknown): void {
+  const fail = (reason: string) => {
+    throw DomainError.invalid('value', reason);
+  };
+  if (value === null || value === undefined) fail('is required');
+  if (type === 'number') {
+    if (typeof value !== 'number' || !Number.isFinite(value)) fail(`must be a number for ${key}`);
+    const n = value as number;
+    if (validation.integer && !Number.isInteger(n)) fail('must be an integer');
+    if (validation.min !== undefined && n < validation.min) fail(`must be at least ${validation.min}`);
+    if (validation.max !== undefined && n > validation.max) fail(`must be at most ${validation.max}`);
+  } else if (type === 'boolean') {
+    if (typeof value !== 'boolean') fail(`must be true or false for ${key}`);
+  } else if (type === 'string') {
+    if (typeof value !== 'string') fail(`must be a string for ${key}`);
+    const s = value as string;
+    if (s.length > 1000) fail('must be at most 1000 characters');
+    if (validation.allowed && !validation.allowed.includes(s)) fail(`must be one of ${validation.allowed.join(', ')}`);
+    if (key.startsWith('timezone.') && !Intl.supportedValuesOf('timeZone').includes(s)) fail('must be an IANA time zone');
+  } else if (JSON.stringify(value).length > 65_536) {
+    fail('must be at most 64 KiB of JSON');
+  }
+}
+
+/** A tenant's settings: typed values the service reads its policies from. */
+export class SettingsService {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly policies: PolicyReader,
+  ) {}
+
+  async list(tenant: TenantContext, query: { page: number; page_size: number; search?: string; category?: string; sort?: string }) {
+    const db = tenantDb(this.db, tenant.schema);
+    let base = db.selectFrom('settings');
+    if (query.search) base = base.where('key', 'ilike', likePattern(query.search));
+    if (query.category) base = base.where('category', '=', query.category);
+    const descending = query.sort?.startsWith('-') ?? false;
+    const column = (query.sort?.replace(/^-/, '') ?? 'key') as 'key' | 'category' | 'updated_at';
+    const [items, total] = await Promise.all([
+      base.select(COLUMNS).orderBy(column, descending ? 'desc' : 'asc').orderBy('key').limit(query.page_size).offset((query.page - 1) * query.page_size).execute(),
+      base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { items, total: Number(total.n), page: query.page, page_size: query.page_size };
+  }
+
+  async get(tenant: TenantContext, idOrKey: string) {
+    return this.one(tenantDb(this.db, tenant.schema), idOrKey);
+  }
+
+  async update(tenant: TenantContext, idOrKey: string, value: unknown, expected: number | undefined, actor: AuditActor) {
+    const db = tenantDb(this.db, tenant.schema);
+    const after = await db.transaction().execute(async (trx) => {
+      const before = await this.one(trx, idOrKey, true);
+      checkVersion(expected, before.version);
+      checkSettingValue(before.key, before.type as SettingType, before.validation as SettingValidation, value);
+      const after = await trx
+        .updateTable('settings')
+        .set({ value: JSON.stringify(value), updated_by: actor.actorUserId, updated_at: new Date(), version: sql`version + 1` })
+        .where('id', '=', before.id)
+        .returning(COLUMNS)
+        .executeTakeFirstOrThrow();
+      await writeAudit(trx, actor, { action: 'settings.update', entityType: 'settings', entityId: before.id, before: { key: before.key, value: before.value }, after: { key: after.key, value: after.value } });
+      return after;
+    });
+    await this.policies.invalidate(tenant);
+    return after;
+  }
+
+  private async one(db: Kysely<TenantDatabase>, idOrKey: string, forUpdate = false) {
+    let q = db.selectFrom('settings').select(COLUMNS).where(UUID.test(idOrKey) ? 'id' : 'key', '=', idOrKey);
+    if (forUpdate) q = q.forUpdate();
+    const setting = await q.executeTakeFirst();
+    if (!setting) throw DomainError.notFound('setting');
+    return setting;
+  }
+}
