@@ -18,6 +18,7 @@ import type { TenantService } from './tenancy/service.js';
 import { auditRoutes } from './audit/routes.js';
 import { roleRoutes } from './roles/routes.js';
 import { settingsRoutes } from './settings/routes.js';
+import { teamRoutes } from './teams/routes.js';
 import { userAdminRoutes } from './users/admin-routes.js';
 import { userAccessRoutes } from './users/routes.js';
 
@@ -117,6 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(roleRoutes(services.roles, services.db));
       await tenantApp.register(settingsRoutes(services.settings));
       await tenantApp.register(auditRoutes(services.db));
+      await tenantApp.register(teamRoutes(services.teams, services.db));
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );

@@ -12,6 +12,7 @@ import { PolicyReader } from './settings/policy.js';
 import { TenantDirectory } from './tenancy/directory.js';
 import { RoleService } from './roles/service.js';
 import { SettingsService } from './settings/service.js';
+import { TeamService } from './teams/service.js';
 import { UserAdminService } from './users/admin.js';
 import { UserAccessService } from './users/service.js';
 
@@ -36,6 +37,7 @@ export interface TenantServices {
   readonly users: UserAdminService;
   readonly roles: RoleService;
   readonly settings: SettingsService;
+  readonly teams: TeamService;
   readonly authRateLimitPerMinute: number;
 }
 
@@ -70,6 +72,7 @@ export async function createTenantServices(deps: {
     userAccess: new UserAccessService(db, access),
     roles: new RoleService(db, access),
     settings: new SettingsService(db, policies),
+    teams: new TeamService(db),
     users: new UserAdminService({ db, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };
