@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
+import { addExamples } from './http/examples.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { ProblemSchema } from './http/schemas.js';
 import { authRoutes } from './auth/routes.js';
@@ -73,6 +74,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorateRequest('tenant', null);
   app.decorateRequest('principal', null);
   app.addSchema(ProblemSchema);
+  // Every documented body and success response gets an example (see http/examples.ts).
+  app.addHook('onRoute', (route) => {
+    if (route.schema) route.schema = addExamples(route.schema as Record<string, unknown>);
+  });
   registerProblemHandlers(app);
 
   await app.register(swagger, {

@@ -40,3 +40,19 @@ export class DomainError extends Error {
     return new DomainError('conflict', message);
   }
 }
+
+/**
+ * Runs a write and turns a unique violation into a 409 with a message a caller understands;
+ * `message` may pick one by the violated constraint's name.
+ */
+export async function conflictOnUnique<T>(work: () => Promise<T>, message: string | ((constraint: string) => string | undefined)): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const e = error as { code?: string; constraint?: string };
+    if (e.code !== '23505') throw error;
+    const text = typeof message === 'string' ? message : message(e.constraint ?? '');
+    if (text) throw DomainError.conflict(text);
+    throw error;
+  }
+}

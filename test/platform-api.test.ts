@@ -226,6 +226,27 @@ describe('health, readiness, docs and errors', () => {
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '403', '409', '503']));
     expect(Object.keys(create.responses['409'].content)).toEqual(['application/problem+json']);
     expect(create.requestBody.content['application/json'].schema.properties).toHaveProperty('slug');
+    // Every operation: documented errors as problem+json, security where it is enforced, examples.
+    const publicTenantRoutes = ['/auth/login', '/auth/refresh', '/auth/password-reset/request', '/auth/password-reset/confirm', '/auth/verify-email'];
+    let operations = 0;
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: unknown; example?: unknown }> }>; security?: unknown; requestBody?: { content: Record<string, { example?: unknown }> } }>>)) {
+      for (const [method, op] of Object.entries(item)) {
+        operations++;
+        const where = `${method.toUpperCase()} ${path}`;
+        if (path.startsWith('/api/')) {
+          expect(Object.keys(op.responses), where).toContain('503');
+          for (const [status, response] of Object.entries(op.responses)) {
+            if (Number(status) >= 400) expect(Object.keys(response.content ?? {}), `${where} ${status}`).toEqual(['application/problem+json']);
+            else if (response.content?.['application/json']) expect(response.content['application/json'].example, `${where} ${status} example`).toBeDefined();
+          }
+          if (op.requestBody?.content['application/json']) expect(op.requestBody.content['application/json'].example, `${where} body example`).toBeDefined();
+        }
+        if (path.startsWith('/api/v1/tenants/{tenant_slug}/') && !publicTenantRoutes.some((p) => path.endsWith(p))) {
+          expect(op.security, where).toEqual([{ bearer: [] }, { apiKey: [] }]);
+        }
+      }
+    }
+    expect(operations).toBeGreaterThan(40);
     const ui = await t.app.inject({ method: 'GET', url: '/docs/' });
     expect(ui.statusCode).toBe(200);
     expect(ui.headers['content-type']).toMatch(/text\/html/);

@@ -1,3 +1,5 @@
+import { EXTENDED_RESOURCES } from '../access/catalogue.js';
+
 /**
  * Tables a polymorphic `<x>able_type` column may point at (checked by the database).
  *
@@ -5,18 +7,7 @@
  * of migration 0002 (its own frozen copy): changing this list needs a new migration that
  * replaces those constraints. A test keeps the two equal.
  */
-export const POLYMORPHIC_TYPES = [
-  'users',
-  'teams',
-  'notes',
-  'logacalls',
-  'tasks',
-  'attachments',
-  'events',
-  'carbon_footprints',
-  'channel_configs',
-  'reviews',
-] as const;
+export const POLYMORPHIC_TYPES = ['users', 'teams', ...EXTENDED_RESOURCES] as const;
 
 export type PolymorphicType = (typeof POLYMORPHIC_TYPES)[number];
 

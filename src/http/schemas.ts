@@ -50,3 +50,13 @@ export const PaginationQuery = Type.Object({
 export function pageOf<T extends ReturnType<typeof Type.Object>>(item: T) {
   return Type.Object({ items: Type.Array(item), total: Type.Integer(), page: Type.Integer(), page_size: Type.Integer() });
 }
+
+/** A session as listed to its user or to an administrator. */
+export const SessionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  ip_address: Type.Union([Type.String(), Type.Null()]),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  created_at: DateTime,
+  last_seen_at: DateTime,
+  expires_at: DateTime,
+});

@@ -8,7 +8,7 @@ import { writeAudit } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { DomainError } from '../errors.js';
-import { DateTime, problems } from '../http/schemas.js';
+import { DateTime, problems, SessionSchema } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireSession, requireTenant } from '../http/tenant-auth.js';
 import type { PolicyReader } from '../settings/policy.js';
 import { loadUserView, USER_COLUMNS, UserSchema } from '../users/view.js';
@@ -26,15 +26,7 @@ const self = { access: 'self' as const };
 const Nullable = (maxLength: number) => Type.Optional(Type.Union([Type.String({ maxLength }), Type.Null()]));
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 
-const SessionSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  ip_address: Type.Union([Type.String(), Type.Null()]),
-  user_agent: Type.Union([Type.String(), Type.Null()]),
-  created_at: DateTime,
-  last_seen_at: DateTime,
-  expires_at: DateTime,
-  current: Type.Boolean(),
-});
+const OwnSessionSchema = Type.Object({ ...SessionSchema.properties, current: Type.Boolean() });
 
 const ApiKeySchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -126,7 +118,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
 
     app.get(
       '/me/sessions',
-      { config: self, schema: { tags: ['me'], summary: 'Your live sessions', response: { 200: Type.Object({ items: Type.Array(SessionSchema) }), ...problems(401, 403, 404) } } },
+      { config: self, schema: { tags: ['me'], summary: 'Your live sessions', response: { 200: Type.Object({ items: Type.Array(OwnSessionSchema) }), ...problems(401, 403, 404) } } },
       async (request) => {
         const tenant = requireTenant(request);
         const principal = requirePrincipal(request);

@@ -5,7 +5,7 @@ import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError } from '../errors.js';
+import { conflictOnUnique, DomainError } from '../errors.js';
 import { checkVersion } from '../http/etag.js';
 import { likePattern, parseSort } from '../http/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -34,14 +34,7 @@ export interface RoleInput {
 export const ROLE_SORTS = ['name', 'priority', 'created_at'] as const;
 const NAME = /^[A-Za-z][A-Za-z0-9 _.-]{0,99}$/;
 
-async function uniqueRole<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if ((error as { code?: string }).code === '23505') throw DomainError.conflict('a role with this name already exists');
-    throw error;
-  }
-}
+const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, 'a role with this name already exists');
 
 /** Roles and their grants; every change invalidates the tenant's cached permissions. */
 export class RoleService {

@@ -4,7 +4,7 @@ import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { LOCK_CLASS } from '../db/platform.js';
-import { DomainError } from '../errors.js';
+import { conflictOnUnique, DomainError } from '../errors.js';
 import { checkVersion } from '../http/etag.js';
 import { likePattern, parseSort } from '../http/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -19,14 +19,7 @@ export interface TeamInput {
   parent_team_id?: string | null;
 }
 
-async function uniqueTeam<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if ((error as { code?: string }).code === '23505') throw DomainError.conflict('a team with this name already exists');
-    throw error;
-  }
-}
+const uniqueTeam = <T>(work: () => Promise<T>) => conflictOnUnique(work, 'a team with this name already exists');
 
 /** Teams, nested through parent_team_id (no cycles), and their members (member or lead). */
 export class TeamService {

@@ -5,7 +5,7 @@ import type { PlatformDatabase } from '../db/platform-types.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
 import { idempotent } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
-import { DateTime, pageOf, problems } from '../http/schemas.js';
+import { DateTime, pageOf, problems, SessionSchema } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
 import { USER_SORTS, USER_STATUSES, type UserAdminService, type VersionedUser } from './admin.js';
 import { UserSchema } from './view.js';
@@ -43,15 +43,6 @@ const ListQuery = listQuery(USER_SORTS, {
   team: Type.Optional(Type.String({ format: 'uuid' })),
   created_from: Type.Optional(Type.String({ format: 'date-time' })),
   created_to: Type.Optional(Type.String({ format: 'date-time' })),
-});
-
-const SessionSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  ip_address: Type.Union([Type.String(), Type.Null()]),
-  user_agent: Type.Union([Type.String(), Type.Null()]),
-  created_at: DateTime,
-  last_seen_at: DateTime,
-  expires_at: DateTime,
 });
 
 const OverrideSchema = Type.Object({ permission: Type.String(), effect: Type.String(), expires_at: Type.Union([DateTime, Type.Null()]) });

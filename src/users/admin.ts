@@ -10,7 +10,7 @@ import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError } from '../errors.js';
+import { conflictOnUnique, DomainError } from '../errors.js';
 import { checkVersion } from '../http/etag.js';
 import { likePattern, parseSort } from '../http/listing.js';
 import type { Mailer } from '../mail/mailer.js';
@@ -89,16 +89,10 @@ function profile(input: UserInput) {
 }
 
 /** A unique violation on users names the live email or username already taken. */
-async function uniqueUser<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    const e = error as { code?: string; constraint?: string };
-    if (e.code === '23505' && e.constraint?.startsWith('users_email')) throw DomainError.conflict('a user with this email already exists');
-    if (e.code === '23505' && e.constraint?.startsWith('users_username')) throw DomainError.conflict('a user with this username already exists');
-    throw error;
-  }
-}
+const uniqueUser = <T>(work: () => Promise<T>) =>
+  conflictOnUnique(work, (constraint) =>
+    constraint.startsWith('users_email') ? 'a user with this email already exists' : constraint.startsWith('users_username') ? 'a user with this username already exists' : undefined,
+  );
 
 /** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
 export class UserAdminService {
