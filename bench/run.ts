@@ -1,0 +1,264 @@
+/**
+ * `npm run bench [-- --quick | --full]`: the service, its floor and PostgreSQL on one machine,
+ * measured side by side in one run. Writes bench/results/latest.json and a dated copy.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { sql } from 'kysely';
+import { hashPassword, verifyPassword } from '../src/auth/passwords.js';
+import { issueSystemToken } from '../src/auth/system-token.js';
+import { createDatabase, tenantDb } from '../src/db/database.js';
+import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { tenantMigrations } from '../src/db/migrations/index.js';
+import { migratePlatform } from '../src/db/platform.js';
+import { SchemaManager } from '../src/tenancy/schema-manager.js';
+
+const mode = process.argv.includes('--quick') ? 'quick' : process.argv.includes('--full') ? 'full' : 'standard';
+const SECONDS = mode === 'quick' ? 3 : 10;
+const CONNECTIONS = 8;
+const LARGE = mode === 'quick' ? 40 : mode === 'full' ? 10_000 : 2000;
+const SMALL = 10;
+const POOL_MAX = 10;
+const PASSWORD = 'benchmark password 123';
+const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+interface Scenario {
+  name: string;
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  floor?: string;
+  ratio_to_floor?: number;
+}
+
+function log(message: string) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+function child(script: string, env: Record<string, string>, ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      const match = out.match(ready);
+      if (match) resolve({ proc, match });
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.on('exit', (code) => reject(new Error(`${script} exited (${code}): ${out.slice(-2000)}`)));
+  });
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+}
+
+type Request = autocannon.Request;
+async function load(name: string, url: string, options: { method?: string; headers?: Record<string, string>; body?: string; requests?: Request[]; seconds?: number; connections?: number }): Promise<Scenario> {
+  const result = await autocannon({
+    url,
+    method: (options.method ?? 'GET') as 'GET',
+    headers: { 'content-type': 'application/json', ...(options.headers ?? {}) },
+    body: options.body,
+    requests: options.requests,
+    connections: options.connections ?? CONNECTIONS,
+    duration: options.seconds ?? SECONDS,
+  });
+  const errors = result.errors + result.non2xx;
+  log(`${name}: ${result.requests.average.toFixed(0)} rps, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms${errors ? `, ${errors} errors` : ''}`);
+  return { name, rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors };
+}
+
+async function main() {
+  const started = Date.now();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'system-service-bench-'));
+  const pg = await startEmbeddedPostgres({ dataDir });
+  const database = createDatabase({ url: pg.url, max: POOL_MAX, connectionTimeoutMs: 10_000 });
+  const db = database.db;
+  const children: ChildProcess[] = [];
+  try {
+    await migratePlatform(db);
+    const version = (await sql<{ v: string }>`SELECT current_setting('server_version') AS v`.execute(db)).rows[0]!.v;
+    const schemas = new SchemaManager(db);
+
+    // Provisioning: cold, then from a spare (in steady state: the pool refilled between tenants).
+    const time = async (fn: () => Promise<unknown>) => {
+      const t = performance.now();
+      await fn();
+      return performance.now() - t;
+    };
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const cold: number[] = [];
+    for (let i = 0; i < 20; i++) cold.push(await time(() => schemas.initializeTenantSchema(null, `tenant_cold_${i}`)));
+    const spares = new SchemaManager(db, tenantMigrations, { spares: 2 });
+    const warm: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      await spares.replenishSpares();
+      warm.push(await time(() => spares.initializeTenantSchema(null, `tenant_warm_${i}`)));
+    }
+    await spares.close();
+    log(`provision_tenant: cold median ${median(cold).toFixed(0)} ms, from a spare median ${median(warm).toFixed(0)} ms`);
+
+    // Tenants with users: the first SMALL ones are the measured ones.
+    const hash = await hashPassword(PASSWORD);
+    const register = async (from: number, to: number) => {
+      const rows = Array.from({ length: to - from }, (_, i) => ({ slug: `t${from + i}`, name: `Tenant ${from + i}`, schema_name: `tenant_t${from + i}` }));
+      for (let i = 0; i < rows.length; i += 500) await db.withSchema('shared').insertInto('tenants').values(rows.slice(i, i + 500)).execute();
+      const t = performance.now();
+      const result = await schemas.migrateAll({ concurrency: 2 });
+      log(`provisioned ${result.migrated} tenants in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      for (let i = from; i < to; i++) {
+        const tdb = tenantDb(db, `tenant_t${i}`);
+        const userRole = await tdb.selectFrom('roles').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
+        const users = await tdb
+          .insertInto('users')
+          .values(Array.from({ length: 50 }, (_, u) => ({ email: `user${u}@t${i}.example`, first_name: `User ${u}`, password_hash: hash })))
+          .returning('id')
+          .execute();
+        await tdb.insertInto('user_roles').values({ user_id: users[0]!.id, role_id: userRole.id }).execute();
+      }
+    };
+    await register(0, SMALL);
+
+    const env = { DATABASE_URL: pg.url, DATABASE_POOL_MAX: String(POOL_MAX), JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '100000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dataDir };
+    const service = await child('src/main.ts', { ...env, LOG_LEVEL: 'info' }, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/);
+    const floor = await child('bench/floor.ts', { ...env, FLOOR_HASH: hash }, /FLOOR_PORT=(\d+)/);
+    children.push(service.proc, floor.proc);
+    const base = `http://127.0.0.1:${service.match[1]}`;
+    const floorBase = `http://127.0.0.1:${floor.match[1]}`;
+
+    const loginAs = async (tenant: string, email: string) => {
+      const res = await fetch(`${base}/api/v1/tenants/${tenant}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) });
+      if (res.status !== 200) throw new Error(`login ${email}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { access_token: string; refresh_token: string; user: { id: string } };
+    };
+    const session = await loginAs('t0', 'user0@t0.example');
+    const auth = { authorization: `Bearer ${session.access_token}` };
+    const target = (await tenantDb(db, 'tenant_t0').selectFrom('users').select('id').where('email', '=', 'user7@t0.example').executeTakeFirstOrThrow()).id;
+
+    const scenarios: Scenario[] = [];
+    const withFloor = (s: Scenario, floorScenario: Scenario): Scenario => ({ ...s, floor: floorScenario.name, ratio_to_floor: Number((s.rps / floorScenario.rps).toFixed(2)) });
+
+    const floorGet = await load('floor_get_user', `${floorBase}/floor/tenant_t0/users/${target}`, {});
+    scenarios.push(floorGet);
+    scenarios.push(withFloor(await load('get_user', `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth }), floorGet));
+    scenarios.push(withFloor(await load('list_users', `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth }), floorGet));
+    scenarios.push(
+      withFloor(
+        await load('create_user', `${base}/api/v1/tenants/t0/users`, {
+          method: 'POST',
+          headers: auth,
+          requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: JSON.stringify({ email: `new-${randomUUID()}@t0.example`, roles: ['viewer'] }) }) }],
+        }),
+        floorGet,
+      ),
+    );
+    const floorArgon = await load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}' });
+    scenarios.push(floorArgon);
+    scenarios.push(withFloor(await load('login', `${base}/api/v1/tenants/t0/auth/login`, { method: 'POST', body: JSON.stringify({ email: 'user1@t0.example', password: PASSWORD }) }), floorArgon));
+
+    // Refresh: each connection follows its own rotation chain.
+    const chains = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => loginAs('t0', `user${10 + i}@t0.example`)));
+    let next = 0;
+    scenarios.push(
+      withFloor(
+        await load('refresh', `${base}/api/v1/tenants/t0/auth/refresh`, {
+          method: 'POST',
+          requests: [
+            {
+              method: 'POST',
+              setupRequest: (req, context) => {
+                const chain = context as { token?: string };
+                chain.token ??= chains[next++ % chains.length]!.refresh_token;
+                return { ...req, body: JSON.stringify({ refresh_token: chain.token }) };
+              },
+              onResponse: (status, body, context) => {
+                if (status === 200) (context as { token?: string }).token = (JSON.parse(body) as { refresh_token: string }).refresh_token;
+              },
+            },
+          ],
+        }),
+        floorGet,
+      ),
+    );
+
+    // Scale: the same reads with many tenants provisioned.
+    const smallGet = scenarios.find((s) => s.name === 'get_user')!;
+    const smallList = scenarios.find((s) => s.name === 'list_users')!;
+    await register(SMALL, LARGE);
+    const largeGet = await load(`get_user@${LARGE}`, `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth });
+    const rss = await rssMb(service.proc.pid!);
+    const largeList = await load(`list_users@${LARGE}`, `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth });
+    const connections = Number(
+      (await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'system-service' AND pid <> pg_backend_pid()`.execute(db)).rows[0]!.n,
+    );
+
+    // migrate_all: one added column over every tenant.
+    const column = `bench_${Date.now().toString(36)}`;
+    const next1 = new SchemaManager(db, [...tenantMigrations, { version: 9000, name: column, statements: ({ schema }) => [schema.alterTable('users').addColumn(column, 'text')] }]);
+    const migrateAll = await next1.migrateAll({ concurrency: 4 });
+    log(`migrate_all over ${migrateAll.total} schemas: ${(migrateAll.duration_ms / 1000).toFixed(1)} s`);
+
+    const argonRaw = await (async () => {
+      const t = performance.now();
+      let n = 0;
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        while (performance.now() - t < 2000) {
+          await verifyPassword(hash, PASSWORD);
+          n++;
+        }
+      }));
+      return Math.round(n / ((performance.now() - t) / 1000));
+    })();
+
+    const results = {
+      mode,
+      generated_at: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, node: process.version, postgres: version, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
+      settings: { seconds_per_scenario: SECONDS, connections: CONNECTIONS, pool_max: POOL_MAX, users_per_tenant: 50 },
+      scenarios,
+      provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: 20 },
+      migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
+      scale: {
+        small_tenants: SMALL,
+        large_tenants: LARGE,
+        get_user: { p50_small_ms: smallGet.p50_ms, p99_small_ms: smallGet.p99_ms, p50_large_ms: largeGet.p50_ms, p99_large_ms: largeGet.p99_ms, p99_ratio: Number((largeGet.p99_ms / Math.max(1, smallGet.p99_ms)).toFixed(2)), rps_large: largeGet.rps },
+        list_users: { p50_small_ms: smallList.p50_ms, p99_small_ms: smallList.p99_ms, p50_large_ms: largeList.p50_ms, p99_large_ms: largeList.p99_ms, p99_ratio: Number((largeList.p99_ms / Math.max(1, smallList.p99_ms)).toFixed(2)), rps_large: largeList.rps },
+      },
+      memory: { service_rss_mb_under_load: rss, tenants: LARGE },
+      postgres: { service_connections: connections, pool_max: POOL_MAX },
+      raw_argon2_verify_in_process_per_s: argonRaw,
+      duration_s: Math.round((Date.now() - started) / 1000),
+    };
+    await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
+    const json = `${JSON.stringify(results, null, 2)}\n`;
+    await writeFile(path.join(ROOT, 'bench/results/latest.json'), json);
+    await writeFile(path.join(ROOT, `bench/results/${results.generated_at.replace(/[:.]/g, '-')}.json`), json);
+
+    const rows = scenarios.map((s) => [s.name, String(s.rps), String(s.p50_ms), String(s.p99_ms), s.floor ?? '', s.ratio_to_floor?.toFixed(2) ?? '']);
+    const header = ['scenario', 'rps', 'p50 ms', 'p99 ms', 'floor', 'ratio'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+    process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms, from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
+    process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
+    process.stdout.write(`scale             get_user p99 ${smallGet.p99_ms} ms @${SMALL} -> ${largeGet.p99_ms} ms @${LARGE}; service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
+    process.stdout.write(`written           bench/results/latest.json (${results.duration_s} s)\n`);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+    await database.close();
+    await pg.stop();
+    await rm(dataDir, { recursive: true, force: true });
+    if (path.dirname(pg.dataDir) !== dataDir) await rm(path.dirname(pg.dataDir), { recursive: true, force: true });
+  }
+}
+
+await main();
