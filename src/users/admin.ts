@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { missingForGrant } from '../access/grants.js';
 import type { AccessService } from '../access/service.js';
@@ -94,6 +94,17 @@ const uniqueUser = <T>(work: () => Promise<T>) =>
     constraint.startsWith('users_email') ? 'a user with this email already exists' : constraint.startsWith('users_username') ? 'a user with this username already exists' : undefined,
   );
 
+/** A user's live role names, highest priority first, as a column of the user query itself. */
+function rolesColumn(eb: ExpressionBuilder<TenantDatabase, 'users'>) {
+  return eb
+    .selectFrom('user_roles as ur')
+    .innerJoin('roles as r', 'r.id', 'ur.role_id')
+    .select(sql<string[]>`coalesce(array_agg(r.name ORDER BY r.priority DESC, r.name), '{}')`.as('names'))
+    .whereRef('ur.user_id', '=', 'users.id')
+    .where('r.deleted_at', 'is', null)
+    .as('roles');
+}
+
 /** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
 export class UserAdminService {
   constructor(private readonly deps: Deps) {}
@@ -119,18 +130,17 @@ export class UserAdminService {
     if (query.created_from) base = base.where('users.created_at', '>=', new Date(query.created_from));
     if (query.created_to) base = base.where('users.created_at', '<', new Date(query.created_to));
     const sort = parseSort(query.sort, { column: 'created_at', direction: 'asc' });
-    const [rows, total] = await Promise.all([
-      base
-        .select(USER_COLUMNS.map((c) => `users.${c}` as const))
-        .orderBy(sql.ref(`users.${sort.column}`), sql.raw(`${sort.direction} nulls last`))
-        .orderBy('users.id')
-        .limit(query.page_size)
-        .offset((query.page - 1) * query.page_size)
-        .execute(),
-      base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
-    ]);
-    const roles = await this.rolesOf(db, rows.map((r) => r.id));
-    return { items: rows.map((r) => ({ ...r, roles: roles.get(r.id) ?? [] })), total: Number(total.n), page: query.page, page_size: query.page_size };
+    // One round trip: the page, each user's roles, and the total (a window count).
+    const rows = await base
+      .select(USER_COLUMNS.map((c) => `users.${c}` as const))
+      .select((eb) => [rolesColumn(eb), sql<string>`count(*) OVER ()`.as('total')])
+      .orderBy(sql.ref(`users.${sort.column}`), sql.raw(`${sort.direction} nulls last`))
+      .orderBy('users.id')
+      .limit(query.page_size)
+      .offset((query.page - 1) * query.page_size)
+      .execute();
+    const total = rows.length > 0 ? Number(rows[0]!.total) : query.page === 1 ? 0 : Number((await base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    return { items: rows.map(({ total: _t, ...user }) => ({ ...user, roles: user.roles ?? [] })), total, page: query.page, page_size: query.page_size };
   }
 
   async get(tenant: TenantContext, userId: string): Promise<VersionedUser> {
@@ -324,29 +334,18 @@ export class UserAdminService {
     return revoked.length;
   }
 
+  /** One live user with its roles, in one query (row-locked for an update when asked). */
   private async load(db: Kysely<TenantDatabase>, userId: string, forUpdate = false): Promise<VersionedUser> {
-    let q = db.selectFrom('users').select([...USER_COLUMNS, 'version']).where('id', '=', userId).where('deleted_at', 'is', null);
-    if (forUpdate) q = q.forUpdate();
+    let q = db
+      .selectFrom('users')
+      .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
+      .select((eb) => rolesColumn(eb))
+      .where('users.id', '=', userId)
+      .where('users.deleted_at', 'is', null);
+    if (forUpdate) q = q.forUpdate('users');
     const user = await q.executeTakeFirst();
     if (!user) throw DomainError.notFound('user');
-    const roles = await this.rolesOf(db, [userId]);
-    return { ...user, roles: roles.get(userId) ?? [] };
-  }
-
-  private async rolesOf(db: Kysely<TenantDatabase>, userIds: string[]): Promise<Map<string, string[]>> {
-    const map = new Map<string, string[]>();
-    if (userIds.length === 0) return map;
-    const rows = await db
-      .selectFrom('user_roles as ur')
-      .innerJoin('roles as r', 'r.id', 'ur.role_id')
-      .select(['ur.user_id', 'r.name'])
-      .where('ur.user_id', 'in', userIds)
-      .where('r.deleted_at', 'is', null)
-      .orderBy('r.priority', 'desc')
-      .orderBy('r.name')
-      .execute();
-    for (const r of rows) map.set(r.user_id, [...(map.get(r.user_id) ?? []), r.name]);
-    return map;
+    return { ...user, roles: user.roles ?? [] };
   }
 
   private async resolveRoles(db: Kysely<TenantDatabase>, names: readonly string[]) {
