@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
@@ -34,6 +35,15 @@ interface Scenario {
   errors: number;
   floor?: string;
   ratio_to_floor?: number;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 function log(message: string) {
@@ -128,9 +138,19 @@ async function main() {
     await register(0, SMALL);
 
     const env = { DATABASE_URL: pg.url, DATABASE_POOL_MAX: String(POOL_MAX), JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dataDir };
-    const service = await child('src/main.ts', { ...env, LOG_LEVEL: 'info' }, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/);
+    // The service logs at warn (no per-request lines), so readiness is polled on /health.
+    const port = await freePort();
+    const serviceProc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { ...process.env, ...env, SERVICE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(serviceProc);
+    for (let i = 0; ; i++) {
+      if (serviceProc.exitCode !== null) throw new Error('the service exited during start-up');
+      if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok).catch(() => false)) break;
+      if (i > 600) throw new Error('the service did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const service = { proc: serviceProc, match: ['', String(port)] as unknown as RegExpMatchArray };
     const floor = await child('bench/floor.ts', { ...env, FLOOR_HASH: hash }, /FLOOR_PORT=(\d+)/);
-    children.push(service.proc, floor.proc);
+    children.push(floor.proc);
     const base = `http://127.0.0.1:${service.match[1]}`;
     const floorBase = `http://127.0.0.1:${floor.match[1]}`;
 
