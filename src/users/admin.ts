@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import { sql, type CompiledQuery, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { missingForGrant } from '../access/grants.js';
 import type { AccessService } from '../access/service.js';
@@ -107,6 +107,8 @@ function rolesColumn(eb: ExpressionBuilder<TenantDatabase, 'users'>) {
 
 /** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
 export class UserAdminService {
+  private readonly compiledLoads = new Map<string, CompiledQuery>();
+
   constructor(private readonly deps: Deps) {}
 
   async list(tenant: TenantContext, query: UserListQuery) {
@@ -144,7 +146,7 @@ export class UserAdminService {
   }
 
   async get(tenant: TenantContext, userId: string): Promise<VersionedUser> {
-    return this.load(tenantDb(this.deps.db, tenant.schema), userId);
+    return this.load(tenantDb(this.deps.db, tenant.schema), tenant.schema, userId);
   }
 
   /** Creates a user; without a password, the user is invited (a set-password link by mail). */
@@ -166,7 +168,7 @@ export class UserAdminService {
         .executeTakeFirstOrThrow(),
     );
     if (roles.length) await trx.insertInto('user_roles').values(roles.map((r) => ({ user_id: created.id, role_id: r.id, assigned_by: actorUserId }))).execute();
-    const user = await this.load(trx, created.id);
+    const user = await this.load(trx, tenant.schema, created.id);
     await writeAudit(trx, actor, { action: 'users.create', entityType: 'users', entityId: user.id, after: user });
 
     let afterCommit = async () => {};
@@ -192,7 +194,7 @@ export class UserAdminService {
     const fields = profile(input);
     const db = tenantDb(this.deps.db, tenant.schema);
     const after = await db.transaction().execute(async (trx) => {
-      const before = await this.load(trx, userId, true);
+      const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
       if (fields.status && fields.status !== 'active' && before.status === 'active' && before.roles.includes('admin')) await ensureAnotherAdmin(trx, userId);
       if (Object.keys(fields).length === 0) return before;
@@ -207,7 +209,7 @@ export class UserAdminService {
           .executeTakeFirst(),
       );
       if (!updated) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
-      const after = await this.load(trx, userId);
+      const after = await this.load(trx, tenant.schema, userId);
       await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after });
       return after;
     });
@@ -220,7 +222,7 @@ export class UserAdminService {
     if (actorUserId === userId) throw new DomainError('forbidden', 'you cannot delete your own account here');
     const db = tenantDb(this.deps.db, tenant.schema);
     const { sessions, keys } = await db.transaction().execute(async (trx) => {
-      const before = await this.load(trx, userId, true);
+      const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
       if (before.roles.includes('admin') && before.status === 'active') await ensureAnotherAdmin(trx, userId);
       const deleted = await trx
@@ -253,7 +255,7 @@ export class UserAdminService {
           .executeTakeFirst(),
       );
       if (!restored) throw DomainError.notFound('deleted user');
-      const after = await this.load(trx, userId);
+      const after = await this.load(trx, tenant.schema, userId);
       await writeAudit(trx, actor, { action: 'users.restore', entityType: 'users', entityId: userId, after });
       return after;
     });
@@ -274,7 +276,7 @@ export class UserAdminService {
     }
     const db = tenantDb(this.deps.db, tenant.schema);
     const result = await db.transaction().execute(async (trx) => {
-      await this.load(trx, userId);
+      await this.load(trx, tenant.schema, userId);
       const perm = await trx.selectFrom('permissions').select('id').where('name', '=', permission).executeTakeFirstOrThrow();
       const before = await trx.selectFrom('user_permissions').select(['effect', 'expires_at']).where('user_id', '=', userId).where('permission_id', '=', perm.id).executeTakeFirst();
       await trx
@@ -294,7 +296,7 @@ export class UserAdminService {
     if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
     const db = tenantDb(this.deps.db, tenant.schema);
     await db.transaction().execute(async (trx) => {
-      await this.load(trx, userId);
+      await this.load(trx, tenant.schema, userId);
       const removed = await trx
         .deleteFrom('user_permissions')
         .where('user_id', '=', userId)
@@ -309,7 +311,7 @@ export class UserAdminService {
 
   async sessions(tenant: TenantContext, userId: string) {
     const db = tenantDb(this.deps.db, tenant.schema);
-    await this.load(db, userId);
+    await this.load(db, tenant.schema, userId);
     return this.deps.sessions.list(tenant, userId, await this.deps.policies.policy(tenant));
   }
 
@@ -317,7 +319,7 @@ export class UserAdminService {
   async revokeSessions(tenant: TenantContext, userId: string, sessionId: string | undefined, actor: AuditActor): Promise<number> {
     const db = tenantDb(this.deps.db, tenant.schema);
     const revoked = await db.transaction().execute(async (trx) => {
-      await this.load(trx, userId);
+      await this.load(trx, tenant.schema, userId);
       let ids: string[];
       if (sessionId) {
         const owned = await trx.selectFrom('user_sessions').select('id').where('id', '=', sessionId).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
@@ -334,16 +336,27 @@ export class UserAdminService {
     return revoked.length;
   }
 
-  /** One live user with its roles, in one query (row-locked for an update when asked). */
-  private async load(db: Kysely<TenantDatabase>, userId: string, forUpdate = false): Promise<VersionedUser> {
-    let q = db
-      .selectFrom('users')
-      .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
-      .select((eb) => rolesColumn(eb))
-      .where('users.id', '=', userId)
-      .where('users.deleted_at', 'is', null);
-    if (forUpdate) q = q.forUpdate('users');
-    const user = await q.executeTakeFirst();
+  /**
+   * One live user with its roles, in one query (row-locked for an update when asked). The
+   * statement is built and compiled once per schema: building it costs more CPU than running it.
+   */
+  private async load(db: Kysely<TenantDatabase>, schema: string, userId: string, forUpdate = false): Promise<VersionedUser> {
+    const key = `${schema}:${forUpdate}`;
+    let compiled = this.compiledLoads.get(key);
+    if (!compiled) {
+      let q = db
+        .selectFrom('users')
+        .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
+        .select((eb) => rolesColumn(eb))
+        .where('users.id', '=', userId)
+        .where('users.deleted_at', 'is', null);
+      if (forUpdate) q = q.forUpdate('users');
+      compiled = q.compile();
+      if (this.compiledLoads.size > 10_000) this.compiledLoads.clear();
+      this.compiledLoads.set(key, compiled);
+    }
+    const result = await db.executeQuery<VersionedUser>({ ...compiled, parameters: [userId] });
+    const user = result.rows[0];
     if (!user) throw DomainError.notFound('user');
     return { ...user, roles: user.roles ?? [] };
   }
