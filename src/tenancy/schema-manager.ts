@@ -6,7 +6,7 @@ import type { MigrationStatement, TenantMigration } from '../db/migrations/migra
 import { tenantMigrations } from '../db/migrations/index.js';
 import { LOCK_CLASS } from '../db/platform.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
-import type { TenantDatabase } from '../db/types.js';
+import { tenantColumns, type TenantDatabase } from '../db/types.js';
 import { seedDefaults } from './seed.js';
 
 export interface ProvisionResult {
@@ -256,7 +256,7 @@ export class SchemaManager {
     try {
       return await this.db.transaction().execute(async (trx) => {
         await lockSchema(trx, schema);
-        const before = await listTables(trx, schema);
+        const before = await ownTables(trx, schema);
         const record = await this.record(trx, schema);
         let fromVersion = record?.version ?? 0;
         if (!isSpare && fromVersion === 0 && before.length === 0 && !(await schemaExists(trx, schema))) {
@@ -271,7 +271,7 @@ export class SchemaManager {
         await seedDefaults(tdb);
         if (hook) await hook(tdb);
 
-        const tables = await listTables(trx, schema);
+        const tables = await ownTables(trx, schema);
         const version = Math.max(fromVersion, this.latestVersion);
         const duration = Date.now() - started;
         await trx
@@ -372,6 +372,24 @@ async function exactCount(db: Kysely<PlatformDatabase>, schema: string, table: s
 async function schemaExists(db: Kysely<PlatformDatabase>, schema: string): Promise<boolean> {
   const r = await sql<{ found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${schema}) AS found`.execute(db);
   return r.rows[0]?.found ?? false;
+}
+
+/** Every table a tenant schema is meant to hold (the migrations' and the template's). */
+const TENANT_TABLES = Object.keys(tenantColumns);
+
+/**
+ * Which of our tables a schema holds, found through pg_class's (relname, relnamespace) index:
+ * with thousands of tenants pg_class has hundreds of thousands of rows, and scanning it per
+ * tenant is what made migrating them all slow.
+ */
+async function ownTables(db: Kysely<PlatformDatabase>, schema: string): Promise<string[]> {
+  const result = await sql<{ name: string }>`
+    SELECT c.relname AS name FROM pg_class c
+    WHERE c.relname = ANY(${TENANT_TABLES}::text[])
+      AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = ${schema})
+      AND c.relkind IN ('r', 'p')
+    ORDER BY c.relname`.execute(db);
+  return result.rows.map((r) => r.name);
 }
 
 async function listTables(db: Kysely<PlatformDatabase>, schema: string): Promise<string[]> {

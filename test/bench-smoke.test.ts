@@ -1,0 +1,27 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { runTs } from './support/process.js';
+
+/** The benchmark is not part of the suite; this only checks that `bench --quick` runs and reports. */
+it('bench --quick runs and writes valid results', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ss-bench-'));
+  const result = await runTs('bench/run.ts', ['--quick'], { DATABASE_URL: undefined, REDIS_URL: undefined, BENCH_RESULTS_DIR: dir }, 240_000);
+  expect(result.code, result.stderr.slice(-2000)).toBe(0);
+  expect(result.stdout).toMatch(/^floor_get_user\s+\d+/m);
+  const json = JSON.parse(await readFile(path.join(dir, 'latest.json'), 'utf8'));
+  await rm(dir, { recursive: true, force: true });
+  expect(json).toMatchObject({ mode: 'quick', machine: { cpus: expect.any(Number), node: process.version, postgres: expect.stringMatching(/^15\./) } });
+  const names = json.scenarios.map((s: { name: string }) => s.name);
+  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'create_user', 'floor_argon2_verify', 'login', 'refresh']);
+  for (const s of json.scenarios) {
+    expect(s.rps, s.name).toBeGreaterThan(0);
+    expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);
+    if (s.floor) expect(s.ratio_to_floor, s.name).toBeGreaterThan(0);
+  }
+  expect(json.provision_tenant.spare_median_ms).toBeGreaterThan(0);
+  expect(json.migrate_all.failed).toBe(0);
+  expect(json.postgres.service_connections).toBeLessThanOrEqual(json.postgres.pool_max);
+  expect(json.memory.service_rss_mb_under_load).toBeGreaterThan(0);
+}, 300_000);
