@@ -72,25 +72,19 @@ async function rssMb(pid: number): Promise<number> {
 
 type Request = autocannon.Request;
 async function load(name: string, url: string, options: { method?: string; headers?: Record<string, string>; body?: string; requests?: Request[]; seconds?: number; connections?: number }): Promise<Scenario> {
+  const run = (duration: number) =>
+    autocannon({
+      url,
+      method: (options.method ?? 'GET') as 'GET',
+      headers: { 'content-type': 'application/json', ...(options.headers ?? {}) },
+      body: options.body,
+      requests: options.requests,
+      connections: options.connections ?? CONNECTIONS,
+      duration,
+    });
   // A short unmeasured run first, so both sides are measured warm (JIT, caches, pool).
-  await autocannon({
-    url,
-    method: (options.method ?? 'GET') as 'GET',
-    headers: { 'content-type': 'application/json', ...(options.headers ?? {}) },
-    body: options.body,
-    requests: options.requests,
-    connections: options.connections ?? CONNECTIONS,
-    duration: 1,
-  });
-  const result = await autocannon({
-    url,
-    method: (options.method ?? 'GET') as 'GET',
-    headers: { 'content-type': 'application/json', ...(options.headers ?? {}) },
-    body: options.body,
-    requests: options.requests,
-    connections: options.connections ?? CONNECTIONS,
-    duration: options.seconds ?? SECONDS,
-  });
+  await run(1);
+  const result = await run(options.seconds ?? SECONDS);
   const errors = result.errors + result.non2xx;
   log(`${name}: ${result.requests.average.toFixed(0)} rps, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms${errors ? `, ${errors} errors` : ''}`);
   return { name, rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors };

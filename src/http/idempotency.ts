@@ -1,10 +1,11 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
 import { sha256 } from '../auth/tokens.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
+import { setEtag } from './etag.js';
 import { requirePrincipal, requireTenant } from './tenant-auth.js';
 
 export interface Outcome<T> {
@@ -59,4 +60,15 @@ export async function idempotent<T>(
       .execute();
     return outcome;
   });
+}
+
+/**
+ * Answers a create: the stored (or fresh) status and body without its row version, which goes
+ * to the ETag, and a Location naming the new resource.
+ */
+export function created<T extends { id: string; version: number }>(request: FastifyRequest, reply: FastifyReply, outcome: Outcome<T>) {
+  const { version, ...body } = outcome.body;
+  setEtag(reply, version);
+  reply.status(outcome.status).header('location', `${request.url.split('?')[0]}/${body.id}`);
+  return body;
 }

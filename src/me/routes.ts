@@ -11,7 +11,7 @@ import { DomainError } from '../errors.js';
 import { DateTime, problems, SessionSchema } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireSession, requireTenant } from '../http/tenant-auth.js';
 import type { PolicyReader } from '../settings/policy.js';
-import { loadUserView, USER_COLUMNS, UserSchema } from '../users/view.js';
+import { loadUserView, ProfileFields, USER_COLUMNS, UserSchema } from '../users/view.js';
 import type { Kysely } from 'kysely';
 
 export interface MeDeps {
@@ -23,7 +23,6 @@ export interface MeDeps {
 }
 
 const self = { access: 'self' as const };
-const Nullable = (maxLength: number) => Type.Optional(Type.Union([Type.String({ maxLength }), Type.Null()]));
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 
 const OwnSessionSchema = Type.Object({ ...SessionSchema.properties, current: Type.Boolean() });
@@ -52,18 +51,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['me'],
           summary: 'Update your own profile (partial)',
-          body: Type.Object(
-            {
-              username: Nullable(64),
-              first_name: Nullable(200),
-              last_name: Nullable(200),
-              phone: Nullable(50),
-              avatar_url: Nullable(2000),
-              locale: Nullable(35),
-              timezone: Nullable(64),
-            },
-            { additionalProperties: false },
-          ),
+          body: Type.Object(ProfileFields, { additionalProperties: false }),
           response: { 200: UserSchema, ...problems(400, 401, 403, 404, 409) },
         },
       },

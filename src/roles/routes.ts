@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
-import { idempotent } from '../http/idempotency.js';
+import { created, idempotent } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
@@ -80,9 +80,7 @@ export function roleRoutes(roles: RoleService, db: Kysely<PlatformDatabase>): Fa
           status: 201,
           body: await roles.create(trx, tenant, requirePrincipal(request).userId, request.body, actorFrom(request)),
         }));
-        const { version, ...body } = outcome.body as RoleView;
-        setEtag(reply, version);
-        return reply.status(201).header('location', `${request.url.split('?')[0]}/${body.id}`).send(body);
+        return created(request, reply, outcome);
       },
     );
 

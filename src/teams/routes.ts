@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
-import { idempotent } from '../http/idempotency.js';
+import { created, idempotent } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems } from '../http/schemas.js';
 import { actorFrom, requireTenant } from '../http/tenant-auth.js';
@@ -63,9 +63,7 @@ export function teamRoutes(teams: TeamService, db: Kysely<PlatformDatabase>): Fa
       async (request, reply) => {
         const tenant = requireTenant(request);
         const outcome = await idempotent(db, request, async (trx) => ({ status: 201, body: await teams.create(trx, tenant, request.body, actorFrom(request)) }));
-        const { version, ...body } = outcome.body as { version: number; id: string };
-        setEtag(reply, version);
-        return reply.status(201).header('location', `${request.url.split('?')[0]}/${body.id}`).send(body as never);
+        return created(request, reply, outcome);
       },
     );
 

@@ -3,27 +3,17 @@ import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
-import { idempotent } from '../http/idempotency.js';
+import { created, idempotent } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems, SessionSchema } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
 import { USER_SORTS, USER_STATUSES, type UserAdminService, type VersionedUser } from './admin.js';
-import { UserSchema } from './view.js';
+import { ProfileFields, UserSchema } from './view.js';
 
 const UserParams = Type.Object({ user_id: Type.String({ format: 'uuid' }) });
-const Nullable = (maxLength: number) => Type.Optional(Type.Union([Type.String({ maxLength }), Type.Null()]));
 const Status = Type.Union(USER_STATUSES.map((s) => Type.Literal(s)));
 
-const Profile = {
-  username: Nullable(64),
-  first_name: Nullable(200),
-  last_name: Nullable(200),
-  phone: Nullable(50),
-  avatar_url: Nullable(2000),
-  locale: Nullable(35),
-  timezone: Nullable(64),
-  status: Type.Optional(Status),
-};
+const Profile = { ...ProfileFields, status: Type.Optional(Status) };
 
 const CreateUser = Type.Object(
   {
@@ -80,9 +70,7 @@ export function userAdminRoutes(users: UserAdminService, db: Kysely<PlatformData
           return { status: 201, body: { ...view(user), version: user.version } };
         });
         await mail().catch((error: unknown) => request.log.warn({ err: error }, 'invitation mail not sent'));
-        const { version, ...body } = outcome.body as ReturnType<typeof view> & { version: number };
-        setEtag(reply, version);
-        return reply.status(outcome.status as 201).header('location', `${request.url.split('?')[0]}/${body.id}`).send(body);
+        return created(request, reply, outcome);
       },
     );
 

@@ -30,6 +30,19 @@ export const UserSchema = Type.Object(
 
 export type UserView = Static<typeof UserSchema>;
 
+const Optional = (maxLength: number) => Type.Optional(Type.Union([Type.String({ maxLength }), Type.Null()]));
+
+/** The profile fields a user may set on themselves, and an administrator on anyone (null clears). */
+export const ProfileFields = {
+  username: Optional(64),
+  first_name: Optional(200),
+  last_name: Optional(200),
+  phone: Optional(50),
+  avatar_url: Optional(2000),
+  locale: Optional(35),
+  timezone: Optional(64),
+};
+
 export const USER_COLUMNS = [
   'id',
   'email',
