@@ -1,4 +1,4 @@
-import { sql, type CompiledQuery, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { missingForGrant } from '../access/grants.js';
 import type { AccessService } from '../access/service.js';
@@ -16,6 +16,7 @@ import { likePattern, parseSort } from '../http/listing.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { PolicyReader } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
+import { StatementCache } from '../db/statements.js';
 import { checkEmail } from './email.js';
 import { ensureAnotherAdmin, grantsOf } from './service.js';
 import { USER_COLUMNS, type UserView } from './view.js';
@@ -49,6 +50,17 @@ export interface UserInput {
   timezone?: string | null;
   status?: string;
   roles?: string[];
+}
+
+interface ListValues extends Record<string, unknown> {
+  status?: string;
+  pattern?: string;
+  role?: string;
+  team?: string;
+  from?: Date;
+  to?: Date;
+  limit: number;
+  offset: number;
 }
 
 export type VersionedUser = UserView & { readonly version: number };
@@ -107,41 +119,60 @@ function rolesColumn(eb: ExpressionBuilder<TenantDatabase, 'users'>) {
 
 /** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
 export class UserAdminService {
-  private readonly compiledLoads = new Map<string, CompiledQuery>();
+  private readonly statements = new StatementCache();
 
   constructor(private readonly deps: Deps) {}
 
   async list(tenant: TenantContext, query: UserListQuery) {
     const db = tenantDb(this.deps.db, tenant.schema);
-    let base = db.selectFrom('users').where('users.deleted_at', 'is', null);
-    if (query.status) base = base.where('users.status', '=', query.status);
-    if (query.search) {
-      const pattern = likePattern(query.search);
-      base = base.where((eb) => eb.or(['email', 'username', 'first_name', 'last_name'].map((c) => eb(sql.ref(`users.${c}`), 'ilike', pattern))));
-    }
-    if (query.role) {
-      const role = query.role.toLowerCase();
-      base = base.where((eb) =>
-        eb.exists(eb.selectFrom('user_roles as ur').innerJoin('roles as r', 'r.id', 'ur.role_id').select('ur.id').whereRef('ur.user_id', '=', 'users.id').where(sql`lower(r.name)`, '=', role)),
-      );
-    }
-    if (query.team) {
-      const team = query.team;
-      base = base.where((eb) => eb.exists(eb.selectFrom('team_members as tm').select('tm.id').whereRef('tm.user_id', '=', 'users.id').where('tm.team_id', '=', team)));
-    }
-    if (query.created_from) base = base.where('users.created_at', '>=', new Date(query.created_from));
-    if (query.created_to) base = base.where('users.created_at', '<', new Date(query.created_to));
     const sort = parseSort(query.sort, { column: 'created_at', direction: 'asc' });
+    // Values only; which of them are present (and the sort) make the statement's shape.
+    const values = Object.fromEntries(
+      Object.entries({
+        status: query.status,
+        pattern: query.search === undefined ? undefined : likePattern(query.search),
+        role: query.role?.toLowerCase(),
+        team: query.team,
+        from: query.created_from === undefined ? undefined : new Date(query.created_from),
+        to: query.created_to === undefined ? undefined : new Date(query.created_to),
+        limit: query.page_size,
+        offset: (query.page - 1) * query.page_size,
+      }).filter(([, v]) => v !== undefined),
+    ) as ListValues;
+    const filtered = (v: ListValues) => {
+      let base = db.selectFrom('users').where('users.deleted_at', 'is', null);
+      if (v.status !== undefined) base = base.where('users.status', '=', v.status);
+      if (v.pattern !== undefined) {
+        const pattern = v.pattern;
+        base = base.where((eb) => eb.or(['email', 'username', 'first_name', 'last_name'].map((c) => eb(sql.ref(`users.${c}`), 'ilike', pattern))));
+      }
+      if (v.role !== undefined) {
+        const role = v.role;
+        base = base.where((eb) =>
+          eb.exists(eb.selectFrom('user_roles as ur').innerJoin('roles as r', 'r.id', 'ur.role_id').select('ur.id').whereRef('ur.user_id', '=', 'users.id').where(sql`lower(r.name)`, '=', role)),
+        );
+      }
+      if (v.team !== undefined) {
+        const team = v.team;
+        base = base.where((eb) => eb.exists(eb.selectFrom('team_members as tm').select('tm.id').whereRef('tm.user_id', '=', 'users.id').where('tm.team_id', '=', team)));
+      }
+      if (v.from !== undefined) base = base.where('users.created_at', '>=', v.from);
+      if (v.to !== undefined) base = base.where('users.created_at', '<', v.to);
+      return base;
+    };
     // One round trip: the page, each user's roles, and the total (a window count).
-    const rows = await base
-      .select(USER_COLUMNS.map((c) => `users.${c}` as const))
-      .select((eb) => [rolesColumn(eb), sql<string>`count(*) OVER ()`.as('total')])
-      .orderBy(sql.ref(`users.${sort.column}`), sql.raw(`${sort.direction} nulls last`))
-      .orderBy('users.id')
-      .limit(query.page_size)
-      .offset((query.page - 1) * query.page_size)
-      .execute();
-    const total = rows.length > 0 ? Number(rows[0]!.total) : query.page === 1 ? 0 : Number((await base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    const shape = `users.list:${tenant.schema}:${sort.column}:${sort.direction}`;
+    const { rows } = await this.statements.run(db as unknown as Kysely<never>, shape, values, (v) =>
+      filtered(v)
+        .select(USER_COLUMNS.map((c) => `users.${c}` as const))
+        .select((eb) => [rolesColumn(eb), sql<string>`count(*) OVER ()`.as('total')])
+        .orderBy(sql.ref(`users.${sort.column}`), sql.raw(`${sort.direction} nulls last`))
+        .orderBy('users.id')
+        .limit(v.limit)
+        .offset(v.offset),
+    );
+    const total =
+      rows.length > 0 ? Number(rows[0]!.total) : query.page === 1 ? 0 : Number((await filtered(values).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
     return { items: rows.map(({ total: _t, ...user }) => ({ ...user, roles: user.roles ?? [] })), total, page: query.page, page_size: query.page_size };
   }
 
@@ -336,27 +367,18 @@ export class UserAdminService {
     return revoked.length;
   }
 
-  /**
-   * One live user with its roles, in one query (row-locked for an update when asked). The
-   * statement is built and compiled once per schema: building it costs more CPU than running it.
-   */
+  /** One live user with its roles, in one query (row-locked for an update when asked). */
   private async load(db: Kysely<TenantDatabase>, schema: string, userId: string, forUpdate = false): Promise<VersionedUser> {
-    const key = `${schema}:${forUpdate}`;
-    let compiled = this.compiledLoads.get(key);
-    if (!compiled) {
-      let q = db
+    const { rows } = await this.statements.run(db as unknown as Kysely<never>, `users.load:${schema}:${forUpdate}`, { id: userId }, (v) => {
+      const q = db
         .selectFrom('users')
         .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
         .select((eb) => rolesColumn(eb))
-        .where('users.id', '=', userId)
+        .where('users.id', '=', v.id)
         .where('users.deleted_at', 'is', null);
-      if (forUpdate) q = q.forUpdate('users');
-      compiled = q.compile();
-      if (this.compiledLoads.size > 10_000) this.compiledLoads.clear();
-      this.compiledLoads.set(key, compiled);
-    }
-    const result = await db.executeQuery<VersionedUser>({ ...compiled, parameters: [userId] });
-    const user = result.rows[0];
+      return forUpdate ? q.forUpdate('users') : q;
+    });
+    const user = rows[0];
     if (!user) throw DomainError.notFound('user');
     return { ...user, roles: user.roles ?? [] };
   }
