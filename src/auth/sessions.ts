@@ -88,6 +88,18 @@ export class SessionStore {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /** Revokes one live session if it belongs to `userId`; false when there is none such. */
+  async revokeOwned(db: Kysely<TenantDatabase>, userId: string, sessionId: string, reason: string): Promise<boolean> {
+    const result = await db
+      .updateTable('user_sessions')
+      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
+      .where('id', '=', sessionId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
   /** Revokes every live session of a user (but `except`); returns the revoked ids. */
   async revokeAll(db: Kysely<TenantDatabase>, userId: string, reason: string, except?: string): Promise<string[]> {
     let query = db

@@ -123,10 +123,8 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
         const principal = requireSession(request);
         const db = tenantDb(deps.db, tenant.schema);
         await db.transaction().execute(async (trx) => {
-          const owned = await trx.selectFrom('user_sessions').select('id').where('id', '=', request.params.id).where('user_id', '=', principal.userId).where('revoked_at', 'is', null).executeTakeFirst();
-          if (!owned) throw DomainError.notFound('session');
-          await deps.sessions.revoke(trx, owned.id, 'revoked_by_user');
-          await writeAudit(trx, actorFrom(request), { action: 'sessions.delete', entityType: 'user_sessions', entityId: owned.id });
+          if (!(await deps.sessions.revokeOwned(trx, principal.userId, request.params.id, 'revoked_by_user'))) throw DomainError.notFound('session');
+          await writeAudit(trx, actorFrom(request), { action: 'sessions.delete', entityType: 'user_sessions', entityId: request.params.id });
         });
         await deps.sessions.forgetSessions(tenant, [request.params.id]);
         return reply.status(204).send(null);

@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { missingForGrant } from '../access/grants.js';
 import type { AccessService } from '../access/service.js';
@@ -19,7 +19,7 @@ import type { TenantContext } from '../tenancy/directory.js';
 import { StatementCache } from '../db/statements.js';
 import { checkEmail } from './email.js';
 import { ensureAnotherAdmin, grantsOf } from './service.js';
-import { USER_COLUMNS, type UserView } from './view.js';
+import { rolesColumn, USER_COLUMNS, type UserView } from './view.js';
 
 export const USER_STATUSES = ['active', 'invited', 'suspended', 'inactive'] as const;
 export const USER_SORTS = ['email', 'username', 'first_name', 'last_name', 'status', 'created_at', 'updated_at', 'last_login_at'] as const;
@@ -105,17 +105,6 @@ const uniqueUser = <T>(work: () => Promise<T>) =>
   conflictOnUnique(work, (constraint) =>
     constraint.startsWith('users_email') ? 'a user with this email already exists' : constraint.startsWith('users_username') ? 'a user with this username already exists' : undefined,
   );
-
-/** A user's live role names, highest priority first, as a column of the user query itself. */
-function rolesColumn(eb: ExpressionBuilder<TenantDatabase, 'users'>) {
-  return eb
-    .selectFrom('user_roles as ur')
-    .innerJoin('roles as r', 'r.id', 'ur.role_id')
-    .select(sql<string[]>`coalesce(array_agg(r.name ORDER BY r.priority DESC, r.name), '{}')`.as('names'))
-    .whereRef('ur.user_id', '=', 'users.id')
-    .where('r.deleted_at', 'is', null)
-    .as('roles');
-}
 
 /** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
 export class UserAdminService {
@@ -353,9 +342,7 @@ export class UserAdminService {
       await this.load(trx, tenant.schema, userId);
       let ids: string[];
       if (sessionId) {
-        const owned = await trx.selectFrom('user_sessions').select('id').where('id', '=', sessionId).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
-        if (!owned) throw DomainError.notFound('session');
-        await this.deps.sessions.revoke(trx, sessionId, 'revoked_by_admin');
+        if (!(await this.deps.sessions.revokeOwned(trx, userId, sessionId, 'revoked_by_admin'))) throw DomainError.notFound('session');
         ids = [sessionId];
       } else {
         ids = await this.deps.sessions.revokeAll(trx, userId, 'revoked_by_admin');

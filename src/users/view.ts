@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
@@ -60,17 +60,26 @@ export const USER_COLUMNS = [
   'updated_at',
 ] as const;
 
-/** One live user with role names, or 404. */
-export async function loadUserView(db: Kysely<TenantDatabase>, userId: string): Promise<UserView> {
-  const user = await db.selectFrom('users').select(USER_COLUMNS).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-  if (!user) throw DomainError.notFound('user');
-  const roles = await db
+/** A user's live role names, highest priority first, as a column of the user query itself. */
+export function rolesColumn(eb: ExpressionBuilder<TenantDatabase, 'users'>) {
+  return eb
     .selectFrom('user_roles as ur')
     .innerJoin('roles as r', 'r.id', 'ur.role_id')
-    .select('r.name')
-    .where('ur.user_id', '=', userId)
+    .select(sql<string[]>`coalesce(array_agg(r.name ORDER BY r.priority DESC, r.name), '{}')`.as('names'))
+    .whereRef('ur.user_id', '=', 'users.id')
     .where('r.deleted_at', 'is', null)
-    .orderBy('r.priority', 'desc')
-    .execute();
-  return { ...user, roles: roles.map((r) => r.name) };
+    .as('roles');
+}
+
+/** One live user with role names, in one query, or 404. */
+export async function loadUserView(db: Kysely<TenantDatabase>, userId: string): Promise<UserView> {
+  const user = await db
+    .selectFrom('users')
+    .select(USER_COLUMNS.map((c) => `users.${c}` as const))
+    .select((eb) => rolesColumn(eb))
+    .where('users.id', '=', userId)
+    .where('users.deleted_at', 'is', null)
+    .executeTakeFirst();
+  if (!user) throw DomainError.notFound('user');
+  return { ...user, roles: user.roles ?? [] };
 }
