@@ -14,6 +14,7 @@ import { authRoutes } from './auth/routes.js';
 import { tenantAuthHook, type RouteAccess } from './http/tenant-auth.js';
 import { meRoutes } from './me/routes.js';
 import type { TenantServices } from './services.js';
+import { recordRoutes } from './records/resource.js';
 import { tenantRoutes } from './tenancy/routes.js';
 import type { TenantService } from './tenancy/service.js';
 import { auditRoutes } from './audit/routes.js';
@@ -124,6 +125,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(settingsRoutes(services.settings));
       await tenantApp.register(auditRoutes(services.db));
       await tenantApp.register(teamRoutes(services.teams, services.db));
+      for (const records of services.records) await tenantApp.register(recordRoutes(records));
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );

@@ -48,6 +48,22 @@ export interface Config {
   /** Base URL of the pages that take password-reset and verification tokens (links in mail). */
   readonly publicUrl: string;
   readonly authRateLimitPerMinute: number;
+  /** Where attachment bytes are kept (local-disk storage). */
+  readonly attachmentsDir: string;
+  /** AES-256-GCM keys of channel secrets: `key` encrypts, all decrypt (see docs/OPERATIONS.md). */
+  readonly channelSecrets: {
+    /** Unset outside production: generated once and kept in `dataDir`. */
+    readonly key: Buffer | undefined;
+    readonly previousKeys: readonly Buffer[];
+  };
+}
+
+/** Reads a 32-byte key given as 64 hex characters or as base64 (standard or url-safe). */
+export function parseSecretKey(text: string, variable: string): Buffer {
+  const trimmed = text.trim();
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (key.length !== 32) throw new ConfigError(variable, 'must be 32 bytes, as 64 hex characters or base64 (e.g. `openssl rand -base64 32`)');
+  return key;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -102,6 +118,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (secretKey !== undefined && algorithm.startsWith('HS') && secretKey.length < 32) {
     throw new ConfigError('JWT_SECRET_KEY', `must be at least 32 characters for ${algorithm}`);
   }
+  const channelKey = optional(env, 'CHANNEL_SECRETS_KEY');
+  if (environment === 'production' && channelKey === undefined) {
+    throw new ConfigError('CHANNEL_SECRETS_KEY', 'is required when ENVIRONMENT=production');
+  }
+  const previousKeys = (optional(env, 'CHANNEL_SECRETS_PREVIOUS_KEYS') ?? '')
+    .split(',')
+    .filter((k) => k.trim() !== '')
+    .map((k) => parseSecretKey(k, 'CHANNEL_SECRETS_PREVIOUS_KEYS'));
+  const dataDir = path.resolve(optional(env, 'DATA_DIR') ?? './.data');
   const host = optional(env, 'SERVICE_HOST') ?? '0.0.0.0';
   if (/\s/.test(host)) throw new ConfigError('SERVICE_HOST', 'must be a host name or address');
 
@@ -112,7 +137,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwt: { algorithm, secretKey },
     port: integer(env, 'SERVICE_PORT', 8004, 0, 65535),
     host,
-    dataDir: path.resolve(optional(env, 'DATA_DIR') ?? './.data'),
+    dataDir,
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     pool: {
@@ -125,5 +150,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
     publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:8004',
     authRateLimitPerMinute: integer(env, 'AUTH_RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
+    attachmentsDir: path.resolve(optional(env, 'ATTACHMENTS_DIR') ?? path.join(dataDir, 'attachments')),
+    channelSecrets: { key: channelKey === undefined ? undefined : parseSecretKey(channelKey, 'CHANNEL_SECRETS_KEY'), previousKeys },
   };
 }

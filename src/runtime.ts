@@ -10,6 +10,8 @@ import { MemoryCache } from './cache/cache.js';
 import { RedisCache } from './cache/redis.js';
 import { databaseCheck, type ReadinessCheck } from './health/routes.js';
 import { createMailer } from './mail/mailer.js';
+import { loadSecretBox } from './records/secrets.js';
+import { LocalDiskStorage } from './records/storage.js';
 import { createTenantServices, type TenantServices } from './services.js';
 import { SchemaManager } from './tenancy/schema-manager.js';
 import { TenantService } from './tenancy/service.js';
@@ -82,6 +84,8 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     keys,
     cache,
     mailer: createMailer({ smtpUrl: config.smtpUrl, outboxDir: path.join(config.dataDir, 'outbox') }),
+    storage: new LocalDiskStorage(config.attachmentsDir),
+    secrets: loadSecretBox(config),
     config,
     onCacheError: (error) => logger.warn({ err: error }, 'could not publish a cache invalidation'),
   });

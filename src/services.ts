@@ -8,6 +8,10 @@ import type { Cache } from './cache/cache.js';
 import { LocalCache } from './cache/local.js';
 import type { PlatformDatabase } from './db/platform-types.js';
 import type { Mailer } from './mail/mailer.js';
+import { recordServices } from './records/index.js';
+import type { RecordService } from './records/resource.js';
+import type { SecretBox } from './records/secrets.js';
+import type { FileStorage } from './records/storage.js';
 import { PolicyReader } from './settings/policy.js';
 import { TenantDirectory } from './tenancy/directory.js';
 import { RoleService } from './roles/service.js';
@@ -38,6 +42,9 @@ export interface TenantServices {
   readonly roles: RoleService;
   readonly settings: SettingsService;
   readonly teams: TeamService;
+  /** notes, logacalls, tasks, attachments, events, carbon footprints, channel configs, reviews. */
+  readonly records: readonly RecordService[];
+  readonly secrets: SecretBox;
   readonly authRateLimitPerMinute: number;
 }
 
@@ -46,6 +53,8 @@ export async function createTenantServices(deps: {
   keys: JwtKeys;
   cache: Cache;
   mailer: Mailer;
+  storage: FileStorage;
+  secrets: SecretBox;
   config: TenantServicesConfig;
   onCacheError?: (error: unknown) => void;
 }): Promise<TenantServices> {
@@ -73,6 +82,8 @@ export async function createTenantServices(deps: {
     roles: new RoleService(db, access),
     settings: new SettingsService(db, policies),
     teams: new TeamService(db),
+    records: recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies }),
+    secrets: deps.secrets,
     users: new UserAdminService({ db, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };

@@ -21,11 +21,13 @@ const IN_PROGRESS = 102;
  * first (a concurrent duplicate waits on it), the change runs, and its answer is stored in the
  * same transaction. A replay gets the stored status and body; the same key with another
  * request gets 422. A change that fails stores nothing, so it can be retried with the key.
+ * `fingerprint` stands for the request body where the body is not JSON (an uploaded file).
  */
 export async function idempotent<T>(
   db: Kysely<PlatformDatabase>,
   request: FastifyRequest,
   change: (trx: Transaction<TenantDatabase>) => Promise<Outcome<T>>,
+  fingerprint?: string,
 ): Promise<Outcome<T>> {
   const tenant = requireTenant(request);
   const tdb = tenantDb(db, tenant.schema);
@@ -36,7 +38,7 @@ export async function idempotent<T>(
   const principal = requirePrincipal(request);
   const scope = principal.apiKeyId ? `api_key:${principal.apiKeyId}` : `user:${principal.userId}`;
   const path = request.url.split('?')[0] ?? request.url;
-  const requestHash = sha256(`${request.method} ${path} ${JSON.stringify(request.body ?? null)}`);
+  const requestHash = sha256(`${request.method} ${path} ${fingerprint ?? JSON.stringify(request.body ?? null)}`);
 
   return tdb.transaction().execute(async (trx) => {
     await trx.deleteFrom('idempotency_keys').where('scope', '=', scope).where('key', '=', header).where('expires_at', '<=', new Date()).execute();
@@ -66,9 +68,9 @@ export async function idempotent<T>(
  * Answers a create: the stored (or fresh) status and body without its row version, which goes
  * to the ETag, and a Location naming the new resource.
  */
-export function created<T extends { id: string; version: number }>(request: FastifyRequest, reply: FastifyReply, outcome: Outcome<T>) {
+export function created<T extends { id: string; version: number }>(request: FastifyRequest, reply: FastifyReply, outcome: Outcome<T>, collection = request.url.split('?')[0]) {
   const { version, ...body } = outcome.body;
   setEtag(reply, version);
-  reply.status(outcome.status).header('location', `${request.url.split('?')[0]}/${body.id}`);
+  reply.status(outcome.status).header('location', `${collection}/${body.id}`);
   return body;
 }

@@ -17,6 +17,8 @@ export interface TenantPolicy {
   readonly passwordResetTtlMinutes: number;
   readonly emailVerificationTtlHours: number;
   readonly invitationTtlHours: number;
+  /** Largest accepted upload, in bytes (attachments.max_size_mb). */
+  readonly attachmentsMaxBytes: number;
 }
 
 const DEFAULTS = new Map(DEFAULT_SETTINGS.map((s) => [s.key, s.value]));
@@ -46,6 +48,7 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
     passwordResetTtlMinutes: num('auth.password_reset_ttl_minutes'),
     emailVerificationTtlHours: num('auth.email_verification_ttl_hours'),
     invitationTtlHours: num('auth.invitation_ttl_hours'),
+    attachmentsMaxBytes: num('attachments.max_size_mb') * 1024 * 1024,
   };
 }
 

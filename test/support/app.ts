@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import type { Kysely } from 'kysely';
@@ -8,6 +11,8 @@ import { MemoryCache, type Cache } from '../../src/cache/cache.js';
 import type { PlatformDatabase } from '../../src/db/platform-types.js';
 import { databaseCheck } from '../../src/health/routes.js';
 import type { Mailer, MailMessage } from '../../src/mail/mailer.js';
+import { SecretBox } from '../../src/records/secrets.js';
+import { LocalDiskStorage } from '../../src/records/storage.js';
 import { createTenantServices, type TenantServices } from '../../src/services.js';
 import { SchemaManager } from '../../src/tenancy/schema-manager.js';
 import { TenantService } from '../../src/tenancy/service.js';
@@ -34,7 +39,13 @@ export interface TestAppOptions {
   readonly keys?: JwtKeys;
   /** Use this database instead of a fresh clone (a second instance on the same data). */
   readonly database?: TestDatabase;
+  /** Where attachment bytes go (default: a fresh temporary directory). */
+  readonly attachmentsDir?: string;
+  readonly secrets?: SecretBox;
 }
+
+/** The channel-secrets key of test instances. */
+export const TEST_CHANNEL_KEY = Buffer.alloc(32, 7);
 
 export interface TestApp {
   readonly app: FastifyInstance;
@@ -44,6 +55,7 @@ export interface TestApp {
   readonly schemas: SchemaManager;
   readonly services: TenantServices;
   readonly mailer: TestMailer;
+  readonly attachmentsDir: string;
   systemToken(): Promise<string>;
   close(): Promise<void>;
 }
@@ -54,15 +66,18 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
   const schemas = new SchemaManager(db);
   const tenants = new TenantService(db, schemas);
   const mailer = new TestMailer();
+  const attachmentsDir = options.attachmentsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-files-'));
   const services = await createTenantServices({
     db,
     keys,
     cache: options.cache ?? new MemoryCache(),
     mailer,
+    storage: new LocalDiskStorage(attachmentsDir),
+    secrets: options.secrets ?? new SecretBox([TEST_CHANNEL_KEY]),
     config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000 },
   });
   const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: false });
-  return { app, keys, schemas, tenants, services, mailer };
+  return { app, keys, schemas, tenants, services, mailer, attachmentsDir };
 }
 
 /** The real app on its own cloned database. */
@@ -75,6 +90,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     systemToken: () => issueSystemToken(built.keys, { subject: 'test', ttlSeconds: 300 }),
     close: async () => {
       await built.app.close();
+      if (!options.attachmentsDir) rmSync(built.attachmentsDir, { recursive: true, force: true });
       if (!options.database) await db.drop();
     },
   };

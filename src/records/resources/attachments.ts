@@ -1,0 +1,321 @@
+import { createHash, randomUUID } from 'node:crypto';
+import multipart from '@fastify/multipart';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { sql, type Kysely, type SqlBool } from 'kysely';
+import { Type } from 'typebox';
+import { writeAudit } from '../../audit/audit.js';
+import { tenantDb } from '../../db/database.js';
+import type { TenantDatabase } from '../../db/types.js';
+import { DomainError } from '../../errors.js';
+import { problems } from '../../http/schemas.js';
+import { actorFrom, requireTenant } from '../../http/tenant-auth.js';
+import type { PolicyReader } from '../../settings/policy.js';
+import type { TenantContext } from '../../tenancy/directory.js';
+import { nullable, Uuid } from '../fields.js';
+import { filter, pairOf, type RecordKit, type RecordSpec, type Row, type WriteContext } from '../resource.js';
+import type { FileStorage, StoredFile } from '../storage.js';
+
+const FILE_NAME_MAX = 255;
+const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
+const PAIR = pairOf('attachable');
+
+/** A file name as stored: no directories, no control characters, at most 255 characters. */
+export function cleanFileName(name: string | undefined): string {
+  const base = (name ?? '').split(/[/\\]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  const clean = base.replace(/[\u0000-\u001f\u007f"]/g, '').trim().slice(0, FILE_NAME_MAX);
+  return clean === '' || clean === '.' || clean === '..' ? 'file' : clean;
+}
+
+/** `attachment; filename="..."; filename*=UTF-8''...` (RFC 6266), safe for any name. */
+export function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}
+
+interface Upload {
+  readonly id: string;
+  readonly key: string;
+  readonly stored: StoredFile;
+  readonly fileName: string;
+  readonly contentType: string;
+  readonly fields: Record<string, string>;
+}
+
+/**
+ * Reads a multipart request: the `file` part is streamed to storage (hashed and counted, 413
+ * beyond `maxBytes`), the other parts are short text fields. Nothing is left stored on failure.
+ */
+async function receive(request: FastifyRequest, storage: FileStorage, tenant: TenantContext, maxBytes: number, fieldNames: readonly string[]): Promise<Upload> {
+  if (!request.isMultipart()) throw DomainError.invalid('file', 'send multipart/form-data with a `file` part');
+  const fields: Record<string, string> = {};
+  let upload: Omit<Upload, 'fields'> | undefined;
+  try {
+    const parts = request.parts({ limits: { fileSize: maxBytes + 1, files: 1, fields: 10, fieldSize: 2000, parts: 12 } });
+    for await (const part of parts) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'file' || upload) {
+          part.file.resume();
+          throw DomainError.invalid(part.fieldname, 'is not an accepted file part (send one part named `file`)');
+        }
+        const id = randomUUID();
+        const key = `${tenant.schema}/${id}`;
+        const stored = await storage.put(key, part.file, maxBytes);
+        const type = part.mimetype?.split(';')[0]?.trim() ?? '';
+        upload = { id, key, stored, fileName: cleanFileName(part.filename), contentType: CONTENT_TYPE.test(type) ? type.toLowerCase() : 'application/octet-stream' };
+      } else {
+        if (!fieldNames.includes(part.fieldname)) throw DomainError.invalid(part.fieldname, `is not an accepted field (accepted: file, ${fieldNames.join(', ')})`);
+        fields[part.fieldname] = String(part.value);
+      }
+    }
+  } catch (error) {
+    if (upload) await storage.delete(upload.key);
+    const e = error as { code?: string; statusCode?: number; message?: string };
+    if (error instanceof DomainError) throw error;
+    if (e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FILES_LIMIT' || e.code === 'FST_FIELDS_LIMIT') throw DomainError.invalid('file', 'send one `file` part and at most a few short fields');
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) throw DomainError.invalid('file', e.message ?? 'the multipart body could not be read');
+    throw error;
+  }
+  if (!upload) throw DomainError.invalid('file', 'is required');
+  return { ...upload, fields };
+}
+
+/** The first version of a file names the chain: every later version points at it (`parent_id`). */
+const rootOf = (row: Row) => String(row.parent_id ?? row.id);
+
+function chainRows(db: Kysely<TenantDatabase>, root: string) {
+  return db.selectFrom('attachments').selectAll().where((eb) => eb.or([eb('id', '=', root), eb('parent_id', '=', root)]));
+}
+
+/**
+ * Attachments: files uploaded with multipart/form-data, kept in a FileStorage (local disk by
+ * default) with their SHA-256 and size; new versions keep the history; delete is soft and only
+ * a purge removes the bytes.
+ */
+export function attachments(deps: { storage: FileStorage; policies: PolicyReader }): RecordSpec {
+  const { storage, policies } = deps;
+
+  async function lockRoot(ctx: WriteContext, root: string) {
+    await ctx.trx.selectFrom('attachments').select('id').where('id', '=', root).forUpdate().executeTakeFirst();
+  }
+
+  return {
+    table: 'attachments',
+    path: 'attachments',
+    label: 'attachment',
+    schemaId: 'Attachment',
+    target: 'attachable',
+    retarget: false,
+    columns: ['file_name', 'content_type', 'size_bytes', 'checksum_sha256', 'revision', 'parent_id'],
+    internalColumns: ['storage_key'],
+    fields: {
+      file_name: Type.String(),
+      content_type: Type.String(),
+      size_bytes: Type.Integer(),
+      checksum_sha256: Type.String({ description: 'SHA-256 of the bytes, hex' }),
+      revision: Type.Integer({ description: 'Version number of the file: 1 for the first upload' }),
+      parent_id: nullable(Uuid),
+    },
+    update: { file_name: Type.Optional(Type.String({ minLength: 1, maxLength: FILE_NAME_MAX, pattern: '\\S' })) },
+    sorts: ['created_at', 'updated_at', 'file_name', 'size_bytes'],
+    defaultSort: { column: 'created_at', direction: 'desc' },
+    search: ['file_name'],
+    filters: {
+      content_type: filter.equals('content_type', Type.String({ maxLength: 255 })),
+      checksum_sha256: filter.equals('checksum_sha256', Type.String({ pattern: '^[0-9a-f]{64}$' })),
+    },
+    // Lists show the latest live version of each file.
+    listScope: (schema) =>
+      sql<SqlBool>`NOT EXISTS (SELECT 1 FROM ${sql.table(`${schema}.attachments`)} c WHERE c.parent_id = COALESCE(r.parent_id, r.id) AND c.revision > r.revision AND c.deleted_at IS NULL)`,
+    async write(values, input, ctx) {
+      if (ctx.before) return typeof values.file_name === 'string' ? { ...values, file_name: cleanFileName(values.file_name) } : values;
+      const next: Record<string, unknown> = { ...values, id: input.id };
+      if (typeof values.parent_id === 'string') {
+        // Versions of one file are numbered one at a time.
+        await lockRoot(ctx, values.parent_id);
+        const last = await chainRows(ctx.trx, values.parent_id).clearSelect().select(sql<number>`max(revision)`.as('revision')).executeTakeFirst();
+        next.revision = Number(last?.revision ?? 1) + 1;
+      }
+      return next;
+    },
+    present(row) {
+      return { ...row, size_bytes: Number(row.size_bytes) };
+    },
+    // Deleting any version deletes the file (every version); restoring brings them back.
+    async afterDelete(row, { trx, now }) {
+      await trx
+        .updateTable('attachments')
+        .set({ deleted_at: now, updated_at: now, version: sql`version + 1` })
+        .where((eb) => eb.or([eb('id', '=', rootOf(row)), eb('parent_id', '=', rootOf(row))]))
+        .where('deleted_at', 'is', null)
+        .execute();
+    },
+    async beforeRestore(row, { trx, now }) {
+      const chain = await chainRows(trx, rootOf(row)).forUpdate().execute();
+      if (chain.some((r) => r.purged_at !== null)) throw DomainError.conflict('the file was purged; its bytes are gone');
+      await trx
+        .updateTable('attachments')
+        .set({ deleted_at: null, updated_at: now, version: sql`version + 1` })
+        .where((eb) => eb.or([eb('id', '=', rootOf(row)), eb('parent_id', '=', rootOf(row))]))
+        .where('id', '!=', row.id)
+        .where('deleted_at', '=', row.deleted_at as Date)
+        .execute();
+    },
+    routes: (kit) => attachmentRoutes(kit, storage, policies),
+  };
+}
+
+function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: PolicyReader) {
+  const { service, db, response, params } = kit;
+  const fingerprint = (upload: Upload) => createHash('sha256').update(JSON.stringify([upload.stored.sha256, upload.fileName, upload.contentType, upload.fields])).digest('hex');
+
+  /** Creates the row for an upload; the stored bytes go away if the row is not made (or was made by an earlier request). */
+  async function store(request: FastifyRequest, reply: Parameters<RecordKit['create']>[1], upload: Upload, input: Record<string, unknown>, collection?: string) {
+    try {
+      const body = await kit.create(
+        request,
+        reply,
+        { ...input, id: upload.id, storage_key: upload.key, file_name: input.file_name ?? upload.fileName, content_type: upload.contentType, size_bytes: upload.stored.sizeBytes, checksum_sha256: upload.stored.sha256 },
+        { fingerprint: fingerprint(upload), collection },
+      );
+      if (body.id !== upload.id) await storage.delete(upload.key);
+      return body;
+    } catch (error) {
+      await storage.delete(upload.key);
+      throw error;
+    }
+  }
+
+  const plugin: FastifyPluginAsyncTypebox = async (app) => {
+    // Sizes are checked against the tenant's setting while the file streams (413).
+    await app.register(multipart, { throwFileSizeLimit: false, limits: { fileSize: 1024 * 1024 * 1024 + 1, files: 1, fields: 10, parts: 12 } });
+
+    app.post(
+      '/attachments',
+      {
+        config: { access: { permission: 'attachments.create' } },
+        schema: {
+          tags: ['attachments'],
+          summary: 'Upload a file (multipart/form-data: `file`, and optionally attachable_type + attachable_id). Larger than attachments.max_size_mb: 413. Honours Idempotency-Key.',
+          consumes: ['multipart/form-data'],
+          response: { 201: response, ...problems(400, 401, 403, 404, 413, 422) },
+        },
+      },
+      async (request, reply) => {
+        const tenant = requireTenant(request);
+        const policy = await policies.policy(tenant);
+        const upload = await receive(request, storage, tenant, policy.attachmentsMaxBytes, [PAIR.type, PAIR.id]);
+        const type = upload.fields[PAIR.type];
+        const id = upload.fields[PAIR.id];
+        if (id !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+          await storage.delete(upload.key);
+          throw DomainError.invalid(PAIR.id, 'must be a UUID');
+        }
+        return store(request, reply, upload, { [PAIR.type]: type, [PAIR.id]: id });
+      },
+    );
+
+    app.post(
+      '/attachments/:id/versions',
+      {
+        config: { access: { permission: 'attachments.update' } },
+        schema: {
+          tags: ['attachments'],
+          summary: 'Upload a new version of a file (multipart/form-data: `file`); the earlier versions stay in its history. Honours Idempotency-Key.',
+          consumes: ['multipart/form-data'],
+          params,
+          response: { 201: response, ...problems(400, 401, 403, 404, 413, 422) },
+        },
+      },
+      async (request, reply) => {
+        const tenant = requireTenant(request);
+        const current = await service.get(tenant, (request.params as { id: string }).id);
+        const policy = await policies.policy(tenant);
+        const upload = await receive(request, storage, tenant, policy.attachmentsMaxBytes, []);
+        const root = await service.get(tenant, rootOf(current)).catch(async (error: unknown) => {
+          await storage.delete(upload.key);
+          throw error;
+        });
+        const base = request.url.split('?')[0]!.replace(/\/[^/]+\/versions$/, '');
+        return store(request, reply, upload, { parent_id: root.id, [PAIR.type]: root[PAIR.type] ?? undefined, [PAIR.id]: root[PAIR.id] ?? undefined }, base);
+      },
+    );
+
+    app.get(
+      '/attachments/:id/versions',
+      {
+        config: { access: { permission: 'attachments.read' } },
+        schema: { tags: ['attachments'], summary: 'Every version of a file, newest first', params, response: { 200: Type.Object({ items: Type.Array(response) }), ...problems(400, 401, 403, 404) } },
+      },
+      async (request) => {
+        const tenant = requireTenant(request);
+        const row = await service.get(tenant, (request.params as { id: string }).id);
+        const rows = await chainRows(tenantDb(db, tenant.schema), rootOf(row)).where('deleted_at', 'is', null).orderBy('revision', 'desc').execute();
+        return { items: rows.map((r) => service.view(r as unknown as Row)).map(({ version: _v, ...item }) => item) };
+      },
+    );
+
+    app.get(
+      '/attachments/:id/content',
+      {
+        config: { access: { permission: 'attachments.read' } },
+        schema: {
+          tags: ['attachments'],
+          summary: 'Download the bytes: Content-Type as uploaded, Content-Disposition attachment with the file name, ETag = SHA-256 (If-None-Match gives 304)',
+          params,
+          response: { ...problems(400, 401, 403, 404) },
+        },
+      },
+      async (request, reply) => {
+        const row = await service.get(requireTenant(request), (request.params as { id: string }).id);
+        const etag = `"${String(row.checksum_sha256)}"`;
+        reply.header('etag', etag).header('cache-control', 'private, no-cache').header('x-content-type-options', 'nosniff').header('content-security-policy', "sandbox; default-src 'none'");
+        const inm = request.headers['if-none-match'];
+        if (typeof inm === 'string' && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) return reply.status(304).send();
+        const stream = await storage.get(String(row.storage_key));
+        return reply
+          .type(String(row.content_type))
+          .header('content-length', String(row.size_bytes))
+          .header('content-disposition', contentDisposition(String(row.file_name)))
+          .send(stream);
+      },
+    );
+
+    app.post(
+      '/attachments/:id/purge',
+      {
+        config: { access: { permission: 'attachments.delete' } },
+        schema: { tags: ['attachments'], summary: 'Remove the bytes of a deleted file (every version) for good; the rows stay, marked purged', params, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409) } },
+      },
+      async (request, reply) => {
+        const tenant = requireTenant(request);
+        const id = (request.params as { id: string }).id;
+        await tenantDb(db, tenant.schema)
+          .transaction()
+          .execute(async (trx) => {
+            const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirst();
+            if (!row) throw DomainError.notFound('attachment');
+            if (row.deleted_at === null) throw DomainError.conflict('delete the attachment before purging it');
+            const root = row.parent_id ?? row.id;
+            const chain = await trx
+              .selectFrom('attachments')
+              .select(['id', 'storage_key'])
+              .where((eb) => eb.or([eb('id', '=', root), eb('parent_id', '=', root)]))
+              .where('deleted_at', 'is not', null)
+              .where('purged_at', 'is', null)
+              .forUpdate()
+              .execute();
+            if (chain.length === 0) throw DomainError.conflict('the attachment is already purged');
+            const now = new Date();
+            await trx.updateTable('attachments').set({ purged_at: now, updated_at: now, version: sql`version + 1` }).where('id', 'in', chain.map((r) => r.id)).execute();
+            await writeAudit(trx, actorFrom(request), { action: 'attachments.purge', entityType: 'attachments', entityId: root, metadata: { versions: chain.map((r) => r.id) } });
+            // Bytes go last: if this fails the transaction rolls back and the purge can be retried.
+            for (const r of chain) await storage.delete(r.storage_key);
+          });
+        return reply.status(204).send(null);
+      },
+    );
+  };
+  return plugin;
+}

@@ -1,0 +1,169 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import addFormatsPlugin from 'ajv-formats';
+import { sql } from 'kysely';
+import { Type, type TSchema } from 'typebox';
+import { DomainError } from '../../errors.js';
+import { oneOf, optional } from '../fields.js';
+import { filter, type RecordSpec } from '../resource.js';
+import type { SecretBox } from '../secrets.js';
+
+export const CHANNELS = ['email', 'sms', 'whatsapp', 'slack', 'webhook', 'teams', 'telegram', 'push'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+/** What a response, an audit row and the `config` column show in place of a secret. */
+export const REDACTED = '[redacted]';
+
+const str = (max = 500) => Type.String({ minLength: 1, maxLength: max });
+const secret = (max = 4096) => Type.String({ minLength: 1, maxLength: max, description: 'secret: stored encrypted, never returned' });
+const url = Type.String({ maxLength: 2000, format: 'uri', pattern: '^https?://' });
+const e164 = Type.String({ pattern: '^\\+[1-9][0-9]{1,14}$' });
+
+interface ChannelRules {
+  readonly schema: TSchema;
+  /** Fields kept encrypted. */
+  readonly secrets: readonly string[];
+}
+
+/** Per channel: the accepted config fields and which of them are secrets. */
+export const CHANNEL_RULES: Readonly<Record<Channel, ChannelRules>> = {
+  email: {
+    schema: Type.Object({ host: str(255), port: optional(Type.Integer({ minimum: 1, maximum: 65535 })), username: optional(str(255)), password: optional(secret()), from: optional(Type.String({ maxLength: 320, format: 'email' })), secure: optional(Type.Boolean()) }),
+    secrets: ['password'],
+  },
+  sms: {
+    schema: Type.Object({ provider: str(64), from: e164, account_id: optional(str(255)), api_key: optional(secret()), auth_token: optional(secret()) }),
+    secrets: ['api_key', 'auth_token'],
+  },
+  whatsapp: {
+    schema: Type.Object({ phone_number_id: str(64), business_account_id: optional(str(64)), access_token: secret() }),
+    secrets: ['access_token'],
+  },
+  slack: {
+    schema: Type.Object({ webhook_url: optional(secret(2000)), bot_token: optional(secret()), channel: optional(str(200)), signing_secret: optional(secret()) }),
+    secrets: ['webhook_url', 'bot_token', 'signing_secret'],
+  },
+  webhook: {
+    schema: Type.Object({ url, method: optional(oneOf(['POST', 'PUT'])), secret: optional(secret()), headers: optional(Type.Record(Type.String({ maxLength: 200 }), Type.String({ maxLength: 4096 }))) }),
+    secrets: ['secret', 'headers'],
+  },
+  teams: { schema: Type.Object({ webhook_url: secret(2000) }), secrets: ['webhook_url'] },
+  telegram: { schema: Type.Object({ bot_token: secret(), chat_id: optional(str(64)) }), secrets: ['bot_token'] },
+  push: {
+    schema: Type.Object({ provider: oneOf(['fcm', 'apns']), project_id: optional(str(200)), bundle_id: optional(str(200)), key_id: optional(str(64)), team_id: optional(str(64)), server_key: optional(secret()), private_key: optional(secret(16384)) }),
+    secrets: ['server_key', 'private_key'],
+  },
+};
+
+const SLACK_NEEDS = ['webhook_url', 'bot_token'];
+
+// ajv-formats is CommonJS: its default export arrives wrapped under ESM.
+const addFormats = ((addFormatsPlugin as unknown as { default?: typeof addFormatsPlugin }).default ?? addFormatsPlugin) as unknown as (ajv: Ajv) => Ajv;
+const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
+const validators = Object.fromEntries(CHANNELS.map((c) => [c, ajv.compile({ ...(CHANNEL_RULES[c].schema as object), additionalProperties: false })])) as Record<Channel, ReturnType<typeof ajv.compile>>;
+
+function configErrors(errors: readonly ErrorObject[]) {
+  return errors.map((e) => {
+    const params = e.params as { missingProperty?: string; additionalProperty?: string };
+    const leaf = params.missingProperty ?? params.additionalProperty;
+    const field = ['config', e.instancePath.replace(/^\//, '').replace(/\//g, '.'), leaf].filter(Boolean).join('.');
+    return { field, reason: params.additionalProperty ? 'is not a field of this channel' : params.missingProperty ? 'is required' : (e.message ?? 'is invalid') };
+  });
+}
+
+/** Checks a channel's whole config; every problem is named (`config.port`, ...). */
+export function validateConfig(channel: Channel, config: Record<string, unknown>): void {
+  const validate = validators[channel];
+  if (!validate(config)) {
+    const errors = configErrors(validate.errors ?? []);
+    throw new DomainError('invalid_input', errors.map((e) => `${e.field} ${e.reason}`).join('; '), errors);
+  }
+  if (channel === 'slack' && !SLACK_NEEDS.some((k) => config[k] !== undefined)) throw DomainError.invalid('config.webhook_url', 'or config.bot_token is required');
+}
+
+/** Splits a config into what is stored in clear (secrets replaced by the marker) and the secrets. */
+export function splitSecrets(channel: Channel, config: Record<string, unknown>) {
+  const clear: Record<string, unknown> = {};
+  const secrets: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (CHANNEL_RULES[channel].secrets.includes(key)) {
+      secrets[key] = value;
+      clear[key] = REDACTED;
+    } else clear[key] = value;
+  }
+  return { clear, secrets };
+}
+
+const ConfigBody = Type.Record(Type.String({ maxLength: 100 }), Type.Unknown(), {
+  description: `Per channel: ${CHANNELS.map((c) => `${c} {${Object.keys((CHANNEL_RULES[c].schema as unknown as { properties: object }).properties).join(', ')}}`).join('; ')}. Secrets (${[...new Set(CHANNELS.flatMap((c) => CHANNEL_RULES[c].secrets))].join(', ')}) are stored encrypted and shown as "${REDACTED}". On update, config fields are merged: a field set to null is removed, a secret sent back as "${REDACTED}" keeps its value.`,
+  examples: [{ host: 'smtp.example.com', port: 587, username: 'mailer', password: 's3cret', from: 'noreply@example.com' }],
+});
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S', examples: ['Transactional mail'] });
+const ChannelSchema = oneOf(CHANNELS);
+
+/**
+ * Channel configs: where a tenant's messages go (email, sms, whatsapp, slack, webhook, ...), with
+ * the config checked per channel and its secrets encrypted (AES-256-GCM) in `encrypted_secrets`.
+ * The `config` column, responses and audit rows only ever hold the "[redacted]" marker.
+ */
+export function channelConfigs(box: SecretBox): RecordSpec {
+  return {
+    table: 'channel_configs',
+    path: 'channel-configs',
+    label: 'channel config',
+    schemaId: 'ChannelConfig',
+    columns: ['channel', 'name', 'config', 'is_enabled', 'is_default'],
+    internalColumns: ['encrypted_secrets'],
+    fields: { channel: ChannelSchema, name: Type.String(), config: Type.Record(Type.String(), Type.Unknown()), is_enabled: Type.Boolean(), is_default: Type.Boolean() },
+    create: { channel: ChannelSchema, name: Name, config: ConfigBody, is_enabled: optional(Type.Boolean()), is_default: optional(Type.Boolean()) },
+    update: { name: optional(Name), config: optional(ConfigBody), is_enabled: optional(Type.Boolean()), is_default: optional(Type.Boolean()) },
+    sorts: ['name', 'channel', 'created_at', 'updated_at'],
+    defaultSort: { column: 'name', direction: 'asc' },
+    search: ['name'],
+    filters: {
+      channel: filter.equals('channel', ChannelSchema),
+      is_enabled: filter.equals('is_enabled', Type.Boolean()),
+      is_default: filter.equals('is_default', Type.Boolean()),
+    },
+    uniqueMessage: 'a config of this channel with this name already exists',
+    async write(values, _input, { trx, before, now }) {
+      const channel = (values.channel ?? before?.channel) as Channel;
+      const next = { ...values };
+      if (values.config !== undefined) {
+        // Updates merge into the current config (secrets included); null removes a field.
+        const current = before ? { ...(before.config as Record<string, unknown>), ...currentSecrets(box, before.encrypted_secrets as string | null) } : {};
+        const merged: Record<string, unknown> = { ...current };
+        for (const [key, value] of Object.entries(values.config as Record<string, unknown>)) {
+          if (value === null) delete merged[key];
+          else if (value === REDACTED && before && key in current) continue;
+          else merged[key] = value;
+        }
+        validateConfig(channel, merged);
+        const { clear, secrets } = splitSecrets(channel, merged);
+        next.config = JSON.stringify(clear);
+        next.encrypted_secrets = Object.keys(secrets).length ? box.encrypt(secrets) : null;
+      }
+      if (values.is_default === true) {
+        // One default per channel: taking it clears the others.
+        let others = trx
+          .updateTable('channel_configs')
+          .set({ is_default: false, updated_at: now, version: sql`version + 1` })
+          .where('channel', '=', channel)
+          .where('is_default', '=', true)
+          .where('deleted_at', 'is', null);
+        if (before) others = others.where('id', '!=', before.id);
+        await others.execute();
+      }
+      return next;
+    },
+  };
+}
+
+function currentSecrets(box: SecretBox, encrypted: string | null): Record<string, unknown> {
+  return encrypted ? (box.decrypt(encrypted) as Record<string, unknown>) : {};
+}
+
+/** A config with its secrets in clear, for the code that sends messages (never for a response). */
+export function revealConfig(box: SecretBox, row: { config: unknown; encrypted_secrets: string | null }): Record<string, unknown> {
+  return { ...(row.config as Record<string, unknown>), ...currentSecrets(box, row.encrypted_secrets) };
+}
+

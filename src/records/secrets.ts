@@ -1,0 +1,74 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseSecretKey, type Config } from '../config.js';
+
+const VERSION = 'v1';
+const IV_BYTES = 12;
+
+/** A key's public name, stored with each ciphertext so the right key decrypts it after a rotation. */
+function keyId(key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 8);
+}
+
+/**
+ * AES-256-GCM for secrets kept in tenant tables. The first key encrypts; every key decrypts
+ * what it encrypted (rotation: put the new key first, keep the old ones until `secrets rotate`
+ * has re-encrypted every row). A ciphertext reads `v1.<key id>.<iv>.<tag>.<data>` (base64url).
+ */
+export class SecretBox {
+  private readonly current: { id: string; key: Buffer };
+  private readonly byId: Map<string, Buffer>;
+
+  constructor(keys: readonly Buffer[]) {
+    if (keys.length === 0) throw new Error('SecretBox needs a key');
+    this.byId = new Map(keys.map((k) => [keyId(k), k]));
+    this.current = { id: keyId(keys[0]!), key: keys[0]! };
+  }
+
+  get currentKeyId(): string {
+    return this.current.id;
+  }
+
+  encrypt(value: unknown): string {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);
+    const data = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+    return [VERSION, this.current.id, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), data.toString('base64url')].join('.');
+  }
+
+  decrypt(text: string): unknown {
+    const [version, id, iv, tag, data] = text.split('.');
+    if (version !== VERSION || !id || !iv || !tag || data === undefined) throw new Error('not a secret this service wrote');
+    const key = this.byId.get(id);
+    if (!key) throw new Error(`the secret was encrypted with key ${id}, which is not configured (CHANNEL_SECRETS_KEY / CHANNEL_SECRETS_PREVIOUS_KEYS)`);
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return JSON.parse(Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]).toString('utf8'));
+  }
+
+  /** Whether a ciphertext was made with the current key (rotation skips those). */
+  isCurrent(text: string): boolean {
+    return text.split('.')[1] === this.current.id;
+  }
+}
+
+/**
+ * The configured secret box: CHANNEL_SECRETS_KEY (+ CHANNEL_SECRETS_PREVIOUS_KEYS), or, outside
+ * production, a key generated once and kept in DATA_DIR.
+ */
+export function loadSecretBox(config: Pick<Config, 'dataDir' | 'channelSecrets'>): SecretBox {
+  const previous = config.channelSecrets.previousKeys;
+  if (config.channelSecrets.key !== undefined) return new SecretBox([config.channelSecrets.key, ...previous]);
+  const file = path.join(config.dataDir, 'channel-secrets.key');
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    try {
+      writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      // Another process (the CLI beside the service) wrote it first: use theirs.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  return new SecretBox([parseSecretKey(readFileSync(file, 'utf8'), file), ...previous]);
+}
