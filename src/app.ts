@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import { Ajv } from 'ajv';
-import addFormatsPlugin from 'ajv-formats';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
+import { validator } from './http/ajv.js';
 import { addExamples } from './http/examples.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { ProblemSchema } from './http/schemas.js';
@@ -40,16 +39,7 @@ export interface AppDeps {
   readonly logger: FastifyBaseLogger | { level: string } | false;
 }
 
-// ajv-formats is CommonJS: its default export arrives wrapped under ESM.
-const addFormats = ((addFormatsPlugin as unknown as { default?: typeof addFormatsPlugin }).default ?? addFormatsPlugin) as unknown as (ajv: Ajv) => Ajv;
-
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-function validator(coerceTypes: false | 'array'): Ajv {
-  const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: true, strict: false });
-  addFormats(ajv);
-  return ajv;
-}
 
 /** The HTTP application, without listening: main.ts listens, tests use `app.inject`. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {

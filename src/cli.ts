@@ -17,6 +17,7 @@ const USAGE = `Usage: system-service <command>
   tenants create <slug> [--name NAME] [--admin-email EMAIL --admin-password PASSWORD]
   tenants list [--json]
   tenants migrate (--all | <slug>) [--concurrency N]
+  secrets rotate                    re-encrypt channel secrets under the current CHANNEL_SECRETS_KEY
   token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token
 
 Configuration comes from the same environment variables as the service (see README).`;
@@ -153,6 +154,26 @@ async function tenantsCommand(runtime: Runtime, action: string | undefined, arg:
   }
 }
 
+async function secretsCommand(runtime: Runtime, action: string | undefined): Promise<void> {
+  if (action !== 'rotate') throw new UsageError(`unknown secrets command: ${action ?? '(none)'}`);
+  const { rotateChannelSecrets, rotationTargets } = await import('./records/rotate.js');
+  const started = Date.now();
+  const box = runtime.services.secrets;
+  const targets = await rotationTargets(runtime.database.db);
+  out(`re-encrypting channel secrets under key ${box.currentKeyId} in ${targets.ready.length} tenant schemas`);
+  const result = await rotateChannelSecrets(runtime.database.db, box, targets.ready, (p) =>
+    out(`[${p.done}/${p.total}] ${p.schema} ${p.ok ? `ok, ${p.rotated} re-encrypted` : `FAILED: ${p.error}`}`),
+  );
+  out(`${result.schemas} tenant schemas: ${result.rotated} secrets re-encrypted, ${result.failed.length} failed (${Date.now() - started} ms)`);
+  for (const f of result.failed) out(`  ${f.schema}: ${f.error}`);
+  // Not ready (a failed migration, say) yet holding channel configs: rotated by a later run, once migrated.
+  for (const s of targets.notReady) out(`  ${s.schema}: skipped, schema is ${s.status} (migrate it, then run secrets rotate again)`);
+  if (result.failed.length > 0 || targets.notReady.length > 0) {
+    out('keep the previous keys in CHANNEL_SECRETS_PREVIOUS_KEYS until a run ends with no failures');
+    process.exitCode = 1;
+  }
+}
+
 async function tokenCommand(config: Config, kind: string | undefined, flags: Flags): Promise<void> {
   if (kind !== 'system') throw new UsageError('token takes: system');
   const ttlSeconds = positiveInt(flags.ttl, 'ttl', 3600, 86_400);
@@ -167,16 +188,17 @@ async function run(argv: string[]): Promise<void> {
   if (extra !== undefined) throw new UsageError(`unexpected argument: ${extra}`);
   const config = loadConfig();
   if (group === 'token') return tokenCommand(config, action, flags);
-  if (group !== 'schema' && group !== 'tenants') throw new UsageError(`unknown command: ${group}`);
-  if (group === 'schema' ? !['create', 'list', 'info', 'drop'].includes(action ?? '') : !['create', 'list', 'migrate'].includes(action ?? '')) {
-    throw new UsageError(`unknown ${group} command: ${action ?? '(none)'}`);
-  }
+  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate'], secrets: ['rotate'] };
+  if (!Object.hasOwn(actions, group)) throw new UsageError(`unknown command: ${group}`);
+  if (!actions[group]!.includes(action ?? '')) throw new UsageError(`unknown ${group} command: ${action ?? '(none)'}`);
+  if (group === 'secrets' && arg !== undefined) throw new UsageError(`unexpected argument: ${arg}`);
   if (group === 'tenants' && action === 'migrate' && Boolean(flags.all) === (arg !== undefined)) throw new UsageError('tenants migrate takes either --all or one slug');
   // Loaded only for commands that need the database: usage errors and tokens answer at once.
   const { openRuntime } = await import('./runtime.js');
   const runtime = await openRuntime(config, pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)));
   try {
     if (group === 'schema') await schemaCommand(runtime, action, arg, flags);
+    else if (group === 'secrets') await secretsCommand(runtime, action);
     else await tenantsCommand(runtime, action, arg, flags);
   } finally {
     await runtime.close();

@@ -46,9 +46,16 @@ describe('loadConfig', () => {
     }
   });
 
-  it('accepts a production configuration with a secret', () => {
-    const config = loadConfig({ ENVIRONMENT: 'production', JWT_SECRET_KEY: 'x'.repeat(40), DATABASE_URL: 'postgresql://u:p@db:5432/app', SERVICE_PORT: '9000' });
+  it('accepts a production configuration with its secrets', () => {
+    const key = Buffer.alloc(32, 1);
+    const production = { ENVIRONMENT: 'production', JWT_SECRET_KEY: 'x'.repeat(40), DATABASE_URL: 'postgresql://u:p@db:5432/app', SERVICE_PORT: '9000', CHANNEL_SECRETS_KEY: key.toString('base64') };
+    const config = loadConfig(production);
     expect(config).toMatchObject({ environment: 'production', port: 9000, databaseUrl: 'postgresql://u:p@db:5432/app' });
+    expect(config.channelSecrets.key?.equals(key)).toBe(true);
+    expect(loadConfig({ ...production, CHANNEL_SECRETS_KEY: key.toString('hex'), CHANNEL_SECRETS_PREVIOUS_KEYS: `${Buffer.alloc(32, 2).toString('base64')},${Buffer.alloc(32, 3).toString('hex')}` }).channelSecrets.previousKeys).toHaveLength(2);
+    expect(() => loadConfig({ ...production, CHANNEL_SECRETS_KEY: undefined })).toThrow('CHANNEL_SECRETS_KEY is required when ENVIRONMENT=production');
+    expect(() => loadConfig({ ...production, CHANNEL_SECRETS_KEY: 'too-short' })).toThrow('CHANNEL_SECRETS_KEY must be 32 bytes');
+    expect(() => loadConfig({ ...production, CHANNEL_SECRETS_PREVIOUS_KEYS: 'abc' })).toThrow('CHANNEL_SECRETS_PREVIOUS_KEYS must be 32 bytes');
   });
 });
 

@@ -51,15 +51,27 @@ interface Problem {
   readonly errors?: readonly FieldError[];
 }
 
-function fromValidation(error: FastifyError): Problem {
-  const errors = (error.validation ?? []).map((v) => {
+interface ValidationIssue {
+  readonly instancePath: string;
+  readonly params: unknown;
+  readonly message?: string;
+}
+
+/** Ajv errors as `{field, reason}`, fields dotted under `prefix` (`querystring.page`, `config.port`). */
+export function fieldErrors(issues: readonly ValidationIssue[], prefix = '', additional = 'is not an accepted field', whole = prefix || 'request'): FieldError[] {
+  return issues.map((v) => {
     const missing = (v.params as { missingProperty?: string; additionalProperty?: string }) ?? {};
     const base = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const leaf = missing.missingProperty ?? missing.additionalProperty;
-    const field = [error.validationContext === 'body' ? '' : error.validationContext, base, leaf].filter(Boolean).join('.') || String(error.validationContext ?? 'request');
-    const reason = missing.additionalProperty ? 'is not an accepted field' : missing.missingProperty ? 'is required' : (v.message ?? 'is invalid');
+    const field = [prefix, base, leaf].filter(Boolean).join('.') || whole;
+    const reason = missing.additionalProperty ? additional : missing.missingProperty ? 'is required' : (v.message ?? 'is invalid');
     return { field, reason };
   });
+}
+
+function fromValidation(error: FastifyError): Problem {
+  const context = String(error.validationContext ?? 'request');
+  const errors = fieldErrors(error.validation ?? [], context === 'body' ? '' : context, undefined, context);
   const detail = errors.map((e) => `${e.field} ${e.reason}`).join('; ') || error.message;
   return { code: 'invalid_input', status: 400, title: DOMAIN.invalid_input.title, detail, errors };
 }

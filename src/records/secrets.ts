@@ -5,6 +5,7 @@ import { parseSecretKey, type Config } from '../config.js';
 
 const VERSION = 'v1';
 const IV_BYTES = 12;
+const TAG_BYTES = 16;
 
 /** A key's public name, stored with each ciphertext so the right key decrypts it after a rotation. */
 function keyId(key: Buffer): string {
@@ -32,17 +33,19 @@ export class SecretBox {
 
   encrypt(value: unknown): string {
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);
+    const cipher = createCipheriv('aes-256-gcm', this.current.key, iv, { authTagLength: TAG_BYTES });
     const data = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
     return [VERSION, this.current.id, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), data.toString('base64url')].join('.');
   }
 
   decrypt(text: string): unknown {
-    const [version, id, iv, tag, data] = text.split('.');
-    if (version !== VERSION || !id || !iv || !tag || data === undefined) throw new Error('not a secret this service wrote');
+    const parts = text.split('.');
+    const [version, id, iv, tag, data] = parts;
+    if (parts.length !== 5 || version !== VERSION || !id || !iv || !tag || data === undefined) throw new Error('not a secret this service wrote');
     const key = this.byId.get(id);
     if (!key) throw new Error(`the secret was encrypted with key ${id}, which is not configured (CHANNEL_SECRETS_KEY / CHANNEL_SECRETS_PREVIOUS_KEYS)`);
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+    // A full 16-byte tag only: GCM would otherwise accept a truncated one.
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: TAG_BYTES });
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return JSON.parse(Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]).toString('utf8'));
   }

@@ -291,7 +291,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
       async (request, reply) => {
         const tenant = requireTenant(request);
         const id = (request.params as { id: string }).id;
-        await tenantDb(db, tenant.schema)
+        const purged = await tenantDb(db, tenant.schema)
           .transaction()
           .execute(async (trx) => {
             const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirst();
@@ -310,9 +310,12 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
             const now = new Date();
             await trx.updateTable('attachments').set({ purged_at: now, updated_at: now, version: sql`version + 1` }).where('id', 'in', chain.map((r) => r.id)).execute();
             await writeAudit(trx, actorFrom(request), { action: 'attachments.purge', entityType: 'attachments', entityId: root, metadata: { versions: chain.map((r) => r.id) } });
-            // Bytes go last: if this fails the transaction rolls back and the purge can be retried.
-            for (const r of chain) await storage.delete(r.storage_key);
+            return chain;
           });
+        // Bytes go once the rows say so: a failure here leaves unreferenced bytes, never rows without them.
+        for (const r of purged) {
+          await storage.delete(r.storage_key).catch((error: unknown) => request.log.error({ err: error, key: r.storage_key }, 'could not remove purged attachment bytes'));
+        }
         return reply.status(204).send(null);
       },
     );

@@ -1,8 +1,8 @@
-import { Ajv, type ErrorObject } from 'ajv';
-import addFormatsPlugin from 'ajv-formats';
 import { sql } from 'kysely';
 import { Type, type TSchema } from 'typebox';
 import { DomainError } from '../../errors.js';
+import { validator } from '../../http/ajv.js';
+import { fieldErrors } from '../../http/problem.js';
 import { oneOf, optional } from '../fields.js';
 import { filter, type RecordSpec } from '../resource.js';
 import type { SecretBox } from '../secrets.js';
@@ -56,25 +56,14 @@ export const CHANNEL_RULES: Readonly<Record<Channel, ChannelRules>> = {
 
 const SLACK_NEEDS = ['webhook_url', 'bot_token'];
 
-// ajv-formats is CommonJS: its default export arrives wrapped under ESM.
-const addFormats = ((addFormatsPlugin as unknown as { default?: typeof addFormatsPlugin }).default ?? addFormatsPlugin) as unknown as (ajv: Ajv) => Ajv;
-const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
+const ajv = validator();
 const validators = Object.fromEntries(CHANNELS.map((c) => [c, ajv.compile({ ...(CHANNEL_RULES[c].schema as object), additionalProperties: false })])) as Record<Channel, ReturnType<typeof ajv.compile>>;
-
-function configErrors(errors: readonly ErrorObject[]) {
-  return errors.map((e) => {
-    const params = e.params as { missingProperty?: string; additionalProperty?: string };
-    const leaf = params.missingProperty ?? params.additionalProperty;
-    const field = ['config', e.instancePath.replace(/^\//, '').replace(/\//g, '.'), leaf].filter(Boolean).join('.');
-    return { field, reason: params.additionalProperty ? 'is not a field of this channel' : params.missingProperty ? 'is required' : (e.message ?? 'is invalid') };
-  });
-}
 
 /** Checks a channel's whole config; every problem is named (`config.port`, ...). */
 export function validateConfig(channel: Channel, config: Record<string, unknown>): void {
   const validate = validators[channel];
   if (!validate(config)) {
-    const errors = configErrors(validate.errors ?? []);
+    const errors = fieldErrors(validate.errors ?? [], 'config', 'is not a field of this channel');
     throw new DomainError('invalid_input', errors.map((e) => `${e.field} ${e.reason}`).join('; '), errors);
   }
   if (channel === 'slack' && !SLACK_NEEDS.some((k) => config[k] !== undefined)) throw DomainError.invalid('config.webhook_url', 'or config.bot_token is required');
@@ -129,12 +118,14 @@ export function channelConfigs(box: SecretBox): RecordSpec {
       const channel = (values.channel ?? before?.channel) as Channel;
       const next = { ...values };
       if (values.config !== undefined) {
-        // Updates merge into the current config (secrets included); null removes a field.
-        const current = before ? { ...(before.config as Record<string, unknown>), ...currentSecrets(box, before.encrypted_secrets as string | null) } : {};
+        // Updates merge into the current config (secrets included); null removes a field, and a
+        // secret sent back as the marker keeps its value.
+        const current = before ? { ...(before.config as Record<string, unknown>), ...storedSecrets(box, before, values.config as Record<string, unknown>) } : {};
         const merged: Record<string, unknown> = { ...current };
         for (const [key, value] of Object.entries(values.config as Record<string, unknown>)) {
           if (value === null) delete merged[key];
-          else if (value === REDACTED && before && key in current) continue;
+          else if (value === REDACTED && current[key] !== undefined && current[key] !== REDACTED) continue;
+          else if (value === REDACTED) throw DomainError.invalid(`config.${key}`, `is the "${REDACTED}" marker; send the value itself`);
           else merged[key] = value;
         }
         validateConfig(channel, merged);
@@ -160,6 +151,21 @@ export function channelConfigs(box: SecretBox): RecordSpec {
 
 function currentSecrets(box: SecretBox, encrypted: string | null): Record<string, unknown> {
   return encrypted ? (box.decrypt(encrypted) as Record<string, unknown>) : {};
+}
+
+/**
+ * The stored secrets of a row, for an update. When they cannot be decrypted (their key is no
+ * longer configured), the update must give every one of them again, or clear it: 409 otherwise.
+ */
+function storedSecrets(box: SecretBox, row: Record<string, unknown>, incoming: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return currentSecrets(box, row.encrypted_secrets as string | null);
+  } catch (error) {
+    const config = row.config as Record<string, unknown>;
+    const missing = Object.keys(config).filter((k) => config[k] === REDACTED && (incoming[k] === undefined || incoming[k] === REDACTED));
+    if (missing.length) throw DomainError.conflict(`the stored secrets cannot be decrypted (${(error as Error).message}); send new values for ${missing.map((k) => `config.${k}`).join(', ')}`);
+    return Object.fromEntries(Object.keys(config).filter((k) => config[k] === REDACTED).map((k) => [k, undefined]));
+  }
 }
 
 /** A config with its secrets in clear, for the code that sends messages (never for a response). */
