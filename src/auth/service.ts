@@ -116,15 +116,15 @@ export class AuthService {
   async refresh(tenant: TenantContext, refreshToken: string, actor: AuditActor): Promise<TokenPair> {
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);
-    const result = await db.transaction().execute(async (trx) => {
-      const rotated = await this.deps.sessions.rotate(trx, refreshToken, policy);
-      if (rotated.kind === 'reused') {
-        await this.deps.sessions.revoke(trx, rotated.sessionId, 'refresh_token_reuse');
-        await writeAudit(trx, { ...actor, actorUserId: rotated.userId, sessionId: rotated.sessionId }, { action: 'auth.refresh_reuse', entityType: 'user_sessions', entityId: rotated.sessionId });
-      }
-      return rotated;
-    });
-    if (result.kind === 'reused') await this.deps.sessions.forgetSessions(tenant, [result.sessionId]);
+    // The rotation is one conditional UPDATE (atomic on its own); only a reuse needs a transaction.
+    const result = await this.deps.sessions.rotate(db, refreshToken, policy);
+    if (result.kind === 'reused') {
+      await db.transaction().execute(async (trx) => {
+        await this.deps.sessions.revoke(trx, result.sessionId, 'refresh_token_reuse');
+        await writeAudit(trx, { ...actor, actorUserId: result.userId, sessionId: result.sessionId }, { action: 'auth.refresh_reuse', entityType: 'user_sessions', entityId: result.sessionId });
+      });
+      await this.deps.sessions.forgetSessions(tenant, [result.sessionId]);
+    }
     if (result.kind !== 'rotated') throw new DomainError('unauthenticated', 'invalid refresh token');
     await this.deps.sessions.forgetSessions(tenant, [result.sessionId]); // last_seen_at moved
     if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('unauthenticated', 'invalid refresh token');
