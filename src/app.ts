@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import type { JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
 import { validator } from './http/ajv.js';
 import { addExamples } from './http/examples.js';
+import { refuseNul } from './http/text.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { ProblemSchema } from './http/schemas.js';
 import { authRoutes } from './auth/routes.js';
@@ -41,6 +42,35 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+type JsonSchema = Record<string, unknown> & { properties?: Record<string, unknown>; required?: string[] };
+
+/**
+ * How a route reads in the OpenAPI document: a path parameter of the prefix (`tenant_slug`)
+ * is declared beside the route's own, and query parameters with a default are optional.
+ */
+function documentedRoute({ schema: routeSchema, url }: { schema: FastifySchema; url: string }): { schema: FastifySchema; url: string } {
+  const schema = routeSchema as Record<string, unknown> | undefined;
+  if (!schema) return { schema: routeSchema, url };
+  const out: Record<string, unknown> = { ...schema };
+  const params = schema.params as JsonSchema | undefined;
+  const pathNames = [...url.matchAll(/:([a-z_]+)/g)].map((m) => m[1]!);
+  if (params?.properties) {
+    const missing = pathNames.filter((n) => !(n in params.properties!));
+    if (missing.length) {
+      out.params = {
+        ...params,
+        properties: { ...Object.fromEntries(missing.map((n) => [n, { type: 'string' }])), ...params.properties },
+        required: [...missing, ...(params.required ?? [])],
+      };
+    }
+  }
+  const query = schema.querystring as JsonSchema | undefined;
+  if (query?.properties && query.required) {
+    out.querystring = { ...query, required: query.required.filter((n) => (query.properties![n] as { default?: unknown } | undefined)?.default === undefined) };
+  }
+  return { schema: out as FastifySchema, url };
+}
+
 /** The HTTP application, without listening: main.ts listens, tests use `app.inject`. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -61,6 +91,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  app.addHook('preValidation', refuseNul);
+  // Bodies are JSON (or multipart where a route says so): plain text is a 415, not a string body.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('systemActor', null);
   app.decorateRequest('tenant', null);
   app.decorateRequest('principal', null);
@@ -83,6 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    transform: documentedRoute,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -175,11 +175,25 @@ describe('events', () => {
     expect(page2.total).toBe(items.length);
   });
 
-  it('bounds how many occurrences one query expands', async () => {
-    await call(member, 'POST', 'fa/events', { title: 'Every minute', starts_at: '2026-01-01T00:00:00Z', ends_at: '2026-01-01T00:00:30Z', rrule: 'FREQ=MINUTELY' });
-    const res = await call(member, 'GET', 'fa/events/occurrences?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z');
-    expect(res.statusCode).toBe(400);
-    expect(res.json().detail).toContain('narrow');
+  it('bounds how much one query expands, and refuses rules that never end quickly', async () => {
+    for (const rrule of ['FREQ=MINUTELY', 'FREQ=SECONDLY', 'FREQ=DAILY;COUNT=ABC', 'FREQ=DAILY;COUNT=0', 'FREQ=DAILY;BYDAY=XX', 'FREQ=DAILY;BYMONTH=13', 'FREQ=YEARLY;BYYEARDAY=400', 'FREQ=DAILY;BYHOUR=99', 'FREQ=DAILY;WKST=ZZ', 'FREQ=DAILY;UNTIL=20261345T000000Z', 'FREQ=DAILY;COUNT=2;UNTIL=20270101', 'FREQ=DAILY;UNTIL=20250101']) {
+      const res = await call(member, 'POST', 'fa/events', { title: 'Bad rule', starts_at: '2026-01-01T00:00:00Z', ends_at: '2026-01-01T00:30:00Z', rrule });
+      expect(res.statusCode, rrule).toBe(400);
+      expect(res.json().errors[0].field).toBe('rrule');
+      expect(res.json().detail).not.toMatch(/undefined|Cannot read/);
+    }
+    const owner = await seedUser(t, 'fa', { email: 'calendar@fa.example', roles: ['user'] });
+    const token = (await login(t.app, 'fa', owner.email)).access_token;
+    // Four occurrences an hour: a four-month range holds more than can be answered at once.
+    await call(token, 'POST', 'fa/events', { title: 'Quarter-hourly', starts_at: '2030-01-01T00:00:00Z', ends_at: '2030-01-01T00:10:00Z', rrule: 'FREQ=HOURLY;BYMINUTE=0,15,30,45', eventable_type: 'users', eventable_id: owner.id });
+    const many = await call(token, 'GET', `fa/events/occurrences?from=2030-01-01T00:00:00Z&to=2030-05-01T00:00:00Z&eventable_type=users&eventable_id=${owner.id}`);
+    expect(many.statusCode).toBe(400);
+    expect(many.json().detail).toContain('narrow');
+    // A daily series queried centuries after its start is refused before it is expanded.
+    await call(token, 'POST', 'fa/events', { title: 'Daily forever', starts_at: '2026-01-01T09:00:00Z', ends_at: '2026-01-01T10:00:00Z', rrule: 'FREQ=DAILY', eventable_type: 'users', eventable_id: owner.id });
+    const far = await call(token, 'GET', `fa/events/occurrences?from=2400-01-01T00:00:00Z&to=2400-01-02T00:00:00Z&eventable_type=users&eventable_id=${owner.id}`);
+    expect(far.statusCode).toBe(400);
+    expect(far.json().detail).toContain('too much work');
     expect(occurrences({ starts_at: new Date('2026-01-01T00:00:00Z'), ends_at: new Date('2026-01-01T01:00:00Z'), rrule: 'FREQ=DAILY' }, new Date('2026-01-01T00:30:00Z'), new Date('2026-01-03T00:00:00Z')).length).toBe(2);
   });
 });
@@ -249,8 +263,8 @@ describe('channel configs', () => {
     expect(created.statusCode, created.body).toBe(201);
     expect(created.json().config).toEqual({ host: 'smtp.example.com', port: 587, username: 'mailer', password: '[redacted]', from: 'noreply@example.com' });
     const id = created.json().id;
-    const updated = await call(admin, 'PATCH', `fa/channel-configs/${id}`, { config: { port: 2525 } });
-    expect(updated.json().config).toMatchObject({ port: 2525, password: '[redacted]' });
+    const updated = await call(admin, 'PATCH', `fa/channel-configs/${id}`, { config: { from: 'alerts@example.com' } });
+    expect(updated.json().config).toMatchObject({ from: 'alerts@example.com', password: '[redacted]' });
     // Sending the marker back keeps the secret.
     await call(admin, 'PUT', `fa/channel-configs/${id}`, { config: updated.json().config });
     const answers = [created.body, updated.body, (await call(admin, 'GET', `fa/channel-configs/${id}`)).body, (await call(admin, 'GET', 'fa/channel-configs')).body, (await call(admin, 'GET', `fa/audit-logs?entity_id=${id}`)).body];
@@ -262,7 +276,7 @@ describe('channel configs', () => {
     expect(audits.length).toBe(3);
     expect(JSON.stringify(audits)).not.toContain(secret);
     // The service can still read it.
-    expect(revealConfig(t.services.secrets, row)).toMatchObject({ host: 'smtp.example.com', port: 2525, password: secret });
+    expect(revealConfig(t.services.secrets, row)).toMatchObject({ host: 'smtp.example.com', from: 'alerts@example.com', password: secret });
     // Clearing a secret removes it.
     await call(admin, 'PATCH', `fa/channel-configs/${id}`, { config: { password: null } });
     const cleared = await db('fa').selectFrom('channel_configs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
@@ -454,5 +468,126 @@ describe('attachments', () => {
   it('stores names without directories and unknown types as octet-stream', async () => {
     const res = (await upload(t.app, member, 'fa/attachments', { name: '../../etc/passwd', type: 'not a type', content: Buffer.from('x') })).json();
     expect(res).toMatchObject({ file_name: 'passwd', content_type: 'application/octet-stream' });
+  });
+});
+
+describe('hardening', () => {
+  it('refuses NUL characters, year 0000, absurd pages and plain-text bodies with a 4xx naming the problem', async () => {
+    const before = (await call(admin, 'GET', 'fa/notes?page_size=1')).json().total;
+    const nul = await call(member, 'POST', 'fa/notes', { title: 'a\u0000b', content: 'x' });
+    expect(nul.statusCode).toBe(400);
+    expect(nul.json().errors).toEqual([{ field: 'title', reason: 'must not contain NUL characters' }]);
+    const nested = await call(admin, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Nul', config: { host: 'smtp\u0000.example.com' } });
+    expect(nested.json().errors).toEqual([{ field: 'config.host', reason: 'must not contain NUL characters' }]);
+    expect((await call(member, 'GET', 'fa/notes?search=a%00b')).json().errors[0].field).toBe('querystring.search');
+    expect((await call(member, 'GET', 'fa/carbon-footprints/aggregate?group_by=category&category=a%00')).statusCode).toBe(400);
+    expect((await call(admin, 'GET', 'fa/notes?page_size=1')).json().total).toBe(before);
+
+    const year0 = await call(member, 'POST', 'fa/logacalls', { direction: 'inbound', phone_number: '+14155550100', called_at: '0000-01-01T00:00:00Z' });
+    expect(year0.statusCode).toBe(400);
+    expect(year0.json().errors[0].field).toBe('called_at');
+    expect((await call(member, 'POST', 'fa/carbon-footprints', { activity: 'x', quantity: 1, unit: 'u', co2e_kg: 1, period_start: '0000-01-01', period_end: '2026-01-01' })).json().errors[0].field).toBe('period_start');
+    expect((await call(member, 'GET', 'fa/tasks?due_from=0000-01-01T00:00:00Z')).statusCode).toBe(400);
+    expect((await call(member, 'GET', 'fa/notes?page=1000000000000000000000')).statusCode).toBe(400);
+    const huge = await call(member, 'POST', 'fa/carbon-footprints', { activity: 'x', quantity: 1e12, unit: 'u', emission_factor: 1e6, period_start: '2026-01-01', period_end: '2026-01-01' });
+    expect(huge.statusCode).toBe(400);
+    expect(huge.json().errors[0].field).toBe('emission_factor');
+    expect((await call(member, 'POST', 'fa/carbon-footprints', { activity: 'x', quantity: 1, unit: 'u', co2e_kg: 1e14, period_start: '2026-01-01', period_end: '2026-01-01' })).json().errors[0].field).toBe('co2e_kg');
+
+    const text = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/fa/notes', headers: { ...bearer(member), 'content-type': 'text/plain' }, payload: '{"title":"x","content":"y"}' });
+    expect(text.statusCode).toBe(415);
+    expect(text.json()).toMatchObject({ status: 415, title: 'Unsupported Media Type' });
+  });
+
+  it('names the allowed values of an enum once', async () => {
+    const res = await call(admin, 'POST', 'fa/channel-configs', { channel: 'fax', name: 'Fax', config: {} });
+    expect(res.json().errors).toEqual([{ field: 'channel', reason: 'must be one of email, sms, whatsapp, slack, webhook, teams, telegram, push' }]);
+    const due = await call(member, 'POST', 'fa/tasks', { title: 'x', due_at: '2026-13-01T00:00:00Z' });
+    expect(due.json().errors).toEqual([{ field: 'due_at', reason: expect.stringContaining('date-time') }]);
+    const sort = await call(member, 'GET', 'fa/tasks?sort=colour');
+    expect(sort.json().errors[0]).toEqual({ field: 'querystring.sort', reason: expect.stringContaining('must be one of due_at, -due_at') });
+  });
+
+  it('keeps one default per channel under concurrent writes and after a restore, auditing the flag it takes away', async () => {
+    const make = (name: string) => call(admin, 'POST', 'fa/channel-configs', { channel: 'telegram', name, is_default: true, config: { bot_token: `t-${name}` } });
+    const results = await Promise.all(['c1', 'c2', 'c3', 'c4', 'c5', 'c6'].map(make));
+    expect(results.map((r) => r.statusCode)).toEqual([201, 201, 201, 201, 201, 201]);
+    const defaults = (await call(admin, 'GET', 'fa/channel-configs?channel=telegram&is_default=true')).json();
+    expect(defaults.total).toBe(1);
+    const loser = results.map((r) => r.json().id).find((id: string) => id !== defaults.items[0].id);
+    const cleared = (await call(admin, 'GET', `fa/audit-logs?entity_id=${loser}&action=channel_configs.update`)).json();
+    expect(cleared.items[0]).toMatchObject({ before: { is_default: true }, after: { is_default: false } });
+
+    const a = (await call(admin, 'POST', 'fa/channel-configs', { channel: 'teams', name: 'A', is_default: true, config: { webhook_url: 'https://a.example/x' } })).json();
+    await call(admin, 'DELETE', `fa/channel-configs/${a.id}`);
+    await call(admin, 'POST', 'fa/channel-configs', { channel: 'teams', name: 'B', is_default: true, config: { webhook_url: 'https://b.example/x' } });
+    const restored = await call(admin, 'POST', `fa/channel-configs/${a.id}/restore`);
+    expect(restored.statusCode).toBe(200);
+    expect(restored.json().is_default).toBe(false);
+    expect((await call(admin, 'GET', 'fa/channel-configs?channel=teams&is_default=true')).json().total).toBe(1);
+  });
+
+  it('asks for a stored secret again when the config would send it somewhere else', async () => {
+    const created = (await call(member, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Relay', config: { host: 'smtp.example.com', password: 'p1' } })).json();
+    const moved = await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com' } });
+    expect(moved.statusCode).toBe(400);
+    expect(moved.json().errors[0].field).toBe('config.password');
+    const marker = await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com', password: '[redacted]' } });
+    expect(marker.statusCode).toBe(400);
+    expect((await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp2.example.com', password: 'p2' } })).statusCode).toBe(200);
+    expect((await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp3.example.com', password: null } })).statusCode).toBe(200);
+  });
+
+  it('refuses a target that is itself hidden, and a task created past the start of its flow, and self-moderation', async () => {
+    const owner = await seedUser(t, 'fa', { email: 'owner-hidden@fa.example' });
+    const task = (await call(member, 'POST', 'fa/tasks', { title: 'On owner', taskable_type: 'users', taskable_id: owner.id })).json();
+    expect((await call(admin, 'DELETE', `fa/users/${owner.id}`)).statusCode).toBe(204);
+    const onHidden = await call(member, 'POST', 'fa/notes', { title: 'x', content: 'y', notable_type: 'tasks', notable_id: task.id });
+    expect(onHidden.statusCode).toBe(400);
+    expect(onHidden.json().errors[0].field).toBe('notable_id');
+    await call(admin, 'POST', `fa/users/${owner.id}/restore`);
+    expect((await call(member, 'POST', 'fa/notes', { title: 'x', content: 'y', notable_type: 'tasks', notable_id: task.id })).statusCode).toBe(201);
+
+    const done = await call(member, 'POST', 'fa/tasks', { title: 'Already done', status: 'done' });
+    expect(done.statusCode).toBe(400);
+    expect(done.json().errors[0].field).toBe('status');
+
+    const own = (await call(member, 'POST', 'fa/reviews', { rating: 5 })).json();
+    const self = await call(member, 'PATCH', `fa/reviews/${own.id}`, { status: 'approved' });
+    expect(self.statusCode).toBe(403);
+    expect((await call(member, 'PATCH', `fa/reviews/${own.id}`, { rating: 4 })).statusCode).toBe(200);
+  });
+
+  it('guards new versions: permissions, size limit, deleted files; and audits every version a delete carries', async () => {
+    const viewerUser = await seedUser(t, 'fa', { email: 'viewer-files@fa.example', roles: ['viewer'] });
+    const viewer = (await login(t.app, 'fa', viewerUser.email)).access_token;
+    const a = (await upload(t.app, member, 'fa/attachments', { name: 'v.txt', content: Buffer.from('one') })).json();
+    expect((await upload(t.app, viewer, `fa/attachments/${a.id}/versions`, { content: Buffer.from('two') })).statusCode).toBe(403);
+    await call(admin, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 1 });
+    expect((await upload(t.app, member, `fa/attachments/${a.id}/versions`, { content: randomBytes(1024 * 1024 + 1) })).statusCode).toBe(413);
+    await call(admin, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 25 });
+    const v2 = (await upload(t.app, member, `fa/attachments/${a.id}/versions`, { content: Buffer.from('two') })).json();
+    expect((await call(admin, 'DELETE', `fa/attachments/${a.id}`)).statusCode).toBe(204);
+    const carried = (await call(admin, 'GET', `fa/audit-logs?entity_id=${v2.id}&action=attachments.delete`)).json();
+    expect(carried.total).toBe(1);
+    expect(carried.items[0]).toMatchObject({ entity_type: 'attachments', entity_id: v2.id, actor_user_id: adminUser.id });
+    expect((await upload(t.app, member, `fa/attachments/${v2.id}/versions`, { content: Buffer.from('three') })).statusCode).toBe(404);
+  });
+
+  it('documents every tenant path parameter, the multipart uploads and the optional paging', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const note = doc.paths['/api/v1/tenants/{tenant_slug}/notes/{id}'].get;
+    expect(note.parameters.filter((p: { in: string }) => p.in === 'path').map((p: { name: string }) => p.name).sort()).toEqual(['id', 'tenant_slug']);
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, { parameters?: { in: string; name: string }[] }>>)) {
+      const names = [...path.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]).sort();
+      if (names.length === 0) continue;
+      for (const op of Object.values(item)) expect(op.parameters?.filter((p) => p.in === 'path').map((p) => p.name).sort(), path).toEqual(names);
+    }
+    const uploadOp = doc.paths['/api/v1/tenants/{tenant_slug}/attachments'].post;
+    expect(Object.keys(uploadOp.requestBody.content)).toEqual(['multipart/form-data']);
+    expect(uploadOp.requestBody.content['multipart/form-data'].schema.properties.file).toMatchObject({ type: 'string', format: 'binary' });
+    const list = doc.paths['/api/v1/tenants/{tenant_slug}/notes'].get.parameters;
+    expect(list.find((p: { name: string }) => p.name === 'page').required).toBeFalsy();
+    expect(Object.keys(doc.paths['/api/v1/tenants/{tenant_slug}/attachments/{id}/content'].get.responses)).toEqual(expect.arrayContaining(['200', '304']));
   });
 });

@@ -157,9 +157,9 @@ describe('rotateChannelSecrets', { timeout: 60_000 }, () => {
       const token = (await login(next.app, 'beta', 'admin@beta.example')).access_token;
       const mail = (await channelRows(t, 'tenant_beta')).find((r) => r.name === 'Mail')!;
       // A config update merges into the stored secrets: it has to decrypt them.
-      const res = await next.app.inject({ method: 'PATCH', url: `/api/v1/tenants/beta/channel-configs/${mail.id}`, headers: bearer(token), payload: { config: { port: 587 } } });
+      const res = await next.app.inject({ method: 'PATCH', url: `/api/v1/tenants/beta/channel-configs/${mail.id}`, headers: bearer(token), payload: { config: { from: 'noreply@example.com' } } });
       expect(res.statusCode, res.body).toBe(200);
-      expect(res.json().config).toEqual({ host: 'smtp.example.com', port: 587, password: '[redacted]' });
+      expect(res.json().config).toEqual({ host: 'smtp.example.com', from: 'noreply@example.com', password: '[redacted]' });
       const after = (await channelRows(t, 'tenant_beta')).find((r) => r.name === 'Mail')!;
       expect(new SecretBox([keyB]).decrypt(after.encrypted_secrets!)).toEqual({ password: 'hunter2' });
     } finally {

@@ -29,7 +29,7 @@ const EntrySchema = Type.Object(
 
 const Query = Type.Object(
   {
-    page: Type.Integer({ minimum: 1, default: 1 }),
+    page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
     page_size: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
     actor_user_id: Type.Optional(Type.String({ format: 'uuid' })),
     entity_type: Type.Optional(Type.String({ maxLength: 100 })),

@@ -14,3 +14,13 @@ export type PolymorphicType = (typeof POLYMORPHIC_TYPES)[number];
 export function isPolymorphicType(value: string): value is PolymorphicType {
   return (POLYMORPHIC_TYPES as readonly string[]).includes(value);
 }
+
+/** The pair prefix of each table that has one (`notes` -> `notable_type` + `notable_id`). */
+export const POLYMORPHIC_PREFIX: Readonly<Partial<Record<PolymorphicType, string>>> = {
+  notes: 'notable',
+  logacalls: 'logacallable',
+  tasks: 'taskable',
+  attachments: 'attachable',
+  events: 'eventable',
+  reviews: 'reviewable',
+};

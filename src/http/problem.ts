@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, type ErrorCode, type FieldError } from '../errors.js';
 
@@ -31,6 +32,8 @@ const POSTGRES: Record<string, { code: ErrorCode; detail: string }> = {
   '22003': { code: 'invalid_input', detail: 'a number is out of range' },
   '22007': { code: 'invalid_input', detail: 'a date or time has the wrong format' },
   '22008': { code: 'invalid_input', detail: 'a date or time is out of range' },
+  '22021': { code: 'invalid_input', detail: 'a text holds a character that cannot be stored (such as NUL)' },
+  '22P05': { code: 'invalid_input', detail: 'a text holds a character that cannot be stored (such as NUL)' },
   '40001': { code: 'conflict', detail: 'a concurrent change conflicted with this one; retry' },
   '40P01': { code: 'conflict', detail: 'a concurrent change conflicted with this one; retry' },
   '55P03': { code: 'conflict', detail: 'the row is locked by another change; retry' },
@@ -52,20 +55,39 @@ interface Problem {
 }
 
 interface ValidationIssue {
+  readonly keyword?: string;
   readonly instancePath: string;
   readonly params: unknown;
   readonly message?: string;
 }
 
-/** Ajv errors as `{field, reason}`, fields dotted under `prefix` (`querystring.page`, `config.port`). */
+/**
+ * Ajv errors as one `{field, reason}` per field, dotted under `prefix` (`querystring.page`,
+ * `config.port`). The errors a union makes (one `const` per allowed value, `must be null`,
+ * `must match a schema in anyOf`) read as one reason: "must be one of a, b, c".
+ */
 export function fieldErrors(issues: readonly ValidationIssue[], prefix = '', additional = 'is not an accepted field', whole = prefix || 'request'): FieldError[] {
-  return issues.map((v) => {
-    const missing = (v.params as { missingProperty?: string; additionalProperty?: string }) ?? {};
+  const fields = new Map<string, { reasons: string[]; allowed: unknown[]; orNull: boolean; union: boolean }>();
+  for (const v of issues) {
+    const params = (v.params ?? {}) as { missingProperty?: string; additionalProperty?: string; allowedValue?: unknown; allowedValues?: unknown[]; type?: string };
     const base = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
-    const leaf = missing.missingProperty ?? missing.additionalProperty;
+    const leaf = params.missingProperty ?? params.additionalProperty;
     const field = [prefix, base, leaf].filter(Boolean).join('.') || whole;
-    const reason = missing.additionalProperty ? additional : missing.missingProperty ? 'is required' : (v.message ?? 'is invalid');
-    return { field, reason };
+    const entry = fields.get(field) ?? { reasons: [], allowed: [], orNull: false, union: false };
+    fields.set(field, entry);
+    if (params.additionalProperty) entry.reasons.push(additional);
+    else if (params.missingProperty) entry.reasons.push('is required');
+    else if (v.keyword === 'const') entry.allowed.push(params.allowedValue);
+    else if (v.keyword === 'enum') entry.allowed.push(...(params.allowedValues ?? []));
+    else if (v.keyword === 'anyOf' || v.keyword === 'oneOf') entry.union = true;
+    else if (v.keyword === 'type' && params.type === 'null') entry.orNull = true;
+    else entry.reasons.push(v.message ?? 'is invalid');
+  }
+  return [...fields].map(([field, e]) => {
+    const allowed = e.allowed.filter((a) => a !== null);
+    if (allowed.length) e.reasons.unshift(`must be one of ${allowed.join(', ')}${e.orNull || e.allowed.includes(null) ? ' (or null)' : ''}`);
+    if (!e.reasons.length) e.reasons.push(e.orNull ? 'must be null' : e.union ? 'is not valid' : 'is invalid');
+    return { field, reason: [...new Set(e.reasons)].join('; ') };
   });
 }
 
@@ -92,7 +114,13 @@ export function toProblem(error: unknown): Problem {
     return { code: 'unavailable', ...DOMAIN.unavailable, detail: 'the database is unavailable; retry shortly' };
   }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-    return { code: 'invalid_request', status: err.statusCode, title: 'Bad request', detail: err.message ?? 'bad request' };
+    const unsupported = err.statusCode === 415;
+    return {
+      code: unsupported ? 'unsupported_media_type' : 'invalid_request',
+      status: err.statusCode,
+      title: STATUS_CODES[err.statusCode] ?? 'Bad request',
+      detail: unsupported ? 'the request body has a content type this route does not take (JSON routes take application/json; uploads multipart/form-data)' : (err.message ?? 'bad request'),
+    };
   }
   return { code: 'internal', status: 500, title: 'Internal error', detail: 'an unexpected error occurred; the request id identifies it in the logs' };
 }

@@ -23,6 +23,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: 'Conflicts with the current state',
   412: 'If-Match does not match the current version',
   413: 'Payload too large',
+  415: 'Unsupported media type (send the documented content type)',
   422: 'Idempotency-Key reused with another request',
   428: 'If-Match required',
   429: 'Throttled: retry after the Retry-After seconds',
@@ -39,11 +40,14 @@ export function problems(...statuses: number[]) {
   );
 }
 
+/** Years 0001 to 9999: what PostgreSQL and JavaScript both read the same way. */
+export const YEAR_1_TO_9999 = '^(?!0000)[0-9]{4}-';
+
 /** A timestamp: `Date` in code, an RFC 3339 string on the wire. */
-export const DateTime = Type.Unsafe<Date>({ type: 'string', format: 'date-time' });
+export const DateTime = Type.Unsafe<Date>({ type: 'string', format: 'date-time', pattern: YEAR_1_TO_9999 });
 
 export const PaginationQuery = Type.Object({
-  page: Type.Integer({ minimum: 1, default: 1 }),
+  page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
   page_size: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
 });
 

@@ -6,7 +6,7 @@ import type { EXTENDED_RESOURCES } from '../access/catalogue.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { POLYMORPHIC_TYPES } from '../db/polymorphic.js';
+import { POLYMORPHIC_PREFIX, POLYMORPHIC_TYPES, type PolymorphicType } from '../db/polymorphic.js';
 import type { TenantDatabase } from '../db/types.js';
 import { conflictOnUnique, DomainError } from '../errors.js';
 import { checkVersion, expectedVersion, setEtag } from '../http/etag.js';
@@ -15,7 +15,7 @@ import { likePattern, listQuery, parseSort, type SortSpec } from '../http/listin
 import { DateTime, pageOf, problems } from '../http/schemas.js';
 import { actorFrom, requireTenant } from '../http/tenant-auth.js';
 import type { TenantContext } from '../tenancy/directory.js';
-import { nullable, Uuid } from './fields.js';
+import { nullable, oneOf, Uuid } from './fields.js';
 
 /*
  * One module for what the extended resources (notes, tasks, events, ...) share: listing with
@@ -82,13 +82,15 @@ export interface RecordSpec {
   readonly present?: (row: Row) => Record<string, unknown>;
   /** Extra condition on lists only (e.g. only the latest revision of a file). */
   readonly listScope?: (schema: string) => RawBuilder<SqlBool>;
+  /** Runs first in a delete or restore transaction, before the row is locked (to take locks in a fixed order). */
+  readonly lockFirst?: (trx: Transaction<TenantDatabase>, id: string) => Promise<void>;
   /** Runs after a row is soft-deleted / before it is restored, in the same transaction. */
   readonly afterDelete?: (row: Row, ctx: WriteContext) => Promise<void>;
   readonly beforeRestore?: (row: Row, ctx: WriteContext) => Promise<void>;
   /** False: the target is set at create and never changed by an update. */
   readonly retarget?: boolean;
-  /** Message of a unique violation (409), if the table has a unique index. */
-  readonly uniqueMessage?: string;
+  /** Message of a unique violation (409), if the table has a unique index (by constraint name). */
+  readonly uniqueMessage?: string | ((constraint: string) => string | undefined);
   /** Extra routes (aggregates, downloads, ...), registered beside the CRUD ones. */
   readonly routes?: (kit: RecordKit) => FastifyPluginAsyncTypebox;
 }
@@ -128,7 +130,7 @@ export function pairOf(prefix: string) {
   return { type: `${prefix}_type`, id: `${prefix}_id` } as const;
 }
 
-const TARGET_TYPE = Type.Union(POLYMORPHIC_TYPES.map((t) => Type.Literal(t)), { description: `A tenant table: ${POLYMORPHIC_TYPES.join(', ')}` });
+export const TARGET_TYPE = oneOf(POLYMORPHIC_TYPES, 'A tenant table');
 
 /**
  * True when the row's target (if any) is live: a soft-deleted target hides the rows that point
@@ -142,10 +144,22 @@ function targetLive(schema: string, prefix: string): RawBuilder<SqlBool> {
   return sql<SqlBool>`(CASE ${col(type)} ${sql.join(branches, sql` `)} ELSE TRUE END)`;
 }
 
-/** Locks a live row of an allowlisted table against deletion for the rest of the transaction. */
-async function lockLive(trx: Kysely<TenantDatabase>, schema: string, table: string, id: string): Promise<boolean> {
-  const found = await sql`SELECT 1 FROM ${sql.table(`${schema}.${table}`)} WHERE id = ${id} AND deleted_at IS NULL FOR SHARE`.execute(trx);
-  return found.rows.length > 0;
+const MAX_TARGET_DEPTH = 8;
+
+/**
+ * Locks a row of an allowlisted table against deletion for the rest of the transaction, and
+ * says whether it is visible: live, and (for a row that has a target itself) its own target
+ * visible, up the chain.
+ */
+async function lockLive(trx: Kysely<TenantDatabase>, schema: string, table: string, id: string, depth = 0): Promise<boolean> {
+  const prefix = POLYMORPHIC_PREFIX[table as PolymorphicType];
+  const pair = prefix ? pairOf(prefix) : undefined;
+  const columns = pair ? sql`${sql.ref(pair.type)} AS type, ${sql.ref(pair.id)}::text AS id` : sql`NULL::text AS type, NULL::text AS id`;
+  const found = await sql<{ type: string | null; id: string | null }>`SELECT ${columns} FROM ${sql.table(`${schema}.${table}`)} WHERE id = ${id} AND deleted_at IS NULL FOR SHARE`.execute(trx);
+  const row = found.rows[0];
+  if (!row) return false;
+  if (row.type === null || row.id === null || depth >= MAX_TARGET_DEPTH) return true;
+  return lockLive(trx, schema, row.type, row.id, depth + 1);
 }
 
 /** Every id must be a live user of the tenant; otherwise 400 naming the field. */
@@ -308,6 +322,7 @@ export class RecordService {
     await tenantDb(this.db, tenant.schema)
       .transaction()
       .execute(async (trx) => {
+        await this.spec.lockFirst?.(trx, id);
         const before = await this.one(trx, tenant.schema, id, true);
         checkVersion(expected, before.version);
         const now = new Date();
@@ -321,6 +336,7 @@ export class RecordService {
     return tenantDb(this.db, tenant.schema)
       .transaction()
       .execute(async (trx) => {
+        await this.spec.lockFirst?.(trx, id);
         const row = (await this.loose(trx)
           .selectFrom(`${this.spec.table} as r`)
           .select([...this.selected, 'r.deleted_at'])
@@ -402,6 +418,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
   const targetFilters: TProperties = pair ? { [pair.type]: Type.Optional(TARGET_TYPE), [pair.id]: Type.Optional(Uuid) } : {};
   const filters: TProperties = { ...targetFilters, ...Object.fromEntries(Object.entries(spec.filters ?? {}).map(([k, f]) => [k, f.schema])) };
   const access = (action: string) => ({ access: { permission: `${spec.table}.${action}` } });
+  const one = `${/^[aeiou]/.test(spec.label) ? 'an' : 'a'} ${spec.label}`;
   const base = `/${spec.path}`;
 
   const answer = (reply: FastifyReply, row: Row) => {
@@ -440,7 +457,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
           config: access('create'),
           schema: {
             tags,
-            summary: `Create a ${spec.label}. Honours Idempotency-Key.`,
+            summary: `Create ${one}. Honours Idempotency-Key.`,
             body: Type.Object({ ...spec.create, ...targetBody }, { additionalProperties: false }),
             response: { 201: response, ...problems(400, 401, 403, 404, 409, 422) },
           },
@@ -451,7 +468,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
 
     app.get(
       `${base}/:id`,
-      { config: access('read'), schema: { tags, summary: `Get a ${spec.label}`, params, response: { 200: response, ...problems(400, 401, 403, 404) } } },
+      { config: access('read'), schema: { tags, summary: `Get ${one}`, params, response: { 200: response, ...problems(400, 401, 403, 404) } } },
       async (request, reply) => answer(reply, await service.get(requireTenant(request), (request.params as { id: string }).id)),
     );
 
@@ -462,7 +479,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
         config: access('update'),
         schema: {
           tags,
-          summary: `Update a ${spec.label} (partial); honours If-Match`,
+          summary: `Update ${one} (partial); honours If-Match`,
           params,
           body: Type.Object({ ...spec.update, ...(spec.retarget === false ? {} : targetBody) }, { additionalProperties: false }),
           response: { 200: response, ...problems(400, 401, 403, 404, 409, 412) },
@@ -476,7 +493,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
 
     app.delete(
       `${base}/:id`,
-      { config: access('delete'), schema: { tags, summary: `Delete a ${spec.label} (soft; restore brings it back); honours If-Match`, params, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409, 412) } } },
+      { config: access('delete'), schema: { tags, summary: `Delete ${one} (soft; restore brings it back); honours If-Match`, params, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409, 412) } } },
       async (request, reply) => {
         await service.remove(requireTenant(request), (request.params as { id: string }).id, expectedVersion(request), actorFrom(request));
         return reply.status(204).send(null);

@@ -13,7 +13,8 @@ import { actorFrom, requireTenant } from '../../http/tenant-auth.js';
 import type { PolicyReader } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';
 import { nullable, Uuid } from '../fields.js';
-import { filter, pairOf, type RecordKit, type RecordSpec, type Row, type WriteContext } from '../resource.js';
+import { validator } from '../../http/ajv.js';
+import { filter, pairOf, TARGET_TYPE, type RecordKit, type RecordSpec, type Row, type WriteContext } from '../resource.js';
 import type { FileStorage, StoredFile } from '../storage.js';
 
 const FILE_NAME_MAX = 255;
@@ -48,7 +49,7 @@ interface Upload {
  * beyond `maxBytes`), the other parts are short text fields. Nothing is left stored on failure.
  */
 async function receive(request: FastifyRequest, storage: FileStorage, tenant: TenantContext, maxBytes: number, fieldNames: readonly string[]): Promise<Upload> {
-  if (!request.isMultipart()) throw DomainError.invalid('file', 'send multipart/form-data with a `file` part');
+  if (!request.isMultipart()) throw DomainError.invalid('file', 'is required: send multipart/form-data with a `file` part');
   const fields: Record<string, string> = {};
   let upload: Omit<Upload, 'fields'> | undefined;
   try {
@@ -73,7 +74,7 @@ async function receive(request: FastifyRequest, storage: FileStorage, tenant: Te
     if (upload) await storage.delete(upload.key);
     const e = error as { code?: string; statusCode?: number; message?: string };
     if (error instanceof DomainError) throw error;
-    if (e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FILES_LIMIT' || e.code === 'FST_FIELDS_LIMIT') throw DomainError.invalid('file', 'send one `file` part and at most a few short fields');
+    if (e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FILES_LIMIT' || e.code === 'FST_FIELDS_LIMIT') throw DomainError.invalid('file', 'must be the one file part, with at most a few short fields');
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) throw DomainError.invalid('file', e.message ?? 'the multipart body could not be read');
     throw error;
   }
@@ -97,7 +98,14 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
   const { storage, policies } = deps;
 
   async function lockRoot(ctx: WriteContext, root: string) {
-    await ctx.trx.selectFrom('attachments').select('id').where('id', '=', root).forUpdate().executeTakeFirst();
+    return ctx.trx.selectFrom('attachments').select(['id', 'deleted_at']).where('id', '=', root).forUpdate().executeTakeFirst();
+  }
+
+  /** One audit row per other version a delete or restore carried along. */
+  async function auditVersions(ctx: WriteContext, action: string, row: Row, others: readonly { id: string }[]) {
+    for (const { id } of others) {
+      await writeAudit(ctx.trx, ctx.actor, { action, entityType: 'attachments', entityId: id, metadata: { with_version: row.id } });
+    }
   }
 
   return {
@@ -132,8 +140,9 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
       if (ctx.before) return typeof values.file_name === 'string' ? { ...values, file_name: cleanFileName(values.file_name) } : values;
       const next: Record<string, unknown> = { ...values, id: input.id };
       if (typeof values.parent_id === 'string') {
-        // Versions of one file are numbered one at a time.
-        await lockRoot(ctx, values.parent_id);
+        // Versions of one file are numbered one at a time, and never added to a deleted file.
+        const root = await lockRoot(ctx, values.parent_id);
+        if (!root || root.deleted_at !== null) throw DomainError.notFound('attachment');
         const last = await chainRows(ctx.trx, values.parent_id).clearSelect().select(sql<number>`max(revision)`.as('revision')).executeTakeFirst();
         next.revision = Number(last?.revision ?? 1) + 1;
       }
@@ -143,24 +152,33 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
       return { ...row, size_bytes: Number(row.size_bytes) };
     },
     // Deleting any version deletes the file (every version); restoring brings them back.
-    async afterDelete(row, { trx, now }) {
-      await trx
+    // The first version's row is locked before any other, as a new version's upload does.
+    async lockFirst(trx, id) {
+      const row = await trx.selectFrom('attachments').select(['id', 'parent_id']).where('id', '=', id).executeTakeFirst();
+      if (row) await trx.selectFrom('attachments').select('id').where('id', '=', row.parent_id ?? row.id).forUpdate().execute();
+    },
+    async afterDelete(row, ctx) {
+      const others = await ctx.trx
         .updateTable('attachments')
-        .set({ deleted_at: now, updated_at: now, version: sql`version + 1` })
+        .set({ deleted_at: ctx.now, updated_at: ctx.now, version: sql`version + 1` })
         .where((eb) => eb.or([eb('id', '=', rootOf(row)), eb('parent_id', '=', rootOf(row))]))
         .where('deleted_at', 'is', null)
+        .returning('id')
         .execute();
+      await auditVersions(ctx, 'attachments.delete', row, others);
     },
-    async beforeRestore(row, { trx, now }) {
-      const chain = await chainRows(trx, rootOf(row)).forUpdate().execute();
+    async beforeRestore(row, ctx) {
+      const chain = await chainRows(ctx.trx, rootOf(row)).execute();
       if (chain.some((r) => r.purged_at !== null)) throw DomainError.conflict('the file was purged; its bytes are gone');
-      await trx
+      const others = await ctx.trx
         .updateTable('attachments')
-        .set({ deleted_at: null, updated_at: now, version: sql`version + 1` })
+        .set({ deleted_at: null, updated_at: ctx.now, version: sql`version + 1` })
         .where((eb) => eb.or([eb('id', '=', rootOf(row)), eb('parent_id', '=', rootOf(row))]))
         .where('id', '!=', row.id)
         .where('deleted_at', '=', row.deleted_at as Date)
+        .returning('id')
         .execute();
+      await auditVersions(ctx, 'attachments.restore', row, others);
     },
     routes: (kit) => attachmentRoutes(kit, storage, policies),
   };
@@ -187,6 +205,19 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
     }
   }
 
+  // The multipart body is read as a stream by the handler; its schema is for the OpenAPI document.
+  const paramsValidator = validator('array');
+  const streamedBody = ({ schema, httpPart }: { schema: object; httpPart?: string }) => (httpPart === 'body' ? () => true : paramsValidator.compile(schema));
+  const UploadBody = (withTarget: boolean) =>
+    Type.Object({
+      file: Type.String({ format: 'binary', description: 'The file (one part named `file`)' }),
+      ...(withTarget ? { attachable_type: Type.Optional(TARGET_TYPE), attachable_id: Type.Optional(Uuid) } : {}),
+    });
+  const Download = {
+    200: { description: 'The bytes, with the stored Content-Type', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+    304: { description: 'Not modified (If-None-Match matched the ETag)', type: 'null' },
+  };
+
   const plugin: FastifyPluginAsyncTypebox = async (app) => {
     // Sizes are checked against the tenant's setting while the file streams (413).
     await app.register(multipart, { throwFileSizeLimit: false, limits: { fileSize: 1024 * 1024 * 1024 + 1, files: 1, fields: 10, parts: 12 } });
@@ -199,8 +230,10 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
           tags: ['attachments'],
           summary: 'Upload a file (multipart/form-data: `file`, and optionally attachable_type + attachable_id). Larger than attachments.max_size_mb: 413. Honours Idempotency-Key.',
           consumes: ['multipart/form-data'],
-          response: { 201: response, ...problems(400, 401, 403, 404, 413, 422) },
+          body: UploadBody(true),
+          response: { 201: response, ...problems(400, 401, 403, 404, 413, 415, 422) },
         },
+        validatorCompiler: streamedBody,
       },
       async (request, reply) => {
         const tenant = requireTenant(request);
@@ -225,8 +258,10 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
           summary: 'Upload a new version of a file (multipart/form-data: `file`); the earlier versions stay in its history. Honours Idempotency-Key.',
           consumes: ['multipart/form-data'],
           params,
-          response: { 201: response, ...problems(400, 401, 403, 404, 413, 422) },
+          body: UploadBody(false),
+          response: { 201: response, ...problems(400, 401, 403, 404, 413, 415, 422) },
         },
+        validatorCompiler: streamedBody,
       },
       async (request, reply) => {
         const tenant = requireTenant(request);
@@ -264,7 +299,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
           tags: ['attachments'],
           summary: 'Download the bytes: Content-Type as uploaded, Content-Disposition attachment with the file name, ETag = SHA-256 (If-None-Match gives 304)',
           params,
-          response: { ...problems(400, 401, 403, 404) },
+          response: { ...Download, ...problems(400, 401, 403, 404) },
         },
       },
       async (request, reply) => {
@@ -294,8 +329,11 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
         const purged = await tenantDb(db, tenant.schema)
           .transaction()
           .execute(async (trx) => {
-            const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirst();
-            if (!row) throw DomainError.notFound('attachment');
+            const found = await trx.selectFrom('attachments').select(['id', 'parent_id']).where('id', '=', id).executeTakeFirst();
+            if (!found) throw DomainError.notFound('attachment');
+            // The first version's row first, as everywhere else.
+            await trx.selectFrom('attachments').select('id').where('id', '=', found.parent_id ?? found.id).forUpdate().execute();
+            const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
             if (row.deleted_at === null) throw DomainError.conflict('delete the attachment before purging it');
             const root = row.parent_id ?? row.id;
             const chain = await trx

@@ -8,17 +8,19 @@ import { DateOnly, nullable, oneOf, optional, partial, Text } from '../fields.js
 import { filter, type RecordSpec, type Row } from '../resource.js';
 
 const Scope = Type.Union([Type.Literal(1), Type.Literal(2), Type.Literal(3)], { description: 'GHG Protocol scope' });
-const Amount = (max: number) => Type.Number({ minimum: 0, maximum: max });
+/** numeric(20, 6): below 10^14, six decimals (more are rounded). */
+const NUMERIC_LIMIT = 1e14;
+const Amount = Type.Number({ minimum: 0, exclusiveMaximum: NUMERIC_LIMIT });
 const Label = (max: number) => Type.String({ minLength: 1, maxLength: max, pattern: '\\S' });
 
 const create = {
   scope: optional(nullable(Scope)),
   category: optional(nullable(Label(100))),
   activity: Label(200),
-  quantity: Amount(1e12),
+  quantity: Amount,
   unit: Label(32),
-  emission_factor: optional(nullable(Amount(1e6))),
-  co2e_kg: optional(Amount(1e14)),
+  emission_factor: optional(nullable(Amount)),
+  co2e_kg: optional(Amount),
   period_start: DateOnly,
   period_end: DateOnly,
   source: optional(nullable(Label(500))),
@@ -90,6 +92,7 @@ export const carbonFootprints: RecordSpec = {
     const factorChanged = values.emission_factor !== undefined || values.quantity !== undefined || !before;
     if (factor !== null && factor !== undefined) {
       if (values.co2e_kg !== undefined) throw DomainError.invalid('co2e_kg', 'is computed from quantity × emission_factor; leave it out or clear emission_factor');
+      if (Number(quantity) * Number(factor) >= NUMERIC_LIMIT) throw DomainError.invalid('emission_factor', 'makes co2e_kg (quantity × emission_factor) 10^14 or more');
       return factorChanged ? { ...values, co2e_kg: sql`round(${String(quantity)}::numeric * ${String(factor)}::numeric, 6)` } : values;
     }
     if (!before && values.co2e_kg === undefined) throw DomainError.invalid('co2e_kg', 'is required without an emission_factor');

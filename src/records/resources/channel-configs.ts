@@ -4,7 +4,9 @@ import { DomainError } from '../../errors.js';
 import { validator } from '../../http/ajv.js';
 import { fieldErrors } from '../../http/problem.js';
 import { oneOf, optional } from '../fields.js';
-import { filter, type RecordSpec } from '../resource.js';
+import { writeAudit } from '../../audit/audit.js';
+import { LOCK_CLASS } from '../../db/platform.js';
+import { filter, type RecordSpec, type WriteContext } from '../resource.js';
 import type { SecretBox } from '../secrets.js';
 
 export const CHANNELS = ['email', 'sms', 'whatsapp', 'slack', 'webhook', 'teams', 'telegram', 'push'] as const;
@@ -22,6 +24,8 @@ interface ChannelRules {
   readonly schema: TSchema;
   /** Fields kept encrypted. */
   readonly secrets: readonly string[];
+  /** Fields that say where the secrets go: changing one needs the secrets sent again. */
+  readonly destination?: readonly string[];
 }
 
 /** Per channel: the accepted config fields and which of them are secrets. */
@@ -29,10 +33,12 @@ export const CHANNEL_RULES: Readonly<Record<Channel, ChannelRules>> = {
   email: {
     schema: Type.Object({ host: str(255), port: optional(Type.Integer({ minimum: 1, maximum: 65535 })), username: optional(str(255)), password: optional(secret()), from: optional(Type.String({ maxLength: 320, format: 'email' })), secure: optional(Type.Boolean()) }),
     secrets: ['password'],
+    destination: ['host', 'port', 'username', 'secure'],
   },
   sms: {
     schema: Type.Object({ provider: str(64), from: e164, account_id: optional(str(255)), api_key: optional(secret()), auth_token: optional(secret()) }),
     secrets: ['api_key', 'auth_token'],
+    destination: ['provider', 'account_id'],
   },
   whatsapp: {
     schema: Type.Object({ phone_number_id: str(64), business_account_id: optional(str(64)), access_token: secret() }),
@@ -45,12 +51,14 @@ export const CHANNEL_RULES: Readonly<Record<Channel, ChannelRules>> = {
   webhook: {
     schema: Type.Object({ url, method: optional(oneOf(['POST', 'PUT'])), secret: optional(secret()), headers: optional(Type.Record(Type.String({ maxLength: 200 }), Type.String({ maxLength: 4096 }))) }),
     secrets: ['secret', 'headers'],
+    destination: ['url'],
   },
   teams: { schema: Type.Object({ webhook_url: secret(2000) }), secrets: ['webhook_url'] },
   telegram: { schema: Type.Object({ bot_token: secret(), chat_id: optional(str(64)) }), secrets: ['bot_token'] },
   push: {
     schema: Type.Object({ provider: oneOf(['fcm', 'apns']), project_id: optional(str(200)), bundle_id: optional(str(200)), key_id: optional(str(64)), team_id: optional(str(64)), server_key: optional(secret()), private_key: optional(secret(16384)) }),
     secrets: ['server_key', 'private_key'],
+    destination: ['provider', 'project_id', 'bundle_id', 'key_id', 'team_id'],
   },
 };
 
@@ -113,8 +121,16 @@ export function channelConfigs(box: SecretBox): RecordSpec {
       is_enabled: filter.equals('is_enabled', Type.Boolean()),
       is_default: filter.equals('is_default', Type.Boolean()),
     },
-    uniqueMessage: 'a config of this channel with this name already exists',
-    async write(values, _input, { trx, before, now }) {
+    uniqueMessage: (constraint) =>
+      constraint === 'channel_configs_default_live_uq' ? 'another config of this channel became its default meanwhile; retry' : 'a config of this channel with this name already exists',
+    // A config restored beside a newer default of its channel comes back as a non-default.
+    async beforeRestore(row, { trx }) {
+      if (row.is_default !== true) return;
+      const other = await trx.selectFrom('channel_configs').select('id').where('channel', '=', String(row.channel)).where('is_default', '=', true).where('deleted_at', 'is', null).executeTakeFirst();
+      if (other) await trx.updateTable('channel_configs').set({ is_default: false }).where('id', '=', row.id).execute();
+    },
+    async write(values, _input, ctx) {
+      const { before } = ctx;
       const channel = (values.channel ?? before?.channel) as Channel;
       const next = { ...values };
       if (values.config !== undefined) {
@@ -129,24 +145,46 @@ export function channelConfigs(box: SecretBox): RecordSpec {
           else merged[key] = value;
         }
         validateConfig(channel, merged);
+        if (before) keepSecretsWithTheirDestination(channel, before.config as Record<string, unknown>, merged, values.config as Record<string, unknown>);
         const { clear, secrets } = splitSecrets(channel, merged);
         next.config = JSON.stringify(clear);
         next.encrypted_secrets = Object.keys(secrets).length ? box.encrypt(secrets) : null;
       }
-      if (values.is_default === true) {
-        // One default per channel: taking it clears the others.
-        let others = trx
-          .updateTable('channel_configs')
-          .set({ is_default: false, updated_at: now, version: sql`version + 1` })
-          .where('channel', '=', channel)
-          .where('is_default', '=', true)
-          .where('deleted_at', 'is', null);
-        if (before) others = others.where('id', '!=', before.id);
-        await others.execute();
-      }
+      if (values.is_default === true) await takeDefault(ctx, channel, before?.id);
       return next;
     },
   };
+}
+
+/**
+ * A stored secret is never sent somewhere new without being given again: changing where a
+ * channel delivers (an SMTP host, a webhook URL) while keeping a stored password or token is
+ * a 400 naming the secret.
+ */
+function keepSecretsWithTheirDestination(channel: Channel, stored: Record<string, unknown>, merged: Record<string, unknown>, incoming: Record<string, unknown>): void {
+  const moved = (CHANNEL_RULES[channel].destination ?? []).find((k) => JSON.stringify(stored[k] ?? null) !== JSON.stringify(merged[k] ?? null));
+  if (!moved) return;
+  const kept = CHANNEL_RULES[channel].secrets.find((k) => stored[k] === REDACTED && merged[k] !== undefined && (incoming[k] === undefined || incoming[k] === REDACTED));
+  if (kept) throw DomainError.invalid(`config.${kept}`, `must be sent again when config.${moved} changes (a stored secret does not follow a new destination)`);
+}
+
+/**
+ * Makes room for a new default of `channel`: one change at a time per channel (an advisory
+ * lock), the previous default loses the flag, with its own audit row.
+ */
+async function takeDefault(ctx: WriteContext, channel: Channel, self: string | undefined): Promise<void> {
+  const { trx, tenant, actor, now } = ctx;
+  await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.channelDefault}, hashtext(${`${tenant.schema}:${channel}`}))`.execute(trx);
+  let others = trx
+    .updateTable('channel_configs')
+    .set({ is_default: false, updated_at: now, version: sql`version + 1` })
+    .where('channel', '=', channel)
+    .where('is_default', '=', true)
+    .where('deleted_at', 'is', null);
+  if (self) others = others.where('id', '!=', self);
+  for (const { id } of await others.returning('id').execute()) {
+    await writeAudit(trx, actor, { action: 'channel_configs.update', entityType: 'channel_configs', entityId: id, before: { is_default: true }, after: { is_default: false }, metadata: { reason: 'another config became the default', default_id: self ?? null } });
+  }
 }
 
 function currentSecrets(box: SecretBox, encrypted: string | null): Record<string, unknown> {

@@ -1,35 +1,22 @@
-import rrule from 'rrule';
 import { sql, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
 import { DomainError } from '../../errors.js';
 import { DateTime, problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/tenant-auth.js';
 import { nullable, optional, partial, Text, Timestamp, Title, Uuid } from '../fields.js';
-import { checkUsers, filter, type ListQuery, type RecordSpec } from '../resource.js';
+import { expansionWork, parseRecurrence, ruleFor } from '../recurrence.js';
+import { checkUsers, filter, TARGET_TYPE, type ListQuery, type RecordSpec } from '../resource.js';
 
-const { RRule } = rrule;
-
-/** The most occurrences one query expands: a larger answer needs a narrower range. */
+/** The most occurrences one query answers: a larger answer needs a narrower range. */
 export const MAX_OCCURRENCES = 10_000;
+/**
+ * The most expansion work (candidate instants walked, see expansionWork) one query may cost:
+ * expanding runs on the event loop, so this bounds how long it holds it (about 0.3 s here).
+ */
+export const MAX_EXPANSION_WORK = 50_000;
 
-const RRuleText = Type.String({ minLength: 1, maxLength: 1000, description: 'RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10 (starts at starts_at, expanded in UTC)', examples: ['FREQ=WEEKLY;BYDAY=MO;COUNT=10'] });
+const RRuleText = Type.String({ minLength: 1, maxLength: 1000, description: 'RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10 (FREQ YEARLY to HOURLY; starts at starts_at, expanded in UTC)', examples: ['FREQ=WEEKLY;BYDAY=MO;COUNT=10'] });
 const Attendees = Type.Array(Uuid, { maxItems: 500, description: 'User ids of this tenant' });
-
-/** A validated rule (without DTSTART: the event's starts_at is the series start). */
-function parseRule(text: string): InstanceType<typeof RRule>['origOptions'] {
-  const body = text.trim().replace(/^RRULE:/i, '');
-  if (/DTSTART|\n/i.test(body)) throw DomainError.invalid('rrule', 'must be a single RRULE without DTSTART (starts_at starts the series)');
-  let options: InstanceType<typeof RRule>['origOptions'];
-  try {
-    options = RRule.parseString(body);
-    new RRule(options);
-  } catch (error) {
-    throw DomainError.invalid('rrule', `is not a valid RFC 5545 RRULE (${(error as Error).message})`);
-  }
-  if (options.freq === undefined || options.freq === null || !Number.isInteger(options.freq)) throw DomainError.invalid('rrule', 'needs a valid FREQ');
-  if (options.interval !== undefined && (!Number.isInteger(options.interval) || options.interval < 1)) throw DomainError.invalid('rrule', 'INTERVAL must be a positive integer');
-  return options;
-}
 
 function validTimeZone(zone: string): boolean {
   try {
@@ -61,7 +48,7 @@ export interface Occurrence {
 export function occurrences(event: { starts_at: Date; ends_at: Date; rrule: string | null }, from: Date, to: Date, limit = MAX_OCCURRENCES): Occurrence[] {
   const duration = event.ends_at.getTime() - event.starts_at.getTime();
   if (!event.rrule) return event.starts_at < to && event.ends_at > from ? [{ starts_at: event.starts_at, ends_at: event.ends_at }] : [];
-  const rule = new RRule({ ...parseRule(event.rrule), dtstart: event.starts_at });
+  const rule = ruleFor(parseRecurrence(event.rrule).options, event.starts_at);
   const found: Occurrence[] = [];
   // An occurrence overlaps when it starts before `to` and ends after `from`.
   rule.between(new Date(from.getTime() - duration), to, true, (start) => {
@@ -146,9 +133,11 @@ export const events: RecordSpec = {
     if (!(starts < ends)) throw DomainError.invalid('ends_at', 'must be after starts_at');
     if (typeof values.timezone === 'string' && !validTimeZone(values.timezone)) throw DomainError.invalid('timezone', 'is not an IANA time zone');
     const next = { ...values };
-    if (typeof values.rrule === 'string') {
-      parseRule(values.rrule);
-      next.rrule = values.rrule.trim().replace(/^RRULE:/i, '').toUpperCase();
+    const rrule = values.rrule === undefined ? (before?.rrule as string | null | undefined) : values.rrule;
+    if (typeof rrule === 'string') {
+      const { rule, options } = parseRecurrence(rrule);
+      if (options.until instanceof Date && options.until < starts) throw DomainError.invalid('rrule', 'has an UNTIL before starts_at: the series would be empty');
+      if (typeof values.rrule === 'string') next.rrule = rule;
     }
     if (Array.isArray(values.attendees)) {
       const attendees = [...new Set(values.attendees as string[])];
@@ -169,9 +158,9 @@ export const events: RecordSpec = {
             querystring: Type.Object(
               {
                 ...RangeQuery,
-                page: Type.Integer({ minimum: 1, default: 1 }),
+                page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
                 page_size: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-                eventable_type: optional(Type.String({ maxLength: 64 })),
+                eventable_type: optional(TARGET_TYPE),
                 eventable_id: optional(Uuid),
                 attendee: optional(Uuid),
               },
@@ -187,12 +176,15 @@ export const events: RecordSpec = {
           checkRange(from, to);
           const tenant = requireTenant(request);
           const found: (Occurrence & { event: EventRow })[] = [];
+          let work = 0;
           // Candidates come from the list (same visibility and filters), a page at a time.
           for (let p = 1; ; p++) {
             const batch = await service.list(tenant, { ...query, page: p, page_size: 100, sort: 'starts_at' } as ListQuery);
             for (const event of batch.items as unknown as EventRow[]) {
+              if (event.rrule) work += expansionWork(parseRecurrence(event.rrule).options, event.starts_at, to);
+              if (work > MAX_EXPANSION_WORK) throw DomainError.invalid('to', 'is too far from the start of a recurring series: expanding up to it is too much work for one query (narrow the range, or end long series with UNTIL or COUNT)');
               for (const o of occurrences(event, from, to)) found.push({ ...o, event });
-              if (found.length > MAX_OCCURRENCES) throw DomainError.invalid('to', `the range holds more than ${MAX_OCCURRENCES} occurrences; narrow it`);
+              if (found.length > MAX_OCCURRENCES) throw DomainError.invalid('to', `must be closer to from: the range holds more than ${MAX_OCCURRENCES} occurrences (narrow it)`);
             }
             if (p * 100 >= batch.total) break;
           }

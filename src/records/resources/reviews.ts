@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { tenantDb } from '../../db/database.js';
+import { DomainError } from '../../errors.js';
 import { POLYMORPHIC_TYPES } from '../../db/polymorphic.js';
 import { problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/tenant-auth.js';
@@ -64,9 +65,10 @@ export const reviews: RecordSpec = {
     const own = { ...values };
     delete own.moderated_by;
     delete own.moderated_at;
-    // A moderation decision records who made it and when.
-    if (own.status !== undefined && own.status !== (before?.status ?? 'pending')) return { ...own, moderated_by: actor.actorUserId, moderated_at: now };
-    return own;
+    if (own.status === undefined || own.status === (before?.status ?? 'pending')) return own;
+    // A moderation decision records who made it and when; nobody moderates their own review.
+    if (before?.created_by === actor.actorUserId) throw new DomainError('forbidden', 'a review cannot be moderated by its author');
+    return { ...own, moderated_by: actor.actorUserId, moderated_at: now };
   },
   routes: ({ db }) =>
     async (app) => {

@@ -26,7 +26,7 @@ const OPEN = sql.join(['todo', 'in_progress'].map((s) => sql.lit(s)));
 const create = {
   title: Title,
   description: optional(nullable(Text)),
-  status: optional(Status),
+  status: optional(oneOf(['todo', 'in_progress'], 'A task starts todo (default) or in_progress')),
   priority: optional(Priority),
   due_at: optional(nullable(Timestamp)),
   assigned_to: optional(nullable(Uuid)),
@@ -50,7 +50,7 @@ export const tasks: RecordSpec = {
     assigned_to: nullable(Uuid),
   },
   create,
-  update: partial(create),
+  update: { ...partial(create), status: optional(Status) },
   sorts: ['due_at', 'created_at', 'updated_at', 'title', 'status'],
   defaultSort: { column: 'created_at', direction: 'desc' },
   search: ['title', 'description'],

@@ -1,0 +1,19 @@
+import { DomainError } from '../errors.js';
+
+/** The path of the first string holding a NUL character (PostgreSQL cannot store one), if any. */
+export function findNul(value: unknown, path: string, depth = 0): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (depth > 32 || value === null || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes('\u0000')) return path ? `${path}.${key.split('\u0000').join('\\0')}` : key.split('\u0000').join('\\0');
+    const found = findNul(item, path ? `${path}.${key}` : key, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** preValidation hook: a NUL character anywhere in the query, the path or a JSON body is a 400 naming the field. */
+export async function refuseNul(request: { query: unknown; params: unknown; body: unknown }): Promise<void> {
+  const field = findNul(request.query, 'querystring') ?? findNul(request.params, 'params') ?? findNul(request.body, '');
+  if (field !== undefined) throw DomainError.invalid(field || 'body', 'must not contain NUL characters');
+}
