@@ -144,7 +144,9 @@ async function main() {
     const env = { DATABASE_URL: pg.url, DATABASE_POOL_MAX: String(POOL_MAX), JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dataDir };
     // The service logs at warn (no per-request lines), so readiness is polled on /health.
     const port = await freePort();
-    const serviceProc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { ...process.env, ...env, SERVICE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+    // BENCH_PROFILE_DIR=dir: the service writes a CPU profile there when it stops (node --cpu-prof).
+    const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
+    const serviceProc = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { ...process.env, ...env, SERVICE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(serviceProc);
     for (let i = 0; ; i++) {
       if (serviceProc.exitCode !== null) throw new Error('the service exited during start-up');

@@ -155,7 +155,7 @@ export class UserAdminService {
       filtered(v)
         .select(USER_COLUMNS.map((c) => `users.${c}` as const))
         .select((eb) => [rolesColumn(eb), sql<string>`count(*) OVER ()`.as('total')])
-        .orderBy(sql.ref(`users.${sort.column}`), sql.raw(`${sort.direction} nulls last`))
+        .orderBy(sql`${sql.ref(`users.${sort.column}`)} ${sql.raw(sort.direction)} nulls last`)
         .orderBy('users.id')
         .limit(v.limit)
         .offset(v.offset),
