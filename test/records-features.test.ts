@@ -276,12 +276,12 @@ describe('channel configs', () => {
     expect(audits.length).toBe(3);
     expect(JSON.stringify(audits)).not.toContain(secret);
     // The service can still read it.
-    expect(revealConfig(t.services.secrets, row)).toMatchObject({ host: 'smtp.example.com', from: 'alerts@example.com', password: secret });
+    expect(revealConfig(t.services.secrets, 'tenant_fa', row)).toMatchObject({ host: 'smtp.example.com', from: 'alerts@example.com', password: secret });
     // Clearing a secret removes it.
     await call(admin, 'PATCH', `fa/channel-configs/${id}`, { config: { password: null } });
     const cleared = await db('fa').selectFrom('channel_configs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     expect(cleared.encrypted_secrets).toBeNull();
-    expect(revealConfig(t.services.secrets, cleared)).not.toHaveProperty('password');
+    expect(revealConfig(t.services.secrets, 'tenant_fa', cleared)).not.toHaveProperty('password');
   });
 
   it('refuses the redaction marker as a new secret, and asks again for secrets whose key is gone', async () => {
@@ -301,7 +301,7 @@ describe('channel configs', () => {
       const reentered = await callOther(token, 'PATCH', `fa/channel-configs/${created.id}`, { config: { access_token: 'new-token' } });
       expect(reentered.statusCode, reentered.body).toBe(200);
       const row = await db('fa').selectFrom('channel_configs').selectAll().where('id', '=', created.id).executeTakeFirstOrThrow();
-      expect(revealConfig(other.services.secrets, row)).toMatchObject({ phone_number_id: '123', access_token: 'new-token' });
+      expect(revealConfig(other.services.secrets, 'tenant_fa', row)).toMatchObject({ phone_number_id: '123', access_token: 'new-token' });
     } finally {
       await other.close();
     }

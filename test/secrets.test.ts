@@ -5,7 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
 import { rotateChannelSecrets, rotationTargets, type RotateProgress } from '../src/records/rotate.js';
-import { SecretBox } from '../src/records/secrets.js';
+import { channelSecretContext, SecretBox } from '../src/records/secrets.js';
+
+const CTX = 'channel_configs:tenant_test:00000000-0000-4000-8000-000000000000';
 import { createTestApp, TEST_SECRET, type TestApp } from './support/app.js';
 import { runTs } from './support/process.js';
 import { bearer, login, seedTenant } from './support/tenants.js';
@@ -30,42 +32,50 @@ describe('SecretBox', () => {
   it('round-trips a value and writes v1.<key id>.<iv>.<tag>.<data>, a fresh IV each time', () => {
     const box = new SecretBox([keyA]);
     const value = { password: 'hunter2', nested: { list: [1, 'two', null] } };
-    const one = box.encrypt(value);
-    const two = box.encrypt(value);
+    const one = box.encrypt(value, CTX);
+    const two = box.encrypt(value, CTX);
     expect(one.split('.')).toHaveLength(5);
     expect(one.startsWith(`v1.${idOf(keyA)}.`)).toBe(true);
     expect(one).not.toBe(two);
     expect(one).not.toContain('hunter2');
-    expect(box.decrypt(one)).toEqual(value);
-    expect(box.decrypt(two)).toEqual(value);
+    expect(box.decrypt(one, CTX)).toEqual(value);
+    expect(box.decrypt(two, CTX)).toEqual(value);
     expect(box.isCurrent(one)).toBe(true);
   });
 
   it('encrypts with the first key and decrypts with any configured key', () => {
-    const old = new SecretBox([keyA]).encrypt({ token: 't' });
+    const old = new SecretBox([keyA]).encrypt({ token: 't' }, CTX);
     const box = new SecretBox([keyB, keyA]);
     expect(box.currentKeyId).toBe(idOf(keyB));
     expect(box.isCurrent(old)).toBe(false);
-    expect(box.decrypt(old)).toEqual({ token: 't' });
-    expect(keyIdIn(box.encrypt({ token: 't' }))).toBe(idOf(keyB));
+    expect(box.decrypt(old, CTX)).toEqual({ token: 't' });
+    expect(keyIdIn(box.encrypt({ token: 't' }, CTX))).toBe(idOf(keyB));
   });
 
   it('refuses a tampered ciphertext (data, tag or iv)', () => {
     const box = new SecretBox([keyA]);
-    const text = box.encrypt({ password: 'hunter2' });
-    for (const segment of [2, 3, 4]) expect(() => box.decrypt(tamper(text, segment)), `segment ${segment}`).toThrow();
-    expect(() => box.decrypt('not a ciphertext')).toThrow(/not a secret this service wrote/);
-    expect(() => box.decrypt(text.replace(/^v1\./, 'v2.'))).toThrow(/not a secret this service wrote/);
+    const text = box.encrypt({ password: 'hunter2' }, CTX);
+    for (const segment of [2, 3, 4]) expect(() => box.decrypt(tamper(text, segment), CTX), `segment ${segment}`).toThrow();
+    expect(() => box.decrypt('not a ciphertext', CTX)).toThrow(/not a secret this service wrote/);
+    expect(() => box.decrypt(text.replace(/^v1\./, 'v2.'), CTX)).toThrow(/not a secret this service wrote/);
     // A truncated tag (GCM would accept 4 bytes by default) and extra parts are refused too.
     const parts = text.split('.');
     const shortTag = [...parts.slice(0, 3), Buffer.from(parts[3]!, 'base64url').subarray(0, 4).toString('base64url'), parts[4]].join('.');
-    expect(() => box.decrypt(shortTag)).toThrow();
-    expect(() => box.decrypt(`${text}.extra`)).toThrow(/not a secret this service wrote/);
+    expect(() => box.decrypt(shortTag, CTX)).toThrow();
+    expect(() => box.decrypt(`${text}.extra`, CTX)).toThrow(/not a secret this service wrote/);
+  });
+
+  it('binds a ciphertext to its context: copied to another row or tenant, it does not decrypt', () => {
+    const box = new SecretBox([keyA]);
+    const text = box.encrypt({ password: 'hunter2' }, channelSecretContext('tenant_alpha', '00000000-0000-4000-8000-000000000001'));
+    expect(box.decrypt(text, channelSecretContext('tenant_alpha', '00000000-0000-4000-8000-000000000001'))).toEqual({ password: 'hunter2' });
+    expect(() => box.decrypt(text, channelSecretContext('tenant_alpha', '00000000-0000-4000-8000-000000000002'))).toThrow();
+    expect(() => box.decrypt(text, channelSecretContext('tenant_beta', '00000000-0000-4000-8000-000000000001'))).toThrow();
   });
 
   it('names the key id when a ciphertext was made with a key it does not hold', () => {
-    const text = new SecretBox([keyC]).encrypt({ password: 'hunter2' });
-    expect(() => new SecretBox([keyA, keyB]).decrypt(text)).toThrow(new RegExp(`encrypted with key ${idOf(keyC)}, which is not configured`));
+    const text = new SecretBox([keyC]).encrypt({ password: 'hunter2' }, CTX);
+    expect(() => new SecretBox([keyA, keyB]).decrypt(text, CTX)).toThrow(new RegExp(`encrypted with key ${idOf(keyC)}, which is not configured`));
   });
 
   it('needs a key', () => {
@@ -139,10 +149,10 @@ describe('rotateChannelSecrets', { timeout: 60_000 }, () => {
         expect(keyIdIn(row.encrypted_secrets!), `${tenant} ${row.name}`).toBe(idOf(keyB));
       }
       const mail = after.find((r) => r.name === 'Mail')!;
-      expect(onlyB.decrypt(mail.encrypted_secrets!), tenant).toEqual({ password: 'hunter2' });
+      expect(onlyB.decrypt(mail.encrypted_secrets!, channelSecretContext(`tenant_${tenant}`, mail.id)), tenant).toEqual({ password: 'hunter2' });
     }
     const texts = (await channelRows(t, 'tenant_alpha')).find((r) => r.name === 'Texts')!;
-    expect(onlyB.decrypt(texts.encrypted_secrets!)).toEqual({ api_key: 'sms-key' });
+    expect(onlyB.decrypt(texts.encrypted_secrets!, channelSecretContext('tenant_alpha', texts.id))).toEqual({ api_key: 'sms-key' });
   });
 
   it('rotates nothing on a second run', async () => {
@@ -161,7 +171,7 @@ describe('rotateChannelSecrets', { timeout: 60_000 }, () => {
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json().config).toEqual({ host: 'smtp.example.com', from: 'noreply@example.com', password: '[redacted]' });
       const after = (await channelRows(t, 'tenant_beta')).find((r) => r.name === 'Mail')!;
-      expect(new SecretBox([keyB]).decrypt(after.encrypted_secrets!)).toEqual({ password: 'hunter2' });
+      expect(new SecretBox([keyB]).decrypt(after.encrypted_secrets!, channelSecretContext('tenant_beta', after.id))).toEqual({ password: 'hunter2' });
     } finally {
       await next.close();
     }
@@ -171,7 +181,7 @@ describe('rotateChannelSecrets', { timeout: 60_000 }, () => {
     const alpha = tenantDb(t.db.database.db, 'tenant_alpha');
     // The last row in rotation order (by id): the other secret of alpha is re-encrypted before it fails.
     const last = await alpha.selectFrom('channel_configs').select('id').where('encrypted_secrets', 'is not', null).orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
-    const lost = new SecretBox([keyC]).encrypt({ secret: 'lost' });
+    const lost = new SecretBox([keyC]).encrypt({ secret: 'lost' }, CTX);
     await alpha.updateTable('channel_configs').set({ encrypted_secrets: lost }).where('id', '=', last.id).execute();
     const alphaBefore = await channelRows(t, 'tenant_alpha');
 
@@ -188,7 +198,7 @@ describe('rotateChannelSecrets', { timeout: 60_000 }, () => {
     expect(await channelRows(t, 'tenant_alpha')).toEqual(alphaBefore);
     const beta = (await channelRows(t, 'tenant_beta')).find((r) => r.name === 'Mail')!;
     expect(keyIdIn(beta.encrypted_secrets!)).toBe(idOf(keyD));
-    expect(new SecretBox([keyD]).decrypt(beta.encrypted_secrets!)).toEqual({ password: 'hunter2' });
+    expect(new SecretBox([keyD]).decrypt(beta.encrypted_secrets!, channelSecretContext('tenant_beta', beta.id))).toEqual({ password: 'hunter2' });
   });
 
   it('reports a schema it cannot read (missing, or not a tenant schema name) without stopping', async () => {
@@ -244,7 +254,7 @@ describe('system-service secrets rotate', { timeout: 120_000 }, () => {
 
   it('exits 1 naming the schema that failed and one that is not ready, after rotating the rest', async () => {
     const alpha = tenantDb(t.db.database.db, 'tenant_alpha');
-    await alpha.updateTable('channel_configs').set({ encrypted_secrets: new SecretBox([keyC]).encrypt({ api_key: 'lost' }) }).where('name', '=', 'Texts').execute();
+    await alpha.updateTable('channel_configs').set({ encrypted_secrets: new SecretBox([keyC]).encrypt({ api_key: 'lost' }, CTX) }).where('name', '=', 'Texts').execute();
     const shared = t.db.database.db.withSchema('shared');
     // A tenant whose last migration failed: its channel configs are not rotated, and that is said.
     await seedTenant(t, 'gamma');

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { tenantDb } from '../db/database.js';
 import { checkSchemaName } from '../db/identifiers.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
-import type { SecretBox } from './secrets.js';
+import { channelSecretContext, type SecretBox } from './secrets.js';
 
 export interface RotateProgress {
   readonly done: number;
@@ -72,11 +72,11 @@ async function rotateSchema(db: Kysely<PlatformDatabase>, box: SecretBox, schema
         if (text === null || box.isCurrent(text)) continue;
         let value: unknown;
         try {
-          value = box.decrypt(text);
+          value = box.decrypt(text, channelSecretContext(schema, row.id));
         } catch (error) {
           throw new Error(`channel config ${row.id}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
         }
-        await trx.updateTable('channel_configs').set({ encrypted_secrets: box.encrypt(value) }).where('id', '=', row.id).execute();
+        await trx.updateTable('channel_configs').set({ encrypted_secrets: box.encrypt(value, channelSecretContext(schema, row.id)) }).where('id', '=', row.id).execute();
         count++;
       }
       return count;

@@ -31,14 +31,19 @@ export class SecretBox {
     return this.current.id;
   }
 
-  encrypt(value: unknown): string {
+  /**
+   * `context` names where the ciphertext belongs (see channelSecretContext) and is
+   * authenticated with it: a ciphertext copied to another row or tenant does not decrypt.
+   */
+  encrypt(value: unknown, context: string): string {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.current.key, iv, { authTagLength: TAG_BYTES });
+    cipher.setAAD(Buffer.from(context, 'utf8'));
     const data = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
     return [VERSION, this.current.id, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), data.toString('base64url')].join('.');
   }
 
-  decrypt(text: string): unknown {
+  decrypt(text: string, context: string): unknown {
     const parts = text.split('.');
     const [version, id, iv, tag, data] = parts;
     if (parts.length !== 5 || version !== VERSION || !id || !iv || !tag || data === undefined) throw new Error('not a secret this service wrote');
@@ -47,6 +52,7 @@ export class SecretBox {
     // A full 16-byte tag only: GCM would otherwise accept a truncated one.
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: TAG_BYTES });
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    decipher.setAAD(Buffer.from(context, 'utf8'));
     return JSON.parse(Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]).toString('utf8'));
   }
 
@@ -54,6 +60,11 @@ export class SecretBox {
   isCurrent(text: string): boolean {
     return text.split('.')[1] === this.current.id;
   }
+}
+
+/** What a channel config's secrets are bound to: its tenant schema and its row. */
+export function channelSecretContext(schema: string, id: string): string {
+  return `channel_configs:${schema}:${id}`;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { Type, type TSchema } from 'typebox';
 import { DomainError } from '../../errors.js';
@@ -7,7 +8,7 @@ import { oneOf, optional } from '../fields.js';
 import { writeAudit } from '../../audit/audit.js';
 import { LOCK_CLASS } from '../../db/platform.js';
 import { filter, type RecordSpec, type WriteContext } from '../resource.js';
-import type { SecretBox } from '../secrets.js';
+import { channelSecretContext, type SecretBox } from '../secrets.js';
 
 export const CHANNELS = ['email', 'sms', 'whatsapp', 'slack', 'webhook', 'teams', 'telegram', 'push'] as const;
 export type Channel = (typeof CHANNELS)[number];
@@ -136,7 +137,8 @@ export function channelConfigs(box: SecretBox): RecordSpec {
       if (values.config !== undefined) {
         // Updates merge into the current config (secrets included); null removes a field, and a
         // secret sent back as the marker keeps its value.
-        const current = before ? { ...(before.config as Record<string, unknown>), ...storedSecrets(box, before, values.config as Record<string, unknown>) } : {};
+        const context = channelSecretContext(ctx.tenant.schema, before ? before.id : (next.id = randomUUID()) as string);
+        const current = before ? { ...(before.config as Record<string, unknown>), ...storedSecrets(box, before, context, values.config as Record<string, unknown>) } : {};
         const merged: Record<string, unknown> = { ...current };
         for (const [key, value] of Object.entries(values.config as Record<string, unknown>)) {
           if (value === null) delete merged[key];
@@ -148,7 +150,7 @@ export function channelConfigs(box: SecretBox): RecordSpec {
         if (before) keepSecretsWithTheirDestination(channel, before.config as Record<string, unknown>, merged, values.config as Record<string, unknown>);
         const { clear, secrets } = splitSecrets(channel, merged);
         next.config = JSON.stringify(clear);
-        next.encrypted_secrets = Object.keys(secrets).length ? box.encrypt(secrets) : null;
+        next.encrypted_secrets = Object.keys(secrets).length ? box.encrypt(secrets, context) : null;
       }
       if (values.is_default === true) await takeDefault(ctx, channel, before?.id);
       return next;
@@ -187,17 +189,17 @@ async function takeDefault(ctx: WriteContext, channel: Channel, self: string | u
   }
 }
 
-function currentSecrets(box: SecretBox, encrypted: string | null): Record<string, unknown> {
-  return encrypted ? (box.decrypt(encrypted) as Record<string, unknown>) : {};
+function currentSecrets(box: SecretBox, encrypted: string | null, context: string): Record<string, unknown> {
+  return encrypted ? (box.decrypt(encrypted, context) as Record<string, unknown>) : {};
 }
 
 /**
  * The stored secrets of a row, for an update. When they cannot be decrypted (their key is no
  * longer configured), the update must give every one of them again, or clear it: 409 otherwise.
  */
-function storedSecrets(box: SecretBox, row: Record<string, unknown>, incoming: Record<string, unknown>): Record<string, unknown> {
+function storedSecrets(box: SecretBox, row: Record<string, unknown>, context: string, incoming: Record<string, unknown>): Record<string, unknown> {
   try {
-    return currentSecrets(box, row.encrypted_secrets as string | null);
+    return currentSecrets(box, row.encrypted_secrets as string | null, context);
   } catch (error) {
     const config = row.config as Record<string, unknown>;
     const missing = Object.keys(config).filter((k) => config[k] === REDACTED && (incoming[k] === undefined || incoming[k] === REDACTED));
@@ -207,7 +209,7 @@ function storedSecrets(box: SecretBox, row: Record<string, unknown>, incoming: R
 }
 
 /** A config with its secrets in clear, for the code that sends messages (never for a response). */
-export function revealConfig(box: SecretBox, row: { config: unknown; encrypted_secrets: string | null }): Record<string, unknown> {
-  return { ...(row.config as Record<string, unknown>), ...currentSecrets(box, row.encrypted_secrets) };
+export function revealConfig(box: SecretBox, schema: string, row: { id: string; config: unknown; encrypted_secrets: string | null }): Record<string, unknown> {
+  return { ...(row.config as Record<string, unknown>), ...currentSecrets(box, row.encrypted_secrets, channelSecretContext(schema, row.id)) };
 }
 
