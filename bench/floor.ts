@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { verifyPassword } from '../src/auth/passwords.js';
-import { USER_COLUMNS } from '../src/users/view.js';
+import { rolesColumn, USER_COLUMNS } from '../src/users/view.js';
 import type { TenantDatabase } from '../src/db/types.js';
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) });
@@ -15,9 +15,25 @@ const db = new Kysely<TenantDatabase>({ dialect: new PostgresDialect({ pool }) }
 const app = Fastify({ logger: false });
 const hash = process.env.FLOOR_HASH ?? '';
 
-app.get<{ Params: { schema: string; id: string } }>('/floor/:schema/users/:id', async (request) =>
-  db.withSchema(request.params.schema).selectFrom('users').select(USER_COLUMNS).where('id', '=', request.params.id).where('deleted_at', 'is', null).executeTakeFirst(),
-);
+// The same SQL as get_user (one live user by primary key, with its role names and version),
+// compiled once per schema and sent straight to the pool: the cheapest way to do that work.
+const statements = new Map<string, string>();
+function userStatement(schema: string): string {
+  let text = statements.get(schema);
+  if (!text) {
+    text = db
+      .withSchema(schema)
+      .selectFrom('users')
+      .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
+      .select((eb) => rolesColumn(eb))
+      .where('users.id', '=', '00000000-0000-0000-0000-000000000000')
+      .where('users.deleted_at', 'is', null)
+      .compile().sql;
+    statements.set(schema, text);
+  }
+  return text;
+}
+app.get<{ Params: { schema: string; id: string } }>('/floor/:schema/users/:id', async (request) => (await pool.query(userStatement(request.params.schema), [request.params.id])).rows[0]);
 app.post('/floor/argon2', async () => ({ ok: await verifyPassword(hash, 'benchmark password 123') }));
 
 await app.listen({ port: 0, host: '127.0.0.1' });

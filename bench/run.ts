@@ -197,9 +197,10 @@ async function main() {
     // round: the machine's drift over a run then moves both sides alike.
     // A freshly started service compiles its hot paths (JIT, validators, serializers) during its
     // first seconds under load: both processes get that time before anything is measured.
-    await load('warm-up floor', `${floorBase}/floor/tenant_t0/users/${target}`, { seconds: 2 });
-    await load('warm-up get_user', `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth, seconds: 2 });
-    await load('warm-up list_users', `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth, seconds: 2 });
+    const warmUp = mode === 'quick' ? 1 : 2;
+    await load('warm-up floor', `${floorBase}/floor/tenant_t0/users/${target}`, { seconds: warmUp });
+    await load('warm-up get_user', `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth, seconds: warmUp });
+    await load('warm-up list_users', `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth, seconds: warmUp });
     const rounds: Record<string, Scenario[]> = { floor_get_user: [], get_user: [], list_users: [] };
     for (let round = 0; round < ROUNDS; round++) {
       rounds.floor_get_user!.push(await load('floor_get_user', `${floorBase}/floor/tenant_t0/users/${target}`, {}));
