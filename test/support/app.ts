@@ -77,6 +77,8 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
     config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000 },
   });
   const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: false });
+  // A directory made here goes with the app.
+  if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));
   return { app, keys, schemas, tenants, services, mailer, attachmentsDir };
 }
 
@@ -90,7 +92,6 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     systemToken: () => issueSystemToken(built.keys, { subject: 'test', ttlSeconds: 300 }),
     close: async () => {
       await built.app.close();
-      if (!options.attachmentsDir) rmSync(built.attachmentsDir, { recursive: true, force: true });
       if (!options.database) await db.drop();
     },
   };
