@@ -251,6 +251,9 @@ async function main() {
     const smallGet = scenarios.find((s) => s.name === 'get_user')!;
     const smallList = scenarios.find((s) => s.name === 'list_users')!;
     await register(SMALL, LARGE);
+    // The provisioning's WAL would otherwise be checkpointed (written and fsynced) during the
+    // scale runs; a checkpoint now measures the steady state after it.
+    await sql`CHECKPOINT`.execute(db);
     const settledSeconds = await settleAutovacuum();
     const largeGet = await load(`get_user@${LARGE}`, `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth });
     const rss = await rssMb(service.proc.pid!);
