@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { ConfigError, type Config, type JwtAlgorithm } from '../config.js';
+import { keptInDataDir } from '../data-dir.js';
 
 /** Key material for signing and verifying JWTs with the one configured algorithm. */
 export interface JwtKeys {
@@ -21,16 +21,13 @@ function asymmetric(algorithm: JwtAlgorithm): boolean {
 }
 
 function generated(config: Config): { material: string; file: string } {
-  const file = path.join(config.dataDir, `jwt-${config.jwt.algorithm.toLowerCase()}.key`);
-  if (existsSync(file)) return { material: readFileSync(file, 'utf8'), file };
-  const material = asymmetric(config.jwt.algorithm)
-    ? (config.jwt.algorithm === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519')).privateKey
-        .export({ type: 'pkcs8', format: 'pem' })
-        .toString()
-    : randomBytes(48).toString('base64url');
-  mkdirSync(config.dataDir, { recursive: true });
-  writeFileSync(file, material, { mode: 0o600 });
-  return { material, file };
+  return keptInDataDir(config.dataDir, `jwt-${config.jwt.algorithm.toLowerCase()}.key`, () =>
+    asymmetric(config.jwt.algorithm)
+      ? (config.jwt.algorithm === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519')).privateKey
+          .export({ type: 'pkcs8', format: 'pem' })
+          .toString()
+      : randomBytes(48).toString('base64url'),
+  );
 }
 
 /**

@@ -99,7 +99,7 @@ export function expansionWork(options: RuleOptions, startsAt: Date, to: Date): n
   const end = Math.min(to.getTime(), options.until instanceof Date ? options.until.getTime() + DAY : Number.POSITIVE_INFINITY);
   const span = Math.max(0, end - startsAt.getTime());
   const step = options.freq === RRule.HOURLY ? HOUR : DAY;
-  const size = (v: unknown) => (Array.isArray(v) ? v.length : v === undefined || v === null ? 1 : 1);
+  const size = (v: unknown) => (Array.isArray(v) ? v.length : 1);
   const times = size(options.byhour) * size(options.byminute) * size(options.bysecond);
   return (span / step / Math.max(1, options.interval ?? 1)) * times;
 }

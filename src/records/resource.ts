@@ -235,7 +235,7 @@ export class RecordService {
         .execute() as Promise<Row[]>,
       base.select(sql<string>`count(*)`.as('n')).executeTakeFirstOrThrow() as Promise<{ n: string }>,
     ]);
-    return { items: items.map((row) => this.view(row)), total: Number(total.n), page: query.page, page_size: query.page_size };
+    return { items: items.map((row) => this.body(row)), total: Number(total.n), page: query.page, page_size: query.page_size };
   }
 
   /** One visible row, or 404; `lock` takes it for update. */
@@ -293,7 +293,7 @@ export class RecordService {
         .returning(this.selected.map((c) => c.slice(2)))
         .executeTakeFirstOrThrow(),
     )) as Row;
-    await writeAudit(trx, actor, { action: `${this.spec.table}.create`, entityType: this.spec.table, entityId: row.id, after: this.audited(row) });
+    await writeAudit(trx, actor, { action: `${this.spec.table}.create`, entityType: this.spec.table, entityId: row.id, after: this.body(row) });
     return row;
   }
 
@@ -313,7 +313,7 @@ export class RecordService {
             .returning(this.selected.map((c) => c.slice(2)))
             .executeTakeFirstOrThrow(),
         )) as Row;
-        await writeAudit(trx, actor, { action: `${this.spec.table}.update`, entityType: this.spec.table, entityId: id, before: this.audited(before), after: this.audited(after) });
+        await writeAudit(trx, actor, { action: `${this.spec.table}.update`, entityType: this.spec.table, entityId: id, before: this.body(before), after: this.body(after) });
         return after;
       });
   }
@@ -328,7 +328,7 @@ export class RecordService {
         const now = new Date();
         await this.loose(trx).updateTable(this.spec.table).set({ deleted_at: now, updated_at: now, version: sql`version + 1` }).where('id', '=', id).execute();
         await this.spec.afterDelete?.(before, { trx, tenant, actor, now, before });
-        await writeAudit(trx, actor, { action: `${this.spec.table}.delete`, entityType: this.spec.table, entityId: id, before: this.audited(before) });
+        await writeAudit(trx, actor, { action: `${this.spec.table}.delete`, entityType: this.spec.table, entityId: id, before: this.body(before) });
       });
   }
 
@@ -358,13 +358,13 @@ export class RecordService {
             .returning(this.selected.map((c) => c.slice(2)))
             .executeTakeFirstOrThrow(),
         )) as Row;
-        await writeAudit(trx, actor, { action: `${this.spec.table}.restore`, entityType: this.spec.table, entityId: id, after: this.audited(after) });
+        await writeAudit(trx, actor, { action: `${this.spec.table}.restore`, entityType: this.spec.table, entityId: id, after: this.body(after) });
         return after;
       });
   }
 
-  /** What an audit row keeps of a row: its response body (secrets already left out or masked). */
-  private audited(row: Row): Record<string, unknown> {
+  /** A row's response body without its version: what lists answer and audit rows keep (secrets already left out or masked). */
+  body(row: Row): Record<string, unknown> {
     const { version: _version, ...body } = this.view(row);
     return body;
   }
@@ -447,7 +447,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
         config: access('read'),
         schema: { tags, summary: `List ${spec.label}s`, querystring: listQuery(spec.sorts, filters), response: { 200: pageOf(response as ReturnType<typeof Type.Object>), ...problems(400, 401, 403, 404) } },
       },
-      async (request) => service.list(requireTenant(request), request.query as unknown as ListQuery).then((page) => ({ ...page, items: page.items.map(({ version: _v, ...item }) => item) })),
+      async (request) => service.list(requireTenant(request), request.query as unknown as ListQuery),
     );
 
     if (spec.create) {

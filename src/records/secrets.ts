@@ -1,7 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseSecretKey, type Config } from '../config.js';
+import { keptInDataDir } from '../data-dir.js';
 
 const VERSION = 'v1';
 const IV_BYTES = 12;
@@ -74,15 +73,6 @@ export function channelSecretContext(schema: string, id: string): string {
 export function loadSecretBox(config: Pick<Config, 'dataDir' | 'channelSecrets'>): SecretBox {
   const previous = config.channelSecrets.previousKeys;
   if (config.channelSecrets.key !== undefined) return new SecretBox([config.channelSecrets.key, ...previous]);
-  const file = path.join(config.dataDir, 'channel-secrets.key');
-  if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
-    try {
-      writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
-    } catch (error) {
-      // Another process (the CLI beside the service) wrote it first: use theirs.
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-  }
-  return new SecretBox([parseSecretKey(readFileSync(file, 'utf8'), file), ...previous]);
+  const { material, file } = keptInDataDir(config.dataDir, 'channel-secrets.key', () => randomBytes(32).toString('base64'));
+  return new SecretBox([parseSecretKey(material, file), ...previous]);
 }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { sql, type Kysely, type SqlBool } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
 import { writeAudit } from '../../audit/audit.js';
 import { tenantDb } from '../../db/database.js';
@@ -85,8 +85,18 @@ async function receive(request: FastifyRequest, storage: FileStorage, tenant: Te
 /** The first version of a file names the chain: every later version points at it (`parent_id`). */
 const rootOf = (row: Row) => String(row.parent_id ?? row.id);
 
+/** The rows of one file: its first version and every later one. */
+const inChain = (root: string) => (eb: ExpressionBuilder<TenantDatabase, 'attachments'>) => eb.or([eb('id', '=', root), eb('parent_id', '=', root)]);
+
 function chainRows(db: Kysely<TenantDatabase>, root: string) {
-  return db.selectFrom('attachments').selectAll().where((eb) => eb.or([eb('id', '=', root), eb('parent_id', '=', root)]));
+  return db.selectFrom('attachments').selectAll().where(inChain(root));
+}
+
+/** Locks the first version of the file `id` belongs to (always taken before its other rows); undefined for an unknown id. */
+async function lockFileOf(trx: Kysely<TenantDatabase>, id: string) {
+  const row = await trx.selectFrom('attachments').select(['id', 'parent_id']).where('id', '=', id).executeTakeFirst();
+  if (row) await trx.selectFrom('attachments').select('id').where('id', '=', row.parent_id ?? row.id).forUpdate().execute();
+  return row;
 }
 
 /**
@@ -154,14 +164,13 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
     // Deleting any version deletes the file (every version); restoring brings them back.
     // The first version's row is locked before any other, as a new version's upload does.
     async lockFirst(trx, id) {
-      const row = await trx.selectFrom('attachments').select(['id', 'parent_id']).where('id', '=', id).executeTakeFirst();
-      if (row) await trx.selectFrom('attachments').select('id').where('id', '=', row.parent_id ?? row.id).forUpdate().execute();
+      await lockFileOf(trx, id);
     },
     async afterDelete(row, ctx) {
       const others = await ctx.trx
         .updateTable('attachments')
         .set({ deleted_at: ctx.now, updated_at: ctx.now, version: sql`version + 1` })
-        .where((eb) => eb.or([eb('id', '=', rootOf(row)), eb('parent_id', '=', rootOf(row))]))
+        .where(inChain(rootOf(row)))
         .where('deleted_at', 'is', null)
         .returning('id')
         .execute();
@@ -173,7 +182,7 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
       const others = await ctx.trx
         .updateTable('attachments')
         .set({ deleted_at: null, updated_at: ctx.now, version: sql`version + 1` })
-        .where((eb) => eb.or([eb('id', '=', rootOf(row)), eb('parent_id', '=', rootOf(row))]))
+        .where(inChain(rootOf(row)))
         .where('id', '!=', row.id)
         .where('deleted_at', '=', row.deleted_at as Date)
         .returning('id')
@@ -287,7 +296,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
         const tenant = requireTenant(request);
         const row = await service.get(tenant, (request.params as { id: string }).id);
         const rows = await chainRows(tenantDb(db, tenant.schema), rootOf(row)).where('deleted_at', 'is', null).orderBy('revision', 'desc').execute();
-        return { items: rows.map((r) => service.view(r as unknown as Row)).map(({ version: _v, ...item }) => item) };
+        return { items: rows.map((r) => service.body(r as unknown as Row)) };
       },
     );
 
@@ -329,17 +338,14 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
         const purged = await tenantDb(db, tenant.schema)
           .transaction()
           .execute(async (trx) => {
-            const found = await trx.selectFrom('attachments').select(['id', 'parent_id']).where('id', '=', id).executeTakeFirst();
-            if (!found) throw DomainError.notFound('attachment');
-            // The first version's row first, as everywhere else.
-            await trx.selectFrom('attachments').select('id').where('id', '=', found.parent_id ?? found.id).forUpdate().execute();
+            if (!(await lockFileOf(trx, id))) throw DomainError.notFound('attachment');
             const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
             if (row.deleted_at === null) throw DomainError.conflict('delete the attachment before purging it');
             const root = row.parent_id ?? row.id;
             const chain = await trx
               .selectFrom('attachments')
               .select(['id', 'storage_key'])
-              .where((eb) => eb.or([eb('id', '=', root), eb('parent_id', '=', root)]))
+              .where(inChain(root))
               .where('deleted_at', 'is not', null)
               .where('purged_at', 'is', null)
               .forUpdate()

@@ -45,16 +45,21 @@ export interface Occurrence {
 }
 
 /** Occurrences of an event that overlap [from, to): one for a single event, the expanded series for a recurring one. */
-export function occurrences(event: { starts_at: Date; ends_at: Date; rrule: string | null }, from: Date, to: Date, limit = MAX_OCCURRENCES): Occurrence[] {
+export function occurrences(
+  event: { starts_at: Date; ends_at: Date; rrule: string | null },
+  from: Date,
+  to: Date,
+  options = event.rrule ? parseRecurrence(event.rrule).options : undefined,
+): Occurrence[] {
   const duration = event.ends_at.getTime() - event.starts_at.getTime();
-  if (!event.rrule) return event.starts_at < to && event.ends_at > from ? [{ starts_at: event.starts_at, ends_at: event.ends_at }] : [];
-  const rule = ruleFor(parseRecurrence(event.rrule).options, event.starts_at);
+  if (!options) return event.starts_at < to && event.ends_at > from ? [{ starts_at: event.starts_at, ends_at: event.ends_at }] : [];
+  const rule = ruleFor(options, event.starts_at);
   const found: Occurrence[] = [];
   // An occurrence overlaps when it starts before `to` and ends after `from`.
   rule.between(new Date(from.getTime() - duration), to, true, (start) => {
     const end = new Date(start.getTime() + duration);
     if (start < to && end > from) found.push({ starts_at: start, ends_at: end });
-    return found.length <= limit;
+    return found.length <= MAX_OCCURRENCES;
   });
   return found;
 }
@@ -181,9 +186,10 @@ export const events: RecordSpec = {
           for (let p = 1; ; p++) {
             const batch = await service.list(tenant, { ...query, page: p, page_size: 100, sort: 'starts_at' } as ListQuery);
             for (const event of batch.items as unknown as EventRow[]) {
-              if (event.rrule) work += expansionWork(parseRecurrence(event.rrule).options, event.starts_at, to);
+              const options = event.rrule ? parseRecurrence(event.rrule).options : undefined;
+              if (options) work += expansionWork(options, event.starts_at, to);
               if (work > MAX_EXPANSION_WORK) throw DomainError.invalid('to', 'is too far from the start of a recurring series: expanding up to it is too much work for one query (narrow the range, or end long series with UNTIL or COUNT)');
-              for (const o of occurrences(event, from, to)) found.push({ ...o, event });
+              for (const o of occurrences(event, from, to, options)) found.push({ ...o, event });
               if (found.length > MAX_OCCURRENCES) throw DomainError.invalid('to', `must be closer to from: the range holds more than ${MAX_OCCURRENCES} occurrences (narrow it)`);
             }
             if (p * 100 >= batch.total) break;

@@ -1,3 +1,4 @@
+import { sql, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
 import { DomainError } from '../../errors.js';
 import { nullable, oneOf, optional, partial, Text, Timestamp } from '../fields.js';
@@ -51,7 +52,7 @@ export const logacalls: RecordSpec = {
   filters: {
     direction: filter.equals('direction', Direction),
     outcome: filter.equals('outcome', Outcome),
-    phone_number: filter.custom<string>(Phone, (value) => filter.equals('phone_number', Phone).where(toE164(value) as never, new Date())),
+    phone_number: filter.custom<string>(Phone, (value) => sql<SqlBool>`r.phone_number = ${toE164(value)}`),
     called_from: filter.atLeast('called_at'),
     called_to: filter.atMost('called_at'),
   },

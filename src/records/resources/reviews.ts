@@ -2,11 +2,10 @@ import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { tenantDb } from '../../db/database.js';
 import { DomainError } from '../../errors.js';
-import { POLYMORPHIC_TYPES } from '../../db/polymorphic.js';
 import { problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/tenant-auth.js';
 import { nullable, oneOf, optional, Text, Timestamp, Uuid } from '../fields.js';
-import { filter, type RecordSpec } from '../resource.js';
+import { filter, TARGET_TYPE, type RecordSpec } from '../resource.js';
 
 const STATUSES = ['pending', 'approved', 'rejected'] as const;
 const Status = oneOf(STATUSES);
@@ -21,7 +20,7 @@ const create = {
 
 const AggregateQuery = Type.Object(
   {
-    reviewable_type: oneOf(POLYMORPHIC_TYPES),
+    reviewable_type: TARGET_TYPE,
     reviewable_id: Uuid,
     status: optional(Status),
   },
