@@ -8,6 +8,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { verifyPassword } from '../src/auth/passwords.js';
 import { rolesColumn, USER_COLUMNS } from '../src/users/view.js';
+import { prepared } from '../src/db/database.js';
 import type { TenantDatabase } from '../src/db/types.js';
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) });
@@ -17,11 +18,13 @@ const hash = process.env.FLOOR_HASH ?? '';
 
 // The same SQL as get_user (one live user by primary key, with its role names and version),
 // compiled once per schema and sent straight to the pool: the cheapest way to do that work.
-const statements = new Map<string, string>();
-function userStatement(schema: string): string {
-  let text = statements.get(schema);
-  if (!text) {
-    text = db
+// Named and prepared when the service prepares its statements (DATABASE_PREPARED_STATEMENTS > 0).
+const prepare = Number(process.env.DATABASE_PREPARED_STATEMENTS ?? 0) > 0;
+const statements = new Map<string, { text: string; name?: string }>();
+function userStatement(schema: string): { text: string; name?: string } {
+  let statement = statements.get(schema);
+  if (!statement) {
+    const sql = db
       .withSchema(schema)
       .selectFrom('users')
       .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
@@ -29,11 +32,12 @@ function userStatement(schema: string): string {
       .where('users.id', '=', '00000000-0000-0000-0000-000000000000')
       .where('users.deleted_at', 'is', null)
       .compile().sql;
-    statements.set(schema, text);
+    statement = prepare ? { text: sql, name: prepared(sql) } : { text: sql };
+    statements.set(schema, statement);
   }
-  return text;
+  return statement;
 }
-app.get<{ Params: { schema: string; id: string } }>('/floor/:schema/users/:id', async (request) => (await pool.query(userStatement(request.params.schema), [request.params.id])).rows[0]);
+app.get<{ Params: { schema: string; id: string } }>('/floor/:schema/users/:id', async (request) => (await pool.query({ ...userStatement(request.params.schema), values: [request.params.id] })).rows[0]);
 app.post('/floor/argon2', async () => ({ ok: await verifyPassword(hash, 'benchmark password 123') }));
 
 await app.listen({ port: 0, host: '127.0.0.1' });

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_PREPARED_STATEMENTS } from './db/database.js';
 
 /** Raised for any bad or missing setting; its message is the one line printed at start-up. */
 export class ConfigError extends Error {
@@ -38,6 +39,8 @@ export interface Config {
   readonly pool: {
     readonly max: number;
     readonly connectionTimeoutMs: number;
+    /** Named prepared statements kept per connection; 0 sends every statement unnamed (see docs/OPERATIONS.md). */
+    readonly preparedStatements: number;
   };
   readonly migrationConcurrency: number;
   /** Tenant schemas kept provisioned ahead of demand (see docs/OPERATIONS.md). */
@@ -143,6 +146,7 @@ export function loadConfig(env: Env = process.env): Config {
     pool: {
       max: integer(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
       connectionTimeoutMs: integer(env, 'DATABASE_POOL_TIMEOUT_MS', 5000, 100, 600000),
+      preparedStatements: integer(env, 'DATABASE_PREPARED_STATEMENTS', DEFAULT_PREPARED_STATEMENTS, 0, 100_000),
     },
     migrationConcurrency: integer(env, 'MIGRATION_CONCURRENCY', 4, 1, 64),
     spareSchemas: integer(env, 'SPARE_SCHEMAS', 2, 0, 100),

@@ -60,6 +60,7 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     url: config.databaseUrl ?? embedded!.url,
     max: config.pool.max,
     connectionTimeoutMs: config.pool.connectionTimeoutMs,
+    preparedStatements: config.pool.preparedStatements,
     onPoolError: (error) => logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use'),
   });
   const schemas = new SchemaManager(database.db, undefined, {

@@ -142,6 +142,32 @@ describe('GET users', () => {
     expect(await db('ua').selectFrom('users').select('id').limit(1).execute()).toHaveLength(1);
   });
 
+  it('writes each listed user exactly as GET users/{id} does (JSON built by PostgreSQL), roles, odd text and timestamps included', async () => {
+    const odd = await createUser(admin, {
+      email: 'odd.text@ua.example',
+      first_name: 'Quote " back\\slash \u00e9\u4e2d\ud83d\ude00',
+      last_name: 'Tab\tNew\nline\u0001\u001f\u007f\u2028',
+      roles: ['manager', 'viewer'],
+      password: 'a fine long password',
+    });
+    await login(t.app, 'ua', 'odd.text@ua.example', 'a fine long password');
+    const res = await call('GET', 'ua/users?search=odd.text', admin);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    const single = await call('GET', `ua/users/${odd.id}`, admin);
+    const listed = res.json().items[0];
+    expect(listed.roles).toEqual(['manager', 'viewer']);
+    expect(listed.last_login_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // Byte for byte: the listed object is the text the single read serializes.
+    expect(res.body).toContain(single.body);
+    expect(res.body).toBe(JSON.stringify(res.json()));
+    // Every user of a full page, in both tenants.
+    for (const [slug, token] of [['ua', admin], ['ub', adminB]] as const) {
+      const page = (await call('GET', `${slug}/users?page_size=100&sort=-last_login_at`, token)).json();
+      for (const user of page.items) expect(user).toEqual((await call('GET', `${slug}/users/${user.id}`, token)).json());
+      expect(page.total).toBe(page.items.length);
+    }
+  });
+
   it('keeps tenants apart: another tenant lists only its own users and gets 404 for ours', async () => {
     const listB = (await call('GET', 'ub/users?page_size=100', adminB)).json();
     expect(listB.items.map((u: { email: string }) => u.email)).toEqual([betaAdmin.email]);

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import type { PlatformDatabase } from './platform-types.js';
 import type { TenantDatabase } from './types.js';
@@ -12,12 +12,20 @@ const typeParsers = {
   },
 } as pg.CustomTypesConfig;
 
+/** Named prepared statements a connection keeps unless DATABASE_PREPARED_STATEMENTS says otherwise. */
+export const DEFAULT_PREPARED_STATEMENTS = 100;
+
 export interface DatabaseOptions {
   readonly url: string;
   readonly max: number;
   readonly connectionTimeoutMs: number;
   readonly applicationName?: string;
   readonly onPoolError?: (error: Error) => void;
+  /**
+   * How many named prepared statements a connection keeps (0: none, every statement goes out
+   * unnamed). Only the statements registered with `prepared()` are named.
+   */
+  readonly preparedStatements?: number;
 }
 
 export interface Database {
@@ -39,7 +47,8 @@ export function createDatabase(options: DatabaseOptions): Database {
   });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on('error', (error) => options.onPoolError?.(error));
-  const db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool }) });
+  const limit = options.preparedStatements ?? 0;
+  const db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool: limit > 0 ? preparingPool(pool, limit) : pool }) });
   let closing: Promise<void> | undefined;
   return { db, pool, close: () => (closing ??= db.destroy()) };
 }
@@ -51,4 +60,99 @@ export function tenantDb(db: Kysely<PlatformDatabase>, schemaName: string): Kyse
 
 export function sharedDb(db: Kysely<PlatformDatabase>): Kysely<PlatformDatabase> {
   return db.withSchema('shared');
+}
+
+/**
+ * Statement texts to run as named prepared statements, and their names. PostgreSQL then parses
+ * and plans them once per connection (a generic plan after five runs) instead of on every
+ * execution: for a one-row read that is most of PostgreSQL's work. Only statements built once
+ * and run many times belong here (StatementCache registers its own); a name is never reused
+ * for another text. Bounded: past the limit the registry starts afresh.
+ */
+const preparedNames = new Map<string, string>();
+let preparedCount = 0;
+const REGISTRY_MAX = 10_000;
+
+/** Marks `text` as a statement to prepare (where the pool prepares statements at all). */
+export function prepared(text: string): string {
+  let name = preparedNames.get(text);
+  if (name === undefined) {
+    if (preparedNames.size >= REGISTRY_MAX) preparedNames.clear();
+    name = `ss_${(preparedCount++).toString(36)}`;
+    preparedNames.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * Closes a named statement on the server with the protocol's Close message (which PgBouncer
+ * >= 1.21 follows, unlike SQL DEALLOCATE). Queued on the client like any query.
+ */
+class CloseStatement implements pg.Submittable {
+  constructor(private readonly name: string) {}
+  submit(connection: unknown) {
+    const wire = connection as { close(msg: { type: 'S'; name: string }): void; sync(): void; parsedStatements: Record<string, string> };
+    delete wire.parsedStatements[this.name];
+    wire.close({ type: 'S', name: this.name });
+    wire.sync();
+  }
+  handleReadyForQuery() {}
+  /** A statement already gone is what was asked for; ReadyForQuery follows. */
+  handleError() {}
+}
+
+/**
+ * The pool as Kysely sees it: registered statements go out named, the rest as they are. Each
+ * connection keeps its `limit` most recently used statements; the least recently used one is
+ * closed on the server before a new one is prepared.
+ */
+function preparingPool(pool: pg.Pool, limit: number): PostgresPool {
+  const heldBy = new WeakMap<pg.PoolClient, Map<string, true>>();
+  return {
+    end: () => pool.end(),
+    async connect() {
+      const client = await pool.connect();
+      let held = heldBy.get(client);
+      if (!held) heldBy.set(client, (held = new Map()));
+      const lru = held;
+      let inTransaction = false;
+      let broken = false;
+      const wrapped = {
+        async query(text: string | pg.Submittable, values?: unknown[]) {
+          if (typeof text !== 'string') return client.query(text);
+          const name = preparedNames.get(text);
+          if (name === undefined) {
+            if (text === 'begin') inTransaction = true;
+            else if (text === 'commit' || text === 'rollback') inTransaction = false;
+            return client.query(text, values);
+          }
+          if (lru.delete(name)) lru.set(name, true);
+          else {
+            if (lru.size >= limit) {
+              const oldest = lru.keys().next().value as string;
+              lru.delete(oldest);
+              client.query(new CloseStatement(oldest));
+            }
+            lru.set(name, true);
+          }
+          try {
+            return await client.query({ name, text, values });
+          } catch (error) {
+            // A plan outdated by a column type change, or a statement the server does not know
+            // (a pooler in front that does not carry prepared statements): the connection is
+            // dropped with its statements, and outside a transaction the query runs again unnamed.
+            const code = (error as { code?: string }).code;
+            if (code !== '0A000' && code !== '26000') throw error;
+            broken = true;
+            if (inTransaction) throw error;
+            return client.query(text, values);
+          }
+        },
+        release(destroy?: boolean) {
+          client.release(destroy || broken ? true : undefined);
+        },
+      };
+      return wrapped as unknown as PostgresPoolClient;
+    },
+  };
 }

@@ -1,4 +1,5 @@
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
+import { prepared } from './database.js';
 
 /**
  * Builds a statement once per shape and reuses its SQL: building and schema-qualifying a query
@@ -19,6 +20,7 @@ export class StatementCache {
     if (!statement) {
       const placeholders = Object.fromEntries(names.map((name, i) => [name, placeholder(i)])) as unknown as V;
       statement = build(placeholders).compile();
+      prepared(statement.sql);
       if (this.compiled.size >= this.maxEntries) this.compiled.clear();
       this.compiled.set(key, statement);
     }

@@ -47,7 +47,8 @@ export function userAdminRoutes(users: UserAdminService, db: Kysely<PlatformData
     app.get(
       '/users',
       { config: { access: { permission: 'users.read' } }, schema: { tags: ['users'], summary: 'List users', querystring: ListQuery, response: { 200: pageOf(UserSchema), ...problems(400, 401, 403, 404) } } },
-      async (request) => users.list(requireTenant(request), request.query),
+      // The page comes as JSON text from the database (see UserAdminService.list).
+      async (request, reply) => reply.type('application/json; charset=utf-8').send((await users.list(requireTenant(request), request.query)) as never),
     );
 
     app.post(

@@ -8,6 +8,7 @@ import { randomToken, sha256 } from '../auth/tokens.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
+import { jsonArray } from '../db/json.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { conflictOnUnique, DomainError } from '../errors.js';
@@ -19,7 +20,7 @@ import type { TenantContext } from '../tenancy/directory.js';
 import { StatementCache } from '../db/statements.js';
 import { checkEmail } from './email.js';
 import { ensureAnotherAdmin, grantsOf } from './service.js';
-import { rolesColumn, USER_COLUMNS, type UserView } from './view.js';
+import { rolesColumn, USER_COLUMNS, userJson, type UserView } from './view.js';
 
 export const USER_STATUSES = ['active', 'invited', 'suspended', 'inactive'] as const;
 export const USER_SORTS = ['email', 'username', 'first_name', 'last_name', 'status', 'created_at', 'updated_at', 'last_login_at'] as const;
@@ -149,20 +150,28 @@ export class UserAdminService {
       if (v.to !== undefined) base = base.where('users.created_at', '<', v.to);
       return base;
     };
-    // One round trip: the page, each user's roles, and the total (a window count).
+    // One round trip: the page and the total (a window count), then each user of the page with
+    // its roles, rendered as JSON by PostgreSQL (the service passes the text through). Roles
+    // looked up outside the paged subquery are looked up for the page's rows only.
     const shape = `users.list:${tenant.schema}:${sort.column}:${sort.direction}`;
+    const order = (alias: string) => sql`${sql.ref(`${alias}.${sort.column}`)} ${sql.raw(sort.direction)} nulls last, ${sql.ref(`${alias}.id`)}`;
     const { rows } = await this.statements.run(db as unknown as Kysely<never>, shape, values, (v) =>
-      filtered(v)
-        .select(USER_COLUMNS.map((c) => `users.${c}` as const))
-        .select((eb) => [rolesColumn(eb), sql<string>`count(*) OVER ()`.as('total')])
-        .orderBy(sql`${sql.ref(`users.${sort.column}`)} ${sql.raw(sort.direction)} nulls last`)
-        .orderBy('users.id')
-        .limit(v.limit)
-        .offset(v.offset),
+      db
+        .selectFrom(
+          filtered(v)
+            .select(USER_COLUMNS.map((c) => `users.${c}` as const))
+            .select(sql<string>`count(*) OVER ()`.as('total'))
+            .orderBy(order('users'))
+            .limit(v.limit)
+            .offset(v.offset)
+            .as('page'),
+        )
+        .select([jsonArray(userJson(db, 'page'), order('page')).as('items'), sql<string | null>`max(page.total)`.as('total')]),
     );
-    const total =
-      rows.length > 0 ? Number(rows[0]!.total) : query.page === 1 ? 0 : Number((await filtered(values).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
-    return { items: rows.map(({ total: _t, ...user }) => ({ ...user, roles: user.roles ?? [] })), total, page: query.page, page_size: query.page_size };
+    const { items, total } = rows[0]!;
+    const count =
+      total !== null ? Number(total) : query.page === 1 ? 0 : Number((await filtered(values).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    return `{"items":${items},"total":${count},"page":${query.page},"page_size":${query.page_size}}`;
   }
 
   async get(tenant: TenantContext, userId: string): Promise<VersionedUser> {

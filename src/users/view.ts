@@ -1,5 +1,6 @@
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
+import { isoTimestamp, jsonRow } from '../db/json.js';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
 import { DateTime } from '../http/schemas.js';
@@ -60,15 +61,34 @@ export const USER_COLUMNS = [
   'updated_at',
 ] as const;
 
-/** A user's live role names, highest priority first, as a column of the user query itself. */
-export function rolesColumn(eb: ExpressionBuilder<TenantDatabase, 'users'>) {
-  return eb
+/** A user's live role names, highest priority first (a scalar subquery on the user's id). */
+function roleNames(db: Pick<Kysely<TenantDatabase>, 'selectFrom'>, userId: Expression<string>) {
+  return db
     .selectFrom('user_roles as ur')
     .innerJoin('roles as r', 'r.id', 'ur.role_id')
     .select(sql<string[]>`coalesce(array_agg(r.name ORDER BY r.priority DESC, r.name), '{}')`.as('names'))
-    .whereRef('ur.user_id', '=', 'users.id')
-    .where('r.deleted_at', 'is', null)
-    .as('roles');
+    .where('ur.user_id', '=', userId)
+    .where('r.deleted_at', 'is', null);
+}
+
+/** The role names as a column of the user query itself. */
+export function rolesColumn(eb: ExpressionBuilder<TenantDatabase, 'users'>) {
+  return roleNames(eb as unknown as Kysely<TenantDatabase>, eb.ref('users.id')).as('roles');
+}
+
+const TIMESTAMPS: ReadonlySet<string> = new Set(['last_login_at', 'created_at', 'updated_at']);
+
+/**
+ * A user as UserSchema writes it, built by PostgreSQL from the USER_COLUMNS of `alias`, with
+ * its role names looked up here (only for the rows rendered): same keys, order and text.
+ */
+export function userJson(db: Kysely<TenantDatabase>, alias: string) {
+  return jsonRow(
+    Object.keys(UserSchema.properties).map((key) => {
+      const ref = sql.ref(`${alias}.${key}`);
+      return [key, key === 'roles' ? sql`(${roleNames(db, sql.ref(`${alias}.id`))})` : TIMESTAMPS.has(key) ? isoTimestamp(ref) : ref] as const;
+    }),
+  );
 }
 
 /** One live user with role names, in one query, or 404. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDatabase, type Database } from '../../src/db/database.js';
+import { createDatabase, DEFAULT_PREPARED_STATEMENTS, type Database } from '../../src/db/database.js';
 import { TEMPLATE_DATABASE, withDatabase } from './urls.js';
 
 export interface TestDatabase {
@@ -22,11 +22,12 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 }
 
 /** A fresh database cloned from the migrated template: each test file gets its own. */
-export async function createTestDatabase(options: { poolMax?: number } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(options: { poolMax?: number; preparedStatements?: number } = {}): Promise<TestDatabase> {
   const name = `test_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
   await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DATABASE}`));
   const url = withDatabase(inject('pgUrl'), name);
-  const database = createDatabase({ url, max: options.poolMax ?? 5, connectionTimeoutMs: 10_000 });
+  // The service's default statement handling (named prepared statements), unless a test asks otherwise.
+  const database = createDatabase({ url, max: options.poolMax ?? 5, connectionTimeoutMs: 10_000, preparedStatements: options.preparedStatements ?? DEFAULT_PREPARED_STATEMENTS });
   return {
     url,
     name,

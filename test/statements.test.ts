@@ -1,0 +1,100 @@
+import { sql, type Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase, tenantDb, type Database } from '../src/db/database.js';
+import { StatementCache } from '../src/db/statements.js';
+import { createTestApp, type TestApp } from './support/app.js';
+import { bearer, login, seedTenant, type SeededUser } from './support/tenants.js';
+
+let t: TestApp;
+let alpha: SeededUser;
+let beta: SeededUser;
+const opened: Database[] = [];
+
+beforeAll(async () => {
+  t = await createTestApp();
+  alpha = await seedTenant(t, 'psa');
+  beta = await seedTenant(t, 'psb');
+});
+afterAll(async () => {
+  for (const d of opened) await d.close();
+  await t?.close();
+});
+
+/** A pool of one connection, so every query below meets the same server session. */
+function single(preparedStatements: number): Database {
+  const d = createDatabase({ url: t.db.url, max: 1, connectionTimeoutMs: 10_000, preparedStatements });
+  opened.push(d);
+  return d;
+}
+
+const held = async (d: Database) =>
+  (await sql<{ statement: string }>`SELECT statement FROM pg_prepared_statements ORDER BY prepare_time`.execute(d.db)).rows.map((r) => r.statement);
+
+/** One user's email through a cached statement of `shape` (the shape's SQL differs per column list). */
+function reader(cache: StatementCache, d: Database, schema: string) {
+  return async (id: string, extra: 'first_name' | 'last_name' | 'status') => {
+    const { rows } = await cache.run(tenantDb(d.db, schema) as unknown as Kysely<never>, `read:${schema}:${extra}`, { id }, (v) =>
+      tenantDb(d.db, schema).selectFrom('users').select(['email', extra]).where('id', '=', v.id),
+    );
+    return (rows[0] as { email: string } | undefined)?.email;
+  };
+}
+
+describe('named prepared statements', () => {
+  it('runs cached statements as named statements, one per text and tenant, each answering for its own tenant', async () => {
+    const d = single(10);
+    const cache = new StatementCache();
+    const readAlpha = reader(cache, d, 'tenant_psa');
+    const readBeta = reader(cache, d, 'tenant_psb');
+    for (let i = 0; i < 3; i++) {
+      expect(await readAlpha(alpha.id, 'status')).toBe(alpha.email);
+      expect(await readBeta(beta.id, 'status')).toBe(beta.email);
+      // Each tenant's statement names its own schema: the other tenant's id finds nothing.
+      expect(await readAlpha(beta.id, 'status')).toBeUndefined();
+      expect(await readBeta(alpha.id, 'status')).toBeUndefined();
+    }
+    const statements = await held(d);
+    expect(statements).toHaveLength(2);
+    expect(statements.filter((s) => s.includes('"tenant_psa"'))).toHaveLength(1);
+    expect(statements.filter((s) => s.includes('"tenant_psb"'))).toHaveLength(1);
+  });
+
+  it('keeps at most the configured number per connection, closing the least recently used', async () => {
+    const d = single(2);
+    const read = reader(new StatementCache(), d, 'tenant_psa');
+    expect(await read(alpha.id, 'first_name')).toBe(alpha.email);
+    expect(await read(alpha.id, 'last_name')).toBe(alpha.email);
+    expect(await read(alpha.id, 'first_name')).toBe(alpha.email); // last_name is now the least recent
+    expect(await read(alpha.id, 'status')).toBe(alpha.email);
+    const statements = await held(d);
+    expect(statements).toHaveLength(2);
+    expect(statements.some((s) => s.includes('"first_name"'))).toBe(true);
+    expect(statements.some((s) => s.includes('"status"'))).toBe(true);
+    expect(statements.some((s) => s.includes('"last_name"'))).toBe(false);
+    // The closed one is prepared again when it comes back.
+    expect(await read(alpha.id, 'last_name')).toBe(alpha.email);
+    expect(await held(d)).toHaveLength(2);
+  });
+
+  it('prepares nothing when the setting is 0', async () => {
+    const d = single(0);
+    const read = reader(new StatementCache(), d, 'tenant_psb');
+    for (let i = 0; i < 3; i++) expect(await read(beta.id, 'first_name')).toBe(beta.email);
+    expect(await held(d)).toEqual([]);
+  });
+
+  it('survives a column type change under a prepared statement (the statement runs again unnamed, the connection is replaced)', async () => {
+    const token = (await login(t.app, 'psa', alpha.email)).access_token;
+    const get = () => t.app.inject({ method: 'GET', url: `/api/v1/tenants/psa/users/${alpha.id}`, headers: bearer(token) });
+    for (let i = 0; i < 8; i++) expect((await get()).statusCode).toBe(200);
+    await sql`ALTER TABLE tenant_psa.users ALTER COLUMN phone TYPE varchar(80)`.execute(t.db.database.db);
+    for (let i = 0; i < 8; i++) {
+      const res = await get();
+      expect(res.statusCode).toBe(200);
+      expect(res.json().email).toBe(alpha.email);
+    }
+    // The other tenant is untouched.
+    const tokenB = (await login(t.app, 'psb', beta.email)).access_token;
+    expect((await t.app.inject({ method: 'GET', url: `/api/v1/tenants/psb/users/${alpha.id}`, headers: bearer(tokenB) })).statusCode).toBe(404);
+  });
+});
