@@ -8,7 +8,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { verifyPassword } from '../src/auth/passwords.js';
 import { rolesColumn, USER_COLUMNS } from '../src/users/view.js';
-import { prepared } from '../src/db/database.js';
+import { DEFAULT_PREPARED_STATEMENTS, prepared } from '../src/db/database.js';
 import type { TenantDatabase } from '../src/db/types.js';
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) });
@@ -19,7 +19,7 @@ const hash = process.env.FLOOR_HASH ?? '';
 // The same SQL as get_user (one live user by primary key, with its role names and version),
 // compiled once per schema and sent straight to the pool: the cheapest way to do that work.
 // Named and prepared when the service prepares its statements (DATABASE_PREPARED_STATEMENTS > 0).
-const prepare = Number(process.env.DATABASE_PREPARED_STATEMENTS ?? 0) > 0;
+const prepare = Number(process.env.DATABASE_PREPARED_STATEMENTS ?? DEFAULT_PREPARED_STATEMENTS) > 0;
 const statements = new Map<string, { text: string; name?: string }>();
 function userStatement(schema: string): { text: string; name?: string } {
   let statement = statements.get(schema);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { sql } from 'kysely';
 import { hashPassword, verifyPassword } from '../src/auth/passwords.js';
-import { createDatabase, tenantDb } from '../src/db/database.js';
+import { createDatabase, DEFAULT_PREPARED_STATEMENTS, tenantDb } from '../src/db/database.js';
 import { startEmbeddedPostgres } from '../src/db/embedded.js';
 import { tenantMigrations } from '../src/db/migrations/index.js';
 import { migratePlatform } from '../src/db/platform.js';
@@ -27,6 +27,8 @@ const ROUNDS = mode === 'quick' ? 1 : 3;
 /** Longest wait for autovacuum to go quiet before measuring (the quick run must stay short). */
 const SETTLE_MAX_MS = mode === 'quick' ? 4_000 : 180_000;
 const POOL_MAX = 10;
+/** The service's setting, passed to the floor too (it prepares its statement when the service does). */
+const PREPARED_STATEMENTS = process.env.DATABASE_PREPARED_STATEMENTS ?? String(DEFAULT_PREPARED_STATEMENTS);
 const PASSWORD = 'benchmark password 123';
 const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -147,7 +149,7 @@ async function main() {
     };
     await register(0, SMALL);
 
-    const env = { DATABASE_URL: pg.url, DATABASE_POOL_MAX: String(POOL_MAX), JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dataDir };
+    const env = { DATABASE_URL: pg.url, DATABASE_POOL_MAX: String(POOL_MAX), DATABASE_PREPARED_STATEMENTS: PREPARED_STATEMENTS, JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dataDir };
     // The service logs at warn (no per-request lines), so readiness is polled on /health.
     const port = await freePort();
     // BENCH_PROFILE_DIR=dir: the service writes a CPU profile there when it stops (node --cpu-prof).
@@ -284,7 +286,7 @@ async function main() {
       mode,
       generated_at: new Date().toISOString(),
       machine: { cpus: os.cpus().length, node: process.version, postgres: version, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
-      settings: { seconds_per_scenario: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, pool_max: POOL_MAX, users_per_tenant: 50 },
+      settings: { seconds_per_scenario: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, pool_max: POOL_MAX, prepared_statements: Number(PREPARED_STATEMENTS), users_per_tenant: 50 },
       scenarios,
       provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: 20 },
       migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
