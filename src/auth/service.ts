@@ -117,7 +117,7 @@ export class AuthService {
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);
     // The rotation is one conditional UPDATE (atomic on its own); only a reuse needs a transaction.
-    const result = await this.deps.sessions.rotate(db, refreshToken, policy);
+    const result = await this.deps.sessions.rotate(tenant, refreshToken, policy);
     if (result.kind === 'reused') {
       await db.transaction().execute(async (trx) => {
         await this.deps.sessions.revoke(trx, result.sessionId, 'refresh_token_reuse');

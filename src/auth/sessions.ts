@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
+import { StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import type { TenantPolicy } from '../settings/policy.js';
@@ -32,6 +33,8 @@ export type RotateResult =
  * user states are cached; every revocation invalidates them on all instances.
  */
 export class SessionStore {
+  private readonly statements = new StatementCache();
+
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly local: LocalCache,
@@ -55,19 +58,24 @@ export class SessionStore {
    * Rotates a refresh token in one conditional UPDATE: of concurrent refreshes of one token
    * exactly one matches the row; the others find it already rotated and count as reuse.
    */
-  async rotate(db: Kysely<TenantDatabase>, presented: string, policy: TenantPolicy): Promise<RotateResult> {
+  async rotate(tenant: TenantContext, presented: string, policy: TenantPolicy): Promise<RotateResult> {
+    const db = tenantDb(this.db, tenant.schema);
     const hash = sha256(presented);
     const next = randomToken(REFRESH_PREFIX);
-    const idleCutoff = new Date(Date.now() - policy.idleTimeoutMinutes * 60_000);
-    const rotated = await db
-      .updateTable('user_sessions')
-      .set({ previous_refresh_token_hash: hash, refresh_token_hash: sha256(next), last_seen_at: new Date(), updated_at: new Date() })
-      .where('refresh_token_hash', '=', hash)
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', new Date())
-      .where('last_seen_at', '>', idleCutoff)
-      .returning(['id', 'user_id'])
-      .executeTakeFirst();
+    const now = new Date();
+    const values = { hash, next: sha256(next), now, idleCutoff: new Date(now.getTime() - policy.idleTimeoutMinutes * 60_000) };
+    // Built once per schema and prepared: a refresh is a hot path.
+    const { rows } = await this.statements.run(db as unknown as Kysely<never>, `sessions.rotate:${tenant.schema}`, values, (v) =>
+      db
+        .updateTable('user_sessions')
+        .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: v.now, updated_at: v.now })
+        .where('refresh_token_hash', '=', v.hash)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', v.now)
+        .where('last_seen_at', '>', v.idleCutoff)
+        .returning(['id', 'user_id']),
+    );
+    const rotated = rows[0];
     if (rotated) return { kind: 'rotated', sessionId: rotated.id, userId: rotated.user_id, refreshToken: next };
     const reused = await db
       .selectFrom('user_sessions')
