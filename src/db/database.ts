@@ -47,15 +47,19 @@ export function createDatabase(options: DatabaseOptions): Database {
   });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on('error', (error) => options.onPoolError?.(error));
-  const limit = options.preparedStatements ?? 0;
-  const db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool: limit > 0 ? preparingPool(pool, limit) : pool }) });
+  const preparing = new PreparingPool(pool, options.preparedStatements ?? 0);
+  const db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool: preparing.forKysely() }) });
+  pools.set(db, preparing);
   let closing: Promise<void> | undefined;
   return { db, pool, close: () => (closing ??= db.destroy()) };
 }
 
 /** The only way to build a tenant query: every table it names is qualified with the schema. */
 export function tenantDb(db: Kysely<PlatformDatabase>, schemaName: string): Kysely<TenantDatabase> {
-  return (db as unknown as Kysely<TenantDatabase>).withSchema(schemaName);
+  const tenant = (db as unknown as Kysely<TenantDatabase>).withSchema(schemaName);
+  const pool = pools.get(db);
+  if (pool) pools.set(tenant, pool);
+  return tenant;
 }
 
 export function sharedDb(db: Kysely<PlatformDatabase>): Kysely<PlatformDatabase> {
@@ -102,57 +106,88 @@ class CloseStatement implements pg.Submittable {
 }
 
 /**
- * The pool as Kysely sees it: registered statements go out named, the rest as they are. Each
- * connection keeps its `limit` most recently used statements; the least recently used one is
- * closed on the server before a new one is prepared.
+ * The pool with its prepared statements. Registered statements go out named; each connection
+ * keeps its `limit` most recently used ones, the least recently used closed on the server before
+ * a new one is prepared. Kysely runs through `forKysely()`; StatementCache runs its statements
+ * outside transactions through `run()`, without Kysely's per-query machinery.
  */
-function preparingPool(pool: pg.Pool, limit: number): PostgresPool {
-  const heldBy = new WeakMap<pg.PoolClient, Map<string, true>>();
-  return {
-    end: () => pool.end(),
-    async connect() {
-      const client = await pool.connect();
-      let held = heldBy.get(client);
-      if (!held) heldBy.set(client, (held = new Map()));
-      const lru = held;
-      let inTransaction = false;
-      let broken = false;
-      const wrapped = {
-        async query(text: string | pg.Submittable, values?: unknown[]) {
-          if (typeof text !== 'string') return client.query(text);
-          const name = preparedNames.get(text);
-          if (name === undefined) {
+class PreparingPool {
+  private readonly heldBy = new WeakMap<pg.PoolClient, Map<string, true>>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly limit: number,
+  ) {}
+
+  /** Runs `text` on `client`, named when registered; `broken` asks the caller to drop the connection. */
+  private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined, inTransaction: boolean, broken: { value: boolean }) {
+    const name = this.limit > 0 ? preparedNames.get(text) : undefined;
+    if (name === undefined) return client.query(text, values);
+    let lru = this.heldBy.get(client);
+    if (!lru) this.heldBy.set(client, (lru = new Map()));
+    if (lru.delete(name)) lru.set(name, true);
+    else {
+      if (lru.size >= this.limit) {
+        const oldest = lru.keys().next().value as string;
+        lru.delete(oldest);
+        client.query(new CloseStatement(oldest));
+      }
+      lru.set(name, true);
+    }
+    try {
+      return await client.query({ name, text, values });
+    } catch (error) {
+      // A plan outdated by a column type change, or a statement the server does not know
+      // (a pooler in front that does not carry prepared statements): the connection is
+      // dropped with its statements, and outside a transaction the query runs again unnamed.
+      const code = (error as { code?: string }).code;
+      if (code !== '0A000' && code !== '26000') throw error;
+      broken.value = true;
+      if (inTransaction) throw error;
+      return client.query(text, values);
+    }
+  }
+
+  /** One statement outside any transaction: a connection, the statement, the connection back. */
+  async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
+    const client = await this.pool.connect();
+    const broken = { value: false };
+    try {
+      return await this.query(client, text, values, false, broken);
+    } finally {
+      client.release(broken.value ? true : undefined);
+    }
+  }
+
+  forKysely(): PostgresPool {
+    return {
+      end: () => this.pool.end(),
+      connect: async () => {
+        const client = await this.pool.connect();
+        let inTransaction = false;
+        const broken = { value: false };
+        const wrapped = {
+          query: async (text: string | pg.Submittable, values?: unknown[]) => {
+            if (typeof text !== 'string') return client.query(text);
             if (text === 'begin') inTransaction = true;
             else if (text === 'commit' || text === 'rollback') inTransaction = false;
-            return client.query(text, values);
-          }
-          if (lru.delete(name)) lru.set(name, true);
-          else {
-            if (lru.size >= limit) {
-              const oldest = lru.keys().next().value as string;
-              lru.delete(oldest);
-              client.query(new CloseStatement(oldest));
-            }
-            lru.set(name, true);
-          }
-          try {
-            return await client.query({ name, text, values });
-          } catch (error) {
-            // A plan outdated by a column type change, or a statement the server does not know
-            // (a pooler in front that does not carry prepared statements): the connection is
-            // dropped with its statements, and outside a transaction the query runs again unnamed.
-            const code = (error as { code?: string }).code;
-            if (code !== '0A000' && code !== '26000') throw error;
-            broken = true;
-            if (inTransaction) throw error;
-            return client.query(text, values);
-          }
-        },
-        release(destroy?: boolean) {
-          client.release(destroy || broken ? true : undefined);
-        },
-      };
-      return wrapped as unknown as PostgresPoolClient;
-    },
-  };
+            return this.query(client, text, values, inTransaction, broken);
+          },
+          release: (destroy?: boolean) => client.release(destroy || broken.value ? true : undefined),
+        };
+        return wrapped as unknown as PostgresPoolClient;
+      },
+    };
+  }
+}
+
+/** The pool behind each root handle and the tenant handles made from it (see tenantDb). */
+const pools = new WeakMap<object, PreparingPool>();
+
+/**
+ * Runs a statement straight on the pool behind `db` (a handle from createDatabase or tenantDb,
+ * outside a transaction), or undefined when `db` has none (a transaction, a foreign handle).
+ */
+export function runDirect(db: Kysely<never>, text: string, values: unknown[]): Promise<pg.QueryResult> | undefined {
+  return db.isTransaction ? undefined : pools.get(db)?.run(text, values);
 }

@@ -1,5 +1,5 @@
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
-import { prepared } from './database.js';
+import { prepared, runDirect } from './database.js';
 
 /**
  * Builds a statement once per shape and reuses its SQL: building and schema-qualifying a query
@@ -26,6 +26,9 @@ export class StatementCache {
     }
     const byPlaceholder = new Map(names.map((name, i) => [placeholder(i), values[name]]));
     const parameters = statement.parameters.map((p) => (typeof p === 'string' && byPlaceholder.has(p) ? byPlaceholder.get(p) : p));
+    // Outside a transaction, straight to the pool (the statement is compiled already).
+    const direct = runDirect(db, statement.sql, parameters);
+    if (direct) return { rows: (await direct).rows as R[] };
     return db.executeQuery<R>({ ...statement, parameters });
   }
 }
