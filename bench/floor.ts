@@ -7,8 +7,9 @@ import Fastify from 'fastify';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { verifyPassword } from '../src/auth/passwords.js';
-import { rolesColumn, USER_COLUMNS } from '../src/users/view.js';
-import { DEFAULT_PREPARED_STATEMENTS, prepared } from '../src/db/database.js';
+import { userById } from '../src/users/view.js';
+import { DEFAULT_PREPARED_STATEMENTS } from '../src/config.js';
+import { prepared } from '../src/db/database.js';
 import type { TenantDatabase } from '../src/db/types.js';
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) });
@@ -24,14 +25,7 @@ const statements = new Map<string, { text: string; name?: string }>();
 function userStatement(schema: string): { text: string; name?: string } {
   let statement = statements.get(schema);
   if (!statement) {
-    const sql = db
-      .withSchema(schema)
-      .selectFrom('users')
-      .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
-      .select((eb) => rolesColumn(eb))
-      .where('users.id', '=', '00000000-0000-0000-0000-000000000000')
-      .where('users.deleted_at', 'is', null)
-      .compile().sql;
+    const sql = userById(db.withSchema(schema), '00000000-0000-0000-0000-000000000000').compile().sql;
     statement = prepare ? { text: sql, name: prepared(sql) } : { text: sql };
     statements.set(schema, statement);
   }

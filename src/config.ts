@@ -1,5 +1,7 @@
 import path from 'node:path';
-import { DEFAULT_PREPARED_STATEMENTS } from './db/database.js';
+
+/** Named prepared statements a connection keeps unless DATABASE_PREPARED_STATEMENTS says otherwise. */
+export const DEFAULT_PREPARED_STATEMENTS = 100;
 
 /** Raised for any bad or missing setting; its message is the one line printed at start-up. */
 export class ConfigError extends Error {

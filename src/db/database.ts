@@ -12,9 +12,6 @@ const typeParsers = {
   },
 } as pg.CustomTypesConfig;
 
-/** Named prepared statements a connection keeps unless DATABASE_PREPARED_STATEMENTS says otherwise. */
-export const DEFAULT_PREPARED_STATEMENTS = 100;
-
 export interface DatabaseOptions {
   readonly url: string;
   readonly max: number;
@@ -113,14 +110,16 @@ class CloseStatement implements pg.Submittable {
  */
 class PreparingPool {
   private readonly heldBy = new WeakMap<pg.PoolClient, Map<string, true>>();
+  /** Connections to drop when released (their statements are stale or unknown to the server). */
+  private readonly broken = new WeakSet<pg.PoolClient>();
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly limit: number,
   ) {}
 
-  /** Runs `text` on `client`, named when registered; `broken` asks the caller to drop the connection. */
-  private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined, inTransaction: boolean, broken: { value: boolean }) {
+  /** Runs `text` on `client`, named when registered. */
+  private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined, inTransaction: boolean) {
     const name = this.limit > 0 ? preparedNames.get(text) : undefined;
     if (name === undefined) return client.query(text, values);
     let lru = this.heldBy.get(client);
@@ -142,7 +141,7 @@ class PreparingPool {
       // dropped with its statements, and outside a transaction the query runs again unnamed.
       const code = (error as { code?: string }).code;
       if (code !== '0A000' && code !== '26000') throw error;
-      broken.value = true;
+      this.broken.add(client);
       if (inTransaction) throw error;
       return client.query(text, values);
     }
@@ -151,12 +150,15 @@ class PreparingPool {
   /** One statement outside any transaction: a connection, the statement, the connection back. */
   async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
     const client = await this.pool.connect();
-    const broken = { value: false };
     try {
-      return await this.query(client, text, values, false, broken);
+      return await this.query(client, text, values, false);
     } finally {
-      client.release(broken.value ? true : undefined);
+      this.release(client);
     }
+  }
+
+  private release(client: pg.PoolClient, destroy?: boolean) {
+    client.release(destroy || this.broken.has(client) ? true : undefined);
   }
 
   forKysely(): PostgresPool {
@@ -165,15 +167,14 @@ class PreparingPool {
       connect: async () => {
         const client = await this.pool.connect();
         let inTransaction = false;
-        const broken = { value: false };
         const wrapped = {
           query: async (text: string | pg.Submittable, values?: unknown[]) => {
             if (typeof text !== 'string') return client.query(text);
             if (text === 'begin') inTransaction = true;
             else if (text === 'commit' || text === 'rollback') inTransaction = false;
-            return this.query(client, text, values, inTransaction, broken);
+            return this.query(client, text, values, inTransaction);
           },
-          release: (destroy?: boolean) => client.release(destroy || broken.value ? true : undefined),
+          release: (destroy?: boolean) => this.release(client, destroy),
         };
         return wrapped as unknown as PostgresPoolClient;
       },

@@ -20,7 +20,7 @@ import type { TenantContext } from '../tenancy/directory.js';
 import { StatementCache } from '../db/statements.js';
 import { checkEmail } from './email.js';
 import { ensureAnotherAdmin, grantsOf } from './service.js';
-import { rolesColumn, USER_COLUMNS, userJson, type UserView } from './view.js';
+import { USER_COLUMNS, userById, userJson, type UserView } from './view.js';
 
 export const USER_STATUSES = ['active', 'invited', 'suspended', 'inactive'] as const;
 export const USER_SORTS = ['email', 'username', 'first_name', 'last_name', 'status', 'created_at', 'updated_at', 'last_login_at'] as const;
@@ -365,12 +365,7 @@ export class UserAdminService {
   /** One live user with its roles, in one query (row-locked for an update when asked). */
   private async load(db: Kysely<TenantDatabase>, schema: string, userId: string, forUpdate = false): Promise<VersionedUser> {
     const { rows } = await this.statements.run(db as unknown as Kysely<never>, `users.load:${schema}:${forUpdate}`, { id: userId }, (v) => {
-      const q = db
-        .selectFrom('users')
-        .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
-        .select((eb) => rolesColumn(eb))
-        .where('users.id', '=', v.id)
-        .where('users.deleted_at', 'is', null);
+      const q = userById(db, v.id);
       return forUpdate ? q.forUpdate('users') : q;
     });
     const user = rows[0];

@@ -91,6 +91,16 @@ export function userJson(db: Kysely<TenantDatabase>, alias: string) {
   );
 }
 
+/** One live user by id with its role names and row version: the single-user read of the API. */
+export function userById(db: Kysely<TenantDatabase>, userId: string) {
+  return db
+    .selectFrom('users')
+    .select([...USER_COLUMNS.map((c) => `users.${c}` as const), 'users.version'])
+    .select((eb) => rolesColumn(eb))
+    .where('users.id', '=', userId)
+    .where('users.deleted_at', 'is', null);
+}
+
 /** One live user with role names, in one query, or 404. */
 export async function loadUserView(db: Kysely<TenantDatabase>, userId: string): Promise<UserView> {
   const user = await db

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDatabase, DEFAULT_PREPARED_STATEMENTS, type Database } from '../../src/db/database.js';
+import { DEFAULT_PREPARED_STATEMENTS } from '../../src/config.js';
+import { createDatabase, type Database } from '../../src/db/database.js';
 import { TEMPLATE_DATABASE, withDatabase } from './urls.js';
 
 export interface TestDatabase {
