@@ -5,6 +5,7 @@
  * schemas leaves the harness with a large heap).
  */
 import autocannon from 'autocannon';
+import { cpuPerRequest, snapshot } from './cpu.js';
 
 export interface LoadSpec {
   url: string;
@@ -16,6 +17,8 @@ export interface LoadSpec {
   /** `new-user`: each request creates a user with a fresh email; `refresh`: each follows a rotation chain. */
   kind?: 'new-user' | 'refresh';
   refreshTokens?: string[];
+  /** Processes whose CPU per request is reported, by group name (the service, the floor). */
+  watch?: Record<string, number>;
 }
 
 const spec = JSON.parse(process.argv[2]!) as LoadSpec;
@@ -56,7 +59,15 @@ const run = (duration: number) =>
 
 // A short unmeasured run first, so both sides are measured warm (JIT, caches, pool).
 await run(1);
+const watch = spec.watch ?? {};
+const before = snapshot(watch);
+const ownBefore = process.cpuUsage();
 const result = await run(spec.seconds);
+const own = process.cpuUsage(ownBefore);
+const after = snapshot(watch);
+const answered = result.requests.total;
+// Every group is reported, zero when it did no work (the floor's process during a service run).
+const cpu = before.pids.size === 0 ? undefined : { ...Object.fromEntries(Object.keys(watch).map((g) => [g, 0])), ...cpuPerRequest(before, after, answered), load_generator: Math.round((own.user + own.system) / Math.max(1, answered)) };
 process.stdout.write(
-  `${JSON.stringify({ rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors: result.errors + result.non2xx })}\n`,
+  `${JSON.stringify({ rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, errors: result.errors + result.non2xx, cpu_us_per_request: cpu })}\n`,
 );

@@ -30,6 +30,8 @@ const ROUNDS = mode === 'quick' ? 1 : 3;
 /** Longest wait for autovacuum to go quiet before measuring (the quick run must stay short). */
 const SETTLE_MAX_MS = mode === 'quick' ? 4_000 : 180_000;
 const POOL_MAX = 10;
+/** Cold provisionings (no spare schema ready): the quick run keeps 5 of them (~0.6 s each). */
+const COLD_RUNS = mode === 'quick' ? 5 : 20;
 /** The service's setting, passed to the floor too (it prepares its statement when the service does). */
 const PREPARED_STATEMENTS = process.env.DATABASE_PREPARED_STATEMENTS ?? String(DEFAULT_PREPARED_STATEMENTS);
 const PASSWORD = 'benchmark password 123';
@@ -46,7 +48,12 @@ interface Scenario {
   ratio_to_floor?: number;
   /** rps of each turn, when the scenario ran in turns with its floor. */
   rounds?: number[];
+  /** CPU microseconds per request: the service, the floor, PostgreSQL (all its processes), the load generator. */
+  cpu_us_per_request?: Record<string, number>;
 }
+
+/** The processes whose CPU each load reports (set once they run). */
+const watched: Record<string, number> = {};
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -83,10 +90,11 @@ async function rssMb(pid: number): Promise<number> {
 
 /** Runs the load generator (bench/load.ts) in a child process and reads its result. */
 async function load(name: string, url: string, options: Partial<Omit<LoadSpec, 'url'>> = {}): Promise<Scenario> {
-  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? SECONDS, connections: options.connections ?? CONNECTIONS, kind: options.kind, refreshTokens: options.refreshTokens };
+  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? SECONDS, connections: options.connections ?? CONNECTIONS, kind: options.kind, refreshTokens: options.refreshTokens, watch: watched };
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'bench/load.ts', JSON.stringify(spec)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
-  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rps: number; p50_ms: number; p99_ms: number; errors: number };
-  log(`${name}: ${result.rps} rps, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms${result.errors ? `, ${result.errors} errors` : ''}`);
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<Scenario, 'name'>;
+  const cpu = result.cpu_us_per_request ? `, CPU us/request ${Object.entries(result.cpu_us_per_request).map(([k, v]) => `${k} ${v}`).join(' ')}` : '';
+  log(`${name}: ${result.rps} rps, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms${result.errors ? `, ${result.errors} errors` : ''}${cpu}`);
   return { name, ...result };
 }
 
@@ -121,7 +129,7 @@ async function main() {
     };
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const cold: number[] = [];
-    for (let i = 0; i < 20; i++) cold.push(await time(() => schemas.initializeTenantSchema(null, `tenant_cold_${i}`)));
+    for (let i = 0; i < COLD_RUNS; i++) cold.push(await time(() => schemas.initializeTenantSchema(null, `tenant_cold_${i}`)));
     const spares = new SchemaManager(db, tenantMigrations, { spares: 2 });
     const warm: number[] = [];
     for (let i = 0; i < 20; i++) {
@@ -174,6 +182,8 @@ async function main() {
     children.push(floor.proc);
     const base = `http://127.0.0.1:${service.match[1]}`;
     const floorBase = `http://127.0.0.1:${floor.match[1]}`;
+    watched.service = serviceProc.pid!;
+    watched.floor = floor.proc.pid!;
 
     // Provisioning leaves autovacuum analyzing the new tables for a while: every measurement
     // starts from the steady state after it (the wait is bounded and recorded).
@@ -284,7 +294,7 @@ async function main() {
       machine: { cpus: os.cpus().length, node: process.version, postgres: version, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
       settings: { seconds_per_scenario: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, pool_max: POOL_MAX, prepared_statements: Number(PREPARED_STATEMENTS), users_per_tenant: 50, service: mode === 'quick' ? 'source (tsx)' : 'compiled' },
       scenarios,
-      provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: 20 },
+      provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: 20, cold_runs: COLD_RUNS },
       migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
       scale: {
         small_tenants: SMALL,
@@ -304,11 +314,16 @@ async function main() {
     await writeFile(path.join(resultsDir, 'latest.json'), json);
     await writeFile(path.join(resultsDir, `${results.generated_at.replace(/[:.]/g, '-')}.json`), json);
 
-    const rows = scenarios.map((s) => [s.name, String(s.rps), String(s.p50_ms), String(s.p99_ms), s.floor ?? '', s.ratio_to_floor?.toFixed(2) ?? '']);
-    const header = ['scenario', 'rps', 'p50 ms', 'p99 ms', 'floor', 'ratio'];
+    // CPU per request of the process that answered (the service, or the floor for a floor), of PostgreSQL and of the load generator.
+    const cpuOf = (s: Scenario) => {
+      const c = s.cpu_us_per_request;
+      return c ? `${s.name.startsWith('floor') ? c.floor : c.service} / ${c.postgres ?? 0} / ${c.load_generator}` : '';
+    };
+    const rows = scenarios.map((s) => [s.name, String(s.rps), String(s.p50_ms), String(s.p99_ms), s.floor ?? '', s.ratio_to_floor?.toFixed(2) ?? '', cpuOf(s)]);
+    const header = ['scenario', 'rps', 'p50 ms', 'p99 ms', 'floor', 'ratio', 'CPU us/request: server / postgres / load'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
-    process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms, from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
+    process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
     process.stdout.write(`scale             get_user p99 ${smallGet.p99_ms} ms @${SMALL} -> ${largeGet.p99_ms} ms @${LARGE}; service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
     process.stdout.write(`written           ${path.relative(ROOT, path.join(resultsDir, 'latest.json'))} (${results.duration_s} s)\n`);

@@ -19,6 +19,13 @@ it('bench --quick runs and writes valid results', async () => {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);
     if (s.floor) expect(s.ratio_to_floor, s.name).toBeGreaterThan(0);
+    // Where each request's CPU went, attributed to the process that answered it.
+    const cpu = s.cpu_us_per_request;
+    expect(Object.keys(cpu).sort(), s.name).toEqual(['floor', 'load_generator', 'postgres', 'service']);
+    const [server, idle] = s.name.startsWith('floor') ? [cpu.floor, cpu.service] : [cpu.service, cpu.floor];
+    expect(server, s.name).toBeGreaterThan(idle);
+    expect(cpu.load_generator, s.name).toBeGreaterThan(0);
+    if (s.name !== 'floor_argon2_verify') expect(cpu.postgres, s.name).toBeGreaterThan(0);
   }
   expect(json.provision_tenant.spare_median_ms).toBeGreaterThan(0);
   expect(json.migrate_all.failed).toBe(0);
