@@ -40,6 +40,26 @@ function reader(cache: StatementCache, d: Database, schema: string) {
   };
 }
 
+describe('tenant handles', () => {
+  it('are made once per schema and each reads its own tenant only, inside and outside transactions', async () => {
+    const d = single(0);
+    expect(tenantDb(d.db, 'tenant_psa')).toBe(tenantDb(d.db, 'tenant_psa'));
+    expect(tenantDb(d.db, 'tenant_psa')).not.toBe(tenantDb(d.db, 'tenant_psb'));
+    const email = (db: Kysely<never>, schema: string, id: string) =>
+      tenantDb(db as never, schema).selectFrom('users').select('email').where('id', '=', id).executeTakeFirst();
+    for (let i = 0; i < 2; i++) {
+      expect((await email(d.db as never, 'tenant_psa', alpha.id))?.email).toBe(alpha.email);
+      expect(await email(d.db as never, 'tenant_psa', beta.id)).toBeUndefined();
+      expect((await email(d.db as never, 'tenant_psb', beta.id))?.email).toBe(beta.email);
+      await d.db.transaction().execute(async (trx) => {
+        expect(tenantDb(trx as never, 'tenant_psb')).not.toBe(tenantDb(d.db, 'tenant_psb'));
+        expect((await email(trx as never, 'tenant_psb', beta.id))?.email).toBe(beta.email);
+        expect(await email(trx as never, 'tenant_psb', alpha.id)).toBeUndefined();
+      });
+    }
+  });
+});
+
 describe('named prepared statements', () => {
   it('runs cached statements as named statements, one per text and tenant, each answering for its own tenant', async () => {
     const d = single(10);
