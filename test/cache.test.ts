@@ -94,6 +94,71 @@ describe('redis fan-out between instances', () => {
   });
 });
 
+describe('local cache invalidation', () => {
+  async function pair() {
+    const shared = new MemoryCache();
+    const a = new LocalCache(shared);
+    const b = new LocalCache(shared);
+    await Promise.all([a.start(), b.start()]);
+    return [a, b] as const;
+  }
+
+  it('drops one key, or every key under a prefix ending with ":", here and on the other instance', async () => {
+    const [a, b] = await pair();
+    for (const local of [a, b]) for (const key of ['session:t1:1', 'session:t1:10', 'session:t2:1', 'tenant:acme', 'tenant:acme2']) local.set(key, key);
+    await a.invalidate('session:t1:1');
+    await a.invalidate('tenant:acme');
+    for (const local of [a, b]) {
+      expect(await until(() => local.get('session:t1:1') === undefined)).toBe(true);
+      expect(local.get('tenant:acme')).toBeUndefined();
+      // A key is not a prefix: its longer neighbours stay.
+      expect(local.get('session:t1:10')).toBe('session:t1:10');
+      expect(local.get('tenant:acme2')).toBe('tenant:acme2');
+    }
+    await b.invalidate('session:t1:');
+    for (const local of [a, b]) {
+      expect(await until(() => local.get('session:t1:10') === undefined)).toBe(true);
+      expect(local.get('session:t2:1')).toBe('session:t2:1');
+    }
+  });
+
+  it('keeps a value loaded across invalidations of other keys, not across one of its own key or prefix', async () => {
+    const [a, b] = await pair();
+    let loads = 0;
+    /** A load that lets `during` run while it is in flight. */
+    const loadAcross = async (key: string, during: () => Promise<void>) => {
+      let finish!: () => void;
+      const gate = new Promise<void>((r) => (finish = r));
+      const loading = a.load(key, async () => {
+        await gate;
+        return ++loads;
+      });
+      await during();
+      finish();
+      return loading;
+    };
+    await loadAcross('access:t1:u1', async () => {
+      await a.invalidate('access:t1:u2');
+      await b.invalidate('session:t1:s1');
+    });
+    expect(loads).toBe(1);
+    expect(await a.load('access:t1:u1', async () => ++loads)).toBe(1); // kept
+    await a.invalidate('access:t1:u1');
+    await loadAcross('access:t1:u1', () => a.invalidate('access:t1:u1'));
+    expect(await a.load('access:t1:u1', async () => ++loads)).toBe(3); // the load across its own key was not kept
+    await loadAcross('access:t1:u3', async () => {
+      await b.invalidate('access:t1:');
+      await until(() => false, 50); // the other instance's message arrives meanwhile
+    });
+    expect(await a.load('access:t1:u3', async () => ++loads)).toBe(5); // nor across its prefix, from the other instance
+    // More invalidations during one load than are remembered: not kept (cannot tell).
+    await loadAcross('access:t1:u4', async () => {
+      for (let i = 0; i < 1100; i++) await a.invalidate(`session:t9:${i}`);
+    });
+    expect(await a.load('access:t1:u4', async () => ++loads)).toBe(7);
+  });
+});
+
 describe('redis unavailable', () => {
   it('fails fast, reports it, and local copies are not trusted', async () => {
     // Nothing listens on port 9.

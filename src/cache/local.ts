@@ -7,11 +7,18 @@ const CHANNEL = 'invalidate';
  * across instances: every invalidation is applied here and published on the shared cache's
  * channel. Whenever that channel might drop messages (Redis down), nothing local is trusted:
  * reads miss and go to PostgreSQL, so a revocation is never ignored.
+ *
+ * An invalidation names one key, or every key under a prefix when it ends with `:`
+ * (`access:tenant_x:`). Dropping one key costs a map lookup whatever the cache holds (a
+ * refresh drops its session's key: a scan of every entry made each refresh cost more as the
+ * cache filled); a prefix scans the entries.
  */
 export class LocalCache {
   private readonly entries = new Map<string, { value: unknown; expiresAt: number }>();
-  /** Bumped by every invalidation: a value loaded across one is not kept (it may be stale). */
-  private generation = 0;
+  /** Invalidations so far, and the most recent of them (a ring): a value loaded across an
+   * invalidation of its key is not kept (it may be stale); across others' it is. */
+  private invalidations = 0;
+  private readonly recent: string[] = new Array<string>(RECENT);
 
   constructor(
     private readonly shared: Cache,
@@ -48,24 +55,37 @@ export class LocalCache {
   async load<T>(key: string, loader: () => Promise<T>): Promise<T> {
     const cached = this.get<T>(key);
     if (cached !== undefined) return cached;
-    const generation = this.generation;
+    const since = this.invalidations;
     const value = await loader();
-    if (generation === this.generation) this.set(key, value);
+    if (!this.invalidatedSince(since, key)) this.set(key, value);
     return value;
   }
 
-  /** Drops every key starting with `prefix`, here and on every instance. */
-  async invalidate(prefix: string): Promise<void> {
-    this.dropLocal(prefix);
+  /** Whether an invalidation since the count `since` may have covered `key` (yes when too many ran to tell). */
+  private invalidatedSince(since: number, key: string): boolean {
+    if (this.invalidations - since > RECENT) return true;
+    for (let n = since; n < this.invalidations; n++) if (covers(this.recent[n % RECENT]!, key)) return true;
+    return false;
+  }
+
+  /** Drops `key` (or every key under it, when it ends with `:`), here and on every instance. */
+  async invalidate(key: string): Promise<void> {
+    this.dropLocal(key);
     try {
-      await this.shared.publish(CHANNEL, prefix);
+      await this.shared.publish(CHANNEL, key);
     } catch (error) {
       this.onPublishError(error);
     }
   }
 
-  private dropLocal(prefix: string): void {
-    this.generation++;
-    for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
+  private dropLocal(key: string): void {
+    this.recent[this.invalidations++ % RECENT] = key;
+    if (!key.endsWith(':')) this.entries.delete(key);
+    else for (const k of this.entries.keys()) if (k.startsWith(key)) this.entries.delete(k);
   }
 }
+
+/** Invalidations remembered for loads in flight (a load lasts one round trip to PostgreSQL). */
+const RECENT = 1024;
+
+const covers = (invalidation: string, key: string) => (invalidation.endsWith(':') ? key.startsWith(invalidation) : key === invalidation);
