@@ -77,8 +77,7 @@ const { result, latencies } = await run(spec.seconds);
 const own = process.cpuUsage(ownBefore);
 const after = snapshot(watch);
 const answered = result.requests.total;
-// Every group is reported, zero when it did no work (the floor's process during a service run).
-const cpu = before.pids.size === 0 ? undefined : { ...Object.fromEntries(Object.keys(watch).map((g) => [g, 0])), ...cpuPerRequest(before, after, answered), load_generator: Math.round((own.user + own.system) / Math.max(1, answered)) };
+const cpu = before.pids.size === 0 ? undefined : { ...cpuPerRequest(before, after, answered), load_generator: Math.round((own.user + own.system) / Math.max(1, answered)) };
 process.stdout.write(
   `${JSON.stringify({ rps: Math.round(result.requests.average), p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), errors: result.errors + result.non2xx, cpu_us_per_request: cpu })}\n`,
 );

@@ -3,7 +3,7 @@
  * measured side by side in one run. Writes bench/results/latest.json and a dated copy.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -99,13 +99,12 @@ async function load(name: string, url: string, options: Partial<Omit<LoadSpec, '
   return { name, ...result };
 }
 
-/** Compiles the service into bench/.build (beside the project's node_modules), as `npm run build` does. */
+/** Compiles the service into bench/.build (beside the project's node_modules) with `npm run build`'s script. */
 async function buildService(): Promise<string> {
   const out = path.join(ROOT, 'bench/.build');
   await rm(out, { recursive: true, force: true });
   const t = performance.now();
-  await execFileAsync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out], { cwd: ROOT });
-  await cp(path.join(ROOT, 'src/db/sql'), path.join(out, 'db/sql'), { recursive: true });
+  await execFileAsync(process.execPath, [path.join(ROOT, 'scripts/build.mjs'), out], { cwd: ROOT });
   log(`service compiled in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   return path.join(out, 'main.js');
 }
@@ -218,6 +217,13 @@ async function main() {
     const auth = { authorization: `Bearer ${session.access_token}` };
     const target = (await tenantDb(db, 'tenant_t0').selectFrom('users').select('id').where('email', '=', 'user7@t0.example').executeTakeFirstOrThrow()).id;
 
+    // The reads measured in turns (and at scale): the same tenant, user and page every time.
+    const read = {
+      floor: (name: string, seconds?: number) => load(name, `${floorBase}/floor/tenant_t0/users/${target}`, { seconds }),
+      get: (name: string, seconds?: number) => load(name, `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth, seconds }),
+      list: (name: string, seconds?: number) => load(name, `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth, seconds }),
+    };
+
     const scenarios: Scenario[] = [];
     const withFloor = (s: Scenario, floorScenario: Scenario): Scenario => ({ ...s, floor: floorScenario.name, ratio_to_floor: Number((s.rps / floorScenario.rps).toFixed(2)) });
 
@@ -230,16 +236,16 @@ async function main() {
     // second; the quick run relies on that alone.)
     const warmUp = async (suffix: string, floorToo: boolean) => {
       if (mode === 'quick') return;
-      if (floorToo) await load('warm-up floor', `${floorBase}/floor/tenant_t0/users/${target}`, { seconds: 5 });
-      await load(`warm-up get_user${suffix}`, `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth, seconds: 5 });
-      await load(`warm-up list_users${suffix}`, `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth, seconds: 5 });
+      if (floorToo) await read.floor('warm-up floor', 5);
+      await read.get(`warm-up get_user${suffix}`, 5);
+      await read.list(`warm-up list_users${suffix}`, 5);
     };
     await warmUp('', true);
     const rounds: Record<string, Scenario[]> = { floor_get_user: [], get_user: [], list_users: [] };
     for (let round = 0; round < ROUNDS; round++) {
-      rounds.floor_get_user!.push(await load('floor_get_user', `${floorBase}/floor/tenant_t0/users/${target}`, {}));
-      rounds.get_user!.push(await load('get_user', `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth }));
-      rounds.list_users!.push(await load('list_users', `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth }));
+      rounds.floor_get_user!.push(await read.floor('floor_get_user'));
+      rounds.get_user!.push(await read.get('get_user'));
+      rounds.list_users!.push(await read.list('list_users'));
     }
     // The median turn by rps; its latencies are the medians of the turns' own (one slow turn, such
     // as the first after provisioning, moves neither side of a p99 comparison).
@@ -283,11 +289,12 @@ async function main() {
     const large: Record<'get' | 'list', Scenario[]> = { get: [], list: [] };
     let rss = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      large.get.push(await load(`get_user@${LARGE}`, `${base}/api/v1/tenants/t0/users/${target}`, { headers: auth }));
+      large.get.push(await read.get(`get_user@${LARGE}`));
       rss = Math.max(rss, await rssMb(service.proc.pid!));
-      large.list.push(await load(`list_users@${LARGE}`, `${base}/api/v1/tenants/t0/users?page_size=20`, { headers: auth }));
+      large.list.push(await read.list(`list_users@${LARGE}`));
     }
     const largeGet = medianRound(large.get);
+    const largeList = medianRound(large.list);
     const atScale = (small: Scenario, big: Scenario) => ({
       p50_small_ms: small.p50_ms,
       p99_small_ms: small.p99_ms,
@@ -299,7 +306,6 @@ async function main() {
       rps_large: big.rps,
       cpu_us_per_request_large: big.cpu_us_per_request,
     });
-    const largeList = medianRound(large.list);
     const connections = Number(
       (await sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'system-service' AND pid <> pg_backend_pid()`.execute(db)).rows[0]!.n,
     );

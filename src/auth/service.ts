@@ -54,7 +54,7 @@ export class AuthService {
     const db = tenantDb(this.deps.db, tenant.schema);
     const column = input.email !== undefined ? 'email' : 'username';
     // Built once per schema and column, and prepared (building it was ~0.6 ms of each login).
-    const { rows } = await this.statements.run(db as unknown as Kysely<never>, `auth.login:${tenant.schema}:${column}`, { identifier: identifier.toLowerCase() }, (v) =>
+    const { rows } = await this.statements.run(db, `auth.login:${tenant.schema}:${column}`, { identifier: identifier.toLowerCase() }, (v) =>
       db
         .selectFrom('users')
         .select([...USER_COLUMNS, 'password_hash', 'locked_until'])

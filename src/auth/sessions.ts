@@ -65,7 +65,7 @@ export class SessionStore {
     const now = new Date();
     const values = { hash, next: sha256(next), now, idleCutoff: new Date(now.getTime() - policy.idleTimeoutMinutes * 60_000) };
     // Built once per schema and prepared: a refresh is a hot path.
-    const { rows } = await this.statements.run(db as unknown as Kysely<never>, `sessions.rotate:${tenant.schema}`, values, (v) =>
+    const { rows } = await this.statements.run(db, `sessions.rotate:${tenant.schema}`, values, (v) =>
       db
         .updateTable('user_sessions')
         .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: v.now, updated_at: v.now })

@@ -81,7 +81,7 @@ export class LocalCache {
   private dropLocal(key: string): void {
     this.recent[this.invalidations++ % RECENT] = key;
     if (!key.endsWith(':')) this.entries.delete(key);
-    else for (const k of this.entries.keys()) if (k.startsWith(key)) this.entries.delete(k);
+    else for (const k of this.entries.keys()) if (covers(key, k)) this.entries.delete(k);
   }
 }
 

@@ -55,6 +55,8 @@ export function createDatabase(options: DatabaseOptions): Database {
 export function tenantDb(db: Kysely<PlatformDatabase>, schemaName: string): Kysely<TenantDatabase> {
   // A handle per schema is made once and kept (a new one costs a Kysely instance, a plugin and
   // its transformer: ~3% of a one-row read); bounded, the set starts afresh past the limit.
+  // A transaction's handles live as long as it does: made each time, not kept.
+  if (db.isTransaction) return (db as unknown as Kysely<TenantDatabase>).withSchema(schemaName);
   let handles = tenantHandles.get(db);
   if (!handles) tenantHandles.set(db, (handles = new Map()));
   const known = handles.get(schemaName);

@@ -13,7 +13,7 @@ export class StatementCache {
 
   constructor(private readonly maxEntries = 5_000) {}
 
-  async run<R, V extends Record<string, unknown>>(db: Kysely<never>, shape: string, values: V, build: (values: V) => Compilable<R>): Promise<QueryResult<R>> {
+  async run<R, V extends Record<string, unknown>, DB>(db: Kysely<DB>, shape: string, values: V, build: (values: V) => Compilable<R>): Promise<QueryResult<R>> {
     const names = Object.keys(values);
     const key = `${shape}|${names.join(',')}`;
     let statement = this.compiled.get(key) as CompiledQuery<R> | undefined;
@@ -27,7 +27,7 @@ export class StatementCache {
     const byPlaceholder = new Map(names.map((name, i) => [placeholder(i), values[name]]));
     const parameters = statement.parameters.map((p) => (typeof p === 'string' && byPlaceholder.has(p) ? byPlaceholder.get(p) : p));
     // Outside a transaction, straight to the pool (the statement is compiled already).
-    const direct = runDirect(db, statement.sql, parameters);
+    const direct = runDirect(db as unknown as Kysely<never>, statement.sql, parameters);
     if (direct) return { rows: (await direct).rows as R[] };
     return db.executeQuery<R>({ ...statement, parameters });
   }

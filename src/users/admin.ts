@@ -156,7 +156,7 @@ export class UserAdminService {
     // matching row through the sort: 2.5x slower with 2,000 users, and growing with the tenant.
     const shape = `users.list:${tenant.schema}:${sort.column}:${sort.direction}`;
     const order = (alias: string) => sql`${sql.ref(`${alias}.${sort.column}`)} ${sql.raw(sort.direction)} nulls last, ${sql.ref(`${alias}.id`)}`;
-    const { rows } = await this.statements.run(db as unknown as Kysely<never>, shape, values, (v) =>
+    const { rows } = await this.statements.run(db, shape, values, (v) =>
       db
         .selectFrom(
           filtered(v)
@@ -364,7 +364,7 @@ export class UserAdminService {
 
   /** One live user with its roles, in one query (row-locked for an update when asked). */
   private async load(db: Kysely<TenantDatabase>, schema: string, userId: string, forUpdate = false): Promise<VersionedUser> {
-    const { rows } = await this.statements.run(db as unknown as Kysely<never>, `users.load:${schema}:${forUpdate}`, { id: userId }, (v) => {
+    const { rows } = await this.statements.run(db, `users.load:${schema}:${forUpdate}`, { id: userId }, (v) => {
       const q = userById(db, v.id);
       return forUpdate ? q.forUpdate('users') : q;
     });
