@@ -168,6 +168,44 @@ describe('GET users', () => {
     }
   });
 
+  it('shows every change in the next list, whoever wrote it: rows, role assignments, roles, deletions (renderings are reused only for unchanged rows)', async () => {
+    const listed = async (search: string) => (await call('GET', `ua/users?search=${search}&sort=email`, admin)).json().items as { id: string; first_name: string | null; roles: string[] }[];
+    const user = await createUser(admin, { email: 'rendered.one@ua.example', first_name: 'One', roles: ['viewer'] });
+    await createUser(admin, { email: 'rendered.two@ua.example', first_name: 'Two', roles: ['viewer'] });
+    expect((await listed('rendered.')).map((u) => u.first_name)).toEqual(['One', 'Two']);
+    expect((await listed('rendered.')).map((u) => u.first_name)).toEqual(['One', 'Two']);
+
+    // SQL run by hand, bumping neither version nor updated_at.
+    await sql`UPDATE tenant_ua.users SET first_name = 'Changed by hand' WHERE id = ${user.id}`.execute(t.db.database.db);
+    expect((await listed('rendered.'))[0]).toMatchObject({ first_name: 'Changed by hand', roles: ['viewer'] });
+    await sql`INSERT INTO tenant_ua.user_roles (user_id, role_id) SELECT ${user.id}, id FROM tenant_ua.roles WHERE name = 'manager'`.execute(t.db.database.db);
+    expect((await listed('rendered.'))[0]!.roles).toEqual(['manager', 'viewer']);
+
+    // A role renamed through the API changes every holder's rendering; reprioritized, their order.
+    const role = await call('POST', 'ua/roles', admin, { name: 'Auditor', permissions: ['users.read'], priority: 5 });
+    expect(role.statusCode).toBe(201);
+    expect((await call('PUT', `ua/users/${user.id}/roles`, admin, { roles: ['viewer', 'Auditor'] })).statusCode).toBe(200);
+    expect((await listed('rendered.'))[0]!.roles).toEqual(['viewer', 'Auditor']);
+    expect((await call('PATCH', `ua/roles/${role.json().id}`, admin, { name: 'Inspector', priority: 1000 })).statusCode).toBe(200);
+    expect((await listed('rendered.'))[0]!.roles).toEqual(['Inspector', 'viewer']);
+    expect((await call('GET', `ua/users/${user.id}`, admin)).json().roles).toEqual(['Inspector', 'viewer']);
+
+    expect((await call('DELETE', `ua/users/${user.id}`, admin)).statusCode).toBe(204);
+    expect((await listed('rendered.')).map((u) => u.first_name)).toEqual(['Two']);
+  });
+
+  it('never shows one tenant the rendering of another tenant user, even one with the same id', async () => {
+    const user = await createUser(admin, { email: 'twin@ua.example', first_name: 'Alpha twin' });
+    expect((await call('GET', 'ua/users?search=twin', admin)).json().items[0].first_name).toBe('Alpha twin');
+    // Ids are per tenant table: another tenant can hold the same one.
+    await sql`INSERT INTO tenant_ub.users (id, email, first_name, status) VALUES (${user.id}, 'twin@ub.example', 'Beta twin', 'active')`.execute(t.db.database.db);
+    for (let i = 0; i < 2; i++) {
+      expect((await call('GET', 'ub/users?search=twin', adminB)).json().items).toEqual([expect.objectContaining({ id: user.id, email: 'twin@ub.example', first_name: 'Beta twin' })]);
+      expect((await call('GET', 'ua/users?search=twin', admin)).json().items).toEqual([expect.objectContaining({ id: user.id, email: 'twin@ua.example', first_name: 'Alpha twin' })]);
+    }
+    await sql`DELETE FROM tenant_ub.users WHERE id = ${user.id}`.execute(t.db.database.db);
+  });
+
   it('keeps tenants apart: another tenant lists only its own users and gets 404 for ours', async () => {
     const listB = (await call('GET', 'ub/users?page_size=100', adminB)).json();
     expect(listB.items.map((u: { email: string }) => u.email)).toEqual([betaAdmin.email]);
