@@ -149,13 +149,15 @@ async function main() {
       log(`provisioned ${result.migrated} tenants in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       for (let i = from; i < to; i++) {
         const tdb = tenantDb(db, `tenant_t${i}`);
-        const userRole = await tdb.selectFrom('roles').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
+        const roles = await tdb.selectFrom('roles').select(['id', 'name']).where('name', 'in', ['admin', 'user']).execute();
+        const roleId = (name: string) => roles.find((r) => r.name === name)!.id;
         const users = await tdb
           .insertInto('users')
           .values(Array.from({ length: 50 }, (_, u) => ({ email: `user${u}@t${i}.example`, first_name: `User ${u}`, password_hash: hash })))
           .returning('id')
           .execute();
-        await tdb.insertInto('user_roles').values({ user_id: users[0]!.id, role_id: userRole.id }).execute();
+        // As the API would leave them: the first an admin, every other user with the default role.
+        await tdb.insertInto('user_roles').values(users.map((u, n) => ({ user_id: u.id, role_id: roleId(n === 0 ? 'admin' : 'user') }))).execute();
       }
     };
     await register(0, SMALL);

@@ -168,7 +168,7 @@ export class UserAdminService {
             .offset(v.offset)
             .as('page'),
         )
-        .select(sql<string | null>`string_agg(page.id::text || ' ' || ${userStamp(db, 'page')}, ',' ORDER BY ${order('page')})`.as('page'))
+        .select(sql<string | null>`string_agg(page.id::text || ' ' || ${userStamp('page')}, ',' ORDER BY ${order('page')})`.as('page'))
         .select(() => filtered(v).select((eb) => eb.fn.countAll<string>().as('n')).as('total'))
         .select(rolesStamp(db).as('roles')),
     );
@@ -181,10 +181,11 @@ export class UserAdminService {
   private async rendered(db: Kysely<TenantDatabase>, schema: string, listed: string[], roles: string): Promise<string[]> {
     const items: (string | undefined)[] = [];
     const missing: string[] = [];
+    const now = Date.now();
     for (const entry of listed) {
       const space = entry.indexOf(' ');
       const id = entry.slice(0, space);
-      const json = this.renderings.get(schema, id, `${entry.slice(space + 1)} ${roles}`);
+      const json = this.renderings.get(schema, id, `${entry.slice(space + 1)} ${roles}`, now);
       items.push(json);
       if (json === undefined) missing.push(id);
     }
@@ -192,15 +193,15 @@ export class UserAdminService {
     const { rows } = await this.statements.run(db, `users.render:${schema}`, { ids: missing }, (v) =>
       db
         .selectFrom('users')
-        .select(['users.id', userStamp(db, 'users').as('stamp'), rolesStamp(db).as('roles'), userJson(db, 'users').as('json')])
+        .select(['users.id', userStamp('users').as('stamp'), rolesStamp(db).as('roles'), userJson(db, 'users').as('json')])
         .where(sql<boolean>`users.id = any(${v.ids}::uuid[])`)
         .where('users.deleted_at', 'is', null),
     );
     // Rendered in a later snapshot: a user changed since the page was read is shown as it is
     // now, and one deleted since is left out.
-    const now = new Map(rows.map((r) => [r.id, r.json]));
-    for (const r of rows) this.renderings.set(schema, r.id, `${r.stamp} ${r.roles}`, r.json);
-    return listed.flatMap((entry, i) => items[i] ?? now.get(entry.slice(0, entry.indexOf(' '))) ?? []);
+    const current = new Map(rows.map((r) => [r.id, r.json]));
+    for (const r of rows) this.renderings.set(schema, r.id, `${r.stamp} ${r.roles}`, r.json, now);
+    return listed.flatMap((entry, i) => items[i] ?? current.get(entry.slice(0, entry.indexOf(' '))) ?? []);
   }
 
   async get(tenant: TenantContext, userId: string): Promise<VersionedUser> {

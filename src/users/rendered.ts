@@ -4,30 +4,33 @@ import type { TenantDatabase } from '../db/types.js';
 /**
  * Users as the list writes them (JSON text built by PostgreSQL), kept by tenant schema and id
  * with the stamp of the rows they were rendered from. A list reads its page as ids and stamps;
- * an entry is used only when its stamp equals the one just read, in the same statement as the
- * page: so a rendering is never older than the rows the list saw, whoever wrote them (this
- * service, another instance, or SQL run by hand). Nothing needs invalidating; a stale entry
- * is replaced when next rendered, or dropped with the oldest when the map is full.
+ * a rendering is used only when its stamp equals the one just read (in the statement that read
+ * the page), so a change written through any instance of the service shows in the next list.
  *
  * The stamp is the user row's `xmin` (the transaction that wrote its current version: every
- * UPDATE writes a new one), the count and `xmin`s of its role assignments, and the count and
- * `xmin`s of the tenant's roles (a renamed or reprioritized role changes the names and order
- * shown for everyone holding it).
+ * UPDATE writes a new one, and the service updates the user row whenever it changes the user's
+ * roles), and the count and `xmin`s of the tenant's roles (a renamed or reprioritized role
+ * changes the names and order shown for everyone holding it). Role assignments written by SQL
+ * outside the service, without touching the user row, show once the rendering is older than
+ * `ttlMs`: the bound the other in-process caches (sessions, permissions) keep for such writes.
  */
 export class RenderedUsers {
-  private readonly entries = new Map<string, { stamp: string; json: string }>();
+  private readonly entries = new Map<string, { stamp: string; json: string; at: number }>();
 
-  constructor(private readonly maxEntries = 10_000) {}
+  constructor(
+    private readonly maxEntries = 10_000,
+    private readonly ttlMs = 60_000,
+  ) {}
 
-  get(schema: string, id: string, stamp: string): string | undefined {
+  get(schema: string, id: string, stamp: string, now = Date.now()): string | undefined {
     const entry = this.entries.get(`${schema} ${id}`);
-    return entry?.stamp === stamp ? entry.json : undefined;
+    return entry?.stamp === stamp && now - entry.at < this.ttlMs ? entry.json : undefined;
   }
 
-  set(schema: string, id: string, stamp: string, json: string): void {
+  set(schema: string, id: string, stamp: string, json: string, now = Date.now()): void {
     const key = `${schema} ${id}`;
     if (!this.entries.delete(key) && this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(key, { stamp, json });
+    this.entries.set(key, { stamp, json, at: now });
   }
 
   get size(): number {
@@ -35,15 +38,12 @@ export class RenderedUsers {
   }
 }
 
-const xids = (alias: string) => sql.raw(`count(*)::text || ':' || coalesce(sum(${alias}.xmin::text::bigint), 0)::text`);
-
-/** The stamp of a user: its row version and its role assignments (`alias` selects `id` and `xmin`). */
-export function userStamp(db: Kysely<TenantDatabase>, alias: string): RawBuilder<string> {
-  const assignments = db.selectFrom('user_roles as ur').select(xids('ur').as('s')).where('ur.user_id', '=', sql<string>`${sql.ref(`${alias}.id`)}`);
-  return sql<string>`${sql.ref(`${alias}.xmin`)}::text || '/' || (${assignments})`;
+/** A user's stamp (`alias` names a users row or a subquery selecting its `xmin`). */
+export function userStamp(alias: string): RawBuilder<string> {
+  return sql<string>`${sql.ref(`${alias}.xmin`)}::text`;
 }
 
 /** The stamp of the tenant's roles (an uncorrelated subquery: evaluated once per statement). */
 export function rolesStamp(db: Kysely<TenantDatabase>): RawBuilder<string> {
-  return sql<string>`(${db.selectFrom('roles as r').select(xids('r').as('s'))})`;
+  return sql<string>`(${db.selectFrom('roles as r').select(sql.raw(`count(*)::text || ':' || coalesce(sum(r.xmin::text::bigint), 0)::text`).as('s'))})`;
 }
