@@ -335,6 +335,29 @@ describe('overrides and sessions of a user', () => {
     expect((await call('DELETE', `ua/users/${user.id}/permissions/notes.create`, admin)).statusCode).toBe(404);
   });
 
+  it('puts the permissions in force into each new access token: an override given shows at once, one expired is gone', async () => {
+    const user = await createUser(admin, { email: 'tokened@ua.example', password: 'a fine long password', roles: ['viewer'] });
+    const permissionsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).permissions as string[];
+    const refresh = async (refreshToken: string) => {
+      const res = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ua/auth/refresh', payload: { refresh_token: refreshToken } });
+      expect(res.statusCode).toBe(200);
+      return res.json() as { access_token: string; refresh_token: string };
+    };
+    let pair = await login(t.app, 'ua', user.email, 'a fine long password');
+    expect(permissionsOf(pair.access_token)).not.toContain('notes.create');
+    const expiresAt = new Date(Date.now() + 1_500).toISOString();
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.create`, admin, { effect: 'allow', expires_at: expiresAt })).statusCode).toBe(200);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.update`, admin, { effect: 'allow' })).statusCode).toBe(200);
+    for (let i = 0; i < 2; i++) {
+      pair = await refresh(pair.refresh_token);
+      expect(permissionsOf(pair.access_token)).toEqual(expect.arrayContaining(['notes.create', 'notes.update', 'users.read']));
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 50));
+    pair = await refresh(pair.refresh_token);
+    expect(permissionsOf(pair.access_token)).not.toContain('notes.create');
+    expect(permissionsOf(pair.access_token)).toEqual(expect.arrayContaining(['notes.update', 'users.read']));
+  });
+
   it('lists and ends a user\'s sessions (needs sessions.* permissions)', async () => {
     const user = await createUser(admin, { email: 'sessioned@ua.example', password: 'a fine long password' });
     const a = await login(t.app, 'ua', user.email, 'a fine long password');

@@ -36,7 +36,7 @@ function signCompact(keys: JwtKeys, header: Record<string, unknown>, payload: Re
 
 export async function signAccessToken(
   keys: JwtKeys,
-  input: { tenantSlug: string; userId: string; sessionId: string; roles: string[]; permissions: string[]; ttlSeconds: number },
+  input: { tenantSlug: string; userId: string; sessionId: string; roles: string[]; permissions: readonly string[]; ttlSeconds: number },
 ): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return signCompact(
