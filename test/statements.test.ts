@@ -79,6 +79,25 @@ describe('named prepared statements', () => {
     expect(statements.filter((s) => s.includes('"tenant_psb"'))).toHaveLength(1);
   });
 
+  it('takes a row as one value: each property a parameter, another set of properties another statement', async () => {
+    const d = single(10);
+    const cache = new StatementCache();
+    const db = tenantDb(d.db, 'tenant_psa');
+    const insert = (row: { action: string; entity_type?: string | null; metadata: string }) =>
+      cache.run(db, 'rows:tenant_psa', { row, actor: 'system' }, (v) => db.insertInto('audit_logs').values({ ...v.row, actor_type: v.actor }).returning(['action', 'entity_type', 'metadata', 'actor_type']));
+    const inserted = [
+      await insert({ action: 'rows.one', entity_type: 'users', metadata: '{"n":1}' }),
+      await insert({ action: 'rows.two', entity_type: null, metadata: '{"n":2}' }),
+      await insert({ action: 'rows.three', metadata: '{"n":3}' }),
+    ].map((r) => r.rows[0]);
+    expect(inserted).toEqual([
+      { action: 'rows.one', entity_type: 'users', metadata: { n: 1 }, actor_type: 'system' },
+      { action: 'rows.two', entity_type: null, metadata: { n: 2 }, actor_type: 'system' },
+      { action: 'rows.three', entity_type: null, metadata: { n: 3 }, actor_type: 'system' },
+    ]);
+    expect((await held(d)).filter((s) => s.includes('audit_logs'))).toHaveLength(2);
+  });
+
   it('keeps at most the configured number per connection, closing the least recently used', async () => {
     const d = single(2);
     const read = reader(new StatementCache(), d, 'tenant_psa');

@@ -343,7 +343,7 @@ describe('overrides and sessions of a user', () => {
       expect(res.statusCode).toBe(200);
       return res.json() as { access_token: string; refresh_token: string };
     };
-    let pair = await login(t.app, 'ua', user.email, 'a fine long password');
+    let pair: { access_token: string; refresh_token: string } = await login(t.app, 'ua', user.email, 'a fine long password');
     expect(permissionsOf(pair.access_token)).not.toContain('notes.create');
     const expiresAt = new Date(Date.now() + 1_500).toISOString();
     expect((await call('PUT', `ua/users/${user.id}/permissions/notes.create`, admin, { effect: 'allow', expires_at: expiresAt })).statusCode).toBe(200);

@@ -79,17 +79,20 @@ export class AuthService {
       throw new DomainError('forbidden', 'the email address is not verified yet');
     }
 
-    // The user's reset counters, the new session and the audit row: one statement, one round trip.
+    // The user's reset counters, the new session and the audit row: one statement, one round
+    // trip, built once per schema and prepared (building it was ~1 ms of each login's CPU).
     const session = this.deps.sessions.newSession({ userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
     const now = new Date();
-    await db
-      .with('signed_in', (q) =>
-        q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: now, updated_at: now }).where('id', '=', user.id).returning('id'),
-      )
-      .with('session', (q) => q.insertInto('user_sessions').values(session.row).returning('id'))
-      .insertInto('audit_logs')
-      .values(auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, { action: 'auth.login', entityType: 'users', entityId: user.id }))
-      .execute();
+    const audit = auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, { action: 'auth.login', entityType: 'users', entityId: user.id });
+    await this.statements.run(db, `auth.signed_in:${tenant.schema}`, { now, userId: user.id, session: session.row, audit }, (v) =>
+      db
+        .with('signed_in', (q) =>
+          q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: v.now, updated_at: v.now }).where('id', '=', v.userId).returning('id'),
+        )
+        .with('session', (q) => q.insertInto('user_sessions').values(v.session).returning('id'))
+        .insertInto('audit_logs')
+        .values(v.audit),
+    );
     const pair = await this.tokens(tenant, user.id, session.row.id, session.refreshToken, policy);
     const { password_hash: _hash, locked_until: _locked, ...profile } = user;
     return { ...pair, user: { ...profile, last_login_at: now, updated_at: now, roles: pair.roles } };

@@ -5,8 +5,10 @@ import { prepared, runDirect } from './database.js';
  * Builds a statement once per shape and reuses its SQL: building and schema-qualifying a query
  * with Kysely costs more CPU than PostgreSQL spends running a simple one. The builder is called
  * with placeholder values (so it must pass values through untouched: compute patterns, dates and
- * offsets before); later calls substitute the real values into the compiled parameters.
- * `shape` must name everything that changes the SQL text (schema, which filters, sort).
+ * offsets before); later calls substitute the real values into the compiled parameters. A value
+ * that is a plain object (a row to insert) gets a placeholder per property, one level deep.
+ * `shape` must name everything that changes the SQL text (schema, which filters, sort); which
+ * values and row properties are present is part of the shape already.
  */
 export class StatementCache {
   private readonly compiled = new Map<string, CompiledQuery>();
@@ -14,23 +16,34 @@ export class StatementCache {
   constructor(private readonly maxEntries = 5_000) {}
 
   async run<R, V extends Record<string, unknown>, DB>(db: Kysely<DB>, shape: string, values: V, build: (values: V) => Compilable<R>): Promise<QueryResult<R>> {
-    const names = Object.keys(values);
-    const key = `${shape}|${names.join(',')}`;
+    const leaves: [string, unknown][] = [];
+    for (const [name, value] of Object.entries(values)) {
+      if (isRow(value)) for (const [property, inner] of Object.entries(value)) leaves.push([`${name}.${property}`, inner]);
+      else leaves.push([name, value]);
+    }
+    const key = `${shape}|${leaves.map(([path]) => path).join(',')}`;
     let statement = this.compiled.get(key) as CompiledQuery<R> | undefined;
     if (!statement) {
-      const placeholders = Object.fromEntries(names.map((name, i) => [name, placeholder(i)])) as unknown as V;
+      let i = 0;
+      const placeholders = Object.fromEntries(
+        Object.entries(values).map(([name, value]) => [name, isRow(value) ? Object.fromEntries(Object.keys(value).map((property) => [property, placeholder(i++)])) : placeholder(i++)]),
+      ) as unknown as V;
       statement = build(placeholders).compile();
       prepared(statement.sql);
       if (this.compiled.size >= this.maxEntries) this.compiled.clear();
       this.compiled.set(key, statement);
     }
-    const byPlaceholder = new Map(names.map((name, i) => [placeholder(i), values[name]]));
+    const byPlaceholder = new Map(leaves.map(([, value], i) => [placeholder(i), value]));
     const parameters = statement.parameters.map((p) => (typeof p === 'string' && byPlaceholder.has(p) ? byPlaceholder.get(p) : p));
     // Outside a transaction, straight to the pool (the statement is compiled already).
     const direct = runDirect(db as unknown as Kysely<never>, statement.sql, parameters);
     if (direct) return { rows: (await direct).rows as R[] };
     return db.executeQuery<R>({ ...statement, parameters });
   }
+}
+
+function isRow(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
 }
 
 function placeholder(i: number): string {
