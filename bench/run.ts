@@ -49,6 +49,10 @@ interface Scenario {
   /** rps and p99 of each turn, when the scenario ran in turns with its floor. */
   rounds?: number[];
   p99_rounds?: number[];
+  /** The ratio within each turn (the scenario right after its floor), and their median: the
+   * machine's speed drifts between turns, and a turn's pair is measured seconds apart. */
+  ratio_rounds?: number[];
+  ratio_paired?: number;
   /** CPU microseconds per request: the service, the floor, PostgreSQL (all its processes), the load generator. */
   cpu_us_per_request?: Record<string, number>;
 }
@@ -260,8 +264,12 @@ async function main() {
     });
     const floorGet = medianRound(rounds.floor_get_user!);
     scenarios.push(floorGet);
-    scenarios.push(withFloor(medianRound(rounds.get_user!), floorGet));
-    scenarios.push(withFloor(medianRound(rounds.list_users!), floorGet));
+    const paired = (name: 'get_user' | 'list_users'): Partial<Scenario> => {
+      const ratios = rounds[name]!.map((r, i) => Number((r.rps / rounds.floor_get_user![i]!.rps).toFixed(2)));
+      return { ratio_rounds: ratios, ratio_paired: median(ratios) };
+    };
+    scenarios.push({ ...withFloor(medianRound(rounds.get_user!), floorGet), ...paired('get_user') });
+    scenarios.push({ ...withFloor(medianRound(rounds.list_users!), floorGet), ...paired('list_users') });
     // Users are created in another tenant (t2): t0 keeps its 50 users, so the reads at 2,000
     // tenants list the same page of the same tenant as at 10 (a list over the ~2,000 users
     // create_user leaves behind is a different measure).
@@ -365,6 +373,8 @@ async function main() {
     const header = ['scenario', 'rps', 'p50 ms', 'p99 ms', 'floor', 'ratio', 'CPU us/request: server / postgres / load'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+    const pairs = scenarios.filter((s) => s.ratio_rounds).map((s) => `${s.name} ${s.ratio_paired!.toFixed(2)} (${s.ratio_rounds!.map((r) => r.toFixed(2)).join(', ')})`);
+    process.stdout.write(`paired ratios     ${pairs.join('; ')} (each turn against the floor measured just before it; median)\n`);
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
     process.stdout.write(`scale             get_user p99 ${smallGet.p99_ms} ms @${SMALL} -> ${largeGet.p99_ms} ms @${LARGE}; service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);

@@ -19,6 +19,10 @@ it('bench --quick runs and writes valid results', async () => {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);
     if (s.floor) expect(s.ratio_to_floor, s.name).toBeGreaterThan(0);
+    if (s.name === 'get_user' || s.name === 'list_users') {
+      expect(s.ratio_rounds, s.name).toHaveLength(json.settings.rounds);
+      expect(s.ratio_paired, s.name).toBeGreaterThan(0);
+    }
     // Where each request's CPU went, attributed to the process that answered it.
     const cpu = s.cpu_us_per_request;
     expect(Object.keys(cpu).sort(), s.name).toEqual(['floor', 'load_generator', 'postgres', 'service']);
