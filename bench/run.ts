@@ -49,8 +49,8 @@ interface Scenario {
   /** rps and p99 of each turn, when the scenario ran in turns with its floor. */
   rounds?: number[];
   p99_rounds?: number[];
-  /** The ratio within each turn (the scenario right after its floor), and their median: the
-   * machine's speed drifts between turns, and a turn's pair is measured seconds apart. */
+  /** The ratio to the floor's turn of the same round, for each round, and their median: the
+   * machine's speed drifts between rounds, and a round's floor and reads run seconds apart. */
   ratio_rounds?: number[];
   ratio_paired?: number;
   /** CPU microseconds per request: the service, the floor, PostgreSQL (all its processes), the load generator. */
@@ -374,7 +374,7 @@ async function main() {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
     const pairs = scenarios.filter((s) => s.ratio_rounds).map((s) => `${s.name} ${s.ratio_paired!.toFixed(2)} (${s.ratio_rounds!.map((r) => r.toFixed(2)).join(', ')})`);
-    process.stdout.write(`paired ratios     ${pairs.join('; ')} (each turn against the floor measured just before it; median)\n`);
+    process.stdout.write(`paired ratios     ${pairs.join('; ')} (each turn against the floor's turn of the same round; median)\n`);
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
     process.stdout.write(`scale             get_user p99 ${smallGet.p99_ms} ms @${SMALL} -> ${largeGet.p99_ms} ms @${LARGE}; service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, tenantDb, type Database } from '../src/db/database.js';
-import { StatementCache } from '../src/db/statements.js';
+import { row, StatementCache } from '../src/db/statements.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { bearer, login, seedTenant, type SeededUser } from './support/tenants.js';
 
@@ -79,21 +79,23 @@ describe('named prepared statements', () => {
     expect(statements.filter((s) => s.includes('"tenant_psb"'))).toHaveLength(1);
   });
 
-  it('takes a row as one value: each property a parameter, another set of properties another statement', async () => {
+  it('takes a row as one value: each defined property a parameter, another set of properties another statement', async () => {
     const d = single(10);
     const cache = new StatementCache();
     const db = tenantDb(d.db, 'tenant_psa');
-    const insert = (row: { action: string; entity_type?: string | null; metadata: string }) =>
-      cache.run(db, 'rows:tenant_psa', { row, actor: 'system' }, (v) => db.insertInto('audit_logs').values({ ...v.row, actor_type: v.actor }).returning(['action', 'entity_type', 'metadata', 'actor_type']));
+    const insert = (entry: { action: string; entity_type?: string | null; metadata: string }) =>
+      cache.run(db, 'rows:tenant_psa', { entry: row(entry), actor: 'system' }, (v) => db.insertInto('audit_logs').values({ ...v.entry, actor_type: v.actor }).returning(['action', 'entity_type', 'metadata', 'actor_type']));
     const inserted = [
       await insert({ action: 'rows.one', entity_type: 'users', metadata: '{"n":1}' }),
       await insert({ action: 'rows.two', entity_type: null, metadata: '{"n":2}' }),
       await insert({ action: 'rows.three', metadata: '{"n":3}' }),
+      await insert({ action: 'rows.four', entity_type: undefined, metadata: '{"n":4}' }),
     ].map((r) => r.rows[0]);
     expect(inserted).toEqual([
       { action: 'rows.one', entity_type: 'users', metadata: { n: 1 }, actor_type: 'system' },
       { action: 'rows.two', entity_type: null, metadata: { n: 2 }, actor_type: 'system' },
       { action: 'rows.three', entity_type: null, metadata: { n: 3 }, actor_type: 'system' },
+      { action: 'rows.four', entity_type: null, metadata: { n: 4 }, actor_type: 'system' },
     ]);
     expect((await held(d)).filter((s) => s.includes('audit_logs'))).toHaveLength(2);
   });

@@ -79,12 +79,11 @@ export class AccessService {
   }
 
   /**
-   * The concrete permissions allowed: what access tokens carry. Deciding every one of them was
+   * The concrete permissions `data` allows now: what access tokens carry. Deciding every one of them was
    * ~7% of a refresh's CPU, so the list is kept with the cached data it was decided from (a
    * reload after an invalidation is a new object) until the next of its overrides expires.
    */
-  async effective(tenant: TenantContext, userId: string): Promise<readonly string[]> {
-    const data = await this.data(tenant, userId);
+  allowed(data: AccessData): readonly string[] {
     const now = Date.now();
     const known = this.effectiveOf.get(data);
     if (known && now < known.until) return known.permissions;

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
 import { auditRow, writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
-import { StatementCache } from '../db/statements.js';
+import { row, StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
@@ -84,7 +84,7 @@ export class AuthService {
     const session = this.deps.sessions.newSession({ userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
     const now = new Date();
     const audit = auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, { action: 'auth.login', entityType: 'users', entityId: user.id });
-    await this.statements.run(db, `auth.signed_in:${tenant.schema}`, { now, userId: user.id, session: session.row, audit }, (v) =>
+    await this.statements.run(db, `auth.signed_in:${tenant.schema}`, { now, userId: user.id, session: row(session.row), audit: row(audit) }, (v) =>
       db
         .with('signed_in', (q) =>
           q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: v.now, updated_at: v.now }).where('id', '=', v.userId).returning('id'),
@@ -278,7 +278,9 @@ export class AuthService {
   }
 
   private async tokens(tenant: TenantContext, userId: string, sessionId: string, refreshToken: string, policy: TenantPolicy): Promise<TokenPair & { roles: string[] }> {
-    const [data, permissions] = await Promise.all([this.deps.access.data(tenant, userId), this.deps.access.effective(tenant, userId)]);
+    // One load: the roles and the permissions in a token come from the same data.
+    const data = await this.deps.access.data(tenant, userId);
+    const permissions = this.deps.access.allowed(data);
     const accessToken = await signAccessToken(this.deps.keys, {
       tenantSlug: tenant.slug,
       userId,

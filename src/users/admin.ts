@@ -197,8 +197,9 @@ export class UserAdminService {
         .where(sql<boolean>`users.id = any(${v.ids}::uuid[])`)
         .where('users.deleted_at', 'is', null),
     );
-    // Rendered in a later snapshot: a user changed since the page was read is shown as it is
-    // now, and one deleted since is left out.
+    // Rendered in a later snapshot than the page: a user changed in between is shown as it is
+    // now (even if it no longer matches the filters), and one deleted in between is left out
+    // (the page comes back one short of what the total counted).
     const current = new Map(rows.map((r) => [r.id, r.json]));
     for (const r of rows) this.renderings.set(schema, r.id, `${r.stamp} ${r.roles}`, r.json, now);
     return listed.flatMap((entry, i) => items[i] ?? current.get(entry.slice(0, entry.indexOf(' '))) ?? []);

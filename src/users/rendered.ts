@@ -9,7 +9,7 @@ import type { TenantDatabase } from '../db/types.js';
  *
  * The stamp is the user row's `xmin` (the transaction that wrote its current version: every
  * UPDATE writes a new one, and the service updates the user row whenever it changes the user's
- * roles), and the count and `xmin`s of the tenant's roles (a renamed or reprioritized role
+ * roles), and a digest of the ids and `xmin`s of the tenant's roles (a renamed or reprioritized role
  * changes the names and order shown for everyone holding it). Role assignments written by SQL
  * outside the service, without touching the user row, show once the rendering is older than
  * `ttlMs`: the bound the other in-process caches (sessions, permissions) keep for such writes.
@@ -45,5 +45,5 @@ export function userStamp(alias: string): RawBuilder<string> {
 
 /** The stamp of the tenant's roles (an uncorrelated subquery: evaluated once per statement). */
 export function rolesStamp(db: Kysely<TenantDatabase>): RawBuilder<string> {
-  return sql<string>`(${db.selectFrom('roles as r').select(sql.raw(`count(*)::text || ':' || coalesce(sum(r.xmin::text::bigint), 0)::text`).as('s'))})`;
+  return sql<string>`(${db.selectFrom('roles as r').select(sql.raw(`md5(coalesce(string_agg(r.id::text || ':' || r.xmin::text, ',' ORDER BY r.id), ''))`).as('s'))})`;
 }
