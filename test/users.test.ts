@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
@@ -337,7 +338,7 @@ describe('overrides and sessions of a user', () => {
 
   it('puts the permissions in force into each new access token: an override given shows at once, one expired is gone', async () => {
     const user = await createUser(admin, { email: 'tokened@ua.example', password: 'a fine long password', roles: ['viewer'] });
-    const permissionsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).permissions as string[];
+    const permissionsOf = (token: string) => decodeJwt(token).permissions as string[];
     const refresh = async (refreshToken: string) => {
       const res = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ua/auth/refresh', payload: { refresh_token: refreshToken } });
       expect(res.statusCode).toBe(200);

@@ -179,16 +179,10 @@ export class UserAdminService {
 
   /** Each listed user's JSON (`id stamp` entries, in order): the rendered copy, or rendered now. */
   private async rendered(db: Kysely<TenantDatabase>, schema: string, listed: string[], roles: string): Promise<string[]> {
-    const items: (string | undefined)[] = [];
-    const missing: string[] = [];
     const now = Date.now();
-    for (const entry of listed) {
-      const space = entry.indexOf(' ');
-      const id = entry.slice(0, space);
-      const json = this.renderings.get(schema, id, `${entry.slice(space + 1)} ${roles}`, now);
-      items.push(json);
-      if (json === undefined) missing.push(id);
-    }
+    const ids = listed.map((entry) => entry.slice(0, entry.indexOf(' ')));
+    const items = listed.map((entry, i) => this.renderings.get(schema, ids[i]!, `${entry.slice(ids[i]!.length + 1)} ${roles}`, now));
+    const missing = ids.filter((_, i) => items[i] === undefined);
     if (missing.length === 0) return items as string[];
     const { rows } = await this.statements.run(db, `users.render:${schema}`, { ids: missing }, (v) =>
       db
@@ -202,7 +196,7 @@ export class UserAdminService {
     // (the page comes back one short of what the total counted).
     const current = new Map(rows.map((r) => [r.id, r.json]));
     for (const r of rows) this.renderings.set(schema, r.id, `${r.stamp} ${r.roles}`, r.json, now);
-    return listed.flatMap((entry, i) => items[i] ?? current.get(entry.slice(0, entry.indexOf(' '))) ?? []);
+    return ids.flatMap((id, i) => items[i] ?? current.get(id) ?? []);
   }
 
   async get(tenant: TenantContext, userId: string): Promise<VersionedUser> {
