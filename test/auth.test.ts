@@ -39,8 +39,8 @@ describe('login', () => {
     const body = res.json();
     expect(body).toMatchObject({ token_type: 'bearer', expires_in: 900, user: { id: alphaAdmin.id, email: 'admin@alpha.example', roles: ['admin'] } });
     expect(body.user).not.toHaveProperty('password_hash');
-    expect(body.refresh_token).toMatch(/^rt_[A-Za-z0-9_-]{43}$/);
     const claims = decodeJwt(body.access_token);
+    expect(body.refresh_token).toMatch(new RegExp(`^rt_${claims.sid as string}\\.[A-Za-z0-9_-]{43}$`));
     expect(claims).toMatchObject({ type: 'tenant', tenant_slug: 'alpha', user_id: alphaAdmin.id, sub: alphaAdmin.id, roles: ['admin'], sid: expect.any(String) });
     expect(claims.permissions).toContain('users.delete');
     expect(claims.exp! - claims.iat!).toBe(900);
@@ -223,6 +223,43 @@ describe('refresh and logout', () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => refresh('beta', tokens.refresh_token)));
     expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1);
     expect(results.filter((r) => r.statusCode === 401)).toHaveLength(19);
+  });
+
+  it('refuses a token naming another session, and leaves both sessions as they were', async () => {
+    const mine = await login(t.app, 'beta', 'admin@beta.example');
+    const other = await login(t.app, 'beta', 'admin@beta.example');
+    const forged = mine.refresh_token.replace(mine.sid, other.sid);
+    expect(forged).not.toBe(mine.refresh_token);
+    expect((await refresh('beta', forged)).statusCode).toBe(401);
+    expect(await auditActions('beta', other.sid)).not.toContain('auth.refresh_reuse');
+    expect((await refresh('beta', other.refresh_token)).statusCode).toBe(200);
+    expect((await refresh('beta', mine.refresh_token)).statusCode).toBe(200);
+  });
+
+  it('refuses malformed refresh tokens, and tokens of the earlier shape, with 401', async () => {
+    const tokens = await login(t.app, 'alpha', 'admin@alpha.example');
+    const secret = tokens.refresh_token.split('.')[1]!;
+    for (const token of [`rt_${secret}`, `rt_${tokens.sid.toUpperCase()}.${secret}`, `${tokens.refresh_token}x`, `rt_${tokens.sid}.`, 'rt_', `rt_${'x'.repeat(200)}`]) {
+      const res = await refresh('alpha', token);
+      expect(res.statusCode, token).toBe(401);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+    }
+    expect((await refresh('alpha', tokens.refresh_token)).statusCode).toBe(200);
+  });
+
+  it('keeps the columns a rotation writes out of every index of user_sessions (rotations are HOT updates)', async () => {
+    for (const schema of ['tenant_alpha', 'tenant_beta']) {
+      const { rows } = await t.db.database.pool.query<{ column: string }>(
+        `select a.attname as column from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+           join pg_attribute a on a.attrelid = c.oid and a.attnum = any(i.indkey)
+         where n.nspname = $1 and c.relname = 'user_sessions'`,
+        [schema],
+      );
+      const indexed = new Set(rows.map((r) => r.column));
+      expect(indexed).toEqual(new Set(['id', 'user_id', 'expires_at']));
+      const options = await t.db.database.pool.query<{ reloptions: string[] }>(`select reloptions from pg_class where oid = $1::regclass`, [`${schema}.user_sessions`]);
+      expect(options.rows[0]!.reloptions).toContain('fillfactor=80');
+    }
   });
 
   it('refuses a refresh token of another tenant', async () => {

@@ -9,7 +9,16 @@ import type { TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { randomToken, sha256 } from './tokens.js';
 
-export const REFRESH_PREFIX = 'rt_';
+const REFRESH_PREFIX = 'rt_';
+
+/**
+ * A refresh token: `rt_`, its session's id, `.`, 256 random bits. Opaque to clients; only its
+ * SHA-256 is stored. Anything else is invalid without a query (so are the tokens issued
+ * before tenant migration 5, which named no session: their holders sign in again).
+ */
+const REFRESH_TOKEN = /^rt_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.[A-Za-z0-9_-]{43}$/;
+
+const refreshTokenOf = (sessionId: string) => randomToken(`${REFRESH_PREFIX}${sessionId}.`);
 
 interface SessionState {
   readonly userId: string;
@@ -42,9 +51,10 @@ export class SessionStore {
 
   /** A new session's row and its refresh token (the caller inserts the row with its login). */
   newSession(input: { userId: string; ip: string | null; userAgent: string | null; policy: TenantPolicy }) {
-    const refreshToken = randomToken(REFRESH_PREFIX);
+    const id = randomUUID();
+    const refreshToken = refreshTokenOf(id);
     const row = {
-      id: randomUUID(),
+      id,
       user_id: input.userId,
       refresh_token_hash: sha256(refreshToken),
       ip_address: input.ip,
@@ -56,34 +66,40 @@ export class SessionStore {
 
   /**
    * Rotates a refresh token in one conditional UPDATE: of concurrent refreshes of one token
-   * exactly one matches the row; the others find it already rotated and count as reuse.
+   * exactly one matches the row; the others find it already rotated and count as reuse. The
+   * token names its session, so the row is found by primary key and the hashes need no index:
+   * the UPDATE changes no indexed column and stays on its page (a HOT update, no index entries
+   * written).
    */
   async rotate(tenant: TenantContext, presented: string, policy: TenantPolicy): Promise<RotateResult> {
+    const id = REFRESH_TOKEN.exec(presented)?.[1];
+    if (!id) return { kind: 'invalid' };
     const db = tenantDb(this.db, tenant.schema);
     const hash = sha256(presented);
-    const next = randomToken(REFRESH_PREFIX);
-    const now = new Date();
-    const values = { hash, next: sha256(next), now, idleCutoff: new Date(now.getTime() - policy.idleTimeoutMinutes * 60_000) };
-    // Built once per schema and prepared: a refresh is a hot path.
+    const next = refreshTokenOf(id);
+    const values = { id, hash, next: sha256(next), idleMinutes: policy.idleTimeoutMinutes };
+    // Built once per schema and prepared: a refresh is a hot path. Times are the database's.
     const { rows } = await this.statements.run(db, `sessions.rotate:${tenant.schema}`, values, (v) =>
       db
         .updateTable('user_sessions')
-        .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: v.now, updated_at: v.now })
+        .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: sql`now()`, updated_at: sql`now()` })
+        .where('id', '=', v.id)
         .where('refresh_token_hash', '=', v.hash)
         .where('revoked_at', 'is', null)
-        .where('expires_at', '>', v.now)
-        .where('last_seen_at', '>', v.idleCutoff)
-        .returning(['id', 'user_id']),
+        .where('expires_at', '>', sql<Date>`now()`)
+        .where('last_seen_at', '>', sql<Date>`now() - ${v.idleMinutes}::float8 * interval '1 minute'`)
+        .returning('user_id'),
     );
     const rotated = rows[0];
-    if (rotated) return { kind: 'rotated', sessionId: rotated.id, userId: rotated.user_id, refreshToken: next };
+    if (rotated) return { kind: 'rotated', sessionId: id, userId: rotated.user_id, refreshToken: next };
     const reused = await db
       .selectFrom('user_sessions')
-      .select(['id', 'user_id'])
+      .select('user_id')
+      .where('id', '=', id)
       .where('previous_refresh_token_hash', '=', hash)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
-    return reused ? { kind: 'reused', sessionId: reused.id, userId: reused.user_id } : { kind: 'invalid' };
+    return reused ? { kind: 'reused', sessionId: id, userId: reused.user_id } : { kind: 'invalid' };
   }
 
   async revoke(db: Kysely<TenantDatabase>, sessionId: string, reason: string): Promise<boolean> {

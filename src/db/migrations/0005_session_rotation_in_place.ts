@@ -1,0 +1,23 @@
+import { sql } from 'kysely';
+import type { TenantMigration } from './migration.js';
+
+/**
+ * Refresh tokens name their session (`rt_<session id>.<secret>`), so a rotation finds its row by
+ * primary key and the token hashes need no index. Without them a rotation changes no indexed
+ * column: PostgreSQL updates the row in place on its page (HOT) instead of writing an entry in
+ * every index of the table, and the pages keep room for it (fill factor 80). Refresh tokens
+ * issued before this migration named no session and no longer refresh: their holders sign in
+ * again (access tokens run to their expiry as before).
+ */
+export const sessionRotationInPlace: TenantMigration = {
+  version: 5,
+  name: 'session_rotation_in_place',
+  statements: ({ schemaName }) => {
+    const table = sql.id(schemaName, 'user_sessions');
+    return [
+      sql`ALTER TABLE ${table} DROP CONSTRAINT user_sessions_refresh_token_hash_uq`,
+      sql`DROP INDEX ${sql.id(schemaName, 'user_sessions_previous_refresh_token_hash_idx')}`,
+      sql`ALTER TABLE ${table} SET (fillfactor = 80)`,
+    ];
+  },
+};
