@@ -21,11 +21,11 @@ import type { LoadSpec } from './load.js';
 const execFileAsync = promisify(execFile);
 
 const mode = process.argv.includes('--quick') ? 'quick' : process.argv.includes('--full') ? 'full' : 'standard';
-const SECONDS = mode === 'quick' ? 3 : 10;
+const SECONDS = mode === 'quick' ? 2 : 10;
 const CONNECTIONS = 8;
 const LARGE = mode === 'quick' ? 40 : mode === 'full' ? 10_000 : 2000;
 const SMALL = 10;
-/** Turns of floor_get_user, get_user and list_users (the median turn is kept). */
+/** Turns of floor_get_user, get_user, list_users and refresh, and of floor_argon2_verify and login (the median turn is kept). */
 const ROUNDS = mode === 'quick' ? 1 : 3;
 /** Longest wait for autovacuum to go quiet before measuring (the quick run must stay short). */
 const SETTLE_MAX_MS = mode === 'quick' ? 4_000 : 180_000;
@@ -69,8 +69,9 @@ function freePort(): Promise<number> {
   });
 }
 
+const startedAt = performance.now();
 function log(message: string) {
-  process.stderr.write(`[bench] ${message}\n`);
+  process.stderr.write(`[bench ${((performance.now() - startedAt) / 1000).toFixed(1)} s] ${message}\n`);
 }
 
 function child(script: string, env: Record<string, string>, ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
@@ -247,11 +248,16 @@ async function main() {
       await read.list(`warm-up list_users${suffix}`, 5);
     };
     await warmUp('', true);
-    const rounds: Record<string, Scenario[]> = { floor_get_user: [], get_user: [], list_users: [] };
+    // Refresh: live refresh tokens of 16 new sessions for each turn, each answer's rotated token
+    // used for a later request of the turn.
+    const refreshTokens = async () => (await Promise.all(Array.from({ length: CONNECTIONS * 2 }, (_, i) => loginAs('t0', `user${10 + i}@t0.example`)))).map((c) => c.refresh_token);
+    const refresh = async (name: string) => load(name, `${base}/api/v1/tenants/t0/auth/refresh`, { method: 'POST', kind: 'refresh', refreshTokens: await refreshTokens() });
+    const rounds: Record<string, Scenario[]> = { floor_get_user: [], get_user: [], list_users: [], refresh: [] };
     for (let round = 0; round < ROUNDS; round++) {
       rounds.floor_get_user!.push(await read.floor('floor_get_user'));
       rounds.get_user!.push(await read.get('get_user'));
       rounds.list_users!.push(await read.list('list_users'));
+      rounds.refresh!.push(await refresh('refresh'));
     }
     // The median turn by rps; its latencies are the medians of the turns' own (one slow turn, such
     // as the first after provisioning, moves neither side of a p99 comparison).
@@ -262,26 +268,31 @@ async function main() {
       rounds: runs.map((r) => r.rps),
       p99_rounds: runs.map((r) => r.p99_ms),
     });
+    /** A scenario measured in turns against its floor's turns: the ratio of the median turns, and the paired ratios. */
+    const turns = (runs: Scenario[], floorRuns: Scenario[], floor: Scenario): Scenario => {
+      const ratios = runs.map((r, i) => Number((r.rps / floorRuns[i]!.rps).toFixed(2)));
+      return { ...withFloor(medianRound(runs), floor), ratio_rounds: ratios, ratio_paired: median(ratios) };
+    };
     const floorGet = medianRound(rounds.floor_get_user!);
     scenarios.push(floorGet);
-    const paired = (name: 'get_user' | 'list_users'): Partial<Scenario> => {
-      const ratios = rounds[name]!.map((r, i) => Number((r.rps / rounds.floor_get_user![i]!.rps).toFixed(2)));
-      return { ratio_rounds: ratios, ratio_paired: median(ratios) };
-    };
-    scenarios.push({ ...withFloor(medianRound(rounds.get_user!), floorGet), ...paired('get_user') });
-    scenarios.push({ ...withFloor(medianRound(rounds.list_users!), floorGet), ...paired('list_users') });
+    scenarios.push(turns(rounds.get_user!, rounds.floor_get_user!, floorGet));
+    scenarios.push(turns(rounds.list_users!, rounds.floor_get_user!, floorGet));
     // Users are created in another tenant (t2): t0 keeps its 50 users, so the reads at 2,000
     // tenants list the same page of the same tenant as at 10 (a list over the ~2,000 users
     // create_user leaves behind is a different measure).
     const writer = { authorization: `Bearer ${(await loginAs('t2', 'user0@t2.example')).access_token}` };
     scenarios.push(withFloor(await load('create_user', `${base}/api/v1/tenants/t2/users`, { method: 'POST', headers: writer, kind: 'new-user' }), floorGet));
-    const floorArgon = await load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}' });
+    // Login against the raw verify, in turns like the reads.
+    const argonRounds: Scenario[] = [];
+    const loginRounds: Scenario[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      argonRounds.push(await load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}' }));
+      loginRounds.push(await load('login', `${base}/api/v1/tenants/t0/auth/login`, { method: 'POST', body: JSON.stringify({ email: 'user1@t0.example', password: PASSWORD }) }));
+    }
+    const floorArgon = medianRound(argonRounds);
     scenarios.push(floorArgon);
-    scenarios.push(withFloor(await load('login', `${base}/api/v1/tenants/t0/auth/login`, { method: 'POST', body: JSON.stringify({ email: 'user1@t0.example', password: PASSWORD }) }), floorArgon));
-
-    // Refresh: live refresh tokens of 16 sessions, each answer's rotated token used for a later request.
-    const refreshTokens = (await Promise.all(Array.from({ length: CONNECTIONS * 2 }, (_, i) => loginAs('t0', `user${10 + i}@t0.example`)))).map((c) => c.refresh_token);
-    scenarios.push(withFloor(await load('refresh', `${base}/api/v1/tenants/t0/auth/refresh`, { method: 'POST', kind: 'refresh', refreshTokens }), floorGet));
+    scenarios.push(turns(loginRounds, argonRounds, floorArgon));
+    scenarios.push(turns(rounds.refresh!, rounds.floor_get_user!, floorGet));
 
     // Scale: the same reads with many tenants provisioned.
     const smallGet = scenarios.find((s) => s.name === 'get_user')!;

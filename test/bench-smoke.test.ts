@@ -19,7 +19,7 @@ it('bench --quick runs and writes valid results', async () => {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);
     if (s.floor) expect(s.ratio_to_floor, s.name).toBeGreaterThan(0);
-    if (s.name === 'get_user' || s.name === 'list_users') {
+    if (['get_user', 'list_users', 'login', 'refresh'].includes(s.name)) {
       expect(s.ratio_rounds, s.name).toHaveLength(json.settings.rounds);
       expect(s.ratio_paired, s.name).toBeGreaterThan(0);
     }
