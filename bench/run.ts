@@ -25,7 +25,7 @@ const SECONDS = mode === 'quick' ? 2 : 10;
 const CONNECTIONS = 8;
 const LARGE = mode === 'quick' ? 40 : mode === 'full' ? 10_000 : 2000;
 const SMALL = 10;
-/** Turns of floor_get_user, get_user, list_users and refresh, and of floor_argon2_verify and login (the median turn is kept). */
+/** Turns of floor_get_user with get_user and list_users, of floor_argon2_verify with login, of floor_get_user with refresh (the median turn is kept). */
 const ROUNDS = mode === 'quick' ? 1 : 3;
 /** Longest wait for autovacuum to go quiet before measuring (the quick run must stay short). */
 const SETTLE_MAX_MS = mode === 'quick' ? 4_000 : 180_000;
@@ -53,6 +53,8 @@ interface Scenario {
    * machine's speed drifts between rounds, and a round's floor and reads run seconds apart. */
   ratio_rounds?: number[];
   ratio_paired?: number;
+  /** rps of the floor's turns a scenario was paired with, when they are not the floor scenario's own (refresh). */
+  floor_rounds?: number[];
   /** CPU microseconds per request: the service, the floor, PostgreSQL (all its processes), the load generator. */
   cpu_us_per_request?: Record<string, number>;
 }
@@ -248,16 +250,11 @@ async function main() {
       await read.list(`warm-up list_users${suffix}`, 5);
     };
     await warmUp('', true);
-    // Refresh: live refresh tokens of 16 new sessions for each turn, each answer's rotated token
-    // used for a later request of the turn.
-    const refreshTokens = async () => (await Promise.all(Array.from({ length: CONNECTIONS * 2 }, (_, i) => loginAs('t0', `user${10 + i}@t0.example`)))).map((c) => c.refresh_token);
-    const refresh = async (name: string) => load(name, `${base}/api/v1/tenants/t0/auth/refresh`, { method: 'POST', kind: 'refresh', refreshTokens: await refreshTokens() });
-    const rounds: Record<string, Scenario[]> = { floor_get_user: [], get_user: [], list_users: [], refresh: [] };
+    const rounds: Record<string, Scenario[]> = { floor_get_user: [], get_user: [], list_users: [] };
     for (let round = 0; round < ROUNDS; round++) {
       rounds.floor_get_user!.push(await read.floor('floor_get_user'));
       rounds.get_user!.push(await read.get('get_user'));
       rounds.list_users!.push(await read.list('list_users'));
-      rounds.refresh!.push(await refresh('refresh'));
     }
     // The median turn by rps; its latencies are the medians of the turns' own (one slow turn, such
     // as the first after provisioning, moves neither side of a p99 comparison).
@@ -292,7 +289,20 @@ async function main() {
     const floorArgon = medianRound(argonRounds);
     scenarios.push(floorArgon);
     scenarios.push(turns(loginRounds, argonRounds, floorArgon));
-    scenarios.push(turns(rounds.refresh!, rounds.floor_get_user!, floorGet));
+
+    // Refresh, after the reads (its logins and writes stay out of their turns), in turns with a
+    // floor turn of its own just before each: live refresh tokens of 16 new sessions for each
+    // turn, each answer's rotated token used for a later request of the turn.
+    const refreshTokens = async () => (await Promise.all(Array.from({ length: CONNECTIONS * 2 }, (_, i) => loginAs('t0', `user${10 + i}@t0.example`)))).map((c) => c.refresh_token);
+    const refreshFloorRounds: Scenario[] = [];
+    const refreshRounds: Scenario[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const tokens = await refreshTokens();
+      refreshFloorRounds.push(await read.floor('floor_get_user (before refresh)'));
+      refreshRounds.push(await load('refresh', `${base}/api/v1/tenants/t0/auth/refresh`, { method: 'POST', kind: 'refresh', refreshTokens: tokens }));
+    }
+    const refreshFloor = medianRound(refreshFloorRounds);
+    scenarios.push({ ...turns(refreshRounds, refreshFloorRounds, refreshFloor), floor: floorGet.name, floor_rounds: refreshFloorRounds.map((r) => r.rps) });
 
     // Scale: the same reads with many tenants provisioned.
     const smallGet = scenarios.find((s) => s.name === 'get_user')!;

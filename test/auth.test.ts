@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomToken } from '../src/auth/tokens.js';
 import { tenantDb } from '../src/db/database.js';
 import { createTestApp, signWith, type TestApp } from './support/app.js';
 import { bearer, login, PASSWORD, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
@@ -194,6 +195,19 @@ describe('access tokens', () => {
     await t.services.sessions.forgetSessions(await tenantOf('alpha'), [old.sid]);
     expect((await me('alpha', old.access_token)).statusCode).toBe(401);
     expect((await refresh('alpha', old.refresh_token)).statusCode).toBe(401);
+  });
+});
+
+describe('random tokens', () => {
+  it('are 256 fresh random bits each, across refills of the pool they come from', () => {
+    const tokens = Array.from({ length: 1000 }, () => randomToken('p_'));
+    expect(new Set(tokens).size).toBe(1000);
+    for (const token of tokens) {
+      expect(token).toMatch(/^p_[A-Za-z0-9_-]{43}$/);
+      expect(Buffer.from(token.slice(2), 'base64url')).toHaveLength(32);
+      // A used (zeroed) stretch of the pool would read as a run of 'A's.
+      expect(token).not.toMatch(/A{8}/);
+    }
   });
 });
 

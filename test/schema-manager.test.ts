@@ -172,6 +172,34 @@ describe('tenant isolation', () => {
   });
 });
 
+describe('migration 5 (session_rotation_in_place)', () => {
+  it('keeps the sessions of schemas at version 4 and takes the token hashes out of every index', async () => {
+    const v4 = new SchemaManager(t.database.db, tenantMigrations.filter((m) => m.version <= 4));
+    const schemas = ['tenant_v4_a', 'tenant_v4_b'];
+    for (const schema of schemas) {
+      await v4.initializeTenantSchema(null, schema);
+      const db = tenantDb(t.database.db, schema);
+      const user = await db.insertInto('users').values({ email: `someone@${schema}.example` }).returning('id').executeTakeFirstOrThrow();
+      await db.insertInto('user_sessions').values({ user_id: user.id, refresh_token_hash: `${schema}-current`, previous_refresh_token_hash: `${schema}-previous`, expires_at: new Date(Date.now() + 3_600_000) }).execute();
+    }
+    const indexes = async (schema: string) =>
+      (await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE schemaname = ${schema} AND tablename = 'user_sessions' ORDER BY indexname`.execute(t.database.db)).rows.map((r) => r.indexname);
+    expect(await indexes('tenant_v4_a')).toContain('user_sessions_refresh_token_hash_uq');
+
+    for (const schema of schemas) {
+      const result = await manager.migrateTenant(schema);
+      expect(result).toMatchObject({ schema_version: manager.latestVersion, applied: ['5_session_rotation_in_place'] });
+      expect(await indexes(schema)).toEqual(['user_sessions_expires_at_idx', 'user_sessions_pkey', 'user_sessions_user_id_idx']);
+      const options = await sql<{ reloptions: string[] }>`SELECT reloptions FROM pg_class WHERE oid = ${`${schema}.user_sessions`}::regclass`.execute(t.database.db);
+      expect(options.rows[0]!.reloptions).toEqual(['fillfactor=80']);
+      // Each schema keeps its own session, as it was.
+      const sessions = await tenantDb(t.database.db, schema).selectFrom('user_sessions').select(['refresh_token_hash', 'previous_refresh_token_hash']).execute();
+      expect(sessions).toEqual([{ refresh_token_hash: `${schema}-current`, previous_refresh_token_hash: `${schema}-previous` }]);
+      expect((await manager.migrateTenant(schema)).applied).toEqual([]);
+    }
+  });
+});
+
 describe('getSchemaInfo, listTablesInSchema, dropSchema', () => {
   it('describes a provisioned schema and an absent one', async () => {
     await manager.initializeTenantSchema(null, 'tenant_info');

@@ -13,10 +13,15 @@ const REFRESH_PREFIX = 'rt_';
 
 /**
  * A refresh token: `rt_`, its session's id, `.`, 256 random bits. Opaque to clients; only its
- * SHA-256 is stored. Anything else is invalid without a query (so are the tokens issued
- * before tenant migration 5, which named no session: their holders sign in again).
+ * SHA-256 is stored. Anything else is invalid without a query; so are the tokens issued by
+ * earlier versions of the service, which named no session (their holders sign in again).
  */
-const REFRESH_TOKEN = /^rt_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.[A-Za-z0-9_-]{43}$/;
+const SESSION_ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const REFRESH_TOKEN = new RegExp(`^rt_(${SESSION_ID})\\.[A-Za-z0-9_-]{43}$`);
+const SESSION_ID_ONLY = new RegExp(`^${SESSION_ID}$`);
+
+/** Sessions last used before this are idle: no longer live. One clock, the service's, decides it everywhere. */
+const idleCutoff = (policy: TenantPolicy, now: number) => now - policy.idleTimeoutMinutes * 60_000;
 
 const refreshTokenOf = (sessionId: string) => randomToken(`${REFRESH_PREFIX}${sessionId}.`);
 
@@ -77,17 +82,19 @@ export class SessionStore {
     const db = tenantDb(this.db, tenant.schema);
     const hash = sha256(presented);
     const next = refreshTokenOf(id);
-    const values = { id, hash, next: sha256(next), idleMinutes: policy.idleTimeoutMinutes };
-    // Built once per schema and prepared: a refresh is a hot path. Times are the database's.
+    const now = Date.now();
+    // Times go as ISO text (pg's conversion of a Date parameter was ~9 us of each refresh).
+    const values = { id, hash, next: sha256(next), now: new Date(now).toISOString(), idleCutoff: new Date(idleCutoff(policy, now)).toISOString() };
+    // Built once per schema and prepared: a refresh is a hot path.
     const { rows } = await this.statements.run(db, `sessions.rotate:${tenant.schema}`, values, (v) =>
       db
         .updateTable('user_sessions')
-        .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: sql`now()`, updated_at: sql`now()` })
+        .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: v.now, updated_at: v.now })
         .where('id', '=', v.id)
         .where('refresh_token_hash', '=', v.hash)
         .where('revoked_at', 'is', null)
-        .where('expires_at', '>', sql<Date>`now()`)
-        .where('last_seen_at', '>', sql<Date>`now() - ${v.idleMinutes}::float8 * interval '1 minute'`)
+        .where('expires_at', '>', sql<Date>`${v.now}`)
+        .where('last_seen_at', '>', sql<Date>`${v.idleCutoff}`)
         .returning('user_id'),
     );
     const rotated = rows[0];
@@ -149,7 +156,7 @@ export class SessionStore {
     const [session, user] = await Promise.all([this.sessionState(tenant, sessionId), this.userActive(tenant, userId)]);
     if (!session || !user.active || session.revoked || session.userId !== userId) return false;
     const now = Date.now();
-    return session.expiresAt > now && session.lastSeenAt + policy.idleTimeoutMinutes * 60_000 > now;
+    return session.expiresAt > now && session.lastSeenAt > idleCutoff(policy, now);
   }
 
   async userActive(tenant: TenantContext, userId: string): Promise<UserState> {
@@ -164,7 +171,7 @@ export class SessionStore {
   }
 
   private async sessionState(tenant: TenantContext, sessionId: string): Promise<SessionState | null> {
-    if (!/^[0-9a-f-]{36}$/i.test(sessionId)) return null;
+    if (!SESSION_ID_ONLY.test(sessionId)) return null;
     return this.local.load(`session:${tenant.schema}:${sessionId}`, async () => {
       const s = await tenantDb(this.db, tenant.schema)
         .selectFrom('user_sessions')
@@ -183,7 +190,7 @@ export class SessionStore {
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
       .where('expires_at', '>', new Date())
-      .where('last_seen_at', '>', sql<Date>`now() - make_interval(mins => ${policy.idleTimeoutMinutes})`)
+      .where('last_seen_at', '>', new Date(idleCutoff(policy, Date.now())))
       .orderBy('created_at', 'desc')
       .execute();
   }

@@ -92,6 +92,11 @@ async function verifiedPayload(keys: JwtKeys, token: string): Promise<JWTPayload
 }
 let lastKeys: JwtKeys | undefined;
 
+const TOKEN_BYTES = 32;
+const RANDOM_POOL_BYTES = 4096;
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+
 /**
  * Opaque random secrets (refresh, reset, verification tokens): 256 bits, stored only as hashes.
  * The bytes come from a pool filled 4 KiB at a time (one call to the CSPRNG per 128 tokens:
@@ -107,10 +112,6 @@ export function randomToken(prefix: string): string {
   randomOffset += TOKEN_BYTES;
   return `${prefix}${secret}`;
 }
-const TOKEN_BYTES = 32;
-const RANDOM_POOL_BYTES = 4096;
-let randomPool = Buffer.alloc(0);
-let randomOffset = 0;
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
