@@ -31,6 +31,10 @@ it('bench --quick runs and writes valid results', async () => {
     expect(cpu.load_generator, s.name).toBeGreaterThan(0);
     if (s.name !== 'floor_argon2_verify') expect(cpu.postgres, s.name).toBeGreaterThan(0);
   }
+  // Every measured run answered with 2xx only (a run with errors is no measurement).
+  expect(json.failed_loads).toEqual([]);
+  for (const s of json.scenarios) expect(s.errors, s.name).toBe(0);
+  expect(json.scale.floor_get_user.p99_large_ms).toBeGreaterThan(0);
   expect(json.provision_tenant.spare_median_ms).toBeGreaterThan(0);
   expect(json.migrate_all.failed).toBe(0);
   expect(json.postgres.service_connections).toBeLessThanOrEqual(json.postgres.pool_max);
