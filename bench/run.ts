@@ -254,12 +254,14 @@ async function main() {
       await read.list(`warm-up list_users${suffix}`, 5);
     };
     await warmUp('', true);
-    const rounds: Record<string, Scenario[]> = { floor_get_user: [], get_user: [], list_users: [] };
-    for (let round = 0; round < ROUNDS; round++) {
-      rounds.floor_get_user!.push(await read.floor('floor_get_user'));
-      rounds.get_user!.push(await read.get('get_user'));
-      rounds.list_users!.push(await read.list('list_users'));
-    }
+    /** ROUNDS rounds of the given turns, in their order within each round: each turn's runs, round by round. */
+    const inRounds = async <K extends string>(turnsOf: Record<K, () => Promise<Scenario>>): Promise<Record<K, Scenario[]>> => {
+      const names = Object.keys(turnsOf) as K[];
+      const runs = Object.fromEntries(names.map((n) => [n, [] as Scenario[]])) as Record<K, Scenario[]>;
+      for (let round = 0; round < ROUNDS; round++) for (const n of names) runs[n].push(await turnsOf[n]());
+      return runs;
+    };
+    const rounds = await inRounds({ floor: () => read.floor('floor_get_user'), get: () => read.get('get_user'), list: () => read.list('list_users') });
     // The median turn by rps; its latencies are the medians of the turns' own (one slow turn, such
     // as the first after provisioning, moves neither side of a p99 comparison).
     const medianRound = (runs: Scenario[]): Scenario => ({
@@ -274,39 +276,39 @@ async function main() {
       const ratios = runs.map((r, i) => Number((r.rps / floorRuns[i]!.rps).toFixed(2)));
       return { ...withFloor(medianRound(runs), floor), ratio_rounds: ratios, ratio_paired: median(ratios) };
     };
-    const floorGet = medianRound(rounds.floor_get_user!);
+    const floorGet = medianRound(rounds.floor);
     scenarios.push(floorGet);
-    scenarios.push(turns(rounds.get_user!, rounds.floor_get_user!, floorGet));
-    scenarios.push(turns(rounds.list_users!, rounds.floor_get_user!, floorGet));
+    scenarios.push(turns(rounds.get, rounds.floor, floorGet));
+    scenarios.push(turns(rounds.list, rounds.floor, floorGet));
     // Users are created in another tenant (t2): t0 keeps its 50 users, so the reads at 2,000
     // tenants list the same page of the same tenant as at 10 (a list over the ~2,000 users
     // create_user leaves behind is a different measure).
     const writer = { authorization: `Bearer ${(await loginAs('t2', 'user0@t2.example')).access_token}` };
     scenarios.push(withFloor(await load('create_user', `${base}/api/v1/tenants/t2/users`, { method: 'POST', headers: writer, kind: 'new-user' }), floorGet));
     // Login against the raw verify, in turns like the reads.
-    const argonRounds: Scenario[] = [];
-    const loginRounds: Scenario[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      argonRounds.push(await load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}' }));
-      loginRounds.push(await load('login', `${base}/api/v1/tenants/t0/auth/login`, { method: 'POST', body: JSON.stringify({ email: 'user1@t0.example', password: PASSWORD }) }));
-    }
-    const floorArgon = medianRound(argonRounds);
+    const logins = await inRounds({
+      floor: () => load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}' }),
+      login: () => load('login', `${base}/api/v1/tenants/t0/auth/login`, { method: 'POST', body: JSON.stringify({ email: 'user1@t0.example', password: PASSWORD }) }),
+    });
+    const floorArgon = medianRound(logins.floor);
     scenarios.push(floorArgon);
-    scenarios.push(turns(loginRounds, argonRounds, floorArgon));
+    scenarios.push(turns(logins.login, logins.floor, floorArgon));
 
     // Refresh, after the reads (its logins and writes stay out of their turns), in turns with a
     // floor turn of its own just before each: live refresh tokens of 16 new sessions for each
     // turn, each answer's rotated token used for a later request of the turn.
     const refreshTokens = async () => (await Promise.all(Array.from({ length: CONNECTIONS * 2 }, (_, i) => loginAs('t0', `user${10 + i}@t0.example`)))).map((c) => c.refresh_token);
-    const refreshFloorRounds: Scenario[] = [];
-    const refreshRounds: Scenario[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const tokens = await refreshTokens();
-      refreshFloorRounds.push(await read.floor('floor_get_user (before refresh)'));
-      refreshRounds.push(await load('refresh', `${base}/api/v1/tenants/t0/auth/refresh`, { method: 'POST', kind: 'refresh', refreshTokens: tokens }));
-    }
-    const refreshFloor = medianRound(refreshFloorRounds);
-    scenarios.push({ ...turns(refreshRounds, refreshFloorRounds, refreshFloor), floor: floorGet.name, floor_rounds: refreshFloorRounds.map((r) => r.rps) });
+    let tokens: string[] = [];
+    const refreshes = await inRounds({
+      // The round's sessions first, so that the floor turn runs right before the refresh turn.
+      floor: async () => {
+        tokens = await refreshTokens();
+        return read.floor('floor_get_user (before refresh)');
+      },
+      refresh: () => load('refresh', `${base}/api/v1/tenants/t0/auth/refresh`, { method: 'POST', kind: 'refresh', refreshTokens: tokens }),
+    });
+    const refreshFloor = medianRound(refreshes.floor);
+    scenarios.push({ ...turns(refreshes.refresh, refreshes.floor, refreshFloor), floor: floorGet.name, floor_rounds: refreshes.floor.map((r) => r.rps) });
 
     // Scale: the same reads with many tenants provisioned.
     const smallGet = scenarios.find((s) => s.name === 'get_user')!;
@@ -325,14 +327,16 @@ async function main() {
     await warmUp(`@${LARGE}`, false);
     // The floor's turns too: its p99 at both sizes tells what the machine and PostgreSQL did
     // meanwhile (the 10-tenant turns ran ~10 minutes earlier).
-    const large: Record<'floor' | 'get' | 'list', Scenario[]> = { floor: [], get: [], list: [] };
     let rss = 0;
-    for (let round = 0; round < ROUNDS; round++) {
-      large.floor.push(await read.floor(`floor_get_user@${LARGE}`));
-      large.get.push(await read.get(`get_user@${LARGE}`));
-      rss = Math.max(rss, await rssMb(service.proc.pid!));
-      large.list.push(await read.list(`list_users@${LARGE}`));
-    }
+    const large = await inRounds({
+      floor: () => read.floor(`floor_get_user@${LARGE}`),
+      get: async () => {
+        const run = await read.get(`get_user@${LARGE}`);
+        rss = Math.max(rss, await rssMb(service.proc.pid!));
+        return run;
+      },
+      list: () => read.list(`list_users@${LARGE}`),
+    });
     const largeFloor = medianRound(large.floor);
     const largeGet = medianRound(large.get);
     const largeList = medianRound(large.list);

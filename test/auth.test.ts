@@ -205,7 +205,7 @@ describe('random tokens', () => {
     for (const token of tokens) {
       expect(token).toMatch(/^p_[A-Za-z0-9_-]{43}$/);
       expect(Buffer.from(token.slice(2), 'base64url')).toHaveLength(32);
-      // A used (zeroed) stretch of the pool would read as a run of 'A's.
+      // An unfilled (zero) stretch of the pool would read as a run of 'A's.
       expect(token).not.toMatch(/A{8}/);
     }
   });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import { StatementCache } from '../db/statements.js';
@@ -10,15 +10,15 @@ import type { TenantContext } from '../tenancy/directory.js';
 import { randomToken, sha256 } from './tokens.js';
 
 const REFRESH_PREFIX = 'rt_';
+const SESSION_ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const SESSION_ID_ONLY = new RegExp(`^${SESSION_ID}$`);
 
 /**
  * A refresh token: `rt_`, its session's id, `.`, 256 random bits. Opaque to clients; only its
  * SHA-256 is stored. Anything else is invalid without a query; so are the tokens issued by
  * earlier versions of the service, which named no session (their holders sign in again).
  */
-const SESSION_ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
-const REFRESH_TOKEN = new RegExp(`^rt_(${SESSION_ID})\\.[A-Za-z0-9_-]{43}$`);
-const SESSION_ID_ONLY = new RegExp(`^${SESSION_ID}$`);
+const REFRESH_TOKEN = new RegExp(`^${REFRESH_PREFIX}(${SESSION_ID})\\.[A-Za-z0-9_-]{43}$`);
 
 /** Sessions last used before this are idle: no longer live. One clock, the service's, decides it everywhere. */
 const idleCutoff = (policy: TenantPolicy, now: number) => now - policy.idleTimeoutMinutes * 60_000;
@@ -82,9 +82,8 @@ export class SessionStore {
     const db = tenantDb(this.db, tenant.schema);
     const hash = sha256(presented);
     const next = refreshTokenOf(id);
-    const now = Date.now();
-    // Times go as ISO text (pg's conversion of a Date parameter was ~9 us of each refresh).
-    const values = { id, hash, next: sha256(next), now: new Date(now).toISOString(), idleCutoff: new Date(idleCutoff(policy, now)).toISOString() };
+    const now = new Date();
+    const values = { id, hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())) };
     // Built once per schema and prepared: a refresh is a hot path.
     const { rows } = await this.statements.run(db, `sessions.rotate:${tenant.schema}`, values, (v) =>
       db
@@ -93,8 +92,8 @@ export class SessionStore {
         .where('id', '=', v.id)
         .where('refresh_token_hash', '=', v.hash)
         .where('revoked_at', 'is', null)
-        .where('expires_at', '>', sql<Date>`${v.now}`)
-        .where('last_seen_at', '>', sql<Date>`${v.idleCutoff}`)
+        .where('expires_at', '>', v.now)
+        .where('last_seen_at', '>', v.idleCutoff)
         .returning('user_id'),
     );
     const rotated = rows[0];

@@ -107,10 +107,9 @@ export function randomToken(prefix: string): string {
     randomPool = randomBytes(RANDOM_POOL_BYTES);
     randomOffset = 0;
   }
-  const secret = randomPool.toString('base64url', randomOffset, randomOffset + TOKEN_BYTES);
-  randomPool.fill(0, randomOffset, randomOffset + TOKEN_BYTES);
+  const start = randomOffset;
   randomOffset += TOKEN_BYTES;
-  return `${prefix}${secret}`;
+  return `${prefix}${randomPool.toString('base64url', start, randomOffset)}`;
 }
 
 export function sha256(text: string): string {
