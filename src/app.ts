@@ -5,9 +5,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import type { JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
-import { validator } from './http/ajv.js';
+import { schemaController, validatorCompiler } from './http/compilers.js';
 import { addExamples } from './http/examples.js';
-import { refuseNul } from './http/text.js';
+import { requestLogger } from './http/request-log.js';
+import { nulError } from './http/text.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { ProblemSchema } from './http/schemas.js';
 import { authRoutes } from './auth/routes.js';
@@ -80,18 +81,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
+    childLoggerFactory: requestLogger,
+    schemaController: schemaController(),
     bodyLimit: 1_048_576,
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // JSON bodies are taken as sent (a number is not a string); path and query strings are coerced.
-  const bodyAjv = validator(false);
-  const textAjv = validator('array');
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
-  app.addHook('onRequest', async (request, reply) => {
+  app.setValidatorCompiler(validatorCompiler());
+  // Hooks that never wait on anything take Fastify's callback form: no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
-  app.addHook('preValidation', refuseNul);
+  app.addHook('preValidation', (request, _reply, done) => done(nulError(request)));
   // Bodies are JSON (or multipart where a route says so): plain text is a 415, not a string body.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('systemActor', null);

@@ -147,7 +147,7 @@ class PreparingPool {
       lru.set(name, true);
     }
     try {
-      return await client.query({ name, text, values });
+      return await submitNamed(client, name, text, values);
     } catch (error) {
       // A plan outdated by a column type change, or a statement the server does not know
       // (a pooler in front that does not carry prepared statements): the connection is
@@ -193,6 +193,24 @@ class PreparingPool {
       },
     };
   }
+}
+
+/**
+ * A named statement submitted as a `pg.Query` with a callback. Given a config object, pg copies
+ * it property by property (descriptors and all) and chains a second promise to every query;
+ * from text it builds a plain config. The name is the Query's own field, read when it is sent.
+ */
+function submitNamed(client: pg.PoolClient, name: string, text: string, values: unknown[] | undefined): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new pg.Query(text, values, (error, result) => {
+      if (!error) return resolve(result as unknown as pg.QueryResult);
+      // The stack of the caller, not of the socket read that delivered the error.
+      Error.captureStackTrace(error);
+      reject(error);
+    });
+    (query as unknown as { name: string }).name = name;
+    client.query(query);
+  });
 }
 
 /** The pool behind each root handle and the tenant handles made from it (see tenantDb). */

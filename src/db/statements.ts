@@ -12,35 +12,52 @@ import { prepared, runDirect } from './database.js';
  * properties are present is part of the shape already.
  */
 export class StatementCache {
-  private readonly compiled = new Map<string, CompiledQuery>();
+  private readonly compiled = new Map<string, Compiled>();
 
   constructor(private readonly maxEntries = 5_000) {}
 
   async run<R, V extends Record<string, unknown>, DB>(db: Kysely<DB>, shape: string, values: V, build: (values: V) => Compilable<R>): Promise<QueryResult<R>> {
-    const leaves: [string, unknown][] = [];
+    // The values in placeholder order, and their paths (part of the shape).
+    const leaves: unknown[] = [];
+    let key = `${shape}|`;
     for (const [name, value] of Object.entries(values)) {
-      if (isRow(value)) for (const [property, inner] of defined(value)) leaves.push([`${name}.${property}`, inner]);
-      else leaves.push([name, value]);
+      if (!isRow(value)) {
+        leaves.push(value);
+        key += `${name},`;
+      } else {
+        for (const [property, inner] of Object.entries(value)) {
+          if (inner === undefined) continue;
+          leaves.push(inner);
+          key += `${name}.${property},`;
+        }
+      }
     }
-    const key = `${shape}|${leaves.map(([path]) => path).join(',')}`;
-    let statement = this.compiled.get(key) as CompiledQuery<R> | undefined;
-    if (!statement) {
+    let entry = this.compiled.get(key);
+    if (!entry) {
       let i = 0;
       const placeholders = Object.fromEntries(
         Object.entries(values).map(([name, value]) => [name, isRow(value) ? Object.fromEntries(defined(value).map(([property]) => [property, placeholder(i++)])) : placeholder(i++)]),
       ) as unknown as V;
-      statement = build(placeholders).compile();
-      prepared(statement.sql);
+      const query = build(placeholders).compile();
+      prepared(query.sql);
+      const positions = new Map(Array.from({ length: i }, (_, n) => [placeholder(n), n]));
+      entry = { query, slots: query.parameters.map((p) => (typeof p === 'string' ? (positions.get(p) ?? -1) : -1)) };
       if (this.compiled.size >= this.maxEntries) this.compiled.clear();
-      this.compiled.set(key, statement);
+      this.compiled.set(key, entry);
     }
-    const byPlaceholder = new Map(leaves.map(([, value], i) => [placeholder(i), value]));
-    const parameters = statement.parameters.map((p) => (typeof p === 'string' && byPlaceholder.has(p) ? byPlaceholder.get(p) : p));
+    const { query, slots } = entry;
+    const parameters = slots.map((slot, n) => (slot < 0 ? query.parameters[n] : leaves[slot]));
     // Outside a transaction, straight to the pool (the statement is compiled already).
-    const direct = runDirect(db as unknown as Kysely<never>, statement.sql, parameters);
+    const direct = runDirect(db as unknown as Kysely<never>, query.sql, parameters);
     if (direct) return { rows: (await direct).rows as R[] };
-    return db.executeQuery<R>({ ...statement, parameters });
+    return db.executeQuery<R>({ ...(query as CompiledQuery<R>), parameters });
   }
+}
+
+/** A compiled statement, and for each of its parameters the value it takes (-1: its own constant). */
+interface Compiled {
+  readonly query: CompiledQuery;
+  readonly slots: readonly number[];
 }
 
 const rows = new WeakSet<object>();

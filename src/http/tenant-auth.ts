@@ -81,6 +81,19 @@ export function requireSession(request: FastifyRequest): Principal & { sessionId
   return principal as Principal & { sessionId: string };
 }
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/**
+ * The token of an `Authorization: Bearer <token>` header, or undefined. The usual spelling is
+ * taken without the pattern, which costs ~1 us on a token's length (any other whitespace in a
+ * token fails its verification; HTTP strips it around the value).
+ */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  if (header.length > 7 && header.startsWith('Bearer ') && header.indexOf(' ', 7) < 0) return header.slice(7);
+  return BEARER.exec(header)?.[1];
+}
+
 /**
  * onRequest hook of every tenant route: resolves the tenant of the path, applies the per-IP
  * limit to authentication routes, authenticates the caller (Bearer token or X-API-Key), and
@@ -111,10 +124,9 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
       if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('unauthenticated', 'invalid API key');
       return { kind: 'api_key', userId: key.userId, sessionId: null, apiKeyId: key.id, scope: key.scope };
     }
-    const header = request.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match?.[1]) throw new DomainError('unauthenticated', 'a Bearer token or an X-API-Key is required');
-    const claims = await verifyAccessToken(deps.keys, match[1], tenant.slug);
+    const token = bearerToken(request.headers.authorization);
+    if (!token) throw new DomainError('unauthenticated', 'a Bearer token or an X-API-Key is required');
+    const claims = await verifyAccessToken(deps.keys, token, tenant.slug);
     const policy = await deps.policies.policy(tenant);
     if (!(await deps.sessions.isLive(tenant, claims.sid, claims.sub, policy))) throw new DomainError('unauthenticated', 'the session has ended');
     return { kind: 'user', userId: claims.sub, sessionId: claims.sid, apiKeyId: null, scope: null };

@@ -12,8 +12,8 @@ export function findNul(value: unknown, path: string, depth = 0): string | undef
   return undefined;
 }
 
-/** preValidation hook: a NUL character anywhere in the query, the path or a JSON body is a 400 naming the field. */
-export async function refuseNul(request: { query: unknown; params: unknown; body: unknown }): Promise<void> {
+/** For the preValidation hook: a NUL character anywhere in the query, the path or a JSON body is a 400 naming the field. */
+export function nulError(request: { query: unknown; params: unknown; body: unknown }): DomainError | undefined {
   const field = findNul(request.query, 'querystring') ?? findNul(request.params, 'params') ?? findNul(request.body, '');
-  if (field !== undefined) throw DomainError.invalid(field || 'body', 'must not contain NUL characters');
+  return field === undefined ? undefined : DomainError.invalid(field || 'body', 'must not contain NUL characters');
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import type { Kysely } from 'kysely';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type AppDeps } from '../../src/app.js';
 import type { JwtKeys } from '../../src/auth/keys.js';
 import { issueSystemToken } from '../../src/auth/system-token.js';
 import { MemoryCache, type Cache } from '../../src/cache/cache.js';
@@ -42,6 +42,8 @@ export interface TestAppOptions {
   /** Where attachment bytes go (default: a fresh temporary directory). */
   readonly attachmentsDir?: string;
   readonly secrets?: SecretBox;
+  /** The app's logger (default: none). */
+  readonly logger?: AppDeps['logger'];
 }
 
 /** The channel-secrets key of test instances. */
@@ -76,7 +78,7 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
     secrets: options.secrets ?? new SecretBox([TEST_CHANNEL_KEY]),
     config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000 },
   });
-  const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: false });
+  const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false });
   // A directory made here goes with the app.
   if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));
   return { app, keys, schemas, tenants, services, mailer, attachmentsDir };
