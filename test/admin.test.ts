@@ -192,6 +192,9 @@ describe('teams', () => {
     expect((await call('DELETE', `ma/teams/${child.id}/members/${viewerUser.id}`, admin)).statusCode).toBe(204);
     expect((await call('DELETE', `ma/teams/${child.id}/members/${viewerUser.id}`, admin)).statusCode).toBe(404);
     expect((await call('GET', `ma/teams?parent_team_id=${parent.id}`, viewer)).json().items.map((x: { name: string }) => x.name)).toEqual(['Platform']);
+    const names = async (sort: string) => (await call('GET', `ma/teams?sort=${sort}`, viewer)).json().items.map((x: { name: string }) => x.name);
+    expect(await names('name')).toEqual(['Databases', 'Engineering', 'Platform']);
+    expect(await names('-name')).toEqual(['Platform', 'Engineering', 'Databases']);
   });
 
   it('refuses concurrent moves that together would make a cycle', async () => {

@@ -49,7 +49,7 @@ export class RoleService {
     if (query.search) base = base.where('name', 'ilike', likePattern(query.search));
     const sort = parseSort(query.sort, { column: 'priority', direction: 'desc' });
     const [rows, total] = await Promise.all([
-      base.select('id').orderBy(sql.ref(sort.column), sql.raw(sort.direction)).orderBy('name').limit(query.page_size).offset((query.page - 1) * query.page_size).execute(),
+      base.select('id').orderBy(sql.ref(sort.column), sort.direction).orderBy('name').limit(query.page_size).offset((query.page - 1) * query.page_size).execute(),
       base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
     const items = await this.load(db, rows.map((r) => r.id));

@@ -32,7 +32,7 @@ export class TeamService {
     if (query.parent_team_id) base = base.where('parent_team_id', '=', query.parent_team_id);
     const sort = parseSort(query.sort, { column: 'name', direction: 'asc' });
     const [items, total] = await Promise.all([
-      base.select(COLUMNS).orderBy(sql.ref(sort.column), sql.raw(sort.direction)).orderBy('id').limit(query.page_size).offset((query.page - 1) * query.page_size).execute(),
+      base.select(COLUMNS).orderBy(sql.ref(sort.column), sort.direction).orderBy('id').limit(query.page_size).offset((query.page - 1) * query.page_size).execute(),
       base.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
     return { items, total: Number(total.n), page: query.page, page_size: query.page_size };
