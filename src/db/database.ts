@@ -134,7 +134,7 @@ class PreparingPool {
   /** Runs `text` on `client`, named when registered. */
   private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined, inTransaction: boolean) {
     const name = this.limit > 0 ? preparedNames.get(text) : undefined;
-    if (name === undefined) return client.query(text, values);
+    if (name === undefined) return submit(client, text, values);
     let lru = this.heldBy.get(client);
     if (!lru) this.heldBy.set(client, (lru = new Map()));
     if (lru.delete(name)) lru.set(name, true);
@@ -147,7 +147,7 @@ class PreparingPool {
       lru.set(name, true);
     }
     try {
-      return await submitNamed(client, name, text, values);
+      return await submit(client, text, values, name);
     } catch (error) {
       // A plan outdated by a column type change, or a statement the server does not know
       // (a pooler in front that does not carry prepared statements): the connection is
@@ -156,7 +156,7 @@ class PreparingPool {
       if (code !== '0A000' && code !== '26000') throw error;
       this.broken.add(client);
       if (inTransaction) throw error;
-      return client.query(text, values);
+      return submit(client, text, values);
     }
   }
 
@@ -196,11 +196,12 @@ class PreparingPool {
 }
 
 /**
- * A named statement submitted as a `pg.Query` with a callback. Given a config object, pg copies
- * it property by property (descriptors and all) and chains a second promise to every query;
- * from text it builds a plain config. The name is the Query's own field, read when it is sent.
+ * A statement submitted as a `pg.Query` with a callback, named when `name` is given. Given a
+ * config object, pg copies it property by property (descriptors and all), and without a
+ * callback it chains a second promise to every query; from text it builds a plain config. The
+ * name is the Query's own field, read when it is sent.
  */
-function submitNamed(client: pg.PoolClient, name: string, text: string, values: unknown[] | undefined): Promise<pg.QueryResult> {
+function submit(client: pg.PoolClient, text: string, values: unknown[] | undefined, name?: string): Promise<pg.QueryResult> {
   return new Promise((resolve, reject) => {
     const query = new pg.Query(text, values, (error, result) => {
       if (!error) return resolve(result as unknown as pg.QueryResult);
@@ -208,7 +209,7 @@ function submitNamed(client: pg.PoolClient, name: string, text: string, values: 
       Error.captureStackTrace(error);
       reject(error);
     });
-    (query as unknown as { name: string }).name = name;
+    if (name !== undefined) (query as unknown as { name: string }).name = name;
     client.query(query);
   });
 }

@@ -25,8 +25,7 @@ export class StatementCache {
         leaves.push(value);
         key += `${name},`;
       } else {
-        for (const [property, inner] of Object.entries(value)) {
-          if (inner === undefined) continue;
+        for (const [property, inner] of defined(value)) {
           leaves.push(inner);
           key += `${name}.${property},`;
         }
@@ -72,6 +71,7 @@ function isRow(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && rows.has(value);
 }
 
+/** A row's properties that become parameters (Kysely leaves undefined ones out). */
 const defined = (value: Record<string, unknown>) => Object.entries(value).filter(([, inner]) => inner !== undefined);
 
 function placeholder(i: number): string {

@@ -4,21 +4,24 @@ import type { Bindings, ChildLoggerOptions, LevelWithSilent } from 'pino';
 type Level = Exclude<LevelWithSilent, 'silent'>;
 const LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
+type Logger = FastifyBaseLogger & { isLevelEnabled(level: string): boolean };
+
 /**
  * A request's logger, made on its first enabled line: pino's child() serializes its bindings
  * up front (~5 us per request), and below the `info` level most requests log nothing. A line
  * carries the request id as a child's would; levels are the parent's, read when logging.
  */
 class RequestLogger {
-  private made: FastifyBaseLogger | undefined;
+  private made: Logger | undefined;
 
   constructor(
-    private readonly parent: FastifyBaseLogger & { isLevelEnabled(level: string): boolean },
+    private readonly parent: Logger,
     private readonly bindings: Bindings,
   ) {}
 
-  private get logger(): FastifyBaseLogger {
-    return (this.made ??= this.parent.child(this.bindings));
+  /** The child logger, made now if not yet. */
+  get logger(): Logger {
+    return (this.made ??= this.parent.child(this.bindings) as Logger);
   }
 
   get level(): string {
@@ -30,7 +33,7 @@ class RequestLogger {
   }
 
   isLevelEnabled(level: string): boolean {
-    return this.made ? (this.made as unknown as { isLevelEnabled(l: string): boolean }).isLevelEnabled(level) : this.parent.isLevelEnabled(level);
+    return (this.made ?? this.parent).isLevelEnabled(level);
   }
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
@@ -43,7 +46,7 @@ class RequestLogger {
 for (const level of LEVELS) {
   Object.defineProperty(RequestLogger.prototype, level, {
     value(this: RequestLogger, ...args: unknown[]) {
-      if (this.isLevelEnabled(level)) (this as unknown as { logger: Record<Level, (...a: unknown[]) => void> }).logger[level](...args);
+      if (this.isLevelEnabled(level)) (this.logger[level] as (...a: unknown[]) => void)(...args);
     },
   });
 }
@@ -53,7 +56,6 @@ for (const level of LEVELS) {
  * anything else (a route's own log level or serializers, another logger) as Fastify would make it.
  */
 export function requestLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
-  const pino = logger as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean };
-  if (typeof pino.isLevelEnabled !== 'function' || Object.keys(options).length > 0) return logger.child(bindings, options);
-  return new RequestLogger(pino as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }, bindings) as unknown as FastifyBaseLogger;
+  if (typeof (logger as Partial<Logger>).isLevelEnabled !== 'function' || Object.keys(options).length > 0) return logger.child(bindings, options);
+  return new RequestLogger(logger as Logger, bindings) as unknown as FastifyBaseLogger;
 }
