@@ -13,6 +13,8 @@ export interface LoadSpec {
   headers: Record<string, string>;
   body?: string;
   seconds: number;
+  /** Seconds of the unmeasured run before the measured one. */
+  warmSeconds: number;
   connections: number;
   /** `new-user`: each request creates a user with a fresh email; `refresh`: each follows a rotation chain. */
   kind?: 'new-user' | 'refresh';
@@ -69,7 +71,7 @@ const run = async (duration: number) => {
 const percentile = (sorted: number[], p: number) => (sorted.length ? Math.round(sorted[Math.ceil((p / 100) * sorted.length) - 1]! * 100) / 100 : 0);
 
 // A short unmeasured run first, so both sides are measured warm (JIT, caches, pool).
-await run(1);
+await run(spec.warmSeconds);
 const watch = spec.watch ?? {};
 const before = snapshot(watch);
 const ownBefore = process.cpuUsage();

@@ -34,7 +34,13 @@ it('bench --quick runs and writes valid results', async () => {
   // Every measured run answered with 2xx only (a run with errors is no measurement).
   expect(json.failed_loads).toEqual([]);
   for (const s of json.scenarios) expect(s.errors, s.name).toBe(0);
-  expect(json.scale.floor_get_user.p99_large_ms).toBeGreaterThan(0);
+  // Both sizes measured in turns, each with as many turns as the scenarios above.
+  for (const read of [json.scale.get_user, json.scale.list_users]) {
+    expect(read.p99_small_ms).toBeGreaterThan(0);
+    expect(read.p99_large_ms).toBeGreaterThan(0);
+    expect(read.p99_ratio_rounds).toHaveLength(json.settings.rounds);
+    expect(read.cpu_us_per_request_large.service).toBeGreaterThan(0);
+  }
   expect(json.provision_tenant.spare_median_ms).toBeGreaterThan(0);
   expect(json.migrate_all.failed).toBe(0);
   expect(json.postgres.service_connections).toBeLessThanOrEqual(json.postgres.pool_max);
