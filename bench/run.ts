@@ -25,7 +25,7 @@ const mode = process.argv.includes('--quick') ? 'quick' : process.argv.includes(
 const TURN_SECONDS = mode === 'quick' ? 2 : 4;
 const SECONDS = mode === 'quick' ? 2 : 10;
 const CONNECTIONS = 8;
-const LARGE = mode === 'quick' ? 20 : mode === 'full' ? 10_000 : 2000;
+const LARGE = mode === 'quick' ? 12 : mode === 'full' ? 10_000 : 2000;
 const SMALL = 10;
 /**
  * Turns of floor_get_user with get_user and list_users, of floor_argon2_verify with login, of
@@ -72,6 +72,9 @@ interface Scenario {
 
 /** The processes whose CPU each load reports (set once they run). */
 const watched: Record<string, number> = {};
+
+/** a / b to three decimals: two would round 0.797 up to a target of 0.80. */
+const ratioOf = (a: number, b: number) => Number((a / b).toFixed(3));
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -265,7 +268,7 @@ async function main() {
     const read = { floor: (name: string, seconds?: number) => load(name, `${floorBase}/floor/tenant_t0/users/${target}`, { seconds }), ...readsOf(base, 't0', target, auth) };
 
     const scenarios: Scenario[] = [];
-    const withFloor = (s: Scenario, floorScenario: Scenario): Scenario => ({ ...s, floor: floorScenario.name, ratio_to_floor: Number((s.rps / floorScenario.rps).toFixed(2)) });
+    const withFloor = (s: Scenario, floorScenario: Scenario): Scenario => ({ ...s, floor: floorScenario.name, ratio_to_floor: ratioOf(s.rps, floorScenario.rps) });
 
     // The floor and the reads it anchors run in turns (ROUNDS of each), and each keeps its median
     // round: the machine's drift over a run then moves both sides alike.
@@ -300,7 +303,7 @@ async function main() {
     });
     /** A scenario measured in turns against its floor's turns: the ratio of the median turns, and the paired ratios. */
     const turns = (runs: Scenario[], floorRuns: Scenario[], floor: Scenario): Scenario => {
-      const ratios = runs.map((r, i) => Number((r.rps / floorRuns[i]!.rps).toFixed(2)));
+      const ratios = runs.map((r, i) => ratioOf(r.rps, floorRuns[i]!.rps));
       return { ...withFloor(medianRound(runs), floor), ratio_rounds: ratios, ratio_paired: median(ratios) };
     };
     const floorGet = medianRound(rounds.floor);
@@ -383,7 +386,7 @@ async function main() {
     /** p50 and p99 at both sizes (the median turns' rps, the medians of the turns' latencies), their ratio, and each round's. */
     const atScale = (smallRuns: Scenario[], bigRuns: Scenario[]) => {
       const [small, big] = [medianRound(smallRuns), medianRound(bigRuns)];
-      const p99Ratio = (b: Scenario, s: Scenario) => Number((b.p99_ms / Math.max(1, s.p99_ms)).toFixed(2));
+      const p99Ratio = (b: Scenario, s: Scenario) => ratioOf(b.p99_ms, Math.max(1, s.p99_ms));
       return {
         p50_small_ms: small.p50_ms,
         p99_small_ms: small.p99_ms,
@@ -455,15 +458,15 @@ async function main() {
       const c = s.cpu_us_per_request;
       return c ? `${s.name.startsWith('floor') ? c.floor : c.service} / ${c.postgres ?? 0} / ${c.load_generator}` : '';
     };
-    const rows = scenarios.map((s) => [s.name, String(s.rps), String(s.p50_ms), String(s.p99_ms), s.floor ?? '', s.ratio_to_floor?.toFixed(2) ?? '', cpuOf(s)]);
+    const rows = scenarios.map((s) => [s.name, String(s.rps), String(s.p50_ms), String(s.p99_ms), s.floor ?? '', s.ratio_to_floor?.toFixed(3) ?? '', cpuOf(s)]);
     const header = ['scenario', 'rps', 'p50 ms', 'p99 ms', 'floor', 'ratio', 'CPU us/request: server / postgres / load'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
-    const pairs = scenarios.filter((s) => s.ratio_rounds).map((s) => `${s.name} ${s.ratio_paired!.toFixed(2)} (${s.ratio_rounds!.map((r) => r.toFixed(2)).join(', ')})`);
+    const pairs = scenarios.filter((s) => s.ratio_rounds).map((s) => `${s.name} ${s.ratio_paired!.toFixed(3)} (${s.ratio_rounds!.map((r) => r.toFixed(2)).join(', ')})`);
     process.stdout.write(`paired ratios     ${pairs.join('; ')} (each turn against the floor's turn of the same round; median)\n`);
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
-    process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(2)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
+    process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
     for (const f of failedLoads) process.stdout.write(`NOT VALID         ${f.name}: ${f.errors} errors or non-2xx answers\n`);
     process.stdout.write(`written           ${path.relative(ROOT, path.join(resultsDir, 'latest.json'))} (${results.duration_s} s)\n`);
   } finally {
