@@ -64,6 +64,8 @@ interface Scenario {
    * machine's speed drifts between rounds, and a round's floor and reads run seconds apart. */
   ratio_rounds?: number[];
   ratio_paired?: number;
+  /** All the scenario's turns against all its floor's (their rps summed: turns of equal length), every turn counted. */
+  ratio_all_turns?: number;
   /** rps of the floor's turns a scenario was paired with, when they are not the floor scenario's own (refresh). */
   floor_rounds?: number[];
   /** CPU microseconds per request: the service, the floor, PostgreSQL (all its processes), the load generator. */
@@ -301,10 +303,11 @@ async function main() {
       rounds: runs.map((r) => r.rps),
       p99_rounds: runs.map((r) => r.p99_ms),
     });
-    /** A scenario measured in turns against its floor's turns: the ratio of the median turns, and the paired ratios. */
+    /** A scenario measured in turns against its floor's turns: the ratio of the median turns, the paired ratios, and all turns against all. */
     const turns = (runs: Scenario[], floorRuns: Scenario[], floor: Scenario): Scenario => {
       const ratios = runs.map((r, i) => ratioOf(r.rps, floorRuns[i]!.rps));
-      return { ...withFloor(medianRound(runs), floor), ratio_rounds: ratios, ratio_paired: median(ratios) };
+      const total = (xs: Scenario[]) => xs.reduce((sum, r) => sum + r.rps, 0);
+      return { ...withFloor(medianRound(runs), floor), ratio_rounds: ratios, ratio_paired: median(ratios), ratio_all_turns: ratioOf(total(runs), total(floorRuns)) };
     };
     const floorGet = medianRound(rounds.floor);
     scenarios.push(floorGet);
@@ -464,6 +467,8 @@ async function main() {
     for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
     const pairs = scenarios.filter((s) => s.ratio_rounds).map((s) => `${s.name} ${s.ratio_paired!.toFixed(3)} (${s.ratio_rounds!.map((r) => r.toFixed(2)).join(', ')})`);
     process.stdout.write(`paired ratios     ${pairs.join('; ')} (each turn against the floor's turn of the same round; median)\n`);
+    const totals = scenarios.filter((s) => s.ratio_all_turns !== undefined).map((s) => `${s.name} ${s.ratio_all_turns!.toFixed(3)}`);
+    process.stdout.write(`all turns         ${totals.join('; ')} (the requests of all turns against those of all the floor's)\n`);
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
     process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);

@@ -22,6 +22,8 @@ it('bench --quick runs and writes valid results', async () => {
     if (['get_user', 'list_users', 'login', 'refresh'].includes(s.name)) {
       expect(s.ratio_rounds, s.name).toHaveLength(json.settings.rounds);
       expect(s.ratio_paired, s.name).toBeGreaterThan(0);
+      // One turn in the quick run: all turns against all is that turn's own ratio.
+      expect(s.ratio_all_turns, s.name).toBeCloseTo(s.ratio_rounds[0], 3);
     }
     // Where each request's CPU went, attributed to the process that answered it.
     const cpu = s.cpu_us_per_request;
