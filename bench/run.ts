@@ -375,9 +375,16 @@ async function main() {
     await warmUp(atLarge, `@${LARGE}`);
     watched.service = service.pid;
     await warmUp(atSmall, `@${SMALL}`);
+    // The highest RSS of each service, sampled after each of its get_user turns (the 10-tenant
+    // one has by then served every scenario above: a long-running process beside a fresh one).
     let rss = 0;
+    let rssSmall = 0;
     const scale = await inRounds({
-      getSmall: on(service.pid, () => atSmall.get(`get_user@${SMALL}`)),
+      getSmall: on(service.pid, async () => {
+        const run = await atSmall.get(`get_user@${SMALL}`);
+        rssSmall = Math.max(rssSmall, await rssMb(service.pid));
+        return run;
+      }),
       getLarge: on(largeService.pid, async () => {
         const run = await atLarge.get(`get_user@${LARGE}`);
         rss = Math.max(rss, await rssMb(largeService.pid));
@@ -444,7 +451,13 @@ async function main() {
         get_user: scaleGet,
         list_users: atScale(scale.listSmall, scale.listLarge),
       },
-      memory: { service_rss_mb_under_load: rss, sampled: `highest of ${ROUNDS} samples, one after each get_user turn at ${LARGE} tenants`, tenants: LARGE },
+      memory: {
+        service_rss_mb_under_load: rss,
+        sampled: `highest of ${ROUNDS} samples, one after each get_user turn at ${LARGE} tenants`,
+        tenants: LARGE,
+        service_rss_mb_at_small: rssSmall,
+        at_small: `the ${SMALL}-tenant service, after every scenario above, sampled the same way`,
+      },
       postgres: { service_connections: connections, pool_max: POOL_MAX },
       raw_argon2_verify_in_process_per_s: argonRaw,
       failed_loads: failedLoads,
@@ -471,7 +484,7 @@ async function main() {
     process.stdout.write(`all turns         ${totals.join('; ')} (the requests of all turns against those of all the floor's)\n`);
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
-    process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB; ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
+    process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB (the ${SMALL}-tenant one ${rssSmall} MB); ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
     for (const f of failedLoads) process.stdout.write(`NOT VALID         ${f.name}: ${f.errors} errors or non-2xx answers\n`);
     process.stdout.write(`written           ${path.relative(ROOT, path.join(resultsDir, 'latest.json'))} (${results.duration_s} s)\n`);
   } finally {

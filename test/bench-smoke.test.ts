@@ -47,4 +47,5 @@ it('bench --quick runs and writes valid results', async () => {
   expect(json.migrate_all.failed).toBe(0);
   expect(json.postgres.service_connections).toBeLessThanOrEqual(json.postgres.pool_max);
   expect(json.memory.service_rss_mb_under_load).toBeGreaterThan(0);
+  expect(json.memory.service_rss_mb_at_small).toBeGreaterThan(0);
 }, 300_000);
