@@ -349,50 +349,54 @@ async function main() {
     // measured the 10-tenant reads before it: the floor's p99 went 4.73 -> 6.86 ms across it,
     // 1.45, and `get_user`'s 5.33 -> 7.03). Both read tenant t1, untouched by the scenarios
     // above, seeded and analyzed alike in both clusters.
-    const large = await cluster(path.join(dataDir, 'large'));
+    const largeDir = path.join(dataDir, 'large');
+    const large = await cluster(largeDir);
     await register(large.db, 0, LARGE);
     // The provisioning's WAL would otherwise be checkpointed (written and fsynced) during the
     // scale runs; a checkpoint now measures the steady state after it.
     await sql`CHECKPOINT`.execute(large.db);
     const settledSeconds = await settleAutovacuum(large.db);
     await settleAutovacuum(db);
-    const largeService = await startService(envOf(large.url, path.join(dataDir, 'large')));
-    // Fresh access tokens (the first one, 15 minutes, would expire during these turns).
-    const scaleReads = async (serviceBase: string, tenantsDb: Database['db']) =>
-      readsOf(serviceBase, 't1', await targetIn(tenantsDb, 't1'), { authorization: `Bearer ${(await loginAt(serviceBase, 't1', 'user0@t1.example')).access_token}` });
-    const atSmall = await scaleReads(base, db);
-    const atLarge = await scaleReads(largeService.base, large.db);
-    /** A turn of the service answering at one size: the CPU reported is that service's. */
-    const on = (pid: number, run: () => Promise<Scenario>) => () => {
-      watched.service = pid;
-      return run();
+    const largeService = await startService(envOf(large.url, largeDir));
+    /**
+     * One size's reads: tenant t1 through the service of that size, with a fresh access token
+     * (the first one, 15 minutes, would expire during these turns). Each load reports that
+     * service's CPU, and each get_user turn samples its RSS (the highest kept).
+     */
+    const sizeOf = async (label: number, svc: { pid: number; base: string }, tenantsDb: Database['db']) => {
+      const token = (await loginAt(svc.base, 't1', 'user0@t1.example')).access_token;
+      const reads = readsOf(svc.base, 't1', await targetIn(tenantsDb, 't1'), { authorization: `Bearer ${token}` });
+      const size = {
+        rss: 0,
+        warmUp: () => {
+          watched.service = svc.pid;
+          return warmUp(reads, `@${label}`);
+        },
+        get: async () => {
+          watched.service = svc.pid;
+          const run = await reads.get(`get_user@${label}`);
+          size.rss = Math.max(size.rss, await rssMb(svc.pid));
+          return run;
+        },
+        list: () => {
+          watched.service = svc.pid;
+          return reads.list(`list_users@${label}`);
+        },
+      };
+      return size;
     };
+    const atSmall = await sizeOf(SMALL, service, db);
+    const atLarge = await sizeOf(LARGE, largeService, large.db);
     // The same warm-up at both sizes. (Provisioning 2,000 schemas overflows PostgreSQL's cache
     // invalidation queue: every backend then rebuilds its catalogue caches and replans its
     // prepared statements on first use; in run H, without this warm-up, the first turn's p99
     // was 10 ms against 6 and 7 for the next two.)
-    watched.service = largeService.pid;
-    await warmUp(atLarge, `@${LARGE}`);
-    watched.service = service.pid;
-    await warmUp(atSmall, `@${SMALL}`);
-    // The highest RSS of each service, sampled after each of its get_user turns (the 10-tenant
-    // one has by then served every scenario above: a long-running process beside a fresh one).
-    let rss = 0;
-    let rssSmall = 0;
-    const scale = await inRounds({
-      getSmall: on(service.pid, async () => {
-        const run = await atSmall.get(`get_user@${SMALL}`);
-        rssSmall = Math.max(rssSmall, await rssMb(service.pid));
-        return run;
-      }),
-      getLarge: on(largeService.pid, async () => {
-        const run = await atLarge.get(`get_user@${LARGE}`);
-        rss = Math.max(rss, await rssMb(largeService.pid));
-        return run;
-      }),
-      listSmall: on(service.pid, () => atSmall.list(`list_users@${SMALL}`)),
-      listLarge: on(largeService.pid, () => atLarge.list(`list_users@${LARGE}`)),
-    });
+    await atLarge.warmUp();
+    await atSmall.warmUp();
+    // The 10-tenant service has by then served every scenario above: a long-running process
+    // beside a fresh one.
+    const scale = await inRounds({ getSmall: atSmall.get, getLarge: atLarge.get, listSmall: atSmall.list, listLarge: atLarge.list });
+    const [rss, rssSmall] = [atLarge.rss, atSmall.rss];
     /** p50 and p99 at both sizes (the median turns' rps, the medians of the turns' latencies), their ratio, and each round's. */
     const atScale = (smallRuns: Scenario[], bigRuns: Scenario[]) => {
       const [small, big] = [medianRound(smallRuns), medianRound(bigRuns)];

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schemaController, validatorCompiler } from '../src/http/compilers.js';
-import { bearerToken } from '../src/http/tenant-auth.js';
+import { bearerToken } from '../src/http/bearer.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { login, seedTenant } from './support/tenants.js';
 

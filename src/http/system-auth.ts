@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { JwtKeys } from '../auth/keys.js';
 import { verifySystemToken, type SystemActor } from '../auth/system-token.js';
 import { DomainError } from '../errors.js';
+import { bearerToken } from './bearer.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -9,16 +10,11 @@ declare module 'fastify' {
   }
 }
 
-export function bearerToken(request: FastifyRequest): string {
-  const header = request.headers.authorization;
-  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (!match?.[1]) throw new DomainError('unauthenticated', 'a Bearer token is required');
-  return match[1];
-}
-
 /** preHandler for platform routes: a valid system token, or 401/403. */
 export function requireSystemToken(keys: JwtKeys) {
   return async (request: FastifyRequest): Promise<void> => {
-    request.systemActor = await verifySystemToken(keys, bearerToken(request));
+    const token = bearerToken(request.headers.authorization);
+    if (!token) throw new DomainError('unauthenticated', 'a Bearer token is required');
+    request.systemActor = await verifySystemToken(keys, token);
   };
 }
