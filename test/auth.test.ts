@@ -198,6 +198,80 @@ describe('access tokens', () => {
   });
 });
 
+describe('answers from cached state', () => {
+  // Requests whose every piece is cached are decided without loading anything; these check
+  // that such answers change exactly when the loading path's would.
+  const sleepUntil = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms - Date.now()) + 50));
+
+  it('a remembered token still ends at its expiry, and its altered copies never pass', async () => {
+    const user = await seedUser(t, 'alpha', { email: 'short-lived@alpha.example', roles: ['user'] });
+    const session = await login(t.app, 'alpha', user.email);
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await signWith({ ...decodeJwt(session.access_token) }, { exp });
+    expect((await me('alpha', token)).statusCode).toBe(200);
+    expect((await me('alpha', token)).statusCode).toBe(200);
+    const [h, p, s] = token.split('.');
+    const altered = `${h}.${Buffer.from(JSON.stringify({ ...decodeJwt(token), sub: alphaAdmin.id })).toString('base64url')}.${s}`;
+    for (const bad of [altered, `${h}.${p}x.${s}`, `${h}.${p}.${s}x`]) expect((await me('alpha', bad)).statusCode).toBe(401);
+    // Another tenant's path, both tenants warm: still 403.
+    await me('beta', (await login(t.app, 'beta', 'admin@beta.example')).access_token);
+    expect((await me('beta', token)).statusCode).toBe(403);
+    await sleepUntil(exp * 1000);
+    const expired = await me('alpha', token);
+    expect(expired.statusCode).toBe(401);
+    expect(expired.json().detail).toMatch(/expired/);
+  });
+
+  it('an override with an expiry decides each request until it expires, then the roles decide', async () => {
+    const user = await seedUser(t, 'beta', { email: 'timed@beta.example', roles: ['viewer'] });
+    const token = (await login(t.app, 'beta', user.email)).access_token;
+    const get = async (path: string) => (await t.app.inject({ method: 'GET', url: `/api/v1/tenants/beta/${path}`, headers: bearer(token) })).statusCode;
+    const expiresAt = new Date(Date.now() + 1_500);
+    const permissionId = async (name: string) => (await db('beta').selectFrom('permissions').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
+    await db('beta')
+      .insertInto('user_permissions')
+      .values([
+        { user_id: user.id, permission_id: await permissionId('audit_logs.read'), effect: 'allow', expires_at: expiresAt },
+        { user_id: user.id, permission_id: await permissionId('users.read'), effect: 'deny', expires_at: expiresAt },
+      ])
+      .execute();
+    await t.services.access.invalidateUser(await tenantOf('beta'), user.id);
+    for (let i = 0; i < 3; i++) expect([await get('audit-logs'), await get('users')]).toEqual([200, 403]);
+    await sleepUntil(expiresAt.getTime());
+    // The viewer role: users yes, the audit trail no.
+    for (let i = 0; i < 2; i++) expect([await get('audit-logs'), await get('users')]).toEqual([403, 200]);
+    // The token on the other tenant's path.
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/alpha/users', headers: bearer(token) })).statusCode).toBe(403);
+  });
+
+  it('a session ended, a grant withdrawn or a user suspended stops the next request', async () => {
+    const user = await seedUser(t, 'alpha', { email: 'watched@alpha.example', roles: ['user'] });
+    const get = async (token: string) => (await t.app.inject({ method: 'GET', url: '/api/v1/tenants/alpha/users', headers: bearer(token) })).statusCode;
+    const first = await login(t.app, 'alpha', user.email);
+    const second = await login(t.app, 'alpha', user.email);
+    expect([await get(first.access_token), await get(first.access_token), await get(second.access_token)]).toEqual([200, 200, 200]);
+    // One session ended by its owner.
+    const out = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/alpha/auth/logout', headers: bearer(first.access_token), payload: { refresh_token: first.refresh_token } });
+    expect(out.statusCode).toBeLessThan(300);
+    expect([await get(first.access_token), await get(second.access_token)]).toEqual([401, 200]);
+    // The role's grant withdrawn: 403 with its audit row; given back: 200.
+    const role = await db('alpha').selectFrom('roles').select('id').where('name', '=', 'user').executeTakeFirstOrThrow();
+    const read = await db('alpha').selectFrom('permissions').select('id').where('name', 'in', ['users.read', 'users.*', '*']).execute();
+    const removed = await db('alpha').deleteFrom('role_permissions').where('role_id', '=', role.id).where('permission_id', 'in', read.map((r) => r.id)).returningAll().execute();
+    expect(removed.length).toBeGreaterThan(0);
+    await t.services.access.invalidateTenant(await tenantOf('alpha'));
+    expect(await get(second.access_token)).toBe(403);
+    expect(await auditActions('alpha')).toContain('auth.permission_denied');
+    await db('alpha').insertInto('role_permissions').values(removed).execute();
+    await t.services.access.invalidateTenant(await tenantOf('alpha'));
+    expect(await get(second.access_token)).toBe(200);
+    // The user suspended.
+    await db('alpha').updateTable('users').set({ status: 'suspended' }).where('id', '=', user.id).execute();
+    await t.services.sessions.forgetUser(await tenantOf('alpha'), user.id);
+    expect(await get(second.access_token)).toBe(401);
+  });
+});
+
 describe('random tokens', () => {
   it('are 256 fresh random bits each, across refills of the pool they come from', () => {
     const tokens = Array.from({ length: 1000 }, () => randomToken('p_'));

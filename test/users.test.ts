@@ -237,6 +237,9 @@ describe('PUT/PATCH/DELETE users/{id}', () => {
     const user = await createUser(admin, { email: 'etag@ua.example', password: 'a fine long password' });
     const got = await call('GET', `ua/users/${user.id}`, admin);
     expect(got.headers.etag).toBe('"1"');
+    // The version is the ETag, not a field of the body.
+    expect(got.json()).toMatchObject({ id: user.id, email: 'etag@ua.example' });
+    expect(got.json()).not.toHaveProperty('version');
     const put = await call('PUT', `ua/users/${user.id}`, admin, { first_name: 'Eve' }, { 'if-match': '"1"' });
     expect(put.statusCode).toBe(200);
     expect(put.headers.etag).toBe('"2"');

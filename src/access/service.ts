@@ -15,6 +15,12 @@ export interface Explanation {
   readonly reason: Reason;
 }
 
+const accessKey = (tenant: TenantContext, userId: string) => `access:${tenant.schema}:${userId}`;
+const DECISIONS_MAX = 1_000;
+
+/** When the first of the data's overrides still live at `now` expires (Infinity: none will). */
+const nextExpiry = (data: AccessData, now: number) => Math.min(...data.overrides.map((o) => o.expiresAt?.getTime() ?? Infinity).filter((t) => t > now));
+
 /**
  * Evaluates permissions from current data: a user's roles, grants and overrides are loaded
  * once and cached per user; any change to roles, grants, user roles or overrides
@@ -22,6 +28,7 @@ export interface Explanation {
  */
 export class AccessService {
   private readonly effectiveOf = new WeakMap<AccessData, { permissions: readonly string[]; until: number }>();
+  private readonly decisionsOf = new WeakMap<AccessData, { decisions: Map<string, Decision>; until: number }>();
 
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
@@ -29,7 +36,7 @@ export class AccessService {
   ) {}
 
   async data(tenant: TenantContext, userId: string): Promise<AccessData> {
-    return this.local.load(`access:${tenant.schema}:${userId}`, () => this.load(tenant, userId));
+    return this.local.load(accessKey(tenant, userId), () => this.load(tenant, userId));
   }
 
   private async load(tenant: TenantContext, userId: string): Promise<AccessData> {
@@ -68,7 +75,31 @@ export class AccessService {
   }
 
   async can(tenant: TenantContext, userId: string, permission: string): Promise<Decision> {
-    return decide(await this.data(tenant, userId), permission);
+    return this.decision(await this.data(tenant, userId), permission);
+  }
+
+  /** can without a promise: the decision when the user's data is cached, undefined otherwise. */
+  canCached(tenant: TenantContext, userId: string, permission: string): Decision | undefined {
+    const data = this.local.get<AccessData>(accessKey(tenant, userId));
+    return data && this.decision(data, permission);
+  }
+
+  /**
+   * decide(), remembered with the cached data it was made from (a reload after an invalidation
+   * is a new object) until the next of its overrides expires: a request's permission check
+   * without building names, scanning grants or allocating a decision.
+   */
+  private decision(data: AccessData, permission: string): Decision {
+    const now = Date.now();
+    let known = this.decisionsOf.get(data);
+    if (!known || now >= known.until) this.decisionsOf.set(data, (known = { decisions: new Map(), until: nextExpiry(data, now) }));
+    let decision = known.decisions.get(permission);
+    if (!decision) {
+      decision = decide(data, permission, new Date(now));
+      // Route permissions and the catalogue's names are few; anything beyond is not kept.
+      if (known.decisions.size < DECISIONS_MAX) known.decisions.set(permission, decision);
+    }
+    return decision;
   }
 
   /** Every concrete permission with its decision and the reason for it. */
@@ -89,14 +120,13 @@ export class AccessService {
     if (known && now < known.until) return known.permissions;
     const at = new Date(now);
     const permissions = Object.freeze(CONCRETE_PERMISSIONS.filter((permission) => decide(data, permission, at).allowed));
-    const until = Math.min(...data.overrides.map((o) => o.expiresAt?.getTime() ?? Infinity).filter((t) => t > now));
-    this.effectiveOf.set(data, { permissions, until });
+    this.effectiveOf.set(data, { permissions, until: nextExpiry(data, now) });
     return permissions;
   }
 
   /** After a change to one user's roles or overrides. */
   invalidateUser(tenant: TenantContext, userId: string): Promise<void> {
-    return this.local.invalidate(`access:${tenant.schema}:${userId}`);
+    return this.local.invalidate(accessKey(tenant, userId));
   }
 
   /** After a change to a role or its grants: every user of the tenant may be affected. */

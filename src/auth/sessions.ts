@@ -36,6 +36,16 @@ interface UserState {
   readonly active: boolean;
 }
 
+const sessionKey = (tenant: TenantContext, sessionId: string) => `session:${tenant.schema}:${sessionId}`;
+const userKey = (tenant: TenantContext, userId: string) => `user:${tenant.schema}:${userId}`;
+
+/** A session is live while it is not revoked, bound to this user, not expired and not idle; its user active. */
+function live(session: SessionState | null, user: UserState, userId: string, policy: TenantPolicy): boolean {
+  if (!session || !user.active || session.revoked || session.userId !== userId) return false;
+  const now = Date.now();
+  return session.expiresAt > now && session.lastSeenAt > idleCutoff(policy, now);
+}
+
 export type RotateResult =
   | { readonly kind: 'rotated'; readonly sessionId: string; readonly userId: string; readonly refreshToken: string }
   | { readonly kind: 'reused'; readonly sessionId: string; readonly userId: string }
@@ -143,23 +153,29 @@ export class SessionStore {
 
   /** After a revocation committed: drop cached states here and on every instance. */
   async forgetSessions(tenant: TenantContext, sessionIds: readonly string[]): Promise<void> {
-    await Promise.all(sessionIds.map((id) => this.local.invalidate(`session:${tenant.schema}:${id}`)));
+    await Promise.all(sessionIds.map((id) => this.local.invalidate(sessionKey(tenant, id))));
   }
 
   async forgetUser(tenant: TenantContext, userId: string): Promise<void> {
-    await this.local.invalidate(`user:${tenant.schema}:${userId}`);
+    await this.local.invalidate(userKey(tenant, userId));
   }
 
   /** The per-request check: session live and bound to this user, user active. */
   async isLive(tenant: TenantContext, sessionId: string, userId: string, policy: TenantPolicy): Promise<boolean> {
     const [session, user] = await Promise.all([this.sessionState(tenant, sessionId), this.userActive(tenant, userId)]);
-    if (!session || !user.active || session.revoked || session.userId !== userId) return false;
-    const now = Date.now();
-    return session.expiresAt > now && session.lastSeenAt > idleCutoff(policy, now);
+    return live(session, user, userId, policy);
+  }
+
+  /** isLive without a promise, from cached state only: undefined when the session or the user is not cached. */
+  isLiveCached(tenant: TenantContext, sessionId: string, userId: string, policy: TenantPolicy): boolean | undefined {
+    if (!SESSION_ID_ONLY.test(sessionId)) return false;
+    const session = this.local.get<SessionState | null>(sessionKey(tenant, sessionId));
+    const user = this.local.get<UserState>(userKey(tenant, userId));
+    return session === undefined || user === undefined ? undefined : live(session, user, userId, policy);
   }
 
   async userActive(tenant: TenantContext, userId: string): Promise<UserState> {
-    return this.local.load(`user:${tenant.schema}:${userId}`, async () => {
+    return this.local.load(userKey(tenant, userId), async () => {
       const user = await tenantDb(this.db, tenant.schema)
         .selectFrom('users')
         .select(['status', 'deleted_at'])
@@ -171,7 +187,7 @@ export class SessionStore {
 
   private async sessionState(tenant: TenantContext, sessionId: string): Promise<SessionState | null> {
     if (!SESSION_ID_ONLY.test(sessionId)) return null;
-    return this.local.load(`session:${tenant.schema}:${sessionId}`, async () => {
+    return this.local.load(sessionKey(tenant, sessionId), async () => {
       const s = await tenantDb(this.db, tenant.schema)
         .selectFrom('user_sessions')
         .select(['user_id', 'revoked_at', 'expires_at', 'last_seen_at'])

@@ -52,6 +52,8 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
   };
 }
 
+const settingsKey = (tenant: TenantContext) => `settings:${tenant.schema}`;
+
 /** A tenant's policies, read from its settings table; cached, invalidated when a setting changes. */
 export class PolicyReader {
   constructor(
@@ -60,13 +62,18 @@ export class PolicyReader {
   ) {}
 
   async policy(tenant: TenantContext): Promise<TenantPolicy> {
-    return this.local.load(`settings:${tenant.schema}`, async () => {
+    return this.local.load(settingsKey(tenant), async () => {
       const rows = await tenantDb(this.db, tenant.schema).selectFrom('settings').select(['key', 'value']).execute();
       return policyFrom(new Map(rows.map((r) => [r.key, r.value])));
     });
   }
 
+  /** policy without a promise: the tenant's policies when they are cached, undefined otherwise. */
+  cached(tenant: TenantContext): TenantPolicy | undefined {
+    return this.local.get<TenantPolicy>(settingsKey(tenant));
+  }
+
   invalidate(tenant: TenantContext): Promise<void> {
-    return this.local.invalidate(`settings:${tenant.schema}`);
+    return this.local.invalidate(settingsKey(tenant));
   }
 }

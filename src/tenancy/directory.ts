@@ -11,6 +11,8 @@ export interface TenantContext {
   readonly schema: string;
 }
 
+const tenantKey = (slug: string) => `tenant:${slug}`;
+
 /** Resolves `{tenant_slug}` of a route to a tenant whose schema is ready; cached, invalidated on change. */
 export class TenantDirectory {
   constructor(
@@ -22,7 +24,13 @@ export class TenantDirectory {
     const slug = normalizeSlug(slugInput);
     if (!SLUG_PATTERN.test(slug)) throw DomainError.notFound('tenant');
     // Unknown slugs are not cached: a tenant created a moment later must resolve at once.
-    return this.local.load(`tenant:${slug}`, () => this.lookup(slug));
+    return this.local.load(tenantKey(slug), () => this.lookup(slug));
+  }
+
+  /** resolve without a promise: the tenant when it is cached, undefined otherwise. */
+  cached(slugInput: string): TenantContext | undefined {
+    const slug = normalizeSlug(slugInput);
+    return SLUG_PATTERN.test(slug) ? this.local.get<TenantContext>(tenantKey(slug)) : undefined;
   }
 
   private async lookup(slug: string): Promise<TenantContext> {
@@ -39,6 +47,6 @@ export class TenantDirectory {
   }
 
   invalidate(slug: string): Promise<void> {
-    return this.local.invalidate(`tenant:${slug}`);
+    return this.local.invalidate(tenantKey(slug));
   }
 }
