@@ -20,7 +20,8 @@ export class StatementCache {
     // The values in placeholder order, and their paths (part of the shape).
     const leaves: unknown[] = [];
     let key = `${shape}|`;
-    for (const [name, value] of Object.entries(values)) {
+    for (const name in values) {
+      const value = values[name];
       if (!isRow(value)) {
         leaves.push(value);
         key += `${name},`;

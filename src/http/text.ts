@@ -4,8 +4,14 @@ import { DomainError } from '../errors.js';
 export function findNul(value: unknown, path: string, depth = 0): string | undefined {
   if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
   if (depth > 32 || value === null || typeof value !== 'object') return undefined;
-  for (const [key, item] of Object.entries(value)) {
+  // Every request's path and query pass here: no array per property (Object.entries), and a
+  // property's path is only spelled out when a NUL was found under it.
+  const object = value as Record<string, unknown>;
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) continue;
     if (key.includes('\u0000')) return path ? `${path}.${key.split('\u0000').join('\\0')}` : key.split('\u0000').join('\\0');
+    const item = object[key];
+    if (typeof item === 'string' ? !item.includes('\u0000') : item === null || typeof item !== 'object') continue;
     const found = findNul(item, path ? `${path}.${key}` : key, depth + 1);
     if (found !== undefined) return found;
   }
