@@ -68,7 +68,9 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     onSpareError: (error) => logger.warn({ err: error }, 'could not prepare a spare tenant schema'),
   });
   const cache = await openCache(config, logger);
+  const started: { services?: TenantServices } = {};
   const close = async () => {
+    started.services?.local.close();
     await schemas.close();
     await cache.close();
     await database.close();
@@ -80,7 +82,7 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     await close();
     throw error;
   }
-  const services = await createTenantServices({
+  const services = (started.services = await createTenantServices({
     db: database.db,
     keys,
     cache,
@@ -88,8 +90,8 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     storage: new LocalDiskStorage(config.attachmentsDir),
     secrets: loadSecretBox(config),
     config,
-    onCacheError: (error) => logger.warn({ err: error }, 'could not publish a cache invalidation'),
-  });
+    onCacheError: (error) => logger.warn({ err: error }, 'could not publish a cache invalidation; it is published again until it goes out'),
+  }));
   const readiness: Record<string, ReadinessCheck> = { database: databaseCheck(database.db) };
   if (config.redisUrl) readiness.redis = () => cache.ping();
   return { config, database, embedded, keys, schemas, tenants: new TenantService(database.db, schemas), cache, services, readiness, close };

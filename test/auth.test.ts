@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { decodeJwt, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomToken } from '../src/auth/tokens.js';
 import { tenantDb } from '../src/db/database.js';
 import { createTestApp, signWith, type TestApp } from './support/app.js';
@@ -203,19 +203,40 @@ describe('answers from cached state', () => {
   // that such answers change exactly when the loading path's would.
   const sleepUntil = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms - Date.now()) + 50));
 
+  it('is taken once everything is cached: no tenant lookup per request, and an API key always goes the loading way', async () => {
+    const user = await seedUser(t, 'beta', { email: 'warm@beta.example', roles: ['manager'] });
+    const { access_token } = await login(t.app, 'beta', user.email);
+    const get = async (headers: Record<string, string>) => (await t.app.inject({ method: 'GET', url: '/api/v1/tenants/beta/users', headers })).statusCode;
+    expect(await get(bearer(access_token))).toBe(200);
+    const key = (await t.app.inject({ method: 'POST', url: '/api/v1/tenants/beta/me/api-keys', headers: bearer(access_token), payload: { name: 'teams only', permissions: ['teams.read'] } })).json().key as string;
+    const resolve = vi.spyOn(t.services.directory, 'resolve');
+    try {
+      for (let i = 0; i < 5; i++) expect(await get(bearer(access_token))).toBe(200);
+      expect(resolve).not.toHaveBeenCalled();
+      // Token and key together: the key's scope decides, whatever the token could do.
+      expect(await get({ ...bearer(access_token), 'x-api-key': key })).toBe(403);
+      expect(resolve).toHaveBeenCalledTimes(1);
+    } finally {
+      resolve.mockRestore();
+    }
+  });
+
   it('a remembered token still ends at its expiry, and its altered copies never pass', async () => {
     const user = await seedUser(t, 'alpha', { email: 'short-lived@alpha.example', roles: ['user'] });
     const session = await login(t.app, 'alpha', user.email);
-    const exp = Math.floor(Date.now() / 1000) + 2;
+    const betaToken = (await login(t.app, 'beta', 'admin@beta.example')).access_token;
+    expect((await me('beta', betaToken)).statusCode).toBe(200);
+    const exp = Math.floor(Date.now() / 1000) + 3;
     const token = await signWith({ ...decodeJwt(session.access_token) }, { exp });
     expect((await me('alpha', token)).statusCode).toBe(200);
     expect((await me('alpha', token)).statusCode).toBe(200);
     const [h, p, s] = token.split('.');
     const altered = `${h}.${Buffer.from(JSON.stringify({ ...decodeJwt(token), sub: alphaAdmin.id })).toString('base64url')}.${s}`;
     for (const bad of [altered, `${h}.${p}x.${s}`, `${h}.${p}.${s}x`]) expect((await me('alpha', bad)).statusCode).toBe(401);
-    // Another tenant's path, both tenants warm: still 403.
-    await me('beta', (await login(t.app, 'beta', 'admin@beta.example')).access_token);
+    // Another tenant's path, both tenants warm: still 403; so is a system token, every time.
     expect((await me('beta', token)).statusCode).toBe(403);
+    const system = await t.systemToken();
+    for (let i = 0; i < 2; i++) expect((await me('alpha', system)).statusCode).toBe(403);
     await sleepUntil(exp * 1000);
     const expired = await me('alpha', token);
     expect(expired.statusCode).toBe(401);
@@ -226,13 +247,14 @@ describe('answers from cached state', () => {
     const user = await seedUser(t, 'beta', { email: 'timed@beta.example', roles: ['viewer'] });
     const token = (await login(t.app, 'beta', user.email)).access_token;
     const get = async (path: string) => (await t.app.inject({ method: 'GET', url: `/api/v1/tenants/beta/${path}`, headers: bearer(token) })).statusCode;
-    const expiresAt = new Date(Date.now() + 1_500);
     const permissionId = async (name: string) => (await db('beta').selectFrom('permissions').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
+    const [auditRead, usersRead] = [await permissionId('audit_logs.read'), await permissionId('users.read')];
+    const expiresAt = new Date(Date.now() + 3_000);
     await db('beta')
       .insertInto('user_permissions')
       .values([
-        { user_id: user.id, permission_id: await permissionId('audit_logs.read'), effect: 'allow', expires_at: expiresAt },
-        { user_id: user.id, permission_id: await permissionId('users.read'), effect: 'deny', expires_at: expiresAt },
+        { user_id: user.id, permission_id: auditRead, effect: 'allow', expires_at: expiresAt },
+        { user_id: user.id, permission_id: usersRead, effect: 'deny', expires_at: expiresAt },
       ])
       .execute();
     await t.services.access.invalidateUser(await tenantOf('beta'), user.id);

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryCache, type Cache } from '../src/cache/cache.js';
 import { LocalCache } from '../src/cache/local.js';
 import { RedisCache } from '../src/cache/redis.js';
+import type { Redis } from 'ioredis';
 import { redisUrl } from './support/redis.js';
 
 const opened: Cache[] = [];
@@ -94,6 +95,57 @@ describe('redis fan-out between instances', () => {
   });
 });
 
+describe('redis: delivery broken and restored', () => {
+  async function pair() {
+    const prefix = `epoch-${randomUUID()}:`;
+    const a = new RedisCache({ url: redisUrl(), prefix });
+    const b = new RedisCache({ url: redisUrl(), prefix });
+    opened.push(a, b);
+    await Promise.all([a.connect(), b.connect()]);
+    const failures: unknown[] = [];
+    const localA = new LocalCache(a, 60_000, 50_000, (error) => failures.push(error));
+    const localB = new LocalCache(b);
+    await Promise.all([localA.start(), localB.start()]);
+    // The connections themselves (a test reaches in to break one on purpose).
+    const connections = (cache: RedisCache) => cache as unknown as { client: Redis; subscriber: Redis };
+    return { a: connections(a), b, localA, localB, subscriberOf: (cache: RedisCache) => connections(cache).subscriber, failures };
+  }
+
+  it('keeps nothing from before its subscription dropped, even with no read while it was down', async () => {
+    const { b, localA, localB, subscriberOf } = await pair();
+    localB.set('session:x:1', { live: true });
+    expect(localB.get('session:x:1')).toEqual({ live: true });
+    const subscriber = subscriberOf(b);
+    subscriber.disconnect();
+    expect(await until(() => !b.deliveringInvalidations)).toBe(true);
+    // Sent while b is not listening: b never hears it.
+    await localA.invalidate('session:x:1');
+    await subscriber.connect();
+    expect(await until(() => b.deliveringInvalidations)).toBe(true);
+    expect(localB.get('session:x:1')).toBeUndefined();
+    // Delivery works again: copies are kept and dropped as usual.
+    localB.set('session:x:2', { live: true });
+    expect(localB.get('session:x:2')).toEqual({ live: true });
+    await localA.invalidate('session:x:2');
+    expect(await until(() => localB.get('session:x:2') === undefined)).toBe(true);
+  });
+
+  it('publishes an invalidation again until it goes out, and reports the failure', async () => {
+    const { a, localA, localB, failures } = await pair();
+    localB.set('session:x:1', { live: true });
+    localB.set('session:x:2', { live: true });
+    a.client.disconnect();
+    expect(await until(() => a.client.status === 'end')).toBe(true);
+    await localA.invalidate('session:x:1');
+    expect(failures).toHaveLength(1);
+    expect(localB.get('session:x:1')).toEqual({ live: true });
+    await a.client.connect();
+    expect(await until(() => localB.get('session:x:1') === undefined, 3000)).toBe(true);
+    // Only what was invalidated.
+    expect(localB.get('session:x:2')).toEqual({ live: true });
+  });
+});
+
 describe('local cache invalidation', () => {
   async function pair() {
     const shared = new MemoryCache();
@@ -156,6 +208,39 @@ describe('local cache invalidation', () => {
       for (let i = 0; i < 1100; i++) await a.invalidate(`session:t9:${i}`);
     });
     expect(await a.load('access:t1:u4', async () => ++loads)).toBe(7);
+  });
+});
+
+describe('local cache: invalidations that could not be published', () => {
+  /** A shared cache whose publishing fails while `down` (its delivery to subscribers does not). */
+  class Unpublishing extends MemoryCache {
+    down = false;
+    override async publish(channel: string, message: string): Promise<void> {
+      if (this.down) throw new Error('publish failed');
+      return super.publish(channel, message);
+    }
+  }
+
+  it('goes out one by one once publishing works again; past the limit, one that drops everything goes', async () => {
+    const shared = new Unpublishing();
+    const a = new LocalCache(shared);
+    const b = new LocalCache(shared);
+    await Promise.all([a.start(), b.start()]);
+    for (const key of ['tenant:keep', 'session:t:1', 'session:t:2']) b.set(key, key);
+    shared.down = true;
+    await a.invalidate('session:t:1');
+    expect(b.get('session:t:1')).toBe('session:t:1');
+    shared.down = false;
+    expect(await until(() => b.get('session:t:1') === undefined)).toBe(true);
+    expect([b.get('tenant:keep'), b.get('session:t:2')]).toEqual(['tenant:keep', 'session:t:2']);
+
+    shared.down = true;
+    for (let i = 0; i < 1_001; i++) await a.invalidate(`session:t:${100 + i}`);
+    shared.down = false;
+    expect(await until(() => b.get('tenant:keep') === undefined)).toBe(true);
+    expect(b.get('session:t:2')).toBeUndefined();
+    a.close();
+    b.close();
   });
 });
 

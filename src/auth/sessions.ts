@@ -166,7 +166,7 @@ export class SessionStore {
     return live(session, user, userId, policy);
   }
 
-  /** isLive without a promise, from cached state only: undefined when the session or the user is not cached. */
+  /** isLive without a promise, from cached state only: undefined when the session or the user is not cached (false for a malformed session id, as isLive). */
   isLiveCached(tenant: TenantContext, sessionId: string, userId: string, policy: TenantPolicy): boolean | undefined {
     if (!SESSION_ID_ONLY.test(sessionId)) return false;
     const session = this.local.get<SessionState | null>(sessionKey(tenant, sessionId));

@@ -17,6 +17,11 @@ export interface Cache {
    * must not be trusted then.
    */
   readonly deliveringInvalidations: boolean;
+  /**
+   * Counts the starts of delivery (each (re)subscription): a local copy made under an earlier
+   * count may have missed invalidations sent while delivery was broken.
+   */
+  readonly deliveryEpoch: number;
   /** Throws when the backing store does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -32,6 +37,7 @@ export class MemoryCache implements Cache {
   private readonly entries = new Map<string, Entry>();
   private readonly handlers = new Map<string, Set<(message: string) => void>>();
   readonly deliveringInvalidations = true;
+  readonly deliveryEpoch = 0;
 
   constructor(
     private readonly maxEntries = 100_000,

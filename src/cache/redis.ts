@@ -19,6 +19,7 @@ export class RedisCache implements Cache {
   private readonly prefix: string;
   private readonly handlers = new Map<string, Set<(message: string) => void>>();
   private subscribed = false;
+  private epoch = 0;
 
   constructor(options: RedisCacheOptions) {
     this.prefix = options.prefix ?? 'system-service:';
@@ -45,6 +46,10 @@ export class RedisCache implements Cache {
 
   get deliveringInvalidations(): boolean {
     return this.subscribed;
+  }
+
+  get deliveryEpoch(): number {
+    return this.epoch;
   }
 
   /** Connects both connections; a Redis that is down at start only delays them (they retry). */
@@ -83,7 +88,7 @@ export class RedisCache implements Cache {
     this.handlers.set(channel, set);
     if (this.subscriber.status === 'ready') {
       await this.subscriber.subscribe(this.prefix + channel);
-      this.subscribed = true;
+      this.delivering();
     }
   }
 
@@ -97,11 +102,17 @@ export class RedisCache implements Cache {
     this.subscriber.disconnect();
   }
 
+  /** Delivery (re)starts: a new epoch when it had stopped (what came meanwhile was lost). */
+  private delivering(): void {
+    if (!this.subscribed) this.epoch++;
+    this.subscribed = true;
+  }
+
   private async resubscribe(): Promise<void> {
     const channels = [...this.handlers.keys()].map((c) => this.prefix + c);
     try {
       if (channels.length) await this.subscriber.subscribe(...channels);
-      this.subscribed = true;
+      this.delivering();
     } catch {
       this.subscribed = false;
     }

@@ -21,6 +21,7 @@ export class StatementCache {
     const leaves: unknown[] = [];
     let key = `${shape}|`;
     for (const name in values) {
+      if (!Object.hasOwn(values, name)) continue;
       const value = values[name];
       if (!isRow(value)) {
         leaves.push(value);

@@ -4,7 +4,7 @@ import type { AccessService } from '../access/service.js';
 import type { ApiKeyService } from '../auth/api-keys.js';
 import type { JwtKeys } from '../auth/keys.js';
 import type { SessionStore } from '../auth/sessions.js';
-import { rememberedAccessClaims, verifyAccessToken } from '../auth/tokens.js';
+import { rememberedAccessClaims, verifyAccessToken, type AccessClaims } from '../auth/tokens.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Cache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/cache.js';
@@ -117,7 +117,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     const claims = await verifyAccessToken(deps.keys, token, tenant.slug);
     const policy = await deps.policies.policy(tenant);
     if (!(await deps.sessions.isLive(tenant, claims.sid, claims.sub, policy))) throw new DomainError('unauthenticated', 'the session has ended');
-    return { kind: 'user', userId: claims.sub, sessionId: claims.sid, apiKeyId: null, scope: null };
+    return userPrincipal(claims);
   }
 
   async function deny(request: FastifyRequest, tenant: TenantContext, permission: string): Promise<never> {
@@ -161,15 +161,19 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     if (!policy || deps.sessions.isLiveCached(tenant, claims.sid, claims.sub, policy) !== true) return false;
     if (access !== 'self' && deps.access.canCached(tenant, claims.sub, access.permission)?.allowed !== true) return false;
     request.tenant = tenant;
-    request.principal = { kind: 'user', userId: claims.sub, sessionId: claims.sid, apiKeyId: null, scope: null };
+    request.principal = userPrincipal(claims);
     return true;
   }
 
+  // Not an async function: Fastify takes a hook either way, calling done() or awaiting what it
+  // returns (and refuses an async one that also declares done).
   return (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): Promise<void> | undefined => {
     if (!allowedFromCache(request)) return check(request, reply);
     done();
     return undefined;
   };
 }
+
+const userPrincipal = (claims: AccessClaims): Principal => ({ kind: 'user', userId: claims.sub, sessionId: claims.sid, apiKeyId: null, scope: null });
 
 const slugOf = (request: FastifyRequest) => (request.params as { tenant_slug?: string }).tenant_slug ?? '';

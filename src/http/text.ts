@@ -5,7 +5,7 @@ export function findNul(value: unknown, path: string, depth = 0): string | undef
   if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
   if (depth > 32 || value === null || typeof value !== 'object') return undefined;
   // Every request's path and query pass here: no array per property (Object.entries), and a
-  // property's path is only spelled out when a NUL was found under it.
+  // string's path is only spelled out when it holds a NUL.
   const object = value as Record<string, unknown>;
   for (const key in object) {
     if (!Object.hasOwn(object, key)) continue;
