@@ -266,6 +266,23 @@ describe('answers from cached state', () => {
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/alpha/users', headers: bearer(token) })).statusCode).toBe(403);
   });
 
+  it('a tenant suspended in the registry (tenant-service, which tells us nothing) stops resolving within 5 s; others are untouched', async () => {
+    await seedTenant(t, 'gamma');
+    const gamma = (await login(t.app, 'gamma', 'admin@gamma.example')).access_token;
+    const alpha = (await login(t.app, 'alpha', 'admin@alpha.example')).access_token;
+    expect([(await me('gamma', gamma)).statusCode, (await me('gamma', gamma)).statusCode]).toEqual([200, 200]);
+    const registry = t.db.database.db.withSchema('shared');
+    await registry.updateTable('tenants').set({ status: 'suspended' }).where('slug', '=', 'gamma').execute();
+    const started = Date.now();
+    while ((await me('gamma', gamma)).statusCode === 200 && Date.now() - started < 8_000) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await me('gamma', gamma)).statusCode).toBe(404);
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect((await me('alpha', alpha)).statusCode).toBe(200);
+    // Active again: unknown tenants are not cached, so it resolves at once.
+    await registry.updateTable('tenants').set({ status: 'active' }).where('slug', '=', 'gamma').execute();
+    expect((await me('gamma', gamma)).statusCode).toBe(200);
+  });
+
   it('a session ended, a grant withdrawn or a user suspended stops the next request', async () => {
     const user = await seedUser(t, 'alpha', { email: 'watched@alpha.example', roles: ['user'] });
     const get = async (token: string) => (await t.app.inject({ method: 'GET', url: '/api/v1/tenants/alpha/users', headers: bearer(token) })).statusCode;

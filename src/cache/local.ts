@@ -68,20 +68,21 @@ export class LocalCache {
     return entry.value as T;
   }
 
-  set(key: string, value: unknown): void {
+  /** Keeps `value` for `ttlMs` (the cache's own by default). */
+  set(key: string, value: unknown, ttlMs = this.ttlMs): void {
     if (!this.trusted()) return;
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
+    this.entries.set(key, { value, expiresAt: Date.now() + ttlMs });
   }
 
   /** The cached value, or the loader's (stored unless an invalidation, or a break in their delivery, came meanwhile). */
-  async load<T>(key: string, loader: () => Promise<T>): Promise<T> {
+  async load<T>(key: string, loader: () => Promise<T>, ttlMs = this.ttlMs): Promise<T> {
     const cached = this.get<T>(key);
     if (cached !== undefined) return cached;
     const since = this.invalidations;
     const epoch = this.shared.deliveryEpoch;
     const value = await loader();
-    if (this.shared.deliveryEpoch === epoch && !this.invalidatedSince(since, key)) this.set(key, value);
+    if (this.shared.deliveryEpoch === epoch && !this.invalidatedSince(since, key)) this.set(key, value, ttlMs);
     return value;
   }
 

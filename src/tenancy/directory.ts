@@ -13,6 +13,13 @@ export interface TenantContext {
 
 const tenantKey = (slug: string) => `tenant:${slug}`;
 
+/**
+ * How long a resolved tenant is trusted. The registry (`shared.tenants`) belongs to
+ * tenant-service, which tells this service nothing when it suspends a tenant: the tenant stops
+ * resolving within this time (one indexed read per tenant and instance every 5 s).
+ */
+const TENANT_TTL_MS = 5_000;
+
 /** Resolves `{tenant_slug}` of a route to a tenant whose schema is ready; cached, invalidated on change. */
 export class TenantDirectory {
   constructor(
@@ -24,7 +31,7 @@ export class TenantDirectory {
     const slug = normalizeSlug(slugInput);
     if (!SLUG_PATTERN.test(slug)) throw DomainError.notFound('tenant');
     // Unknown slugs are not cached: a tenant created a moment later must resolve at once.
-    return this.local.load(tenantKey(slug), () => this.lookup(slug));
+    return this.local.load(tenantKey(slug), () => this.lookup(slug), TENANT_TTL_MS);
   }
 
   /** resolve without a promise: the tenant when it is cached, undefined otherwise. */
