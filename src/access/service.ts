@@ -15,6 +15,7 @@ export interface Explanation {
   readonly reason: Reason;
 }
 
+/** A user's cached access data; with no user id, the prefix of every user's in the tenant. */
 const accessKey = (tenant: TenantContext, userId: string) => `access:${tenant.schema}:${userId}`;
 const DECISIONS_MAX = 1_000;
 
@@ -27,8 +28,11 @@ const nextExpiry = (data: AccessData, now: number) => Math.min(...data.overrides
  * invalidates them (here and, through the shared cache, on every instance).
  */
 export class AccessService {
-  private readonly effectiveOf = new WeakMap<AccessData, { permissions: readonly string[]; until: number }>();
-  private readonly decisionsOf = new WeakMap<AccessData, { decisions: Map<string, Decision>; until: number }>();
+  /**
+   * Decisions made from a user's cached data, kept with it (a reload after an invalidation is a
+   * new object) until the next of its overrides expires: per permission, and the allowed list.
+   */
+  private readonly decidedOf = new WeakMap<AccessData, { until: number; decisions: Map<string, Decision>; allowed?: readonly string[] }>();
 
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
@@ -84,20 +88,21 @@ export class AccessService {
     return data && this.decision(data, permission);
   }
 
-  /**
-   * decide(), remembered with the cached data it was made from (a reload after an invalidation
-   * is a new object) until the next of its overrides expires: a request's permission check
-   * without building names, scanning grants or allocating a decision.
-   */
-  private decision(data: AccessData, permission: string): Decision {
+  private decided(data: AccessData) {
     const now = Date.now();
-    let known = this.decisionsOf.get(data);
-    if (!known || now >= known.until) this.decisionsOf.set(data, (known = { decisions: new Map(), until: nextExpiry(data, now) }));
-    let decision = known.decisions.get(permission);
+    let known = this.decidedOf.get(data);
+    if (!known || now >= known.until) this.decidedOf.set(data, (known = { until: nextExpiry(data, now), decisions: new Map() }));
+    return known;
+  }
+
+  /** decide(), remembered: a request's permission check without building names, scanning grants or allocating a decision. */
+  private decision(data: AccessData, permission: string): Decision {
+    const { decisions } = this.decided(data);
+    let decision = decisions.get(permission);
     if (!decision) {
-      decision = decide(data, permission, new Date(now));
+      decision = decide(data, permission);
       // Route permissions and the catalogue's names are few; anything beyond is not kept.
-      if (known.decisions.size < DECISIONS_MAX) known.decisions.set(permission, decision);
+      if (decisions.size < DECISIONS_MAX) decisions.set(permission, decision);
     }
     return decision;
   }
@@ -110,18 +115,12 @@ export class AccessService {
   }
 
   /**
-   * The concrete permissions `data` allows now: what access tokens carry. Deciding every one of them was
-   * ~7% of a refresh's CPU, so the list is kept with the cached data it was decided from (a
-   * reload after an invalidation is a new object) until the next of its overrides expires.
+   * The concrete permissions `data` allows now: what access tokens carry. Deciding every one of
+   * them was ~7% of a refresh's CPU, so the list is remembered like the decisions it is made of.
    */
   allowed(data: AccessData): readonly string[] {
-    const now = Date.now();
-    const known = this.effectiveOf.get(data);
-    if (known && now < known.until) return known.permissions;
-    const at = new Date(now);
-    const permissions = Object.freeze(CONCRETE_PERMISSIONS.filter((permission) => decide(data, permission, at).allowed));
-    this.effectiveOf.set(data, { permissions, until: nextExpiry(data, now) });
-    return permissions;
+    const known = this.decided(data);
+    return (known.allowed ??= Object.freeze(CONCRETE_PERMISSIONS.filter((permission) => this.decision(data, permission).allowed)));
   }
 
   /** After a change to one user's roles or overrides. */
@@ -131,6 +130,6 @@ export class AccessService {
 
   /** After a change to a role or its grants: every user of the tenant may be affected. */
   invalidateTenant(tenant: TenantContext): Promise<void> {
-    return this.local.invalidate(`access:${tenant.schema}:`);
+    return this.local.invalidate(accessKey(tenant, ''));
   }
 }

@@ -64,8 +64,8 @@ export async function verifyAccessToken(keys: JwtKeys, token: string, tenantSlug
  * then decides, with its error).
  */
 export function rememberedAccessClaims(keys: JwtKeys, token: string, tenantSlug: string): AccessClaims | undefined {
-  const payload = rememberedPayload(keys, token, Date.now() / 1000);
-  return payload && !claimsProblem(payload, tenantSlug) ? (payload as unknown as AccessClaims) : undefined;
+  const payload = remembered(keys, token);
+  return payload && current(payload) && !claimsProblem(payload, tenantSlug) ? (payload as unknown as AccessClaims) : undefined;
 }
 
 function claimsProblem(payload: JWTPayload, tenantSlug: string): DomainError | undefined {
@@ -95,16 +95,16 @@ function remembered(keys: JwtKeys, token: string): JWTPayload | undefined {
   return entry && entry.token === token ? entry.payload : undefined;
 }
 
-function rememberedPayload(keys: JwtKeys, token: string, now: number): JWTPayload | undefined {
-  const payload = remembered(keys, token);
-  return payload && (payload.exp ?? 0) > now && (payload.nbf === undefined || payload.nbf <= now) ? payload : undefined;
+/** Within the verified payload's validity (`exp`, `nbf`), now. */
+function current(payload: JWTPayload): boolean {
+  const now = Date.now() / 1000;
+  return (payload.exp ?? 0) > now && (payload.nbf === undefined || payload.nbf <= now);
 }
 
 async function verifiedPayload(keys: JwtKeys, token: string): Promise<JWTPayload> {
-  const now = Date.now() / 1000;
-  const current = rememberedPayload(keys, token, now);
-  if (current) return current;
-  if (remembered(keys, token)) {
+  const known = remembered(keys, token);
+  if (known) {
+    if (current(known)) return known;
     verified.delete(signatureOf(token));
     throw new DomainError('unauthenticated', 'token expired');
   }

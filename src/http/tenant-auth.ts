@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
 import { withinScope } from '../access/engine.js';
 import type { AccessService } from '../access/service.js';
 import type { ApiKeyService } from '../auth/api-keys.js';
@@ -127,11 +127,10 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     throw new DomainError('forbidden', `missing permission ${permission}`);
   }
 
-  async function check(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const access = request.routeOptions.config.access;
+  async function check(request: FastifyRequest, reply: FastifyReply, { access, authRateLimited }: FastifyContextConfig): Promise<void> {
     const tenant = await deps.directory.resolve(slugOf(request));
     request.tenant = tenant;
-    if (request.routeOptions.config.authRateLimited) await rateLimit(request, reply);
+    if (authRateLimited) await rateLimit(request, reply);
     if (access === 'public') return;
     const principal = await authenticate(request, tenant);
     request.principal = principal;
@@ -151,8 +150,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
    * request.principal set. Anything else (a miss, an API key, a refusal) is left to check(),
    * which loads what is missing and gives the error.
    */
-  function allowedFromCache(request: FastifyRequest): boolean {
-    const { access, authRateLimited } = request.routeOptions.config;
+  function allowedFromCache(request: FastifyRequest, { access, authRateLimited }: FastifyContextConfig): boolean {
     if (access === undefined || access === 'public' || authRateLimited || request.headers['x-api-key'] !== undefined) return false;
     const tenant = deps.directory.cached(slugOf(request));
     const token = tenant && bearerToken(request.headers.authorization);
@@ -168,7 +166,9 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
   // Not an async function: Fastify takes a hook either way, calling done() or awaiting what it
   // returns (and refuses an async one that also declares done).
   return (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): Promise<void> | undefined => {
-    if (!allowedFromCache(request)) return check(request, reply);
+    // Fastify builds request.routeOptions afresh on each read: read once.
+    const { config } = request.routeOptions;
+    if (!allowedFromCache(request, config)) return check(request, reply, config);
     done();
     return undefined;
   };

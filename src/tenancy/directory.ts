@@ -13,6 +13,12 @@ export interface TenantContext {
 
 const tenantKey = (slug: string) => `tenant:${slug}`;
 
+/** The slug of a path, normalized, or undefined when it cannot name a tenant. */
+function validSlug(input: string): string | undefined {
+  const slug = normalizeSlug(input);
+  return SLUG_PATTERN.test(slug) ? slug : undefined;
+}
+
 /**
  * How long a resolved tenant is trusted. The registry (`shared.tenants`) belongs to
  * tenant-service, which tells this service nothing when it suspends a tenant: the tenant stops
@@ -28,16 +34,16 @@ export class TenantDirectory {
   ) {}
 
   async resolve(slugInput: string): Promise<TenantContext> {
-    const slug = normalizeSlug(slugInput);
-    if (!SLUG_PATTERN.test(slug)) throw DomainError.notFound('tenant');
+    const slug = validSlug(slugInput);
+    if (slug === undefined) throw DomainError.notFound('tenant');
     // Unknown slugs are not cached: a tenant created a moment later must resolve at once.
     return this.local.load(tenantKey(slug), () => this.lookup(slug), TENANT_TTL_MS);
   }
 
   /** resolve without a promise: the tenant when it is cached, undefined otherwise. */
   cached(slugInput: string): TenantContext | undefined {
-    const slug = normalizeSlug(slugInput);
-    return SLUG_PATTERN.test(slug) ? this.local.get<TenantContext>(tenantKey(slug)) : undefined;
+    const slug = validSlug(slugInput);
+    return slug === undefined ? undefined : this.local.get<TenantContext>(tenantKey(slug));
   }
 
   private async lookup(slug: string): Promise<TenantContext> {
