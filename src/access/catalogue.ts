@@ -20,6 +20,9 @@ export type Resource = (typeof RESOURCES)[number];
 export const ACTIONS = ['read', 'create', 'update', 'delete'] as const;
 export type Action = (typeof ACTIONS)[number];
 
+/** Every concrete permission (`<resource>.<action>`), the set "effective permissions" range over. */
+export const CONCRETE_PERMISSIONS: readonly string[] = RESOURCES.flatMap((r) => ACTIONS.map((a) => `${r}.${a}`));
+
 export interface PermissionDefinition {
   readonly name: string;
   readonly resource: string;

@@ -1,5 +1,5 @@
 import { decide, type AccessData } from './engine.js';
-import { CONCRETE_PERMISSIONS } from './service.js';
+import { CONCRETE_PERMISSIONS } from './catalogue.js';
 
 /** The concrete permissions a granted name covers: `*` all, `notes.*` the four notes actions. */
 export function expand(name: string): string[] {

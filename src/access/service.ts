@@ -3,11 +3,11 @@ import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantContext } from '../tenancy/directory.js';
-import { ACTIONS, RESOURCES } from './catalogue.js';
-import { decide, type AccessData, type Decision, type Effect, type Reason } from './engine.js';
+import { CONCRETE_PERMISSIONS } from './catalogue.js';
+import { decide, type AccessData, type Decision, type Reason } from './engine.js';
+import { loadAccessData } from './guard.js';
 
-/** Every concrete permission (`<resource>.<action>`), the set "effective permissions" range over. */
-export const CONCRETE_PERMISSIONS: readonly string[] = RESOURCES.flatMap((r) => ACTIONS.map((a) => `${r}.${a}`));
+export { CONCRETE_PERMISSIONS };
 
 export interface Explanation {
   readonly permission: string;
@@ -44,38 +44,7 @@ export class AccessService {
   }
 
   private async load(tenant: TenantContext, userId: string): Promise<AccessData> {
-    const db = tenantDb(this.db, tenant.schema);
-    const [roles, grants, overrides] = await Promise.all([
-      db
-        .selectFrom('user_roles as ur')
-        .innerJoin('roles as r', 'r.id', 'ur.role_id')
-        .select(['r.name', 'r.priority'])
-        .where('ur.user_id', '=', userId)
-        .where('r.deleted_at', 'is', null)
-        .orderBy('r.priority', 'desc')
-        .orderBy('r.name')
-        .execute(),
-      db
-        .selectFrom('user_roles as ur')
-        .innerJoin('roles as r', 'r.id', 'ur.role_id')
-        .innerJoin('role_permissions as rp', 'rp.role_id', 'r.id')
-        .innerJoin('permissions as p', 'p.id', 'rp.permission_id')
-        .select(['r.name as role', 'r.priority', 'p.name as permission', 'rp.effect'])
-        .where('ur.user_id', '=', userId)
-        .where('r.deleted_at', 'is', null)
-        .execute(),
-      db
-        .selectFrom('user_permissions as up')
-        .innerJoin('permissions as p', 'p.id', 'up.permission_id')
-        .select(['p.name as permission', 'up.effect', 'up.expires_at'])
-        .where('up.user_id', '=', userId)
-        .execute(),
-    ]);
-    return {
-      roles,
-      grants: grants.map((g) => ({ ...g, effect: g.effect as Effect })),
-      overrides: overrides.map((o) => ({ permission: o.permission, effect: o.effect as Effect, expiresAt: o.expires_at })),
-    };
+    return (await loadAccessData(tenantDb(this.db, tenant.schema), [userId])).get(userId)!;
   }
 
   async can(tenant: TenantContext, userId: string, permission: string): Promise<Decision> {

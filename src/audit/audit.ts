@@ -9,6 +9,8 @@ export interface AuditActor {
   readonly ip: string | null;
   readonly userAgent: string | null;
   readonly requestId: string | null;
+  /** An API key's scope when one acts: it bounds what the actor holds (not recorded). */
+  readonly scope?: readonly string[] | null;
 }
 
 export interface AuditEntry {

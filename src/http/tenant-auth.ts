@@ -62,6 +62,7 @@ export function actorFrom(request: FastifyRequest): AuditActor {
     ip: request.ip ?? null,
     userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null,
     requestId: request.id,
+    scope: p?.scope ?? null,
   };
 }
 

@@ -7,7 +7,7 @@ import { expectedVersion, setEtag } from '../http/etag.js';
 import { created, idempotent } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems } from '../http/schemas.js';
-import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requireTenant } from '../http/tenant-auth.js';
 import { ROLE_SORTS, type RoleService, type RoleView } from './service.js';
 
 const RoleSchema = Type.Object(
@@ -75,11 +75,7 @@ export function roleRoutes(roles: RoleService, db: Kysely<PlatformDatabase>): Fa
         },
       },
       async (request, reply) => {
-        const tenant = requireTenant(request);
-        const outcome = await idempotent(db, request, async (trx) => ({
-          status: 201,
-          body: await roles.create(trx, tenant, requirePrincipal(request).userId, request.body, actorFrom(request)),
-        }));
+        const outcome = await idempotent(db, request, async (trx) => ({ status: 201, body: await roles.create(trx, request.body, actorFrom(request)) }));
         return created(request, reply, outcome);
       },
     );
@@ -107,7 +103,7 @@ export function roleRoutes(roles: RoleService, db: Kysely<PlatformDatabase>): Fa
           response: { 200: RoleSchema, ...problems(400, 401, 403, 404, 409, 412) },
         },
         handler: async (request, reply) => {
-          const role = await roles.update(requireTenant(request), requirePrincipal(request).userId, request.params.role_id, request.body, expectedVersion(request), actorFrom(request));
+          const role = await roles.update(requireTenant(request), request.params.role_id, request.body, expectedVersion(request), actorFrom(request));
           setEtag(reply, role.version);
           return view(role);
         },

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { missingForGrant } from '../access/grants.js';
+import type { RoleShape } from '../access/authority.js';
+import { accessGuard, actorOf } from '../access/guard.js';
 import type { AccessService } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
@@ -34,6 +35,11 @@ export interface RoleInput {
 export const ROLE_SORTS = ['name', 'priority', 'created_at'] as const;
 const NAME = /^[A-Za-z][A-Za-z0-9 _.-]{0,99}$/;
 
+const ADMIN = 'admin';
+const shape = (role: RoleView): RoleShape => ({ name: role.name, priority: role.priority, allow: role.permissions, deny: role.denied_permissions });
+const sameGrants = (a: RoleView, b: RoleView) =>
+  a.priority === b.priority && a.permissions.join() === b.permissions.join() && a.denied_permissions.join() === b.denied_permissions.join();
+
 const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, 'a role with this name already exists');
 
 /** Roles and their grants; every change invalidates the tenant's cached permissions. */
@@ -60,9 +66,9 @@ export class RoleService {
     return this.one(tenantDb(this.db, tenant.schema), id);
   }
 
-  async create(trx: Transaction<TenantDatabase>, tenant: TenantContext, actorUserId: string, input: RoleInput & { name: string }, actor: AuditActor): Promise<RoleView> {
+  async create(trx: Transaction<TenantDatabase>, input: RoleInput & { name: string }, actor: AuditActor): Promise<RoleView> {
     const name = this.checkName(input.name);
-    await this.checkGrant(tenant, actorUserId, input.permissions ?? []);
+    await accessGuard.lock(trx);
     const role = await uniqueRole(() =>
       trx
         .insertInto('roles')
@@ -72,19 +78,19 @@ export class RoleService {
     );
     await this.replaceGrants(trx, role.id, input.permissions ?? [], input.denied_permissions ?? []);
     const after = await this.one(trx, role.id);
+    await accessGuard.checkRoleChange(trx, actorOf(actor), null, null, shape(after));
     await writeAudit(trx, actor, { action: 'roles.create', entityType: 'roles', entityId: role.id, after });
     return after;
   }
 
-  async update(tenant: TenantContext, actorUserId: string, id: string, input: RoleInput, expected: number | undefined, actor: AuditActor): Promise<RoleView> {
+  async update(tenant: TenantContext, id: string, input: RoleInput, expected: number | undefined, actor: AuditActor): Promise<RoleView> {
     const db = tenantDb(this.db, tenant.schema);
     const after = await db.transaction().execute(async (trx) => {
+      await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
       const name = input.name === undefined ? undefined : this.checkName(input.name);
       if (before.is_system && name !== undefined && name !== before.name) throw DomainError.conflict('system roles cannot be renamed');
-      const added = (input.permissions ?? []).filter((p) => !before.permissions.includes(p));
-      await this.checkGrant(tenant, actorUserId, added);
       await uniqueRole(() =>
         trx
           .updateTable('roles')
@@ -102,6 +108,8 @@ export class RoleService {
         await this.replaceGrants(trx, id, input.permissions ?? before.permissions, input.denied_permissions ?? before.denied_permissions);
       }
       const after = await this.one(trx, id);
+      if (before.is_system && before.name === ADMIN && !sameGrants(before, after)) throw DomainError.conflict('the admin role always grants every permission (*): its entries and priority are fixed');
+      await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), shape(after));
       await writeAudit(trx, actor, { action: 'roles.update', entityType: 'roles', entityId: id, before, after });
       return after;
     });
@@ -112,11 +120,13 @@ export class RoleService {
   async remove(tenant: TenantContext, id: string, expected: number | undefined, actor: AuditActor): Promise<void> {
     const db = tenantDb(this.db, tenant.schema);
     await db.transaction().execute(async (trx) => {
+      await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
       if (before.is_system) throw DomainError.conflict('system roles cannot be deleted');
       const assigned = await trx.selectFrom('user_roles').select('id').where('role_id', '=', id).limit(1).executeTakeFirst();
       if (assigned) throw DomainError.conflict('the role is assigned to users; take it from them first');
+      await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), null);
       await trx.updateTable('roles').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
       await writeAudit(trx, actor, { action: 'roles.delete', entityType: 'roles', entityId: id, before });
     });
@@ -127,11 +137,6 @@ export class RoleService {
     const name = input.trim();
     if (!NAME.test(name)) throw DomainError.invalid('name', 'must be 1-100 characters: a letter, then letters, digits, spaces, ".", "_" or "-"');
     return name;
-  }
-
-  private async checkGrant(tenant: TenantContext, actorUserId: string, granted: readonly string[]): Promise<void> {
-    const lacking = missingForGrant(await this.access.data(tenant, actorUserId), granted.filter((p) => p));
-    if (lacking) throw new DomainError('forbidden', `you cannot grant ${lacking}, which you do not hold`);
   }
 
   /** Replaces a role's allow and deny entries; unknown permission names are a 400. */

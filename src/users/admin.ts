@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
-import { missingForGrant } from '../access/grants.js';
+import { touchedByRoles, withOverride, withRoles } from '../access/authority.js';
+import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
 import type { AccessService } from '../access/service.js';
 import { checkPasswordPolicy, hashPassword } from '../auth/passwords.js';
 import type { SessionStore } from '../auth/sessions.js';
@@ -18,7 +19,6 @@ import type { PolicyReader } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { StatementCache } from '../db/statements.js';
 import { checkEmail } from './email.js';
-import { ensureAnotherAdmin, grantsOf } from './service.js';
 import { rolesStamp, RenderedUsers, userStamp } from './rendered.js';
 import { userById, userJson, type UserView } from './view.js';
 
@@ -209,8 +209,11 @@ export class UserAdminService {
     const policy = await this.deps.policies.policy(tenant);
     if (input.password !== undefined) checkPasswordPolicy(input.password, policy.password);
     const roleNames = input.roles ?? ['user'];
+    await accessGuard.lock(trx);
     const roles = await this.resolveRoles(trx, roleNames);
-    await this.checkGrant(tenant, actorUserId, trx, roles.map((r) => r.id));
+    // A new user is changed into existence: the actor must hold what its roles carry, deny entries included.
+    const shapes = [...(await loadRoleShapes(trx, roles.map((r) => r.id))).values()];
+    await accessGuard.checkUserChange(trx, actorOf(actor), null, { after: (none) => withRoles(none, shapes), touched: touchedByRoles([], shapes) });
     const invited = input.password === undefined;
     const status = input.status ?? (invited ? 'invited' : 'active');
     const passwordHash = invited ? null : await hashPassword(input.password!);
@@ -248,9 +251,9 @@ export class UserAdminService {
     const fields = profile(input);
     const db = tenantDb(this.deps.db, tenant.schema);
     const after = await db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: fields.status !== undefined && fields.status !== 'active' });
       const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
-      if (fields.status && fields.status !== 'active' && before.status === 'active' && before.roles.includes('admin')) await ensureAnotherAdmin(trx, userId);
       if (Object.keys(fields).length === 0) return before;
       const emailChanged = fields.email !== undefined && String(fields.email).toLowerCase() !== before.email.toLowerCase();
       const updated = await uniqueUser(() =>
@@ -276,9 +279,9 @@ export class UserAdminService {
     if (actorUserId === userId) throw new DomainError('forbidden', 'you cannot delete your own account here');
     const db = tenantDb(this.deps.db, tenant.schema);
     const { sessions, keys } = await db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: true });
       const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
-      if (before.roles.includes('admin') && before.status === 'active') await ensureAnotherAdmin(trx, userId);
       const deleted = await trx
         .updateTable('users')
         .set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` })
@@ -299,6 +302,7 @@ export class UserAdminService {
   async restore(tenant: TenantContext, userId: string, actor: AuditActor): Promise<VersionedUser> {
     const db = tenantDb(this.deps.db, tenant.schema);
     const user = await db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId);
       const restored = await uniqueUser(() =>
         trx
           .updateTable('users')
@@ -321,8 +325,6 @@ export class UserAdminService {
   async setOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, input: { effect: 'allow' | 'deny'; expires_at?: string | null }, actor: AuditActor) {
     if (!CATALOGUE.has(permission)) throw DomainError.invalid('permission', `"${permission}" is not a known permission`);
     if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
-    const lacking = missingForGrant(await this.deps.access.data(tenant, actorUserId), [permission]);
-    if (lacking) throw new DomainError('forbidden', `you do not hold ${lacking}`);
     let expiresAt: Date | null = null;
     if (input.expires_at) {
       expiresAt = new Date(input.expires_at);
@@ -330,6 +332,7 @@ export class UserAdminService {
     }
     const db = tenantDb(this.deps.db, tenant.schema);
     const result = await db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, input.effect, expiresAt), touched: [permission] });
       await this.load(trx, tenant.schema, userId);
       const perm = await trx.selectFrom('permissions').select('id').where('name', '=', permission).executeTakeFirstOrThrow();
       const before = await trx.selectFrom('user_permissions').select(['effect', 'expires_at']).where('user_id', '=', userId).where('permission_id', '=', perm.id).executeTakeFirst();
@@ -350,6 +353,7 @@ export class UserAdminService {
     if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
     const db = tenantDb(this.deps.db, tenant.schema);
     await db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, null), touched: [permission] });
       await this.load(trx, tenant.schema, userId);
       const removed = await trx
         .deleteFrom('user_permissions')
@@ -373,6 +377,7 @@ export class UserAdminService {
   async revokeSessions(tenant: TenantContext, userId: string, sessionId: string | undefined, actor: AuditActor): Promise<number> {
     const db = tenantDb(this.deps.db, tenant.schema);
     const revoked = await db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId);
       await this.load(trx, tenant.schema, userId);
       let ids: string[];
       if (sessionId) {
@@ -406,11 +411,5 @@ export class UserAdminService {
     const unknown = wanted.filter((n) => !roles.some((r) => r.name.toLowerCase() === n));
     if (unknown.length) throw DomainError.invalid('roles', `unknown role: ${unknown.join(', ')}`);
     return roles;
-  }
-
-  private async checkGrant(tenant: TenantContext, actorUserId: string, db: Kysely<TenantDatabase>, roleIds: string[]): Promise<void> {
-    if (roleIds.length === 0) return;
-    const lacking = missingForGrant(await this.deps.access.data(tenant, actorUserId), await grantsOf(db, roleIds));
-    if (lacking) throw new DomainError('forbidden', `you cannot give a role carrying ${lacking}, which you do not hold`);
   }
 }

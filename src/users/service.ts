@@ -1,10 +1,10 @@
 import { sql, type Kysely } from 'kysely';
-import { missingForGrant } from '../access/grants.js';
+import { touchedByRoles, withRoles } from '../access/authority.js';
+import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
 import type { AccessService, Explanation } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { loadUserView, type UserView } from './view.js';
@@ -17,17 +17,17 @@ export class UserAccessService {
   ) {}
 
   /**
-   * Replaces a user's roles. Refused: changing your own roles (403), giving a role that carries
-   * a permission you lack (403), removing the last active admin (409). Admin membership
-   * changes are serialized by locking the admin role row.
+   * Replaces a user's roles. Refused: changing your own roles (403), a user who holds a
+   * permission you lack, or a role with an entry you do not hold (403, the out-rank rule of
+   * access/guard.ts), taking "everything" from the last active user who has it (409).
    */
   async setRoles(tenant: TenantContext, actorUserId: string, userId: string, roleNames: readonly string[], actor: AuditActor): Promise<UserView> {
     if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own roles');
     const names = [...new Set(roleNames.map((n) => n.trim().toLowerCase()))];
     const db = tenantDb(this.db, tenant.schema);
-    const actorData = await this.access.data(tenant, actorUserId);
     await db.transaction().execute(async (trx) => {
-      const target = await trx.selectFrom('users').select(['id', 'status']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+      await accessGuard.lock(trx);
+      const target = await trx.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
       if (!target) throw DomainError.notFound('user');
       const roles = names.length
         ? await trx.selectFrom('roles').select(['id', 'name']).where((eb) => eb(eb.fn('lower', ['name']), 'in', names)).where('deleted_at', 'is', null).execute()
@@ -43,12 +43,12 @@ export class UserAccessService {
         .execute();
       const added = roles.filter((r) => !current.some((c) => c.id === r.id));
       const removed = current.filter((c) => !roles.some((r) => r.id === c.id));
-      // Giving a role, or taking one away, needs every permission it carries: a manager can
-      // neither make an admin nor demote one.
-      const carried = await grantsOf(trx, [...added, ...removed].map((r) => r.id));
-      const lacking = missingForGrant(actorData, carried);
-      if (lacking) throw new DomainError('forbidden', `you cannot give or take a role carrying ${lacking}, which you do not hold`);
-      if (removed.some((r) => r.name === 'admin') && target.status === 'active') await ensureAnotherAdmin(trx, userId);
+      // Giving a role or taking one away touches every entry it has, deny entries included: a
+      // manager can neither make an admin nor weaken one.
+      const shapes = await loadRoleShapes(trx, [...roles, ...current].map((r) => r.id));
+      const next = roles.map((r) => shapes.get(r.id)!);
+      const touched = touchedByRoles(current.flatMap((r) => shapes.get(r.id) ?? []), next);
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withRoles(before, next), touched });
 
       if (removed.length) await trx.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', 'in', removed.map((r) => r.id)).execute();
       if (added.length) await trx.insertInto('user_roles').values(added.map((r) => ({ user_id: userId, role_id: r.id, assigned_by: actorUserId }))).execute();
@@ -82,31 +82,3 @@ export class UserAccessService {
   }
 }
 
-/** The permission names a set of roles allows. */
-export async function grantsOf(db: Kysely<TenantDatabase>, roleIds: string[]): Promise<string[]> {
-  if (roleIds.length === 0) return [];
-  const rows = await db
-    .selectFrom('role_permissions as rp')
-    .innerJoin('permissions as p', 'p.id', 'rp.permission_id')
-    .select('p.name')
-    .where('rp.role_id', 'in', roleIds)
-    .where('rp.effect', '=', 'allow')
-    .execute();
-  return rows.map((r) => r.name);
-}
-
-/** 409 unless another active, live user keeps the admin role. Locks the admin role row first. */
-export async function ensureAnotherAdmin(db: Kysely<TenantDatabase>, leavingUserId: string): Promise<void> {
-  const admin = await db.selectFrom('roles').select('id').where('name', '=', 'admin').where('deleted_at', 'is', null).forUpdate().executeTakeFirst();
-  if (!admin) return;
-  const others = await db
-    .selectFrom('user_roles as ur')
-    .innerJoin('users as u', 'u.id', 'ur.user_id')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('ur.role_id', '=', admin.id)
-    .where('u.id', '<>', leavingUserId)
-    .where('u.status', '=', 'active')
-    .where('u.deleted_at', 'is', null)
-    .executeTakeFirstOrThrow();
-  if (Number(others.n) === 0) throw DomainError.conflict('this would leave the tenant without an active admin');
-}
