@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { RedisCache } from '../src/cache/redis.js';
 import { createTestApp, type TestApp } from './support/app.js';
-import { redisUrl } from './support/redis.js';
+import { describeWithRedis, redisUrl } from './support/redis.js';
 import { bearer, login, seedTenant, seedUser } from './support/tenants.js';
 
 /** Two instances of the service sharing one PostgreSQL and one Redis. */
@@ -18,6 +18,7 @@ async function redis(prefix: string, url = redisUrl()): Promise<RedisCache> {
 }
 
 beforeAll(async () => {
+  if (!inject('redisUrl')) return;
   const prefix = `two-instances-${randomUUID()}:`;
   one = await createTestApp({ cache: await redis(prefix) });
   two = await createTestApp({ cache: await redis(prefix), database: one.db });
@@ -41,7 +42,7 @@ async function within(ms: number, check: () => Promise<boolean>): Promise<number
   throw new Error(`not within ${ms} ms`);
 }
 
-describe('two instances with Redis', () => {
+describeWithRedis('two instances with Redis', () => {
   it('a logout on one instance is refused on the other within 1 s', async () => {
     const tokens = await login(one.app, 'north', 'admin@north.example');
     // Both instances have the session cached as live.
@@ -69,7 +70,7 @@ describe('two instances with Redis', () => {
   });
 });
 
-describe('readiness with Redis', () => {
+describeWithRedis('readiness with Redis', () => {
   it('reports redis in /ready, and 503 naming it when it is down', async () => {
     const up = await redis(`ready-${randomUUID()}:`);
     const down = await redis('down:', 'redis://127.0.0.1:9');
@@ -87,7 +88,7 @@ describe('readiness with Redis', () => {
   });
 });
 
-describe('Redis down', () => {
+describeWithRedis('Redis down', () => {
   it('keeps answering from PostgreSQL and never fails open', async () => {
     // An instance whose Redis does not answer (nothing listens on port 9).
     const down = await createTestApp({ cache: await redis('down:', 'redis://127.0.0.1:9'), database: one.db });

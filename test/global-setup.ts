@@ -64,6 +64,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await template.close();
 
   const redis = process.env.REDIS_URL ? undefined : await startRedis();
+  if (!process.env.REDIS_URL && !redis) {
+    if (process.env.REQUIRE_REDIS === '1') throw new Error('REQUIRE_REDIS=1, but there is no redis-server on PATH and no REDIS_URL');
+    console.warn('Redis-backed tests are skipped: install redis-server (Debian package) or set REDIS_URL to run them.');
+  }
   project.provide('pgUrl', url);
   project.provide('redisUrl', process.env.REDIS_URL ?? redis?.url ?? '');
   return async () => {

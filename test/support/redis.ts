@@ -1,8 +1,15 @@
-import { inject } from 'vitest';
+import { describe, inject } from 'vitest';
 
-/** The suite's Redis. Tests that need one fail (never skip) when the machine has none. */
+/** The suite's Redis: REDIS_URL, or a redis-server the global setup started; '' when there is none. */
 export function redisUrl(): string {
   const url = inject('redisUrl');
   if (!url) throw new Error('these tests need Redis: install redis-server (Debian package) or set REDIS_URL');
   return url;
 }
+
+/**
+ * A suite that needs a real Redis. Without one it is skipped (the global setup prints one line
+ * saying what to install), unless REQUIRE_REDIS=1, which makes the whole run fail instead: CI
+ * sets it, so there the Redis tests always run.
+ */
+export const describeWithRedis = describe.skipIf(inject('redisUrl') === '');
