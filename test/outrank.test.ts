@@ -124,6 +124,9 @@ describe('the out-rank rule', () => {
     expect((await call('POST', `ra/users/${admin2.id}/restore`, adminToken)).statusCode).toBe(200);
     const user = await person(['user']);
     expect((await call('DELETE', `ra/users/${user.id}/sessions`, deleter.token)).statusCode).toBe(200);
+    // An override of a permission that does not exist is not there to remove.
+    const missing = await call('DELETE', `ra/users/${user.id}/permissions/made.up`, adminToken);
+    expect(missing.statusCode).toBe(404);
   });
 });
 

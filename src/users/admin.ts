@@ -351,6 +351,7 @@ export class UserAdminService {
 
   async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor): Promise<void> {
     if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
+    if (!CATALOGUE.has(permission)) throw DomainError.notFound('override');
     const db = tenantDb(this.deps.db, tenant.schema);
     await db.transaction().execute(async (trx) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, null), touched: [permission] });
