@@ -414,9 +414,11 @@ describe('password reset and email verification', () => {
     const before = t.mailer.sent.length;
     const unknown = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/alpha/auth/password-reset/request', payload: { email: 'nobody@alpha.example' } });
     expect(unknown.statusCode).toBe(202);
+    await t.services.auth.settled(); // the lookup and the mail follow the answer
     expect(t.mailer.sent.length).toBe(before);
     const known = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/alpha/auth/password-reset/request', payload: { email: 'FORGETFUL@alpha.example' } });
     expect(known.statusCode).toBe(202);
+    await t.services.auth.settled();
     const mail = t.mailer.sent.at(-1)!;
     expect(mail.to).toBe(user.email);
     const token = tokenFrom(mail.text);
@@ -444,6 +446,7 @@ describe('password reset and email verification', () => {
   it('refuses an expired reset token', async () => {
     const user = await seedUser(t, 'alpha', { email: 'late@alpha.example' });
     await t.app.inject({ method: 'POST', url: '/api/v1/tenants/alpha/auth/password-reset/request', payload: { email: user.email } });
+    await t.services.auth.settled();
     const token = tokenFrom(t.mailer.sent.at(-1)!.text);
     await db('alpha').updateTable('password_reset_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('user_id', '=', user.id).execute();
     const res = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/alpha/auth/password-reset/confirm', payload: { token, new_password: 'a brand new passphrase' } });

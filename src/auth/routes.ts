@@ -18,6 +18,10 @@ const publicAuth = { access: 'public' as const, authRateLimited: true };
 /** `/api/v1/tenants/{tenant_slug}/auth/...` */
 export function authRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
   return async (app) => {
+    // Reset requests finish after their answer: their failures go to the log, and closing waits for them.
+    auth.reportBackgroundErrors((error, task) => app.log.error({ err: error, task }, 'background task failed'));
+    app.addHook('onClose', () => auth.settled());
+
     app.post(
       '/auth/login',
       {
@@ -68,13 +72,13 @@ export function authRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
         config: publicAuth,
         schema: {
           tags: ['auth'],
-          summary: 'Mail a password reset link (always 202)',
+          summary: 'Mail a password reset link (always 202, answered before the account is looked up; a few mails per account and hour)',
           body: Type.Object({ email: Type.String({ maxLength: 254 }) }, { additionalProperties: false }),
           response: { 202: Type.Object({}, { description: 'Accepted: a link is mailed if the account exists' }), ...problems(400, 404, 429) },
         },
       },
       async (request, reply) => {
-        await auth.requestPasswordReset(requireTenant(request), request.body.email, actorFrom(request));
+        auth.requestPasswordReset(requireTenant(request), request.body.email, actorFrom(request));
         return reply.status(202).send({});
       },
     );

@@ -6,14 +6,16 @@ import { row, StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
-import type { Mailer } from '../mail/mailer.js';
+import type { Mailer, MailMessage } from '../mail/mailer.js';
 import type { PolicyReader, TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { USER_COLUMNS, type UserView } from '../users/view.js';
+import { issueResetToken, issueVerificationToken, voidResetTokens } from './account-tokens.js';
+import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import type { SessionStore } from './sessions.js';
-import { randomToken, sha256, signAccessToken } from './tokens.js';
+import { sha256, signAccessToken } from './tokens.js';
 
 export interface TokenPair {
   readonly access_token: string;
@@ -28,6 +30,12 @@ export interface LoginResult extends TokenPair {
 
 /** The one answer to every failed login: unknown user, wrong password, locked or inactive account. */
 const BAD_CREDENTIALS = 'invalid credentials';
+
+/** Reset mails per account and rolling hour: enough for a lost mail or two, too few to flood a mailbox. */
+export const PASSWORD_RESET_MAX_PER_HOUR = 3;
+
+/** How often (per tenant and instance) the retired refresh tokens of sessions no longer live are purged. */
+const REFRESH_HISTORY_PURGE_MS = 3_600_000;
 
 export interface AuthServiceDeps {
   readonly db: Kysely<PlatformDatabase>;
@@ -44,6 +52,8 @@ export interface AuthServiceDeps {
 export class AuthService {
   private dummyHash: Promise<string> | undefined;
   private readonly statements = new StatementCache();
+  private readonly background = new BackgroundWork();
+  private readonly lastHistoryPurge = new Map<string, number>();
 
   constructor(private readonly deps: AuthServiceDeps) {}
 
@@ -124,8 +134,8 @@ export class AuthService {
   async refresh(tenant: TenantContext, refreshToken: string, actor: AuditActor): Promise<TokenPair> {
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);
-    // The rotation is one conditional UPDATE (atomic on its own); only a reuse needs a transaction.
-    const result = await this.deps.sessions.rotate(tenant, refreshToken, policy);
+    // The rotation, its history row and its audit row are one statement (atomic on its own); only a reuse needs a transaction.
+    const result = await this.deps.sessions.rotate(tenant, refreshToken, policy, actor);
     if (result.kind === 'reused') {
       await db.transaction().execute(async (trx) => {
         await this.deps.sessions.revoke(trx, result.sessionId, 'refresh_token_reuse');
@@ -135,6 +145,7 @@ export class AuthService {
     }
     if (result.kind !== 'rotated') throw new DomainError('unauthenticated', 'invalid refresh token');
     await this.deps.sessions.forgetSessions(tenant, [result.sessionId]); // last_seen_at moved
+    this.purgeRefreshHistorySoon(tenant, policy);
     if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('unauthenticated', 'invalid refresh token');
     const { roles: _roles, ...pair } = await this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
     return pair;
@@ -149,30 +160,43 @@ export class AuthService {
     await this.deps.sessions.forgetSessions(tenant, [sessionId]);
   }
 
-  /** Always succeeds from the caller's view; mails a link only to an existing, usable account. */
-  async requestPasswordReset(tenant: TenantContext, email: string, actor: AuditActor): Promise<void> {
-    const db = tenantDb(this.deps.db, tenant.schema);
+  /**
+   * Returns at once, before anything about the account is read: the lookup, the token and the
+   * mail run after the answer, so a known and an unknown address are answered alike and in the
+   * same time. At most PASSWORD_RESET_MAX_PER_HOUR links per account and hour; further requests
+   * send nothing. `settled()` waits for the work.
+   */
+  requestPasswordReset(tenant: TenantContext, email: string, actor: AuditActor): void {
+    this.background.run('password reset request', () => this.resetRequested(tenant, email.trim().toLowerCase(), actor));
+  }
+
+  private async resetRequested(tenant: TenantContext, email: string, actor: AuditActor): Promise<void> {
     const policy = await this.deps.policies.policy(tenant);
-    const user = await db
-      .selectFrom('users')
-      .select(['id', 'email', 'status'])
-      .where((eb) => eb(eb.fn('lower', ['email']), '=', email.trim().toLowerCase()))
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
-    if (!user || user.status === 'suspended') return;
-    const token = randomToken('');
-    await db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('password_reset_tokens')
-        .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.passwordResetTtlMinutes * 60_000), requested_ip: actor.ip })
-        .execute();
-      await writeAudit(trx, actor, { action: 'auth.password_reset_requested', entityType: 'users', entityId: user.id });
-    });
+    const issued = await issueResetToken(tenantDb(this.deps.db, tenant.schema), email, { ttlMinutes: policy.passwordResetTtlMinutes, maxPerHour: PASSWORD_RESET_MAX_PER_HOUR }, actor);
+    if (!issued) return;
     await this.deps.mailer.send({
-      to: user.email,
+      to: issued.email,
       subject: 'Reset your password',
-      text: `A password reset was requested for your account of ${tenant.slug}.\n\nSet a new password: ${this.link('reset-password', tenant, token)}\n\nThe link works once, for ${policy.passwordResetTtlMinutes} minutes. If you did not ask for it, ignore this message.\n`,
+      text: `A password reset was requested for your account of ${tenant.slug}.\n\nSet a new password: ${this.link('reset-password', tenant, issued.token)}\n\nThe link works once, for ${policy.passwordResetTtlMinutes} minutes. If you did not ask for it, ignore this message.\n`,
     });
+  }
+
+  /** Resolves once the work queued so far (reset requests, purges) is done: graceful shutdown and tests wait on it. */
+  settled(): Promise<void> {
+    return this.background.settled();
+  }
+
+  /** Where failures of that work are reported (the app's logger). */
+  reportBackgroundErrors(handler: BackgroundErrorHandler): void {
+    this.background.reportTo(handler);
+  }
+
+  /** At most once per tenant and REFRESH_HISTORY_PURGE_MS on this instance, after the answer. */
+  private purgeRefreshHistorySoon(tenant: TenantContext, policy: TenantPolicy): void {
+    const now = Date.now();
+    if (now - (this.lastHistoryPurge.get(tenant.schema) ?? 0) < REFRESH_HISTORY_PURGE_MS) return;
+    this.lastHistoryPurge.set(tenant.schema, now);
+    this.background.run('refresh history purge', async () => void (await this.deps.sessions.purgeRefreshHistory(tenant, policy)));
   }
 
   /** Sets the new password, uses the token up, and revokes every session of the user. */
@@ -204,7 +228,9 @@ export class AuthService {
         await trx.updateTable('users').set({ status: 'active', is_email_verified: true, email_verified_at: new Date() }).where('id', '=', user.id).execute();
       }
       const revoked = await this.deps.sessions.revokeAll(trx, user.id, 'password_reset');
-      await writeAudit(trx, { ...actor, actorUserId: user.id }, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { revoked_sessions: revoked.length } });
+      // Other links mailed earlier would reset the new password again.
+      const voided = await voidResetTokens(trx, user.id);
+      await writeAudit(trx, { ...actor, actorUserId: user.id }, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { revoked_sessions: revoked.length, voided_reset_tokens: voided } });
       return { userId: user.id, revoked };
     });
     await this.deps.sessions.forgetSessions(tenant, outcome.revoked);
@@ -213,23 +239,39 @@ export class AuthService {
 
   async requestEmailVerification(tenant: TenantContext, userId: string, actor: AuditActor): Promise<void> {
     const db = tenantDb(this.deps.db, tenant.schema);
-    const policy = await this.deps.policies.policy(tenant);
     const user = await db.selectFrom('users').select(['id', 'email', 'is_email_verified']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user) throw DomainError.notFound('user');
     if (user.is_email_verified) throw DomainError.conflict('the email address is already verified');
-    const token = randomToken('');
-    await db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('email_verification_tokens')
-        .values({ user_id: user.id, email: user.email, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.emailVerificationTtlHours * 3_600_000) })
-        .execute();
-      await writeAudit(trx, actor, { action: 'auth.email_verification_requested', entityType: 'users', entityId: user.id });
-    });
-    await this.deps.mailer.send({
+    const mail = await this.verificationMail(tenant, user, actor, {});
+    await this.deps.mailer.send(mail);
+  }
+
+  /**
+   * After an email change has committed (the caller set `is_email_verified` false and called
+   * voidAccountTokens in its transaction): stores a verification token for the new address,
+   * mails its link there, and tells the old address where the account's mail now goes. A mail
+   * that cannot be sent is reported (reportBackgroundErrors), not thrown: the change stands.
+   */
+  async emailChanged(tenant: TenantContext, user: { readonly id: string; readonly oldEmail: string; readonly newEmail: string }, actor: AuditActor): Promise<void> {
+    const verification = await this.verificationMail(tenant, { id: user.id, email: user.newEmail }, actor, { reason: 'email_changed' });
+    const notice = {
+      to: user.oldEmail,
+      subject: 'Your email address was changed',
+      text: `The email address of your account of ${tenant.slug} was changed from ${user.oldEmail} to ${user.newEmail}. Mail for the account now goes there.\n\nIf this was not you, contact your administrator at once.\n`,
+    };
+    const sent = await Promise.allSettled([this.deps.mailer.send(verification), this.deps.mailer.send(notice)]);
+    for (const result of sent) if (result.status === 'rejected') this.background.report(result.reason, 'email change mail');
+  }
+
+  /** Stores a verification token for the address (with its audit row) and returns the mail carrying its link. */
+  private async verificationMail(tenant: TenantContext, user: { readonly id: string; readonly email: string }, actor: AuditActor, metadata: Record<string, unknown>): Promise<MailMessage> {
+    const policy = await this.deps.policies.policy(tenant);
+    const token = await issueVerificationToken(tenantDb(this.deps.db, tenant.schema), user, policy.emailVerificationTtlHours, actor, metadata);
+    return {
       to: user.email,
       subject: 'Verify your email address',
       text: `Confirm this address for your account of ${tenant.slug}: ${this.link('verify-email', tenant, token)}\n\nThe link works once, for ${policy.emailVerificationTtlHours} hours.\n`,
-    });
+    };
   }
 
   /** Marks the address verified, provided it is still the user's address. */
@@ -271,7 +313,9 @@ export class AuthService {
     const revoked = await db.transaction().execute(async (trx) => {
       await trx.updateTable('users').set({ password_hash: passwordHash, password_changed_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', userId).execute();
       const ids = await this.deps.sessions.revokeAll(trx, userId, 'password_changed', currentSessionId ?? undefined);
-      await writeAudit(trx, actor, { action: 'auth.password_changed', entityType: 'users', entityId: userId, metadata: { revoked_sessions: ids.length } });
+      // A reset link mailed before the change (perhaps requested by whoever knew the old password) dies with it.
+      const voided = await voidResetTokens(trx, userId);
+      await writeAudit(trx, actor, { action: 'auth.password_changed', entityType: 'users', entityId: userId, metadata: { revoked_sessions: ids.length, voided_reset_tokens: voided } });
       return ids;
     });
     await this.deps.sessions.forgetSessions(tenant, revoked);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, UpdateQueryBuilder, UpdateResult } from 'kysely';
+import { auditRow, type AuditActor } from '../audit/audit.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
-import { StatementCache } from '../db/statements.js';
+import { row, StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import type { TenantPolicy } from '../settings/policy.js';
@@ -80,75 +81,149 @@ export class SessionStore {
   }
 
   /**
-   * Rotates a refresh token in one conditional UPDATE: of concurrent refreshes of one token
-   * exactly one matches the row; the others find it already rotated and count as reuse. The
-   * token names its session, so the row is found by primary key and the hashes need no index:
-   * the UPDATE changes no indexed column and stays on its page (a HOT update, no index entries
-   * written).
+   * Rotates a refresh token in one statement: a conditional UPDATE (of concurrent refreshes of
+   * one token exactly one matches the row; the others find it already rotated and count as
+   * reuse), the retired token's hash added to the session's history, and the `auth.refresh`
+   * audit row. The token names its session, so the row is found by primary key and the hashes
+   * need no index on user_sessions: the UPDATE changes no indexed column and stays on its page
+   * (a HOT update, no index entries written).
    */
-  async rotate(tenant: TenantContext, presented: string, policy: TenantPolicy): Promise<RotateResult> {
+  async rotate(tenant: TenantContext, presented: string, policy: TenantPolicy, actor: AuditActor): Promise<RotateResult> {
     const id = REFRESH_TOKEN.exec(presented)?.[1];
     if (!id) return { kind: 'invalid' };
     const db = tenantDb(this.db, tenant.schema);
     const hash = sha256(presented);
     const next = refreshTokenOf(id);
     const now = new Date();
-    const values = { id, hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())) };
-    // Built once per schema and prepared: a refresh is a hot path.
+    const audit = auditRow({ ...actor, actorType: 'user', sessionId: id }, { action: 'auth.refresh', entityType: 'user_sessions', entityId: id });
+    const values = { id, hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())), audit: row(audit) };
+    // Built once per schema and prepared: a refresh is a hot path. The previous hash is still
+    // written (it costs nothing in the same row) so that a service rolled back to the version
+    // before the history keeps recognising the last retired token.
     const { rows } = await this.statements.run(db, `sessions.rotate:${tenant.schema}`, values, (v) =>
       db
-        .updateTable('user_sessions')
-        .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: v.now, updated_at: v.now })
-        .where('id', '=', v.id)
-        .where('refresh_token_hash', '=', v.hash)
-        .where('revoked_at', 'is', null)
-        .where('expires_at', '>', v.now)
-        .where('last_seen_at', '>', v.idleCutoff)
-        .returning('user_id'),
+        .with('rotated', (q) =>
+          q
+            .updateTable('user_sessions')
+            .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: v.now, updated_at: v.now })
+            .where('id', '=', v.id)
+            .where('refresh_token_hash', '=', v.hash)
+            .where('revoked_at', 'is', null)
+            .where('expires_at', '>', v.now)
+            .where('last_seen_at', '>', v.idleCutoff)
+            .returning('user_id'),
+        )
+        .with('retired', (q) =>
+          q
+            .insertInto('refresh_token_history')
+            .columns(['session_id', 'token_hash', 'created_at'])
+            .expression((eb) => eb.selectFrom('rotated').select([eb.val(v.id).as('session_id'), eb.val(v.hash).as('token_hash'), eb.val(v.now).as('created_at')]))
+            .returning('session_id'),
+        )
+        .with('audited', (q) =>
+          q
+            .insertInto('audit_logs')
+            .columns(['actor_user_id', 'actor_type', 'session_id', 'ip_address', 'user_agent', 'request_id', 'action', 'entity_type', 'entity_id', 'metadata'])
+            .expression((eb) =>
+              eb
+                .selectFrom('rotated')
+                .select([
+                  'rotated.user_id as actor_user_id',
+                  eb.val(v.audit.actor_type).as('actor_type'),
+                  eb.val(v.audit.session_id).as('session_id'),
+                  eb.val(v.audit.ip_address).as('ip_address'),
+                  eb.val(v.audit.user_agent).as('user_agent'),
+                  eb.val(v.audit.request_id).as('request_id'),
+                  eb.val(v.audit.action).as('action'),
+                  eb.val(v.audit.entity_type).as('entity_type'),
+                  eb.val(v.audit.entity_id).as('entity_id'),
+                  eb.val(v.audit.metadata).as('metadata'),
+                ]),
+            )
+            .returning('id'),
+        )
+        .selectFrom('rotated')
+        .select('user_id'),
     );
     const rotated = rows[0];
     if (rotated) return { kind: 'rotated', sessionId: id, userId: rotated.user_id, refreshToken: next };
+    // Any token the live session retired is reuse; a made-up secret matches none and is merely invalid.
     const reused = await db
       .selectFrom('user_sessions')
       .select('user_id')
       .where('id', '=', id)
-      .where('previous_refresh_token_hash', '=', hash)
       .where('revoked_at', 'is', null)
+      .where((eb) =>
+        eb.or([
+          eb('previous_refresh_token_hash', '=', hash),
+          eb.exists(eb.selectFrom('refresh_token_history').select('session_id').where('session_id', '=', id).where('token_hash', '=', hash)),
+        ]),
+      )
       .executeTakeFirst();
     return reused ? { kind: 'reused', sessionId: id, userId: reused.user_id } : { kind: 'invalid' };
   }
 
   async revoke(db: Kysely<TenantDatabase>, sessionId: string, reason: string): Promise<boolean> {
-    const result = await db
-      .updateTable('user_sessions')
-      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
-      .where('id', '=', sessionId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    return (await this.revokeWhere(db, reason, (q) => q.where('id', '=', sessionId))).length > 0;
   }
 
   /** Revokes one live session if it belongs to `userId`; false when there is none such. */
   async revokeOwned(db: Kysely<TenantDatabase>, userId: string, sessionId: string, reason: string): Promise<boolean> {
-    const result = await db
-      .updateTable('user_sessions')
-      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
-      .where('id', '=', sessionId)
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    return (await this.revokeWhere(db, reason, (q) => q.where('id', '=', sessionId).where('user_id', '=', userId))).length > 0;
   }
 
   /** Revokes every live session of a user (but `except`); returns the revoked ids. */
   async revokeAll(db: Kysely<TenantDatabase>, userId: string, reason: string, except?: string): Promise<string[]> {
-    let query = db
-      .updateTable('user_sessions')
-      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null);
-    if (except) query = query.where('id', '<>', except);
-    return (await query.returning('id').execute()).map((r) => r.id);
+    return this.revokeWhere(db, reason, (q) => (except ? q.where('user_id', '=', userId).where('id', '<>', except) : q.where('user_id', '=', userId)));
+  }
+
+  /** Revokes the live sessions `filter` picks and forgets their retired tokens, in one statement; returns their ids. */
+  private async revokeWhere(
+    db: Kysely<TenantDatabase>,
+    reason: string,
+    filter: (q: UpdateQueryBuilder<TenantDatabase, 'user_sessions', 'user_sessions', UpdateResult>) => UpdateQueryBuilder<TenantDatabase, 'user_sessions', 'user_sessions', UpdateResult>,
+  ): Promise<string[]> {
+    const now = new Date();
+    const rows = await db
+      .with('revoked', (q) =>
+        filter(q.updateTable('user_sessions').set({ revoked_at: now, revoked_reason: reason, updated_at: now }))
+          .where('revoked_at', 'is', null)
+          .returning('id'),
+      )
+      .with('forgotten', (q) =>
+        q
+          .deleteFrom('refresh_token_history')
+          .where('session_id', 'in', (eb) => eb.selectFrom('revoked').select('id'))
+          .returning('session_id'),
+      )
+      .selectFrom('revoked')
+      .select('id')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Deletes the retired tokens of sessions no longer live (revoked, expired, idle): a revocation
+   * deletes its own, this catches sessions that simply ran out. Returns the rows deleted.
+   */
+  async purgeRefreshHistory(tenant: TenantContext, policy: TenantPolicy): Promise<number> {
+    const now = new Date();
+    const result = await tenantDb(this.db, tenant.schema)
+      .deleteFrom('refresh_token_history')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('user_sessions')
+              .select('user_sessions.id')
+              .whereRef('user_sessions.id', '=', 'refresh_token_history.session_id')
+              .where('user_sessions.revoked_at', 'is', null)
+              .where('user_sessions.expires_at', '>', now)
+              .where('user_sessions.last_seen_at', '>', new Date(idleCutoff(policy, now.getTime()))),
+          ),
+        ),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   /** After a revocation committed: drop cached states here and on every instance. */
