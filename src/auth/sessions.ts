@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely, UpdateQueryBuilder, UpdateResult } from 'kysely';
-import { auditRow, type AuditActor } from '../audit/audit.js';
+import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import type { AuditActor } from '../audit/audit.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
-import { row, StatementCache } from '../db/statements.js';
+import { StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import type { TenantPolicy } from '../settings/policy.js';
@@ -95,8 +95,7 @@ export class SessionStore {
     const hash = sha256(presented);
     const next = refreshTokenOf(id);
     const now = new Date();
-    const audit = auditRow({ ...actor, actorType: 'user', sessionId: id }, { action: 'auth.refresh', entityType: 'user_sessions', entityId: id });
-    const values = { id, hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())), audit: row(audit) };
+    const values = { id, hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())), ip: actor.ip, userAgent: actor.userAgent?.slice(0, 1000) ?? null, requestId: actor.requestId };
     // Built once per schema and prepared: a refresh is a hot path. The previous hash is still
     // written (it costs nothing in the same row) so that a service rolled back to the version
     // before the history keeps recognising the last retired token.
@@ -129,15 +128,15 @@ export class SessionStore {
                 .selectFrom('rotated')
                 .select([
                   'rotated.user_id as actor_user_id',
-                  eb.val(v.audit.actor_type).as('actor_type'),
-                  eb.val(v.audit.session_id).as('session_id'),
-                  eb.val(v.audit.ip_address).as('ip_address'),
-                  eb.val(v.audit.user_agent).as('user_agent'),
-                  eb.val(v.audit.request_id).as('request_id'),
-                  eb.val(v.audit.action).as('action'),
-                  eb.val(v.audit.entity_type).as('entity_type'),
-                  eb.val(v.audit.entity_id).as('entity_id'),
-                  eb.val(v.audit.metadata).as('metadata'),
+                  sql.lit('user').as('actor_type'),
+                  eb.val(v.id).as('session_id'),
+                  eb.val(v.ip).as('ip_address'),
+                  eb.val(v.userAgent).as('user_agent'),
+                  eb.val(v.requestId).as('request_id'),
+                  sql.lit('auth.refresh').as('action'),
+                  sql.lit('user_sessions').as('entity_type'),
+                  eb.val(v.id).as('entity_id'),
+                  sql.lit('{}').as('metadata'),
                 ]),
             )
             .returning('id'),
