@@ -605,7 +605,7 @@ describe('permissions: decided from current data', () => {
     expect((await t.app.inject({ method: 'GET', url, headers: bearer(token) })).statusCode).toBe(403);
   });
 
-  it('refuses escalation, changing your own roles, and removing the last active admin', async () => {
+  it('refuses escalation, changing your own roles, and leaving nobody who holds everything', async () => {
     const manager = await seedUser(t, 'beta', { email: 'ambitious@beta.example', roles: ['manager'] });
     const peer = await seedUser(t, 'beta', { email: 'peer@beta.example', roles: ['user'] });
     const managerToken = (await login(t.app, 'beta', manager.email)).access_token;
@@ -616,13 +616,17 @@ describe('permissions: decided from current data', () => {
     expect((await put(managerToken, peer.id, ['nonexistent'])).statusCode).toBe(400);
     expect((await put(managerToken, peer.id, ['viewer'])).statusCode).toBe(200);
 
-    // A superuser by override (not by role) tries to demote the only admin.
+    // A superuser by override (not by role) may demote the admin: it still holds everything
+    // itself (the rule is on effective permissions, not on the role's name) ...
     const root = await seedUser(t, 'beta', { email: 'override-root@beta.example' });
     const star = await db('beta').selectFrom('permissions').select('id').where('name', '=', '*').executeTakeFirstOrThrow();
     await db('beta').insertInto('user_permissions').values({ user_id: root.id, permission_id: star.id, effect: 'allow' }).execute();
     const rootToken = (await login(t.app, 'beta', root.email)).access_token;
-    const last = await put(rootToken, betaAdmin.id, ['manager']);
-    expect(last.statusCode).toBe(409);
+    expect((await put(rootToken, betaAdmin.id, ['manager'])).statusCode).toBe(200);
+    // ... but then it is the last one, and may not step down until someone else holds everything.
+    const suspend = (id: string, token: string) => t.app.inject({ method: 'PATCH', url: `/api/v1/tenants/beta/users/${id}`, headers: bearer(token), payload: { status: 'suspended' } });
+    expect((await suspend(root.id, rootToken)).statusCode).toBe(409);
+    expect((await put(rootToken, betaAdmin.id, ['admin'])).statusCode).toBe(200);
     expect((await me('beta', (await login(t.app, 'beta', betaAdmin.email)).access_token)).json().roles).toEqual(['admin']);
   });
 });

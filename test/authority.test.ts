@@ -2,6 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   effective,
+  everHeld,
+  instants,
   holdsEverything,
   losesEverything,
   roleChangeRefusal,
@@ -34,6 +36,11 @@ const dataOf = (world: World, id: UserId): AccessData => {
   return { ...withRoles({ roles: [], grants: [], overrides: [] }, user.roles.map((r) => world.roles.get(r)!)), overrides: user.overrides };
 };
 
+/** Overrides for good, or until one of a few future hours. */
+const expiry = fc.option(
+  fc.integer({ min: 1, max: 3 }).map((h) => new Date(Date.now() + h * 3_600_000)),
+  { nil: null },
+);
 const names = fc.uniqueArray(fc.constantFrom(...NAMES), { maxLength: 3 });
 const role = (name: string) =>
   fc.record({ allow: names, deny: names, priority: fc.integer({ min: 0, max: 200 }) }).map(({ allow, deny, priority }) => ({ name, priority, allow, deny: deny.filter((d) => !allow.includes(d)) }));
@@ -43,7 +50,7 @@ const world: fc.Arbitrary<World> = fc
   .record({
     roles: fc.tuple(...roleNames.slice(1).map(role)),
     memberships: fc.array(fc.uniqueArray(fc.constantFrom(...roleNames), { maxLength: 3 }), { minLength: USERS.length, maxLength: USERS.length }),
-    overrides: fc.array(fc.uniqueArray(fc.record({ permission: fc.constantFrom(...NAMES), effect: fc.constantFrom<Effect>('allow', 'deny'), expiresAt: fc.constant(null) }), { selector: (o) => o.permission, maxLength: 2 }), {
+    overrides: fc.array(fc.uniqueArray(fc.record({ permission: fc.constantFrom(...NAMES), effect: fc.constantFrom<Effect>('allow', 'deny'), expiresAt: expiry }), { selector: (o) => o.permission, maxLength: 2 }), {
       minLength: USERS.length,
       maxLength: USERS.length,
     }),
@@ -55,7 +62,7 @@ const world: fc.Arbitrary<World> = fc
 
 type Op =
   | { kind: 'setRoles'; target: UserId; roles: string[] }
-  | { kind: 'setOverride'; target: UserId; permission: string; effect: Effect }
+  | { kind: 'setOverride'; target: UserId; permission: string; effect: Effect; expiresAt: Date | null }
   | { kind: 'removeOverride'; target: UserId; permission: string }
   | { kind: 'editRole'; role: string; next: { allow: string[]; deny: string[]; priority: number } }
   | { kind: 'deleteRole'; role: string };
@@ -63,7 +70,7 @@ type Op =
 const target = fc.constantFrom<UserId>('u1', 'u2', 'u3');
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('setRoles' as const), target, roles: fc.uniqueArray(fc.constantFrom(...roleNames), { maxLength: 3 }) }),
-  fc.record({ kind: fc.constant('setOverride' as const), target, permission: fc.constantFrom(...NAMES), effect: fc.constantFrom<Effect>('allow', 'deny') }),
+  fc.record({ kind: fc.constant('setOverride' as const), target, permission: fc.constantFrom(...NAMES), effect: fc.constantFrom<Effect>('allow', 'deny'), expiresAt: expiry }),
   fc.record({ kind: fc.constant('removeOverride' as const), target, permission: fc.constantFrom(...NAMES) }),
   fc.record({ kind: fc.constant('editRole' as const), role: fc.constantFrom(...roleNames.slice(1)), next: role('x').map(({ allow, deny, priority }) => ({ allow, deny, priority })) }),
   fc.record({ kind: fc.constant('deleteRole' as const), role: fc.constantFrom(...roleNames.slice(1)) }),
@@ -96,7 +103,7 @@ function attempt(w: World, op: Op): boolean {
     user.roles = next;
     return true;
   }
-  const after = withOverride(before, op.permission, op.kind === 'setOverride' ? op.effect : null);
+  const after = op.kind === 'setOverride' ? withOverride(before, op.permission, op.effect, op.expiresAt) : withOverride(before, op.permission, null);
   if (userChangeRefusal(actor, before, after, [op.permission])) return false;
   user.overrides = after.overrides;
   return true;
@@ -109,17 +116,18 @@ describe('the out-rank rule (pure model)', () => {
         const actorStart = effective(dataOf(w, 'actor'));
         for (const o of ops) {
           const actor = effective(dataOf(w, 'actor'));
-          const before = new Map(USERS.map((u) => [u, effective(dataOf(w, u))]));
+          const before = new Map(USERS.map((u) => [u, dataOf(w, u)]));
           if (!attempt(w, o)) continue;
           for (const u of USERS) {
             const was = before.get(u)!;
-            const now = effective(dataOf(w, u));
-            const gained = [...now].filter((p) => !was.has(p));
-            const lost = [...was].filter((p) => !now.has(p));
-            // Nobody gains what the actor lacks.
-            expect(gained.filter((p) => !actor.has(p))).toEqual([]);
-            // Somebody holding what the actor lacks is not moved at all.
-            if ([...was].some((p) => !actor.has(p))) expect({ u, gained, lost }).toEqual({ u, gained: [], lost: [] });
+            const is = dataOf(w, u);
+            // Nobody gains, now or once an override expires, what the actor lacks.
+            const held = everHeld(was);
+            expect([...everHeld(is)].filter((p) => !held.has(p) && !actor.has(p))).toEqual([]);
+            // Somebody holding (now or later) what the actor lacks decides as before at every instant.
+            if ([...held].some((p) => !actor.has(p))) {
+              for (const at of instants(new Date(), was, is)) expect({ u, at, set: [...effective(is, null, at)] }).toEqual({ u, at, set: [...effective(was, null, at)] });
+            }
           }
         }
         // Over the whole sequence, the actor never ends up holding more than it started with.
@@ -142,6 +150,14 @@ describe('the out-rank rule (pure model)', () => {
     // Emptying a role's deny entries touches them, whoever holds the role.
     const ops: RoleShape = { name: 'ops', priority: 60, allow: ['*'], deny: ['audit_logs.*', 'users.delete'] };
     expect(touchedByRoleChange(ops, { ...ops, deny: [] })).toEqual(['audit_logs.*', 'users.delete']);
+    // A role edit whose effect on a holder is hidden today by an override that expires tonight
+    // still moves that holder: refused when the holder out-ranks the actor.
+    const helper: RoleShape = { name: 'helper', priority: 200, allow: ['notes.read'], deny: [] };
+    const soon = new Date(Date.now() + 60_000);
+    const holder = withOverride(withRoles(admin, [{ name: 'admin', priority: 100, allow: ['*'], deny: [] }, helper]), 'notes.read', 'allow', soon);
+    const edited: RoleShape = { ...helper, allow: [], deny: ['notes.read'] };
+    const deputy = new Set([...effective(admin)].filter((p) => p !== 'audit_logs.delete'));
+    expect(roleChangeRefusal(deputy, [], helper, edited, [{ before: holder, after: withRoleChanged(holder, helper, edited) }])?.message).toMatch(/holding this role holds audit_logs\.delete/);
   });
 
   it('knows who holds everything, and when a change takes it away', () => {
@@ -163,5 +179,13 @@ describe('the out-rank rule (pure model)', () => {
     expect(losesEverything([{ before: admin, after: null }])).toBe(true);
     expect(losesEverything([{ before: null, after: null }])).toBe(false);
     expect(losesEverything([{ before: admin, after: admin }])).toBe(false);
+    // A `*` that expires tonight is not everything; a deny that expires tonight still hides something.
+    const soon = new Date(Date.now() + 60_000);
+    const temporary: AccessData = { roles: [], grants: [], overrides: [{ permission: '*', effect: 'allow', expiresAt: soon }] };
+    expect(effective(temporary).size).toBeGreaterThan(60);
+    expect(holdsEverything(temporary)).toBe(false);
+    const hidden = withOverride(admin, 'audit_logs.delete', 'deny', soon);
+    expect(effective(hidden).has('audit_logs.delete')).toBe(false);
+    expect(everHeld(hidden).has('audit_logs.delete')).toBe(true);
   });
 });

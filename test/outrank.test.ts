@@ -179,6 +179,45 @@ describe('role edits are grants', () => {
   });
 });
 
+describe('judged on the state before the change, and over time', () => {
+  it('refuses renaming a role you hold to slip past the rule, and edits that move an administrator', async () => {
+    const editorRole = (await call('POST', 'ra/roles', adminToken, { name: 'editor', priority: 40, permissions: ['users.read', 'notes.read', 'roles.read', 'roles.update'] })).json();
+    const editor = await person(['editor']);
+    const res = await call('PATCH', `ra/roles/${editorRole.id}`, editor.token, { name: 'editor2', permissions: ['*'], priority: 1000 });
+    expect(res.statusCode).toBe(403);
+    expect((await call('GET', `ra/roles/${editorRole.id}`, adminToken)).json()).toMatchObject({ name: 'editor', permissions: ['notes.read', 'roles.read', 'roles.update', 'users.read'] });
+    // A deputy holding all but audit_logs.delete may not edit a role an administrator also holds.
+    const deputyRole = (await call('POST', 'ra/roles', adminToken, { name: 'deputy', priority: 90, permissions: ['*'], denied_permissions: ['audit_logs.delete'] })).json();
+    expect(deputyRole.id).toBeTruthy();
+    const deputy = await person(['deputy']);
+    const helper = (await call('POST', 'ra/roles', adminToken, { name: 'helper', priority: 0, permissions: ['notes.read'] })).json();
+    const admin3 = await person(['admin', 'helper']);
+    expect((await call('PATCH', `ra/roles/${helper.id}`, deputy.token, { permissions: [], denied_permissions: ['notes.read'], priority: 200 })).statusCode).toBe(403);
+    expect(await effective(admin3.id)).toContain('notes.read');
+    // Nor give an API key a wildcard it does not wholly hold.
+    expect((await call('POST', 'ra/me/api-keys', deputy.token, { name: 'all', permissions: ['*'] })).statusCode).toBe(403);
+    expect((await call('POST', 'ra/me/api-keys', deputy.token, { name: 'users', permissions: ['users.*'] })).statusCode).toBe(201);
+  });
+
+  it('counts what an expiring deny hides, and not an expiring allow of everything', async () => {
+    const deputy = await person(['deputy']);
+    const a2 = await person(['admin']);
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    expect((await call('PUT', `ra/users/${a2.id}/permissions/audit_logs.delete`, adminToken, { effect: 'deny', expires_at: soon })).statusCode).toBe(200);
+    expect(await effective(a2.id)).not.toContain('audit_logs.delete');
+    // Today a2 lacks audit_logs.delete, as the deputy does; in a minute a2 out-ranks it again.
+    expect((await call('PATCH', `ra/users/${a2.id}`, deputy.token, { email: 'attacker@evil.example' })).statusCode).toBe(403);
+
+    await seedTenant(t, 're');
+    const only = (await login(t.app, 're', 'admin@re.example')).access_token;
+    const onlyId = ((await call('GET', 're/users', only)).json().items as { id: string }[])[0]!.id;
+    const y = await person(['user'], 're');
+    expect((await call('PUT', `re/users/${y.id}/permissions/*`, only, { effect: 'allow', expires_at: soon })).statusCode).toBe(200);
+    // y holds everything for a minute only: it does not count as the one who remains.
+    expect((await call('PATCH', `re/users/${onlyId}`, only, { status: 'suspended' })).statusCode).toBe(409);
+  });
+});
+
 describe('the last administrator', () => {
   it('is judged on effective permissions, not on the role name', async () => {
     // Tenant rb: its admin, and a user holding everything through a custom role.

@@ -28,15 +28,37 @@ export function effective(data: AccessData, scope: readonly string[] | null = nu
   return allowed;
 }
 
+/** Now, and each instant from which one of the data's live overrides no longer counts. */
+export function instants(now: Date, ...data: AccessData[]): Date[] {
+  const times = new Set([now.getTime()]);
+  for (const d of data) for (const o of d.overrides) if (o.expiresAt && o.expiresAt > now) times.add(o.expiresAt.getTime());
+  return [...times].sort((a, b) => a - b).map((t) => new Date(t));
+}
+
+/**
+ * What `data` allows now or will allow once some of its overrides expire: a user with a deny
+ * override until tonight holds, for these rules, what that override hides today.
+ */
+export function everHeld(data: AccessData, now: Date = new Date()): Set<string> {
+  const held = new Set<string>();
+  for (const at of instants(now, data)) for (const p of effective(data, null, at)) held.add(p);
+  return held;
+}
+
 /** The first permission of `other` that `holder` lacks; undefined when `holder` holds all of them. */
 export function firstLacking(holder: ReadonlySet<string>, other: Iterable<string>): string | undefined {
   for (const permission of other) if (!holder.has(permission)) return permission;
   return undefined;
 }
 
-/** Whether `data` allows every concrete permission: it "effectively holds `*`". */
+/** Whether `data` allows every concrete permission, now and after its overrides expire: it "effectively holds `*`". */
 export function holdsEverything(data: AccessData, now: Date = new Date()): boolean {
-  return CONCRETE_PERMISSIONS.every((permission) => decide(data, permission, now).allowed);
+  return instants(now, data).every((at) => CONCRETE_PERMISSIONS.every((permission) => decide(data, permission, at).allowed));
+}
+
+/** Whether two data decide alike at every instant from `now` on. */
+function decideAlike(a: AccessData, b: AccessData, now: Date): boolean {
+  return instants(now, a, b).every((at) => same(effective(a, null, at), effective(b, null, at)));
 }
 
 const concrete = (names: Iterable<string>) => [...names].flatMap(expand);
@@ -46,15 +68,15 @@ const forbidden = (message: string): Refusal => new DomainError('forbidden', mes
 /**
  * May an actor holding `actor` change a user from `before` to `after`, where the change names
  * the permissions `touched` (a role's entries of both effects, an override's permission)?
- * The out-rank rule: the actor holds everything the user holds, before and after the change,
- * and everything the change touches.
+ * The out-rank rule: the actor holds (now) everything the user holds before and after the
+ * change (now or once an override expires), and everything the change touches.
  */
 export function userChangeRefusal(actor: ReadonlySet<string>, before: AccessData, after: AccessData, touched: readonly string[], now: Date = new Date()): Refusal | undefined {
-  const outranked = firstLacking(actor, effective(before, null, now));
+  const outranked = firstLacking(actor, everHeld(before, now));
   if (outranked) return forbidden(`this user holds ${outranked}, which you do not hold: you cannot change them`);
   const lacking = firstLacking(actor, concrete(touched));
   if (lacking) return forbidden(`the change gives or takes ${lacking}, which you do not hold`);
-  const raised = firstLacking(actor, effective(after, null, now));
+  const raised = firstLacking(actor, everHeld(after, now));
   if (raised) return forbidden(`the change would give this user ${raised}, which you do not hold`);
   return undefined;
 }
@@ -130,10 +152,8 @@ export function roleChangeRefusal(
   const touched = firstLacking(actor, concrete(touchedByRoleChange(before, after)));
   if (touched) return forbidden(`the change touches ${touched}, which you do not hold`);
   for (const holder of holders) {
-    const was = effective(holder.before, null, now);
-    const will = effective(holder.after, null, now);
-    if (same(was, will)) continue;
-    const lacking = firstLacking(actor, was) ?? firstLacking(actor, will);
+    if (decideAlike(holder.before, holder.after, now)) continue;
+    const lacking = firstLacking(actor, everHeld(holder.before, now)) ?? firstLacking(actor, everHeld(holder.after, now));
     if (lacking) return forbidden(`a user holding this role holds ${lacking}, which you do not hold`);
   }
   return undefined;

@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
-import { decide } from '../access/engine.js';
+import { missingForGrant } from '../access/grants.js';
 import type { AccessService } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { LocalCache } from '../cache/local.js';
@@ -46,8 +46,9 @@ export class ApiKeyService {
     const data = await this.access.data(tenant, userId);
     for (const permission of input.permissions) {
       if (!CATALOGUE.has(permission)) throw DomainError.invalid('permissions', `"${permission}" is not a known permission`);
-      // A key never carries more than its owner holds now (a wildcard must be held as such).
-      if (!decide(data, permission).allowed) throw new DomainError('forbidden', `you do not hold "${permission}" and cannot give it to a key`);
+      // A key never carries more than its owner holds now: a wildcard needs every permission it covers.
+      const lacking = missingForGrant(data, [permission]);
+      if (lacking) throw new DomainError('forbidden', `you do not hold ${lacking} and cannot give "${permission}" to a key`);
     }
     let expiresAt: Date | null = null;
     if (input.expires_at !== undefined) {

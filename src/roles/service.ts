@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { RoleShape } from '../access/authority.js';
+import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { accessGuard, actorOf } from '../access/guard.js';
 import type { AccessService } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
@@ -36,9 +37,21 @@ export const ROLE_SORTS = ['name', 'priority', 'created_at'] as const;
 const NAME = /^[A-Za-z][A-Za-z0-9 _.-]{0,99}$/;
 
 const ADMIN = 'admin';
+const CATALOGUE = new Set(PERMISSION_CATALOGUE.map((p) => p.name));
 const shape = (role: RoleView): RoleShape => ({ name: role.name, priority: role.priority, allow: role.permissions, deny: role.denied_permissions });
-const sameGrants = (a: RoleView, b: RoleView) =>
-  a.priority === b.priority && a.permissions.join() === b.permissions.join() && a.denied_permissions.join() === b.denied_permissions.join();
+const sorted = (names: readonly string[]) => [...new Set(names)].sort();
+const sameEntries = (a: RoleShape, b: RoleShape) => a.priority === b.priority && sorted(a.allow).join() === sorted(b.allow).join() && sorted(a.deny).join() === sorted(b.deny).join();
+
+/** A role's entries, deduplicated: known permission names, none both allowed and denied (400 otherwise). */
+function checkEntries(allow: readonly string[], deny: readonly string[]): { allow: string[]; deny: string[] } {
+  for (const [field, names] of [['permissions', allow], ['denied_permissions', deny]] as const) {
+    const unknown = names.filter((n) => !CATALOGUE.has(n));
+    if (unknown.length) throw DomainError.invalid(field, `names unknown permissions: ${unknown.join(', ')}`);
+  }
+  const both = allow.filter((p) => deny.includes(p));
+  if (both.length) throw DomainError.invalid('denied_permissions', `repeats what permissions grants: ${both.join(', ')}`);
+  return { allow: sorted(allow), deny: sorted(deny) };
+}
 
 const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, 'a role with this name already exists');
 
@@ -68,7 +81,8 @@ export class RoleService {
 
   async create(trx: Transaction<TenantDatabase>, input: RoleInput & { name: string }, actor: AuditActor): Promise<RoleView> {
     const name = this.checkName(input.name);
-    await accessGuard.lock(trx);
+    const entries = checkEntries(input.permissions ?? [], input.denied_permissions ?? []);
+    await accessGuard.checkRoleChange(trx, actorOf(actor), null, null, { name, priority: input.priority ?? 0, ...entries });
     const role = await uniqueRole(() =>
       trx
         .insertInto('roles')
@@ -76,9 +90,8 @@ export class RoleService {
         .returning('id')
         .executeTakeFirstOrThrow(),
     );
-    await this.replaceGrants(trx, role.id, input.permissions ?? [], input.denied_permissions ?? []);
+    await this.replaceGrants(trx, role.id, entries.allow, entries.deny);
     const after = await this.one(trx, role.id);
-    await accessGuard.checkRoleChange(trx, actorOf(actor), null, null, shape(after));
     await writeAudit(trx, actor, { action: 'roles.create', entityType: 'roles', entityId: role.id, after });
     return after;
   }
@@ -91,6 +104,13 @@ export class RoleService {
       checkVersion(expected, before.version);
       const name = input.name === undefined ? undefined : this.checkName(input.name);
       if (before.is_system && name !== undefined && name !== before.name) throw DomainError.conflict('system roles cannot be renamed');
+      const entries = checkEntries(input.permissions ?? before.permissions, input.denied_permissions ?? before.denied_permissions);
+      const next: RoleShape = { name: name ?? before.name, priority: input.priority ?? before.priority, ...entries };
+      if (before.is_system && before.name === ADMIN && !sameEntries(shape(before), next)) {
+        throw DomainError.conflict('the admin role always grants every permission (*): its entries and priority are fixed');
+      }
+      // Judged on the state before the change: the actor's own roles and the holders as they are.
+      await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), next);
       await uniqueRole(() =>
         trx
           .updateTable('roles')
@@ -105,11 +125,9 @@ export class RoleService {
           .execute(),
       );
       if (input.permissions !== undefined || input.denied_permissions !== undefined) {
-        await this.replaceGrants(trx, id, input.permissions ?? before.permissions, input.denied_permissions ?? before.denied_permissions);
+        await this.replaceGrants(trx, id, entries.allow, entries.deny);
       }
       const after = await this.one(trx, id);
-      if (before.is_system && before.name === ADMIN && !sameGrants(before, after)) throw DomainError.conflict('the admin role always grants every permission (*): its entries and priority are fixed');
-      await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), shape(after));
       await writeAudit(trx, actor, { action: 'roles.update', entityType: 'roles', entityId: id, before, after });
       return after;
     });
@@ -139,14 +157,10 @@ export class RoleService {
     return name;
   }
 
-  /** Replaces a role's allow and deny entries; unknown permission names are a 400. */
+  /** Replaces a role's allow and deny entries (checked by checkEntries). */
   private async replaceGrants(trx: Kysely<TenantDatabase>, roleId: string, allow: readonly string[], deny: readonly string[]): Promise<void> {
-    const both = allow.filter((p) => deny.includes(p));
-    if (both.length) throw DomainError.invalid('denied_permissions', `${both.join(', ')} cannot be both granted and denied`);
-    const names = [...new Set([...allow, ...deny])];
+    const names = [...allow, ...deny];
     const known = names.length ? await trx.selectFrom('permissions').select(['id', 'name']).where('name', 'in', names).execute() : [];
-    const unknown = names.filter((n) => !known.some((k) => k.name === n));
-    if (unknown.length) throw DomainError.invalid(allow.includes(unknown[0]!) ? 'permissions' : 'denied_permissions', `unknown permission: ${unknown.join(', ')}`);
     await trx.deleteFrom('role_permissions').where('role_id', '=', roleId).execute();
     if (known.length) {
       await trx
