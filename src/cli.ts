@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadJwtKeys } from './auth/keys.js';
-import { issueSystemToken } from './auth/system-token.js';
+import { issueSystemToken, SYSTEM_TOKEN_MAX_TTL_SECONDS } from './auth/system-token.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DomainError } from './errors.js';
 import type { Runtime } from './runtime.js';
@@ -18,7 +18,7 @@ const USAGE = `Usage: system-service <command>
   tenants list [--json]
   tenants migrate (--all | <slug>) [--concurrency N]
   secrets rotate                    re-encrypt channel secrets under the current CHANNEL_SECRETS_KEY
-  token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token
+  token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token (at most 3600 s)
 
 Configuration comes from the same environment variables as the service (see README).`;
 
@@ -176,7 +176,8 @@ async function secretsCommand(runtime: Runtime, action: string | undefined): Pro
 
 async function tokenCommand(config: Config, kind: string | undefined, flags: Flags): Promise<void> {
   if (kind !== 'system') throw new UsageError('token takes: system');
-  const ttlSeconds = positiveInt(flags.ttl, 'ttl', 3600, 86_400);
+  // Verifiers refuse a system token that lives longer than an hour (SPEC §10).
+  const ttlSeconds = positiveInt(flags.ttl, 'ttl', SYSTEM_TOKEN_MAX_TTL_SECONDS, SYSTEM_TOKEN_MAX_TTL_SECONDS);
   out(await issueSystemToken(loadJwtKeys(config), { subject: flags.subject ?? 'cli', ttlSeconds }));
 }
 

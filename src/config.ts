@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
+import { weakKeyReason, weakSecretReason } from './secret-strength.js';
 
 /** Named prepared statements a connection keeps unless DATABASE_PREPARED_STATEMENTS says otherwise. */
 export const DEFAULT_PREPARED_STATEMENTS = 100;
@@ -61,6 +63,20 @@ export interface Config {
     readonly key: Buffer | undefined;
     readonly previousKeys: readonly Buffer[];
   };
+  /** HMAC key of idempotency fingerprints; unset: derived from the JWT key material (see docs/OPERATIONS.md). */
+  readonly idempotencyKey: Buffer | undefined;
+  /** Whose X-Forwarded-For is believed: nobody (false), every hop (true), a hop count, or these addresses/CIDRs. */
+  readonly trustProxy: boolean | number | readonly string[];
+  readonly http: {
+    /** Longest time to receive a whole request (headers and body). */
+    readonly requestTimeoutMs: number;
+    /** Longest time to receive a request's headers. */
+    readonly headersTimeoutMs: number;
+    /** How long an idle keep-alive connection stays open between requests. */
+    readonly keepAliveTimeoutMs: number;
+  };
+  /** Claims a system token must carry (SPEC §10). */
+  readonly systemToken: { readonly issuer: string; readonly audience: string };
 }
 
 /** Reads a 32-byte key given as 64 hex characters or as base64 (standard or url-safe). */
@@ -68,6 +84,13 @@ export function parseSecretKey(text: string, variable: string): Buffer {
   const trimmed = text.trim();
   const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   if (key.length !== 32) throw new ConfigError(variable, 'must be 32 bytes, as 64 hex characters or base64 (e.g. `openssl rand -base64 32`)');
+  return key;
+}
+
+/** In production a key of little entropy (one byte repeated, a short pattern) stops start-up. */
+function strongKey(key: Buffer, variable: string, production: boolean): Buffer {
+  const weak = production ? weakKeyReason(key) : undefined;
+  if (weak) throw new ConfigError(variable, `is too weak for production: ${weak} (use e.g. \`openssl rand -base64 32\`)`);
   return key;
 }
 
@@ -112,6 +135,33 @@ function url(env: Env, name: string, protocols: readonly string[]): string | und
   return value;
 }
 
+const CIDR = /^(.+)\/(\d{1,3})$/;
+
+/** TRUST_PROXY: unset/false, true, a hop count, or a comma-separated list of addresses and CIDRs. */
+function trustProxy(env: Env): boolean | number | string[] {
+  const value = optional(env, 'TRUST_PROXY');
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) return integer(env, 'TRUST_PROXY', 0, 0, 100);
+  const entries = value.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const cidr = CIDR.exec(entry);
+    const address = cidr ? cidr[1]! : entry;
+    const family = isIP(address);
+    if (family === 0 || (cidr && Number(cidr[2]) > (family === 4 ? 32 : 128))) {
+      throw new ConfigError('TRUST_PROXY', `must be true, false, a hop count or a comma-separated list of IP addresses and CIDRs (got "${entry}")`);
+    }
+  }
+  return entries;
+}
+
+/** A value of the `iss`/`aud` claims: printable, no spaces. */
+function claim(env: Env, name: string, fallback: string): string {
+  const value = optional(env, name) ?? fallback;
+  if (!/^[\x21-\x7e]{1,200}$/.test(value)) throw new ConfigError(name, 'must be 1-200 printable characters without spaces');
+  return value;
+}
+
 /** Parses the environment once; every later read goes through the returned object. */
 export function loadConfig(env: Env = process.env): Config {
   const environment = oneOf(env, 'ENVIRONMENT', ENVIRONMENTS, 'development');
@@ -123,10 +173,22 @@ export function loadConfig(env: Env = process.env): Config {
   if (secretKey !== undefined && algorithm.startsWith('HS') && secretKey.length < 32) {
     throw new ConfigError('JWT_SECRET_KEY', `must be at least 32 characters for ${algorithm}`);
   }
+  const production = environment === 'production';
+  if (production && secretKey !== undefined && algorithm.startsWith('HS')) {
+    const weak = weakSecretReason(secretKey);
+    if (weak) throw new ConfigError('JWT_SECRET_KEY', `is too weak for production: ${weak} (use e.g. \`openssl rand -base64 48\`)`);
+  }
   const channelKey = optional(env, 'CHANNEL_SECRETS_KEY');
-  if (environment === 'production' && channelKey === undefined) {
+  if (production && channelKey === undefined) {
     throw new ConfigError('CHANNEL_SECRETS_KEY', 'is required when ENVIRONMENT=production');
   }
+  const channelSecretsKey = channelKey === undefined ? undefined : strongKey(parseSecretKey(channelKey, 'CHANNEL_SECRETS_KEY'), 'CHANNEL_SECRETS_KEY', production);
+  const idempotencyText = optional(env, 'IDEMPOTENCY_KEY');
+  const idempotencyKey = idempotencyText === undefined ? undefined : strongKey(parseSecretKey(idempotencyText, 'IDEMPOTENCY_KEY'), 'IDEMPOTENCY_KEY', production);
+  const requestTimeoutMs = integer(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000);
+  const headersTimeoutMs = integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 1000, 3_600_000);
+  // Node refuses a header timeout longer than the request timeout.
+  if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs})`);
   const previousKeys = (optional(env, 'CHANNEL_SECRETS_PREVIOUS_KEYS') ?? '')
     .split(',')
     .filter((k) => k.trim() !== '')
@@ -157,6 +219,10 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:8004',
     authRateLimitPerMinute: integer(env, 'AUTH_RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
     attachmentsDir: path.resolve(optional(env, 'ATTACHMENTS_DIR') ?? path.join(dataDir, 'attachments')),
-    channelSecrets: { key: channelKey === undefined ? undefined : parseSecretKey(channelKey, 'CHANNEL_SECRETS_KEY'), previousKeys },
+    channelSecrets: { key: channelSecretsKey, previousKeys },
+    idempotencyKey,
+    trustProxy: trustProxy(env),
+    http: { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000) },
+    systemToken: { issuer: claim(env, 'SYSTEM_TOKEN_ISSUER', 'auth-service'), audience: claim(env, 'SYSTEM_TOKEN_AUDIENCE', 'system-service') },
   };
 }

@@ -47,8 +47,9 @@ describe('loadConfig', () => {
   });
 
   it('accepts a production configuration with its secrets', () => {
-    const key = Buffer.alloc(32, 1);
-    const production = { ENVIRONMENT: 'production', JWT_SECRET_KEY: 'x'.repeat(40), DATABASE_URL: 'postgresql://u:p@db:5432/app', SERVICE_PORT: '9000', CHANNEL_SECRETS_KEY: key.toString('base64') };
+    // Weak secrets are refused in production (test/weak-secrets.test.ts): these look random.
+    const key = Buffer.from('9f3c1a7be2d4058c6a11f0e7b39d2c84517ea6d03b9f28c4e61d7a05b2c98f3e', 'hex');
+    const production = { ENVIRONMENT: 'production', JWT_SECRET_KEY: 'Qm7vT2pX9kLr4sWz8cYb1nHf6jDg3aEu0iOq5tRy', DATABASE_URL: 'postgresql://u:p@db:5432/app', SERVICE_PORT: '9000', CHANNEL_SECRETS_KEY: key.toString('base64') };
     const config = loadConfig(production);
     expect(config).toMatchObject({ environment: 'production', port: 9000, databaseUrl: 'postgresql://u:p@db:5432/app' });
     expect(config.channelSecrets.key?.equals(key)).toBe(true);

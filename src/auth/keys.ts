@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError, type Config, type JwtAlgorithm } from '../config.js';
 import { keptInDataDir } from '../data-dir.js';
@@ -14,6 +14,17 @@ export interface JwtKeys {
   readonly keyId?: string;
   /** The public key as a JWK, published at /.well-known/jwks.json (asymmetric algorithms). */
   readonly publicJwk?: Record<string, unknown>;
+  /** The `iss` and `aud` of system tokens (SYSTEM_TOKEN_ISSUER, SYSTEM_TOKEN_AUDIENCE); defaults when absent. */
+  readonly systemToken?: { readonly issuer: string; readonly audience: string };
+}
+
+/**
+ * A 32-byte key for another purpose (`info`) derived with HKDF-SHA256 from the signing key
+ * material, so that one required secret covers it; rotating the JWT key rotates it too.
+ */
+export function derivedKey(keys: JwtKeys, info: string): Buffer {
+  const material = keys.signingKey instanceof Uint8Array ? keys.signingKey : keys.signingKey.export({ type: 'pkcs8', format: 'der' });
+  return Buffer.from(hkdfSync('sha256', material, 'system-service', info, 32));
 }
 
 function asymmetric(algorithm: JwtAlgorithm): boolean {
@@ -37,12 +48,13 @@ function generated(config: Config): { material: string; file: string } {
  */
 export function loadJwtKeys(config: Config): JwtKeys {
   const { algorithm } = config.jwt;
+  const { systemToken } = config;
   const given = config.jwt.secretKey;
   const source = given === undefined ? generated(config) : undefined;
   let material = given ?? source!.material;
   if (!asymmetric(algorithm)) {
     const secret = new TextEncoder().encode(material);
-    return { algorithm, signingKey: secret, verificationKey: secret, generatedAt: source?.file };
+    return { algorithm, signingKey: secret, verificationKey: secret, generatedAt: source?.file, systemToken };
   }
   if (!material.includes('-----BEGIN')) {
     try {
@@ -72,5 +84,6 @@ export function loadJwtKeys(config: Config): JwtKeys {
     generatedAt: source?.file,
     keyId,
     publicJwk: { ...jwk, kid: keyId, alg: algorithm, use: 'sig' },
+    systemToken,
   };
 }
