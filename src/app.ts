@@ -3,9 +3,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
-import type { JwtKeys } from './auth/keys.js';
+import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
 import { schemaController, validatorCompiler } from './http/compilers.js';
+import { DEFAULT_EDGE, registerJsonParser, securityHeaders, serverOptions, type EdgeOptions } from './http/edge.js';
 import { addExamples } from './http/examples.js';
 import { requestLogger } from './http/request-log.js';
 import { nulError } from './http/text.js';
@@ -39,7 +40,15 @@ export interface AppDeps {
   readonly readiness: Record<string, ReadinessCheck>;
   /** A pino logger, or logger options; tests pass `false`. */
   readonly logger: FastifyBaseLogger | { level: string } | false;
+  /** Proxies and timeouts (default: no proxy trusted, 30 s request, 10 s headers, 5 s keep-alive). */
+  readonly edge?: EdgeOptions;
+  /** PUBLIC_URL: an https one adds Strict-Transport-Security to every answer. */
+  readonly publicUrl?: string;
+  /** HMAC key of idempotency fingerprints (default: derived from the JWT key material). */
+  readonly idempotencyKey?: Buffer;
 }
+
+const BODY_LIMIT = 1_048_576;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -83,19 +92,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     childLoggerFactory: requestLogger,
     schemaController: schemaController(),
-    bodyLimit: 1_048_576,
+    bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
+    ...serverOptions(deps.edge ?? DEFAULT_EDGE),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());
+  app.decorate('idempotencyKey', deps.idempotencyKey ?? derivedKey(deps.keys, 'idempotency fingerprint'));
+  const headers = securityHeaders(deps.publicUrl ?? '');
   // Hooks that never wait on anything take Fastify's callback form: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(request.url.startsWith('/api/') ? headers.api : headers.all);
     reply.header('x-request-id', request.id);
     done();
   });
   app.addHook('preValidation', (request, _reply, done) => done(nulError(request)));
   // Bodies are JSON (or multipart where a route says so): plain text is a 415, not a string body.
   app.removeContentTypeParser('text/plain');
+  registerJsonParser(app, { bodyLimit: BODY_LIMIT });
   app.decorateRequest('systemActor', null);
   app.decorateRequest('tenant', null);
   app.decorateRequest('principal', null);

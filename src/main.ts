@@ -50,6 +50,9 @@ async function main(): Promise<void> {
     services: runtime.services,
     readiness: runtime.readiness,
     logger,
+    edge: { trustProxy: config.trustProxy, ...config.http },
+    publicUrl: config.publicUrl,
+    idempotencyKey: config.idempotencyKey,
   });
 
   let stopping = false;

@@ -1,6 +1,6 @@
+import { createHmac } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
-import { sha256 } from '../auth/tokens.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -13,8 +13,22 @@ export interface Outcome<T> {
   readonly body: T;
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** HMAC key of request fingerprints (a body may hold a password: no plain hash is kept). */
+    idempotencyKey: Buffer;
+  }
+}
+
 const KEY_TTL_MS = 24 * 3_600_000;
 const IN_PROGRESS = 102;
+/** Expired rows of the tenant removed by each claim, beside the reused key's own. */
+const PURGE_BATCH = 100;
+
+/** The stored fingerprint of a request: an HMAC, so a database reader cannot test guesses of the body. */
+export function requestFingerprint(key: Buffer, method: string, path: string, body: string): string {
+  return createHmac('sha256', key).update(`${method} ${path} ${body}`).digest('hex');
+}
 
 /**
  * Runs a POST's change in one transaction, honouring `Idempotency-Key`: the key is claimed
@@ -38,10 +52,22 @@ export async function idempotent<T>(
   const principal = requirePrincipal(request);
   const scope = principal.apiKeyId ? `api_key:${principal.apiKeyId}` : `user:${principal.userId}`;
   const path = request.url.split('?')[0] ?? request.url;
-  const requestHash = sha256(`${request.method} ${path} ${fingerprint ?? JSON.stringify(request.body ?? null)}`);
+  const requestHash = requestFingerprint(request.server.idempotencyKey, request.method, path, fingerprint ?? JSON.stringify(request.body ?? null));
 
   return tdb.transaction().execute(async (trx) => {
-    await trx.deleteFrom('idempotency_keys').where('scope', '=', scope).where('key', '=', header).where('expires_at', '<=', new Date()).execute();
+    // This key if it expired, and a bounded batch of the tenant's other expired rows (rows locked
+    // by a concurrent claim are skipped, not waited for): the table never grows without end.
+    const now = new Date();
+    await trx
+      .deleteFrom('idempotency_keys')
+      .where('expires_at', '<=', now)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('scope', '=', scope), eb('key', '=', header)]),
+          eb('id', 'in', eb.selectFrom('idempotency_keys').select('id').where('expires_at', '<=', now).orderBy('expires_at').limit(PURGE_BATCH).forUpdate().skipLocked()),
+        ]),
+      )
+      .execute();
     const claimed = await trx
       .insertInto('idempotency_keys')
       .values({ scope, key: header, method: request.method, path, request_hash: requestHash, status_code: IN_PROGRESS, expires_at: new Date(Date.now() + KEY_TTL_MS) })

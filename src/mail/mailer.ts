@@ -26,8 +26,9 @@ export function createMailer(options: { smtpUrl: string | undefined; outboxDir: 
   return {
     send: async (m) => {
       const info = (await builder.sendMail({ from, ...m })) as { message: Buffer };
-      await mkdir(options.outboxDir, { recursive: true });
-      await writeFile(path.join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID()}.eml`), info.message);
+      // Messages hold reset and invitation links: readable by the service's user only.
+      await mkdir(options.outboxDir, { recursive: true, mode: 0o700 });
+      await writeFile(path.join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID()}.eml`), info.message, { mode: 0o600, flag: 'wx' });
     },
   };
 }
