@@ -39,5 +39,6 @@ export const DEFAULT_SETTINGS: readonly SettingDefinition[] = [
   { key: 'locale.default', type: 'string', value: 'en', category: 'locale', description: 'Default locale (BCP 47)', isPublic: true, validation: {} },
   { key: 'timezone.default', type: 'string', value: 'UTC', category: 'locale', description: 'Default IANA time zone', isPublic: true, validation: {} },
   { key: 'attachments.max_size_mb', type: 'number', value: 25, category: 'attachments', description: 'Largest accepted upload', isPublic: true, validation: int(1, 1024) },
+  { key: 'attachments.quota_mb', type: 'number', value: 1024, category: 'attachments', description: 'Most file bytes the tenant keeps (every version, until purged)', isPublic: false, validation: int(1, 10_485_760) },
   { key: 'branding', type: 'json', value: { product_name: null, logo_url: null, primary_color: null }, category: 'branding', description: 'Names, logo and colours shown to users', isPublic: true, validation: {} },
 ];

@@ -10,6 +10,7 @@ import type { TenantDatabase } from '../../db/types.js';
 import { DomainError } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
 import { actorFrom, requireTenant } from '../../http/tenant-auth.js';
+import { DEFAULT_SETTINGS } from '../../settings/defaults.js';
 import type { PolicyReader } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';
 import { nullable, Uuid } from '../fields.js';
@@ -20,6 +21,41 @@ import type { FileStorage, StoredFile } from '../storage.js';
 const FILE_NAME_MAX = 255;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
 const PAIR = pairOf('attachable');
+/** Advisory lock class of a tenant's attachment quota (beside LOCK_CLASS in db/platform.ts). */
+const QUOTA_LOCK = 7_340_006;
+const QUOTA_KEY = 'attachments.quota_mb';
+const DEFAULT_QUOTA_MB = Number(DEFAULT_SETTINGS.find((s) => s.key === QUOTA_KEY)!.value);
+
+/** The tenant's attachment quota and the bytes it keeps: every version of every file not purged. */
+async function quotaUse(db: Kysely<TenantDatabase>): Promise<{ quotaBytes: number; usedBytes: number }> {
+  const [setting, used] = await Promise.all([
+    db.selectFrom('settings').select('value').where('key', '=', QUOTA_KEY).executeTakeFirst(),
+    db.selectFrom('attachments').select(sql<string>`coalesce(sum(size_bytes), 0)`.as('bytes')).where('purged_at', 'is', null).executeTakeFirstOrThrow(),
+  ]);
+  const mb = typeof setting?.value === 'number' ? setting.value : DEFAULT_QUOTA_MB;
+  return { quotaBytes: mb * 1024 * 1024, usedBytes: Number(used.bytes) };
+}
+
+const overQuota = (quotaBytes: number) =>
+  new DomainError('payload_too_large', `the tenant's files would exceed its quota of ${quotaBytes / 1024 / 1024} MB (attachments.quota_mb); delete and purge files to make room`);
+
+/** In the create transaction: one upload at a time per tenant counts against the quota, so two cannot both squeeze in. */
+async function checkQuota(ctx: WriteContext, sizeBytes: number): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}, hashtext(${ctx.tenant.schema}))`.execute(ctx.trx);
+  const { quotaBytes, usedBytes } = await quotaUse(ctx.trx);
+  if (usedBytes + sizeBytes > quotaBytes) throw overQuota(quotaBytes);
+}
+
+/**
+ * The most bytes an upload may have: the per-file limit, or what the quota leaves when that is
+ * less (a full quota is a 413 before the file is read).
+ */
+async function uploadLimit(db: Kysely<TenantDatabase>, maxFileBytes: number): Promise<{ maxBytes: number; quotaBound: number | undefined }> {
+  const { quotaBytes, usedBytes } = await quotaUse(db);
+  const left = quotaBytes - usedBytes;
+  if (left <= 0) throw overQuota(quotaBytes);
+  return left < maxFileBytes ? { maxBytes: left, quotaBound: quotaBytes } : { maxBytes: maxFileBytes, quotaBound: undefined };
+}
 
 /** A file name as stored: no directories, no control characters, at most 255 characters. */
 export function cleanFileName(name: string | undefined): string {
@@ -148,6 +184,7 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
       sql<SqlBool>`NOT EXISTS (SELECT 1 FROM ${sql.table(`${schema}.attachments`)} c WHERE c.parent_id = COALESCE(r.parent_id, r.id) AND c.revision > r.revision AND c.deleted_at IS NULL)`,
     async write(values, input, ctx) {
       if (ctx.before) return typeof values.file_name === 'string' ? { ...values, file_name: cleanFileName(values.file_name) } : values;
+      await checkQuota(ctx, Number(values.size_bytes ?? 0));
       const next: Record<string, unknown> = { ...values, id: input.id };
       if (typeof values.parent_id === 'string') {
         // Versions of one file are numbered one at a time, and never added to a deleted file.
@@ -197,6 +234,17 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
   const { service, db, response, params } = kit;
   const fingerprint = (upload: Upload) => createHash('sha256').update(JSON.stringify([upload.stored.sha256, upload.fileName, upload.contentType, upload.fields])).digest('hex');
 
+  /** Receives an upload within the per-file limit and what the tenant's quota leaves (413 naming the one that bound). */
+  async function receiveWithin(request: FastifyRequest, tenant: TenantContext, maxFileBytes: number, fieldNames: readonly string[]) {
+    const { maxBytes, quotaBound } = await uploadLimit(tenantDb(db, tenant.schema), maxFileBytes);
+    try {
+      return await receive(request, storage, tenant, maxBytes, fieldNames);
+    } catch (error) {
+      if (quotaBound !== undefined && error instanceof DomainError && error.code === 'payload_too_large') throw overQuota(quotaBound);
+      throw error;
+    }
+  }
+
   /** Creates the row for an upload; the stored bytes go away if the row is not made (or was made by an earlier request). */
   async function store(request: FastifyRequest, reply: Parameters<RecordKit['create']>[1], upload: Upload, input: Record<string, unknown>, collection?: string) {
     try {
@@ -237,7 +285,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
         config: { access: { permission: 'attachments.create' } },
         schema: {
           tags: ['attachments'],
-          summary: 'Upload a file (multipart/form-data: `file`, and optionally attachable_type + attachable_id). Larger than attachments.max_size_mb: 413. Honours Idempotency-Key.',
+          summary: 'Upload a file (multipart/form-data: `file`, and optionally attachable_type + attachable_id). Larger than attachments.max_size_mb, or beyond the tenant\'s attachments.quota_mb: 413. Honours Idempotency-Key.',
           consumes: ['multipart/form-data'],
           body: UploadBody(true),
           response: { 201: response, ...problems(400, 401, 403, 404, 413, 415, 422) },
@@ -247,7 +295,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
       async (request, reply) => {
         const tenant = requireTenant(request);
         const policy = await policies.policy(tenant);
-        const upload = await receive(request, storage, tenant, policy.attachmentsMaxBytes, [PAIR.type, PAIR.id]);
+        const upload = await receiveWithin(request, tenant, policy.attachmentsMaxBytes, [PAIR.type, PAIR.id]);
         const type = upload.fields[PAIR.type];
         const id = upload.fields[PAIR.id];
         if (id !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
@@ -264,7 +312,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
         config: { access: { permission: 'attachments.update' } },
         schema: {
           tags: ['attachments'],
-          summary: 'Upload a new version of a file (multipart/form-data: `file`); the earlier versions stay in its history. Honours Idempotency-Key.',
+          summary: 'Upload a new version of a file (multipart/form-data: `file`); the earlier versions stay in its history (and count against attachments.quota_mb). Honours Idempotency-Key.',
           consumes: ['multipart/form-data'],
           params,
           body: UploadBody(false),
@@ -276,7 +324,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
         const tenant = requireTenant(request);
         const current = await service.get(tenant, (request.params as { id: string }).id);
         const policy = await policies.policy(tenant);
-        const upload = await receive(request, storage, tenant, policy.attachmentsMaxBytes, []);
+        const upload = await receiveWithin(request, tenant, policy.attachmentsMaxBytes, []);
         const root = await service.get(tenant, rootOf(current)).catch(async (error: unknown) => {
           await storage.delete(upload.key);
           throw error;

@@ -124,11 +124,15 @@ export function channelConfigs(box: SecretBox): RecordSpec {
     },
     uniqueMessage: (constraint) =>
       constraint === 'channel_configs_default_live_uq' ? 'another config of this channel became its default meanwhile; retry' : 'a config of this channel with this name already exists',
-    // A config restored beside a newer default of its channel comes back as a non-default.
-    async beforeRestore(row, { trx }) {
+    // A config restored beside a newer default of its channel comes back as a non-default, with
+    // an audit row of its own for the lost flag (under the channel's lock, as a default change is).
+    async beforeRestore(row, { trx, tenant, actor }) {
       if (row.is_default !== true) return;
+      await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.channelDefault}, hashtext(${`${tenant.schema}:${String(row.channel)}`}))`.execute(trx);
       const other = await trx.selectFrom('channel_configs').select('id').where('channel', '=', String(row.channel)).where('is_default', '=', true).where('deleted_at', 'is', null).executeTakeFirst();
-      if (other) await trx.updateTable('channel_configs').set({ is_default: false }).where('id', '=', row.id).execute();
+      if (!other) return;
+      await trx.updateTable('channel_configs').set({ is_default: false }).where('id', '=', row.id).execute();
+      await writeAudit(trx, actor, { action: 'channel_configs.update', entityType: 'channel_configs', entityId: row.id, before: { is_default: true }, after: { is_default: false }, metadata: { reason: 'restored beside the default of its channel', default_id: other.id } });
     },
     async write(values, _input, ctx) {
       const { before } = ctx;
