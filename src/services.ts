@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { AccessService } from './access/service.js';
 import { ApiKeyService } from './auth/api-keys.js';
-import type { JwtKeys } from './auth/keys.js';
+import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { AuthService } from './auth/service.js';
 import { SessionStore } from './auth/sessions.js';
 import type { Cache } from './cache/cache.js';
@@ -63,7 +63,7 @@ export async function createTenantServices(deps: {
   await local.start();
   const directory = new TenantDirectory(db, local);
   const policies = new PolicyReader(db, local);
-  const sessions = new SessionStore(db, local);
+  const sessions = new SessionStore(db, local, derivedKey(keys, 'refresh-token-tag'));
   const access = new AccessService(db, local);
   const apiKeys = new ApiKeyService(db, local, access);
   const auth = new AuthService({ db, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
@@ -84,7 +84,7 @@ export async function createTenantServices(deps: {
     teams: new TeamService(db),
     records: recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies }),
     secrets: deps.secrets,
-    users: new UserAdminService({ db, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
+    users: new UserAdminService({ db, auth, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };
 }

@@ -41,7 +41,7 @@ describe('login', () => {
     expect(body).toMatchObject({ token_type: 'bearer', expires_in: 900, user: { id: alphaAdmin.id, email: 'admin@alpha.example', roles: ['admin'] } });
     expect(body.user).not.toHaveProperty('password_hash');
     const claims = decodeJwt(body.access_token);
-    expect(body.refresh_token).toMatch(new RegExp(`^rt_${claims.sid as string}\\.[A-Za-z0-9_-]{43}$`));
+    expect(body.refresh_token).toMatch(new RegExp(`^rt_${claims.sid as string}\\.[A-Za-z0-9_-]{64}$`));
     expect(claims).toMatchObject({ type: 'tenant', tenant_slug: 'alpha', user_id: alphaAdmin.id, sub: alphaAdmin.id, roles: ['admin'], sid: expect.any(String) });
     expect(claims.permissions).toContain('users.delete');
     expect(claims.exp! - claims.iat!).toBe(900);

@@ -34,9 +34,6 @@ const BAD_CREDENTIALS = 'invalid credentials';
 /** Reset mails per account and rolling hour: enough for a lost mail or two, too few to flood a mailbox. */
 export const PASSWORD_RESET_MAX_PER_HOUR = 3;
 
-/** How often (per tenant and instance) the retired refresh tokens of sessions no longer live are purged. */
-const REFRESH_HISTORY_PURGE_MS = 3_600_000;
-
 export interface AuthServiceDeps {
   readonly db: Kysely<PlatformDatabase>;
   readonly keys: JwtKeys;
@@ -53,7 +50,6 @@ export class AuthService {
   private dummyHash: Promise<string> | undefined;
   private readonly statements = new StatementCache();
   private readonly background = new BackgroundWork();
-  private readonly lastHistoryPurge = new Map<string, number>();
 
   constructor(private readonly deps: AuthServiceDeps) {}
 
@@ -145,7 +141,6 @@ export class AuthService {
     }
     if (result.kind !== 'rotated') throw new DomainError('unauthenticated', 'invalid refresh token');
     await this.deps.sessions.forgetSessions(tenant, [result.sessionId]); // last_seen_at moved
-    this.purgeRefreshHistorySoon(tenant, policy);
     if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('unauthenticated', 'invalid refresh token');
     const { roles: _roles, ...pair } = await this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
     return pair;
@@ -181,7 +176,7 @@ export class AuthService {
     });
   }
 
-  /** Resolves once the work queued so far (reset requests, purges) is done: graceful shutdown and tests wait on it. */
+  /** Resolves once the work queued so far (reset requests) is done: graceful shutdown and tests wait on it. */
   settled(): Promise<void> {
     return this.background.settled();
   }
@@ -189,14 +184,6 @@ export class AuthService {
   /** Where failures of that work are reported (the app's logger). */
   reportBackgroundErrors(handler: BackgroundErrorHandler): void {
     this.background.reportTo(handler);
-  }
-
-  /** At most once per tenant and REFRESH_HISTORY_PURGE_MS on this instance, after the answer. */
-  private purgeRefreshHistorySoon(tenant: TenantContext, policy: TenantPolicy): void {
-    const now = Date.now();
-    if (now - (this.lastHistoryPurge.get(tenant.schema) ?? 0) < REFRESH_HISTORY_PURGE_MS) return;
-    this.lastHistoryPurge.set(tenant.schema, now);
-    this.background.run('refresh history purge', async () => void (await this.deps.sessions.purgeRefreshHistory(tenant, policy)));
   }
 
   /** Sets the new password, uses the token up, and revokes every session of the user. */

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
 import type { AuditActor } from '../audit/audit.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
@@ -8,23 +8,28 @@ import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import type { TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
-import { randomToken, sha256 } from './tokens.js';
+import { randomSecret, sha256 } from './tokens.js';
 
 const REFRESH_PREFIX = 'rt_';
 const SESSION_ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const SESSION_ID_ONLY = new RegExp(`^${SESSION_ID}$`);
 
 /**
- * A refresh token: `rt_`, its session's id, `.`, 256 random bits. Opaque to clients; only its
- * SHA-256 is stored. Anything else is invalid without a query; so are the tokens issued by
- * earlier versions of the service, which named no session (their holders sign in again).
+ * A refresh token: `rt_`, its session's id, `.`, then 256 random bits and a 128-bit tag (an
+ * HMAC of the session id and those bits under a server key), base64url. Opaque to clients; only
+ * its SHA-256 is stored. The tag proves the service issued the token for that session, so a
+ * token that is authentic but no longer the session's current one is a retired token presented
+ * again (the whole session is revoked), with no record of retired tokens kept; a made-up one is
+ * merely invalid. Tokens of the previous release (`{43}`, no tag) still rotate.
  */
-const REFRESH_TOKEN = new RegExp(`^${REFRESH_PREFIX}(${SESSION_ID})\\.[A-Za-z0-9_-]{43}$`);
+const REFRESH_TOKEN = new RegExp(`^${REFRESH_PREFIX}(${SESSION_ID})\\.([A-Za-z0-9_-]{64}|[A-Za-z0-9_-]{43})$`);
+const TAG_BYTES = 16;
+const TAGGED_LENGTH = `${REFRESH_PREFIX}00000000-0000-0000-0000-000000000000.`.length + 64;
 
 /** Sessions last used before this are idle: no longer live. One clock, the service's, decides it everywhere. */
 const idleCutoff = (policy: TenantPolicy, now: number) => now - policy.idleTimeoutMinutes * 60_000;
 
-const refreshTokenOf = (sessionId: string) => randomToken(`${REFRESH_PREFIX}${sessionId}.`);
+const tagOf = (key: Buffer, sessionId: string, random: Buffer) => createHmac('sha256', key).update(sessionId).update(random).digest().subarray(0, TAG_BYTES);
 
 interface SessionState {
   readonly userId: string;
@@ -63,12 +68,26 @@ export class SessionStore {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly local: LocalCache,
+    /** Key of the refresh tokens' tags. */
+    private readonly tagKey: Buffer,
   ) {}
+
+  private refreshTokenOf(sessionId: string): string {
+    const random = randomSecret();
+    return `${REFRESH_PREFIX}${sessionId}.${Buffer.concat([random, tagOf(this.tagKey, sessionId, random)]).toString('base64url')}`;
+  }
+
+  /** Whether the service issued `token` (a tagged one) for `sessionId`. */
+  private issued(sessionId: string, token: string): boolean {
+    const secret = Buffer.from(token.slice(token.indexOf('.') + 1), 'base64url');
+    if (secret.length !== 32 + TAG_BYTES) return false;
+    return timingSafeEqual(secret.subarray(32), tagOf(this.tagKey, sessionId, secret.subarray(0, 32)));
+  }
 
   /** A new session's row and its refresh token (the caller inserts the row with its login). */
   newSession(input: { userId: string; ip: string | null; userAgent: string | null; policy: TenantPolicy }) {
     const id = randomUUID();
-    const refreshToken = refreshTokenOf(id);
+    const refreshToken = this.refreshTokenOf(id);
     const row = {
       id,
       user_id: input.userId,
@@ -83,22 +102,20 @@ export class SessionStore {
   /**
    * Rotates a refresh token in one statement: a conditional UPDATE (of concurrent refreshes of
    * one token exactly one matches the row; the others find it already rotated and count as
-   * reuse), the retired token's hash added to the session's history, and the `auth.refresh`
-   * audit row. The token names its session, so the row is found by primary key and the hashes
-   * need no index on user_sessions: the UPDATE changes no indexed column and stays on its page
-   * (a HOT update, no index entries written).
+   * reuse) and the `auth.refresh` audit row. The token names its session, so the row is found by
+   * primary key and the hashes need no index on user_sessions: the UPDATE changes no indexed
+   * column and stays on its page (a HOT update, no index entries written).
    */
   async rotate(tenant: TenantContext, presented: string, policy: TenantPolicy, actor: AuditActor): Promise<RotateResult> {
     const id = REFRESH_TOKEN.exec(presented)?.[1];
     if (!id) return { kind: 'invalid' };
     const db = tenantDb(this.db, tenant.schema);
     const hash = sha256(presented);
-    const next = refreshTokenOf(id);
+    const next = this.refreshTokenOf(id);
     const now = new Date();
     const values = { id, hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())), ip: actor.ip, userAgent: actor.userAgent?.slice(0, 1000) ?? null, requestId: actor.requestId };
-    // Built once per schema and prepared: a refresh is a hot path. The previous hash is still
-    // written (it costs nothing in the same row) so that a service rolled back to the version
-    // before the history keeps recognising the last retired token.
+    // Built once per schema and prepared: a refresh is a hot path. The previous hash is kept for
+    // the untagged tokens of the previous release, whose reuse it still recognises.
     const { rows } = await this.statements.run(db, `sessions.rotate:${tenant.schema}`, values, (v) =>
       db
         .with('rotated', (q) =>
@@ -111,13 +128,6 @@ export class SessionStore {
             .where('expires_at', '>', v.now)
             .where('last_seen_at', '>', v.idleCutoff)
             .returning('user_id'),
-        )
-        .with('retired', (q) =>
-          q
-            .insertInto('refresh_token_history')
-            .columns(['session_id', 'token_hash', 'created_at'])
-            .expression((eb) => eb.selectFrom('rotated').select([eb.val(v.id).as('session_id'), eb.val(v.hash).as('token_hash'), eb.val(v.now).as('created_at')]))
-            .returning('session_id'),
         )
         .with('audited', (q) =>
           q
@@ -146,83 +156,47 @@ export class SessionStore {
     );
     const rotated = rows[0];
     if (rotated) return { kind: 'rotated', sessionId: id, userId: rotated.user_id, refreshToken: next };
-    // Any token the live session retired is reuse; a made-up secret matches none and is merely invalid.
-    const reused = await db
-      .selectFrom('user_sessions')
-      .select('user_id')
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .where((eb) =>
-        eb.or([
-          eb('previous_refresh_token_hash', '=', hash),
-          eb.exists(eb.selectFrom('refresh_token_history').select('session_id').where('session_id', '=', id).where('token_hash', '=', hash)),
-        ]),
-      )
-      .executeTakeFirst();
+    // An authentic token that is not the live session's current one was retired: reuse. A
+    // made-up secret is merely invalid (untagged tokens: only the one just before counts).
+    const tagged = presented.length === TAGGED_LENGTH;
+    if (tagged && !this.issued(id, presented)) return { kind: 'invalid' };
+    let query = db.selectFrom('user_sessions').select('user_id').where('id', '=', id).where('revoked_at', 'is', null);
+    if (!tagged) query = query.where('previous_refresh_token_hash', '=', hash);
+    const reused = await query.executeTakeFirst();
     return reused ? { kind: 'reused', sessionId: id, userId: reused.user_id } : { kind: 'invalid' };
   }
 
   async revoke(db: Kysely<TenantDatabase>, sessionId: string, reason: string): Promise<boolean> {
-    return (await this.revokeWhere(db, reason, (q) => q.where('id', '=', sessionId))).length > 0;
+    const result = await db
+      .updateTable('user_sessions')
+      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
+      .where('id', '=', sessionId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /** Revokes one live session if it belongs to `userId`; false when there is none such. */
   async revokeOwned(db: Kysely<TenantDatabase>, userId: string, sessionId: string, reason: string): Promise<boolean> {
-    return (await this.revokeWhere(db, reason, (q) => q.where('id', '=', sessionId).where('user_id', '=', userId))).length > 0;
+    const result = await db
+      .updateTable('user_sessions')
+      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
+      .where('id', '=', sessionId)
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /** Revokes every live session of a user (but `except`); returns the revoked ids. */
   async revokeAll(db: Kysely<TenantDatabase>, userId: string, reason: string, except?: string): Promise<string[]> {
-    return this.revokeWhere(db, reason, (q) => (except ? q.where('user_id', '=', userId).where('id', '<>', except) : q.where('user_id', '=', userId)));
-  }
-
-  /** Revokes the live sessions `filter` picks and forgets their retired tokens, in one statement; returns their ids. */
-  private async revokeWhere(
-    db: Kysely<TenantDatabase>,
-    reason: string,
-    filter: (q: UpdateQueryBuilder<TenantDatabase, 'user_sessions', 'user_sessions', UpdateResult>) => UpdateQueryBuilder<TenantDatabase, 'user_sessions', 'user_sessions', UpdateResult>,
-  ): Promise<string[]> {
-    const now = new Date();
-    const rows = await db
-      .with('revoked', (q) =>
-        filter(q.updateTable('user_sessions').set({ revoked_at: now, revoked_reason: reason, updated_at: now }))
-          .where('revoked_at', 'is', null)
-          .returning('id'),
-      )
-      .with('forgotten', (q) =>
-        q
-          .deleteFrom('refresh_token_history')
-          .where('session_id', 'in', (eb) => eb.selectFrom('revoked').select('id'))
-          .returning('session_id'),
-      )
-      .selectFrom('revoked')
-      .select('id')
-      .execute();
-    return rows.map((r) => r.id);
-  }
-
-  /**
-   * Deletes the retired tokens of sessions no longer live (revoked, expired, idle): a revocation
-   * deletes its own, this catches sessions that simply ran out. Returns the rows deleted.
-   */
-  async purgeRefreshHistory(tenant: TenantContext, policy: TenantPolicy): Promise<number> {
-    const now = new Date();
-    const result = await tenantDb(this.db, tenant.schema)
-      .deleteFrom('refresh_token_history')
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('user_sessions')
-              .select('user_sessions.id')
-              .whereRef('user_sessions.id', '=', 'refresh_token_history.session_id')
-              .where('user_sessions.revoked_at', 'is', null)
-              .where('user_sessions.expires_at', '>', now)
-              .where('user_sessions.last_seen_at', '>', new Date(idleCutoff(policy, now.getTime()))),
-          ),
-        ),
-      )
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+    let query = db
+      .updateTable('user_sessions')
+      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null);
+    if (except) query = query.where('id', '<>', except);
+    return (await query.returning('id').execute()).map((r) => r.id);
   }
 
   /** After a revocation committed: drop cached states here and on every instance. */

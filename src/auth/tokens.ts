@@ -135,13 +135,18 @@ let randomOffset = 0;
  * a call of its own was ~6-15 us of every refresh); each byte is used once.
  */
 export function randomToken(prefix: string): string {
+  return `${prefix}${randomSecret().toString('base64url')}`;
+}
+
+/** 256 fresh random bits from the pool (a view of it: copy before keeping them past the next call). */
+export function randomSecret(): Buffer {
   if (randomOffset + TOKEN_BYTES > randomPool.length) {
     randomPool = randomBytes(RANDOM_POOL_BYTES);
     randomOffset = 0;
   }
   const start = randomOffset;
   randomOffset += TOKEN_BYTES;
-  return `${prefix}${randomPool.toString('base64url', start, randomOffset)}`;
+  return randomPool.subarray(start, randomOffset);
 }
 
 export function sha256(text: string): string {

@@ -4,7 +4,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { PlatformDatabase } from './platform-types.js';
 
 /** Advisory-lock class ids of this service (first key of the two-key lock functions). */
-export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003, teamHierarchy: 7_340_004, channelDefault: 7_340_005 } as const;
+export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003, teamHierarchy: 7_340_004, channelDefault: 7_340_005, attachmentQuota: 7_340_006 } as const;
 
 interface PlatformMigration {
   readonly version: number;

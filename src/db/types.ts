@@ -166,13 +166,6 @@ export interface UserSessionsTable {
   updated_at: GeneratedTimestamp;
 }
 
-/** Hashes of the refresh tokens a live session has retired (migration 6). */
-export interface RefreshTokenHistoryTable {
-  session_id: string;
-  token_hash: string;
-  created_at: GeneratedTimestamp;
-}
-
 export interface SettingsTable {
   id: Generated<string>;
   key: string;
@@ -402,7 +395,6 @@ export interface TenantDatabase {
   teams: TeamsTable;
   team_members: TeamMembersTable;
   user_sessions: UserSessionsTable;
-  refresh_token_history: RefreshTokenHistoryTable;
   settings: SettingsTable;
   audit_logs: AuditLogsTable;
   password_reset_tokens: PasswordResetTokensTable;
@@ -563,11 +555,6 @@ export const tenantColumns = {
     revoked_at: col('timestamptz', true),
     revoked_reason: col('text', true),
     ...creation,
-  },
-  refresh_token_history: {
-    session_id: col('uuid', false),
-    token_hash: col('text', false),
-    created_at: col('timestamptz', false),
   },
   settings: {
     id: col('uuid', false),
@@ -813,7 +800,6 @@ export type TenantColumnsInSync = [
   AssertInSync<Drift<'teams'>>,
   AssertInSync<Drift<'team_members'>>,
   AssertInSync<Drift<'user_sessions'>>,
-  AssertInSync<Drift<'refresh_token_history'>>,
   AssertInSync<Drift<'settings'>>,
   AssertInSync<Drift<'audit_logs'>>,
   AssertInSync<Drift<'password_reset_tokens'>>,

@@ -4,6 +4,8 @@ import { touchedByRoles, withOverride, withRoles } from '../access/authority.js'
 import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
 import type { AccessService } from '../access/service.js';
 import { checkPasswordPolicy, hashPassword } from '../auth/passwords.js';
+import { voidAccountTokens } from '../auth/account-tokens.js';
+import type { AuthService } from '../auth/service.js';
 import type { SessionStore } from '../auth/sessions.js';
 import { randomToken, sha256 } from '../auth/tokens.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
@@ -68,6 +70,8 @@ export type VersionedUser = UserView & { readonly version: number };
 
 interface Deps {
   readonly db: Kysely<PlatformDatabase>;
+  /** Mails of an email change (a verification link to the new address, a notice to the old). */
+  readonly auth: Pick<AuthService, 'emailChanged'>;
   readonly access: AccessService;
   readonly sessions: SessionStore;
   readonly policies: PolicyReader;
@@ -250,11 +254,11 @@ export class UserAdminService {
   async update(tenant: TenantContext, userId: string, input: UserInput, expected: number | undefined, actor: AuditActor): Promise<VersionedUser> {
     const fields = profile(input);
     const db = tenantDb(this.deps.db, tenant.schema);
-    const after = await db.transaction().execute(async (trx) => {
+    const changed = await db.transaction().execute(async (trx) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: fields.status !== undefined && fields.status !== 'active' });
       const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
-      if (Object.keys(fields).length === 0) return before;
+      if (Object.keys(fields).length === 0) return { before, after: before, emailChanged: false };
       const emailChanged = fields.email !== undefined && String(fields.email).toLowerCase() !== before.email.toLowerCase();
       const updated = await uniqueUser(() =>
         trx
@@ -266,12 +270,15 @@ export class UserAdminService {
           .executeTakeFirst(),
       );
       if (!updated) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
+      // Links mailed to the old address must not outlive the change.
+      const voided = emailChanged ? await voidAccountTokens(trx, userId) : undefined;
       const after = await this.load(trx, tenant.schema, userId);
-      await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after });
-      return after;
+      await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after, ...(voided ? { metadata: { voided_tokens: voided } } : {}) });
+      return { before, after, emailChanged };
     });
     await this.deps.sessions.forgetUser(tenant, userId);
-    return after;
+    if (changed.emailChanged) await this.deps.auth.emailChanged(tenant, { id: userId, oldEmail: changed.before.email, newEmail: changed.after.email }, actor);
+    return changed.after;
   }
 
   /** Soft delete: ends the user's sessions and API keys and frees the email. */

@@ -6,6 +6,7 @@ import { sql, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
 import { writeAudit } from '../../audit/audit.js';
 import { tenantDb } from '../../db/database.js';
+import { LOCK_CLASS } from '../../db/platform.js';
 import type { TenantDatabase } from '../../db/types.js';
 import { DomainError } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
@@ -21,8 +22,6 @@ import type { FileStorage, StoredFile } from '../storage.js';
 const FILE_NAME_MAX = 255;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
 const PAIR = pairOf('attachable');
-/** Advisory lock class of a tenant's attachment quota (beside LOCK_CLASS in db/platform.ts). */
-const QUOTA_LOCK = 7_340_006;
 const QUOTA_KEY = 'attachments.quota_mb';
 const DEFAULT_QUOTA_MB = Number(DEFAULT_SETTINGS.find((s) => s.key === QUOTA_KEY)!.value);
 
@@ -41,7 +40,7 @@ const overQuota = (quotaBytes: number) =>
 
 /** In the create transaction: one upload at a time per tenant counts against the quota, so two cannot both squeeze in. */
 async function checkQuota(ctx: WriteContext, sizeBytes: number): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}, hashtext(${ctx.tenant.schema}))`.execute(ctx.trx);
+  await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.attachmentQuota}, hashtext(${ctx.tenant.schema}))`.execute(ctx.trx);
   const { quotaBytes, usedBytes } = await quotaUse(ctx.trx);
   if (usedBytes + sizeBytes > quotaBytes) throw overQuota(quotaBytes);
 }
