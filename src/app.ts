@@ -13,7 +13,8 @@ import { nulError } from './http/text.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { ProblemSchema } from './http/schemas.js';
 import { authRoutes } from './auth/routes.js';
-import { tenantAuthHook, type RouteAccess } from './http/tenant-auth.js';
+import { tenantAuthHook } from './auth/tenant-hook.js';
+import type { RouteAccess } from './http/context.js';
 import { meRoutes } from './me/routes.js';
 import type { TenantServices } from './services.js';
 import { recordRoutes } from './records/resource.js';
@@ -158,13 +159,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       });
       tenantApp.addHook('onRequest', tenantAuthHook(services));
       await tenantApp.register(authRoutes(services.auth));
-      await tenantApp.register(meRoutes({ db: services.db, auth: services.auth, sessions: services.sessions, apiKeys: services.apiKeys, policies: services.policies }));
+      await tenantApp.register(meRoutes({ users: services.users, auth: services.auth, apiKeys: services.apiKeys }));
       await tenantApp.register(userAccessRoutes(services.userAccess));
-      await tenantApp.register(userAdminRoutes(services.users, services.db));
-      await tenantApp.register(roleRoutes(services.roles, services.db));
+      await tenantApp.register(userAdminRoutes(services.users));
+      await tenantApp.register(roleRoutes(services.roles));
       await tenantApp.register(settingsRoutes(services.settings));
-      await tenantApp.register(auditRoutes(services.db));
-      await tenantApp.register(teamRoutes(services.teams, services.db));
+      await tenantApp.register(auditRoutes(services.audit));
+      await tenantApp.register(teamRoutes(services.teams));
       for (const records of services.records) await tenantApp.register(recordRoutes(records));
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },

@@ -17,6 +17,7 @@ const USAGE = `Usage: system-service <command>
   tenants create <slug> [--name NAME] [--admin-email EMAIL --admin-password PASSWORD]
   tenants list [--json]
   tenants migrate (--all | <slug>) [--concurrency N]
+  users reset-password <slug> <email>   set a new random password (printed once); ends the user's sessions
   secrets rotate                    re-encrypt channel secrets under the current CHANNEL_SECRETS_KEY
   token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token (at most 3600 s)
 
@@ -104,6 +105,7 @@ async function schemaCommand(runtime: Runtime, action: string | undefined, schem
       return;
     }
     case 'drop': {
+      if (!(await runtime.schemas.exists(schema))) return out(`${schema} does not exist: nothing to drop`);
       const owner = (await runtime.tenants.list({ page: 1, page_size: 100_000 })).items.find((t) => t.schema_name === schema);
       if (owner) out(`${schema} holds the data of tenant ${owner.slug} (${owner.id}); the tenant stays registered and 'tenants migrate' would recreate an empty schema.`);
       if (!(await confirmDrop(schema, flags))) return out('not dropped');
@@ -113,6 +115,14 @@ async function schemaCommand(runtime: Runtime, action: string | undefined, schem
     default:
       throw new UsageError(`unknown schema command: ${action ?? '(none)'}`);
   }
+}
+
+/** An operator's way back into a tenant whose admin password is lost (the demo's, printed once). */
+async function usersResetPassword(runtime: Runtime, slug: string, email: string): Promise<void> {
+  const tenant = await runtime.services.directory.resolve(slug);
+  const password = await runtime.services.auth.resetPasswordByOperator(tenant, email, { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: 'system-service cli', requestId: null });
+  out(`New password for ${email} in ${slug} (shown once; the user's sessions ended):`);
+  out(password);
 }
 
 async function tenantsCommand(runtime: Runtime, action: string | undefined, arg: string | undefined, flags: Flags): Promise<void> {
@@ -183,13 +193,15 @@ async function tokenCommand(config: Config, kind: string | undefined, flags: Fla
 
 async function run(argv: string[]): Promise<void> {
   const { values: flags, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  const [group, action, arg, extra] = positionals;
+  const [group, action, arg, extra, ...rest] = positionals;
   if (flags.help) return out(USAGE);
   if (!group) throw new UsageError('a command is required');
-  if (extra !== undefined) throw new UsageError(`unexpected argument: ${extra}`);
+  const unexpected = group === 'users' ? rest[0] : extra;
+  if (unexpected !== undefined) throw new UsageError(`unexpected argument: ${unexpected}`);
+  if (group === 'users' && (arg === undefined || extra === undefined)) throw new UsageError('users reset-password needs a tenant slug and an email');
   const config = loadConfig();
   if (group === 'token') return tokenCommand(config, action, flags);
-  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate'], secrets: ['rotate'] };
+  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate'], users: ['reset-password'], secrets: ['rotate'] };
   if (!Object.hasOwn(actions, group)) throw new UsageError(`unknown command: ${group}`);
   if (!actions[group]!.includes(action ?? '')) throw new UsageError(`unknown ${group} command: ${action ?? '(none)'}`);
   if (group === 'secrets' && arg !== undefined) throw new UsageError(`unexpected argument: ${arg}`);
@@ -200,6 +212,7 @@ async function run(argv: string[]): Promise<void> {
   try {
     if (group === 'schema') await schemaCommand(runtime, action, arg, flags);
     else if (group === 'secrets') await secretsCommand(runtime, action);
+    else if (group === 'users') await usersResetPassword(runtime, arg!, extra!);
     else await tenantsCommand(runtime, action, arg, flags);
   } finally {
     await runtime.close();

@@ -56,3 +56,10 @@ export async function conflictOnUnique<T>(work: () => Promise<T>, message: strin
     throw error;
   }
 }
+
+/** Throws 412 when a version was required (If-Match) and the row has moved on. */
+export function checkVersion(expected: number | undefined, actual: number): void {
+  if (expected !== undefined && expected !== actual) {
+    throw new DomainError('precondition_failed', `If-Match does not match the current version ("${actual}")`);
+  }
+}

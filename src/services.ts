@@ -3,6 +3,7 @@ import { AccessService } from './access/service.js';
 import { ApiKeyService } from './auth/api-keys.js';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { AuthService } from './auth/service.js';
+import { AuditService } from './audit/service.js';
 import { SessionStore } from './auth/sessions.js';
 import type { Cache } from './cache/cache.js';
 import { LocalCache } from './cache/local.js';
@@ -42,6 +43,7 @@ export interface TenantServices {
   readonly roles: RoleService;
   readonly settings: SettingsService;
   readonly teams: TeamService;
+  readonly audit: AuditService;
   /** notes, logacalls, tasks, attachments, events, carbon footprints, channel configs, reviews. */
   readonly records: readonly RecordService[];
   readonly secrets: SecretBox;
@@ -82,6 +84,7 @@ export async function createTenantServices(deps: {
     roles: new RoleService(db, access),
     settings: new SettingsService(db, policies),
     teams: new TeamService(db),
+    audit: new AuditService(db),
     records: recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies }),
     secrets: deps.secrets,
     users: new UserAdminService({ db, auth, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),

@@ -53,7 +53,7 @@ describe('request logs', () => {
     } finally {
       t.mailer.send = send;
     }
-    expect(lines).toEqual([expect.objectContaining({ level: 40, reqId: 'invite-1', msg: 'invitation mail not sent', err: expect.objectContaining({ message: 'mail server down' }) })]);
+    expect(lines).toEqual([expect.objectContaining({ level: 40, reqId: 'invite-1', msg: 'invitation mail failed', err: expect.objectContaining({ message: 'mail server down' }) })]);
   });
 
   it('at info, every request logs its start and end, and a refusal its reason, each with its request id', async () => {

@@ -528,14 +528,14 @@ describe('hardening', () => {
   });
 
   it('asks for a stored secret again when the config would send it somewhere else', async () => {
-    const created = (await call(member, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Relay', config: { host: 'smtp.example.com', password: 'p1' } })).json();
-    const moved = await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com' } });
+    const created = (await call(admin, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Relay', config: { host: 'smtp.example.com', password: 'p1' } })).json();
+    const moved = await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com' } });
     expect(moved.statusCode).toBe(400);
     expect(moved.json().errors[0].field).toBe('config.password');
-    const marker = await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com', password: '[redacted]' } });
+    const marker = await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com', password: '[redacted]' } });
     expect(marker.statusCode).toBe(400);
-    expect((await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp2.example.com', password: 'p2' } })).statusCode).toBe(200);
-    expect((await call(member, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp3.example.com', password: null } })).statusCode).toBe(200);
+    expect((await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp2.example.com', password: 'p2' } })).statusCode).toBe(200);
+    expect((await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp3.example.com', password: null } })).statusCode).toBe(200);
   });
 
   it('refuses a target that is itself hidden, and a task created past the start of its flow, and self-moderation', async () => {

@@ -27,11 +27,16 @@ beforeAll(async () => {
   adminUser = await seedTenant(t, 'ra');
   userB = await seedTenant(t, 'rb');
   await seedUser(t, 'ra', { email: 'viewer@ra.example', roles: ['viewer'] });
-  await seedUser(t, 'ra', { email: 'member@ra.example', roles: ['user'] });
+  const memberUser = await seedUser(t, 'ra', { email: 'member@ra.example', roles: ['user'] });
   admin = (await login(t.app, 'ra', adminUser.email)).access_token;
   adminB = (await login(t.app, 'rb', userB.email)).access_token;
   viewer = (await login(t.app, 'ra', 'viewer@ra.example')).access_token;
   member = (await login(t.app, 'ra', 'member@ra.example')).access_token;
+  // The user role writes every record but channel configs (their secrets): the member gets those two by override.
+  for (const permission of ['channel_configs.create', 'channel_configs.update']) {
+    const granted = await call(admin, 'PUT', `ra/users/${memberUser.id}/permissions/${permission}`, { effect: 'allow' });
+    if (granted.statusCode !== 200) throw new Error(granted.body);
+  }
 });
 afterAll(async () => t?.close());
 

@@ -73,7 +73,8 @@ export const DEFAULT_ROLES: readonly RoleDefinition[] = [
     name: 'user',
     description: 'Reads users and teams; reads, creates and updates records',
     priority: 50,
-    grants: [...reads(['users', 'teams', ...EXTENDED_RESOURCES]), ...writes(EXTENDED_RESOURCES)],
+    // Not channel configs: their fields hold mail passwords and webhook URLs.
+    grants: [...reads(['users', 'teams', ...EXTENDED_RESOURCES]), ...writes(EXTENDED_RESOURCES.filter((r) => r !== 'channel_configs'))],
   },
   { name: 'viewer', description: 'Read-only access, without audit logs, sessions or API keys', priority: 10, grants: reads(VIEWER_READABLE) },
 ];

@@ -99,9 +99,14 @@ export async function loadRoleShapes(db: Kysely<TenantDatabase>, roleIds: readon
  * cannot each take away the other's last administrator.
  */
 export const accessGuard = {
-  /** Serializes the tenant's changes to who holds what (a row lock on the `*` permission). */
-  async lock(trx: Kysely<TenantDatabase>): Promise<void> {
-    await trx.selectFrom('permissions').select('id').where('name', '=', '*').forNoKeyUpdate().execute();
+  /**
+   * Serializes the tenant's changes to who holds what (a row lock on the `*` permission): a
+   * change that may lower someone takes it exclusively; one that cannot (a new user, a profile
+   * edit) shares it, so such changes run side by side but never beside a demotion.
+   */
+  async lock(trx: Kysely<TenantDatabase>, mode: 'exclusive' | 'shared' = 'exclusive'): Promise<void> {
+    const row = trx.selectFrom('permissions').select('id').where('name', '=', '*');
+    await (mode === 'exclusive' ? row.forNoKeyUpdate() : row.forShare()).execute();
   },
 
   async actorSet(trx: Kysely<TenantDatabase>, actor: ActorRef, data?: AccessData): Promise<Set<string>> {
@@ -114,7 +119,7 @@ export const accessGuard = {
    * and (409) one that leaves no active user holding every permission.
    */
   async checkUserChange(trx: Kysely<TenantDatabase>, actor: ActorRef, userId: string | null, change: UserChange = {}): Promise<void> {
-    await this.lock(trx);
+    await this.lock(trx, userId && (change.after || change.leaves) ? 'exclusive' : 'shared');
     const data = await loadAccessData(trx, userId ? [actor.userId, userId] : [actor.userId]);
     const before = userId ? data.get(userId)! : NOBODY;
     const after = change.after ? change.after(before) : before;

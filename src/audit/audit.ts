@@ -22,7 +22,7 @@ export interface AuditEntry {
   readonly metadata?: Record<string, unknown>;
 }
 
-const SECRET_KEYS = /^(password|password_hash|new_password|current_password|token|token_hash|refresh_token|refresh_token_hash|previous_refresh_token_hash|key|key_hash|secret|secrets|encrypted_secrets)$/;
+const SECRET_KEYS = /^(password|password_hash|new_password|current_password|token|token_hash|refresh_token|refresh_token_hash|previous_refresh_token_hash|key_hash|secret|secrets|encrypted_secrets)$/;
 
 /** Copies a value with secrets and hashes replaced by "[redacted]". */
 export function redact(value: unknown): unknown {

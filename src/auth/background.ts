@@ -1,5 +1,5 @@
 /** Where a background task's failure is reported (the app's logger once the routes are registered). */
-export type BackgroundErrorHandler = (error: unknown, task: string) => void;
+export type BackgroundErrorHandler = (error: unknown, task: string, requestId?: string | null) => void;
 
 /**
  * Work done after the answer has left (a password-reset request's lookup, token and mail; a
@@ -23,10 +23,10 @@ export class BackgroundWork {
     this.pending.add(done);
   }
 
-  /** Reports a failure of work done outside a request. */
-  report(error: unknown, task: string): void {
+  /** Reports a failure of work done outside a request, or after its answer (`requestId`: that request). */
+  report(error: unknown, task: string, requestId?: string | null): void {
     try {
-      this.onError(error, task);
+      this.onError(error, task, requestId);
     } catch {
       // A failing reporter must not become an unhandled rejection.
     }

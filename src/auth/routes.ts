@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { problems } from '../http/schemas.js';
-import { actorFrom, requireSession, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requireSession, requireTenant } from '../http/context.js';
 import { UserSchema } from '../users/view.js';
 import type { AuthService } from './service.js';
 
@@ -19,7 +19,7 @@ const publicAuth = { access: 'public' as const, authRateLimited: true };
 export function authRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
   return async (app) => {
     // Reset requests finish after their answer: their failures go to the log, and closing waits for them.
-    auth.reportBackgroundErrors((error, task) => app.log.error({ err: error, task }, 'background task failed'));
+    auth.reportBackgroundErrors((error, task, requestId) => app.log.warn({ err: error, task, ...(requestId ? { reqId: requestId } : {}) }, `${task} failed`));
     app.addHook('onClose', () => auth.settled());
 
     app.post(

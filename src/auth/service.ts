@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { AccessService } from '../access/service.js';
 import { auditRow, writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
@@ -15,7 +15,9 @@ import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import type { SessionStore } from './sessions.js';
-import { sha256, signAccessToken } from './tokens.js';
+import { randomToken, sha256, signAccessToken } from './tokens.js';
+
+type UserUpdate = UpdateQueryBuilder<TenantDatabase, 'users', 'users', UpdateResult>;
 
 export interface TokenPair {
   readonly access_token: string;
@@ -202,26 +204,54 @@ export class AuthService {
         .returning('user_id')
         .executeTakeFirst();
       if (!used) throw DomainError.invalid('token', 'is invalid, used or expired');
-      const user = await trx
-        .updateTable('users')
-        .set({ password_hash: passwordHash, password_changed_at: new Date(), failed_login_count: 0, locked_until: null, updated_at: new Date(), version: sql`version + 1` })
-        .where('id', '=', used.user_id)
-        .where('deleted_at', 'is', null)
-        .returning(['id', 'status'])
-        .executeTakeFirst();
+      const user = await this.replacePassword(trx, (q) => q.where('id', '=', used.user_id), passwordHash);
       if (!user) throw DomainError.invalid('token', 'is invalid, used or expired');
       // An invited user sets the first password through the same mechanism and becomes active.
       if (user.status === 'invited') {
         await trx.updateTable('users').set({ status: 'active', is_email_verified: true, email_verified_at: new Date() }).where('id', '=', user.id).execute();
       }
-      const revoked = await this.deps.sessions.revokeAll(trx, user.id, 'password_reset');
-      // Other links mailed earlier would reset the new password again.
-      const voided = await voidResetTokens(trx, user.id);
-      await writeAudit(trx, { ...actor, actorUserId: user.id }, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { revoked_sessions: revoked.length, voided_reset_tokens: voided } });
-      return { userId: user.id, revoked };
+      await writeAudit(trx, { ...actor, actorUserId: user.id }, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { revoked_sessions: user.revoked.length, voided_reset_tokens: user.voided } });
+      return user;
     });
     await this.deps.sessions.forgetSessions(tenant, outcome.revoked);
-    await this.deps.sessions.forgetUser(tenant, outcome.userId);
+    await this.deps.sessions.forgetUser(tenant, outcome.id);
+  }
+
+  /**
+   * An operator's way back in (the CLI's `users reset-password`): a new random password for the
+   * account of `email`, returned to be shown once; its sessions end and its reset links are void.
+   */
+  async resetPasswordByOperator(tenant: TenantContext, email: string, actor: AuditActor): Promise<string> {
+    const policy = await this.deps.policies.policy(tenant);
+    // 120 random bits, then one character of each class a policy may require.
+    const password = `${randomToken('').slice(0, 20)}aA1-`;
+    checkPasswordPolicy(password, policy.password);
+    const passwordHash = await hashPassword(password);
+    const outcome = await tenantDb(this.deps.db, tenant.schema)
+      .transaction()
+      .execute(async (trx) => {
+        const user = await this.replacePassword(trx, (q) => q.where((eb) => eb(eb.fn('lower', ['email']), '=', email.trim().toLowerCase())), passwordHash);
+        if (!user) throw DomainError.notFound(`user ${email}`);
+        await writeAudit(trx, actor, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { by: 'operator', revoked_sessions: user.revoked.length, voided_reset_tokens: user.voided } });
+        return user;
+      });
+    await this.deps.sessions.forgetSessions(tenant, outcome.revoked);
+    await this.deps.sessions.forgetUser(tenant, outcome.id);
+    return password;
+  }
+
+  /** A live user's new password (lock cleared), every session ended and the reset links mailed earlier voided. */
+  private async replacePassword(trx: Kysely<TenantDatabase>, which: (q: UserUpdate) => UserUpdate, passwordHash: string) {
+    const now = new Date();
+    const user = await which(trx.updateTable('users').set({ password_hash: passwordHash, password_changed_at: now, failed_login_count: 0, locked_until: null, updated_at: now, version: sql`version + 1` }))
+      .where('deleted_at', 'is', null)
+      .returning(['id', 'status'])
+      .executeTakeFirst();
+    if (!user) return undefined;
+    const revoked = await this.deps.sessions.revokeAll(trx, user.id, 'password_reset');
+    // Other links mailed earlier would reset the new password again.
+    const voided = await voidResetTokens(trx, user.id);
+    return { ...user, revoked, voided };
   }
 
   async requestEmailVerification(tenant: TenantContext, userId: string, actor: AuditActor): Promise<void> {
@@ -239,6 +269,11 @@ export class AuthService {
    * mails its link there, and tells the old address where the account's mail now goes. A mail
    * that cannot be sent is reported (reportBackgroundErrors), not thrown: the change stands.
    */
+  /** Sends a mail after a committed change: a failure is reported (logged, with the request's id), never thrown. */
+  async sendReported(what: string, message: MailMessage, requestId: string | null): Promise<void> {
+    await this.deps.mailer.send(message).catch((error: unknown) => this.background.report(error, what, requestId));
+  }
+
   async emailChanged(tenant: TenantContext, user: { readonly id: string; readonly oldEmail: string; readonly newEmail: string }, actor: AuditActor): Promise<void> {
     const verification = await this.verificationMail(tenant, { id: user.id, email: user.newEmail }, actor, { reason: 'email_changed' });
     const notice = {

@@ -69,7 +69,8 @@ export function rememberedAccessClaims(keys: JwtKeys, token: string, tenantSlug:
 }
 
 function claimsProblem(payload: JWTPayload, tenantSlug: string): DomainError | undefined {
-  if (payload.type !== 'tenant') return new DomainError('forbidden', 'a tenant token is required');
+  if (payload.type === 'system') return new DomainError('forbidden', 'this is a system token, for the platform routes (/api/v1/tenants); tenant routes take a tenant access token or an API key');
+  if (payload.type !== 'tenant') return new DomainError('forbidden', 'a tenant access token is required');
   if (payload.tenant_slug !== tenantSlug) return new DomainError('forbidden', 'the token belongs to another tenant');
   if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') return new DomainError('unauthenticated', 'invalid token');
   return undefined;
@@ -110,7 +111,7 @@ async function verifiedPayload(keys: JwtKeys, token: string): Promise<JWTPayload
   }
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, keys.verificationKey, { algorithms: [keys.algorithm], requiredClaims: ['exp', 'sub'] }));
+    ({ payload } = await jwtVerify(token, keys.verificationKey, { algorithms: [keys.algorithm], requiredClaims: ['exp'] }));
   } catch (error) {
     throw new DomainError('unauthenticated', error instanceof errors.JWTExpired ? 'token expired' : 'invalid token');
   }

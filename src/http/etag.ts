@@ -21,10 +21,3 @@ export function expectedVersion(request: FastifyRequest): number | undefined {
   if (!match) throw new DomainError('precondition_failed', 'If-Match does not match the current version');
   return Number(match[1]);
 }
-
-/** Throws 412 when an If-Match was given and the row has moved on. */
-export function checkVersion(expected: number | undefined, actual: number): void {
-  if (expected !== undefined && expected !== actual) {
-    throw new DomainError('precondition_failed', `If-Match does not match the current version (${etagOf(actual)})`);
-  }
-}

@@ -17,18 +17,3 @@ export function listQuery<P extends TProperties>(sortable: readonly string[], fi
     { additionalProperties: false },
   );
 }
-
-export interface SortSpec {
-  readonly column: string;
-  readonly direction: 'asc' | 'desc';
-}
-
-export function parseSort(sort: string | undefined, fallback: SortSpec): SortSpec {
-  if (!sort) return fallback;
-  return sort.startsWith('-') ? { column: sort.slice(1), direction: 'desc' } : { column: sort, direction: 'asc' };
-}
-
-/** `%text%` for ILIKE, with the caller's wildcards taken literally. */
-export function likePattern(text: string): string {
-  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}

@@ -1,25 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { sql } from 'kysely';
 import { Type } from 'typebox';
 import type { ApiKeyService } from '../auth/api-keys.js';
 import type { AuthService } from '../auth/service.js';
-import type { SessionStore } from '../auth/sessions.js';
-import { writeAudit } from '../audit/audit.js';
-import { tenantDb } from '../db/database.js';
-import type { PlatformDatabase } from '../db/platform-types.js';
-import { DomainError } from '../errors.js';
 import { DateTime, problems, SessionSchema } from '../http/schemas.js';
-import { actorFrom, requirePrincipal, requireSession, requireTenant } from '../http/tenant-auth.js';
-import type { PolicyReader } from '../settings/policy.js';
-import { loadUserView, ProfileFields, USER_COLUMNS, UserSchema } from '../users/view.js';
-import type { Kysely } from 'kysely';
+import { actorFrom, requirePrincipal, requireSession, requireTenant } from '../http/context.js';
+import type { UserAdminService } from '../users/admin.js';
+import { ProfileFields, UserSchema } from '../users/view.js';
 
+/** Self-service goes through the same services as administration: one rule, one message. */
 export interface MeDeps {
-  readonly db: Kysely<PlatformDatabase>;
+  readonly users: UserAdminService;
   readonly auth: AuthService;
-  readonly sessions: SessionStore;
   readonly apiKeys: ApiKeyService;
-  readonly policies: PolicyReader;
 }
 
 const self = { access: 'self' as const };
@@ -41,7 +33,7 @@ const ApiKeySchema = Type.Object({
 export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/me', { config: self, schema: { tags: ['me'], summary: 'The current user', response: { 200: UserSchema, ...problems(401, 403, 404) } } }, async (request) =>
-      loadUserView(tenantDb(deps.db, requireTenant(request).schema), requirePrincipal(request).userId),
+      deps.users.get(requireTenant(request), requirePrincipal(request).userId),
     );
 
     app.put(
@@ -55,26 +47,8 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
           response: { 200: UserSchema, ...problems(400, 401, 403, 404, 409) },
         },
       },
-      async (request) => {
-        const tenant = requireTenant(request);
-        const { userId } = requireSession(request);
-        const db = tenantDb(deps.db, tenant.schema);
-        const changes = Object.fromEntries(Object.entries(request.body).map(([k, v]) => [k, typeof v === 'string' ? v.trim() || null : v]));
-        if (changes.timezone && !Intl.supportedValuesOf('timeZone').includes(changes.timezone)) throw DomainError.invalid('timezone', 'must be an IANA time zone');
-        await db.transaction().execute(async (trx) => {
-          const before = await trx.selectFrom('users').select(USER_COLUMNS).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-          if (!before) throw DomainError.notFound('user');
-          if (Object.keys(changes).length === 0) return;
-          const after = await trx
-            .updateTable('users')
-            .set({ ...changes, updated_at: new Date(), version: sql`version + 1` })
-            .where('id', '=', userId)
-            .returning(USER_COLUMNS)
-            .executeTakeFirstOrThrow();
-          await writeAudit(trx, actorFrom(request), { action: 'users.update', entityType: 'users', entityId: userId, before, after });
-        });
-        return loadUserView(db, userId);
-      },
+      // The same update as an administrator's (one profile validation), on yourself.
+      async (request) => deps.users.update(requireTenant(request), requireSession(request).userId, request.body, undefined, actorFrom(request)),
     );
 
     app.put(
@@ -108,9 +82,8 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
       '/me/sessions',
       { config: self, schema: { tags: ['me'], summary: 'Your live sessions', response: { 200: Type.Object({ items: Type.Array(OwnSessionSchema) }), ...problems(401, 403, 404) } } },
       async (request) => {
-        const tenant = requireTenant(request);
         const principal = requirePrincipal(request);
-        const sessions = await deps.sessions.list(tenant, principal.userId, await deps.policies.policy(tenant));
+        const sessions = await deps.users.sessions(requireTenant(request), principal.userId);
         return { items: sessions.map((s) => ({ ...s, current: s.id === principal.sessionId })) };
       },
     );
@@ -119,14 +92,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
       '/me/sessions/:id',
       { config: self, schema: { tags: ['me'], summary: 'End one of your sessions', params: IdParams, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } } },
       async (request, reply) => {
-        const tenant = requireTenant(request);
-        const principal = requireSession(request);
-        const db = tenantDb(deps.db, tenant.schema);
-        await db.transaction().execute(async (trx) => {
-          if (!(await deps.sessions.revokeOwned(trx, principal.userId, request.params.id, 'revoked_by_user'))) throw DomainError.notFound('session');
-          await writeAudit(trx, actorFrom(request), { action: 'sessions.delete', entityType: 'user_sessions', entityId: request.params.id });
-        });
-        await deps.sessions.forgetSessions(tenant, [request.params.id]);
+        await deps.users.revokeSessions(requireTenant(request), requireSession(request).userId, request.params.id, actorFrom(request));
         return reply.status(204).send(null);
       },
     );

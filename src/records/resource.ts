@@ -5,15 +5,17 @@ import { Type, type TProperties, type TSchema } from 'typebox';
 import type { EXTENDED_RESOURCES } from '../access/catalogue.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
+import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { POLYMORPHIC_PREFIX, POLYMORPHIC_TYPES, type PolymorphicType } from '../db/polymorphic.js';
 import type { TenantDatabase } from '../db/types.js';
-import { conflictOnUnique, DomainError } from '../errors.js';
-import { checkVersion, expectedVersion, setEtag } from '../http/etag.js';
-import { created, idempotent } from '../http/idempotency.js';
-import { likePattern, listQuery, parseSort, type SortSpec } from '../http/listing.js';
+import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { expectedVersion, setEtag } from '../http/etag.js';
+import { created, idempotencyOf } from '../http/idempotency.js';
+import { likePattern, parseSort, type SortSpec } from '../db/listing.js';
+import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems } from '../http/schemas.js';
-import { actorFrom, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requireTenant } from '../http/context.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { nullable, oneOf, Uuid } from './fields.js';
 
@@ -283,7 +285,12 @@ export class RecordService {
   }
 
   /** Inserts a row in the caller's transaction (with its audit row). */
-  async create(trx: Transaction<TenantDatabase>, tenant: TenantContext, input: Record<string, unknown>, actor: AuditActor): Promise<Row> {
+  /** Creates a record (its view as the answer); honours an idempotency key. */
+  async create(tenant: TenantContext, input: Record<string, unknown>, actor: AuditActor, idempotency?: IdempotencyKey): Promise<Outcome<ReturnType<RecordService['view']>>> {
+    return once(tenantDb(this.db, tenant.schema), idempotency, async (trx) => ({ status: 201, body: this.view(await this.insert(trx, tenant, input, actor)) }));
+  }
+
+  private async insert(trx: Transaction<TenantDatabase>, tenant: TenantContext, input: Record<string, unknown>, actor: AuditActor): Promise<Row> {
     const ctx: WriteContext = { trx, tenant, actor, now: new Date(), before: undefined };
     const values = { ...(await this.values(input, ctx)), ...(await this.target(ctx, input, undefined)), created_by: actor.actorUserId };
     const row = (await this.unique(() =>
@@ -434,8 +441,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
     targetBody,
     answer,
     async create(request, reply, input, options = {}) {
-      const tenant = requireTenant(request);
-      const outcome = await idempotent(db, request, async (trx) => ({ status: 201, body: service.view(await service.create(trx, tenant, input, actorFrom(request))) }), options.fingerprint);
+      const outcome = await service.create(requireTenant(request), input, actorFrom(request), idempotencyOf(request, options.fingerprint));
       return created(request, reply, outcome, options.collection) as Record<string, unknown> & { id: string };
     },
   };

@@ -1,13 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
-import type { PlatformDatabase } from '../db/platform-types.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
-import { created, idempotent } from '../http/idempotency.js';
+import { created, idempotencyOf } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems } from '../http/schemas.js';
-import { actorFrom, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requireTenant } from '../http/context.js';
 import { ROLE_SORTS, type RoleService, type RoleView } from './service.js';
 
 const RoleSchema = Type.Object(
@@ -39,7 +37,7 @@ function view({ version: _v, ...role }: RoleView) {
 }
 
 /** `roles/...` and the permission catalogue. */
-export function roleRoutes(roles: RoleService, db: Kysely<PlatformDatabase>): FastifyPluginAsyncTypebox {
+export function roleRoutes(roles: RoleService): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/permissions',
@@ -75,8 +73,7 @@ export function roleRoutes(roles: RoleService, db: Kysely<PlatformDatabase>): Fa
         },
       },
       async (request, reply) => {
-        const outcome = await idempotent(db, request, async (trx) => ({ status: 201, body: await roles.create(trx, request.body, actorFrom(request)) }));
-        return created(request, reply, outcome);
+        return created(request, reply, await roles.create(requireTenant(request), request.body, actorFrom(request), idempotencyOf(request)));
       },
     );
 

@@ -5,11 +5,11 @@ import { accessGuard, actorOf } from '../access/guard.js';
 import type { AccessService } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
+import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { conflictOnUnique, DomainError } from '../errors.js';
-import { checkVersion } from '../http/etag.js';
-import { likePattern, parseSort } from '../http/listing.js';
+import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { likePattern, parseSort } from '../db/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
 export interface RoleView {
@@ -79,7 +79,12 @@ export class RoleService {
     return this.one(tenantDb(this.db, tenant.schema), id);
   }
 
-  async create(trx: Transaction<TenantDatabase>, input: RoleInput & { name: string }, actor: AuditActor): Promise<RoleView> {
+  /** Creates a custom role; honours an idempotency key. */
+  async create(tenant: TenantContext, input: RoleInput & { name: string }, actor: AuditActor, idempotency?: IdempotencyKey): Promise<Outcome<RoleView>> {
+    return once(tenantDb(this.db, tenant.schema), idempotency, async (trx) => ({ status: 201, body: await this.insert(trx, input, actor) }));
+  }
+
+  private async insert(trx: Transaction<TenantDatabase>, input: RoleInput & { name: string }, actor: AuditActor): Promise<RoleView> {
     const name = this.checkName(input.name);
     const entries = checkEntries(input.permissions ?? [], input.denied_permissions ?? []);
     await accessGuard.checkRoleChange(trx, actorOf(actor), null, null, { name, priority: input.priority ?? 0, ...entries });

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { expectedVersion, setEtag } from '../http/etag.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems } from '../http/schemas.js';
-import { actorFrom, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requireTenant } from '../http/context.js';
 import type { SettingsService } from './service.js';
 
 const SettingSchema = Type.Object(

@@ -1,12 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
-import type { PlatformDatabase } from '../db/platform-types.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
-import { created, idempotent } from '../http/idempotency.js';
+import { created, idempotencyOf } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems } from '../http/schemas.js';
-import { actorFrom, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requireTenant } from '../http/context.js';
 import { MEMBER_ROLES, TEAM_SORTS, type TeamService } from './service.js';
 
 const TeamSchema = Type.Object(
@@ -40,7 +38,7 @@ function view<T extends { version: number }>({ version: _v, ...team }: T) {
 }
 
 /** `teams/...` and their members. */
-export function teamRoutes(teams: TeamService, db: Kysely<PlatformDatabase>): FastifyPluginAsyncTypebox {
+export function teamRoutes(teams: TeamService): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/teams',
@@ -61,9 +59,7 @@ export function teamRoutes(teams: TeamService, db: Kysely<PlatformDatabase>): Fa
         schema: { tags: ['teams'], summary: 'Create a team. Honours Idempotency-Key.', body: Type.Object({ name: Type.String({ maxLength: 200 }), ...Body }, { additionalProperties: false }), response: { 201: TeamSchema, ...problems(400, 401, 403, 404, 409, 422) } },
       },
       async (request, reply) => {
-        const tenant = requireTenant(request);
-        const outcome = await idempotent(db, request, async (trx) => ({ status: 201, body: await teams.create(trx, tenant, request.body, actorFrom(request)) }));
-        return created(request, reply, outcome);
+        return created(request, reply, await teams.create(requireTenant(request), request.body, actorFrom(request), idempotencyOf(request)));
       },
     );
 

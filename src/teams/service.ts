@@ -1,12 +1,12 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
+import { once, type IdempotencyKey } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { LOCK_CLASS } from '../db/platform.js';
-import { conflictOnUnique, DomainError } from '../errors.js';
-import { checkVersion } from '../http/etag.js';
-import { likePattern, parseSort } from '../http/listing.js';
+import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { likePattern, parseSort } from '../db/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
 const COLUMNS = ['id', 'name', 'description', 'parent_team_id', 'created_at', 'updated_at', 'version'] as const;
@@ -42,7 +42,12 @@ export class TeamService {
     return this.one(tenantDb(this.db, tenant.schema), id);
   }
 
-  async create(trx: Transaction<TenantDatabase>, tenant: TenantContext, input: TeamInput & { name: string }, actor: AuditActor) {
+  /** Creates a team; honours an idempotency key. */
+  async create(tenant: TenantContext, input: TeamInput & { name: string }, actor: AuditActor, idempotency?: IdempotencyKey) {
+    return once(tenantDb(this.db, tenant.schema), idempotency, async (trx) => ({ status: 201, body: await this.insert(trx, tenant, input, actor) }));
+  }
+
+  private async insert(trx: Transaction<TenantDatabase>, tenant: TenantContext, input: TeamInput & { name: string }, actor: AuditActor) {
     await lockHierarchy(trx, tenant);
     if (input.parent_team_id) await this.parent(trx, input.parent_team_id);
     const team = await uniqueTeam(() =>

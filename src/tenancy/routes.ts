@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { JwtKeys } from '../auth/keys.js';
 import { DateTime, PaginationQuery, pageOf, problems } from '../http/schemas.js';
-import { requireSystemToken } from '../http/system-auth.js';
+import { requireSystemToken } from '../auth/system-hook.js';
 import type { TenantService } from './service.js';
 
 const Admin = Type.Object(
@@ -28,7 +28,7 @@ const Tenant = Type.Object({
   updated_at: DateTime,
 });
 
-const TenantIdParams = Type.Object({ tenant_id: Type.String({ maxLength: 64, description: 'Tenant UUID' }) });
+const TenantIdParams = Type.Object({ tenant_id: Type.String({ maxLength: 64, description: 'Tenant UUID or slug' }) });
 
 /** Platform routes: system token only. */
 export function tenantRoutes(service: TenantService, keys: JwtKeys): FastifyPluginAsyncTypebox {

@@ -210,6 +210,10 @@ export class SchemaManager {
   }
 
   /** Drops a schema and its state record. The caller confirms; reserved schemas are refused. */
+  async exists(schemaName: string): Promise<boolean> {
+    return schemaExists(this.db, checkSchemaName(schemaName));
+  }
+
   async dropSchema(schemaName: string): Promise<boolean> {
     const schema = checkSchemaName(schemaName);
     return this.db.transaction().execute(async (trx) => {

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { checkSlug, normalizeSlug } from '../db/identifiers.js';
+import { checkSlug, normalizeSlug, SLUG_PATTERN } from '../db/identifiers.js';
 import { DomainError } from '../errors.js';
 import { prepareFirstAdmin, type AdminInput } from './first-admin.js';
 import type { MigrateAllProgress, MigrateAllResult, ProvisionHook, ProvisionResult, SchemaManager } from './schema-manager.js';
@@ -84,9 +84,13 @@ export class TenantService {
     return { items, total: Number(total.n), page: options.page, page_size: options.page_size };
   }
 
-  async get(tenantId: string): Promise<TenantView> {
-    if (!UUID.test(tenantId)) throw DomainError.invalid('tenant_id', 'must be a UUID');
-    const tenant = await this.views().where('t.id', '=', tenantId).executeTakeFirst();
+  /** A tenant by its id or, as operators type it, by its slug. */
+  async get(idOrSlug: string): Promise<TenantView> {
+    if (!UUID.test(idOrSlug)) {
+      if (!SLUG_PATTERN.test(normalizeSlug(idOrSlug))) throw DomainError.invalid('tenant_id', 'must be a tenant UUID or slug');
+      return this.getBySlug(idOrSlug);
+    }
+    const tenant = await this.views().where('t.id', '=', idOrSlug).executeTakeFirst();
     if (!tenant) throw DomainError.notFound('tenant');
     return tenant;
   }

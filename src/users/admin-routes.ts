@@ -1,12 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
-import type { PlatformDatabase } from '../db/platform-types.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
-import { created, idempotent } from '../http/idempotency.js';
+import { created, idempotencyOf } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
 import { DateTime, pageOf, problems, SessionSchema } from '../http/schemas.js';
-import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requirePrincipal, requireTenant } from '../http/context.js';
 import { USER_SORTS, USER_STATUSES, type UserAdminService, type VersionedUser } from './admin.js';
 import { ProfileFields, UserSchema } from './view.js';
 
@@ -35,6 +33,8 @@ const ListQuery = listQuery(USER_SORTS, {
   created_to: Type.Optional(Type.String({ format: 'date-time' })),
 });
 
+const LockSchema = Type.Object({ locked: Type.Boolean(), locked_until: Type.Union([DateTime, Type.Null()]), failed_login_count: Type.Integer(), lockout_count: Type.Integer() });
+
 const OverrideSchema = Type.Object({ permission: Type.String(), effect: Type.String(), expires_at: Type.Union([DateTime, Type.Null()]) });
 
 function view({ version: _version, ...user }: VersionedUser) {
@@ -42,7 +42,7 @@ function view({ version: _version, ...user }: VersionedUser) {
 }
 
 /** `users/...`: administration of a tenant's users. */
-export function userAdminRoutes(users: UserAdminService, db: Kysely<PlatformDatabase>): FastifyPluginAsyncTypebox {
+export function userAdminRoutes(users: UserAdminService): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/users',
@@ -63,15 +63,7 @@ export function userAdminRoutes(users: UserAdminService, db: Kysely<PlatformData
         },
       },
       async (request, reply) => {
-        const tenant = requireTenant(request);
-        let mail: () => Promise<void> = async () => {};
-        const outcome = await idempotent(db, request, async (trx) => {
-          const { user, afterCommit } = await users.create(trx, tenant, requirePrincipal(request).userId, request.body, actorFrom(request));
-          mail = afterCommit;
-          return { status: 201, body: { ...view(user), version: user.version } };
-        });
-        await mail().catch((error: unknown) => request.log.warn({ err: error }, 'invitation mail not sent'));
-        return created(request, reply, outcome);
+        return created(request, reply, await users.create(requireTenant(request), request.body, actorFrom(request), idempotencyOf(request)));
       },
     );
 
@@ -126,6 +118,18 @@ export function userAdminRoutes(users: UserAdminService, db: Kysely<PlatformData
         setEtag(reply, user.version);
         return view(user);
       },
+    );
+
+    app.get(
+      '/users/:user_id/lock',
+      { config: { access: { permission: 'users.read' } }, schema: { tags: ['users'], summary: "A user's sign-in lock: failed logins in a row and lockouts", params: UserParams, response: { 200: LockSchema, ...problems(400, 401, 403, 404) } } },
+      async (request) => users.lockState(requireTenant(request), request.params.user_id),
+    );
+
+    app.post(
+      '/users/:user_id/unlock',
+      { config: { access: { permission: 'users.update' } }, schema: { tags: ['users'], summary: 'Lift a lockout and clear the failure counts (audited)', params: UserParams, response: { 200: LockSchema, ...problems(400, 401, 403, 404) } } },
+      async (request) => users.unlock(requireTenant(request), request.params.user_id, actorFrom(request)),
     );
 
     app.put(

@@ -11,13 +11,13 @@ import { randomToken, sha256 } from '../auth/tokens.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
+import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { conflictOnUnique, DomainError } from '../errors.js';
-import { checkVersion } from '../http/etag.js';
-import { likePattern, parseSort } from '../http/listing.js';
-import type { Mailer } from '../mail/mailer.js';
-import type { PolicyReader } from '../settings/policy.js';
+import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { likePattern, parseSort } from '../db/listing.js';
+import type { Mailer, MailMessage } from '../mail/mailer.js';
+import type { PolicyReader, TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { StatementCache } from '../db/statements.js';
 import { checkEmail } from './email.js';
@@ -71,7 +71,7 @@ export type VersionedUser = UserView & { readonly version: number };
 interface Deps {
   readonly db: Kysely<PlatformDatabase>;
   /** Mails of an email change (a verification link to the new address, a notice to the old). */
-  readonly auth: Pick<AuthService, 'emailChanged'>;
+  readonly auth: Pick<AuthService, 'emailChanged' | 'sendReported'>;
   readonly access: AccessService;
   readonly sessions: SessionStore;
   readonly policies: PolicyReader;
@@ -103,6 +103,20 @@ function profile(input: UserInput) {
     status: input.status,
   };
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
+
+export interface LockState {
+  readonly locked: boolean;
+  readonly locked_until: Date | null;
+  readonly failed_login_count: number;
+  readonly lockout_count: number;
+}
+
+async function lockStateOf(db: Kysely<TenantDatabase>, userId: string): Promise<LockState> {
+  const row = await db.selectFrom('users').select(['failed_login_count', 'lockout_count', 'locked_until']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+  if (!row) throw DomainError.notFound('user');
+  const locked = row.locked_until !== null && row.locked_until > new Date();
+  return { locked, locked_until: locked ? row.locked_until : null, failed_login_count: row.failed_login_count, lockout_count: row.lockout_count };
 }
 
 /** A unique violation on users names the live email or username already taken. */
@@ -208,19 +222,38 @@ export class UserAdminService {
   }
 
   /** Creates a user; without a password, the user is invited (a set-password link by mail). */
-  async create(trx: Transaction<TenantDatabase>, tenant: TenantContext, actorUserId: string, input: UserInput & { email: string }, actor: AuditActor): Promise<{ user: VersionedUser; afterCommit: () => Promise<void> }> {
+  /** Creates a user (invites one without a password: a set-password link by mail); honours an idempotency key. */
+  async create(tenant: TenantContext, input: UserInput & { email: string }, actor: AuditActor, idempotency?: IdempotencyKey): Promise<Outcome<VersionedUser>> {
     const fields = profile(input);
     const policy = await this.deps.policies.policy(tenant);
     if (input.password !== undefined) checkPasswordPolicy(input.password, policy.password);
+    // Hashed before the transaction: no connection or lock is held for the ~10 ms it takes.
+    const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
+    let invitation: MailMessage | undefined;
+    const outcome = await once(tenantDb(this.deps.db, tenant.schema), idempotency, async (trx) => {
+      const created = await this.insert(trx, tenant, { ...input, ...fields, passwordHash, policy }, actor);
+      invitation = created.invitation;
+      return { status: 201, body: created.user };
+    });
+    if (invitation) await this.deps.auth.sendReported('invitation mail', invitation, actor.requestId);
+    return outcome;
+  }
+
+  private async insert(
+    trx: Transaction<TenantDatabase>,
+    tenant: TenantContext,
+    input: UserInput & { email: string; passwordHash: string | null; policy: TenantPolicy },
+    actor: AuditActor,
+  ): Promise<{ user: VersionedUser; invitation?: MailMessage }> {
+    const { passwordHash, policy } = input;
+    const fields = profile(input);
     const roleNames = input.roles ?? ['user'];
-    await accessGuard.lock(trx);
     const roles = await this.resolveRoles(trx, roleNames);
     // A new user is changed into existence: the actor must hold what its roles carry, deny entries included.
     const shapes = [...(await loadRoleShapes(trx, roles.map((r) => r.id))).values()];
     await accessGuard.checkUserChange(trx, actorOf(actor), null, { after: (none) => withRoles(none, shapes), touched: touchedByRoles([], shapes) });
-    const invited = input.password === undefined;
+    const invited = passwordHash === null;
     const status = input.status ?? (invited ? 'invited' : 'active');
-    const passwordHash = invited ? null : await hashPassword(input.password!);
     const created = await uniqueUser(() =>
       trx
         .insertInto('users')
@@ -228,26 +261,23 @@ export class UserAdminService {
         .returning('id')
         .executeTakeFirstOrThrow(),
     );
-    if (roles.length) await trx.insertInto('user_roles').values(roles.map((r) => ({ user_id: created.id, role_id: r.id, assigned_by: actorUserId }))).execute();
+    if (roles.length) await trx.insertInto('user_roles').values(roles.map((r) => ({ user_id: created.id, role_id: r.id, assigned_by: actor.actorUserId }))).execute();
     const user = await this.load(trx, tenant.schema, created.id);
     await writeAudit(trx, actor, { action: 'users.create', entityType: 'users', entityId: user.id, after: user });
 
-    let afterCommit = async () => {};
-    if (invited) {
-      const token = randomToken('');
-      await trx
-        .insertInto('password_reset_tokens')
-        .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.invitationTtlHours * 3_600_000), requested_ip: actor.ip })
-        .execute();
-      const link = `${this.deps.publicUrl.replace(/\/$/, '')}/reset-password?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
-      afterCommit = () =>
-        this.deps.mailer.send({
-          to: user.email,
-          subject: `You are invited to ${tenant.slug}`,
-          text: `An account was created for you. Choose your password: ${link}\n\nThe link works once, for ${policy.invitationTtlHours} hours.\n`,
-        });
-    }
-    return { user, afterCommit };
+    if (!invited) return { user };
+    const token = randomToken('');
+    await trx
+      .insertInto('password_reset_tokens')
+      .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.invitationTtlHours * 3_600_000), requested_ip: actor.ip })
+      .execute();
+    const link = `${this.deps.publicUrl.replace(/\/$/, '')}/reset-password?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
+    const invitation = {
+      to: user.email,
+      subject: `You are invited to ${tenant.slug}`,
+      text: `An account was created for you. Choose your password: ${link}\n\nThe link works once, for ${policy.invitationTtlHours} hours.\n`,
+    };
+    return { user, invitation };
   }
 
   /** Partial update; `expected` is the If-Match version (412 when stale). */
@@ -375,6 +405,24 @@ export class UserAdminService {
     await this.deps.access.invalidateUser(tenant, userId);
   }
 
+  /** The user's sign-in lock: failed logins in a row, lockouts so far and, while locked, until when. */
+  async lockState(tenant: TenantContext, userId: string): Promise<LockState> {
+    return lockStateOf(tenantDb(this.deps.db, tenant.schema), userId);
+  }
+
+  /** Lifts a lockout and clears the failure counts (audited; the out-rank rule applies). */
+  async unlock(tenant: TenantContext, userId: string, actor: AuditActor): Promise<LockState> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    return db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId);
+      const before = await lockStateOf(trx, userId);
+      await trx.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, updated_at: new Date(), version: sql`version + 1` }).where('id', '=', userId).execute();
+      const after = await lockStateOf(trx, userId);
+      await writeAudit(trx, actor, { action: 'users.unlock', entityType: 'users', entityId: userId, before, after });
+      return after;
+    });
+  }
+
   async sessions(tenant: TenantContext, userId: string) {
     const db = tenantDb(this.deps.db, tenant.schema);
     await this.load(db, tenant.schema, userId);
@@ -383,16 +431,17 @@ export class UserAdminService {
 
   /** Revokes one session of the user, or all of them (`sessionId` undefined); returns how many. */
   async revokeSessions(tenant: TenantContext, userId: string, sessionId: string | undefined, actor: AuditActor): Promise<number> {
+    const reason = actor.actorUserId === userId ? 'revoked_by_user' : 'revoked_by_admin';
     const db = tenantDb(this.deps.db, tenant.schema);
     const revoked = await db.transaction().execute(async (trx) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId);
       await this.load(trx, tenant.schema, userId);
       let ids: string[];
       if (sessionId) {
-        if (!(await this.deps.sessions.revokeOwned(trx, userId, sessionId, 'revoked_by_admin'))) throw DomainError.notFound('session');
+        if (!(await this.deps.sessions.revokeOwned(trx, userId, sessionId, reason))) throw DomainError.notFound('session');
         ids = [sessionId];
       } else {
-        ids = await this.deps.sessions.revokeAll(trx, userId, 'revoked_by_admin');
+        ids = await this.deps.sessions.revokeAll(trx, userId, reason);
       }
       await writeAudit(trx, actor, { action: 'sessions.delete', entityType: 'users', entityId: userId, metadata: { sessions: ids } });
       return ids;

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { DateTime, problems } from '../http/schemas.js';
-import { actorFrom, requirePrincipal, requireTenant } from '../http/tenant-auth.js';
+import { actorFrom, requirePrincipal, requireTenant } from '../http/context.js';
 import type { UserAccessService } from './service.js';
 import { UserSchema } from './view.js';
 

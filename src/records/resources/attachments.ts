@@ -10,7 +10,7 @@ import { LOCK_CLASS } from '../../db/platform.js';
 import type { TenantDatabase } from '../../db/types.js';
 import { DomainError } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
-import { actorFrom, requireTenant } from '../../http/tenant-auth.js';
+import { actorFrom, requireTenant } from '../../http/context.js';
 import { DEFAULT_SETTINGS } from '../../settings/defaults.js';
 import type { PolicyReader } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { tenantDb } from '../../db/database.js';
 import { DomainError } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
-import { requireTenant } from '../../http/tenant-auth.js';
+import { requireTenant } from '../../http/context.js';
 import { DateOnly, nullable, oneOf, optional, partial, Text } from '../fields.js';
 import { filter, type RecordSpec, type Row } from '../resource.js';
 

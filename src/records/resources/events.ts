@@ -2,7 +2,7 @@ import { sql, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
 import { DomainError } from '../../errors.js';
 import { DateTime, problems } from '../../http/schemas.js';
-import { requireTenant } from '../../http/tenant-auth.js';
+import { requireTenant } from '../../http/context.js';
 import { nullable, optional, partial, Text, Timestamp, Title, Uuid } from '../fields.js';
 import { expansionWork, parseRecurrence, ruleFor } from '../recurrence.js';
 import { checkUsers, filter, TARGET_TYPE, type ListQuery, type RecordSpec } from '../resource.js';

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { tenantDb } from '../../db/database.js';
 import { DomainError } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
-import { requireTenant } from '../../http/tenant-auth.js';
+import { requireTenant } from '../../http/context.js';
 import { nullable, oneOf, optional, Text, Timestamp, Uuid } from '../fields.js';
 import { filter, TARGET_TYPE, type RecordSpec } from '../resource.js';
 

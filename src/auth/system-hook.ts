@@ -1,14 +1,8 @@
 import type { FastifyRequest } from 'fastify';
-import type { JwtKeys } from '../auth/keys.js';
-import { verifySystemToken, type SystemActor } from '../auth/system-token.js';
 import { DomainError } from '../errors.js';
-import { bearerToken } from './bearer.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    systemActor: SystemActor | null;
-  }
-}
+import { bearerToken } from '../http/bearer.js';
+import type { JwtKeys } from './keys.js';
+import { verifySystemToken } from './system-token.js';
 
 /** preHandler for platform routes: a valid system token, or 401/403. */
 export function requireSystemToken(keys: JwtKeys) {

@@ -1,44 +1,21 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
 import { withinScope } from '../access/engine.js';
 import type { AccessService } from '../access/service.js';
-import type { ApiKeyService } from '../auth/api-keys.js';
-import type { JwtKeys } from '../auth/keys.js';
-import type { SessionStore } from '../auth/sessions.js';
-import { rememberedAccessClaims, verifyAccessToken, type AccessClaims } from '../auth/tokens.js';
-import { writeAudit, type AuditActor } from '../audit/audit.js';
+import { writeAudit } from '../audit/audit.js';
 import type { Cache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/cache.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { DomainError } from '../errors.js';
-import { bearerToken } from './bearer.js';
+import { bearerToken } from '../http/bearer.js';
+import { actorFrom, type Principal } from '../http/context.js';
 import type { PolicyReader } from '../settings/policy.js';
 import type { TenantContext, TenantDirectory } from '../tenancy/directory.js';
-import type { Kysely } from 'kysely';
-
-/** What a tenant route requires: a permission, the caller's own account, or nothing. */
-export type RouteAccess = { readonly permission: string } | 'self' | 'public';
-
-export interface Principal {
-  readonly kind: 'user' | 'api_key';
-  readonly userId: string;
-  readonly sessionId: string | null;
-  readonly apiKeyId: string | null;
-  /** An API key's scope; null for a user session. */
-  readonly scope: readonly string[] | null;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    tenant: TenantContext | null;
-    principal: Principal | null;
-  }
-  interface FastifyContextConfig {
-    access?: RouteAccess;
-    /** Counted against the per-IP limit of authentication routes. */
-    authRateLimited?: boolean;
-  }
-}
+import type { ApiKeyService } from './api-keys.js';
+import type { JwtKeys } from './keys.js';
+import type { SessionStore } from './sessions.js';
+import { rememberedAccessClaims, verifyAccessToken, type AccessClaims } from './tokens.js';
 
 export interface TenantAuthDeps {
   readonly db: Kysely<PlatformDatabase>;
@@ -51,36 +28,6 @@ export interface TenantAuthDeps {
   readonly cache: Cache;
   /** Requests per minute per client IP on authentication routes. */
   readonly authRateLimitPerMinute: number;
-}
-
-export function actorFrom(request: FastifyRequest): AuditActor {
-  const p = request.principal;
-  return {
-    actorUserId: p?.userId ?? null,
-    actorType: p ? p.kind : 'anonymous',
-    sessionId: p?.sessionId ?? null,
-    ip: request.ip ?? null,
-    userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null,
-    requestId: request.id,
-    scope: p?.scope ?? null,
-  };
-}
-
-export function requireTenant(request: FastifyRequest): TenantContext {
-  if (!request.tenant) throw new Error('tenant route without a resolved tenant');
-  return request.tenant;
-}
-
-export function requirePrincipal(request: FastifyRequest): Principal {
-  if (!request.principal) throw new DomainError('unauthenticated', 'authentication required');
-  return request.principal;
-}
-
-/** The caller's own user session: self-service that API keys may not do (passwords, keys). */
-export function requireSession(request: FastifyRequest): Principal & { sessionId: string } {
-  const principal = requirePrincipal(request);
-  if (!principal.sessionId) throw new DomainError('forbidden', 'this needs a user session, not an API key');
-  return principal as Principal & { sessionId: string };
 }
 
 /**
