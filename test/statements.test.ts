@@ -139,3 +139,19 @@ describe('named prepared statements', () => {
     expect((await t.app.inject({ method: 'GET', url: `/api/v1/tenants/psb/users/${alpha.id}`, headers: bearer(tokenB) })).statusCode).toBe(404);
   });
 });
+
+describe('statement shapes', () => {
+  const read = (cache: StatementCache, schema: string, shape: string, id: string) =>
+    cache.run(tenantDb(t.db.database.db, schema), shape, { id }, (v) => tenantDb(t.db.database.db, schema).selectFrom('users').select('email').where('id', '=', v.id));
+
+  it('never lets two tenants share a cached statement: a shape without the schema is caught', async () => {
+    const cache = new StatementCache();
+    expect((await read(cache, 'tenant_psa', 'by-id:tenant_psa', alpha.id)).rows).toEqual([{ email: alpha.email }]);
+    // The other tenant's id read through its own shape finds its user; through alpha's, nothing.
+    expect((await read(cache, 'tenant_psb', 'by-id:tenant_psb', beta.id)).rows).toEqual([{ email: beta.email }]);
+    expect((await read(cache, 'tenant_psa', 'by-id:tenant_psa', beta.id)).rows).toEqual([]);
+    // A shape that leaves the schema out would run alpha's SQL for beta: the suite's check refuses it.
+    await read(cache, 'tenant_psa', 'by-id', alpha.id);
+    await expect(read(cache, 'tenant_psb', 'by-id', beta.id)).rejects.toThrow(/names two statements/);
+  });
+});

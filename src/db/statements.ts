@@ -12,6 +12,12 @@ import { prepared, runDirect } from './database.js';
  * properties are present is part of the shape already.
  */
 export class StatementCache {
+  /**
+   * When on (the test suite turns it on), every reuse builds the statement again and throws if
+   * its SQL differs from the one cached under that shape: a call site whose shape leaves out the
+   * schema, a filter or the sort is caught by the first test that runs it two ways.
+   */
+  static verifying = false;
   private readonly compiled = new Map<string, Compiled>();
 
   constructor(private readonly maxEntries = 5_000) {}
@@ -35,16 +41,15 @@ export class StatementCache {
     }
     let entry = this.compiled.get(key);
     if (!entry) {
-      let i = 0;
-      const placeholders = Object.fromEntries(
-        Object.entries(values).map(([name, value]) => [name, isRow(value) ? Object.fromEntries(defined(value).map(([property]) => [property, placeholder(i++)])) : placeholder(i++)]),
-      ) as unknown as V;
-      const query = build(placeholders).compile();
+      const query = build(placeholdersOf(values)).compile();
       prepared(query.sql);
-      const positions = new Map(Array.from({ length: i }, (_, n) => [placeholder(n), n]));
+      const positions = new Map(Array.from({ length: leaves.length }, (_, n) => [placeholder(n), n]));
       entry = { query, slots: query.parameters.map((p) => (typeof p === 'string' ? (positions.get(p) ?? -1) : -1)) };
       if (this.compiled.size >= this.maxEntries) this.compiled.clear();
       this.compiled.set(key, entry);
+    } else if (StatementCache.verifying) {
+      const again = build(placeholdersOf(values)).compile().sql;
+      if (again !== entry.query.sql) throw new Error(`statement shape "${shape}" names two statements:\n${entry.query.sql}\n${again}`);
     }
     const { query, slots } = entry;
     const parameters = slots.map((slot, n) => (slot < 0 ? query.parameters[n] : leaves[slot]));
@@ -75,6 +80,14 @@ function isRow(value: unknown): value is Record<string, unknown> {
 
 /** A row's properties that become parameters (Kysely leaves undefined ones out). */
 const defined = (value: Record<string, unknown>) => Object.entries(value).filter(([, inner]) => inner !== undefined);
+
+/** The values with a placeholder in place of each (each property of a row), in order. */
+function placeholdersOf<V extends Record<string, unknown>>(values: V): V {
+  let i = 0;
+  return Object.fromEntries(
+    Object.entries(values).map(([name, value]) => [name, isRow(value) ? Object.fromEntries(defined(value).map(([property]) => [property, placeholder(i++)])) : placeholder(i++)]),
+  ) as unknown as V;
+}
 
 function placeholder(i: number): string {
   return `\u0000statement-value-${i}\u0000`;
