@@ -255,6 +255,26 @@ describe('the last administrator', () => {
     expect(admins).toHaveLength(1);
   });
 
+  it('refuses a change from an actor suspended while its request waited for the lock', async () => {
+    const target = await person(['admin']);
+    // Hold the tenant's access lock, queue the suspension, then the target's own reactivation.
+    const holder = await t.db.database.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query("SELECT 1 FROM tenant_ra.permissions WHERE name = '*' FOR NO KEY UPDATE");
+      const suspend = call('PATCH', `ra/users/${target.id}`, adminToken, { status: 'suspended' });
+      await new Promise((r) => setTimeout(r, 150));
+      const reactivate = call('PATCH', `ra/users/${target.id}`, target.token, { status: 'active' });
+      await new Promise((r) => setTimeout(r, 150));
+      await holder.query('COMMIT');
+      expect((await suspend).statusCode).toBe(200);
+      expect((await reactivate).statusCode).toBe(401);
+    } finally {
+      holder.release();
+    }
+    expect((await userOf(target.id)).status).toBe('suspended');
+  });
+
   it('refuses suspending or deleting the only administrator', async () => {
     await seedTenant(t, 'rd');
     const token = (await login(t.app, 'rd', 'admin@rd.example')).access_token;

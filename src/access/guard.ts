@@ -109,7 +109,13 @@ export const accessGuard = {
     await (mode === 'exclusive' ? row.forNoKeyUpdate() : row.forShare()).execute();
   },
 
+  /**
+   * What the actor holds, read after the lock: a request authenticated before a suspension or a
+   * deletion of its actor committed, and waiting on the lock meanwhile, acts no more (401).
+   */
   async actorSet(trx: Kysely<TenantDatabase>, actor: ActorRef, data?: AccessData): Promise<Set<string>> {
+    const standing = await trx.selectFrom('users').select('status').where('id', '=', actor.userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (standing?.status !== 'active') throw new DomainError('unauthenticated', 'your account is no longer active');
     data ??= (await loadAccessData(trx, [actor.userId])).get(actor.userId)!;
     return effective(data, actor.scope);
   },
