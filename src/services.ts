@@ -6,6 +6,7 @@ import { AuthService } from './auth/service.js';
 import { AuditService } from './audit/service.js';
 import { SessionStore } from './auth/sessions.js';
 import type { Cache } from './cache/cache.js';
+import { Changes } from './cache/changes.js';
 import { LocalCache } from './cache/local.js';
 import type { PlatformDatabase } from './db/platform-types.js';
 import type { Mailer } from './mail/mailer.js';
@@ -32,6 +33,8 @@ export interface TenantServices {
   readonly keys: JwtKeys;
   readonly cache: Cache;
   readonly local: LocalCache;
+  /** Where writes report what they changed; the caches listen. */
+  readonly changes: Changes;
   readonly directory: TenantDirectory;
   readonly policies: PolicyReader;
   readonly sessions: SessionStore;
@@ -63,31 +66,33 @@ export async function createTenantServices(deps: {
   const { db, keys, cache } = deps;
   const local = new LocalCache(cache, 60_000, 50_000, deps.onCacheError);
   await local.start();
+  const changes = new Changes();
   const directory = new TenantDirectory(db, local);
-  const policies = new PolicyReader(db, local);
-  const sessions = new SessionStore(db, local, derivedKey(keys, 'refresh-token-tag'));
-  const access = new AccessService(db, local);
-  const apiKeys = new ApiKeyService(db, local, access);
-  const auth = new AuthService({ db, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
+  const policies = new PolicyReader(db, local, changes);
+  const sessions = new SessionStore(db, local, derivedKey(keys, 'refresh-token-tag'), changes);
+  const access = new AccessService(db, local, changes);
+  const apiKeys = new ApiKeyService(db, local, access, changes);
+  const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
   return {
     db,
     keys,
     cache,
     local,
+    changes,
     directory,
     policies,
     sessions,
     access,
     apiKeys,
     auth,
-    userAccess: new UserAccessService(db, access),
-    roles: new RoleService(db, access),
-    settings: new SettingsService(db, policies),
+    userAccess: new UserAccessService(db, access, changes),
+    roles: new RoleService(db, changes),
+    settings: new SettingsService(db, changes),
     teams: new TeamService(db),
     audit: new AuditService(db),
     records: recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies }),
     secrets: deps.secrets,
-    users: new UserAdminService({ db, auth, access, sessions, policies, local, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
+    users: new UserAdminService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };
 }

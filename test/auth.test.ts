@@ -30,7 +30,7 @@ async function auditActions(slug: string, entityId?: string): Promise<string[]> 
 
 async function setSetting(slug: string, key: string, value: unknown) {
   await db(slug).updateTable('settings').set({ value: JSON.stringify(value) }).where('key', '=', key).execute();
-  await t.services.policies.invalidate(await tenantOf(slug));
+  await t.services.changes.committed(await tenantOf(slug), [{ kind: 'settings' }]);
 }
 
 describe('login', () => {
@@ -174,11 +174,11 @@ describe('access tokens', () => {
     const tokens = await login(t.app, 'alpha', user.email);
     expect((await me('alpha', tokens.access_token)).statusCode).toBe(200);
     await db('alpha').updateTable('users').set({ status: 'suspended' }).where('id', '=', user.id).execute();
-    await t.services.sessions.forgetUser(await tenantOf('alpha'), user.id);
+    await t.services.changes.committed(await tenantOf('alpha'), [{ kind: 'user', userId: user.id }]);
     expect((await me('alpha', tokens.access_token)).statusCode).toBe(401);
     expect((await refresh('alpha', tokens.refresh_token)).statusCode).toBe(401);
     await db('alpha').updateTable('users').set({ status: 'active', deleted_at: new Date() }).where('id', '=', user.id).execute();
-    await t.services.sessions.forgetUser(await tenantOf('alpha'), user.id);
+    await t.services.changes.committed(await tenantOf('alpha'), [{ kind: 'user', userId: user.id }]);
     expect((await me('alpha', tokens.access_token)).statusCode).toBe(401);
   });
 
@@ -186,13 +186,13 @@ describe('access tokens', () => {
     const user = await seedUser(t, 'alpha', { email: 'idle@alpha.example', roles: ['user'] });
     const idle = await login(t.app, 'alpha', user.email);
     await db('alpha').updateTable('user_sessions').set({ last_seen_at: new Date(Date.now() - 25 * 3_600_000) }).where('id', '=', idle.sid).execute();
-    await t.services.sessions.forgetSessions(await tenantOf('alpha'), [idle.sid]);
+    await t.services.changes.committed(await tenantOf('alpha'), [{ kind: 'sessions', sessionIds: [idle.sid] }]);
     expect((await me('alpha', idle.access_token)).statusCode).toBe(401);
     expect((await refresh('alpha', idle.refresh_token)).statusCode).toBe(401);
 
     const old = await login(t.app, 'alpha', user.email);
     await db('alpha').updateTable('user_sessions').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', old.sid).execute();
-    await t.services.sessions.forgetSessions(await tenantOf('alpha'), [old.sid]);
+    await t.services.changes.committed(await tenantOf('alpha'), [{ kind: 'sessions', sessionIds: [old.sid] }]);
     expect((await me('alpha', old.access_token)).statusCode).toBe(401);
     expect((await refresh('alpha', old.refresh_token)).statusCode).toBe(401);
   });
@@ -257,7 +257,7 @@ describe('answers from cached state', () => {
         { user_id: user.id, permission_id: usersRead, effect: 'deny', expires_at: expiresAt },
       ])
       .execute();
-    await t.services.access.invalidateUser(await tenantOf('beta'), user.id);
+    await t.services.changes.committed(await tenantOf('beta'), [{ kind: 'access', userId: user.id }]);
     for (let i = 0; i < 3; i++) expect([await get('audit-logs'), await get('users')]).toEqual([200, 403]);
     await sleepUntil(expiresAt.getTime());
     // The viewer role: users yes, the audit trail no.
@@ -298,15 +298,15 @@ describe('answers from cached state', () => {
     const read = await db('alpha').selectFrom('permissions').select('id').where('name', 'in', ['users.read', 'users.*', '*']).execute();
     const removed = await db('alpha').deleteFrom('role_permissions').where('role_id', '=', role.id).where('permission_id', 'in', read.map((r) => r.id)).returningAll().execute();
     expect(removed.length).toBeGreaterThan(0);
-    await t.services.access.invalidateTenant(await tenantOf('alpha'));
+    await t.services.changes.committed(await tenantOf('alpha'), [{ kind: 'roles' }]);
     expect(await get(second.access_token)).toBe(403);
     expect(await auditActions('alpha')).toContain('auth.permission_denied');
     await db('alpha').insertInto('role_permissions').values(removed).execute();
-    await t.services.access.invalidateTenant(await tenantOf('alpha'));
+    await t.services.changes.committed(await tenantOf('alpha'), [{ kind: 'roles' }]);
     expect(await get(second.access_token)).toBe(200);
     // The user suspended.
     await db('alpha').updateTable('users').set({ status: 'suspended' }).where('id', '=', user.id).execute();
-    await t.services.sessions.forgetUser(await tenantOf('alpha'), user.id);
+    await t.services.changes.committed(await tenantOf('alpha'), [{ kind: 'user', userId: user.id }]);
     expect(await get(second.access_token)).toBe(401);
   });
 });
@@ -601,7 +601,7 @@ describe('permissions: decided from current data', () => {
     expect((await t.app.inject({ method: 'GET', url, headers: bearer(token) })).statusCode).toBe(200);
     const permission = await db('beta').selectFrom('permissions').select('id').where('name', '=', 'users.read').executeTakeFirstOrThrow();
     await db('beta').insertInto('user_permissions').values({ user_id: user.id, permission_id: permission.id, effect: 'deny' }).execute();
-    await t.services.access.invalidateUser(await tenantOf('beta'), user.id);
+    await t.services.changes.committed(await tenantOf('beta'), [{ kind: 'access', userId: user.id }]);
     expect((await t.app.inject({ method: 'GET', url, headers: bearer(token) })).statusCode).toBe(403);
   });
 

@@ -320,8 +320,8 @@ describe('PUT/PATCH/DELETE users/{id}', () => {
     expect(activeAdmins).toHaveLength(1);
     // Put things back for the other tests.
     await db('ua').updateTable('users').set({ status: 'active' }).where('id', 'in', [second.id, alphaAdmin.id]).execute();
-    await t.services.sessions.forgetUser(await t.services.directory.resolve('ua'), alphaAdmin.id);
-    await t.services.sessions.forgetUser(await t.services.directory.resolve('ua'), second.id);
+    await t.services.changes.committed(await t.services.directory.resolve('ua'), [{ kind: 'user', userId: alphaAdmin.id }]);
+    await t.services.changes.committed(await t.services.directory.resolve('ua'), [{ kind: 'user', userId: second.id }]);
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Change, Changes } from '../cache/changes.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -37,7 +38,10 @@ export class AccessService {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly local: LocalCache,
-  ) {}
+    changes: Changes,
+  ) {
+    changes.listen(this);
+  }
 
   async data(tenant: TenantContext, userId: string): Promise<AccessData> {
     return this.local.load(accessKey(tenant, userId), () => this.load(tenant, userId));
@@ -92,13 +96,10 @@ export class AccessService {
     return (known.allowed ??= Object.freeze(CONCRETE_PERMISSIONS.filter((permission) => this.decision(data, permission).allowed)));
   }
 
-  /** After a change to one user's roles or overrides. */
-  invalidateUser(tenant: TenantContext, userId: string): Promise<void> {
-    return this.local.invalidate(accessKey(tenant, userId));
-  }
-
-  /** After a change to a role or its grants: every user of the tenant may be affected. */
-  invalidateTenant(tenant: TenantContext): Promise<void> {
-    return this.local.invalidate(accessKey(tenant, ''));
+  /** Drops cached access data a committed change made stale: one user's, or (roles) every user's of the tenant. */
+  forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
+    if (change.kind === 'access') return this.local.invalidate(accessKey(tenant, change.userId));
+    if (change.kind === 'roles') return this.local.invalidate(accessKey(tenant, ''));
+    return undefined;
   }
 }

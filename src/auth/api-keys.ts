@@ -4,9 +4,11 @@ import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { missingForGrant } from '../access/grants.js';
 import type { AccessService } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { Change, Changes } from '../cache/changes.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
+import { transact, type Work } from '../db/work.js';
 import { DomainError } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { sha256 } from './tokens.js';
@@ -27,6 +29,8 @@ interface CachedKey extends ApiKeyIdentity {
   readonly expiresAt: number | null;
 }
 
+const keyOf = (tenant: TenantContext, prefix: string) => `apikey:${tenant.schema}:${prefix}`;
+
 const COLUMNS = ['id', 'name', 'prefix', 'permissions', 'expires_at', 'last_used_at', 'created_at'] as const;
 
 /** API keys: shown once, stored hashed, scoped to at most their owner's permissions, revocable. */
@@ -37,7 +41,23 @@ export class ApiKeyService {
     private readonly db: Kysely<PlatformDatabase>,
     private readonly local: LocalCache,
     private readonly access: AccessService,
-  ) {}
+    private readonly changes: Changes,
+  ) {
+    changes.listen(this);
+  }
+
+  /** Drops cached keys a committed change made stale (ChangeListener). */
+  forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
+    if (change.kind !== 'api_keys') return undefined;
+    return Promise.all(change.prefixes.map((prefix) => this.local.invalidate(keyOf(tenant, prefix)))).then(() => undefined);
+  }
+
+  /** Revokes every live key of a user (the user is deleted), in the caller's work. */
+  async revokeAllOf(work: Work, userId: string): Promise<number> {
+    const rows = await work.trx.updateTable('api_keys').set({ deleted_at: new Date(), updated_at: new Date() }).where('user_id', '=', userId).where('deleted_at', 'is', null).returning('prefix').execute();
+    if (rows.length) work.changed({ kind: 'api_keys', prefixes: rows.map((r) => r.prefix) });
+    return rows.length;
+  }
 
   async create(tenant: TenantContext, userId: string, input: { name: string; permissions: string[]; expires_at?: string }, actor: AuditActor) {
     const name = input.name.trim();
@@ -57,17 +77,16 @@ export class ApiKeyService {
     }
     const prefix = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12);
     const key = `ssk_${prefix}_${randomBytes(32).toString('base64url')}`;
-    const db = tenantDb(this.db, tenant.schema);
-    const row = await db.transaction().execute(async (trx) => {
+    const row = await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       const created = await trx
         .insertInto('api_keys')
         .values({ user_id: userId, name, prefix, key_hash: sha256(key), permissions: [...new Set(input.permissions)], expires_at: expiresAt })
         .returning(COLUMNS)
         .executeTakeFirstOrThrow();
       await writeAudit(trx, actor, { action: 'api_keys.create', entityType: 'api_keys', entityId: created.id, after: created });
+      changed({ kind: 'api_keys', prefixes: [prefix] });
       return created;
     });
-    await this.local.invalidate(`apikey:${tenant.schema}:${prefix}`);
     return { ...row, key };
   }
 
@@ -82,8 +101,7 @@ export class ApiKeyService {
   }
 
   async revoke(tenant: TenantContext, userId: string, id: string, actor: AuditActor): Promise<void> {
-    const db = tenantDb(this.db, tenant.schema);
-    const revoked = await db.transaction().execute(async (trx) => {
+    await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       const row = await trx
         .updateTable('api_keys')
         .set({ deleted_at: new Date(), updated_at: new Date() })
@@ -94,9 +112,8 @@ export class ApiKeyService {
         .executeTakeFirst();
       if (!row) throw DomainError.notFound('api key');
       await writeAudit(trx, actor, { action: 'api_keys.delete', entityType: 'api_keys', entityId: row.id, before: row });
-      return row;
+      changed({ kind: 'api_keys', prefixes: [row.prefix] });
     });
-    await this.local.invalidate(`apikey:${tenant.schema}:${revoked.prefix}`);
   }
 
   /** The key's identity, or 401. A key of another tenant is simply unknown here. */
@@ -104,7 +121,7 @@ export class ApiKeyService {
     const match = KEY_PATTERN.exec(key);
     if (!match) throw new DomainError('unauthenticated', 'invalid API key');
     const prefix = match[1]!;
-    const cached = await this.local.load<CachedKey | null>(`apikey:${tenant.schema}:${prefix}`, async () => {
+    const cached = await this.local.load<CachedKey | null>(keyOf(tenant, prefix), async () => {
       const row = await tenantDb(this.db, tenant.schema)
         .selectFrom('api_keys')
         .select(['id', 'user_id', 'key_hash', 'permissions', 'expires_at'])

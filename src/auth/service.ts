@@ -1,7 +1,9 @@
 import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { AccessService } from '../access/service.js';
 import { auditRow, writeAudit, type AuditActor } from '../audit/audit.js';
+import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
+import { transact, type Work } from '../db/work.js';
 import { row, StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -38,6 +40,7 @@ export const PASSWORD_RESET_MAX_PER_HOUR = 3;
 
 export interface AuthServiceDeps {
   readonly db: Kysely<PlatformDatabase>;
+  readonly changes: Changes;
   readonly keys: JwtKeys;
   readonly sessions: SessionStore;
   readonly access: AccessService;
@@ -131,30 +134,29 @@ export class AuthService {
 
   async refresh(tenant: TenantContext, refreshToken: string, actor: AuditActor): Promise<TokenPair> {
     const policy = await this.deps.policies.policy(tenant);
-    const db = tenantDb(this.deps.db, tenant.schema);
-    // The rotation, its history row and its audit row are one statement (atomic on its own); only a reuse needs a transaction.
+    // The rotation and its audit row are one statement (atomic on its own); only a reuse needs a transaction.
     const result = await this.deps.sessions.rotate(tenant, refreshToken, policy, actor);
     if (result.kind === 'reused') {
-      await db.transaction().execute(async (trx) => {
-        await this.deps.sessions.revoke(trx, result.sessionId, 'refresh_token_reuse');
-        await writeAudit(trx, { ...actor, actorUserId: result.userId, sessionId: result.sessionId }, { action: 'auth.refresh_reuse', entityType: 'user_sessions', entityId: result.sessionId });
+      await this.transact(tenant, async (work) => {
+        await this.deps.sessions.revoke(work, result.sessionId, 'refresh_token_reuse');
+        await writeAudit(work.trx, { ...actor, actorUserId: result.userId, sessionId: result.sessionId }, { action: 'auth.refresh_reuse', entityType: 'user_sessions', entityId: result.sessionId });
       });
-      await this.deps.sessions.forgetSessions(tenant, [result.sessionId]);
     }
     if (result.kind !== 'rotated') throw new DomainError('unauthenticated', 'invalid refresh token');
-    await this.deps.sessions.forgetSessions(tenant, [result.sessionId]); // last_seen_at moved
     if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('unauthenticated', 'invalid refresh token');
     const { roles: _roles, ...pair } = await this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
     return pair;
   }
 
   async logout(tenant: TenantContext, sessionId: string, actor: AuditActor): Promise<void> {
-    const db = tenantDb(this.deps.db, tenant.schema);
-    await db.transaction().execute(async (trx) => {
-      await this.deps.sessions.revoke(trx, sessionId, 'logout');
-      await writeAudit(trx, actor, { action: 'auth.logout', entityType: 'user_sessions', entityId: sessionId });
+    await this.transact(tenant, async (work) => {
+      await this.deps.sessions.revoke(work, sessionId, 'logout');
+      await writeAudit(work.trx, actor, { action: 'auth.logout', entityType: 'user_sessions', entityId: sessionId });
     });
-    await this.deps.sessions.forgetSessions(tenant, [sessionId]);
+  }
+
+  private transact<T>(tenant: TenantContext, fn: (work: Work) => Promise<T>): Promise<T> {
+    return transact(this.deps.db, this.deps.changes, tenant, fn);
   }
 
   /**
@@ -193,8 +195,8 @@ export class AuthService {
     const policy = await this.deps.policies.policy(tenant);
     checkPasswordPolicy(newPassword, policy.password, 'new_password');
     const passwordHash = await hashPassword(newPassword);
-    const db = tenantDb(this.deps.db, tenant.schema);
-    const outcome = await db.transaction().execute(async (trx) => {
+    await this.transact(tenant, async (work) => {
+      const { trx } = work;
       const used = await trx
         .updateTable('password_reset_tokens')
         .set({ used_at: new Date(), updated_at: new Date() })
@@ -204,17 +206,14 @@ export class AuthService {
         .returning('user_id')
         .executeTakeFirst();
       if (!used) throw DomainError.invalid('token', 'is invalid, used or expired');
-      const user = await this.replacePassword(trx, (q) => q.where('id', '=', used.user_id), passwordHash);
+      const user = await this.replacePassword(work, (q) => q.where('id', '=', used.user_id), passwordHash);
       if (!user) throw DomainError.invalid('token', 'is invalid, used or expired');
       // An invited user sets the first password through the same mechanism and becomes active.
       if (user.status === 'invited') {
         await trx.updateTable('users').set({ status: 'active', is_email_verified: true, email_verified_at: new Date() }).where('id', '=', user.id).execute();
       }
       await writeAudit(trx, { ...actor, actorUserId: user.id }, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { revoked_sessions: user.revoked.length, voided_reset_tokens: user.voided } });
-      return user;
     });
-    await this.deps.sessions.forgetSessions(tenant, outcome.revoked);
-    await this.deps.sessions.forgetUser(tenant, outcome.id);
   }
 
   /**
@@ -227,30 +226,26 @@ export class AuthService {
     const password = `${randomToken('').slice(0, 20)}aA1-`;
     checkPasswordPolicy(password, policy.password);
     const passwordHash = await hashPassword(password);
-    const outcome = await tenantDb(this.deps.db, tenant.schema)
-      .transaction()
-      .execute(async (trx) => {
-        const user = await this.replacePassword(trx, (q) => q.where((eb) => eb(eb.fn('lower', ['email']), '=', email.trim().toLowerCase())), passwordHash);
-        if (!user) throw DomainError.notFound(`user ${email}`);
-        await writeAudit(trx, actor, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { by: 'operator', revoked_sessions: user.revoked.length, voided_reset_tokens: user.voided } });
-        return user;
-      });
-    await this.deps.sessions.forgetSessions(tenant, outcome.revoked);
-    await this.deps.sessions.forgetUser(tenant, outcome.id);
+    await this.transact(tenant, async (work) => {
+      const user = await this.replacePassword(work, (q) => q.where((eb) => eb(eb.fn('lower', ['email']), '=', email.trim().toLowerCase())), passwordHash);
+      if (!user) throw DomainError.notFound(`user ${email}`);
+      await writeAudit(work.trx, actor, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { by: 'operator', revoked_sessions: user.revoked.length, voided_reset_tokens: user.voided } });
+    });
     return password;
   }
 
   /** A live user's new password (lock cleared), every session ended and the reset links mailed earlier voided. */
-  private async replacePassword(trx: Kysely<TenantDatabase>, which: (q: UserUpdate) => UserUpdate, passwordHash: string) {
+  private async replacePassword(work: Work, which: (q: UserUpdate) => UserUpdate, passwordHash: string) {
     const now = new Date();
-    const user = await which(trx.updateTable('users').set({ password_hash: passwordHash, password_changed_at: now, failed_login_count: 0, locked_until: null, updated_at: now, version: sql`version + 1` }))
+    const user = await which(work.trx.updateTable('users').set({ password_hash: passwordHash, password_changed_at: now, failed_login_count: 0, locked_until: null, updated_at: now, version: sql`version + 1` }))
       .where('deleted_at', 'is', null)
       .returning(['id', 'status'])
       .executeTakeFirst();
     if (!user) return undefined;
-    const revoked = await this.deps.sessions.revokeAll(trx, user.id, 'password_reset');
+    const revoked = await this.deps.sessions.revokeAll(work, user.id, 'password_reset');
     // Other links mailed earlier would reset the new password again.
-    const voided = await voidResetTokens(trx, user.id);
+    const voided = await voidResetTokens(work.trx, user.id);
+    work.changed({ kind: 'user', userId: user.id });
     return { ...user, revoked, voided };
   }
 
@@ -332,15 +327,14 @@ export class AuthService {
     }
     checkPasswordPolicy(input.new_password, policy.password, 'new_password');
     const passwordHash = await hashPassword(input.new_password);
-    const revoked = await db.transaction().execute(async (trx) => {
+    await this.transact(tenant, async (work) => {
+      const { trx } = work;
       await trx.updateTable('users').set({ password_hash: passwordHash, password_changed_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', userId).execute();
-      const ids = await this.deps.sessions.revokeAll(trx, userId, 'password_changed', currentSessionId ?? undefined);
+      const ids = await this.deps.sessions.revokeAll(work, userId, 'password_changed', currentSessionId ?? undefined);
       // A reset link mailed before the change (perhaps requested by whoever knew the old password) dies with it.
       const voided = await voidResetTokens(trx, userId);
       await writeAudit(trx, actor, { action: 'auth.password_changed', entityType: 'users', entityId: userId, metadata: { revoked_sessions: ids.length, voided_reset_tokens: voided } });
-      return ids;
     });
-    await this.deps.sessions.forgetSessions(tenant, revoked);
   }
 
   private async tokens(tenant: TenantContext, userId: string, sessionId: string, refreshToken: string, policy: TenantPolicy): Promise<TokenPair & { roles: string[] }> {

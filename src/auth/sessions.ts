@@ -1,11 +1,13 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { AuditActor } from '../audit/audit.js';
+import type { Change, Changes } from '../cache/changes.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import { StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
+import type { Work } from '../db/work.js';
 import type { TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { randomSecret, sha256 } from './tokens.js';
@@ -42,6 +44,8 @@ interface UserState {
   readonly active: boolean;
 }
 
+type SessionUpdate = UpdateQueryBuilder<TenantDatabase, 'user_sessions', 'user_sessions', UpdateResult>;
+
 const sessionKey = (tenant: TenantContext, sessionId: string) => `session:${tenant.schema}:${sessionId}`;
 const userKey = (tenant: TenantContext, userId: string) => `user:${tenant.schema}:${userId}`;
 
@@ -70,7 +74,10 @@ export class SessionStore {
     private readonly local: LocalCache,
     /** Key of the refresh tokens' tags. */
     private readonly tagKey: Buffer,
-  ) {}
+    changes: Changes,
+  ) {
+    changes.listen(this);
+  }
 
   private refreshTokenOf(sessionId: string): string {
     const random = randomSecret();
@@ -155,7 +162,10 @@ export class SessionStore {
         .select('user_id'),
     );
     const rotated = rows[0];
-    if (rotated) return { kind: 'rotated', sessionId: id, userId: rotated.user_id, refreshToken: next };
+    if (rotated) {
+      await this.local.invalidate(sessionKey(tenant, id)); // last_seen_at moved
+      return { kind: 'rotated', sessionId: id, userId: rotated.user_id, refreshToken: next };
+    }
     // An authentic token that is not the live session's current one was retired: reuse. A
     // made-up secret is merely invalid (untagged tokens: only the one just before counts).
     const tagged = presented.length === TAGGED_LENGTH;
@@ -166,46 +176,38 @@ export class SessionStore {
     return reused ? { kind: 'reused', sessionId: id, userId: reused.user_id } : { kind: 'invalid' };
   }
 
-  async revoke(db: Kysely<TenantDatabase>, sessionId: string, reason: string): Promise<boolean> {
-    const result = await db
-      .updateTable('user_sessions')
-      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
-      .where('id', '=', sessionId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+  /** Revokes one live session; false when it was not live. */
+  async revoke(work: Work, sessionId: string, reason: string): Promise<boolean> {
+    return (await this.revokeWhere(work, reason, (q) => q.where('id', '=', sessionId))).length > 0;
   }
 
   /** Revokes one live session if it belongs to `userId`; false when there is none such. */
-  async revokeOwned(db: Kysely<TenantDatabase>, userId: string, sessionId: string, reason: string): Promise<boolean> {
-    const result = await db
-      .updateTable('user_sessions')
-      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
-      .where('id', '=', sessionId)
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+  async revokeOwned(work: Work, userId: string, sessionId: string, reason: string): Promise<boolean> {
+    return (await this.revokeWhere(work, reason, (q) => q.where('id', '=', sessionId).where('user_id', '=', userId))).length > 0;
   }
 
   /** Revokes every live session of a user (but `except`); returns the revoked ids. */
-  async revokeAll(db: Kysely<TenantDatabase>, userId: string, reason: string, except?: string): Promise<string[]> {
-    let query = db
-      .updateTable('user_sessions')
-      .set({ revoked_at: new Date(), revoked_reason: reason, updated_at: new Date() })
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null);
-    if (except) query = query.where('id', '<>', except);
-    return (await query.returning('id').execute()).map((r) => r.id);
+  async revokeAll(work: Work, userId: string, reason: string, except?: string): Promise<string[]> {
+    return this.revokeWhere(work, reason, (q) => (except ? q.where('user_id', '=', userId).where('id', '<>', except) : q.where('user_id', '=', userId)));
   }
 
-  /** After a revocation committed: drop cached states here and on every instance. */
-  async forgetSessions(tenant: TenantContext, sessionIds: readonly string[]): Promise<void> {
-    await Promise.all(sessionIds.map((id) => this.local.invalidate(sessionKey(tenant, id))));
+  /** Revokes the live sessions `filter` picks, recording them as changed in `work`. */
+  private async revokeWhere(work: Work, reason: string, filter: (q: SessionUpdate) => SessionUpdate): Promise<string[]> {
+    const now = new Date();
+    const rows = await filter(work.trx.updateTable('user_sessions').set({ revoked_at: now, revoked_reason: reason, updated_at: now }))
+      .where('revoked_at', 'is', null)
+      .returning('id')
+      .execute();
+    const ids = rows.map((r) => r.id);
+    if (ids.length) work.changed({ kind: 'sessions', sessionIds: ids });
+    return ids;
   }
 
-  async forgetUser(tenant: TenantContext, userId: string): Promise<void> {
-    await this.local.invalidate(userKey(tenant, userId));
+  /** Drops cached session and user states a committed change made stale (ChangeListener). */
+  forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
+    if (change.kind === 'user') return this.local.invalidate(userKey(tenant, change.userId));
+    if (change.kind === 'sessions') return Promise.all(change.sessionIds.map((id) => this.local.invalidate(sessionKey(tenant, id)))).then(() => undefined);
+    return undefined;
   }
 
   /** The per-request check: session live and bound to this user, user active. */

@@ -2,9 +2,10 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { RoleShape } from '../access/authority.js';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { accessGuard, actorOf } from '../access/guard.js';
-import type { AccessService } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
+import { transact } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -59,7 +60,7 @@ const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, 'a role
 export class RoleService {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
-    private readonly access: AccessService,
+    private readonly changes: Changes,
   ) {}
 
   async list(tenant: TenantContext, query: { page: number; page_size: number; search?: string; sort?: string }) {
@@ -102,8 +103,7 @@ export class RoleService {
   }
 
   async update(tenant: TenantContext, id: string, input: RoleInput, expected: number | undefined, actor: AuditActor): Promise<RoleView> {
-    const db = tenantDb(this.db, tenant.schema);
-    const after = await db.transaction().execute(async (trx) => {
+    return transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
@@ -134,15 +134,13 @@ export class RoleService {
       }
       const after = await this.one(trx, id);
       await writeAudit(trx, actor, { action: 'roles.update', entityType: 'roles', entityId: id, before, after });
+      changed({ kind: 'roles' });
       return after;
     });
-    await this.access.invalidateTenant(tenant);
-    return after;
   }
 
   async remove(tenant: TenantContext, id: string, expected: number | undefined, actor: AuditActor): Promise<void> {
-    const db = tenantDb(this.db, tenant.schema);
-    await db.transaction().execute(async (trx) => {
+    await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
@@ -152,8 +150,8 @@ export class RoleService {
       await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), null);
       await trx.updateTable('roles').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
       await writeAudit(trx, actor, { action: 'roles.delete', entityType: 'roles', entityId: id, before });
+      changed({ kind: 'roles' });
     });
-    await this.access.invalidateTenant(tenant);
   }
 
   private checkName(input: string): string {

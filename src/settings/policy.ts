@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { PasswordPolicy } from '../auth/passwords.js';
+import type { Change, Changes } from '../cache/changes.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -59,7 +60,10 @@ export class PolicyReader {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly local: LocalCache,
-  ) {}
+    changes: Changes,
+  ) {
+    changes.listen(this);
+  }
 
   async policy(tenant: TenantContext): Promise<TenantPolicy> {
     return this.local.load(settingsKey(tenant), async () => {
@@ -73,7 +77,8 @@ export class PolicyReader {
     return this.local.get<TenantPolicy>(settingsKey(tenant));
   }
 
-  invalidate(tenant: TenantContext): Promise<void> {
-    return this.local.invalidate(settingsKey(tenant));
+  /** Drops the cached policies when a setting changed (ChangeListener). */
+  forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
+    return change.kind === 'settings' ? this.local.invalidate(settingsKey(tenant)) : undefined;
   }
 }

@@ -1,13 +1,14 @@
 import { sql, type Kysely } from 'kysely';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
+import { transact } from '../db/work.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { checkVersion, DomainError } from '../errors.js';
 import { likePattern } from '../db/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import type { SettingType, SettingValidation } from './defaults.js';
-import type { PolicyReader } from './policy.js';
 
 const COLUMNS = ['id', 'key', 'value', 'type', 'category', 'description', 'is_public', 'validation', 'version', 'updated_at'] as const;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -41,7 +42,7 @@ export function checkSettingValue(key: string, type: SettingType, validation: Se
 export class SettingsService {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
-    private readonly policies: PolicyReader,
+    private readonly changes: Changes,
   ) {}
 
   async list(tenant: TenantContext, query: { page: number; page_size: number; search?: string; category?: string; sort?: string }) {
@@ -63,8 +64,7 @@ export class SettingsService {
   }
 
   async update(tenant: TenantContext, idOrKey: string, value: unknown, expected: number | undefined, actor: AuditActor) {
-    const db = tenantDb(this.db, tenant.schema);
-    const after = await db.transaction().execute(async (trx) => {
+    return transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       const before = await this.one(trx, idOrKey, true);
       checkVersion(expected, before.version);
       checkSettingValue(before.key, before.type as SettingType, before.validation as SettingValidation, value);
@@ -75,10 +75,9 @@ export class SettingsService {
         .returning(COLUMNS)
         .executeTakeFirstOrThrow();
       await writeAudit(trx, actor, { action: 'settings.update', entityType: 'settings', entityId: before.id, before: { key: before.key, value: before.value }, after: { key: after.key, value: after.value } });
+      changed({ kind: 'settings' });
       return after;
     });
-    await this.policies.invalidate(tenant);
-    return after;
   }
 
   private async one(db: Kysely<TenantDatabase>, idOrKey: string, forUpdate = false) {

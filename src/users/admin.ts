@@ -2,15 +2,16 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { touchedByRoles, withOverride, withRoles } from '../access/authority.js';
 import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
-import type { AccessService } from '../access/service.js';
 import { checkPasswordPolicy, hashPassword } from '../auth/passwords.js';
 import { voidAccountTokens } from '../auth/account-tokens.js';
+import type { ApiKeyService } from '../auth/api-keys.js';
 import type { AuthService } from '../auth/service.js';
 import type { SessionStore } from '../auth/sessions.js';
 import { randomToken, sha256 } from '../auth/tokens.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
-import type { LocalCache } from '../cache/local.js';
+import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
+import { transact, type Work } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -72,10 +73,10 @@ interface Deps {
   readonly db: Kysely<PlatformDatabase>;
   /** Mails of an email change (a verification link to the new address, a notice to the old). */
   readonly auth: Pick<AuthService, 'emailChanged' | 'sendReported'>;
-  readonly access: AccessService;
+  readonly changes: Changes;
+  readonly apiKeys: Pick<ApiKeyService, 'revokeAllOf'>;
   readonly sessions: SessionStore;
   readonly policies: PolicyReader;
-  readonly local: LocalCache;
   readonly mailer: Mailer;
   readonly publicUrl: string;
 }
@@ -283,8 +284,7 @@ export class UserAdminService {
   /** Partial update; `expected` is the If-Match version (412 when stale). */
   async update(tenant: TenantContext, userId: string, input: UserInput, expected: number | undefined, actor: AuditActor): Promise<VersionedUser> {
     const fields = profile(input);
-    const db = tenantDb(this.deps.db, tenant.schema);
-    const changed = await db.transaction().execute(async (trx) => {
+    const outcome = await this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: fields.status !== undefined && fields.status !== 'active' });
       const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
@@ -304,18 +304,18 @@ export class UserAdminService {
       const voided = emailChanged ? await voidAccountTokens(trx, userId) : undefined;
       const after = await this.load(trx, tenant.schema, userId);
       await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after, ...(voided ? { metadata: { voided_tokens: voided } } : {}) });
+      changed({ kind: 'user', userId });
       return { before, after, emailChanged };
     });
-    await this.deps.sessions.forgetUser(tenant, userId);
-    if (changed.emailChanged) await this.deps.auth.emailChanged(tenant, { id: userId, oldEmail: changed.before.email, newEmail: changed.after.email }, actor);
-    return changed.after;
+    if (outcome.emailChanged) await this.deps.auth.emailChanged(tenant, { id: userId, oldEmail: outcome.before.email, newEmail: outcome.after.email }, actor);
+    return outcome.after;
   }
 
   /** Soft delete: ends the user's sessions and API keys and frees the email. */
   async remove(tenant: TenantContext, actorUserId: string, userId: string, expected: number | undefined, actor: AuditActor): Promise<void> {
     if (actorUserId === userId) throw new DomainError('forbidden', 'you cannot delete your own account here');
-    const db = tenantDb(this.deps.db, tenant.schema);
-    const { sessions, keys } = await db.transaction().execute(async (trx) => {
+    await this.transact(tenant, async (work) => {
+      const { trx } = work;
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: true });
       const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
@@ -326,19 +326,15 @@ export class UserAdminService {
         .where('version', '=', before.version)
         .executeTakeFirst();
       if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
-      const sessions = await this.deps.sessions.revokeAll(trx, userId, 'user_deleted');
-      const keys = await trx.updateTable('api_keys').set({ deleted_at: new Date(), updated_at: new Date() }).where('user_id', '=', userId).where('deleted_at', 'is', null).returning('prefix').execute();
-      await writeAudit(trx, actor, { action: 'users.delete', entityType: 'users', entityId: userId, before, metadata: { revoked_sessions: sessions.length, revoked_api_keys: keys.length } });
-      return { sessions, keys };
+      const sessions = await this.deps.sessions.revokeAll(work, userId, 'user_deleted');
+      const keys = await this.deps.apiKeys.revokeAllOf(work, userId);
+      await writeAudit(trx, actor, { action: 'users.delete', entityType: 'users', entityId: userId, before, metadata: { revoked_sessions: sessions.length, revoked_api_keys: keys } });
+      work.changed({ kind: 'user', userId });
     });
-    await this.deps.sessions.forgetUser(tenant, userId);
-    await this.deps.sessions.forgetSessions(tenant, sessions);
-    await Promise.all(keys.map((k) => this.deps.local.invalidate(`apikey:${tenant.schema}:${k.prefix}`)));
   }
 
   async restore(tenant: TenantContext, userId: string, actor: AuditActor): Promise<VersionedUser> {
-    const db = tenantDb(this.deps.db, tenant.schema);
-    const user = await db.transaction().execute(async (trx) => {
+    return this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId);
       const restored = await uniqueUser(() =>
         trx
@@ -352,10 +348,13 @@ export class UserAdminService {
       if (!restored) throw DomainError.notFound('deleted user');
       const after = await this.load(trx, tenant.schema, userId);
       await writeAudit(trx, actor, { action: 'users.restore', entityType: 'users', entityId: userId, after });
+      changed({ kind: 'user', userId });
       return after;
     });
-    await this.deps.sessions.forgetUser(tenant, userId);
-    return user;
+  }
+
+  private transact<T>(tenant: TenantContext, fn: (work: Work) => Promise<T>): Promise<T> {
+    return transact(this.deps.db, this.deps.changes, tenant, fn);
   }
 
   /** Sets a user-level override; the actor must hold the permission and may not target themselves. */
@@ -367,8 +366,7 @@ export class UserAdminService {
       expiresAt = new Date(input.expires_at);
       if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) throw DomainError.invalid('expires_at', 'must be a future date-time');
     }
-    const db = tenantDb(this.deps.db, tenant.schema);
-    const result = await db.transaction().execute(async (trx) => {
+    return this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, input.effect, expiresAt), touched: [permission] });
       await this.load(trx, tenant.schema, userId);
       const perm = await trx.selectFrom('permissions').select('id').where('name', '=', permission).executeTakeFirstOrThrow();
@@ -380,17 +378,15 @@ export class UserAdminService {
         .execute();
       const after = { permission, effect: input.effect, expires_at: expiresAt };
       await writeAudit(trx, actor, { action: 'users.set_permission', entityType: 'users', entityId: userId, before: before ? { permission, ...before } : null, after });
+      changed({ kind: 'access', userId });
       return after;
     });
-    await this.deps.access.invalidateUser(tenant, userId);
-    return result;
   }
 
   async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor): Promise<void> {
     if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
     if (!CATALOGUE.has(permission)) throw DomainError.notFound('override');
-    const db = tenantDb(this.deps.db, tenant.schema);
-    await db.transaction().execute(async (trx) => {
+    await this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, null), touched: [permission] });
       await this.load(trx, tenant.schema, userId);
       const removed = await trx
@@ -401,8 +397,8 @@ export class UserAdminService {
         .executeTakeFirst();
       if (!removed) throw DomainError.notFound('override');
       await writeAudit(trx, actor, { action: 'users.remove_permission', entityType: 'users', entityId: userId, before: { permission, ...removed } });
+      changed({ kind: 'access', userId });
     });
-    await this.deps.access.invalidateUser(tenant, userId);
   }
 
   /** The user's sign-in lock: failed logins in a row, lockouts so far and, while locked, until when. */
@@ -432,21 +428,20 @@ export class UserAdminService {
   /** Revokes one session of the user, or all of them (`sessionId` undefined); returns how many. */
   async revokeSessions(tenant: TenantContext, userId: string, sessionId: string | undefined, actor: AuditActor): Promise<number> {
     const reason = actor.actorUserId === userId ? 'revoked_by_user' : 'revoked_by_admin';
-    const db = tenantDb(this.deps.db, tenant.schema);
-    const revoked = await db.transaction().execute(async (trx) => {
+    const revoked = await this.transact(tenant, async (work) => {
+      const { trx } = work;
       await accessGuard.checkUserChange(trx, actorOf(actor), userId);
       await this.load(trx, tenant.schema, userId);
       let ids: string[];
       if (sessionId) {
-        if (!(await this.deps.sessions.revokeOwned(trx, userId, sessionId, reason))) throw DomainError.notFound('session');
+        if (!(await this.deps.sessions.revokeOwned(work, userId, sessionId, reason))) throw DomainError.notFound('session');
         ids = [sessionId];
       } else {
-        ids = await this.deps.sessions.revokeAll(trx, userId, reason);
+        ids = await this.deps.sessions.revokeAll(work, userId, reason);
       }
       await writeAudit(trx, actor, { action: 'sessions.delete', entityType: 'users', entityId: userId, metadata: { sessions: ids } });
       return ids;
     });
-    await this.deps.sessions.forgetSessions(tenant, revoked);
     return revoked.length;
   }
 

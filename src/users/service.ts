@@ -3,7 +3,9 @@ import { touchedByRoles, withRoles } from '../access/authority.js';
 import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
 import type { AccessService, Explanation } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
+import { transact } from '../db/work.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { DomainError } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -14,6 +16,7 @@ export class UserAccessService {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly access: AccessService,
+    private readonly changes: Changes,
   ) {}
 
   /**
@@ -25,7 +28,7 @@ export class UserAccessService {
     if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own roles');
     const names = [...new Set(roleNames.map((n) => n.trim().toLowerCase()))];
     const db = tenantDb(this.db, tenant.schema);
-    await db.transaction().execute(async (trx) => {
+    await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       await accessGuard.lock(trx);
       const target = await trx.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
       if (!target) throw DomainError.notFound('user');
@@ -60,8 +63,8 @@ export class UserAccessService {
         before: { roles: current.map((r) => r.name).sort() },
         after: { roles: roles.map((r) => r.name).sort() },
       });
+      changed({ kind: 'access', userId });
     });
-    await this.access.invalidateUser(tenant, userId);
     return loadUserView(db, userId);
   }
 
