@@ -97,3 +97,18 @@ describe('newcomer fixes', () => {
     otherAdmin = (await login(t.app, 'nb', 'admin@nb.example', password)).access_token;
   });
 });
+
+describe('the user list rendered by PostgreSQL', () => {
+  it('has exactly the fields of the User response schema, in its order, and never a hash', async () => {
+    const { UserSchema } = await import('../src/users/view.js');
+    const list = await call('GET', 'na/users?page_size=100', admin);
+    const text = list.body;
+    expect(text).not.toMatch(/password|_hash|locked_until|version/);
+    for (const item of list.json().items as Record<string, unknown>[]) expect(Object.keys(item)).toEqual(Object.keys(UserSchema.properties));
+    // The single read goes through the response schema and agrees with the list.
+    const first = (list.json().items as { id: string }[])[0]!;
+    const one = (await call('GET', `na/users/${first.id}`, admin)).json();
+    expect(Object.keys(one).sort()).toEqual(Object.keys(UserSchema.properties).sort());
+    expect(one).toEqual((list.json().items as { id: string }[]).find((u) => u.id === first.id));
+  });
+});
