@@ -17,15 +17,15 @@ import { tenantAuthHook } from './auth/tenant-hook.js';
 import type { RouteAccess } from './http/context.js';
 import { meRoutes } from './me/routes.js';
 import type { TenantServices } from './services.js';
-import { recordRoutes } from './records/resource.js';
+import { recordRoutes } from './records/routes.js';
 import { tenantRoutes } from './tenancy/routes.js';
 import type { TenantService } from './tenancy/service.js';
 import { auditRoutes } from './audit/routes.js';
 import { roleRoutes } from './roles/routes.js';
 import { settingsRoutes } from './settings/routes.js';
 import { teamRoutes } from './teams/routes.js';
-import { userAdminRoutes } from './users/admin-routes.js';
-import { userAccessRoutes } from './users/routes.js';
+import { userRoutes } from './users/routes.js';
+import { userAccessRoutes } from './users/access-routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -161,7 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(authRoutes(services.auth));
       await tenantApp.register(meRoutes({ users: services.users, auth: services.auth, apiKeys: services.apiKeys }));
       await tenantApp.register(userAccessRoutes(services.userAccess));
-      await tenantApp.register(userAdminRoutes(services.users));
+      await tenantApp.register(userRoutes(services.users));
       await tenantApp.register(roleRoutes(services.roles));
       await tenantApp.register(settingsRoutes(services.settings));
       await tenantApp.register(auditRoutes(services.audit));

@@ -19,8 +19,8 @@ import { TenantDirectory } from './tenancy/directory.js';
 import { RoleService } from './roles/service.js';
 import { SettingsService } from './settings/service.js';
 import { TeamService } from './teams/service.js';
-import { UserAdminService } from './users/admin.js';
-import { UserAccessService } from './users/service.js';
+import { UserService } from './users/service.js';
+import { UserAccessService } from './users/access.js';
 
 export interface TenantServicesConfig {
   readonly publicUrl: string;
@@ -42,7 +42,7 @@ export interface TenantServices {
   readonly apiKeys: ApiKeyService;
   readonly auth: AuthService;
   readonly userAccess: UserAccessService;
-  readonly users: UserAdminService;
+  readonly users: UserService;
   readonly roles: RoleService;
   readonly settings: SettingsService;
   readonly teams: TeamService;
@@ -92,7 +92,7 @@ export async function createTenantServices(deps: {
     audit: new AuditService(db),
     records: recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies }),
     secrets: deps.secrets,
-    users: new UserAdminService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
+    users: new UserService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };
 }

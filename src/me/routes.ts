@@ -4,12 +4,12 @@ import type { ApiKeyService } from '../auth/api-keys.js';
 import type { AuthService } from '../auth/service.js';
 import { DateTime, problems, SessionSchema } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireSession, requireTenant } from '../http/context.js';
-import type { UserAdminService } from '../users/admin.js';
+import type { UserService } from '../users/service.js';
 import { ProfileFields, UserSchema } from '../users/view.js';
 
 /** Self-service goes through the same services as administration: one rule, one message. */
 export interface MeDeps {
-  readonly users: UserAdminService;
+  readonly users: UserService;
   readonly auth: AuthService;
   readonly apiKeys: ApiKeyService;
 }

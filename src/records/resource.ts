@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RecordKit } from './routes.js';
 import { sql, type Kysely, type RawBuilder, type SqlBool, type Transaction } from 'kysely';
 import { Type, type TProperties, type TSchema } from 'typebox';
 import type { EXTENDED_RESOURCES } from '../access/catalogue.js';
@@ -10,14 +10,10 @@ import type { PlatformDatabase } from '../db/platform-types.js';
 import { POLYMORPHIC_PREFIX, POLYMORPHIC_TYPES, type PolymorphicType } from '../db/polymorphic.js';
 import type { TenantDatabase } from '../db/types.js';
 import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
-import { expectedVersion, setEtag } from '../http/etag.js';
-import { created, idempotencyOf } from '../http/idempotency.js';
 import { likePattern, parseSort, type SortSpec } from '../db/listing.js';
-import { listQuery } from '../http/listing.js';
-import { DateTime, pageOf, problems } from '../http/schemas.js';
-import { actorFrom, requireTenant } from '../http/context.js';
+import { DateTime } from '../http/schemas.js';
 import type { TenantContext } from '../tenancy/directory.js';
-import { nullable, oneOf, Uuid } from './fields.js';
+import { oneOf } from './fields.js';
 
 /*
  * One module for what the extended resources (notes, tasks, events, ...) share: listing with
@@ -382,136 +378,3 @@ export class RecordService {
 // ---------------------------------------------------------------------------
 
 /** What a resource's extra routes get: its service, its schemas and the shared answer helpers. */
-export interface RecordKit {
-  readonly service: RecordService;
-  readonly db: Kysely<PlatformDatabase>;
-  readonly response: TSchema;
-  readonly params: TSchema;
-  /** The target pair's body properties (empty without a target). */
-  readonly targetBody: TProperties;
-  /** Answers one row: ETag from its version, body without it. */
-  answer(reply: FastifyReply, row: Row): Record<string, unknown>;
-  /**
-   * Runs a create under Idempotency-Key and answers 201 with Location (under `collection`,
-   * default the request path) and ETag. `fingerprint` stands for a body that is not JSON.
-   */
-  create(request: FastifyRequest, reply: FastifyReply, input: Record<string, unknown>, options?: { fingerprint?: string; collection?: string }): Promise<Record<string, unknown> & { id: string }>;
-}
-
-/** The response schema of a resource: id, target pair, own fields, created_by, timestamps. */
-function responseSchema(spec: RecordSpec): TSchema {
-  const pair = spec.target ? pairOf(spec.target) : undefined;
-  return Type.Object(
-    {
-      id: Uuid,
-      ...(pair ? { [pair.type]: nullable(Type.String()), [pair.id]: nullable(Uuid) } : {}),
-      ...spec.fields,
-      created_by: nullable(Uuid),
-      created_at: DateTime,
-      updated_at: DateTime,
-    },
-    { $id: spec.schemaId },
-  );
-}
-
-/** CRUD routes of one resource, plus its extra routes. */
-export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox {
-  const { spec, db } = service;
-  const pair = spec.target ? pairOf(spec.target) : undefined;
-  const tags = [spec.path];
-  const response = responseSchema(spec);
-  const params = Type.Object({ id: Uuid });
-  const targetBody: TProperties = pair ? { [pair.type]: Type.Optional(nullable(TARGET_TYPE)), [pair.id]: Type.Optional(nullable(Uuid)) } : {};
-  const targetFilters: TProperties = pair ? { [pair.type]: Type.Optional(TARGET_TYPE), [pair.id]: Type.Optional(Uuid) } : {};
-  const filters: TProperties = { ...targetFilters, ...Object.fromEntries(Object.entries(spec.filters ?? {}).map(([k, f]) => [k, f.schema])) };
-  const access = (action: string) => ({ access: { permission: `${spec.table}.${action}` } });
-  const one = `${/^[aeiou]/.test(spec.label) ? 'an' : 'a'} ${spec.label}`;
-  const base = `/${spec.path}`;
-
-  const answer = (reply: FastifyReply, row: Row) => {
-    const { version, ...body } = service.view(row);
-    setEtag(reply, version);
-    return body;
-  };
-  const kit: RecordKit = {
-    service,
-    db,
-    response,
-    params,
-    targetBody,
-    answer,
-    async create(request, reply, input, options = {}) {
-      const outcome = await service.create(requireTenant(request), input, actorFrom(request), idempotencyOf(request, options.fingerprint));
-      return created(request, reply, outcome, options.collection) as Record<string, unknown> & { id: string };
-    },
-  };
-
-  return async (app) => {
-    app.get(
-      base,
-      {
-        config: access('read'),
-        schema: { tags, summary: `List ${spec.label}s`, querystring: listQuery(spec.sorts, filters), response: { 200: pageOf(response as ReturnType<typeof Type.Object>), ...problems(400, 401, 403, 404) } },
-      },
-      async (request) => service.list(requireTenant(request), request.query as unknown as ListQuery),
-    );
-
-    if (spec.create) {
-      app.post(
-        base,
-        {
-          config: access('create'),
-          schema: {
-            tags,
-            summary: `Create ${one}. Honours Idempotency-Key.`,
-            body: Type.Object({ ...spec.create, ...targetBody }, { additionalProperties: false }),
-            response: { 201: response, ...problems(400, 401, 403, 404, 409, 422) },
-          },
-        },
-        async (request, reply) => kit.create(request, reply, request.body as Record<string, unknown>),
-      );
-    }
-
-    app.get(
-      `${base}/:id`,
-      { config: access('read'), schema: { tags, summary: `Get ${one}`, params, response: { 200: response, ...problems(400, 401, 403, 404) } } },
-      async (request, reply) => answer(reply, await service.get(requireTenant(request), (request.params as { id: string }).id)),
-    );
-
-    for (const method of ['PUT', 'PATCH'] as const) {
-      app.route({
-        method,
-        url: `${base}/:id`,
-        config: access('update'),
-        schema: {
-          tags,
-          summary: `Update ${one} (partial); honours If-Match`,
-          params,
-          body: Type.Object({ ...spec.update, ...(spec.retarget === false ? {} : targetBody) }, { additionalProperties: false }),
-          response: { 200: response, ...problems(400, 401, 403, 404, 409, 412) },
-        },
-        handler: async (request, reply) => {
-          const row = await service.update(requireTenant(request), (request.params as { id: string }).id, request.body as Record<string, unknown>, expectedVersion(request), actorFrom(request));
-          return answer(reply, row);
-        },
-      });
-    }
-
-    app.delete(
-      `${base}/:id`,
-      { config: access('delete'), schema: { tags, summary: `Delete ${one} (soft; restore brings it back); honours If-Match`, params, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409, 412) } } },
-      async (request, reply) => {
-        await service.remove(requireTenant(request), (request.params as { id: string }).id, expectedVersion(request), actorFrom(request));
-        return reply.status(204).send(null);
-      },
-    );
-
-    app.post(
-      `${base}/:id/restore`,
-      { config: access('delete'), schema: { tags, summary: `Restore a deleted ${spec.label}`, params, response: { 200: response, ...problems(400, 401, 403, 404, 409) } } },
-      async (request, reply) => answer(reply, await service.restore(requireTenant(request), (request.params as { id: string }).id, actorFrom(request))),
-    );
-
-    if (spec.routes) await app.register(spec.routes(kit));
-  };
-}

@@ -1,87 +1,367 @@
-import { sql, type Kysely } from 'kysely';
-import { touchedByRoles, withRoles } from '../access/authority.js';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
+import { touchedByRoles, withOverride, withRoles } from '../access/authority.js';
 import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
-import type { AccessService, Explanation } from '../access/service.js';
+import { checkPasswordPolicy, hashPassword } from '../auth/passwords.js';
+import { voidAccountTokens } from '../auth/account-tokens.js';
+import type { ApiKeyService } from '../auth/api-keys.js';
+import type { AuthService } from '../auth/service.js';
+import type { SessionStore } from '../auth/sessions.js';
+import { randomToken, sha256 } from '../auth/tokens.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
-import { transact } from '../db/work.js';
+import { transact, type Work } from '../db/work.js';
+import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { DomainError } from '../errors.js';
+import type { TenantDatabase } from '../db/types.js';
+import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import type { Mailer, MailMessage } from '../mail/mailer.js';
+import type { PolicyReader, TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
-import { loadUserView, type UserView } from './view.js';
+import { StatementCache } from '../db/statements.js';
+import { checkEmail } from './email.js';
+import { UserList, type UserListQuery } from './list.js';
+import { userById, type UserView } from './view.js';
 
-/** Users' roles and permission explanations; the rest of user management builds on it. */
-export class UserAccessService {
-  constructor(
-    private readonly db: Kysely<PlatformDatabase>,
-    private readonly access: AccessService,
-    private readonly changes: Changes,
-  ) {}
+export const USER_STATUSES = ['active', 'invited', 'suspended', 'inactive'] as const;
+export const USER_SORTS = ['email', 'username', 'first_name', 'last_name', 'status', 'created_at', 'updated_at', 'last_login_at'] as const;
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$/;
+const CATALOGUE = new Set(PERMISSION_CATALOGUE.map((p) => p.name));
 
-  /**
-   * Replaces a user's roles. Refused: changing your own roles (403), a user who holds a
-   * permission you lack, or a role with an entry you do not hold (403, the out-rank rule of
-   * access/guard.ts), taking "everything" from the last active user who has it (409).
-   */
-  async setRoles(tenant: TenantContext, actorUserId: string, userId: string, roleNames: readonly string[], actor: AuditActor): Promise<UserView> {
-    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own roles');
-    const names = [...new Set(roleNames.map((n) => n.trim().toLowerCase()))];
-    const db = tenantDb(this.db, tenant.schema);
-    await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
-      await accessGuard.lock(trx);
-      const target = await trx.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-      if (!target) throw DomainError.notFound('user');
-      const roles = names.length
-        ? await trx.selectFrom('roles').select(['id', 'name']).where((eb) => eb(eb.fn('lower', ['name']), 'in', names)).where('deleted_at', 'is', null).execute()
-        : [];
-      const unknown = names.filter((n) => !roles.some((r) => r.name.toLowerCase() === n));
-      if (unknown.length) throw DomainError.invalid('roles', `unknown role: ${unknown.join(', ')}`);
 
-      const current = await trx
-        .selectFrom('user_roles as ur')
-        .innerJoin('roles as r', 'r.id', 'ur.role_id')
-        .select(['r.id', 'r.name'])
-        .where('ur.user_id', '=', userId)
-        .execute();
-      const added = roles.filter((r) => !current.some((c) => c.id === r.id));
-      const removed = current.filter((c) => !roles.some((r) => r.id === c.id));
-      // Giving a role or taking one away touches every entry it has, deny entries included: a
-      // manager can neither make an admin nor weaken one.
-      const shapes = await loadRoleShapes(trx, [...roles, ...current].map((r) => r.id));
-      const next = roles.map((r) => shapes.get(r.id)!);
-      const touched = touchedByRoles(current.flatMap((r) => shapes.get(r.id) ?? []), next);
-      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withRoles(before, next), touched });
-
-      if (removed.length) await trx.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', 'in', removed.map((r) => r.id)).execute();
-      if (added.length) await trx.insertInto('user_roles').values(added.map((r) => ({ user_id: userId, role_id: r.id, assigned_by: actorUserId }))).execute();
-      await trx.updateTable('users').set({ updated_at: new Date(), version: sql`version + 1` }).where('id', '=', userId).execute();
-      await writeAudit(trx, actor, {
-        action: 'users.update_roles',
-        entityType: 'users',
-        entityId: userId,
-        before: { roles: current.map((r) => r.name).sort() },
-        after: { roles: roles.map((r) => r.name).sort() },
-      });
-      changed({ kind: 'access', userId });
-    });
-    return loadUserView(db, userId);
-  }
-
-  async explain(tenant: TenantContext, userId: string) {
-    const db = tenantDb(this.db, tenant.schema);
-    const user = await db.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-    if (!user) throw DomainError.notFound('user');
-    const data = await this.access.data(tenant, userId);
-    const decisions: Explanation[] = await this.access.explain(tenant, userId);
-    const now = new Date();
-    return {
-      user_id: userId,
-      roles: [...data.roles],
-      overrides: data.overrides.map((o) => ({ permission: o.permission, effect: o.effect, expires_at: o.expiresAt, active: o.expiresAt === null || o.expiresAt > now })),
-      effective: decisions.filter((d) => d.allowed).map((d) => d.permission),
-      decisions,
-    };
-  }
+export interface UserInput {
+  email?: string;
+  username?: string | null;
+  password?: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  phone?: string | null;
+  avatar_url?: string | null;
+  locale?: string | null;
+  timezone?: string | null;
+  status?: string;
+  roles?: string[];
 }
 
+
+export type VersionedUser = UserView & { readonly version: number };
+
+interface Deps {
+  readonly db: Kysely<PlatformDatabase>;
+  /** Mails of an email change (a verification link to the new address, a notice to the old). */
+  readonly auth: Pick<AuthService, 'emailChanged' | 'sendReported'>;
+  readonly changes: Changes;
+  readonly apiKeys: Pick<ApiKeyService, 'revokeAllOf'>;
+  readonly sessions: SessionStore;
+  readonly policies: PolicyReader;
+  readonly mailer: Mailer;
+  readonly publicUrl: string;
+}
+
+function clean(value: string | null | undefined, field: string, max: number): string | null | undefined {
+  if (value === undefined || value === null) return value;
+  const trimmed = value.trim();
+  if (trimmed.length > max) throw DomainError.invalid(field, `must be at most ${max} characters`);
+  return trimmed === '' ? null : trimmed;
+}
+
+function profile(input: UserInput) {
+  const username = clean(input.username, 'username', 64);
+  if (username && !USERNAME.test(username)) throw DomainError.invalid('username', 'must be 3-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+  if (input.timezone && !Intl.supportedValuesOf('timeZone').includes(input.timezone)) throw DomainError.invalid('timezone', 'must be an IANA time zone');
+  const fields = {
+    email: input.email === undefined ? undefined : checkEmail(input.email),
+    username,
+    first_name: clean(input.first_name, 'first_name', 200),
+    last_name: clean(input.last_name, 'last_name', 200),
+    phone: clean(input.phone, 'phone', 50),
+    avatar_url: clean(input.avatar_url, 'avatar_url', 2000),
+    locale: clean(input.locale, 'locale', 35),
+    timezone: clean(input.timezone, 'timezone', 64),
+    status: input.status,
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
+
+export interface LockState {
+  readonly locked: boolean;
+  readonly locked_until: Date | null;
+  readonly failed_login_count: number;
+  readonly lockout_count: number;
+}
+
+async function lockStateOf(db: Kysely<TenantDatabase>, userId: string): Promise<LockState> {
+  const row = await db.selectFrom('users').select(['failed_login_count', 'lockout_count', 'locked_until']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+  if (!row) throw DomainError.notFound('user');
+  const locked = row.locked_until !== null && row.locked_until > new Date();
+  return { locked, locked_until: locked ? row.locked_until : null, failed_login_count: row.failed_login_count, lockout_count: row.lockout_count };
+}
+
+/** A unique violation on users names the live email or username already taken. */
+const uniqueUser = <T>(work: () => Promise<T>) =>
+  conflictOnUnique(work, (constraint) =>
+    constraint.startsWith('users_email') ? 'a user with this email already exists' : constraint.startsWith('users_username') ? 'a user with this username already exists' : undefined,
+  );
+
+/** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
+export class UserService {
+  private readonly statements = new StatementCache();
+  private readonly lister: UserList;
+
+  constructor(private readonly deps: Deps) {
+    this.lister = new UserList(deps.db);
+  }
+
+  /** A page of users as JSON text, rendered by PostgreSQL (users/list.ts). */
+  list(tenant: TenantContext, query: UserListQuery): Promise<string> {
+    return this.lister.list(tenant, query);
+  }
+
+  async get(tenant: TenantContext, userId: string): Promise<VersionedUser> {
+    return this.load(tenantDb(this.deps.db, tenant.schema), tenant.schema, userId);
+  }
+
+  /** Creates a user; without a password, the user is invited (a set-password link by mail). */
+  /** Creates a user (invites one without a password: a set-password link by mail); honours an idempotency key. */
+  async create(tenant: TenantContext, input: UserInput & { email: string }, actor: AuditActor, idempotency?: IdempotencyKey): Promise<Outcome<VersionedUser>> {
+    const fields = profile(input);
+    const policy = await this.deps.policies.policy(tenant);
+    if (input.password !== undefined) checkPasswordPolicy(input.password, policy.password);
+    // Hashed before the transaction: no connection or lock is held for the ~10 ms it takes.
+    const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
+    let invitation: MailMessage | undefined;
+    const outcome = await once(tenantDb(this.deps.db, tenant.schema), idempotency, async (trx) => {
+      const created = await this.insert(trx, tenant, { ...input, ...fields, passwordHash, policy }, actor);
+      invitation = created.invitation;
+      return { status: 201, body: created.user };
+    });
+    if (invitation) await this.deps.auth.sendReported('invitation mail', invitation, actor.requestId);
+    return outcome;
+  }
+
+  private async insert(
+    trx: Transaction<TenantDatabase>,
+    tenant: TenantContext,
+    input: UserInput & { email: string; passwordHash: string | null; policy: TenantPolicy },
+    actor: AuditActor,
+  ): Promise<{ user: VersionedUser; invitation?: MailMessage }> {
+    const { passwordHash, policy } = input;
+    const fields = profile(input);
+    const roleNames = input.roles ?? ['user'];
+    const roles = await this.resolveRoles(trx, roleNames);
+    // A new user is changed into existence: the actor must hold what its roles carry, deny entries included.
+    const shapes = [...(await loadRoleShapes(trx, roles.map((r) => r.id))).values()];
+    await accessGuard.checkUserChange(trx, actorOf(actor), null, { after: (none) => withRoles(none, shapes), touched: touchedByRoles([], shapes) });
+    const invited = passwordHash === null;
+    const status = input.status ?? (invited ? 'invited' : 'active');
+    const created = await uniqueUser(() =>
+      trx
+        .insertInto('users')
+        .values({ ...fields, email: fields.email as string, status, password_hash: passwordHash, password_changed_at: passwordHash ? new Date() : null })
+        .returning('id')
+        .executeTakeFirstOrThrow(),
+    );
+    if (roles.length) await trx.insertInto('user_roles').values(roles.map((r) => ({ user_id: created.id, role_id: r.id, assigned_by: actor.actorUserId }))).execute();
+    const user = await this.load(trx, tenant.schema, created.id);
+    await writeAudit(trx, actor, { action: 'users.create', entityType: 'users', entityId: user.id, after: user });
+
+    if (!invited) return { user };
+    const token = randomToken('');
+    await trx
+      .insertInto('password_reset_tokens')
+      .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.invitationTtlHours * 3_600_000), requested_ip: actor.ip })
+      .execute();
+    const link = `${this.deps.publicUrl.replace(/\/$/, '')}/reset-password?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
+    const invitation = {
+      to: user.email,
+      subject: `You are invited to ${tenant.slug}`,
+      text: `An account was created for you. Choose your password: ${link}\n\nThe link works once, for ${policy.invitationTtlHours} hours.\n`,
+    };
+    return { user, invitation };
+  }
+
+  /** Partial update; `expected` is the If-Match version (412 when stale). */
+  async update(tenant: TenantContext, userId: string, input: UserInput, expected: number | undefined, actor: AuditActor): Promise<VersionedUser> {
+    const fields = profile(input);
+    const outcome = await this.transact(tenant, async ({ trx, changed }) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: fields.status !== undefined && fields.status !== 'active' });
+      const before = await this.load(trx, tenant.schema, userId, true);
+      checkVersion(expected, before.version);
+      if (Object.keys(fields).length === 0) return { before, after: before, emailChanged: false };
+      const emailChanged = fields.email !== undefined && String(fields.email).toLowerCase() !== before.email.toLowerCase();
+      const updated = await uniqueUser(() =>
+        trx
+          .updateTable('users')
+          .set({ ...fields, ...(emailChanged ? { is_email_verified: false, email_verified_at: null } : {}), updated_at: new Date(), version: sql`version + 1` })
+          .where('id', '=', userId)
+          .where('version', '=', before.version)
+          .returning('id')
+          .executeTakeFirst(),
+      );
+      if (!updated) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
+      // Links mailed to the old address must not outlive the change.
+      const voided = emailChanged ? await voidAccountTokens(trx, userId) : undefined;
+      const after = await this.load(trx, tenant.schema, userId);
+      await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after, ...(voided ? { metadata: { voided_tokens: voided } } : {}) });
+      changed({ kind: 'user', userId });
+      return { before, after, emailChanged };
+    });
+    if (outcome.emailChanged) await this.deps.auth.emailChanged(tenant, { id: userId, oldEmail: outcome.before.email, newEmail: outcome.after.email }, actor);
+    return outcome.after;
+  }
+
+  /** Soft delete: ends the user's sessions and API keys and frees the email. */
+  async remove(tenant: TenantContext, actorUserId: string, userId: string, expected: number | undefined, actor: AuditActor): Promise<void> {
+    if (actorUserId === userId) throw new DomainError('forbidden', 'you cannot delete your own account here');
+    await this.transact(tenant, async (work) => {
+      const { trx } = work;
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: true });
+      const before = await this.load(trx, tenant.schema, userId, true);
+      checkVersion(expected, before.version);
+      const deleted = await trx
+        .updateTable('users')
+        .set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` })
+        .where('id', '=', userId)
+        .where('version', '=', before.version)
+        .executeTakeFirst();
+      if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
+      const sessions = await this.deps.sessions.revokeAll(work, userId, 'user_deleted');
+      const keys = await this.deps.apiKeys.revokeAllOf(work, userId);
+      await writeAudit(trx, actor, { action: 'users.delete', entityType: 'users', entityId: userId, before, metadata: { revoked_sessions: sessions.length, revoked_api_keys: keys } });
+      work.changed({ kind: 'user', userId });
+    });
+  }
+
+  async restore(tenant: TenantContext, userId: string, actor: AuditActor): Promise<VersionedUser> {
+    return this.transact(tenant, async ({ trx, changed }) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId);
+      const restored = await uniqueUser(() =>
+        trx
+          .updateTable('users')
+          .set({ deleted_at: null, updated_at: new Date(), version: sql`version + 1` })
+          .where('id', '=', userId)
+          .where('deleted_at', 'is not', null)
+          .returning('id')
+          .executeTakeFirst(),
+      );
+      if (!restored) throw DomainError.notFound('deleted user');
+      const after = await this.load(trx, tenant.schema, userId);
+      await writeAudit(trx, actor, { action: 'users.restore', entityType: 'users', entityId: userId, after });
+      changed({ kind: 'user', userId });
+      return after;
+    });
+  }
+
+  private transact<T>(tenant: TenantContext, fn: (work: Work) => Promise<T>): Promise<T> {
+    return transact(this.deps.db, this.deps.changes, tenant, fn);
+  }
+
+  /** Sets a user-level override; the actor must hold the permission and may not target themselves. */
+  async setOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, input: { effect: 'allow' | 'deny'; expires_at?: string | null }, actor: AuditActor) {
+    if (!CATALOGUE.has(permission)) throw DomainError.invalid('permission', `"${permission}" is not a known permission`);
+    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
+    let expiresAt: Date | null = null;
+    if (input.expires_at) {
+      expiresAt = new Date(input.expires_at);
+      if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) throw DomainError.invalid('expires_at', 'must be a future date-time');
+    }
+    return this.transact(tenant, async ({ trx, changed }) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, input.effect, expiresAt), touched: [permission] });
+      await this.load(trx, tenant.schema, userId);
+      const perm = await trx.selectFrom('permissions').select('id').where('name', '=', permission).executeTakeFirstOrThrow();
+      const before = await trx.selectFrom('user_permissions').select(['effect', 'expires_at']).where('user_id', '=', userId).where('permission_id', '=', perm.id).executeTakeFirst();
+      await trx
+        .insertInto('user_permissions')
+        .values({ user_id: userId, permission_id: perm.id, effect: input.effect, expires_at: expiresAt, granted_by: actorUserId })
+        .onConflict((oc) => oc.columns(['user_id', 'permission_id']).doUpdateSet({ effect: input.effect, expires_at: expiresAt, granted_by: actorUserId, updated_at: new Date() }))
+        .execute();
+      const after = { permission, effect: input.effect, expires_at: expiresAt };
+      await writeAudit(trx, actor, { action: 'users.set_permission', entityType: 'users', entityId: userId, before: before ? { permission, ...before } : null, after });
+      changed({ kind: 'access', userId });
+      return after;
+    });
+  }
+
+  async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor): Promise<void> {
+    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
+    if (!CATALOGUE.has(permission)) throw DomainError.notFound('override');
+    await this.transact(tenant, async ({ trx, changed }) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, null), touched: [permission] });
+      await this.load(trx, tenant.schema, userId);
+      const removed = await trx
+        .deleteFrom('user_permissions')
+        .where('user_id', '=', userId)
+        .where('permission_id', '=', (eb) => eb.selectFrom('permissions').select('id').where('name', '=', permission))
+        .returning(['effect', 'expires_at'])
+        .executeTakeFirst();
+      if (!removed) throw DomainError.notFound('override');
+      await writeAudit(trx, actor, { action: 'users.remove_permission', entityType: 'users', entityId: userId, before: { permission, ...removed } });
+      changed({ kind: 'access', userId });
+    });
+  }
+
+  /** The user's sign-in lock: failed logins in a row, lockouts so far and, while locked, until when. */
+  async lockState(tenant: TenantContext, userId: string): Promise<LockState> {
+    return lockStateOf(tenantDb(this.deps.db, tenant.schema), userId);
+  }
+
+  /** Lifts a lockout and clears the failure counts (audited; the out-rank rule applies). */
+  async unlock(tenant: TenantContext, userId: string, actor: AuditActor): Promise<LockState> {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    return db.transaction().execute(async (trx) => {
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId);
+      const before = await lockStateOf(trx, userId);
+      await trx.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, updated_at: new Date(), version: sql`version + 1` }).where('id', '=', userId).execute();
+      const after = await lockStateOf(trx, userId);
+      await writeAudit(trx, actor, { action: 'users.unlock', entityType: 'users', entityId: userId, before, after });
+      return after;
+    });
+  }
+
+  async sessions(tenant: TenantContext, userId: string) {
+    const db = tenantDb(this.deps.db, tenant.schema);
+    await this.load(db, tenant.schema, userId);
+    return this.deps.sessions.list(tenant, userId, await this.deps.policies.policy(tenant));
+  }
+
+  /** Revokes one session of the user, or all of them (`sessionId` undefined); returns how many. */
+  async revokeSessions(tenant: TenantContext, userId: string, sessionId: string | undefined, actor: AuditActor): Promise<number> {
+    const reason = actor.actorUserId === userId ? 'revoked_by_user' : 'revoked_by_admin';
+    const revoked = await this.transact(tenant, async (work) => {
+      const { trx } = work;
+      await accessGuard.checkUserChange(trx, actorOf(actor), userId);
+      await this.load(trx, tenant.schema, userId);
+      let ids: string[];
+      if (sessionId) {
+        if (!(await this.deps.sessions.revokeOwned(work, userId, sessionId, reason))) throw DomainError.notFound('session');
+        ids = [sessionId];
+      } else {
+        ids = await this.deps.sessions.revokeAll(work, userId, reason);
+      }
+      await writeAudit(trx, actor, { action: 'sessions.delete', entityType: 'users', entityId: userId, metadata: { sessions: ids } });
+      return ids;
+    });
+    return revoked.length;
+  }
+
+  /** One live user with its roles, in one query (row-locked for an update when asked). */
+  private async load(db: Kysely<TenantDatabase>, schema: string, userId: string, forUpdate = false): Promise<VersionedUser> {
+    const { rows } = await this.statements.run(db, `users.load:${schema}:${forUpdate}`, { id: userId }, (v) => {
+      const q = userById(db, v.id);
+      return forUpdate ? q.forUpdate('users') : q;
+    });
+    const user = rows[0];
+    if (!user) throw DomainError.notFound('user');
+    return { ...user, roles: user.roles ?? [] };
+  }
+
+  private async resolveRoles(db: Kysely<TenantDatabase>, names: readonly string[]) {
+    const wanted = [...new Set(names.map((n) => n.trim().toLowerCase()))];
+    if (wanted.length === 0) return [];
+    const roles = await db.selectFrom('roles').select(['id', 'name']).where(sql`lower(name)`, 'in', wanted).where('deleted_at', 'is', null).execute();
+    const unknown = wanted.filter((n) => !roles.some((r) => r.name.toLowerCase() === n));
+    if (unknown.length) throw DomainError.invalid('roles', `unknown role: ${unknown.join(', ')}`);
+    return roles;
+  }
+}

@@ -16,7 +16,8 @@ import type { PolicyReader } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';
 import { nullable, Uuid } from '../fields.js';
 import { validator } from '../../http/ajv.js';
-import { filter, pairOf, TARGET_TYPE, type RecordKit, type RecordSpec, type Row, type WriteContext } from '../resource.js';
+import { filter, pairOf, TARGET_TYPE, type RecordSpec, type Row, type WriteContext } from '../resource.js';
+import type { RecordKit } from '../routes.js';
 import type { FileStorage, StoredFile } from '../storage.js';
 
 const FILE_NAME_MAX = 255;
