@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tenantColumns } from '../src/db/types.js';
+import { tenantColumns } from '../src/db/columns.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { TEST_SECRET } from './support/app.js';
 import { ROOT, runTs } from './support/process.js';

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ACTIONS, DEFAULT_ROLES, PERMISSION_CATALOGUE, RESOURCES } from '../src/access/catalogue.js';
 import type { RoleDefinition } from '../src/access/catalogue.js';
-import { tenantColumns } from '../src/db/types.js';
-import type { UdtName } from '../src/db/types.js';
+import { tenantColumns } from '../src/db/columns.js';
+import type { UdtName } from '../src/db/columns.js';
 import { DEFAULT_SETTINGS } from '../src/settings/defaults.js';
 import type { SettingValidation } from '../src/settings/defaults.js';
 

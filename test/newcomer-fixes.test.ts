@@ -112,3 +112,17 @@ describe('the user list rendered by PostgreSQL', () => {
     expect(one).toEqual((list.json().items as { id: string }[]).find((u) => u.id === first.id));
   });
 });
+
+describe('mails', () => {
+  it("name the tenant by its branding's product name, else by its registered name, never by its slug", async () => {
+    expect((await call('PUT', 'na/settings/branding', admin, { value: { product_name: 'Acme Portal', logo_url: null, primary_color: null } })).statusCode).toBe(200);
+    // Tenant nb's registered name differs from its slug (as tenant-service would set it).
+    await t.db.database.db.withSchema('shared').updateTable('tenants').set({ name: 'Northbound Ltd' }).where('slug', '=', 'nb').execute();
+    await t.services.directory.invalidate('nb');
+    expect((await call('POST', 'na/users', admin, { email: 'invitee-branded@na.example' })).statusCode).toBe(201);
+    expect((await call('POST', 'nb/users', otherAdmin, { email: 'invitee-plain@nb.example' })).statusCode).toBe(201);
+    const subjectTo = (to: string) => t.mailer.sent.find((m) => m.to === to)?.subject;
+    expect(subjectTo('invitee-branded@na.example')).toBe('You are invited to Acme Portal');
+    expect(subjectTo('invitee-plain@nb.example')).toBe('You are invited to Northbound Ltd');
+  });
+});

@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, tenantDb } from '../src/db/database.js';
-import { tenantColumns } from '../src/db/types.js';
+import { tenantColumns } from '../src/db/columns.js';
 import { buildTestApp, createTestApp, signWith, type TestApp } from './support/app.js';
 
 let t: TestApp;

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { POLYMORPHIC_TYPES_0002 } from '../src/db/migrations/0002_extended_tables.js';
 import { POLYMORPHIC_TYPES } from '../src/db/polymorphic.js';
-import { tenantColumns } from '../src/db/types.js';
+import { tenantColumns } from '../src/db/columns.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 

@@ -4,7 +4,7 @@ import { DEFAULT_ROLES, PERMISSION_CATALOGUE } from '../src/access/catalogue.js'
 import { tenantDb } from '../src/db/database.js';
 import { tenantMigrations } from '../src/db/migrations/index.js';
 import type { TenantMigration } from '../src/db/migrations/migration.js';
-import { tenantColumns } from '../src/db/types.js';
+import { tenantColumns } from '../src/db/columns.js';
 import { DomainError } from '../src/errors.js';
 import { DEFAULT_SETTINGS } from '../src/settings/defaults.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';

@@ -9,7 +9,7 @@ import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
 import type { Mailer, MailMessage } from '../mail/mailer.js';
-import type { PolicyReader, TenantPolicy } from '../settings/policy.js';
+import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { USER_COLUMNS, type UserView } from '../users/view.js';
 import { issueResetToken, issueVerificationToken, voidResetTokens } from './account-tokens.js';
@@ -64,7 +64,7 @@ export class AuthService {
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);
     const column = input.email !== undefined ? 'email' : 'username';
-    // Built once per schema and column, and prepared (building it was ~0.6 ms of each login).
+    // Built once per schema and column, and prepared (docs/BENCHMARKS.md: building it cost more than running it).
     const { rows } = await this.statements.run(db, `auth.login:${tenant.schema}:${column}`, { identifier: identifier.toLowerCase() }, (v) =>
       db
         .selectFrom('users')
@@ -91,7 +91,7 @@ export class AuthService {
     }
 
     // The user's reset counters, the new session and the audit row: one statement, one round
-    // trip, built once per schema and prepared (building it was ~1 ms of each login's CPU).
+    // trip, built once per schema and prepared (building it cost more than running it).
     const session = this.deps.sessions.newSession({ userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
     const now = new Date();
     const audit = auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, { action: 'auth.login', entityType: 'users', entityId: user.id });
@@ -176,7 +176,7 @@ export class AuthService {
     await this.deps.mailer.send({
       to: issued.email,
       subject: 'Reset your password',
-      text: `A password reset was requested for your account of ${tenant.slug}.\n\nSet a new password: ${this.link('reset-password', tenant, issued.token)}\n\nThe link works once, for ${policy.passwordResetTtlMinutes} minutes. If you did not ask for it, ignore this message.\n`,
+      text: `A password reset was requested for your account of ${displayName(tenant, policy)}.\n\nSet a new password: ${this.link('reset-password', tenant, issued.token)}\n\nThe link works once, for ${policy.passwordResetTtlMinutes} minutes. If you did not ask for it, ignore this message.\n`,
     });
   }
 
@@ -271,10 +271,11 @@ export class AuthService {
 
   async emailChanged(tenant: TenantContext, user: { readonly id: string; readonly oldEmail: string; readonly newEmail: string }, actor: AuditActor): Promise<void> {
     const verification = await this.verificationMail(tenant, { id: user.id, email: user.newEmail }, actor, { reason: 'email_changed' });
+    const name = displayName(tenant, await this.deps.policies.policy(tenant));
     const notice = {
       to: user.oldEmail,
       subject: 'Your email address was changed',
-      text: `The email address of your account of ${tenant.slug} was changed from ${user.oldEmail} to ${user.newEmail}. Mail for the account now goes there.\n\nIf this was not you, contact your administrator at once.\n`,
+      text: `The email address of your account of ${name} was changed from ${user.oldEmail} to ${user.newEmail}. Mail for the account now goes there.\n\nIf this was not you, contact your administrator at once.\n`,
     };
     const sent = await Promise.allSettled([this.deps.mailer.send(verification), this.deps.mailer.send(notice)]);
     for (const result of sent) if (result.status === 'rejected') this.background.report(result.reason, 'email change mail');
@@ -287,7 +288,7 @@ export class AuthService {
     return {
       to: user.email,
       subject: 'Verify your email address',
-      text: `Confirm this address for your account of ${tenant.slug}: ${this.link('verify-email', tenant, token)}\n\nThe link works once, for ${policy.emailVerificationTtlHours} hours.\n`,
+      text: `Confirm this address for your account of ${displayName(tenant, policy)}: ${this.link('verify-email', tenant, token)}\n\nThe link works once, for ${policy.emailVerificationTtlHours} hours.\n`,
     };
   }
 

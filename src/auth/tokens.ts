@@ -77,10 +77,10 @@ function claimsProblem(payload: JWTPayload, tenantSlug: string): DomainError | u
 }
 
 /**
- * Signature checks are the costliest step of authenticating a request (~160 us with WebCrypto
- * here); a client sends the same token many times, so verified tokens are remembered until
- * they expire. An entry is found by the token's signature (hashing a whole token, ~2.5 KB with
- * an administrator's permissions, on every request cost more than the lookup) and is a hit only
+ * Signature checks are the costliest step of authenticating a request; a client sends the same
+ * token many times, so verified tokens are remembered until they expire. An entry is found by
+ * the token's signature (hashing a whole token, which carries its permissions, on every request
+ * cost more than the lookup: docs/BENCHMARKS.md) and is a hit only
  * when the whole token, header and payload included, is the same: a forged or altered token is
  * never a hit.
  */
@@ -132,8 +132,8 @@ let randomOffset = 0;
 
 /**
  * Opaque random secrets (refresh, reset, verification tokens): 256 bits, stored only as hashes.
- * The bytes come from a pool filled 4 KiB at a time (one call to the CSPRNG per 128 tokens:
- * a call of its own was ~6-15 us of every refresh); each byte is used once.
+ * The bytes come from a pool filled 4 KiB at a time (one call to the CSPRNG per 128 tokens, a
+ * call of its own being a measurable part of a refresh); each byte is used once.
  */
 export function randomToken(prefix: string): string {
   return `${prefix}${randomSecret().toString('base64url')}`;

@@ -10,9 +10,8 @@ import { validator } from './ajv.js';
  * added to an empty object (fast-json-stringify names each compiled root schema, Ajv's code
  * generator its variables), and past 1,536 of them until the next full collection, objects
  * built from `{}` stop sharing hidden classes. Every request builds such objects (its response
- * headers); each of their property accesses then misses V8's caches (~7 us per request on the
- * single-user read; docs/BENCHMARKS.md). Compiling the ~870 response schemas of the routes
- * once each stays well under it.
+ * headers); each of their property accesses then misses V8's caches (docs/BENCHMARKS.md has the cost).
+ * Compiling each distinct response schema once stays well under it.
  */
 function memoized<A, F>(compile: (arg: A) => F, key: (arg: A) => string): (arg: A) => F {
   const compiled = new Map<string, F>();

@@ -8,7 +8,7 @@ type Logger = FastifyBaseLogger & { isLevelEnabled(level: string): boolean };
 
 /**
  * A request's logger, made on its first enabled line: pino's child() serializes its bindings
- * up front (~5 us per request), and below the `info` level most requests log nothing. A line
+ * up front, on every request, and below the `info` level most requests log nothing. A line
  * carries the request id as a child's would; levels are the parent's, read when logging.
  */
 class RequestLogger {

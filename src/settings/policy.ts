@@ -20,6 +20,8 @@ export interface TenantPolicy {
   readonly invitationTtlHours: number;
   /** Largest accepted upload, in bytes (attachments.max_size_mb). */
   readonly attachmentsMaxBytes: number;
+  /** The name users know the tenant by in mails and pages (`branding.product_name`), when set. */
+  readonly productName: string | null;
 }
 
 const DEFAULTS = new Map(DEFAULT_SETTINGS.map((s) => [s.key, s.value]));
@@ -50,8 +52,17 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
     emailVerificationTtlHours: num('auth.email_verification_ttl_hours'),
     invitationTtlHours: num('auth.invitation_ttl_hours'),
     attachmentsMaxBytes: num('attachments.max_size_mb') * 1024 * 1024,
+    productName: productName(values.get('branding')),
   };
 }
+
+function productName(branding: unknown): string | null {
+  const name = typeof branding === 'object' && branding !== null ? (branding as { product_name?: unknown }).product_name : undefined;
+  return typeof name === 'string' && name.trim() !== '' ? name.trim() : null;
+}
+
+/** How mails and pages name the tenant: its branding's product name, else its registered name. */
+export const displayName = (tenant: TenantContext, policy: TenantPolicy): string => policy.productName ?? tenant.name;
 
 const settingsKey = (tenant: TenantContext) => `settings:${tenant.schema}`;
 

@@ -9,6 +9,8 @@ export interface TenantContext {
   readonly id: string;
   readonly slug: string;
   readonly schema: string;
+  /** The registered name (shared.tenants.name), as mails address the tenant. */
+  readonly name: string;
 }
 
 const tenantKey = (slug: string) => `tenant:${slug}`;
@@ -51,12 +53,12 @@ export class TenantDirectory {
       .withSchema('shared')
       .selectFrom('tenants as t')
       .innerJoin('tenant_schemas as s', 's.schema_name', 't.schema_name')
-      .select(['t.id', 't.slug', 't.schema_name', 't.status', 's.status as schema_status'])
+      .select(['t.id', 't.slug', 't.name', 't.schema_name', 't.status', 's.status as schema_status'])
       .where('t.slug', '=', slug)
       .executeTakeFirst();
     const usable = row && row.schema_status === 'ready' && row.status === 'active';
     if (!usable) throw DomainError.notFound('tenant');
-    return { id: row.id, slug: row.slug, schema: row.schema_name };
+    return { id: row.id, slug: row.slug, schema: row.schema_name, name: row.name };
   }
 
   invalidate(slug: string): Promise<void> {

@@ -17,7 +17,7 @@ import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
 import type { Mailer, MailMessage } from '../mail/mailer.js';
-import type { PolicyReader, TenantPolicy } from '../settings/policy.js';
+import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { StatementCache } from '../db/statements.js';
 import { checkEmail } from './email.js';
@@ -128,7 +128,7 @@ export class UserService {
     const fields = profile(input);
     const policy = await this.deps.policies.policy(tenant);
     if (input.password !== undefined) checkPasswordPolicy(input.password, policy.password);
-    // Hashed before the transaction: no connection or lock is held for the ~10 ms it takes.
+    // Hashed before the transaction: no connection or lock is held while it runs.
     const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
     let invitation: MailMessage | undefined;
     const outcome = await once(tenantDb(this.deps.db, tenant.schema), idempotency, async (trx) => {
@@ -175,7 +175,7 @@ export class UserService {
     const link = `${this.deps.publicUrl.replace(/\/$/, '')}/reset-password?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
     const invitation = {
       to: user.email,
-      subject: `You are invited to ${tenant.slug}`,
+      subject: `You are invited to ${displayName(tenant, policy)}`,
       text: `An account was created for you. Choose your password: ${link}\n\nThe link works once, for ${policy.invitationTtlHours} hours.\n`,
     };
     return { user, invitation };
