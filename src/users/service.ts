@@ -132,7 +132,7 @@ export class UserService {
     const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
     let invitation: MailMessage | undefined;
     const outcome = await once(tenantDb(this.deps.db, tenant.schema), idempotency, async (trx) => {
-      const created = await this.insert(trx, tenant, { ...input, ...fields, passwordHash, policy }, actor);
+      const created = await this.insert(trx, tenant, { roles: input.roles, fields, passwordHash, policy }, actor);
       invitation = created.invitation;
       return { status: 201, body: created.user };
     });
@@ -143,18 +143,17 @@ export class UserService {
   private async insert(
     trx: Transaction<TenantDatabase>,
     tenant: TenantContext,
-    input: UserInput & { email: string; passwordHash: string | null; policy: TenantPolicy },
+    input: { roles?: string[]; fields: ReturnType<typeof profile>; passwordHash: string | null; policy: TenantPolicy },
     actor: AuditActor,
   ): Promise<{ user: VersionedUser; invitation?: MailMessage }> {
-    const { passwordHash, policy } = input;
-    const fields = profile(input);
+    const { fields, passwordHash, policy } = input;
     const roleNames = input.roles ?? ['user'];
     const roles = await this.resolveRoles(trx, roleNames);
     // A new user is changed into existence: the actor must hold what its roles carry, deny entries included.
     const shapes = [...(await loadRoleShapes(trx, roles.map((r) => r.id))).values()];
     await accessGuard.checkUserChange(trx, actorOf(actor), null, { after: (none) => withRoles(none, shapes), touched: touchedByRoles([], shapes) });
     const invited = passwordHash === null;
-    const status = input.status ?? (invited ? 'invited' : 'active');
+    const status = fields.status ?? (invited ? 'invited' : 'active');
     const created = await uniqueUser(() =>
       trx
         .insertInto('users')
