@@ -95,7 +95,7 @@ async function schemaCommand(runtime: Runtime, action: string | undefined, schem
       return;
     case 'info': {
       const info = await runtime.schemas.getSchemaInfo(schema);
-      if (!info.exists && info.status === 'absent') throw new DomainError('not_found', `schema ${schema} does not exist`);
+      if (!info.exists && info.status === 'absent') throw new DomainError('schema.not_found', `schema ${schema} does not exist`);
       if (flags.json) return out(JSON.stringify(info, null, 2));
       out(`schema   ${info.schema_name}${info.exists ? '' : ' (does not exist)'}`);
       out(`status   ${info.status}, version ${info.version} of ${info.latest_version}`);

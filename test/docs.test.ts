@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ACTIONS, DEFAULT_ROLES, PERMISSION_CATALOGUE, RESOURCES } from '../src/access/catalogue.js';
 import type { RoleDefinition } from '../src/access/catalogue.js';
 import { tenantColumns } from '../src/db/columns.js';
+import { ERROR_CODES, KINDS } from '../src/error-codes.js';
 import type { UdtName } from '../src/db/columns.js';
 import { DEFAULT_SETTINGS } from '../src/settings/defaults.js';
 import type { SettingValidation } from '../src/settings/defaults.js';
@@ -181,4 +182,18 @@ describe('docs/SCHEMA.md', () => {
       }
     },
   );
+});
+
+describe('docs/ERRORS.md', () => {
+  const doc = sections(readDoc('ERRORS.md'));
+
+  it('lists every error code with its status and meaning, and no other', () => {
+    const rows = table(section(doc, 'Error codes'), 'code');
+    expect(rows.map((r) => r[0])).toEqual(Object.keys(ERROR_CODES).map(code));
+    for (const [name, [kind, meaning]] of Object.entries(ERROR_CODES)) {
+      const [, status, text] = rowsByFirstCell(rows).get(code(name))!;
+      expect(Number(status), name).toBe(KINDS[kind].status);
+      expect(text, name).toBe(meaning);
+    }
+  });
 });

@@ -63,7 +63,7 @@ function decideAlike(a: AccessData, b: AccessData, now: Date): boolean {
 
 const concrete = (names: Iterable<string>) => [...names].flatMap(expand);
 const same = (a: ReadonlySet<string>, b: ReadonlySet<string>) => a.size === b.size && [...a].every((p) => b.has(p));
-const forbidden = (message: string): Refusal => new DomainError('forbidden', message);
+const forbidden = (code: 'permission.outranked' | 'permission.not_held' | 'permission.self_change', message: string): Refusal => new DomainError(code, message);
 
 /**
  * May an actor holding `actor` change a user from `before` to `after`, where the change names
@@ -73,11 +73,11 @@ const forbidden = (message: string): Refusal => new DomainError('forbidden', mes
  */
 export function userChangeRefusal(actor: ReadonlySet<string>, before: AccessData, after: AccessData, touched: readonly string[], now: Date = new Date()): Refusal | undefined {
   const outranked = firstLacking(actor, everHeld(before, now));
-  if (outranked) return forbidden(`this user holds ${outranked}, which you do not hold: you cannot change them`);
+  if (outranked) return forbidden('permission.outranked', `this user holds ${outranked}, which you do not hold: you cannot change them`);
   const lacking = firstLacking(actor, concrete(touched));
-  if (lacking) return forbidden(`the change gives or takes ${lacking}, which you do not hold`);
+  if (lacking) return forbidden('permission.not_held', `the change gives or takes ${lacking}, which you do not hold`);
   const raised = firstLacking(actor, everHeld(after, now));
-  if (raised) return forbidden(`the change would give this user ${raised}, which you do not hold`);
+  if (raised) return forbidden('permission.not_held', `the change would give this user ${raised}, which you do not hold`);
   return undefined;
 }
 
@@ -146,15 +146,15 @@ export function roleChangeRefusal(
   holders: readonly Holder[],
   now: Date = new Date(),
 ): Refusal | undefined {
-  if (before && actorRoles.includes(before.name)) return forbidden('nobody edits a role they hold');
+  if (before && actorRoles.includes(before.name)) return forbidden('permission.self_change', 'nobody edits a role they hold');
   const granted = firstLacking(actor, concrete([...(before?.allow ?? []), ...(after?.allow ?? [])]));
-  if (granted) return forbidden(`the role grants ${granted}, which you do not hold`);
+  if (granted) return forbidden('permission.not_held', `the role grants ${granted}, which you do not hold`);
   const touched = firstLacking(actor, concrete(touchedByRoleChange(before, after)));
-  if (touched) return forbidden(`the change touches ${touched}, which you do not hold`);
+  if (touched) return forbidden('permission.not_held', `the change touches ${touched}, which you do not hold`);
   for (const holder of holders) {
     if (decideAlike(holder.before, holder.after, now)) continue;
     const lacking = firstLacking(actor, everHeld(holder.before, now)) ?? firstLacking(actor, everHeld(holder.after, now));
-    if (lacking) return forbidden(`a user holding this role holds ${lacking}, which you do not hold`);
+    if (lacking) return forbidden('permission.outranked', `a user holding this role holds ${lacking}, which you do not hold`);
   }
   return undefined;
 }
@@ -173,4 +173,4 @@ export function losesEverything(moved: readonly Moved[], now: Date = new Date())
   return moved.some((m) => m.before !== null && holdsEverything(m.before, now) && (m.after === null || !holdsEverything(m.after, now)));
 }
 
-export const lastSuperuser = () => DomainError.conflict('this would leave the tenant without an active user who holds every permission');
+export const lastSuperuser = () => DomainError.conflict('user.last_superuser', 'this would leave the tenant without an active user who holds every permission');

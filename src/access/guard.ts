@@ -115,7 +115,7 @@ export const accessGuard = {
    */
   async actorSet(trx: Kysely<TenantDatabase>, actor: ActorRef, data?: AccessData): Promise<Set<string>> {
     const standing = await trx.selectFrom('users').select('status').where('id', '=', actor.userId).where('deleted_at', 'is', null).executeTakeFirst();
-    if (standing?.status !== 'active') throw new DomainError('unauthenticated', 'your account is no longer active');
+    if (standing?.status !== 'active') throw new DomainError('auth.account_inactive', 'your account is no longer active');
     data ??= (await loadAccessData(trx, [actor.userId])).get(actor.userId)!;
     return effective(data, actor.scope);
   },
@@ -203,6 +203,6 @@ export const accessGuard = {
 
 /** The actor of an audited change, for the rules: a user acts (alone, or through an API key's scope). */
 export function actorOf(actor: { readonly actorUserId: string | null; readonly scope?: readonly string[] | null }): ActorRef {
-  if (!actor.actorUserId) throw new DomainError('forbidden', 'only a user or an API key may change users and roles');
+  if (!actor.actorUserId) throw new DomainError('permission.actor_required', 'only a user or an API key may change users and roles');
   return { userId: actor.actorUserId, scope: actor.scope ?? null };
 }

@@ -79,15 +79,15 @@ export class AuthService {
     const passwordOk = await verifyPassword(hash, input.password.slice(0, policy.password.maxLength * 4));
     if (!user || !user.password_hash) {
       await db.transaction().execute((trx) => writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', metadata: { identifier, reason: 'unknown_user' } }));
-      throw new DomainError('unauthenticated', BAD_CREDENTIALS);
+      throw new DomainError('auth.invalid_credentials', BAD_CREDENTIALS);
     }
     const locked = user.locked_until !== null && user.locked_until > new Date();
     if (locked || !passwordOk || user.status !== 'active') {
       await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !passwordOk ? 'bad_password' : `status_${user.status}`, !locked && !passwordOk);
-      throw new DomainError('unauthenticated', BAD_CREDENTIALS);
+      throw new DomainError('auth.invalid_credentials', BAD_CREDENTIALS);
     }
     if (policy.requireEmailVerification && !user.is_email_verified) {
-      throw new DomainError('forbidden', 'the email address is not verified yet');
+      throw new DomainError('auth.email_not_verified', 'the email address is not verified yet');
     }
 
     // The user's reset counters, the new session and the audit row: one statement, one round
@@ -142,8 +142,8 @@ export class AuthService {
         await writeAudit(work.trx, { ...actor, actorUserId: result.userId, sessionId: result.sessionId }, { action: 'auth.refresh_reuse', entityType: 'user_sessions', entityId: result.sessionId });
       });
     }
-    if (result.kind !== 'rotated') throw new DomainError('unauthenticated', 'invalid refresh token');
-    if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('unauthenticated', 'invalid refresh token');
+    if (result.kind !== 'rotated') throw new DomainError('auth.invalid_refresh_token', 'invalid refresh token');
+    if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('auth.invalid_refresh_token', 'invalid refresh token');
     const { roles: _roles, ...pair } = await this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
     return pair;
   }
@@ -205,9 +205,9 @@ export class AuthService {
         .where('expires_at', '>', new Date())
         .returning('user_id')
         .executeTakeFirst();
-      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired');
+      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
       const user = await this.replacePassword(work, (q) => q.where('id', '=', used.user_id), passwordHash);
-      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired');
+      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
       // An invited user sets the first password through the same mechanism and becomes active.
       if (user.status === 'invited') {
         await trx.updateTable('users').set({ status: 'active', is_email_verified: true, email_verified_at: new Date() }).where('id', '=', user.id).execute();
@@ -228,7 +228,7 @@ export class AuthService {
     const passwordHash = await hashPassword(password);
     await this.transact(tenant, async (work) => {
       const user = await this.replacePassword(work, (q) => q.where((eb) => eb(eb.fn('lower', ['email']), '=', email.trim().toLowerCase())), passwordHash);
-      if (!user) throw DomainError.notFound(`user ${email}`);
+      if (!user) throw DomainError.notFound('user', `user ${email}`);
       await writeAudit(work.trx, actor, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { by: 'operator', revoked_sessions: user.revoked.length, voided_reset_tokens: user.voided } });
     });
     return password;
@@ -253,7 +253,7 @@ export class AuthService {
     const db = tenantDb(this.deps.db, tenant.schema);
     const user = await db.selectFrom('users').select(['id', 'email', 'is_email_verified']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user) throw DomainError.notFound('user');
-    if (user.is_email_verified) throw DomainError.conflict('the email address is already verified');
+    if (user.is_email_verified) throw DomainError.conflict('auth.email_already_verified', 'the email address is already verified');
     const mail = await this.verificationMail(tenant, user, actor, {});
     await this.deps.mailer.send(mail);
   }
@@ -304,7 +304,7 @@ export class AuthService {
         .where('expires_at', '>', new Date())
         .returning(['user_id', 'email'])
         .executeTakeFirst();
-      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired');
+      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
       const user = await trx
         .updateTable('users')
         .set({ is_email_verified: true, email_verified_at: new Date(), updated_at: new Date(), version: sql`version + 1` })
@@ -313,7 +313,7 @@ export class AuthService {
         .where((eb) => eb(eb.fn('lower', ['email']), '=', used.email.toLowerCase()))
         .returning('id')
         .executeTakeFirst();
-      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired');
+      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
       await writeAudit(trx, { ...actor, actorUserId: actor.actorUserId ?? user.id }, { action: 'auth.email_verified', entityType: 'users', entityId: user.id });
     });
   }
@@ -324,7 +324,7 @@ export class AuthService {
     const db = tenantDb(this.deps.db, tenant.schema);
     const user = await db.selectFrom('users').select(['password_hash']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user?.password_hash || !(await verifyPassword(user.password_hash, input.current_password))) {
-      throw DomainError.invalid('current_password', 'is not the current password');
+      throw DomainError.invalid('current_password', 'is not the current password', 'auth.wrong_password');
     }
     checkPasswordPolicy(input.new_password, policy.password, 'new_password');
     const passwordHash = await hashPassword(input.new_password);

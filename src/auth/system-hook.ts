@@ -8,7 +8,7 @@ import { verifySystemToken } from './system-token.js';
 export function requireSystemToken(keys: JwtKeys) {
   return async (request: FastifyRequest): Promise<void> => {
     const token = bearerToken(request.headers.authorization);
-    if (!token) throw new DomainError('unauthenticated', 'a Bearer token is required');
+    if (!token) throw new DomainError('auth.credentials_required', 'a Bearer token is required');
     request.systemActor = await verifySystemToken(keys, token);
   };
 }

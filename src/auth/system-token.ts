@@ -46,10 +46,10 @@ export async function verifySystemToken(keys: JwtKeys, token: string): Promise<S
     ({ payload } = await jwtVerify(token, keys.verificationKey, { algorithms: [keys.algorithm], requiredClaims: ['exp'] }));
   } catch (error) {
     const reason = error instanceof errors.JWTExpired ? 'token expired' : 'invalid token';
-    throw new DomainError('unauthenticated', reason);
+    throw new DomainError('auth.invalid_system_token', reason);
   }
   // A valid token of another kind (a tenant token) is authenticated but not allowed here.
-  if (payload.type !== 'system') throw new DomainError('forbidden', 'a system token is required');
+  if (payload.type !== 'system') throw new DomainError('auth.wrong_token_kind', 'a system token is required');
   const now = Math.floor(Date.now() / 1000);
   const audiences = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? []);
   const { iat, exp } = payload as { iat?: unknown; exp: number };
@@ -61,6 +61,6 @@ export async function verifySystemToken(keys: JwtKeys, token: string): Promise<S
     : iat > now + CLOCK_SKEW_SECONDS ? 'iat in the future'
     : exp - iat <= 0 || exp - iat > SYSTEM_TOKEN_MAX_TTL_SECONDS ? `lifetime over ${SYSTEM_TOKEN_MAX_TTL_SECONDS} s`
     : undefined;
-  if (problem) throw new DomainError('unauthenticated', `invalid system token: ${problem}`);
+  if (problem) throw new DomainError('auth.invalid_system_token', `invalid system token: ${problem}`);
   return { subject: typeof payload.sub === 'string' ? payload.sub : 'system', tokenId: payload.jti };
 }

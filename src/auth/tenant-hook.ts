@@ -49,7 +49,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     }
     if (counted.count > deps.authRateLimitPerMinute) {
       reply.header('retry-after', String(counted.ttlSeconds));
-      throw new DomainError('rate_limited', `too many authentication requests; retry in ${counted.ttlSeconds} s`);
+      throw new DomainError('request.rate_limited', `too many authentication requests; retry in ${counted.ttlSeconds} s`);
     }
   }
 
@@ -57,14 +57,14 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     const apiKey = request.headers['x-api-key'];
     if (typeof apiKey === 'string' && apiKey.length > 0) {
       const key = await deps.apiKeys.authenticate(tenant, apiKey);
-      if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('unauthenticated', 'invalid API key');
+      if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('auth.invalid_api_key', 'invalid API key');
       return { kind: 'api_key', userId: key.userId, sessionId: null, apiKeyId: key.id, scope: key.scope };
     }
     const token = bearerToken(request.headers.authorization);
-    if (!token) throw new DomainError('unauthenticated', 'a Bearer token or an X-API-Key is required');
+    if (!token) throw new DomainError('auth.credentials_required', 'a Bearer token or an X-API-Key is required');
     const claims = await verifyAccessToken(deps.keys, token, tenant.slug);
     const policy = await deps.policies.policy(tenant);
-    if (!(await deps.sessions.isLive(tenant, claims.sid, claims.sub, policy))) throw new DomainError('unauthenticated', 'the session has ended');
+    if (!(await deps.sessions.isLive(tenant, claims.sid, claims.sub, policy))) throw new DomainError('auth.session_ended', 'the session has ended');
     return userPrincipal(claims);
   }
 
@@ -72,7 +72,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     await tenantDb(deps.db, tenant.schema)
       .transaction()
       .execute((trx) => writeAudit(trx, actorFrom(request), { action: 'auth.permission_denied', metadata: { permission, method: request.method, route: request.routeOptions.url } }));
-    throw new DomainError('forbidden', `missing permission ${permission}`);
+    throw new DomainError('permission.denied', `missing permission ${permission}`);
   }
 
   async function check(request: FastifyRequest, reply: FastifyReply, { access, authRateLimited }: FastifyContextConfig): Promise<void> {
@@ -83,7 +83,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     const principal = await authenticate(request, tenant);
     request.principal = principal;
     // Every tenant route declares its rule (a test enforces it); a missing one fails closed.
-    if (access === undefined) throw new DomainError('forbidden', 'this route declares no access rule');
+    if (access === undefined) throw new DomainError('permission.route_undeclared', 'this route declares no access rule');
     if (access === 'self') return;
     const decision = await deps.access.can(tenant, principal.userId, access.permission);
     if (!decision.allowed || (principal.scope && !withinScope(principal.scope, access.permission))) {

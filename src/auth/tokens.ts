@@ -69,10 +69,10 @@ export function rememberedAccessClaims(keys: JwtKeys, token: string, tenantSlug:
 }
 
 function claimsProblem(payload: JWTPayload, tenantSlug: string): DomainError | undefined {
-  if (payload.type === 'system') return new DomainError('forbidden', 'this is a system token, for the platform routes (/api/v1/tenants); tenant routes take a tenant access token or an API key');
-  if (payload.type !== 'tenant') return new DomainError('forbidden', 'a tenant access token is required');
-  if (payload.tenant_slug !== tenantSlug) return new DomainError('forbidden', 'the token belongs to another tenant');
-  if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') return new DomainError('unauthenticated', 'invalid token');
+  if (payload.type === 'system') return new DomainError('auth.wrong_token_kind', 'this is a system token, for the platform routes (/api/v1/tenants); tenant routes take a tenant access token or an API key');
+  if (payload.type !== 'tenant') return new DomainError('auth.wrong_token_kind', 'a tenant access token is required');
+  if (payload.tenant_slug !== tenantSlug) return new DomainError('auth.wrong_tenant', 'the token belongs to another tenant');
+  if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') return new DomainError('auth.invalid_token', 'invalid token');
   return undefined;
 }
 
@@ -107,13 +107,13 @@ async function verifiedPayload(keys: JwtKeys, token: string): Promise<JWTPayload
   if (known) {
     if (current(known)) return known;
     verified.delete(signatureOf(token));
-    throw new DomainError('unauthenticated', 'token expired');
+    throw new DomainError('auth.token_expired', 'token expired');
   }
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, keys.verificationKey, { algorithms: [keys.algorithm], requiredClaims: ['exp'] }));
   } catch (error) {
-    throw new DomainError('unauthenticated', error instanceof errors.JWTExpired ? 'token expired' : 'invalid token');
+    throw error instanceof errors.JWTExpired ? new DomainError('auth.token_expired', 'token expired') : new DomainError('auth.invalid_token', 'invalid token');
   }
   if (keys !== lastKeys) {
     verified.clear();

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql, type Kysely } from 'kysely';
 import { Type } from 'typebox';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { problemType } from '../http/problem.js';
+import { problemBody } from '../http/problem.js';
 
 export type ReadinessCheck = () => Promise<void>;
 
@@ -66,14 +66,7 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>): FastifyPlu
       return reply
         .status(503)
         .type('application/problem+json')
-        .send({
-          type: problemType('unavailable'),
-          title: 'Service unavailable',
-          status: 503,
-          detail: failing.map(([name, reason]) => `${name}: ${reason}`).join('; '),
-          checks: body,
-          request_id: request.id,
-        });
+        .send({ ...problemBody({ code: 'service.not_ready', detail: failing.map(([name, reason]) => `${name}: ${reason}`).join('; ') }, request.id), checks: body });
       },
     );
   };

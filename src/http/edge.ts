@@ -67,7 +67,7 @@ export function nestedDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
-const tooLarge = (limit: number) => new DomainError('payload_too_large', `the request body is larger than the limit of ${limit} bytes`);
+const tooLarge = (limit: number) => new DomainError('request.too_large', `the request body is larger than the limit of ${limit} bytes`);
 
 /**
  * The JSON body parser: Fastify's own (prototype poisoning refused) behind a nesting bound,

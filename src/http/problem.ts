@@ -1,43 +1,25 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, type ErrorCode, type FieldError } from '../errors.js';
-
-interface ProblemKind {
-  readonly status: number;
-  readonly title: string;
-}
-
-const DOMAIN: Record<ErrorCode, ProblemKind> = {
-  invalid_input: { status: 400, title: 'Invalid input' },
-  unauthenticated: { status: 401, title: 'Unauthenticated' },
-  forbidden: { status: 403, title: 'Forbidden' },
-  not_found: { status: 404, title: 'Not found' },
-  conflict: { status: 409, title: 'Conflict' },
-  precondition_failed: { status: 412, title: 'Precondition failed' },
-  payload_too_large: { status: 413, title: 'Payload too large' },
-  unprocessable: { status: 422, title: 'Unprocessable request' },
-  precondition_required: { status: 428, title: 'Precondition required' },
-  rate_limited: { status: 429, title: 'Too many requests' },
-  unavailable: { status: 503, title: 'Service unavailable' },
-};
+import { type ErrorCode, KINDS, kindOf } from '../error-codes.js';
+import { DomainError, type FieldError } from '../errors.js';
 
 /** PostgreSQL SQLSTATEs that reach the API, as one table (class 08 and 57P are "database down"). */
 const POSTGRES: Record<string, { code: ErrorCode; detail: string }> = {
-  '23505': { code: 'conflict', detail: 'a row with the same unique value already exists' },
-  '23503': { code: 'invalid_input', detail: 'a referenced row does not exist' },
-  '23514': { code: 'invalid_input', detail: 'a value breaks a constraint' },
-  '23502': { code: 'invalid_input', detail: 'a required value is missing' },
-  '22P02': { code: 'invalid_input', detail: 'a value has the wrong format' },
-  '22001': { code: 'invalid_input', detail: 'a value is too long' },
-  '22003': { code: 'invalid_input', detail: 'a number is out of range' },
-  '22007': { code: 'invalid_input', detail: 'a date or time has the wrong format' },
-  '22008': { code: 'invalid_input', detail: 'a date or time is out of range' },
-  '22021': { code: 'invalid_input', detail: 'a text holds a character that cannot be stored (such as NUL)' },
-  '22P05': { code: 'invalid_input', detail: 'a text holds a character that cannot be stored (such as NUL)' },
-  '40001': { code: 'conflict', detail: 'a concurrent change conflicted with this one; retry' },
-  '40P01': { code: 'conflict', detail: 'a concurrent change conflicted with this one; retry' },
-  '55P03': { code: 'conflict', detail: 'the row is locked by another change; retry' },
-  '53300': { code: 'unavailable', detail: 'the database has no free connections' },
+  '23505': { code: 'database.unique_violation', detail: 'a row with the same unique value already exists' },
+  '23503': { code: 'database.reference_missing', detail: 'a referenced row does not exist' },
+  '23514': { code: 'database.constraint_violation', detail: 'a value breaks a constraint' },
+  '23502': { code: 'database.constraint_violation', detail: 'a required value is missing' },
+  '22P02': { code: 'database.constraint_violation', detail: 'a value has the wrong format' },
+  '22001': { code: 'database.constraint_violation', detail: 'a value is too long' },
+  '22003': { code: 'database.constraint_violation', detail: 'a number is out of range' },
+  '22007': { code: 'database.constraint_violation', detail: 'a date or time has the wrong format' },
+  '22008': { code: 'database.constraint_violation', detail: 'a date or time is out of range' },
+  '22021': { code: 'database.constraint_violation', detail: 'a text holds a character that cannot be stored (such as NUL)' },
+  '22P05': { code: 'database.constraint_violation', detail: 'a text holds a character that cannot be stored (such as NUL)' },
+  '40001': { code: 'database.concurrent_change', detail: 'a concurrent change conflicted with this one; retry' },
+  '40P01': { code: 'database.concurrent_change', detail: 'a concurrent change conflicted with this one; retry' },
+  '55P03': { code: 'database.concurrent_change', detail: 'the row is locked by another change; retry' },
+  '53300': { code: 'database.busy', detail: 'the database has no free connections' },
 };
 
 const CONNECTION_FAILURE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)/i;
@@ -46,12 +28,12 @@ export function problemType(code: string): string {
   return `urn:system-service:problem:${code}`;
 }
 
-interface Problem {
-  readonly code: string;
-  readonly status: number;
-  readonly title: string;
+export interface Problem {
+  readonly code: ErrorCode;
   readonly detail: string;
   readonly errors?: readonly FieldError[];
+  /** Only where the status is not the code's kind's (a framework 4xx keeps its own). */
+  readonly status?: number;
 }
 
 interface ValidationIssue {
@@ -95,54 +77,54 @@ function fromValidation(error: FastifyError): Problem {
   const context = String(error.validationContext ?? 'request');
   const errors = fieldErrors(error.validation ?? [], context === 'body' ? '' : context, undefined, context);
   const detail = errors.map((e) => `${e.field} ${e.reason}`).join('; ') || error.message;
-  return { code: 'invalid_input', status: 400, title: DOMAIN.invalid_input.title, detail, errors };
+  return { code: 'request.invalid', detail, errors };
 }
 
 /** Maps any thrown error to a problem; unknown errors become a 500 whose detail says nothing internal. */
 export function toProblem(error: unknown): Problem {
-  if (error instanceof DomainError) {
-    const kind = DOMAIN[error.code];
-    return { code: error.code, ...kind, detail: error.message, ...(error.errors.length ? { errors: error.errors } : {}) };
-  }
+  if (error instanceof DomainError) return { code: error.code, detail: error.message, ...(error.errors.length ? { errors: error.errors } : {}) };
   const err = error as Partial<FastifyError> & { code?: string; message?: string };
   if (err.validation) return fromValidation(err as FastifyError);
-  if (typeof err.code === 'string' && POSTGRES[err.code]) {
-    const mapped = POSTGRES[err.code]!;
-    return { code: mapped.code, ...DOMAIN[mapped.code], detail: mapped.detail };
-  }
+  if (typeof err.code === 'string' && POSTGRES[err.code]) return POSTGRES[err.code]!;
   if ((typeof err.code === 'string' && (err.code.startsWith('08') || err.code.startsWith('57P'))) || CONNECTION_FAILURE.test(err.message ?? '')) {
-    return { code: 'unavailable', ...DOMAIN.unavailable, detail: 'the database is unavailable; retry shortly' };
+    return { code: 'database.unavailable', detail: 'the database is unavailable; retry shortly' };
   }
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-    const unsupported = err.statusCode === 415;
-    return {
-      code: unsupported ? 'unsupported_media_type' : 'invalid_request',
-      status: err.statusCode,
-      title: STATUS_CODES[err.statusCode] ?? 'Bad request',
-      detail: unsupported ? 'the request body has a content type this route does not take (JSON routes take application/json; uploads multipart/form-data)' : (err.message ?? 'bad request'),
-    };
+    if (err.statusCode === 415) {
+      return {
+        code: 'request.unsupported_media_type',
+        detail: 'the request body has a content type this route does not take (JSON routes take application/json; uploads multipart/form-data)',
+      };
+    }
+    if (err.statusCode === 413) return { code: 'request.too_large', detail: err.message ?? 'the request body is too large' };
+    return { code: 'request.malformed', status: err.statusCode, detail: err.message ?? 'bad request' };
   }
-  return { code: 'internal', status: 500, title: 'Internal error', detail: 'an unexpected error occurred; the request id identifies it in the logs' };
+  return { code: 'internal', detail: 'an unexpected error occurred; the request id identifies it in the logs' };
+}
+
+/** The problem+json body of a problem: `type`, `title` and `status` from its code's kind, and the code itself. */
+export function problemBody(problem: Problem, requestId: string) {
+  const kind = kindOf(problem.code);
+  const status = problem.status ?? KINDS[kind].status;
+  const title = problem.status ? (STATUS_CODES[problem.status] ?? KINDS[kind].title) : KINDS[kind].title;
+  return { type: problemType(kind), title, status, code: problem.code, detail: problem.detail, ...(problem.errors ? { errors: problem.errors } : {}), request_id: requestId };
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: Problem): FastifyReply {
-  const { code, errors, ...rest } = problem;
-  if (problem.status === 401) reply.header('www-authenticate', 'Bearer');
-  return reply
-    .status(problem.status)
-    .type('application/problem+json')
-    .send({ type: problemType(code), ...rest, ...(errors ? { errors } : {}), request_id: request.id });
+  const body = problemBody(problem, request.id);
+  if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+  return reply.status(body.status).type('application/problem+json').send(body);
 }
 
 /** One error handler for the whole app: every error leaves as problem+json with the request id. */
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const problem = toProblem(error);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (KINDS[kindOf(problem.code)].status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: problem.code, detail: problem.detail }, 'request refused');
     return sendProblem(request, reply, problem);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, { code: 'not_found', status: 404, title: 'Not found', detail: `no route for ${request.method} ${request.url.split('?')[0]}` }),
+    sendProblem(request, reply, { code: 'route.not_found', detail: `no route for ${request.method} ${request.url.split('?')[0]}` }),
   );
 }

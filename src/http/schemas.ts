@@ -6,6 +6,7 @@ export const ProblemSchema = Type.Object(
     type: Type.String(),
     title: Type.String(),
     status: Type.Integer(),
+    code: Type.String({ description: 'Stable machine code (`user.email_taken`, `permission.denied`, ...): docs/ERRORS.md lists them all' }),
     detail: Type.String(),
     request_id: Type.String(),
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), reason: Type.String() }))),

@@ -241,8 +241,20 @@ export class RecordService {
     let q = this.visible(db, schema).select(this.selected).where('r.id', '=', id);
     if (lock) q = q.forUpdate();
     const row = (await q.executeTakeFirst()) as Row | undefined;
-    if (!row) throw DomainError.notFound(this.spec.label);
+    if (!row) throw DomainError.notFound('record', this.spec.label);
     return row;
+  }
+
+  /** Runs one of the resource's own reads (an aggregate, a file's versions) on the tenant's schema. */
+  read<T>(tenant: TenantContext, query: (db: Kysely<TenantDatabase>, tenant: TenantContext) => Promise<T>): Promise<T> {
+    return query(tenantDb(this.db, tenant.schema), tenant);
+  }
+
+  /** Runs one of the resource's own changes (a purge) in one transaction of the tenant's schema. */
+  change<T>(tenant: TenantContext, work: (trx: Transaction<TenantDatabase>, tenant: TenantContext) => Promise<T>): Promise<T> {
+    return tenantDb(this.db, tenant.schema)
+      .transaction()
+      .execute((trx) => work(trx, tenant));
   }
 
   get(tenant: TenantContext, id: string): Promise<Row> {
@@ -277,7 +289,12 @@ export class RecordService {
   }
 
   private unique<T>(work: () => Promise<T>): Promise<T> {
-    return this.spec.uniqueMessage ? conflictOnUnique(work, this.spec.uniqueMessage) : work();
+    const message = this.spec.uniqueMessage;
+    if (!message) return work();
+    return conflictOnUnique(work, (constraint) => {
+      const text = typeof message === 'function' ? message(constraint) : message;
+      return text === undefined ? undefined : DomainError.conflict('record.conflict', text);
+    });
   }
 
   /** Inserts a row in the caller's transaction (with its audit row). */
@@ -346,10 +363,10 @@ export class RecordService {
           .where('r.id', '=', id)
           .forUpdate()
           .executeTakeFirst()) as (Row & { deleted_at: Date | null }) | undefined;
-        if (!row) throw DomainError.notFound(this.spec.label);
-        if (row.deleted_at === null) throw DomainError.conflict(`the ${this.spec.label} is not deleted`);
+        if (!row) throw DomainError.notFound('record', this.spec.label);
+        if (row.deleted_at === null) throw DomainError.conflict('record.not_deleted', `the ${this.spec.label} is not deleted`);
         if (this.pair && row[this.pair.type] !== null && !(await lockLive(trx, tenant.schema, String(row[this.pair.type]), String(row[this.pair.id])))) {
-          throw DomainError.conflict(`the ${this.spec.label}'s ${String(row[this.pair.type])} row is deleted; restore it first`);
+          throw DomainError.conflict('record.parent_deleted', `the ${this.spec.label}'s ${String(row[this.pair.type])} row is deleted; restore it first`);
         }
         const now = new Date();
         await this.spec.beforeRestore?.(row, { trx, tenant, actor, now, before: row });

@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
 import { Type, type TProperties, type TSchema } from 'typebox';
-import type { PlatformDatabase } from '../db/platform-types.js';
 import { actorFrom, requireTenant } from '../http/context.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
 import { created, idempotencyOf } from '../http/idempotency.js';
@@ -15,7 +13,6 @@ import { pairOf, TARGET_TYPE, type ListQuery, type RecordService, type RecordSpe
 
 export interface RecordKit {
   readonly service: RecordService;
-  readonly db: Kysely<PlatformDatabase>;
   readonly response: TSchema;
   readonly params: TSchema;
   /** The target pair's body properties (empty without a target). */
@@ -47,7 +44,7 @@ function responseSchema(spec: RecordSpec): TSchema {
 
 /** CRUD routes of one resource, plus its extra routes. */
 export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox {
-  const { spec, db } = service;
+  const { spec } = service;
   const pair = spec.target ? pairOf(spec.target) : undefined;
   const tags = [spec.path];
   const response = responseSchema(spec);
@@ -66,7 +63,6 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
   };
   const kit: RecordKit = {
     service,
-    db,
     response,
     params,
     targetBody,

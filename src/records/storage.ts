@@ -41,7 +41,7 @@ class Meter extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
     this.size += chunk.length;
     if (this.size > this.maxBytes) {
-      done(new DomainError('payload_too_large', `the file is larger than the limit of ${this.maxBytes} bytes`));
+      done(new DomainError('request.too_large', `the file is larger than the limit of ${this.maxBytes} bytes`));
       return;
     }
     this.hash.update(chunk);
@@ -79,7 +79,7 @@ export class LocalDiskStorage implements FileStorage {
     try {
       await stat(file);
     } catch {
-      throw DomainError.notFound('file content');
+      throw DomainError.notFound('file', 'file content');
     }
     return createReadStream(file);
   }

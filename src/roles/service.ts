@@ -9,7 +9,7 @@ import { transact } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { checkVersion, conflictOnUnique, DomainError, FieldChecks } from '../errors.js';
 import { likePattern, parseSort } from '../db/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
@@ -43,18 +43,19 @@ const shape = (role: RoleView): RoleShape => ({ name: role.name, priority: role.
 const sorted = (names: readonly string[]) => [...new Set(names)].sort();
 const sameEntries = (a: RoleShape, b: RoleShape) => a.priority === b.priority && sorted(a.allow).join() === sorted(b.allow).join() && sorted(a.deny).join() === sorted(b.deny).join();
 
-/** A role's entries, deduplicated: known permission names, none both allowed and denied (400 otherwise). */
-function checkEntries(allow: readonly string[], deny: readonly string[]): { allow: string[]; deny: string[] } {
+/** A role's entries, deduplicated: known permission names, none both allowed and denied (400 otherwise, every failing field named). */
+function checkEntries(allow: readonly string[], deny: readonly string[], checks = new FieldChecks()): { allow: string[]; deny: string[] } {
   for (const [field, names] of [['permissions', allow], ['denied_permissions', deny]] as const) {
     const unknown = names.filter((n) => !CATALOGUE.has(n));
-    if (unknown.length) throw DomainError.invalid(field, `names unknown permissions: ${unknown.join(', ')}`);
+    if (unknown.length) checks.fail(field, `names unknown permissions: ${unknown.join(', ')}`);
   }
   const both = allow.filter((p) => deny.includes(p));
-  if (both.length) throw DomainError.invalid('denied_permissions', `repeats what permissions grants: ${both.join(', ')}`);
+  if (both.length) checks.fail('denied_permissions', `repeats what permissions grants: ${both.join(', ')}`);
+  checks.done();
   return { allow: sorted(allow), deny: sorted(deny) };
 }
 
-const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, 'a role with this name already exists');
+const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, DomainError.conflict('role.name_taken', 'a role with this name already exists'));
 
 /** Roles and their grants; every change invalidates the tenant's cached permissions. */
 export class RoleService {
@@ -86,8 +87,9 @@ export class RoleService {
   }
 
   private async insert(trx: Transaction<TenantDatabase>, input: RoleInput & { name: string }, actor: AuditActor): Promise<RoleView> {
-    const name = this.checkName(input.name);
-    const entries = checkEntries(input.permissions ?? [], input.denied_permissions ?? []);
+    const checks = new FieldChecks();
+    const name = checks.check(() => this.checkName(input.name))!;
+    const entries = checkEntries(input.permissions ?? [], input.denied_permissions ?? [], checks);
     await accessGuard.checkRoleChange(trx, actorOf(actor), null, null, { name, priority: input.priority ?? 0, ...entries });
     const role = await uniqueRole(() =>
       trx
@@ -107,12 +109,13 @@ export class RoleService {
       await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
-      const name = input.name === undefined ? undefined : this.checkName(input.name);
-      if (before.is_system && name !== undefined && name !== before.name) throw DomainError.conflict('system roles cannot be renamed');
-      const entries = checkEntries(input.permissions ?? before.permissions, input.denied_permissions ?? before.denied_permissions);
+      const checks = new FieldChecks();
+      const name = input.name === undefined ? undefined : checks.check(() => this.checkName(input.name!));
+      const entries = checkEntries(input.permissions ?? before.permissions, input.denied_permissions ?? before.denied_permissions, checks);
+      if (before.is_system && name !== undefined && name !== before.name) throw DomainError.conflict('role.system_immutable', 'system roles cannot be renamed');
       const next: RoleShape = { name: name ?? before.name, priority: input.priority ?? before.priority, ...entries };
       if (before.is_system && before.name === ADMIN && !sameEntries(shape(before), next)) {
-        throw DomainError.conflict('the admin role always grants every permission (*): its entries and priority are fixed');
+        throw DomainError.conflict('role.system_immutable', 'the admin role always grants every permission (*): its entries and priority are fixed');
       }
       // Judged on the state before the change: the actor's own roles and the holders as they are.
       await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), next);
@@ -144,9 +147,9 @@ export class RoleService {
       await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
-      if (before.is_system) throw DomainError.conflict('system roles cannot be deleted');
+      if (before.is_system) throw DomainError.conflict('role.system_immutable', 'system roles cannot be deleted');
       const assigned = await trx.selectFrom('user_roles').select('id').where('role_id', '=', id).limit(1).executeTakeFirst();
-      if (assigned) throw DomainError.conflict('the role is assigned to users; take it from them first');
+      if (assigned) throw DomainError.conflict('role.assigned', 'the role is assigned to users; take it from them first');
       await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), null);
       await trx.updateTable('roles').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
       await writeAudit(trx, actor, { action: 'roles.delete', entityType: 'roles', entityId: id, before });

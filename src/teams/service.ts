@@ -19,7 +19,7 @@ export interface TeamInput {
   parent_team_id?: string | null;
 }
 
-const uniqueTeam = <T>(work: () => Promise<T>) => conflictOnUnique(work, 'a team with this name already exists');
+const uniqueTeam = <T>(work: () => Promise<T>) => conflictOnUnique(work, DomainError.conflict('team.name_taken', 'a team with this name already exists'));
 
 /** Teams, nested through parent_team_id (no cycles), and their members (member or lead). */
 export class TeamService {
@@ -70,7 +70,7 @@ export class TeamService {
         checkVersion(expected, before.version);
         if (input.parent_team_id) {
           await this.parent(trx, input.parent_team_id);
-          if (await isDescendantOrSelf(trx, tenant, input.parent_team_id, id)) throw DomainError.conflict('a team cannot be nested under itself or one of its sub-teams');
+          if (await isDescendantOrSelf(trx, tenant, input.parent_team_id, id)) throw DomainError.conflict('team.cycle', 'a team cannot be nested under itself or one of its sub-teams');
         }
         const after = await uniqueTeam(() =>
           trx
@@ -99,7 +99,7 @@ export class TeamService {
         const before = await this.one(trx, id, true);
         checkVersion(expected, before.version);
         const child = await trx.selectFrom('teams').select('id').where('parent_team_id', '=', id).where('deleted_at', 'is', null).limit(1).executeTakeFirst();
-        if (child) throw DomainError.conflict('the team has sub-teams; move or delete them first');
+        if (child) throw DomainError.conflict('team.has_children', 'the team has sub-teams; move or delete them first');
         await trx.updateTable('teams').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
         await writeAudit(trx, actor, { action: 'teams.delete', entityType: 'teams', entityId: id, before });
       });
@@ -142,7 +142,7 @@ export class TeamService {
       .execute(async (trx) => {
         await this.one(trx, teamId);
         const removed = await trx.deleteFrom('team_members').where('team_id', '=', teamId).where('user_id', '=', userId).returning('role').executeTakeFirst();
-        if (!removed) throw DomainError.notFound('team member');
+        if (!removed) throw DomainError.notFound('team_member');
         await writeAudit(trx, actor, { action: 'teams.remove_member', entityType: 'teams', entityId: teamId, before: { user_id: userId, role: removed.role } });
       });
   }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { checkPasswordPolicy, hashPassword, type PasswordPolicy } from '../auth/passwords.js';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError } from '../errors.js';
+import { DomainError, FieldChecks } from '../errors.js';
 import { DEFAULT_SETTINGS } from '../settings/defaults.js';
 import { checkEmail } from '../users/email.js';
 import type { ProvisionHook } from './schema-manager.js';
@@ -40,11 +40,12 @@ function checkName(value: string | undefined, field: string): string | null {
  * the hook that inserts it inside the provisioning transaction. An existing user with the
  * same email is left as it is: initialize stays idempotent and never resets a password.
  */
-export async function prepareFirstAdmin(input: AdminInput, onCreated?: (userId: string) => void): Promise<ProvisionHook> {
-  const email = checkEmail(input.email, 'admin.email');
-  checkPasswordPolicy(input.password, DEFAULT_PASSWORD_POLICY, 'admin.password');
-  const firstName = checkName(input.first_name, 'admin.first_name');
-  const lastName = checkName(input.last_name, 'admin.last_name');
+export async function prepareFirstAdmin(input: AdminInput, onCreated?: (userId: string) => void, checks = new FieldChecks()): Promise<ProvisionHook> {
+  const email = checks.check(() => checkEmail(input.email, 'admin.email'))!;
+  checks.check(() => checkPasswordPolicy(input.password, DEFAULT_PASSWORD_POLICY, 'admin.password'));
+  const firstName = checks.check(() => checkName(input.first_name, 'admin.first_name')) ?? null;
+  const lastName = checks.check(() => checkName(input.last_name, 'admin.last_name')) ?? null;
+  checks.done();
   const passwordHash = await hashPassword(input.password);
   return async (db: Kysely<TenantDatabase>) => {
     const existing = await db

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { checkSlug, normalizeSlug, SLUG_PATTERN } from '../db/identifiers.js';
-import { DomainError } from '../errors.js';
+import { DomainError, FieldChecks } from '../errors.js';
 import { prepareFirstAdmin, type AdminInput } from './first-admin.js';
 import type { MigrateAllProgress, MigrateAllResult, ProvisionHook, ProvisionResult, SchemaManager } from './schema-manager.js';
 
@@ -54,10 +54,14 @@ export class TenantService {
   ) {}
 
   async create(input: { slug: string; name?: string; admin?: AdminInput }): Promise<TenantView & { admin_user_id: string | null }> {
-    const slug = checkSlug(input.slug);
-    const name = checkName(input.name ?? slug);
+    const checks = new FieldChecks();
+    const slug = checks.check(() => checkSlug(input.slug))!;
+    // The name defaults to the slug (refused once, under slug, when the slug is bad).
+    const name = input.name === undefined ? slug! : checks.check(() => checkName(input.name!))!;
     let adminUserId: string | null = null;
-    const hook = input.admin ? await prepareFirstAdmin(input.admin, (id) => (adminUserId = id)) : undefined;
+    // The first admin's fields are checked with the tenant's, before its password is hashed.
+    const hook = input.admin ? await prepareFirstAdmin(input.admin, (id) => (adminUserId = id), checks) : undefined;
+    checks.done();
 
     const schemaName = `tenant_${slug}`;
     const exists = await this.shared()
@@ -65,7 +69,7 @@ export class TenantService {
       .select('id')
       .where((eb) => eb.or([eb('slug', '=', slug), eb('schema_name', '=', schemaName)]))
       .executeTakeFirst();
-    if (exists) throw DomainError.conflict(`a tenant with slug "${slug}" already exists`);
+    if (exists) throw DomainError.conflict('tenant.slug_taken', `a tenant with slug "${slug}" already exists`);
     const tenant = await this.shared()
       .insertInto('tenants')
       .values({ slug, name, schema_name: schemaName })
@@ -97,7 +101,7 @@ export class TenantService {
 
   async getBySlug(slug: string): Promise<TenantView> {
     const tenant = await this.views().where('t.slug', '=', normalizeSlug(slug)).executeTakeFirst();
-    if (!tenant) throw DomainError.notFound(`tenant "${slug}"`);
+    if (!tenant) throw DomainError.notFound('tenant', `tenant "${slug}"`);
     return tenant;
   }
 

@@ -25,7 +25,7 @@ export class UserAccessService {
    * access/guard.ts), taking "everything" from the last active user who has it (409).
    */
   async setRoles(tenant: TenantContext, actorUserId: string, userId: string, roleNames: readonly string[], actor: AuditActor): Promise<UserView> {
-    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own roles');
+    if (actorUserId === userId) throw new DomainError('permission.self_change', 'nobody changes their own roles');
     const names = [...new Set(roleNames.map((n) => n.trim().toLowerCase()))];
     const db = tenantDb(this.db, tenant.schema);
     await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {

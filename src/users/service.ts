@@ -15,7 +15,7 @@ import { transact, type Work } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { checkVersion, conflictOnUnique, DomainError, FieldChecks } from '../errors.js';
 import type { Mailer, MailMessage } from '../mail/mailer.js';
 import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -66,19 +66,26 @@ function clean(value: string | null | undefined, field: string, max: number): st
   return trimmed === '' ? null : trimmed;
 }
 
-function profile(input: UserInput) {
-  const username = clean(input.username, 'username', 64);
-  if (username && !USERNAME.test(username)) throw DomainError.invalid('username', 'must be 3-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
-  if (input.timezone && !Intl.supportedValuesOf('timeZone').includes(input.timezone)) throw DomainError.invalid('timezone', 'must be an IANA time zone');
+/** The profile fields of an input, cleaned; every failing field is reported together. */
+function profile(input: UserInput, checks = new FieldChecks()) {
+  const username = checks.check(() => {
+    const name = clean(input.username, 'username', 64);
+    if (name && !USERNAME.test(name)) throw DomainError.invalid('username', 'must be 3-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+    return name;
+  });
+  const timezone = checks.check(() => {
+    if (input.timezone && !Intl.supportedValuesOf('timeZone').includes(input.timezone)) throw DomainError.invalid('timezone', 'must be an IANA time zone');
+    return clean(input.timezone, 'timezone', 64);
+  });
   const fields = {
-    email: input.email === undefined ? undefined : checkEmail(input.email),
+    email: checks.check(() => (input.email === undefined ? undefined : checkEmail(input.email))),
     username,
-    first_name: clean(input.first_name, 'first_name', 200),
-    last_name: clean(input.last_name, 'last_name', 200),
-    phone: clean(input.phone, 'phone', 50),
-    avatar_url: clean(input.avatar_url, 'avatar_url', 2000),
-    locale: clean(input.locale, 'locale', 35),
-    timezone: clean(input.timezone, 'timezone', 64),
+    first_name: checks.check(() => clean(input.first_name, 'first_name', 200)),
+    last_name: checks.check(() => clean(input.last_name, 'last_name', 200)),
+    phone: checks.check(() => clean(input.phone, 'phone', 50)),
+    avatar_url: checks.check(() => clean(input.avatar_url, 'avatar_url', 2000)),
+    locale: checks.check(() => clean(input.locale, 'locale', 35)),
+    timezone,
     status: input.status,
   };
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
@@ -101,7 +108,11 @@ async function lockStateOf(db: Kysely<TenantDatabase>, userId: string): Promise<
 /** A unique violation on users names the live email or username already taken. */
 const uniqueUser = <T>(work: () => Promise<T>) =>
   conflictOnUnique(work, (constraint) =>
-    constraint.startsWith('users_email') ? 'a user with this email already exists' : constraint.startsWith('users_username') ? 'a user with this username already exists' : undefined,
+    constraint.startsWith('users_email')
+      ? DomainError.conflict('user.email_taken', 'a user with this email already exists')
+      : constraint.startsWith('users_username')
+        ? DomainError.conflict('user.username_taken', 'a user with this username already exists')
+        : undefined,
   );
 
 /** User administration: list, create (or invite), update, delete, restore, overrides, sessions. */
@@ -122,12 +133,13 @@ export class UserService {
     return this.load(tenantDb(this.deps.db, tenant.schema), tenant.schema, userId);
   }
 
-  /** Creates a user; without a password, the user is invited (a set-password link by mail). */
   /** Creates a user (invites one without a password: a set-password link by mail); honours an idempotency key. */
   async create(tenant: TenantContext, input: UserInput & { email: string }, actor: AuditActor, idempotency?: IdempotencyKey): Promise<Outcome<VersionedUser>> {
-    const fields = profile(input);
+    const checks = new FieldChecks();
+    const fields = profile(input, checks);
     const policy = await this.deps.policies.policy(tenant);
-    if (input.password !== undefined) checkPasswordPolicy(input.password, policy.password);
+    if (input.password !== undefined) checks.check(() => checkPasswordPolicy(input.password!, policy.password));
+    checks.done();
     // Hashed before the transaction: no connection or lock is held while it runs.
     const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
     let invitation: MailMessage | undefined;
@@ -182,7 +194,9 @@ export class UserService {
 
   /** Partial update; `expected` is the If-Match version (412 when stale). */
   async update(tenant: TenantContext, userId: string, input: UserInput, expected: number | undefined, actor: AuditActor): Promise<VersionedUser> {
-    const fields = profile(input);
+    const checks = new FieldChecks();
+    const fields = profile(input, checks);
+    checks.done();
     const outcome = await this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: fields.status !== undefined && fields.status !== 'active' });
       const before = await this.load(trx, tenant.schema, userId, true);
@@ -198,7 +212,7 @@ export class UserService {
           .returning('id')
           .executeTakeFirst(),
       );
-      if (!updated) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
+      if (!updated) throw new DomainError('request.version_mismatch', 'the user changed meanwhile; fetch it again');
       // Links mailed to the old address must not outlive the change.
       const voided = emailChanged ? await voidAccountTokens(trx, userId) : undefined;
       const after = await this.load(trx, tenant.schema, userId);
@@ -212,7 +226,7 @@ export class UserService {
 
   /** Soft delete: ends the user's sessions and API keys and frees the email. */
   async remove(tenant: TenantContext, actorUserId: string, userId: string, expected: number | undefined, actor: AuditActor): Promise<void> {
-    if (actorUserId === userId) throw new DomainError('forbidden', 'you cannot delete your own account here');
+    if (actorUserId === userId) throw new DomainError('permission.self_change', 'you cannot delete your own account here');
     await this.transact(tenant, async (work) => {
       const { trx } = work;
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: true });
@@ -224,7 +238,7 @@ export class UserService {
         .where('id', '=', userId)
         .where('version', '=', before.version)
         .executeTakeFirst();
-      if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('precondition_failed', 'the user changed meanwhile; fetch it again');
+      if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('request.version_mismatch', 'the user changed meanwhile; fetch it again');
       const sessions = await this.deps.sessions.revokeAll(work, userId, 'user_deleted');
       const keys = await this.deps.apiKeys.revokeAllOf(work, userId);
       await writeAudit(trx, actor, { action: 'users.delete', entityType: 'users', entityId: userId, before, metadata: { revoked_sessions: sessions.length, revoked_api_keys: keys } });
@@ -244,7 +258,7 @@ export class UserService {
           .returning('id')
           .executeTakeFirst(),
       );
-      if (!restored) throw DomainError.notFound('deleted user');
+      if (!restored) throw new DomainError('user.not_deleted', 'deleted user not found');
       const after = await this.load(trx, tenant.schema, userId);
       await writeAudit(trx, actor, { action: 'users.restore', entityType: 'users', entityId: userId, after });
       changed({ kind: 'user', userId });
@@ -259,7 +273,7 @@ export class UserService {
   /** Sets a user-level override; the actor must hold the permission and may not target themselves. */
   async setOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, input: { effect: 'allow' | 'deny'; expires_at?: string | null }, actor: AuditActor) {
     if (!CATALOGUE.has(permission)) throw DomainError.invalid('permission', `"${permission}" is not a known permission`);
-    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
+    if (actorUserId === userId) throw new DomainError('permission.self_change', 'nobody changes their own permissions');
     let expiresAt: Date | null = null;
     if (input.expires_at) {
       expiresAt = new Date(input.expires_at);
@@ -283,7 +297,7 @@ export class UserService {
   }
 
   async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor): Promise<void> {
-    if (actorUserId === userId) throw new DomainError('forbidden', 'nobody changes their own permissions');
+    if (actorUserId === userId) throw new DomainError('permission.self_change', 'nobody changes their own permissions');
     if (!CATALOGUE.has(permission)) throw DomainError.notFound('override');
     await this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, null), touched: [permission] });

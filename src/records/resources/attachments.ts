@@ -2,10 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { sql, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { Type } from 'typebox';
-import { writeAudit } from '../../audit/audit.js';
-import { tenantDb } from '../../db/database.js';
+import { writeAudit, type AuditActor } from '../../audit/audit.js';
 import { LOCK_CLASS } from '../../db/platform.js';
 import type { TenantDatabase } from '../../db/types.js';
 import { DomainError } from '../../errors.js';
@@ -37,7 +36,7 @@ async function quotaUse(db: Kysely<TenantDatabase>): Promise<{ quotaBytes: numbe
 }
 
 const overQuota = (quotaBytes: number) =>
-  new DomainError('payload_too_large', `the tenant's files would exceed its quota of ${quotaBytes / 1024 / 1024} MB (attachments.quota_mb); delete and purge files to make room`);
+  new DomainError('attachment.quota_exceeded', `the tenant's files would exceed its quota of ${quotaBytes / 1024 / 1024} MB (attachments.quota_mb); delete and purge files to make room`);
 
 /** In the create transaction: one upload at a time per tenant counts against the quota, so two cannot both squeeze in. */
 async function checkQuota(ctx: WriteContext, sizeBytes: number): Promise<void> {
@@ -189,7 +188,7 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
       if (typeof values.parent_id === 'string') {
         // Versions of one file are numbered one at a time, and never added to a deleted file.
         const root = await lockRoot(ctx, values.parent_id);
-        if (!root || root.deleted_at !== null) throw DomainError.notFound('attachment');
+        if (!root || root.deleted_at !== null) throw DomainError.notFound('record', 'attachment');
         const last = await chainRows(ctx.trx, values.parent_id).clearSelect().select(sql<number>`max(revision)`.as('revision')).executeTakeFirst();
         next.revision = Number(last?.revision ?? 1) + 1;
       }
@@ -215,7 +214,7 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
     },
     async beforeRestore(row, ctx) {
       const chain = await chainRows(ctx.trx, rootOf(row)).execute();
-      if (chain.some((r) => r.purged_at !== null)) throw DomainError.conflict('the file was purged; its bytes are gone');
+      if (chain.some((r) => r.purged_at !== null)) throw DomainError.conflict('attachment.purged', 'the file was purged; its bytes are gone');
       const others = await ctx.trx
         .updateTable('attachments')
         .set({ deleted_at: null, updated_at: ctx.now, version: sql`version + 1` })
@@ -230,17 +229,43 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
   };
 }
 
+/** A file's live versions, newest first. */
+function liveVersions(db: Kysely<TenantDatabase>, root: string) {
+  return chainRows(db, root).where('deleted_at', 'is', null).orderBy('revision', 'desc').execute();
+}
+
+/** Marks every version of a deleted file purged (audited) and returns the storage keys whose bytes may go. */
+async function purge(trx: Transaction<TenantDatabase>, id: string, actor: AuditActor): Promise<{ id: string; storage_key: string }[]> {
+  if (!(await lockFileOf(trx, id))) throw DomainError.notFound('record', 'attachment');
+  const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
+  if (row.deleted_at === null) throw DomainError.conflict('attachment.not_purgeable', 'delete the attachment before purging it');
+  const root = row.parent_id ?? row.id;
+  const chain = await trx
+    .selectFrom('attachments')
+    .select(['id', 'storage_key'])
+    .where(inChain(root))
+    .where('deleted_at', 'is not', null)
+    .where('purged_at', 'is', null)
+    .forUpdate()
+    .execute();
+  if (chain.length === 0) throw DomainError.conflict('attachment.not_purgeable', 'the attachment is already purged');
+  const now = new Date();
+  await trx.updateTable('attachments').set({ purged_at: now, updated_at: now, version: sql`version + 1` }).where('id', 'in', chain.map((r) => r.id)).execute();
+  await writeAudit(trx, actor, { action: 'attachments.purge', entityType: 'attachments', entityId: root, metadata: { versions: chain.map((r) => r.id) } });
+  return chain;
+}
+
 function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: PolicyReader) {
-  const { service, db, response, params } = kit;
+  const { service, response, params } = kit;
   const fingerprint = (upload: Upload) => createHash('sha256').update(JSON.stringify([upload.stored.sha256, upload.fileName, upload.contentType, upload.fields])).digest('hex');
 
   /** Receives an upload within the per-file limit and what the tenant's quota leaves (413 naming the one that bound). */
   async function receiveWithin(request: FastifyRequest, tenant: TenantContext, maxFileBytes: number, fieldNames: readonly string[]) {
-    const { maxBytes, quotaBound } = await uploadLimit(tenantDb(db, tenant.schema), maxFileBytes);
+    const { maxBytes, quotaBound } = await service.read(tenant, (db) => uploadLimit(db, maxFileBytes));
     try {
       return await receive(request, storage, tenant, maxBytes, fieldNames);
     } catch (error) {
-      if (quotaBound !== undefined && error instanceof DomainError && error.code === 'payload_too_large') throw overQuota(quotaBound);
+      if (quotaBound !== undefined && error instanceof DomainError && error.kind === 'payload_too_large') throw overQuota(quotaBound);
       throw error;
     }
   }
@@ -343,7 +368,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
       async (request) => {
         const tenant = requireTenant(request);
         const row = await service.get(tenant, (request.params as { id: string }).id);
-        const rows = await chainRows(tenantDb(db, tenant.schema), rootOf(row)).where('deleted_at', 'is', null).orderBy('revision', 'desc').execute();
+        const rows = await service.read(tenant, (db) => liveVersions(db, rootOf(row)));
         return { items: rows.map((r) => service.body(r as unknown as Row)) };
       },
     );
@@ -383,27 +408,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
       async (request, reply) => {
         const tenant = requireTenant(request);
         const id = (request.params as { id: string }).id;
-        const purged = await tenantDb(db, tenant.schema)
-          .transaction()
-          .execute(async (trx) => {
-            if (!(await lockFileOf(trx, id))) throw DomainError.notFound('attachment');
-            const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
-            if (row.deleted_at === null) throw DomainError.conflict('delete the attachment before purging it');
-            const root = row.parent_id ?? row.id;
-            const chain = await trx
-              .selectFrom('attachments')
-              .select(['id', 'storage_key'])
-              .where(inChain(root))
-              .where('deleted_at', 'is not', null)
-              .where('purged_at', 'is', null)
-              .forUpdate()
-              .execute();
-            if (chain.length === 0) throw DomainError.conflict('the attachment is already purged');
-            const now = new Date();
-            await trx.updateTable('attachments').set({ purged_at: now, updated_at: now, version: sql`version + 1` }).where('id', 'in', chain.map((r) => r.id)).execute();
-            await writeAudit(trx, actorFrom(request), { action: 'attachments.purge', entityType: 'attachments', entityId: root, metadata: { versions: chain.map((r) => r.id) } });
-            return chain;
-          });
+        const purged = await service.change(tenant, (trx) => purge(trx, id, actorFrom(request)));
         // Bytes go once the rows say so: a failure here leaves unreferenced bytes, never rows without them.
         for (const r of purged) {
           await storage.delete(r.storage_key).catch((error: unknown) => request.log.error({ err: error, key: r.storage_key }, 'could not remove purged attachment bytes'));

@@ -1,6 +1,6 @@
-import { sql, type RawBuilder } from 'kysely';
-import { Type } from 'typebox';
-import { tenantDb } from '../../db/database.js';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { Type, type Static } from 'typebox';
+import type { TenantDatabase } from '../../db/types.js';
 import { DomainError } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/context.js';
@@ -53,6 +53,27 @@ function groupKey(group: (typeof GROUPS)[number]): RawBuilder<string | null> {
  * Carbon footprints: scope 1/2/3, category, activity, quantity and unit, and co2e_kg, which is
  * computed (quantity x emission_factor, exactly, in the database) when a factor is given.
  */
+/** Sums of co2e_kg by scope, category or month over live footprints whose period starts within from..to. */
+async function aggregate(db: Kysely<TenantDatabase>, query: Static<typeof AggregateQuery>) {
+  const { group_by: group, from, to, scope, category } = query;
+  if (from && to && from > to) throw DomainError.invalid('to', 'must not be before from');
+  const key = groupKey(group);
+  let q = db
+    .selectFrom('carbon_footprints')
+    .select([key.as('key'), sql<string>`sum(co2e_kg)::text`.as('co2e_kg'), sql<string>`count(*)`.as('n')])
+    .where('deleted_at', 'is', null)
+    .groupBy(key)
+    .orderBy(key);
+  if (from) q = q.where('period_start', '>=', from);
+  if (to) q = q.where('period_start', '<=', to);
+  if (scope) q = q.where('scope', '=', scope);
+  if (category) q = q.where('category', '=', category);
+  const rows = await q.execute();
+  const items = rows.map((r) => ({ key: r.key, co2e_kg: Number(r.co2e_kg), count: Number(r.n) }));
+  const total = rows.reduce((sum, r) => sum + Number(r.co2e_kg), 0);
+  return { group_by: group, from: from ?? null, to: to ?? null, total_co2e_kg: Math.round(total * 1e6) / 1e6, count: items.reduce((n, i) => n + i.count, 0), items };
+}
+
 export const carbonFootprints: RecordSpec = {
   table: 'carbon_footprints',
   path: 'carbon-footprints',
@@ -103,7 +124,7 @@ export const carbonFootprints: RecordSpec = {
     for (const c of NUMERIC) view[c] = row[c] === null ? null : Number(row[c]);
     return view;
   },
-  routes: ({ db }) =>
+  routes: ({ service }) =>
     async (app) => {
       app.get(
         '/carbon-footprints/aggregate',
@@ -116,25 +137,7 @@ export const carbonFootprints: RecordSpec = {
             response: { 200: Aggregate, ...problems(400, 401, 403, 404) },
           },
         },
-        async (request) => {
-          const { group_by: group, from, to, scope, category } = request.query;
-          if (from && to && from > to) throw DomainError.invalid('to', 'must not be before from');
-          const key = groupKey(group);
-          let q = tenantDb(db, requireTenant(request).schema)
-            .selectFrom('carbon_footprints')
-            .select([key.as('key'), sql<string>`sum(co2e_kg)::text`.as('co2e_kg'), sql<string>`count(*)`.as('n')])
-            .where('deleted_at', 'is', null)
-            .groupBy(key)
-            .orderBy(key);
-          if (from) q = q.where('period_start', '>=', from);
-          if (to) q = q.where('period_start', '<=', to);
-          if (scope) q = q.where('scope', '=', scope);
-          if (category) q = q.where('category', '=', category);
-          const rows = await q.execute();
-          const items = rows.map((r) => ({ key: r.key, co2e_kg: Number(r.co2e_kg), count: Number(r.n) }));
-          const total = rows.reduce((sum, r) => sum + Number(r.co2e_kg), 0);
-          return { group_by: group, from: from ?? null, to: to ?? null, total_co2e_kg: Math.round(total * 1e6) / 1e6, count: items.reduce((n, i) => n + i.count, 0), items };
-        },
+        async (request) => service.read(requireTenant(request), (db) => aggregate(db, request.query)),
       );
     },
 };

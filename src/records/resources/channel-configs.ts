@@ -73,7 +73,7 @@ export function validateConfig(channel: Channel, config: Record<string, unknown>
   const validate = validators[channel];
   if (!validate(config)) {
     const errors = fieldErrors(validate.errors ?? [], 'config', 'is not a field of this channel');
-    throw new DomainError('invalid_input', errors.map((e) => `${e.field} ${e.reason}`).join('; '), errors);
+    throw new DomainError('request.invalid', errors.map((e) => `${e.field} ${e.reason}`).join('; '), errors);
   }
   if (channel === 'slack' && !SLACK_NEEDS.some((k) => config[k] !== undefined)) throw DomainError.invalid('config.webhook_url', 'or config.bot_token is required');
 }
@@ -207,7 +207,7 @@ function storedSecrets(box: SecretBox, row: Record<string, unknown>, context: st
   } catch (error) {
     const config = row.config as Record<string, unknown>;
     const missing = Object.keys(config).filter((k) => config[k] === REDACTED && (incoming[k] === undefined || incoming[k] === REDACTED));
-    if (missing.length) throw DomainError.conflict(`the stored secrets cannot be decrypted (${(error as Error).message}); send new values for ${missing.map((k) => `config.${k}`).join(', ')}`);
+    if (missing.length) throw DomainError.conflict('channel_config.undecryptable', `the stored secrets cannot be decrypted (${(error as Error).message}); send new values for ${missing.map((k) => `config.${k}`).join(', ')}`);
     return Object.fromEntries(Object.keys(config).filter((k) => config[k] === REDACTED).map((k) => [k, undefined]));
   }
 }

@@ -1,6 +1,6 @@
 import { sql, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
-import { DomainError } from '../../errors.js';
+import { DomainError, FieldChecks } from '../../errors.js';
 import { DateTime, problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/context.js';
 import { nullable, optional, partial, Text, Timestamp, Title, Uuid } from '../fields.js';
@@ -133,17 +133,19 @@ export const events: RecordSpec = {
     all_day: filter.equals('all_day', Type.Boolean()),
   },
   async write(values, _input, { trx, before }) {
+    const checks = new FieldChecks();
     const starts = new Date((values.starts_at ?? before?.starts_at) as string | Date);
     const ends = new Date((values.ends_at ?? before?.ends_at) as string | Date);
-    if (!(starts < ends)) throw DomainError.invalid('ends_at', 'must be after starts_at');
-    if (typeof values.timezone === 'string' && !validTimeZone(values.timezone)) throw DomainError.invalid('timezone', 'is not an IANA time zone');
+    if (!(starts < ends)) checks.fail('ends_at', 'must be after starts_at');
+    if (typeof values.timezone === 'string' && !validTimeZone(values.timezone)) checks.fail('timezone', 'is not an IANA time zone');
     const next = { ...values };
     const rrule = values.rrule === undefined ? (before?.rrule as string | null | undefined) : values.rrule;
     if (typeof rrule === 'string') {
-      const { rule, options } = parseRecurrence(rrule);
-      if (options.until instanceof Date && options.until < starts) throw DomainError.invalid('rrule', 'has an UNTIL before starts_at: the series would be empty');
-      if (typeof values.rrule === 'string') next.rrule = rule;
+      const parsed = checks.check(() => parseRecurrence(rrule));
+      if (parsed?.options.until instanceof Date && parsed.options.until < starts) checks.fail('rrule', 'has an UNTIL before starts_at: the series would be empty');
+      if (parsed && typeof values.rrule === 'string') next.rrule = parsed.rule;
     }
+    checks.done();
     if (Array.isArray(values.attendees)) {
       const attendees = [...new Set(values.attendees as string[])];
       await checkUsers(trx, 'attendees', attendees);

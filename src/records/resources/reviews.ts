@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
-import { Type } from 'typebox';
-import { tenantDb } from '../../db/database.js';
+import { sql, type Kysely } from 'kysely';
+import { Type, type Static } from 'typebox';
+import type { TenantDatabase } from '../../db/types.js';
 import { DomainError } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/context.js';
@@ -36,6 +36,27 @@ const Aggregate = Type.Object({
 });
 
 /** Reviews: a 1-5 rating with title and body, moderated (pending, approved, rejected). */
+/** Average rating and count by rating of one live target's live reviews. */
+async function aggregate(db: Kysely<TenantDatabase>, schema: string, query: Static<typeof AggregateQuery>) {
+  const { reviewable_type: type, reviewable_id: id, status } = query;
+  let q = db
+    .selectFrom('reviews')
+    .select(['rating', sql<string>`count(*)`.as('n')])
+    .where('reviewable_type', '=', type)
+    .where('reviewable_id', '=', id)
+    .where('deleted_at', 'is', null)
+    // Reviews of a deleted target are hidden, as in the list.
+    .where(sql<boolean>`EXISTS (SELECT 1 FROM ${sql.table(`${schema}.${type}`)} t WHERE t.id = ${id} AND t.deleted_at IS NULL)`)
+    .groupBy('rating');
+  if (status) q = q.where('status', '=', status);
+  const rows = await q.execute();
+  const byRating = { 1: 0, 2: 0, 3: 0, 4: 0, 5: 0 } as Record<1 | 2 | 3 | 4 | 5, number>;
+  for (const row of rows) byRating[row.rating as 1] = Number(row.n);
+  const count = Object.values(byRating).reduce((a, b) => a + b, 0);
+  const sum = Object.entries(byRating).reduce((a, [rating, n]) => a + Number(rating) * n, 0);
+  return { reviewable_type: type, reviewable_id: id, status: status ?? null, count, average_rating: count ? Math.round((sum / count) * 100) / 100 : null, by_rating: byRating };
+}
+
 export const reviews: RecordSpec = {
   table: 'reviews',
   path: 'reviews',
@@ -66,10 +87,10 @@ export const reviews: RecordSpec = {
     delete own.moderated_at;
     if (own.status === undefined || own.status === (before?.status ?? 'pending')) return own;
     // A moderation decision records who made it and when; nobody moderates their own review.
-    if (before?.created_by === actor.actorUserId) throw new DomainError('forbidden', 'a review cannot be moderated by its author');
+    if (before?.created_by === actor.actorUserId) throw new DomainError('review.self_moderation', 'a review cannot be moderated by its author');
     return { ...own, moderated_by: actor.actorUserId, moderated_at: now };
   },
-  routes: ({ db }) =>
+  routes: ({ service }) =>
     async (app) => {
       app.get(
         '/reviews/aggregate',
@@ -82,26 +103,7 @@ export const reviews: RecordSpec = {
             response: { 200: Aggregate, ...problems(400, 401, 403, 404) },
           },
         },
-        async (request) => {
-          const tenant = requireTenant(request);
-          const { reviewable_type: type, reviewable_id: id, status } = request.query;
-          let q = tenantDb(db, tenant.schema)
-            .selectFrom('reviews')
-            .select(['rating', sql<string>`count(*)`.as('n')])
-            .where('reviewable_type', '=', type)
-            .where('reviewable_id', '=', id)
-            .where('deleted_at', 'is', null)
-            // Reviews of a deleted target are hidden, as in the list.
-            .where(sql<boolean>`EXISTS (SELECT 1 FROM ${sql.table(`${tenant.schema}.${type}`)} t WHERE t.id = ${id} AND t.deleted_at IS NULL)`)
-            .groupBy('rating');
-          if (status) q = q.where('status', '=', status);
-          const rows = await q.execute();
-          const byRating = { 1: 0, 2: 0, 3: 0, 4: 0, 5: 0 } as Record<1 | 2 | 3 | 4 | 5, number>;
-          for (const row of rows) byRating[row.rating as 1] = Number(row.n);
-          const count = Object.values(byRating).reduce((a, b) => a + b, 0);
-          const sum = Object.entries(byRating).reduce((a, [rating, n]) => a + Number(rating) * n, 0);
-          return { reviewable_type: type, reviewable_id: id, status: status ?? null, count, average_rating: count ? Math.round((sum / count) * 100) / 100 : null, by_rating: byRating };
-        },
+        async (request) => service.read(requireTenant(request), (db, tenant) => aggregate(db, tenant.schema, request.query)),
       );
     },
 };

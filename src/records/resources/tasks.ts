@@ -70,7 +70,7 @@ export const tasks: RecordSpec = {
     const to = values.status as TaskStatus | undefined;
     if (to === undefined || to === from) return values;
     if (from !== undefined && !TASK_TRANSITIONS[from].includes(to)) {
-      throw DomainError.conflict(`a task cannot go from ${from} to ${to} (from ${from}: ${TASK_TRANSITIONS[from].join(' or ')})`);
+      throw DomainError.conflict('task.invalid_transition', `a task cannot go from ${from} to ${to} (from ${from}: ${TASK_TRANSITIONS[from].join(' or ')})`);
     }
     // completed_at follows the status: set when it becomes done, cleared when it leaves done.
     return { ...values, completed_at: to === 'done' ? now : null };
