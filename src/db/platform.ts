@@ -69,9 +69,30 @@ export function splitSqlStatements(text: string): string[] {
     .filter((s) => s.length > 0);
 }
 
+/** What one statement of the template creates, to look for in the catalogue before sending it. */
+export function templateObject(statement: string): { kind: 'schema' | 'relation'; name: string } {
+  const schema = /^CREATE SCHEMA IF NOT EXISTS (\w+)$/i.exec(statement);
+  if (schema) return { kind: 'schema', name: schema[1]! };
+  const table = /^CREATE TABLE IF NOT EXISTS (\w+\.\w+)\s*\(/i.exec(statement);
+  if (table) return { kind: 'relation', name: table[1]! };
+  const index = /^CREATE INDEX IF NOT EXISTS (\w+) ON (\w+)\.\w+\s/i.exec(statement);
+  if (index) return { kind: 'relation', name: `${index[2]}.${index[1]}` };
+  throw new Error(`the tenant template holds a statement whose object cannot be looked up: ${statement.slice(0, 80)}`);
+}
+
+/** True when the catalogue holds the schema or relation (table, index) of that name. */
+async function present(trx: Transaction<PlatformDatabase>, object: { kind: 'schema' | 'relation'; name: string }): Promise<boolean> {
+  const r =
+    object.kind === 'schema'
+      ? await sql<{ found: boolean }>`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ${object.name}) AS found`.execute(trx)
+      : await sql<{ found: boolean }>`SELECT to_regclass(${object.name}) IS NOT NULL AS found`.execute(trx);
+  return r.rows[0]?.found ?? false;
+}
+
+/** Sends only the template statements whose objects are missing. */
 async function applyTemplate(trx: Transaction<PlatformDatabase>): Promise<void> {
   for (const statement of splitSqlStatements(await readFile(templateSqlFile, 'utf8'))) {
-    await sql.raw(statement).execute(trx);
+    if (!(await present(trx, templateObject(statement)))) await sql.raw(statement).execute(trx);
   }
 }
 
@@ -79,9 +100,16 @@ async function applyTemplate(trx: Transaction<PlatformDatabase>): Promise<void> 
 export async function migratePlatform(db: Kysely<PlatformDatabase>): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.platform}, 0)`.execute(trx);
-    await sql`CREATE SCHEMA IF NOT EXISTS shared`.execute(trx);
-    await sql`CREATE TABLE IF NOT EXISTS shared.platform_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`.execute(trx);
+    // On Citus with schema-based sharding, `shared` and `tenant_template` stay regular schemas
+    // of the coordinator (a placeholder setting, without effect, on plain PostgreSQL).
+    await sql`SET LOCAL citus.enable_schema_based_sharding TO off`.execute(trx);
+    // Created only when absent, as the catalogue says: DDL re-sent at every start would make
+    // Citus take `shared` for a tenant schema after the fact.
+    if (!(await present(trx, { kind: 'schema', name: 'shared' }))) await sql`CREATE SCHEMA shared`.execute(trx);
+    if (!(await present(trx, { kind: 'relation', name: 'shared.platform_migrations' }))) {
+      await sql`CREATE TABLE shared.platform_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`.execute(trx);
+    }
     const applied = new Set(
       (await trx.withSchema('shared').selectFrom('platform_migrations').select('version').execute()).map((r) => r.version),
     );

@@ -1,6 +1,6 @@
 import { sql, type CompiledQuery, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { tenantColumns } from '../db/columns.js';
-import { checkSchemaName, quoteLiteral } from '../db/identifiers.js';
+import { checkSchemaName } from '../db/identifiers.js';
 import type { MigrationStatement, TenantMigration } from '../db/migrations/migration.js';
 import { LOCK_CLASS } from '../db/platform.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -66,17 +66,53 @@ export function compileMigration(db: Kysely<PlatformDatabase>, migration: Tenant
 }
 
 /**
- * Runs DDL statements in one round trip: a PL/pgSQL block that EXECUTEs each one in turn.
- * Each statement still runs on its own (never one multi-statement string), which keeps
- * the schema compatible with Citus schema-based sharding.
+ * Runs DDL statements one by one, each a top-level statement of its own: never inside a `DO`
+ * block and never several in one string, so Citus (schema-based sharding) sees every
+ * `CREATE TABLE` of a tenant schema and makes it a table of the schema's colocation group.
  */
 export async function executeBatch(trx: Transaction<PlatformDatabase>, statements: readonly CompiledQuery[]): Promise<void> {
-  if (statements.length === 0) return;
-  for (const s of statements) {
-    if (s.parameters.length > 0) {
-      throw new Error(`migration statement has bound parameters (use sql.lit for constants): ${s.sql}`);
-    }
+  for (const s of statements) checkTopLevelDdl(s);
+  for (const s of statements) await sql.raw(s.sql).execute(trx);
+}
+
+/** Refuses a migration statement Citus would not see as DDL of its own (or that binds parameters). */
+export function checkTopLevelDdl(statement: CompiledQuery): void {
+  if (statement.parameters.length > 0) throw new Error(`migration statement has bound parameters (use sql.lit for constants): ${statement.sql}`);
+  if (/^\s*do\b/i.test(statement.sql)) throw new Error(`migration statement is a DO block (send each statement on its own): ${statement.sql}`);
+  const count = statementCount(statement.sql);
+  if (count !== 1) throw new Error(`migration statement holds ${count} statements (send each on its own): ${statement.sql}`);
+}
+
+/**
+ * How many statements a SQL text holds: semicolons outside quotes, identifiers, comments and
+ * dollar-quoted bodies separate them (a trailing one ends the last).
+ */
+export function statementCount(text: string): number {
+  let count = 0;
+  let pending = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === "'" || c === '"') {
+      const end = text.indexOf(c, i + 1);
+      i = end < 0 ? text.length : end;
+      pending = true;
+    } else if (c === '-' && text[i + 1] === '-') {
+      const end = text.indexOf('\n', i);
+      i = end < 0 ? text.length : end;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 1;
+    } else if (c === '$') {
+      const tag = /^\$[A-Za-z_]*\$/.exec(text.slice(i));
+      if (tag) {
+        const end = text.indexOf(tag[0], i + tag[0].length);
+        i = end < 0 ? text.length : end + tag[0].length - 1;
+      }
+      pending = true;
+    } else if (c === ';') {
+      if (pending) count++;
+      pending = false;
+    } else if (!/\s/.test(c)) pending = true;
   }
-  const body = statements.map((s) => `EXECUTE ${quoteLiteral(s.sql)};`).join('\n');
-  await sql.raw(`DO $migrate$\nBEGIN\n${body}\nEND\n$migrate$`).execute(trx);
+  return count + (pending ? 1 : 0);
 }
