@@ -29,6 +29,10 @@ export interface Config {
   readonly environment: Environment;
   /** Unset: the service runs an embedded PostgreSQL under `dataDir`. */
   readonly databaseUrl: string | undefined;
+  /** The owner role that runs migrations (unset: DATABASE_URL's role does, and owns the schemas). */
+  readonly databaseOwnerUrl: string | undefined;
+  /** Production answers requests as a superuser only when this is set. */
+  readonly allowSuperuser: boolean;
   readonly redisUrl: string | undefined;
   readonly jwt: {
     readonly algorithm: JwtAlgorithm;
@@ -197,9 +201,13 @@ export function loadConfig(env: Env = process.env): Config {
   const host = optional(env, 'SERVICE_HOST') ?? '0.0.0.0';
   if (/\s/.test(host)) throw new ConfigError('SERVICE_HOST', 'must be a host name or address');
 
+  if (optional(env, 'DATABASE_OWNER_URL') && !optional(env, 'DATABASE_URL')) throw new ConfigError('DATABASE_OWNER_URL', 'needs DATABASE_URL (the runtime role) beside it');
+
   return {
     environment,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseOwnerUrl: url(env, 'DATABASE_OWNER_URL', ['postgres:', 'postgresql:']),
+    allowSuperuser: oneOf(env, 'DATABASE_ALLOW_SUPERUSER', ['true', 'false'] as const, 'false') === 'true',
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwt: { algorithm, secretKey },
     port: integer(env, 'SERVICE_PORT', 8004, 0, 65535),

