@@ -18,7 +18,7 @@ import type { RouteAccess } from './http/context.js';
 import { meRoutes } from './me/routes.js';
 import type { TenantServices } from './services.js';
 import { recordRoutes } from './records/routes.js';
-import { tenantRoutes } from './tenancy/routes.js';
+import { migrationRoutes, tenantRoutes } from './tenancy/routes.js';
 import type { TenantService } from './tenancy/service.js';
 import { auditRoutes } from './audit/routes.js';
 import { roleRoutes } from './roles/routes.js';
@@ -145,6 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async () => ({ keys: deps.keys.publicJwk ? [deps.keys.publicJwk] : [] }),
   );
   await app.register(tenantRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/tenants' });
+  await app.register(migrationRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/migrations' });
 
   const rules: FastifyInstance['tenantRouteRules'] = [];
   app.decorate('tenantRouteRules', rules);

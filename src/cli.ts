@@ -6,7 +6,7 @@ import { issueSystemToken, SYSTEM_TOKEN_MAX_TTL_SECONDS } from './auth/system-to
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DomainError } from './errors.js';
 import type { Runtime } from './runtime.js';
-import type { MigrateAllProgress } from './tenancy/schema-manager.js';
+import type { MigrateAllProgress, MigrationState } from './tenancy/schema-manager.js';
 
 const USAGE = `Usage: system-service <command>
 
@@ -17,6 +17,9 @@ const USAGE = `Usage: system-service <command>
   tenants create <slug> [--name NAME] [--admin-email EMAIL --admin-password PASSWORD]
   tenants list [--json]
   tenants migrate (--all | <slug>) [--concurrency N]
+  tenants migrate --all [--canary N] [--wave M]   N schemas first (stop if one fails), then waves of M
+  tenants migrate --retry-failed    migrate the quarantined schemas again
+  tenants migrations [--state S] [--json]   each schema's state: pending, running, done, failed
   users reset-password <slug> <email>   set a new random password (printed once); ends the user's sessions
   secrets rotate                    re-encrypt channel secrets under the current CHANNEL_SECRETS_KEY
   token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token (at most 3600 s)
@@ -33,6 +36,10 @@ const options = {
   'admin-email': { type: 'string' },
   'admin-password': { type: 'string' },
   concurrency: { type: 'string' },
+  canary: { type: 'string' },
+  wave: { type: 'string' },
+  'retry-failed': { type: 'boolean' },
+  state: { type: 'string' },
   ttl: { type: 'string' },
   subject: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -49,6 +56,16 @@ function positiveInt(value: string | undefined, flag: string, fallback: number, 
   return n;
 }
 
+const MIGRATION_STATES: readonly MigrationState[] = ['pending', 'running', 'done', 'failed'];
+
+/** What `tenants migrate` is asked to migrate: one tenant, or all (pending, or the failed with --retry-failed). */
+function migrateTarget(flags: Flags, slug: string | undefined): 'one' | 'all' {
+  const all = Boolean(flags.all) || flags['retry-failed'] === true;
+  if (all === (slug !== undefined)) throw new UsageError('tenants migrate takes either --all, --retry-failed or one slug');
+  if (slug !== undefined && (flags.canary !== undefined || flags.wave !== undefined)) throw new UsageError('--canary and --wave go with --all');
+  return all ? 'all' : 'one';
+}
+
 function table(rows: string[][]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   for (const row of rows) out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
@@ -57,7 +74,7 @@ function table(rows: string[][]): void {
 function progressReporter(): { onProgress: (p: MigrateAllProgress) => void; finish: () => void } {
   if (!process.stdout.isTTY) {
     return {
-      onProgress: (p) => out(`[${p.done}/${p.total}] ${p.schema_name} ${p.ok ? 'ok' : `FAILED: ${p.error}`}`),
+      onProgress: (p) => out(`[${p.done}/${p.total}] ${p.phase}: ${p.schema_name} ${p.ok ? 'ok' : `FAILED: ${p.error}`}`),
       finish: () => {},
     };
   }
@@ -67,7 +84,7 @@ function progressReporter(): { onProgress: (p: MigrateAllProgress) => void; fini
       const filled = Math.round((p.done / p.total) * width);
       const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
       if (!p.ok) process.stdout.write(`\r\x1b[K${p.schema_name} FAILED: ${p.error}\n`);
-      process.stdout.write(`\r\x1b[K[${bar}] ${p.done}/${p.total} ${p.schema_name}`);
+      process.stdout.write(`\r\x1b[K[${bar}] ${p.done}/${p.total} ${p.phase}: ${p.schema_name}`);
     },
     finish: () => process.stdout.write('\n'),
   };
@@ -145,18 +162,35 @@ async function tenantsCommand(runtime: Runtime, action: string | undefined, arg:
       return;
     }
     case 'migrate': {
-      if (Boolean(flags.all) === (arg !== undefined)) throw new UsageError('tenants migrate takes either --all or one slug');
-      if (arg) {
-        const result = await runtime.tenants.migrate(arg);
+      if (migrateTarget(flags, arg) === 'one') {
+        const result = await runtime.tenants.migrate(arg!);
         out(`${result.schema_name}: version ${result.from_version} -> ${result.schema_version}${result.applied.length ? ` (applied ${result.applied.join(', ')})` : ' (up to date)'}`);
         return;
       }
       const progress = progressReporter();
-      const result = await runtime.tenants.migrateAll({ concurrency: positiveInt(flags.concurrency, 'concurrency', runtime.config.migrationConcurrency, 64), onProgress: progress.onProgress });
+      const result = await runtime.tenants.migrateAll({
+        concurrency: positiveInt(flags.concurrency, 'concurrency', runtime.config.migrationConcurrency, 64),
+        canary: flags.canary === undefined ? undefined : positiveInt(flags.canary, 'canary', 0, 1_000_000),
+        wave: flags.wave === undefined ? undefined : positiveInt(flags.wave, 'wave', 0, 1_000_000),
+        retryFailed: flags['retry-failed'] === true,
+        onProgress: progress.onProgress,
+      });
       progress.finish();
       out(`${result.total} tenant schemas (${result.spares} of them spares): ${result.migrated} migrated, ${result.up_to_date} already up to date, ${result.failed.length} failed (${result.duration_ms} ms)`);
-      for (const f of result.failed) out(`  ${f.schema_name}: ${f.error}`);
+      for (const f of result.failed) out(`  ${f.schema_name}: ${f.error} (quarantined: it answers 503 until 'tenants migrate --retry-failed')`);
+      if (result.stopped_after) out(`stopped after the failed canary: ${result.not_started} schemas not started (fix the migration, then run again)`);
       if (result.failed.length > 0) process.exitCode = 1;
+      return;
+    }
+    case 'migrations': {
+      const state = flags.state;
+      if (state !== undefined && !MIGRATION_STATES.includes(state as MigrationState)) throw new UsageError(`--state must be one of ${MIGRATION_STATES.join(', ')}`);
+      const states = await runtime.tenants.migrationStates({ state: state as MigrationState | undefined, page: 1, page_size: 100_000 });
+      if (flags.json) return out(JSON.stringify(states, null, 2));
+      const { summary } = states;
+      out(`latest version ${states.latest_version}: ${summary.done} done, ${summary.pending} pending, ${summary.running} running, ${summary.failed} failed`);
+      if (states.items.length === 0) return;
+      table([['schema', 'tenant', 'version', 'state', 'error'], ...states.items.map((i) => [i.schema_name, i.slug ?? (i.spare ? '(spare)' : ''), String(i.version), i.state, i.last_error ?? ''])]);
       return;
     }
     default:
@@ -201,11 +235,11 @@ async function run(argv: string[]): Promise<void> {
   if (group === 'users' && (arg === undefined || extra === undefined)) throw new UsageError('users reset-password needs a tenant slug and an email');
   const config = loadConfig();
   if (group === 'token') return tokenCommand(config, action, flags);
-  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate'], users: ['reset-password'], secrets: ['rotate'] };
+  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate', 'migrations'], users: ['reset-password'], secrets: ['rotate'] };
   if (!Object.hasOwn(actions, group)) throw new UsageError(`unknown command: ${group}`);
   if (!actions[group]!.includes(action ?? '')) throw new UsageError(`unknown ${group} command: ${action ?? '(none)'}`);
   if (group === 'secrets' && arg !== undefined) throw new UsageError(`unexpected argument: ${arg}`);
-  if (group === 'tenants' && action === 'migrate' && Boolean(flags.all) === (arg !== undefined)) throw new UsageError('tenants migrate takes either --all or one slug');
+  if (group === 'tenants' && action === 'migrate') migrateTarget(flags, arg);
   // Loaded only for commands that need the database: usage errors and tokens answer at once.
   const { openRuntime } = await import('./runtime.js');
   const runtime = await openRuntime(config, pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)));

@@ -96,6 +96,7 @@ export const ERROR_CODES = {
   'setting.not_found': ['not_found', 'No such setting.'],
   // Tenants
   'tenant.not_found': ['not_found', 'No such tenant (or it is not active).'],
+  'tenant.quarantined': ['unavailable', 'The tenant\'s schema failed its last migration: it answers 503 until it is migrated again (`tenants migrate --retry-failed`).'],
   'tenant.slug_taken': ['conflict', 'A tenant with this slug already exists.'],
   'schema.not_found': ['not_found', 'The tenant schema does not exist (CLI).'],
   // Records (notes, calls, tasks, attachments, events, carbon footprints, channel configs, reviews)

@@ -107,7 +107,7 @@ describe('system-service CLI', { timeout: 120_000 }, () => {
     const command = `${process.execPath} --import tsx src/cli.ts tenants migrate --all`;
     const result = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, DATABASE_URL: t.url, JWT_SECRET_KEY: TEST_SECRET }, encoding: 'utf8', timeout: 60_000 });
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/\[#{30}\] 1\/1 tenant_registered/);
+    expect(result.stdout).toMatch(/\[#{30}\] 1\/1 wave 1\/1: tenant_registered/);
     expect(result.stdout).toMatch(/3 tenant schemas \(0 of them spares\): 1 migrated, 2 already up to date, 0 failed/);
   });
 });

@@ -291,8 +291,10 @@ describe('migrateAll', () => {
         SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'tenant_bad' AND column_name = 'nickname'`.execute(fresh.database.db);
       expect(nickname.rows[0]!.n).toBe(0);
 
-      // Fixed release: a rerun picks up only what is left.
-      const resumed = await new SchemaManager(fresh.database.db, [...tenantMigrations, { ...breaksOne, statements: ({ schema }) => [schema.alterTable('users').addColumn('nickname', 'text')] }]).migrateAll({ concurrency: 2 });
+      // Fixed release: the quarantined tenant is retried (a plain rerun leaves it alone).
+      const fixedRelease = new SchemaManager(fresh.database.db, [...tenantMigrations, { ...breaksOne, statements: ({ schema }) => [schema.alterTable('users').addColumn('nickname', 'text')] }]);
+      expect(await fixedRelease.migrateAll({ concurrency: 2 })).toMatchObject({ migrated: 0, failed: [] });
+      const resumed = await fixedRelease.migrateAll({ concurrency: 2, retryFailed: true });
       expect(resumed).toMatchObject({ total: 3, up_to_date: 2, migrated: 1, failed: [] });
       expect(await fresh.database.db.withSchema('shared').selectFrom('tenant_schemas').select('status').where('schema_name', '=', 'tenant_bad').executeTakeFirst()).toEqual({ status: 'ready' });
     } finally {

@@ -56,6 +56,9 @@ export class TenantDirectory {
       .select(['t.id', 't.slug', 't.name', 't.schema_name', 't.status', 's.status as schema_status'])
       .where('t.slug', '=', slug)
       .executeTakeFirst();
+    if (row?.status === 'active' && row.schema_status === 'failed') {
+      throw new DomainError('tenant.quarantined', 'the tenant is unavailable: its schema failed a migration and awaits a retry; try again later');
+    }
     const usable = row && row.schema_status === 'ready' && row.status === 'active';
     if (!usable) throw DomainError.notFound('tenant');
     return { id: row.id, slug: row.slug, schema: row.schema_name, name: row.name };

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 import type { JwtKeys } from '../auth/keys.js';
 import { DateTime, PaginationQuery, pageOf, problems } from '../http/schemas.js';
 import { requireSystemToken } from '../auth/system-hook.js';
@@ -99,6 +99,49 @@ export function tenantRoutes(service: TenantService, keys: JwtKeys): FastifyPlug
         },
       },
       async (request) => service.initialize(request.params.tenant_id, request.body?.admin),
+    );
+  };
+}
+
+const MigrationStateSchema = Type.Union([Type.Literal('pending'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')]);
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+const SchemaMigration = Type.Object({
+  schema_name: Type.String({ examples: ['tenant_acme'] }),
+  slug: Nullable(Type.String()),
+  tenant_id: Nullable(Type.String({ format: 'uuid' })),
+  spare: Type.Boolean({ description: 'A spare schema kept ready for a new tenant' }),
+  version: Type.Integer(),
+  state: MigrationStateSchema,
+  last_error: Nullable(Type.String()),
+  started_at: Nullable(DateTime),
+  finished_at: Nullable(DateTime),
+  duration_ms: Nullable(Type.Integer()),
+});
+
+/** GET /api/v1/migrations: where every tenant schema stands (system token). */
+export function migrationRoutes(service: TenantService, keys: JwtKeys): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.addHook('preHandler', requireSystemToken(keys));
+    app.get(
+      '',
+      {
+        schema: {
+          tags: ['platform'],
+          summary: 'Migration state of every tenant schema: pending, running, done or failed (a failed one is quarantined: its tenant answers 503)',
+          security: [{ bearer: [] }],
+          querystring: Type.Object({ ...PaginationQuery.properties, state: Type.Optional(MigrationStateSchema) }),
+          response: {
+            200: Type.Object({
+              latest_version: Type.Integer(),
+              summary: Type.Object({ pending: Type.Integer(), running: Type.Integer(), done: Type.Integer(), failed: Type.Integer() }),
+              ...pageOf(SchemaMigration).properties,
+            }),
+            ...problems(400, 401, 403),
+          },
+        },
+      },
+      async (request) => service.migrationStates(request.query),
     );
   };
 }

@@ -7,6 +7,7 @@ import { tenantMigrations } from '../db/migrations/index.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { grantTenantSchema } from '../db/roles.js';
+import { LOCK_CLASS } from '../db/platform.js';
 import { compileMigration, errorMessage, exactCount, executeBatch, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
 import { seedDefaults } from './seed.js';
 
@@ -42,9 +43,49 @@ export interface SchemaInfo {
   readonly last_error: string | null;
 }
 
+export type MigrationState = 'pending' | 'running' | 'done' | 'failed';
+
+export interface MigrationStateRow {
+  readonly schema_name: string;
+  readonly slug: string | null;
+  readonly tenant_id: string | null;
+  readonly spare: boolean;
+  readonly version: number;
+  readonly state: MigrationState;
+  readonly status: string;
+  readonly last_error: string | null;
+  readonly started_at: Date | null;
+  readonly finished_at: Date | null;
+  readonly duration_ms: number | null;
+}
+
+export interface MigrationStates {
+  readonly latest_version: number;
+  readonly summary: Record<MigrationState, number>;
+  readonly items: Omit<MigrationStateRow, 'status'>[];
+  readonly total: number;
+  readonly page: number;
+  readonly page_size: number;
+}
+
+export interface MigrateAllOptions {
+  readonly concurrency: number;
+  /** Schemas migrated first; the run stops there if any of them fails. */
+  readonly canary?: number;
+  /** Schemas per wave after the canary (default: all the rest in one). */
+  readonly wave?: number;
+  /** Migrate the failed (quarantined) schemas instead of the pending ones. */
+  readonly retryFailed?: boolean;
+  readonly onProgress?: (p: MigrateAllProgress) => void;
+}
+
+type KnownSchema = { schema_name: string; tenant_id: string | null; version: number; status: string; is_spare: boolean };
+
 export interface MigrateAllProgress {
   readonly done: number;
   readonly total: number;
+  /** `canary` or `wave i/n`. */
+  readonly phase: string;
   readonly schema_name: string;
   readonly ok: boolean;
   readonly error?: string;
@@ -56,6 +97,10 @@ export interface MigrateAllResult {
   readonly spares: number;
   readonly up_to_date: number;
   readonly migrated: number;
+  /** Pending schemas the run did not reach (it stopped after a failed canary). */
+  readonly not_started: number;
+  /** `canary` when a failed canary stopped the run. */
+  readonly stopped_after: string | null;
   readonly failed: readonly { schema_name: string; error: string }[];
   readonly duration_ms: number;
 }
@@ -160,36 +205,97 @@ export class SchemaManager {
     return this.provision(checkSchemaName(schemaName), null);
   }
 
-  /** Every known tenant schema, `concurrency` at a time; skips those already current, so a rerun resumes. */
-  async migrateAll(options: { concurrency: number; onProgress?: (p: MigrateAllProgress) => void }): Promise<MigrateAllResult> {
+  /**
+   * Migrates every pending tenant schema (or, with `retryFailed`, every failed one): first a
+   * canary of `canary` schemas, stopping there if any of them fails; then the rest in waves of
+   * `wave`, where a schema that fails is quarantined (it answers 503 until it is migrated) and
+   * the others go on. `concurrency` schemas at a time within a phase. A schema already done is
+   * skipped, so a run that was killed resumes where it stopped.
+   */
+  async migrateAll(options: MigrateAllOptions): Promise<MigrateAllResult> {
     const started = Date.now();
     const targets = await this.knownSchemas();
-    const pending = targets.filter((t) => t.version < this.latestVersion || t.status !== 'ready');
+    const wanted = options.retryFailed ? (t: KnownSchema) => t.status === 'failed' : (t: KnownSchema) => t.status !== 'failed' && (t.version < this.latestVersion || t.status !== 'ready');
+    const pending = targets.filter(wanted);
     const failed: { schema_name: string; error: string }[] = [];
+    const canary = Math.min(options.canary ?? 0, pending.length);
+    const waveSize = options.wave && options.wave > 0 ? options.wave : pending.length - canary || 1;
+    const phases: { name: string; items: KnownSchema[] }[] = [];
+    if (canary > 0) phases.push({ name: 'canary', items: pending.slice(0, canary) });
+    const rest = pending.slice(canary);
+    const waves = Math.ceil(rest.length / waveSize);
+    for (let w = 0; w < waves; w++) phases.push({ name: `wave ${w + 1}/${waves}`, items: rest.slice(w * waveSize, (w + 1) * waveSize) });
     let done = 0;
-    let next = 0;
-    const worker = async () => {
-      while (next < pending.length) {
-        const target = pending[next++]!;
-        try {
-          await this.provision(target.schema_name, target.tenant_id);
-          options.onProgress?.({ done: ++done, total: pending.length, schema_name: target.schema_name, ok: true });
-        } catch (error) {
-          const message = errorMessage(error);
-          failed.push({ schema_name: target.schema_name, error: message });
-          options.onProgress?.({ done: ++done, total: pending.length, schema_name: target.schema_name, ok: false, error: message });
+    let stoppedAfter: string | undefined;
+    for (const phase of phases) {
+      const before = failed.length;
+      let next = 0;
+      const worker = async () => {
+        while (next < phase.items.length) {
+          const target = phase.items[next++]!;
+          let error: string | undefined;
+          try {
+            await this.provision(target.schema_name, target.tenant_id);
+          } catch (e) {
+            error = errorMessage(e);
+            failed.push({ schema_name: target.schema_name, error });
+          }
+          done++;
+          options.onProgress?.({ done, total: pending.length, phase: phase.name, schema_name: target.schema_name, ok: error === undefined, ...(error ? { error } : {}) });
         }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency, phase.items.length)) }, worker));
+      // A canary that fails stops the run: the waves would most likely fail the same way.
+      if (phase.name === 'canary' && failed.length > before) {
+        stoppedAfter = 'canary';
+        break;
       }
-    };
-    const workers = Math.max(1, Math.min(options.concurrency, pending.length));
-    await Promise.all(Array.from({ length: workers }, worker));
+    }
     return {
       total: targets.length,
       spares: targets.filter((t) => t.is_spare).length,
-      up_to_date: targets.length - pending.length,
-      migrated: pending.length - failed.length,
+      up_to_date: targets.filter((t) => t.status === 'ready' && t.version >= this.latestVersion).length,
+      migrated: done - failed.length,
       failed,
+      not_started: pending.length - done,
+      stopped_after: stoppedAfter ?? null,
       duration_ms: Date.now() - started,
+    };
+  }
+
+  /** Every schema's migration state (pending, running, done, failed), as GET /api/v1/migrations shows it. */
+  async migrationStates(query: { state?: MigrationState; page: number; page_size: number }): Promise<MigrationStates> {
+    // Running: a transaction holds the schema's advisory lock (every provisioning and migration takes it).
+    const states = sql`
+      SELECT k.*, CASE
+        WHEN EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                       AND l.classid = ${LOCK_CLASS.tenantSchema}::oid AND l.objid = (hashtext(k.schema_name)::bigint & 4294967295)::oid) THEN 'running'
+        WHEN k.status = 'failed' THEN 'failed'
+        WHEN k.status = 'ready' AND k.version >= ${this.latestVersion} THEN 'done'
+        ELSE 'pending' END AS state
+      FROM (
+        SELECT COALESCE(s.schema_name, t.schema_name) AS schema_name, t.slug, COALESCE(s.tenant_id, t.id) AS tenant_id,
+               COALESCE(s.version, 0) AS version, COALESCE(s.status, 'absent') AS status, COALESCE(s.is_spare, false) AS spare,
+               s.last_error, s.started_at, s.finished_at, s.last_duration_ms AS duration_ms
+        FROM shared.tenant_schemas s FULL JOIN shared.tenants t ON t.schema_name = s.schema_name
+      ) k`;
+    const [rows, counts] = await Promise.all([
+      sql<MigrationStateRow & { total: string }>`
+        SELECT *, count(*) OVER () AS total FROM (${states}) x
+        WHERE ${query.state ? sql`state = ${query.state}` : sql`true`}
+        ORDER BY schema_name LIMIT ${query.page_size} OFFSET ${(query.page - 1) * query.page_size}`.execute(this.db),
+      sql<{ state: MigrationState; n: string }>`SELECT state, count(*) AS n FROM (${states}) x GROUP BY state`.execute(this.db),
+    ]);
+    const summary = { pending: 0, running: 0, done: 0, failed: 0 };
+    for (const c of counts.rows) summary[c.state] = Number(c.n);
+    return {
+      latest_version: this.latestVersion,
+      summary,
+      items: rows.rows.map(({ total: _total, status: _status, ...r }) => r),
+      total: Number(rows.rows[0]?.total ?? 0),
+      page: query.page,
+      page_size: query.page_size,
     };
   }
 
@@ -361,7 +467,7 @@ export class SchemaManager {
   }
 
   /** Registered tenants (whether initialized yet or not) and any schema we have a record of. */
-  private async knownSchemas(): Promise<{ schema_name: string; tenant_id: string | null; version: number; status: string; is_spare: boolean }[]> {
+  private async knownSchemas(): Promise<KnownSchema[]> {
     const rows = await sql<{ schema_name: string; tenant_id: string | null; version: number; status: string; is_spare: boolean }>`
       SELECT COALESCE(s.schema_name, t.schema_name) AS schema_name,
              COALESCE(s.tenant_id, t.id) AS tenant_id,

@@ -3,7 +3,7 @@ import type { PlatformDatabase } from '../db/platform-types.js';
 import { checkSlug, normalizeSlug, SLUG_PATTERN } from '../db/identifiers.js';
 import { DomainError, FieldChecks } from '../errors.js';
 import { prepareFirstAdmin, type AdminInput } from './first-admin.js';
-import type { MigrateAllProgress, MigrateAllResult, ProvisionHook, ProvisionResult, SchemaManager } from './schema-manager.js';
+import type { MigrateAllOptions, MigrateAllResult, MigrationState, MigrationStates, ProvisionHook, ProvisionResult, SchemaManager } from './schema-manager.js';
 
 export interface TenantView {
   readonly id: string;
@@ -128,8 +128,12 @@ export class TenantService {
     return this.schemas.initializeTenantSchema(tenant.id, tenant.schema_name);
   }
 
-  migrateAll(options: { concurrency: number; onProgress?: (p: MigrateAllProgress) => void }): Promise<MigrateAllResult> {
+  migrateAll(options: MigrateAllOptions): Promise<MigrateAllResult> {
     return this.schemas.migrateAll(options);
+  }
+
+  migrationStates(query: { state?: MigrationState; page: number; page_size: number }): Promise<MigrationStates> {
+    return this.schemas.migrationStates(query);
   }
 
   async count(): Promise<number> {
