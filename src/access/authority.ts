@@ -45,6 +45,21 @@ export function everHeld(data: AccessData, now: Date = new Date()): Set<string> 
   return held;
 }
 
+/**
+ * What `data` allows now and at every moment after (an allow override counts only while it
+ * cannot expire): what an actor may pass on, so a permission lent until tonight is not handed
+ * out for good.
+ */
+export function alwaysHeld(data: AccessData, scope: readonly string[] | null = null, now: Date = new Date()): Set<string> {
+  const [first, ...rest] = instants(now, data);
+  const held = effective(data, scope, first);
+  for (const at of rest) {
+    const then = effective(data, scope, at);
+    for (const p of held) if (!then.has(p)) held.delete(p);
+  }
+  return held;
+}
+
 /** The first permission of `other` that `holder` lacks; undefined when `holder` holds all of them. */
 export function firstLacking(holder: ReadonlySet<string>, other: Iterable<string>): string | undefined {
   for (const permission of other) if (!holder.has(permission)) return permission;

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError } from '../errors.js';
 import {
-  effective,
+  alwaysHeld,
   holdsEverything,
   lastSuperuser,
   losesEverything,
@@ -110,14 +110,16 @@ export const accessGuard = {
   },
 
   /**
-   * What the actor holds, read after the lock: a request authenticated before a suspension or a
-   * deletion of its actor committed, and waiting on the lock meanwhile, acts no more (401).
+   * What the actor holds for these rules, read after the lock: what it holds now and will go on
+   * holding (a permission it holds only until an override expires is not its to pass on). A
+   * request authenticated before a suspension or a deletion of its actor committed, and
+   * waiting on the lock meanwhile, acts no more (401).
    */
   async actorSet(trx: Kysely<TenantDatabase>, actor: ActorRef, data?: AccessData): Promise<Set<string>> {
     const standing = await trx.selectFrom('users').select('status').where('id', '=', actor.userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (standing?.status !== 'active') throw new DomainError('auth.account_inactive', 'your account is no longer active');
     data ??= (await loadAccessData(trx, [actor.userId])).get(actor.userId)!;
-    return effective(data, actor.scope);
+    return alwaysHeld(data, actor.scope);
   },
 
   /**

@@ -160,6 +160,8 @@ export class UserService {
   ): Promise<{ user: VersionedUser; invitation?: MailMessage }> {
     const { fields, passwordHash, policy } = input;
     const roleNames = input.roles ?? ['user'];
+    // The tenant's lock before the roles are read: a role edit committed meanwhile is judged, not missed.
+    await accessGuard.lock(trx, 'shared');
     const roles = await this.resolveRoles(trx, roleNames);
     // A new user is changed into existence: the actor must hold what its roles carry, deny entries included.
     const shapes = [...(await loadRoleShapes(trx, roles.map((r) => r.id))).values()];
@@ -197,7 +199,8 @@ export class UserService {
     const checks = new FieldChecks();
     const fields = profile(input, checks);
     checks.done();
-    const outcome = await this.transact(tenant, async ({ trx, changed }) => {
+    const outcome = await this.transact(tenant, async (work) => {
+      const { trx, changed } = work;
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: fields.status !== undefined && fields.status !== 'active' });
       const before = await this.load(trx, tenant.schema, userId, true);
       checkVersion(expected, before.version);
@@ -215,8 +218,12 @@ export class UserService {
       if (!updated) throw new DomainError('request.version_mismatch', 'the user changed meanwhile; fetch it again');
       // Links mailed to the old address must not outlive the change.
       const voided = emailChanged ? await voidAccountTokens(trx, userId) : undefined;
+      // A suspension ends the user's sessions: reactivating the account does not bring them back.
+      const suspended = before.status === 'active' && fields.status !== undefined && fields.status !== 'active';
+      const ended = suspended ? await this.deps.sessions.revokeAll(work, userId, 'user_suspended') : [];
       const after = await this.load(trx, tenant.schema, userId);
-      await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after, ...(voided ? { metadata: { voided_tokens: voided } } : {}) });
+      const metadata = { ...(voided ? { voided_tokens: voided } : {}), ...(ended.length ? { revoked_sessions: ended.length } : {}) };
+      await writeAudit(trx, actor, { action: 'users.update', entityType: 'users', entityId: userId, before, after, ...(Object.keys(metadata).length ? { metadata } : {}) });
       changed({ kind: 'user', userId });
       return { before, after, emailChanged };
     });
@@ -241,7 +248,9 @@ export class UserService {
       if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('request.version_mismatch', 'the user changed meanwhile; fetch it again');
       const sessions = await this.deps.sessions.revokeAll(work, userId, 'user_deleted');
       const keys = await this.deps.apiKeys.revokeAllOf(work, userId);
-      await writeAudit(trx, actor, { action: 'users.delete', entityType: 'users', entityId: userId, before, metadata: { revoked_sessions: sessions.length, revoked_api_keys: keys } });
+      // Reset and verification links die with the account: a restore does not revive them.
+      const voided = await voidAccountTokens(trx, userId);
+      await writeAudit(trx, actor, { action: 'users.delete', entityType: 'users', entityId: userId, before, metadata: { revoked_sessions: sessions.length, revoked_api_keys: keys, voided_tokens: voided } });
       work.changed({ kind: 'user', userId });
     });
   }

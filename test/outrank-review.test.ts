@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from './support/app.js';
+import { bearer, login, PASSWORD, seedTenant, seedUser } from './support/tenants.js';
+
+/** What a second attacker's read of the authorization found, each held here. Two tenants. */
+let t: TestApp;
+let admin: string;
+
+beforeAll(async () => {
+  t = await createTestApp();
+  await seedTenant(t, 'ora');
+  await seedTenant(t, 'orb');
+  admin = (await login(t.app, 'ora', 'admin@ora.example')).access_token;
+});
+afterAll(async () => t?.close());
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+const call = (method: Method, url: string, token: string, payload?: unknown) =>
+  t.app.inject({ method, url: `/api/v1/tenants/ora/${url}`, headers: bearer(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
+
+describe('the out-rank rule, read again', () => {
+  it('judges a user create on the roles as they are once it holds the lock, not as read before', async () => {
+    await seedUser(t, 'ora', { email: 'm1@ora.example', roles: ['manager'] });
+    const manager = (await login(t.app, 'ora', 'm1@ora.example')).access_token;
+    const role = await call('POST', 'roles', admin, { name: 'reporting', priority: 10, permissions: ['notes.read'] });
+    expect(role.statusCode).toBe(201);
+    // A role edit holds the tenant's lock (as PUT roles does) while the create arrives; it
+    // widens the role to `*` and commits. The create must judge the role as it is then.
+    const editor = await t.db.database.pool.connect();
+    let create: ReturnType<typeof call> | undefined;
+    try {
+      await editor.query('BEGIN');
+      await editor.query(`SELECT id FROM tenant_ora.permissions WHERE name = '*' FOR NO KEY UPDATE`);
+      create = call('POST', 'users', manager, { email: 'mule@ora.example', password: 'pass-mule-123456', roles: ['reporting'] });
+      let queued = 0;
+      for (let i = 0; i < 500 && queued === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const r = await editor.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND state = 'active' AND datname = current_database()`);
+        queued = r.rows[0].n;
+      }
+      expect(queued).toBe(1);
+      await editor.query(
+        `INSERT INTO tenant_ora.role_permissions (role_id, permission_id, effect) SELECT $1, id, 'allow' FROM tenant_ora.permissions WHERE name = '*'`,
+        [role.json().id],
+      );
+      await editor.query('COMMIT');
+    } finally {
+      editor.release();
+    }
+    const created = await create!;
+    expect(created.statusCode).toBe(403);
+    expect(created.json().code).toBe('permission.not_held');
+    expect((await call('GET', 'users?search=mule', admin)).json().total).toBe(0);
+  });
+
+  it('does not let a permission lent until later be passed on for good', async () => {
+    const hr = await call('POST', 'roles', admin, { name: 'hr', priority: 20, permissions: ['roles.read', 'roles.create', 'roles.update', 'users.read', 'users.create', 'users.update', 'permissions.read'] });
+    expect(hr.statusCode).toBe(201);
+    const h1 = await seedUser(t, 'ora', { email: 'h1@ora.example', roles: ['hr'] });
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    expect((await call('PUT', `users/${h1.id}/permissions/users.delete`, admin, { effect: 'allow', expires_at: until })).statusCode).toBe(200);
+    const token = (await login(t.app, 'ora', 'h1@ora.example')).access_token;
+    // h1 may use it while it lasts...
+    const victim = await seedUser(t, 'ora', { email: 'gone@ora.example', roles: ['hr'] });
+    expect((await call('DELETE', `users/${victim.id}`, token)).statusCode).toBe(204);
+    // ...but not hand it out: not in a role, not to a user, not as a lasting override.
+    const perm = await call('POST', 'roles', token, { name: 'perm', permissions: ['users.delete'] });
+    expect(perm.statusCode).toBe(403);
+    expect(perm.json()).toMatchObject({ code: 'permission.not_held', detail: expect.stringContaining('users.delete') });
+    const other = await seedUser(t, 'ora', { email: 'h2@ora.example', roles: ['hr'] });
+    expect((await call('PUT', `users/${other.id}/permissions/users.delete`, token, { effect: 'allow' })).statusCode).toBe(403);
+  });
+
+  it('ends the sessions of a suspended user: reactivation does not revive its tokens', async () => {
+    const user = await seedUser(t, 'ora', { email: 'sus@ora.example', roles: ['viewer'] });
+    const tokens = await login(t.app, 'ora', 'sus@ora.example');
+    expect((await call('GET', 'me', tokens.access_token)).statusCode).toBe(200);
+    expect((await call('PATCH', `users/${user.id}`, admin, { status: 'suspended' })).statusCode).toBe(200);
+    expect((await call('PATCH', `users/${user.id}`, admin, { status: 'active' })).statusCode).toBe(200);
+    expect((await call('GET', 'me', tokens.access_token)).statusCode).toBe(401);
+    const refreshed = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ora/auth/refresh', payload: { refresh_token: tokens.refresh_token } });
+    expect(refreshed.statusCode).toBe(401);
+    expect((await login(t.app, 'ora', 'sus@ora.example', PASSWORD)).access_token).toBeTruthy();
+  });
+
+  it('voids reset links when a user is deleted: a restore does not revive them', async () => {
+    const user = await seedUser(t, 'ora', { email: 'reset@ora.example', roles: ['viewer'] });
+    const sent = t.mailer.sent.length;
+    await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ora/auth/password-reset/request', payload: { email: 'reset@ora.example' } });
+    for (let i = 0; i < 50 && t.mailer.sent.length === sent; i++) await new Promise((r) => setTimeout(r, 20));
+    const link = /token=([A-Za-z0-9_-]+)/.exec(t.mailer.sent.at(-1)!.text)?.[1];
+    expect(link).toBeTruthy();
+    expect((await call('DELETE', `users/${user.id}`, admin)).statusCode).toBe(204);
+    expect((await call('POST', `users/${user.id}/restore`, admin)).statusCode).toBe(200);
+    const confirm = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ora/auth/password-reset/confirm', payload: { token: link, new_password: 'A brand new password 1!' } });
+    expect(confirm.statusCode).toBe(400);
+    expect(confirm.json().code).toBe('auth.invalid_link_token');
+  });
+});
