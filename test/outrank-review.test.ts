@@ -96,4 +96,19 @@ describe('the out-rank rule, read again', () => {
     expect(confirm.statusCode).toBe(400);
     expect(confirm.json().code).toBe('auth.invalid_link_token');
   });
+
+  it('lets only a user who holds everything change how every user signs in', async () => {
+    expect((await call('POST', 'roles', admin, { name: 'ops', priority: 30, permissions: ['settings.read', 'settings.update'] })).statusCode).toBe(201);
+    await seedUser(t, 'ora', { email: 'ops@ora.example', roles: ['ops'] });
+    const ops = (await login(t.app, 'ora', 'ops@ora.example')).access_token;
+    for (const key of ['auth.require_email_verification', 'lockout.max_failures', 'session.idle_timeout_minutes', 'password.min_length']) {
+      const value = key === 'auth.require_email_verification' ? true : 5;
+      const res = await call('PUT', `settings/${key}`, ops, { value });
+      expect(res.statusCode, key).toBe(403);
+      expect(res.json().code, key).toBe('permission.outranked');
+    }
+    // Settings that bind no one's sign-in stay theirs to change.
+    expect((await call('PUT', 'settings/locale.default', ops, { value: 'de' })).statusCode).toBe(200);
+    expect((await call('PUT', 'settings/lockout.max_failures', admin, { value: 7 })).statusCode).toBe(200);
+  });
 });

@@ -12,6 +12,7 @@ import {
   type Moved,
   type RoleShape,
 } from './authority.js';
+import { CONCRETE_PERMISSIONS } from './catalogue.js';
 import type { AccessData, Effect } from './engine.js';
 
 /** Who acts: a user, or an API key of that user (its scope bounds what the actor holds). */
@@ -137,6 +138,18 @@ export const accessGuard = {
     const status = await trx.selectFrom('users').select('status').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     const active = status?.status === 'active';
     await this.keepSuperuser(trx, new Map([[userId, { before: active ? before : null, after: active && !change.leaves ? after : null }]]));
+  },
+
+  /**
+   * Refuses (403) a change that binds every user, administrators included (how they sign in,
+   * how long their sessions last, when they are locked out), to an actor who does not hold
+   * every permission: such a change is a change to every user, so it needs to out-rank them all.
+   */
+  async checkTenantWideChange(trx: Kysely<TenantDatabase>, actor: ActorRef, what: string): Promise<void> {
+    await this.lock(trx, 'shared');
+    const held = await this.actorSet(trx, actor);
+    const lacking = CONCRETE_PERMISSIONS.find((p) => !held.has(p));
+    if (lacking) throw new DomainError('permission.outranked', `${what} binds every user, administrators included: only a user who holds every permission may change it (you lack ${lacking})`);
   },
 
   /** Refuses a role change (create: `before` null; delete: `after` null) the actor may not make. */

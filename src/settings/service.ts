@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { accessGuard, actorOf } from '../access/guard.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
@@ -38,6 +39,9 @@ export function checkSettingValue(key: string, type: SettingType, validation: Se
   }
 }
 
+/** Settings that decide how every user signs in and stays signed in: changed only by a user who holds everything. */
+const TENANT_WIDE = /^(auth|password|session|lockout)\./;
+
 /** A tenant's settings: typed values the service reads its policies from. */
 export class SettingsService {
   constructor(
@@ -67,6 +71,7 @@ export class SettingsService {
     return transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       const before = await this.one(trx, idOrKey, true);
       checkVersion(expected, before.version);
+      if (TENANT_WIDE.test(before.key)) await accessGuard.checkTenantWideChange(trx, actorOf(actor), `the setting ${before.key}`);
       checkSettingValue(before.key, before.type as SettingType, before.validation as SettingValidation, value);
       const after = await trx
         .updateTable('settings')
