@@ -1,6 +1,14 @@
 /**
- * `npm run bench [-- --quick | --full]`: the service, its floor and PostgreSQL on one machine,
- * measured side by side in one run. Writes bench/results/latest.json and a dated copy.
+ * `npm run bench [-- --quick | --full | --smoke]`: the service, its floor and PostgreSQL on one
+ * machine, measured side by side in one run. Writes bench/results/latest.json and a dated copy.
+ *
+ * Modes (the `mode` field of the results):
+ * - standard (no flag): the compiled service, 7 rounds of 4 s turns, scale at 2,000 tenants;
+ * - `--full`: the standard run with scale at 10,000 tenants;
+ * - `--quick`: the service from source, one round of 2 s turns, scale at 12 tenants (about a minute);
+ * - `--smoke`: not a measurement: every scenario once, in turns of 0.75 s (login's 1.5 s), no
+ *   warm-up, no settling, 3 tenants against 4, 2 cold provisionings: test/bench-smoke.test.ts runs
+ *   it to check in about 25 s that the run works and writes valid results. Its numbers mean nothing.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -20,13 +28,28 @@ import type { LoadSpec } from './load.js';
 
 const execFileAsync = promisify(execFile);
 
-const mode = process.argv.includes('--quick') ? 'quick' : process.argv.includes('--full') ? 'full' : 'standard';
-/** Seconds of each measured turn of a scenario in turns with its floor, and of a scenario measured once (create_user). */
-const TURN_SECONDS = mode === 'quick' ? 2 : 4;
-const SECONDS = mode === 'quick' ? 2 : 10;
+type Mode = 'smoke' | 'quick' | 'standard' | 'full';
+const mode: Mode = process.argv.includes('--smoke') ? 'smoke' : process.argv.includes('--quick') ? 'quick' : process.argv.includes('--full') ? 'full' : 'standard';
+/** This mode's value of a setting. */
+const byMode = <T>(values: Record<Mode, T>): T => values[mode];
+/** The quick and smoke runs start the service from source and skip the warm-up turns. */
+const short = mode === 'quick' || mode === 'smoke';
+/**
+ * Seconds of each measured turn of a scenario in turns with its floor, and of a scenario measured
+ * once (create_user). CPU is read per process in whole 10 ms ticks, and a read's PostgreSQL CPU
+ * is spread over the pool's ~8 backends: the smoke run's turns are the shortest that still surely
+ * show some (half a second of get_user on a busy machine came to ~40 ms, 4 ticks).
+ */
+const TURN_SECONDS = byMode({ smoke: 0.75, quick: 2, standard: 4, full: 4 });
+const SECONDS = byMode({ smoke: 0.5, quick: 2, standard: 10, full: 10 });
+/** Seconds of each turn of login and its floor: as long as the other turns but in the smoke run, whose short turns hold too few logins (~0.6 ms of PostgreSQL CPU each). */
+const LOGIN_TURN_SECONDS = byMode({ smoke: 1.5, quick: 2, standard: 4, full: 4 });
+/** How often the load generator samples its request count (a run ends on a sample: half a second at 1,000 ms would take a second). */
+const SAMPLE_MS = byMode({ smoke: 100, quick: 1000, standard: 1000, full: 1000 });
 const CONNECTIONS = 8;
-const LARGE = mode === 'quick' ? 12 : mode === 'full' ? 10_000 : 2000;
-const SMALL = 10;
+const LARGE = byMode({ smoke: 4, quick: 12, standard: 2000, full: 10_000 });
+/** The tenants of the first cluster, the measured ones: reads go to t0 and t1, create_user to t2. */
+const SMALL = byMode({ smoke: 3, quick: 10, standard: 10, full: 10 });
 /**
  * Turns of floor_get_user with get_user and list_users, of floor_argon2_verify with login, of
  * floor_get_user with refresh (the median turn is kept). This machine's speed drifts: the floor
@@ -34,15 +57,19 @@ const SMALL = 10;
  * between adjacent windows of any length from 3 to 15 s, so a turn's ratio to the floor turn
  * beside it moves ~10% whatever the turn's length; more, shorter turns narrow the median.
  */
-const ROUNDS = mode === 'quick' ? 1 : 7;
-/** Longest wait for autovacuum to go quiet before measuring, and the quiet seconds in a row that count as settled (the quick run must stay short). */
-const SETTLE_MAX_MS = mode === 'quick' ? 4_000 : 180_000;
-const SETTLE_QUIET_S = mode === 'quick' ? 1 : 3;
-/** The unmeasured run before each measured one. */
-const WARM_SECONDS = mode === 'quick' ? 0.5 : 1;
+const ROUNDS = byMode({ smoke: 1, quick: 1, standard: 7, full: 7 });
+/** Longest wait for autovacuum to go quiet before measuring, and the quiet seconds in a row that count as settled (the quick run must stay short; the smoke run does not wait). */
+const SETTLE_MAX_MS = byMode({ smoke: 0, quick: 4_000, standard: 180_000, full: 180_000 });
+const SETTLE_QUIET_S = byMode({ smoke: 0, quick: 1, standard: 3, full: 3 });
+/** The unmeasured run before each measured one (none in the smoke run). */
+const WARM_SECONDS = byMode({ smoke: 0, quick: 0.5, standard: 1, full: 1 });
 const POOL_MAX = 10;
 /** Cold provisionings (no spare schema ready): the quick run keeps 5 of them (~0.6 s each). */
-const COLD_RUNS = mode === 'quick' ? 5 : 20;
+const COLD_RUNS = byMode({ smoke: 2, quick: 5, standard: 20, full: 20 });
+/** Provisionings from a spare schema. */
+const SPARE_RUNS = byMode({ smoke: 3, quick: 20, standard: 20, full: 20 });
+/** Milliseconds of the in-process argon2 verify loop. */
+const ARGON_MS = byMode({ smoke: 200, quick: 2000, standard: 2000, full: 2000 });
 /** The service's setting, passed to the floor too (it prepares its statement when the service does). */
 const PREPARED_STATEMENTS = process.env.DATABASE_PREPARED_STATEMENTS ?? String(DEFAULT_PREPARED_STATEMENTS);
 const PASSWORD = 'benchmark password 123';
@@ -117,7 +144,7 @@ const failedLoads: { name: string; errors: number }[] = [];
 
 /** Runs the load generator (bench/load.ts) in a child process and reads its result. */
 async function load(name: string, url: string, options: Partial<Omit<LoadSpec, 'url'>> = {}): Promise<Scenario> {
-  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, connections: options.connections ?? CONNECTIONS, kind: options.kind, refreshTokens: options.refreshTokens, watch: watched };
+  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, sampleMs: SAMPLE_MS, connections: options.connections ?? CONNECTIONS, kind: options.kind, refreshTokens: options.refreshTokens, watch: watched };
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'bench/load.ts', JSON.stringify(spec)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<Scenario, 'name'>;
   const cpu = result.cpu_us_per_request ? `, CPU us/request ${Object.entries(result.cpu_us_per_request).map(([k, v]) => `${k} ${v}`).join(' ')}` : '';
@@ -166,7 +193,7 @@ async function main() {
     for (let i = 0; i < COLD_RUNS; i++) cold.push(await time(() => schemas.initializeTenantSchema(null, `tenant_cold_${i}`)));
     const spares = new SchemaManager(db, tenantMigrations, { spares: 2 });
     const warm: number[] = [];
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < SPARE_RUNS; i++) {
       await spares.replenishSpares();
       warm.push(await time(() => spares.initializeTenantSchema(null, `tenant_warm_${i}`)));
     }
@@ -210,9 +237,9 @@ async function main() {
     // BENCH_PROFILE_DIR=dir: the service writes a CPU profile there when it stops (node --cpu-prof).
     const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
     // The standard and full runs measure the service as deployed: compiled (`npm run build`'s
-    // output, built here into a folder of its own); the quick run starts it from source (tsx,
-    // ~40 MB more resident memory, the same speed once loaded).
-    const entry = mode === 'quick' ? ['--import', 'tsx', 'src/main.ts'] : [await buildService()];
+    // output, built here into a folder of its own); the quick and smoke runs start it from
+    // source (tsx, ~40 MB more resident memory, the same speed once loaded).
+    const entry = short ? ['--import', 'tsx', 'src/main.ts'] : [await buildService()];
     /** Starts the service on a cluster; the service logs at warn (no per-request lines), so readiness is polled on /health. */
     const startService = async (serviceEnv: Record<string, string>) => {
       const port = await freePort();
@@ -226,9 +253,13 @@ async function main() {
       }
       return { pid: proc.pid!, base: `http://127.0.0.1:${port}` };
     };
-    const service = await startService(env);
-    const floor = await child('bench/floor.ts', { ...env, FLOOR_HASH: hash }, /FLOOR_PORT=(\d+)/);
-    children.push(floor.proc);
+    // The service and the floor start side by side (nothing is measured yet); each one that
+    // started is stopped at the end, whichever failed.
+    const [serviceStart, floorStart] = await Promise.allSettled([startService(env), child('bench/floor.ts', { ...env, FLOOR_HASH: hash }, /FLOOR_PORT=(\d+)/)]);
+    if (floorStart.status === 'fulfilled') children.push(floorStart.value.proc);
+    if (serviceStart.status === 'rejected') throw serviceStart.reason;
+    if (floorStart.status === 'rejected') throw floorStart.reason;
+    const [service, floor] = [serviceStart.value, floorStart.value];
     const base = service.base;
     const floorBase = `http://127.0.0.1:${floor.match[1]}`;
     watched.service = service.pid;
@@ -278,13 +309,13 @@ async function main() {
     // first seconds under load: both processes get that time before anything is measured.
     // The service has far more code to compile than the floor: in runs with 2 s of warm-up its
     // first turn still ran ~15% below its third. (Every load also starts with an unmeasured
-    // second; the quick run relies on that alone.)
+    // second; the quick run relies on that alone, the smoke run has neither.)
     const warmUp = async (reads: ReturnType<typeof readsOf>, suffix: string) => {
-      if (mode === 'quick') return;
+      if (short) return;
       await reads.get(`warm-up get_user${suffix}`, 5);
       await reads.list(`warm-up list_users${suffix}`, 5);
     };
-    if (mode !== 'quick') await read.floor('warm-up floor', 5);
+    if (!short) await read.floor('warm-up floor', 5);
     await warmUp(read, '');
     /** ROUNDS rounds of the given turns, in their order within each round: each turn's runs, round by round. */
     const inRounds = async <K extends string>(turnsOf: Record<K, () => Promise<Scenario>>): Promise<Record<K, Scenario[]>> => {
@@ -320,8 +351,8 @@ async function main() {
     scenarios.push(withFloor(await load('create_user', `${base}/api/v1/tenants/t2/users`, { method: 'POST', headers: writer, kind: 'new-user', seconds: SECONDS }), floorGet));
     // Login against the raw verify, in turns like the reads.
     const logins = await inRounds({
-      floor: () => load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}' }),
-      login: () => load('login', `${base}/api/v1/tenants/t0/auth/login`, { method: 'POST', body: JSON.stringify({ email: 'user1@t0.example', password: PASSWORD }) }),
+      floor: () => load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}', seconds: LOGIN_TURN_SECONDS }),
+      login: () => load('login', `${base}/api/v1/tenants/t0/auth/login`, { method: 'POST', body: JSON.stringify({ email: 'user1@t0.example', password: PASSWORD }), seconds: LOGIN_TURN_SECONDS }),
     });
     const floorArgon = medianRound(logins.floor);
     scenarios.push(floorArgon);
@@ -431,7 +462,7 @@ async function main() {
       const t = performance.now();
       let n = 0;
       await Promise.all(Array.from({ length: 4 }, async () => {
-        while (performance.now() - t < 2000) {
+        while (performance.now() - t < ARGON_MS) {
           await verifyPassword(hash, PASSWORD);
           n++;
         }
@@ -443,9 +474,9 @@ async function main() {
       mode,
       generated_at: new Date().toISOString(),
       machine: { cpus: os.cpus().length, node: process.version, postgres: version, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
-      settings: { seconds_per_turn: TURN_SECONDS, seconds_create_user: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, pool_max: POOL_MAX, prepared_statements: Number(PREPARED_STATEMENTS), users_per_tenant: 50, service: mode === 'quick' ? 'source (tsx)' : 'compiled' },
+      settings: { seconds_per_turn: TURN_SECONDS, seconds_per_login_turn: LOGIN_TURN_SECONDS, seconds_create_user: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, pool_max: POOL_MAX, prepared_statements: Number(PREPARED_STATEMENTS), users_per_tenant: 50, service: short ? 'source (tsx)' : 'compiled' },
       scenarios,
-      provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: 20, cold_runs: COLD_RUNS },
+      provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: SPARE_RUNS, cold_runs: COLD_RUNS },
       migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
       scale: {
         small_tenants: SMALL,
@@ -486,7 +517,7 @@ async function main() {
     process.stdout.write(`paired ratios     ${pairs.join('; ')} (each turn against the floor's turn of the same round; median)\n`);
     const totals = scenarios.filter((s) => s.ratio_all_turns !== undefined).map((s) => `${s.name} ${s.ratio_all_turns!.toFixed(3)}`);
     process.stdout.write(`all turns         ${totals.join('; ')} (the requests of all turns against those of all the floor's)\n`);
-    process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of 20)\n`);
+    process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of ${SPARE_RUNS})\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
     process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB (the ${SMALL}-tenant one ${rssSmall} MB); ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
     for (const f of failedLoads) process.stdout.write(`NOT VALID         ${f.name}: ${f.errors} errors or non-2xx answers\n`);
@@ -494,12 +525,14 @@ async function main() {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
-    for (const { pg, dir, database } of clusters.reverse()) {
-      await database.close();
-      await pg.stop();
-      // As root the cluster may live elsewhere (src/db/embedded.ts): that folder goes too.
-      if (path.dirname(pg.dataDir) !== dir) await rm(path.dirname(pg.dataDir), { recursive: true, force: true });
-    }
+    await Promise.all(
+      clusters.map(async ({ pg, dir, database }) => {
+        await database.close();
+        await pg.stop();
+        // As root the cluster may live elsewhere (src/db/embedded.ts): that folder goes too.
+        if (path.dirname(pg.dataDir) !== dir) await rm(path.dirname(pg.dataDir), { recursive: true, force: true });
+      }),
+    );
     await rm(dataDir, { recursive: true, force: true });
     await rm(path.join(ROOT, 'bench/.build'), { recursive: true, force: true });
   }

@@ -1,22 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { voidAccountTokens } from '../src/auth/account-tokens.js';
 import { PASSWORD_RESET_MAX_PER_HOUR } from '../src/auth/service.js';
 import { sha256 } from '../src/auth/tokens.js';
 import type { AuditActor } from '../src/audit/audit.js';
 import { tenantDb } from '../src/db/database.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, PASSWORD, seedTenant, seedUser } from './support/tenants.js';
+import { createTestApp } from './support/app.js';
+import { useTenants } from './support/fixture.js';
+import { bearer, login, PASSWORD, seedUser } from './support/tenants.js';
 
-let t: TestApp;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  await seedTenant(t, 'alpha');
-  await seedTenant(t, 'beta');
-});
-afterAll(async () => t?.close());
+const t = useTenants(['alpha', 'beta'], { login: false });
 
 const db = (slug: string) => tenantDb(t.db.database.db, `tenant_${slug}`);
 const tenantOf = (slug: string) => t.services.directory.resolve(slug);

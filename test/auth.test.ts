@@ -1,21 +1,13 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { decodeJwt, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomToken } from '../src/auth/tokens.js';
 import { tenantDb } from '../src/db/database.js';
-import { createTestApp, signWith, type TestApp } from './support/app.js';
-import { bearer, login, PASSWORD, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
+import { createTestApp, signWith } from './support/app.js';
+import { useTenants } from './support/fixture.js';
+import { bearer, login, PASSWORD, seedTenant, seedUser } from './support/tenants.js';
 
-let t: TestApp;
-let alphaAdmin: SeededUser;
-let betaAdmin: SeededUser;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  alphaAdmin = await seedTenant(t, 'alpha');
-  betaAdmin = await seedTenant(t, 'beta');
-});
-afterAll(async () => t?.close());
+const t = useTenants(['alpha', 'beta'], { login: false });
 
 const db = (slug: string) => tenantDb(t.db.database.db, `tenant_${slug}`);
 const tenantOf = (slug: string) => t.services.directory.resolve(slug);
@@ -38,17 +30,17 @@ describe('login', () => {
     const res = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/alpha/auth/login', payload: { email: 'ADMIN@alpha.example', password: PASSWORD } });
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ token_type: 'bearer', expires_in: 900, user: { id: alphaAdmin.id, email: 'admin@alpha.example', roles: ['admin'] } });
+    expect(body).toMatchObject({ token_type: 'bearer', expires_in: 900, user: { id: t.admins.alpha.id, email: 'admin@alpha.example', roles: ['admin'] } });
     expect(body.user).not.toHaveProperty('password_hash');
     const claims = decodeJwt(body.access_token);
     expect(body.refresh_token).toMatch(new RegExp(`^rt_${claims.sid as string}\\.[A-Za-z0-9_-]{64}$`));
-    expect(claims).toMatchObject({ type: 'tenant', tenant_slug: 'alpha', user_id: alphaAdmin.id, sub: alphaAdmin.id, roles: ['admin'], sid: expect.any(String) });
+    expect(claims).toMatchObject({ type: 'tenant', tenant_slug: 'alpha', user_id: t.admins.alpha.id, sub: t.admins.alpha.id, roles: ['admin'], sid: expect.any(String) });
     expect(claims.permissions).toContain('users.delete');
     expect(claims.exp! - claims.iat!).toBe(900);
     const stored = await db('alpha').selectFrom('user_sessions').select('refresh_token_hash').where('id', '=', claims.sid as string).executeTakeFirstOrThrow();
     expect(stored.refresh_token_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(stored.refresh_token_hash).not.toContain(body.refresh_token);
-    expect(await auditActions('alpha', alphaAdmin.id)).toContain('auth.login');
+    expect(await auditActions('alpha', t.admins.alpha.id)).toContain('auth.login');
   });
 
   it('accepts a username, and takes the access token lifetime from tenant settings', async () => {
@@ -140,7 +132,7 @@ describe('access tokens', () => {
   });
 
   it('authenticates a valid token', async () => {
-    expect((await me('alpha', token)).json()).toMatchObject({ id: alphaAdmin.id, roles: ['admin'] });
+    expect((await me('alpha', token)).json()).toMatchObject({ id: t.admins.alpha.id, roles: ['admin'] });
   });
 
   it('refuses alg none, other algorithms, expired, not-yet-valid, tampered and missing tokens with 401', async () => {
@@ -152,7 +144,7 @@ describe('access tokens', () => {
     const expired = await signWith({ ...claims }, { exp: Math.floor(Date.now() / 1000) - 5 });
     const notYet = await signWith({ ...claims, nbf: Math.floor(Date.now() / 1000) + 600 });
     const [h, , s] = token.split('.');
-    const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, roles: ['admin'], sub: betaAdmin.id })).toString('base64url')}.${s}`;
+    const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, roles: ['admin'], sub: t.admins.beta.id })).toString('base64url')}.${s}`;
     for (const bad of [none, rs, hs512, expired, notYet, tampered, 'garbage']) {
       const res = await me('alpha', bad);
       expect(res.statusCode, bad.slice(0, 30)).toBe(401);
@@ -231,7 +223,7 @@ describe('answers from cached state', () => {
     expect((await me('alpha', token)).statusCode).toBe(200);
     expect((await me('alpha', token)).statusCode).toBe(200);
     const [h, p, s] = token.split('.');
-    const altered = `${h}.${Buffer.from(JSON.stringify({ ...decodeJwt(token), sub: alphaAdmin.id })).toString('base64url')}.${s}`;
+    const altered = `${h}.${Buffer.from(JSON.stringify({ ...decodeJwt(token), sub: t.admins.alpha.id })).toString('base64url')}.${s}`;
     for (const bad of [altered, `${h}.${p}x.${s}`, `${h}.${p}.${s}x`]) expect((await me('alpha', bad)).statusCode).toBe(401);
     // Another tenant's path, both tenants warm: still 403; so is a system token, every time.
     expect((await me('beta', token)).statusCode).toBe(403);
@@ -532,9 +524,9 @@ describe('API keys', () => {
     const withKey = (url: string, k = key.key, method: 'GET' | 'PUT' = 'GET') => t.app.inject({ method, url, headers: { 'x-api-key': k }, ...(method === 'PUT' ? { payload: { roles: ['viewer'] } } : {}) });
     expect((await withKey(`/api/v1/tenants/alpha/users/${owner.id}/permissions`)).statusCode).toBe(200);
     // Outside the key's scope, though the owner holds users.update.
-    expect((await withKey(`/api/v1/tenants/alpha/users/${alphaAdmin.id}/roles`, key.key, 'PUT')).statusCode).toBe(403);
+    expect((await withKey(`/api/v1/tenants/alpha/users/${t.admins.alpha.id}/roles`, key.key, 'PUT')).statusCode).toBe(403);
     // Another tenant does not know the key.
-    expect((await withKey(`/api/v1/tenants/beta/users/${betaAdmin.id}/permissions`)).statusCode).toBe(401);
+    expect((await withKey(`/api/v1/tenants/beta/users/${t.admins.beta.id}/permissions`)).statusCode).toBe(401);
     // Self-service changes need a user session: a key reads `me`, changes nothing there.
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/alpha/me', headers: { 'x-api-key': key.key } })).statusCode).toBe(200);
     expect((await t.app.inject({ method: 'PUT', url: '/api/v1/tenants/alpha/me', headers: { 'x-api-key': key.key }, payload: { first_name: 'Keyed' } })).statusCode).toBe(403);
@@ -575,7 +567,7 @@ describe('permissions: decided from current data', () => {
     expect(decision('users.read')).toEqual({ permission: 'users.read', allowed: true, reason: { source: 'role', role: 'viewer', priority: 10, permission: 'users.read', effect: 'allow' } });
     expect(decision('users.delete')).toEqual({ permission: 'users.delete', allowed: false, reason: { source: 'default' } });
     // Unknown and other tenants' users are 404.
-    expect((await t.app.inject({ method: 'GET', url: `/api/v1/tenants/alpha/users/${betaAdmin.id}/permissions`, headers: bearer(access_token) })).statusCode).toBe(404);
+    expect((await t.app.inject({ method: 'GET', url: `/api/v1/tenants/alpha/users/${t.admins.beta.id}/permissions`, headers: bearer(access_token) })).statusCode).toBe(404);
   });
 
   it('a role change takes effect on the same token at once', async () => {
@@ -611,7 +603,7 @@ describe('permissions: decided from current data', () => {
     const managerToken = (await login(t.app, 'beta', manager.email)).access_token;
     const put = (token: string, userId: string, roles: string[]) => t.app.inject({ method: 'PUT', url: `/api/v1/tenants/beta/users/${userId}/roles`, headers: bearer(token), payload: { roles } });
     expect((await put(managerToken, peer.id, ['admin'])).statusCode).toBe(403);
-    expect((await put(managerToken, betaAdmin.id, ['viewer'])).statusCode).toBe(403); // cannot demote an admin
+    expect((await put(managerToken, t.admins.beta.id, ['viewer'])).statusCode).toBe(403); // cannot demote an admin
     expect((await put(managerToken, manager.id, ['admin'])).statusCode).toBe(403);
     expect((await put(managerToken, peer.id, ['nonexistent'])).statusCode).toBe(400);
     expect((await put(managerToken, peer.id, ['viewer'])).statusCode).toBe(200);
@@ -622,12 +614,12 @@ describe('permissions: decided from current data', () => {
     const star = await db('beta').selectFrom('permissions').select('id').where('name', '=', '*').executeTakeFirstOrThrow();
     await db('beta').insertInto('user_permissions').values({ user_id: root.id, permission_id: star.id, effect: 'allow' }).execute();
     const rootToken = (await login(t.app, 'beta', root.email)).access_token;
-    expect((await put(rootToken, betaAdmin.id, ['manager'])).statusCode).toBe(200);
+    expect((await put(rootToken, t.admins.beta.id, ['manager'])).statusCode).toBe(200);
     // ... but then it is the last one, and may not step down until someone else holds everything.
     const suspend = (id: string, token: string) => t.app.inject({ method: 'PATCH', url: `/api/v1/tenants/beta/users/${id}`, headers: bearer(token), payload: { status: 'suspended' } });
     expect((await suspend(root.id, rootToken)).statusCode).toBe(409);
-    expect((await put(rootToken, betaAdmin.id, ['admin'])).statusCode).toBe(200);
-    expect((await me('beta', (await login(t.app, 'beta', betaAdmin.email)).access_token)).json().roles).toEqual(['admin']);
+    expect((await put(rootToken, t.admins.beta.id, ['admin'])).statusCode).toBe(200);
+    expect((await me('beta', (await login(t.app, 'beta', t.admins.beta.email)).access_token)).json().roles).toEqual(['admin']);
   });
 });
 

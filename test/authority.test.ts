@@ -141,8 +141,8 @@ describe('the out-rank rule (pure model)', () => {
     const manager = effective({ roles: [{ name: 'manager', priority: 75 }], overrides: [], grants: ['users.read', 'users.update', 'users.create'].map((p) => ({ role: 'manager', priority: 75, permission: p, effect: 'allow' as const })) });
     const admin: AccessData = { roles: [{ name: 'admin', priority: 100 }], overrides: [], grants: [{ role: 'admin', priority: 100, permission: '*', effect: 'allow' }] };
     // A profile or email change to an admin, or a deny override on one: the admin out-ranks.
-    expect(userChangeRefusal(manager, admin, admin, [])?.code).toBe('forbidden');
-    expect(userChangeRefusal(manager, admin, withOverride(admin, 'users.update', 'deny'), ['users.update'])?.code).toBe('forbidden');
+    expect(userChangeRefusal(manager, admin, admin, [])?.code).toBe('permission.outranked');
+    expect(userChangeRefusal(manager, admin, withOverride(admin, 'users.update', 'deny'), ['users.update'])?.code).toBe('permission.outranked');
     // A deny-only role counts: attaching it touches what it denies.
     const denyOnly: RoleShape = { name: 'muzzle', priority: 500, allow: [], deny: ['audit_logs.read'] };
     const user: AccessData = { roles: [], overrides: [], grants: [] };

@@ -4,15 +4,15 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import { runTs } from './support/process.js';
 
-/** The benchmark is not part of the suite; this only checks that `bench --quick` runs and reports. */
-it('bench --quick runs and writes valid results', async () => {
+/** The benchmark is not part of the suite; this only checks that `bench --smoke` (every scenario, in short turns) runs and reports. */
+it('bench --smoke runs and writes valid results', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ss-bench-'));
-  const result = await runTs('bench/run.ts', ['--quick'], { DATABASE_URL: undefined, REDIS_URL: undefined, BENCH_RESULTS_DIR: dir }, 240_000);
+  const result = await runTs('bench/run.ts', ['--smoke'], { DATABASE_URL: undefined, REDIS_URL: undefined, BENCH_RESULTS_DIR: dir }, 240_000);
   expect(result.code, result.stderr.slice(-2000)).toBe(0);
   expect(result.stdout).toMatch(/^floor_get_user\s+\d+/m);
   const json = JSON.parse(await readFile(path.join(dir, 'latest.json'), 'utf8'));
   await rm(dir, { recursive: true, force: true });
-  expect(json).toMatchObject({ mode: 'quick', machine: { cpus: expect.any(Number), node: process.version, postgres: expect.stringMatching(/^15\./) } });
+  expect(json).toMatchObject({ mode: 'smoke', machine: { cpus: expect.any(Number), node: process.version, postgres: expect.stringMatching(/^15\./) } });
   const names = json.scenarios.map((s: { name: string }) => s.name);
   expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'create_user', 'floor_argon2_verify', 'login', 'refresh']);
   for (const s of json.scenarios) {
@@ -22,7 +22,7 @@ it('bench --quick runs and writes valid results', async () => {
     if (['get_user', 'list_users', 'login', 'refresh'].includes(s.name)) {
       expect(s.ratio_rounds, s.name).toHaveLength(json.settings.rounds);
       expect(s.ratio_paired, s.name).toBeGreaterThan(0);
-      // One turn in the quick run: all turns against all is that turn's own ratio.
+      // One turn in the smoke run: all turns against all is that turn's own ratio.
       expect(s.ratio_all_turns, s.name).toBeCloseTo(s.ratio_rounds[0], 3);
     }
     // Where each request's CPU went, attributed to the process that answered it.

@@ -1,28 +1,18 @@
 import { connect, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildApp, type AppDeps } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { tenantDb } from '../src/db/database.js';
 import { databaseCheck } from '../src/health/routes.js';
 import { DEFAULT_EDGE, nestedDeeperThan, type EdgeOptions } from '../src/http/edge.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, seedTenant } from './support/tenants.js';
+import { createTestApp } from './support/app.js';
+import { useTenants } from './support/fixture.js';
+import { bearer } from './support/tenants.js';
 
 /* SPEC §10 "Edge": security headers, proxies, timeouts, oversized and deeply nested bodies. */
 
-let t: TestApp;
-let tokenA: string;
-let tokenB: string;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  await seedTenant(t, 'ha');
-  await seedTenant(t, 'hb');
-  tokenA = (await login(t.app, 'ha', 'admin@ha.example')).access_token;
-  tokenB = (await login(t.app, 'hb', 'admin@hb.example')).access_token;
-});
-afterAll(async () => t?.close());
+const t = useTenants(['ha', 'hb']);
 
 /** Another app over the same services and database, with its own edge settings. */
 async function appWith(options: Partial<Pick<AppDeps, 'publicUrl'>> & { edge?: Partial<EdgeOptions> } = {}): Promise<FastifyInstance> {
@@ -47,11 +37,11 @@ describe('security headers', () => {
     const answers = [
       await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ha/auth/login', payload: { email: 'admin@ha.example', password: 'correct horse battery staple' } }),
       await t.app.inject({ method: 'POST', url: '/api/v1/tenants/hb/auth/login', payload: { email: 'admin@hb.example', password: 'wrong password' } }),
-      await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ha/me/api-keys', headers: bearer(tokenA), payload: { name: 'ci', permissions: ['users.read'] } }),
-      await t.app.inject({ method: 'GET', url: '/api/v1/tenants/hb/users', headers: bearer(tokenB) }),
+      await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ha/me/api-keys', headers: bearer(t.tokens.ha), payload: { name: 'ci', permissions: ['users.read'] } }),
+      await t.app.inject({ method: 'GET', url: '/api/v1/tenants/hb/users', headers: bearer(t.tokens.hb) }),
       await t.app.inject({ method: 'GET', url: '/api/v1/tenants', headers: bearer(await t.systemToken()) }),
       await t.app.inject({ method: 'GET', url: '/api/v1/tenants/ha/nothing-here' }),
-      await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ha/users', headers: { ...bearer(tokenA), 'content-type': 'application/json' }, payload: '{"email":' }),
+      await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ha/users', headers: { ...bearer(t.tokens.ha), 'content-type': 'application/json' }, payload: '{"email":' }),
     ];
     expect(answers.map((a) => a.statusCode)).toEqual([200, 401, 201, 200, 200, 404, 400]);
     expect(answers[0]!.json().access_token).toEqual(expect.any(String));
@@ -84,7 +74,7 @@ describe('TRUST_PROXY', () => {
     const res = await app.inject({
       method: 'PUT',
       url: '/api/v1/tenants/ha/settings/locale.default',
-      headers: { ...bearer(tokenA), 'x-forwarded-for': forwardedFor },
+      headers: { ...bearer(t.tokens.ha), 'x-forwarded-for': forwardedFor },
       remoteAddress,
       payload: { value: 'en' },
     });
@@ -186,7 +176,7 @@ describe('timeouts', () => {
         expect(headers.received).toMatch(/^HTTP\/1\.1 408/);
 
         const body = await closedAfter(port, (write) => {
-          write(`POST /api/v1/tenants/ha/notes HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${tokenA}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"title":"`);
+          write(`POST /api/v1/tenants/ha/notes HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${t.tokens.ha}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"title":"`);
           every(() => write('a'));
         });
         expect(body.ms).toBeLessThan(5000);
@@ -238,11 +228,11 @@ describe('request bodies', () => {
       const body = (mb: number) => Buffer.from(JSON.stringify({ email: 'big@ha.example', first_name: 'x'.repeat(mb * 1024 * 1024) }));
       const bodies = [body(3), body(10)];
       for (let i = 0; i < 10; i++) {
-        const res = await send(port, i % 2 ? '/api/v1/tenants/hb/users' : '/api/v1/tenants/ha/users', bodies[Math.floor(i / 5)]!, i % 2 ? tokenB : tokenA);
+        const res = await send(port, i % 2 ? '/api/v1/tenants/hb/users' : '/api/v1/tenants/ha/users', bodies[Math.floor(i / 5)]!, i % 2 ? t.tokens.hb : t.tokens.ha);
         expect(res, `attempt ${i}`).toMatchObject({ status: 413, type: expect.stringContaining('application/problem+json'), json: { status: 413, detail: 'the request body is larger than the limit of 1048576 bytes' } });
       }
       // The server is fine afterwards, and a body within the limit is read as ever.
-      const ok = await send(port, '/api/v1/tenants/ha/notes', Buffer.from(JSON.stringify({ title: 'after', content: 'x'.repeat(1000) })), tokenA);
+      const ok = await send(port, '/api/v1/tenants/ha/notes', Buffer.from(JSON.stringify({ title: 'after', content: 'x'.repeat(1000) })), t.tokens.ha);
       expect(ok).toMatchObject({ status: 201 });
     } finally {
       await app.close();
@@ -258,7 +248,7 @@ describe('request bodies', () => {
     ['a user of 100 nested arrays', 'ha/users', 'POST', `{"email":"deep@ha.example","first_name":${deepArray(100)}}`],
     ['a user of 100 nested objects', 'hb/users', 'POST', `{"email":"deep@hb.example","metadata":${deepObject(100)}}`],
   ])('refuses %s with 400 naming the body', async (_what, url, method, payload) => {
-    const res = await t.app.inject({ method: method as 'PUT', url: `/api/v1/tenants/${url}`, headers: { ...bearer(url.startsWith('ha') ? tokenA : tokenB), 'content-type': 'application/json' }, payload });
+    const res = await t.app.inject({ method: method as 'PUT', url: `/api/v1/tenants/${url}`, headers: { ...bearer(url.startsWith('ha') ? t.tokens.ha : t.tokens.hb), 'content-type': 'application/json' }, payload });
     expect(res.statusCode, res.body).toBe(400);
     expect(res.headers['content-type']).toContain('application/problem+json');
     expect(res.json().errors).toEqual([{ field: 'body', reason: 'is nested deeper than 64 levels' }]);
@@ -266,12 +256,12 @@ describe('request bodies', () => {
 
   it('takes JSON nested within the bound, brackets inside strings not counted', async () => {
     const value = JSON.parse(deepObject(60)) as object;
-    const res = await t.app.inject({ method: 'PUT', url: '/api/v1/tenants/ha/settings/branding', headers: bearer(tokenA), payload: { value: { ...value, product_name: '[[[[{{{{'.repeat(100) } } });
+    const res = await t.app.inject({ method: 'PUT', url: '/api/v1/tenants/ha/settings/branding', headers: bearer(t.tokens.ha), payload: { value: { ...value, product_name: '[[[[{{{{'.repeat(100) } } });
     expect(res.statusCode, res.body).toBe(200);
     expect(nestedDeeperThan('"\\"[[["', 1)).toBe(false);
     expect(nestedDeeperThan('[[1]]', 1)).toBe(true);
     // Prototype poisoning is still refused, as by Fastify's own parser.
-    const poisoned = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ha/notes', headers: { ...bearer(tokenA), 'content-type': 'application/json' }, payload: '{"title":"p","__proto__":{"x":1}}' });
+    const poisoned = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ha/notes', headers: { ...bearer(t.tokens.ha), 'content-type': 'application/json' }, payload: '{"title":"p","__proto__":{"x":1}}' });
     expect(poisoned.statusCode).toBe(400);
   });
 });

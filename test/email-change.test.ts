@@ -1,18 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, seedTenant, seedUser } from './support/tenants.js';
+import { describe, expect, it } from 'vitest';
+import { useTenants } from './support/fixture.js';
+import { bearer, login, seedUser } from './support/tenants.js';
 
 /** SPEC section 10: an email change by an administrator re-verifies, notifies and voids old links. Two tenants. */
-let t: TestApp;
-let adminToken: string;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  await seedTenant(t, 'ea');
-  await seedTenant(t, 'eb');
-  adminToken = (await login(t.app, 'ea', 'admin@ea.example')).access_token;
-});
-afterAll(async () => t?.close());
+const t = useTenants(['ea', 'eb']);
 
 const post = (url: string, payload: object) => t.app.inject({ method: 'POST', url: `/api/v1/tenants/${url}`, payload });
 const tokenFrom = (text: string) => /token=([A-Za-z0-9_-]+)/.exec(text)?.[1] ?? '';
@@ -29,7 +20,7 @@ describe('an email change', () => {
     const [resetA, resetB] = [resetOf('ea'), resetOf('eb')];
     expect(resetA && resetB).toBeTruthy();
 
-    const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/tenants/ea/users/${user.id}`, headers: bearer(adminToken), payload: { email: 'new@ea.example' } });
+    const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/tenants/ea/users/${user.id}`, headers: bearer(t.tokens.ea), payload: { email: 'new@ea.example' } });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ email: 'new@ea.example', is_email_verified: false });
 
@@ -49,14 +40,14 @@ describe('an email change', () => {
     const verify = tokenFrom(verification[0]!.text);
     expect((await post('eb/auth/verify-email', { token: verify })).statusCode).toBe(400);
     expect((await post('ea/auth/verify-email', { token: verify })).statusCode).toBe(204);
-    const after = await t.app.inject({ method: 'GET', url: `/api/v1/tenants/ea/users/${user.id}`, headers: bearer(adminToken) });
+    const after = await t.app.inject({ method: 'GET', url: `/api/v1/tenants/ea/users/${user.id}`, headers: bearer(t.tokens.ea) });
     expect(after.json().is_email_verified).toBe(true);
   });
 
   it('sends nothing when the address does not change', async () => {
     const user = await seedUser(t, 'ea', { email: 'same@ea.example' });
     const before = t.mailer.sent.length;
-    const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/tenants/ea/users/${user.id}`, headers: bearer(adminToken), payload: { email: 'SAME@ea.example', first_name: 'Same' } });
+    const res = await t.app.inject({ method: 'PATCH', url: `/api/v1/tenants/ea/users/${user.id}`, headers: bearer(t.tokens.ea), payload: { email: 'SAME@ea.example', first_name: 'Same' } });
     expect(res.statusCode).toBe(200);
     expect(res.json().is_email_verified).toBe(true);
     expect(t.mailer.sent.length).toBe(before);

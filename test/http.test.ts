@@ -1,11 +1,10 @@
 import { Writable } from 'node:stream';
 import { Type } from 'typebox';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { schemaController, validatorCompiler } from '../src/http/compilers.js';
 import { bearerToken } from '../src/http/bearer.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { login, seedTenant } from './support/tenants.js';
+import { useTenants } from './support/fixture.js';
 
 /** Log lines as written, parsed. */
 const lines: Record<string, unknown>[] = [];
@@ -19,18 +18,7 @@ const logger = pino(
   }),
 );
 
-let t: TestApp;
-let tokenA: string;
-let tokenB: string;
-
-beforeAll(async () => {
-  t = await createTestApp({ logger });
-  await seedTenant(t, 'la');
-  await seedTenant(t, 'lb');
-  tokenA = (await login(t.app, 'la', 'admin@la.example')).access_token;
-  tokenB = (await login(t.app, 'lb', 'admin@lb.example')).access_token;
-});
-afterAll(async () => t?.close());
+const t = useTenants(['la', 'lb'], { logger });
 
 const get = (url: string, headers: Record<string, string>) => t.app.inject({ method: 'GET', url: `/api/v1/tenants/${url}`, headers });
 
@@ -38,8 +26,8 @@ describe('request logs', () => {
   it('at warn, requests that only log below it write nothing; a warning carries its request id', async () => {
     logger.level = 'warn';
     lines.length = 0;
-    expect((await get('la/users', { authorization: `Bearer ${tokenA}`, 'x-request-id': 'quiet-1' })).statusCode).toBe(200);
-    expect((await get('lb/users/00000000-0000-4000-8000-000000000000', { authorization: `Bearer ${tokenB}`, 'x-request-id': 'quiet-2' })).statusCode).toBe(404);
+    expect((await get('la/users', { authorization: `Bearer ${t.tokens.la}`, 'x-request-id': 'quiet-1' })).statusCode).toBe(200);
+    expect((await get('lb/users/00000000-0000-4000-8000-000000000000', { authorization: `Bearer ${t.tokens.lb}`, 'x-request-id': 'quiet-2' })).statusCode).toBe(404);
     expect(lines).toEqual([]);
 
     // An invitation whose mail cannot be sent: created, and a warning naming the request.
@@ -48,7 +36,7 @@ describe('request logs', () => {
       throw new Error('mail server down');
     };
     try {
-      const res = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/la/users', headers: { authorization: `Bearer ${tokenA}`, 'x-request-id': 'invite-1' }, payload: { email: 'invitee@la.example' } });
+      const res = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/la/users', headers: { authorization: `Bearer ${t.tokens.la}`, 'x-request-id': 'invite-1' }, payload: { email: 'invitee@la.example' } });
       expect(res.statusCode).toBe(201);
     } finally {
       t.mailer.send = send;
@@ -60,8 +48,8 @@ describe('request logs', () => {
     logger.level = 'info';
     lines.length = 0;
     try {
-      await get('la/users', { authorization: `Bearer ${tokenA}`, 'x-request-id': 'info-a' });
-      await get('lb/users/00000000-0000-4000-8000-000000000000', { authorization: `Bearer ${tokenB}`, 'x-request-id': 'info-b' });
+      await get('la/users', { authorization: `Bearer ${t.tokens.la}`, 'x-request-id': 'info-a' });
+      await get('lb/users/00000000-0000-4000-8000-000000000000', { authorization: `Bearer ${t.tokens.lb}`, 'x-request-id': 'info-b' });
     } finally {
       logger.level = 'warn';
     }
@@ -83,7 +71,7 @@ describe('Authorization header', () => {
     expect(bearerToken('BEARER\tabc')).toBe('abc');
     for (const header of [undefined, '', 'Bearer', 'Bearer ', 'Bearer a b', 'Basic abc', 'Bearerabc']) expect(bearerToken(header)).toBeUndefined();
 
-    for (const [slug, token] of [['la', tokenA], ['lb', tokenB]] as const) {
+    for (const [slug, token] of [['la', t.tokens.la], ['lb', t.tokens.lb]] as const) {
       expect((await get(`${slug}/users`, { authorization: `bearer  ${token}` })).statusCode).toBe(200);
       const split = await get(`${slug}/users`, { authorization: `Bearer ${token.slice(0, 20)} ${token.slice(20)}` });
       expect(split.statusCode).toBe(401);

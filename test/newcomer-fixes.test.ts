@@ -1,21 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { issueSystemToken } from '../src/auth/system-token.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, PASSWORD, seedTenant, seedUser } from './support/tenants.js';
+import { useTenants } from './support/fixture.js';
+import { bearer, login, PASSWORD, seedUser } from './support/tenants.js';
 
 /** What a newcomer hit in the first release, each fixed and held here. Two tenants. */
-let t: TestApp;
-let admin: string;
-let otherAdmin: string;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  await seedTenant(t, 'na');
-  await seedTenant(t, 'nb');
-  admin = (await login(t.app, 'na', 'admin@na.example')).access_token;
-  otherAdmin = (await login(t.app, 'nb', 'admin@nb.example')).access_token;
-});
-afterAll(async () => t?.close());
+const t = useTenants(['na', 'nb']);
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 const call = (method: Method, url: string, token: string, payload?: unknown) =>
@@ -23,8 +12,8 @@ const call = (method: Method, url: string, token: string, payload?: unknown) =>
 
 describe('newcomer fixes', () => {
   it("shows a setting's key in its audit rows", async () => {
-    expect((await call('PUT', 'na/settings/password.min_length', admin, { value: 14 })).statusCode).toBe(200);
-    const rows = (await call('GET', 'na/audit-logs?action=settings.update', admin)).json().items as { before: { key: string }; after: { key: string; value: unknown } }[];
+    expect((await call('PUT', 'na/settings/password.min_length', t.tokens.na, { value: 14 })).statusCode).toBe(200);
+    const rows = (await call('GET', 'na/audit-logs?action=settings.update', t.tokens.na)).json().items as { before: { key: string }; after: { key: string; value: unknown } }[];
     expect(rows[0]!.before.key).toBe('password.min_length');
     expect(rows[0]!.after).toMatchObject({ key: 'password.min_length', value: 14 });
   });
@@ -46,20 +35,20 @@ describe('newcomer fixes', () => {
   });
 
   it('shows a lockout and lets an administrator lift it, audited and within the out-rank rule', async () => {
-    expect((await call('PUT', 'na/settings/lockout.max_failures', admin, { value: 2 })).statusCode).toBe(200);
+    expect((await call('PUT', 'na/settings/lockout.max_failures', t.tokens.na, { value: 2 })).statusCode).toBe(200);
     const user = await seedUser(t, 'na', { email: 'locked@na.example', roles: ['user'] });
     for (let i = 0; i < 2; i++) await t.app.inject({ method: 'POST', url: '/api/v1/tenants/na/auth/login', payload: { email: user.email, password: 'wrong password here' } });
-    const state = await call('GET', `na/users/${user.id}/lock`, admin);
+    const state = await call('GET', `na/users/${user.id}/lock`, t.tokens.na);
     expect(state.json()).toMatchObject({ locked: true, lockout_count: 1 });
     expect((await t.app.inject({ method: 'POST', url: '/api/v1/tenants/na/auth/login', payload: { email: user.email, password: PASSWORD } })).statusCode).toBe(401);
     // A viewer cannot lift it; the other tenant cannot see it.
     const viewer = await seedUser(t, 'na', { email: 'viewer-lock@na.example', roles: ['viewer'] });
     expect((await call('POST', `na/users/${user.id}/unlock`, (await login(t.app, 'na', viewer.email)).access_token)).statusCode).toBe(403);
-    expect((await call('POST', `nb/users/${user.id}/unlock`, otherAdmin)).statusCode).toBe(404);
-    const unlocked = await call('POST', `na/users/${user.id}/unlock`, admin);
+    expect((await call('POST', `nb/users/${user.id}/unlock`, t.tokens.nb)).statusCode).toBe(404);
+    const unlocked = await call('POST', `na/users/${user.id}/unlock`, t.tokens.na);
     expect(unlocked.json()).toEqual({ locked: false, locked_until: null, failed_login_count: 0, lockout_count: 0 });
     await login(t.app, 'na', user.email);
-    expect((await call('GET', `na/audit-logs?action=users.unlock&entity_id=${user.id}`, admin)).json().total).toBe(1);
+    expect((await call('GET', `na/audit-logs?action=users.unlock&entity_id=${user.id}`, t.tokens.na)).json().total).toBe(1);
   });
 
   it('validates /me like an administrator\'s update: the same messages', async () => {
@@ -80,7 +69,7 @@ describe('newcomer fixes', () => {
     const token = (await login(t.app, 'nb', user.email)).access_token;
     expect((await call('POST', 'nb/channel-configs', token, { channel: 'email', name: 'Mine', config: { host: 'smtp.example' } })).statusCode).toBe(403);
     expect((await call('GET', 'nb/channel-configs', token)).statusCode).toBe(200);
-    const role = ((await call('GET', 'nb/roles?search=user', otherAdmin)).json().items as { name: string; permissions: string[] }[]).find((r) => r.name === 'user')!;
+    const role = ((await call('GET', 'nb/roles?search=user', t.tokens.nb)).json().items as { name: string; permissions: string[] }[]).find((r) => r.name === 'user')!;
     expect(role.permissions).not.toContain('channel_configs.create');
     expect(role.permissions).toContain('notes.create');
   });
@@ -94,20 +83,20 @@ describe('newcomer fixes', () => {
     expect((await call('GET', 'nb/me', before.access_token)).statusCode).toBe(401);
     await login(t.app, 'nb', 'admin@nb.example', password);
     await expect(t.services.auth.resetPasswordByOperator(tenant, 'nobody@nb.example', operator)).rejects.toThrow(/not found/);
-    otherAdmin = (await login(t.app, 'nb', 'admin@nb.example', password)).access_token;
+    t.tokens.nb = (await login(t.app, 'nb', 'admin@nb.example', password)).access_token;
   });
 });
 
 describe('the user list rendered by PostgreSQL', () => {
   it('has exactly the fields of the User response schema, in its order, and never a hash', async () => {
     const { UserSchema } = await import('../src/users/view.js');
-    const list = await call('GET', 'na/users?page_size=100', admin);
+    const list = await call('GET', 'na/users?page_size=100', t.tokens.na);
     const text = list.body;
     expect(text).not.toMatch(/password|_hash|locked_until|version/);
     for (const item of list.json().items as Record<string, unknown>[]) expect(Object.keys(item)).toEqual(Object.keys(UserSchema.properties));
     // The single read goes through the response schema and agrees with the list.
     const first = (list.json().items as { id: string }[])[0]!;
-    const one = (await call('GET', `na/users/${first.id}`, admin)).json();
+    const one = (await call('GET', `na/users/${first.id}`, t.tokens.na)).json();
     expect(Object.keys(one).sort()).toEqual(Object.keys(UserSchema.properties).sort());
     expect(one).toEqual((list.json().items as { id: string }[]).find((u) => u.id === first.id));
   });
@@ -115,12 +104,12 @@ describe('the user list rendered by PostgreSQL', () => {
 
 describe('mails', () => {
   it("name the tenant by its branding's product name, else by its registered name, never by its slug", async () => {
-    expect((await call('PUT', 'na/settings/branding', admin, { value: { product_name: 'Acme Portal', logo_url: null, primary_color: null } })).statusCode).toBe(200);
+    expect((await call('PUT', 'na/settings/branding', t.tokens.na, { value: { product_name: 'Acme Portal', logo_url: null, primary_color: null } })).statusCode).toBe(200);
     // Tenant nb's registered name differs from its slug (as tenant-service would set it).
     await t.db.database.db.withSchema('shared').updateTable('tenants').set({ name: 'Northbound Ltd' }).where('slug', '=', 'nb').execute();
     await t.services.directory.invalidate('nb');
-    expect((await call('POST', 'na/users', admin, { email: 'invitee-branded@na.example' })).statusCode).toBe(201);
-    expect((await call('POST', 'nb/users', otherAdmin, { email: 'invitee-plain@nb.example' })).statusCode).toBe(201);
+    expect((await call('POST', 'na/users', t.tokens.na, { email: 'invitee-branded@na.example' })).statusCode).toBe(201);
+    expect((await call('POST', 'nb/users', t.tokens.nb, { email: 'invitee-plain@nb.example' })).statusCode).toBe(201);
     const subjectTo = (to: string) => t.mailer.sent.find((m) => m.to === to)?.subject;
     expect(subjectTo('invitee-branded@na.example')).toBe('You are invited to Acme Portal');
     expect(subjectTo('invitee-plain@nb.example')).toBe('You are invited to Northbound Ltd');

@@ -1,25 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, PASSWORD, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
+import { describe, expect, it } from 'vitest';
+import { useTenants } from './support/fixture.js';
+import { bearer, login, PASSWORD, seedTenant, seedUser } from './support/tenants.js';
 
 /**
  * SPEC section 10 against a real database: nobody changes a user who holds more than they do,
  * role edits are grants, the admin role is fixed, and some active user always holds everything.
  * Two tenants: what happens in one never shows in the other.
  */
-let t: TestApp;
-let admin: SeededUser;
-let adminToken: string;
-let otherAdminToken: string;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  admin = await seedTenant(t, 'ra');
-  await seedTenant(t, 'rb');
-  adminToken = (await login(t.app, 'ra', admin.email)).access_token;
-  otherAdminToken = (await login(t.app, 'rb', 'admin@rb.example')).access_token;
-});
-afterAll(async () => t?.close());
+const t = useTenants(['ra', 'rb']);
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 const call = (method: Method, url: string, auth: string | { key: string }, payload?: unknown) =>
@@ -37,9 +25,9 @@ async function person(roles: string[], slug = 'ra') {
   return { ...user, token: (await login(t.app, slug, user.email)).access_token };
 }
 
-const roleId = async (name: string, slug = 'ra') => ((await call('GET', `${slug}/roles?page_size=100`, slug === 'ra' ? adminToken : otherAdminToken)).json().items as { id: string; name: string }[]).find((r) => r.name === name)!.id;
-const userOf = async (id: string) => (await call('GET', `ra/users/${id}`, adminToken)).json();
-const effective = async (id: string) => (await call('GET', `ra/users/${id}/permissions`, adminToken)).json().effective as string[];
+const roleId = async (name: string, slug = 'ra') => ((await call('GET', `${slug}/roles?page_size=100`, slug === 'ra' ? t.tokens.ra : t.tokens.rb)).json().items as { id: string; name: string }[]).find((r) => r.name === name)!.id;
+const userOf = async (id: string) => (await call('GET', `ra/users/${id}`, t.tokens.ra)).json();
+const effective = async (id: string) => (await call('GET', `ra/users/${id}/permissions`, t.tokens.ra)).json().effective as string[];
 
 describe('the out-rank rule', () => {
   it('refuses a manager every change to an administrator: email, status, overrides, roles, sessions', async () => {
@@ -79,8 +67,8 @@ describe('the out-rank rule', () => {
     const user = await person(['user']);
     const admin2 = await person(['admin']);
     // Deny-only roles: one denies what the manager holds, one what it lacks.
-    const mild = (await call('POST', 'ra/roles', adminToken, { name: 'No notes', priority: 900, denied_permissions: ['notes.read'] })).json();
-    const harsh = (await call('POST', 'ra/roles', adminToken, { name: 'No deletes', priority: 900, denied_permissions: ['users.delete'] })).json();
+    const mild = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'No notes', priority: 900, denied_permissions: ['notes.read'] })).json();
+    const harsh = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'No deletes', priority: 900, denied_permissions: ['users.delete'] })).json();
     expect(mild.id && harsh.id).toBeTruthy();
 
     expect((await call('PUT', `ra/users/${user.id}/roles`, manager.token, { roles: ['user', 'No notes'] })).statusCode).toBe(200);
@@ -96,7 +84,7 @@ describe('the out-rank rule', () => {
   });
 
   it('bounds an API key by its scope, not by its owner', async () => {
-    const created = await call('POST', 'ra/me/api-keys', adminToken, { name: 'narrow', permissions: ['users.read', 'users.update'] });
+    const created = await call('POST', 'ra/me/api-keys', t.tokens.ra, { name: 'narrow', permissions: ['users.read', 'users.update'] });
     expect(created.statusCode).toBe(201);
     const key = { key: created.json().key as string };
     const viewer = await person(['viewer']);
@@ -112,85 +100,85 @@ describe('the out-rank rule', () => {
     const deleter = await person(['manager']);
     // An administrator hands the manager users.delete and sessions.delete as overrides.
     for (const permission of ['users.delete', 'sessions.delete']) {
-      expect((await call('PUT', `ra/users/${deleter.id}/permissions/${permission}`, adminToken, { effect: 'allow' })).statusCode).toBe(200);
+      expect((await call('PUT', `ra/users/${deleter.id}/permissions/${permission}`, t.tokens.ra, { effect: 'allow' })).statusCode).toBe(200);
     }
     const admin2 = await person(['admin']);
     expect((await call('DELETE', `ra/users/${admin2.id}/sessions`, deleter.token)).statusCode).toBe(403);
     expect((await call('DELETE', `ra/users/${admin2.id}`, deleter.token)).statusCode).toBe(403);
     expect((await userOf(admin2.id)).id).toBe(admin2.id);
     // The administrator deletes it; the manager may not bring it back.
-    expect((await call('DELETE', `ra/users/${admin2.id}`, adminToken)).statusCode).toBe(204);
+    expect((await call('DELETE', `ra/users/${admin2.id}`, t.tokens.ra)).statusCode).toBe(204);
     expect((await call('POST', `ra/users/${admin2.id}/restore`, deleter.token)).statusCode).toBe(403);
-    expect((await call('POST', `ra/users/${admin2.id}/restore`, adminToken)).statusCode).toBe(200);
+    expect((await call('POST', `ra/users/${admin2.id}/restore`, t.tokens.ra)).statusCode).toBe(200);
     const user = await person(['user']);
     expect((await call('DELETE', `ra/users/${user.id}/sessions`, deleter.token)).statusCode).toBe(200);
     // An override of a permission that does not exist is not there to remove.
-    const missing = await call('DELETE', `ra/users/${user.id}/permissions/made.up`, adminToken);
+    const missing = await call('DELETE', `ra/users/${user.id}/permissions/made.up`, t.tokens.ra);
     expect(missing.statusCode).toBe(404);
   });
 });
 
 describe('role edits are grants', () => {
   it('refuses a holder emptying the deny entries of a role they hold (the review\'s self-escalation)', async () => {
-    const ops = (await call('POST', 'ra/roles', adminToken, { name: 'ops', priority: 90, permissions: ['*'], denied_permissions: ['audit_logs.*', 'users.delete'] })).json();
+    const ops = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'ops', priority: 90, permissions: ['*'], denied_permissions: ['audit_logs.*', 'users.delete'] })).json();
     const holder = await person(['ops']);
     expect((await call('GET', 'ra/audit-logs', holder.token)).statusCode).toBe(403);
     const res = await call('PATCH', `ra/roles/${ops.id}`, holder.token, { denied_permissions: [] });
     expect(res.statusCode).toBe(403);
     expect((await call('PATCH', `ra/roles/${ops.id}`, holder.token, { permissions: ['*', 'audit_logs.read'], denied_permissions: ['users.delete'] })).statusCode).toBe(403);
     expect((await call('PATCH', `ra/roles/${ops.id}`, holder.token, { description: 'mine' })).statusCode).toBe(403);
-    expect((await call('GET', `ra/roles/${ops.id}`, adminToken)).json()).toMatchObject({ permissions: ['*'], denied_permissions: ['audit_logs.*', 'users.delete'] });
+    expect((await call('GET', `ra/roles/${ops.id}`, t.tokens.ra)).json()).toMatchObject({ permissions: ['*'], denied_permissions: ['audit_logs.*', 'users.delete'] });
     expect((await call('GET', 'ra/audit-logs', holder.token)).statusCode).toBe(403);
     // Someone who does not hold the role, but lacks what its deny entries name, may not lift them either.
     const editor = await person(['manager']);
-    for (const permission of ['roles.update', 'roles.create']) await call('PUT', `ra/users/${editor.id}/permissions/${permission}`, adminToken, { effect: 'allow' });
-    const small = (await call('POST', 'ra/roles', adminToken, { name: 'small', priority: 5, permissions: ['notes.read'], denied_permissions: ['users.delete'] })).json();
+    for (const permission of ['roles.update', 'roles.create']) await call('PUT', `ra/users/${editor.id}/permissions/${permission}`, t.tokens.ra, { effect: 'allow' });
+    const small = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'small', priority: 5, permissions: ['notes.read'], denied_permissions: ['users.delete'] })).json();
     expect((await call('PATCH', `ra/roles/${small.id}`, editor.token, { denied_permissions: [] })).statusCode).toBe(403);
     expect((await call('PATCH', `ra/roles/${small.id}`, editor.token, { permissions: ['notes.read', 'tasks.read'] })).statusCode).toBe(200);
   });
 
   it('keeps the admin role fixed, so a role editor cannot lock every administrator out', async () => {
     const editor = await person(['viewer']);
-    for (const permission of ['roles.read', 'roles.update']) await call('PUT', `ra/users/${editor.id}/permissions/${permission}`, adminToken, { effect: 'allow' });
+    for (const permission of ['roles.read', 'roles.update']) await call('PUT', `ra/users/${editor.id}/permissions/${permission}`, t.tokens.ra, { effect: 'allow' });
     const adminRole = await roleId('admin');
     const res = await call('PATCH', `ra/roles/${adminRole}`, editor.token, { permissions: [], denied_permissions: ['*'], priority: 1000 });
     expect(res.statusCode).toBe(409);
     expect(res.json().detail).toMatch(/admin role/);
     // Not even an administrator changes its entries or priority; its description may change.
-    expect((await call('PATCH', `ra/roles/${adminRole}`, adminToken, { denied_permissions: ['notes.read'] })).statusCode).toBe(409);
-    expect((await call('PATCH', `ra/roles/${adminRole}`, adminToken, { priority: 99 })).statusCode).toBe(409);
-    expect((await call('GET', 'ra/users', adminToken)).statusCode).toBe(200);
+    expect((await call('PATCH', `ra/roles/${adminRole}`, t.tokens.ra, { denied_permissions: ['notes.read'] })).statusCode).toBe(409);
+    expect((await call('PATCH', `ra/roles/${adminRole}`, t.tokens.ra, { priority: 99 })).statusCode).toBe(409);
+    expect((await call('GET', 'ra/users', t.tokens.ra)).statusCode).toBe(200);
     // The same attack on the manager role, which managers hold: it would lower users who out-rank the editor.
     await person(['manager']);
     const managerRole = await roleId('manager');
     expect((await call('PATCH', `ra/roles/${managerRole}`, editor.token, { permissions: [], denied_permissions: ['*'], priority: 1000 })).statusCode).toBe(403);
-    expect((await call('GET', `ra/roles/${managerRole}`, adminToken)).json().denied_permissions).toEqual([]);
+    expect((await call('GET', `ra/roles/${managerRole}`, t.tokens.ra)).json().denied_permissions).toEqual([]);
   });
 
   it('refuses creating or deleting a role with entries the actor does not hold', async () => {
     const manager = await person(['manager']);
-    await call('PUT', `ra/users/${manager.id}/permissions/roles.create`, adminToken, { effect: 'allow' });
-    await call('PUT', `ra/users/${manager.id}/permissions/roles.delete`, adminToken, { effect: 'allow' });
+    await call('PUT', `ra/users/${manager.id}/permissions/roles.create`, t.tokens.ra, { effect: 'allow' });
+    await call('PUT', `ra/users/${manager.id}/permissions/roles.delete`, t.tokens.ra, { effect: 'allow' });
     expect((await call('POST', 'ra/roles', manager.token, { name: 'denier', denied_permissions: ['audit_logs.delete'] })).statusCode).toBe(403);
     expect((await call('POST', 'ra/roles', manager.token, { name: 'reader', permissions: ['notes.read'] })).statusCode).toBe(201);
-    const wide = (await call('POST', 'ra/roles', adminToken, { name: 'wide', permissions: ['users.delete'] })).json();
+    const wide = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'wide', permissions: ['users.delete'] })).json();
     expect((await call('DELETE', `ra/roles/${wide.id}`, manager.token)).statusCode).toBe(403);
-    expect((await call('DELETE', `ra/roles/${wide.id}`, adminToken)).statusCode).toBe(204);
+    expect((await call('DELETE', `ra/roles/${wide.id}`, t.tokens.ra)).statusCode).toBe(204);
   });
 });
 
 describe('judged on the state before the change, and over time', () => {
   it('refuses renaming a role you hold to slip past the rule, and edits that move an administrator', async () => {
-    const editorRole = (await call('POST', 'ra/roles', adminToken, { name: 'editor', priority: 40, permissions: ['users.read', 'notes.read', 'roles.read', 'roles.update'] })).json();
+    const editorRole = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'editor', priority: 40, permissions: ['users.read', 'notes.read', 'roles.read', 'roles.update'] })).json();
     const editor = await person(['editor']);
     const res = await call('PATCH', `ra/roles/${editorRole.id}`, editor.token, { name: 'editor2', permissions: ['*'], priority: 1000 });
     expect(res.statusCode).toBe(403);
-    expect((await call('GET', `ra/roles/${editorRole.id}`, adminToken)).json()).toMatchObject({ name: 'editor', permissions: ['notes.read', 'roles.read', 'roles.update', 'users.read'] });
+    expect((await call('GET', `ra/roles/${editorRole.id}`, t.tokens.ra)).json()).toMatchObject({ name: 'editor', permissions: ['notes.read', 'roles.read', 'roles.update', 'users.read'] });
     // A deputy holding all but audit_logs.delete may not edit a role an administrator also holds.
-    const deputyRole = (await call('POST', 'ra/roles', adminToken, { name: 'deputy', priority: 90, permissions: ['*'], denied_permissions: ['audit_logs.delete'] })).json();
+    const deputyRole = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'deputy', priority: 90, permissions: ['*'], denied_permissions: ['audit_logs.delete'] })).json();
     expect(deputyRole.id).toBeTruthy();
     const deputy = await person(['deputy']);
-    const helper = (await call('POST', 'ra/roles', adminToken, { name: 'helper', priority: 0, permissions: ['notes.read'] })).json();
+    const helper = (await call('POST', 'ra/roles', t.tokens.ra, { name: 'helper', priority: 0, permissions: ['notes.read'] })).json();
     const admin3 = await person(['admin', 'helper']);
     expect((await call('PATCH', `ra/roles/${helper.id}`, deputy.token, { permissions: [], denied_permissions: ['notes.read'], priority: 200 })).statusCode).toBe(403);
     expect(await effective(admin3.id)).toContain('notes.read');
@@ -203,7 +191,7 @@ describe('judged on the state before the change, and over time', () => {
     const deputy = await person(['deputy']);
     const a2 = await person(['admin']);
     const soon = new Date(Date.now() + 60_000).toISOString();
-    expect((await call('PUT', `ra/users/${a2.id}/permissions/audit_logs.delete`, adminToken, { effect: 'deny', expires_at: soon })).statusCode).toBe(200);
+    expect((await call('PUT', `ra/users/${a2.id}/permissions/audit_logs.delete`, t.tokens.ra, { effect: 'deny', expires_at: soon })).statusCode).toBe(200);
     expect(await effective(a2.id)).not.toContain('audit_logs.delete');
     // Today a2 lacks audit_logs.delete, as the deputy does; in a minute a2 out-ranks it again.
     expect((await call('PATCH', `ra/users/${a2.id}`, deputy.token, { email: 'attacker@evil.example' })).statusCode).toBe(403);
@@ -221,10 +209,10 @@ describe('judged on the state before the change, and over time', () => {
 describe('the last administrator', () => {
   it('is judged on effective permissions, not on the role name', async () => {
     // Tenant rb: its admin, and a user holding everything through a custom role.
-    const rootRole = (await call('POST', 'rb/roles', otherAdminToken, { name: 'root', priority: 100, permissions: ['*'] })).json();
+    const rootRole = (await call('POST', 'rb/roles', t.tokens.rb, { name: 'root', priority: 100, permissions: ['*'] })).json();
     expect(rootRole.id).toBeTruthy();
     const root = await person(['root'], 'rb');
-    const rbAdmin = ((await call('GET', 'rb/users?search=admin@rb', otherAdminToken)).json().items as { id: string }[])[0]!.id;
+    const rbAdmin = ((await call('GET', 'rb/users?search=admin@rb', t.tokens.rb)).json().items as { id: string }[])[0]!.id;
     // The root user weakens the admin (it out-ranks it: it holds everything too).
     expect((await call('PUT', `rb/users/${rbAdmin}/permissions/notes.read`, root.token, { effect: 'deny' })).statusCode).toBe(200);
     // Now the admin role's holder lacks notes.read; root is the only one holding everything.
@@ -237,10 +225,10 @@ describe('the last administrator', () => {
     expect((await call('PATCH', `rb/users/${root.id}`, weakened, { status: 'suspended' })).statusCode).toBe(403);
     // Once the admin holds everything again, root may step down.
     expect((await call('DELETE', `rb/users/${rbAdmin}/permissions/notes.read`, root.token)).statusCode).toBe(204);
-    expect((await call('PATCH', `rb/users/${root.id}`, otherAdminToken, { status: 'suspended' })).statusCode).toBe(200);
+    expect((await call('PATCH', `rb/users/${root.id}`, t.tokens.rb, { status: 'suspended' })).statusCode).toBe(200);
     // Tenant ra saw none of it.
-    expect((await call('GET', `ra/users/${root.id}`, adminToken)).statusCode).toBe(404);
-    expect((await call('GET', 'ra/roles?search=root', adminToken)).json().total).toBe(0);
+    expect((await call('GET', `ra/users/${root.id}`, t.tokens.ra)).statusCode).toBe(404);
+    expect((await call('GET', 'ra/roles?search=root', t.tokens.ra)).json().total).toBe(0);
   });
 
   it('lets only one of two administrators demoting each other at once succeed', async () => {
@@ -262,7 +250,7 @@ describe('the last administrator', () => {
     try {
       await holder.query('BEGIN');
       await holder.query("SELECT 1 FROM tenant_ra.permissions WHERE name = '*' FOR NO KEY UPDATE");
-      const suspend = call('PATCH', `ra/users/${target.id}`, adminToken, { status: 'suspended' });
+      const suspend = call('PATCH', `ra/users/${target.id}`, t.tokens.ra, { status: 'suspended' });
       await new Promise((r) => setTimeout(r, 150));
       const reactivate = call('PATCH', `ra/users/${target.id}`, target.token, { status: 'active' });
       await new Promise((r) => setTimeout(r, 150));

@@ -1,37 +1,28 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
 import { revealConfig } from '../src/records/resources/channel-configs.js';
 import { SecretBox } from '../src/records/secrets.js';
 import { occurrences } from '../src/records/resources/events.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import { createTestApp } from './support/app.js';
+import { useTenants } from './support/fixture.js';
 import { caller, multipart, upload } from './support/records.js';
-import { bearer, login, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
+import { bearer, login, seedUser, type SeededUser } from './support/tenants.js';
 
 /* What each extended resource adds to the shared contract (test/records.test.ts). */
 
-let t: TestApp;
+const t = useTenants(['fa', 'fb']);
 let call: ReturnType<typeof caller>;
-let admin: string;
-let adminB: string;
 let member: string;
-let adminUser: SeededUser;
 let memberUser: SeededUser;
-let userB: SeededUser;
 
 beforeAll(async () => {
-  t = await createTestApp();
   call = caller(t.app);
-  adminUser = await seedTenant(t, 'fa');
-  userB = await seedTenant(t, 'fb');
   memberUser = await seedUser(t, 'fa', { email: 'member@fa.example', roles: ['user'] });
-  admin = (await login(t.app, 'fa', adminUser.email)).access_token;
-  adminB = (await login(t.app, 'fb', userB.email)).access_token;
   member = (await login(t.app, 'fa', memberUser.email)).access_token;
 });
-afterAll(async () => t?.close());
 
 const db = (slug: string) => tenantDb(t.db.database.db, `tenant_${slug}`);
 
@@ -54,7 +45,7 @@ describe('tasks', () => {
     expect((await call(member, 'PATCH', `fa/tasks/${task.id}`, { status: 'in_progress' })).statusCode).toBe(409);
     expect((await call(member, 'PATCH', `fa/tasks/${task.id}`, { status: 'todo' })).json().status).toBe('todo');
     // A refused move changed nothing.
-    const audit = (await call(admin, 'GET', `fa/audit-logs?entity_id=${task.id}&action=tasks.update&page_size=100`)).json();
+    const audit = (await call(t.tokens.fa, 'GET', `fa/audit-logs?entity_id=${task.id}&action=tasks.update&page_size=100`)).json();
     expect(audit.total).toBe(5);
   });
 
@@ -78,7 +69,7 @@ describe('tasks', () => {
 
   it('assigns only users of the tenant', async () => {
     expect((await call(member, 'POST', 'fa/tasks', { title: 'Mine', assigned_to: memberUser.id })).statusCode).toBe(201);
-    const foreign = await call(member, 'POST', 'fa/tasks', { title: 'Theirs', assigned_to: userB.id });
+    const foreign = await call(member, 'POST', 'fa/tasks', { title: 'Theirs', assigned_to: t.admins.fb.id });
     expect(foreign.statusCode).toBe(400);
     expect(foreign.json().errors[0].field).toBe('assigned_to');
   });
@@ -92,7 +83,7 @@ describe('notes', () => {
     expect(pinned.items.map((n: { id: string }) => n.id)).toEqual([note.id]);
     expect((await call(member, 'GET', `fa/notes?search=pinn`)).json().items.map((n: { id: string }) => n.id)).toContain(note.id);
     expect((await call(member, 'POST', 'fa/notes', { title: '   ', content: 'x' })).statusCode).toBe(400);
-    expect((await call(member, 'POST', 'fa/notes', { title: 'x', content: 'x', assigned_to: userB.id })).statusCode).toBe(400);
+    expect((await call(member, 'POST', 'fa/notes', { title: 'x', content: 'x', assigned_to: t.admins.fb.id })).statusCode).toBe(400);
   });
 });
 
@@ -130,19 +121,19 @@ describe('events', () => {
       expect(res.json().errors[0].field).toBe('rrule');
     }
     expect((await call(member, 'POST', 'fa/events', { ...base, timezone: 'Mars/Olympus' })).statusCode).toBe(400);
-    const foreign = await call(member, 'POST', 'fa/events', { ...base, attendees: [memberUser.id, userB.id] });
+    const foreign = await call(member, 'POST', 'fa/events', { ...base, attendees: [memberUser.id, t.admins.fb.id] });
     expect(foreign.statusCode).toBe(400);
-    expect(foreign.json().errors[0]).toEqual({ field: 'attendees', reason: expect.stringContaining(userB.id) });
-    const ok = await call(member, 'POST', 'fa/events', { ...base, timezone: 'Europe/Paris', attendees: [memberUser.id, memberUser.id, adminUser.id] });
+    expect(foreign.json().errors[0]).toEqual({ field: 'attendees', reason: expect.stringContaining(t.admins.fb.id) });
+    const ok = await call(member, 'POST', 'fa/events', { ...base, timezone: 'Europe/Paris', attendees: [memberUser.id, memberUser.id, t.admins.fa.id] });
     expect(ok.statusCode).toBe(201);
-    expect(ok.json().attendees.sort()).toEqual([memberUser.id, adminUser.id].sort());
-    expect((await call(member, 'GET', `fa/events?attendee=${adminUser.id}`)).json().items.map((e: { id: string }) => e.id)).toContain(ok.json().id);
+    expect(ok.json().attendees.sort()).toEqual([memberUser.id, t.admins.fa.id].sort());
+    expect((await call(member, 'GET', `fa/events?attendee=${t.admins.fa.id}`)).json().items.map((e: { id: string }) => e.id)).toContain(ok.json().id);
     // A partial update is checked against the stored other end.
     expect((await call(member, 'PATCH', `fa/events/${ok.json().id}`, { ends_at: '2026-06-01T08:00:00Z' })).statusCode).toBe(400);
   });
 
   it('expands recurring events into the occurrences that overlap a range', async () => {
-    const weekly = (await call(member, 'POST', 'fa/events', { title: 'Weekly sync', starts_at: '2026-07-06T09:00:00Z', ends_at: '2026-07-06T10:00:00Z', rrule: 'FREQ=WEEKLY;BYDAY=MO,TH;COUNT=8', eventable_type: 'users', eventable_id: adminUser.id })).json();
+    const weekly = (await call(member, 'POST', 'fa/events', { title: 'Weekly sync', starts_at: '2026-07-06T09:00:00Z', ends_at: '2026-07-06T10:00:00Z', rrule: 'FREQ=WEEKLY;BYDAY=MO,TH;COUNT=8', eventable_type: 'users', eventable_id: t.admins.fa.id })).json();
     const single = (await call(member, 'POST', 'fa/events', { title: 'Offsite', starts_at: '2026-07-15T08:00:00Z', ends_at: '2026-07-17T18:00:00Z' })).json();
     const outside = (await call(member, 'POST', 'fa/events', { title: 'Later', starts_at: '2026-09-01T08:00:00Z', ends_at: '2026-09-01T09:00:00Z' })).json();
 
@@ -162,7 +153,7 @@ describe('events', () => {
     expect(items.map((o) => o.event_id)).not.toContain(outside.id);
     expect(items.map((o) => o.starts_at)).toEqual([...items.map((o) => o.starts_at)].sort());
     // Filtered by target.
-    const byTarget = (await call(member, 'GET', `fa/events/occurrences?from=${from}&to=${to}&eventable_type=users&eventable_id=${adminUser.id}&page_size=100`)).json();
+    const byTarget = (await call(member, 'GET', `fa/events/occurrences?from=${from}&to=${to}&eventable_type=users&eventable_id=${t.admins.fa.id}&page_size=100`)).json();
     expect(new Set(byTarget.items.map((o: { event_id: string }) => o.event_id))).toEqual(new Set([weekly.id]));
     // Lists take the same range.
     const listed = (await call(member, 'GET', `fa/events?from=${from}&to=${to}&page_size=100`)).json().items.map((e: { id: string }) => e.id);
@@ -229,7 +220,7 @@ describe('carbon footprints', () => {
       expect(res.statusCode, res.body).toBe(201);
     }
     // The other tenant's footprints never count.
-    await call(adminB, 'POST', 'fb/carbon-footprints', { activity: 'x', quantity: 1, unit: 'u', scope: 1, co2e_kg: 5000, period_start: '2025-03-01', period_end: '2025-03-01' });
+    await call(t.tokens.fb, 'POST', 'fb/carbon-footprints', { activity: 'x', quantity: 1, unit: 'u', scope: 1, co2e_kg: 5000, period_start: '2025-03-01', period_end: '2025-03-01' });
     const inPeriod = rows.filter((r) => r.period_start >= '2025-01-01' && r.period_start <= '2025-12-31');
     const sumBy = (key: (r: (typeof rows)[number]) => string | null) => {
       const m = new Map<string | null, { co2e_kg: number; count: number }>();
@@ -259,15 +250,15 @@ describe('carbon footprints', () => {
 describe('channel configs', () => {
   it('never shows a secret in clear: not in answers, audit rows or the database column', async () => {
     const secret = `pw-${randomBytes(8).toString('hex')}`;
-    const created = await call(admin, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Outbound', config: { host: 'smtp.example.com', port: 587, username: 'mailer', password: secret, from: 'noreply@example.com' } });
+    const created = await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Outbound', config: { host: 'smtp.example.com', port: 587, username: 'mailer', password: secret, from: 'noreply@example.com' } });
     expect(created.statusCode, created.body).toBe(201);
     expect(created.json().config).toEqual({ host: 'smtp.example.com', port: 587, username: 'mailer', password: '[redacted]', from: 'noreply@example.com' });
     const id = created.json().id;
-    const updated = await call(admin, 'PATCH', `fa/channel-configs/${id}`, { config: { from: 'alerts@example.com' } });
+    const updated = await call(t.tokens.fa, 'PATCH', `fa/channel-configs/${id}`, { config: { from: 'alerts@example.com' } });
     expect(updated.json().config).toMatchObject({ from: 'alerts@example.com', password: '[redacted]' });
     // Sending the marker back keeps the secret.
-    await call(admin, 'PUT', `fa/channel-configs/${id}`, { config: updated.json().config });
-    const answers = [created.body, updated.body, (await call(admin, 'GET', `fa/channel-configs/${id}`)).body, (await call(admin, 'GET', 'fa/channel-configs')).body, (await call(admin, 'GET', `fa/audit-logs?entity_id=${id}`)).body];
+    await call(t.tokens.fa, 'PUT', `fa/channel-configs/${id}`, { config: updated.json().config });
+    const answers = [created.body, updated.body, (await call(t.tokens.fa, 'GET', `fa/channel-configs/${id}`)).body, (await call(t.tokens.fa, 'GET', 'fa/channel-configs')).body, (await call(t.tokens.fa, 'GET', `fa/audit-logs?entity_id=${id}`)).body];
     for (const body of answers) expect(body).not.toContain(secret);
     const row = await db('fa').selectFrom('channel_configs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     expect(JSON.stringify(row)).not.toContain(secret);
@@ -278,21 +269,21 @@ describe('channel configs', () => {
     // The service can still read it.
     expect(revealConfig(t.services.secrets, 'tenant_fa', row)).toMatchObject({ host: 'smtp.example.com', from: 'alerts@example.com', password: secret });
     // Clearing a secret removes it.
-    await call(admin, 'PATCH', `fa/channel-configs/${id}`, { config: { password: null } });
+    await call(t.tokens.fa, 'PATCH', `fa/channel-configs/${id}`, { config: { password: null } });
     const cleared = await db('fa').selectFrom('channel_configs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     expect(cleared.encrypted_secrets).toBeNull();
     expect(revealConfig(t.services.secrets, 'tenant_fa', cleared)).not.toHaveProperty('password');
   });
 
   it('refuses the redaction marker as a new secret, and asks again for secrets whose key is gone', async () => {
-    const marker = await call(admin, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Marker', config: { host: 'smtp.example.com', password: '[redacted]' } });
+    const marker = await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Marker', config: { host: 'smtp.example.com', password: '[redacted]' } });
     expect(marker.statusCode).toBe(400);
     expect(marker.json().errors[0].field).toBe('config.password');
-    const created = (await call(admin, 'POST', 'fa/channel-configs', { channel: 'whatsapp', name: 'WA', config: { phone_number_id: '123', access_token: 'old-token' } })).json();
+    const created = (await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'whatsapp', name: 'WA', config: { phone_number_id: '123', access_token: 'old-token' } })).json();
     // Another instance whose key cannot read what this one wrote (the key was lost).
     const other = await createTestApp({ database: t.db, secrets: new SecretBox([Buffer.alloc(32, 9)]) });
     try {
-      const token = (await login(other.app, 'fa', adminUser.email)).access_token;
+      const token = (await login(other.app, 'fa', t.admins.fa.email)).access_token;
       const callOther = caller(other.app);
       const refused = await callOther(token, 'PATCH', `fa/channel-configs/${created.id}`, { config: { business_account_id: '9' } });
       expect(refused.statusCode).toBe(409);
@@ -318,22 +309,22 @@ describe('channel configs', () => {
       ['teams', {}, 'config.webhook_url'],
     ];
     for (const [channel, config, field] of cases) {
-      const res = await call(admin, 'POST', 'fa/channel-configs', { channel, name: `Bad ${field}`, config });
+      const res = await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel, name: `Bad ${field}`, config });
       expect(res.statusCode, `${channel} ${JSON.stringify(config)}`).toBe(400);
       expect(res.json().errors.map((e: { field: string }) => e.field)).toContain(field);
     }
-    expect((await call(admin, 'POST', 'fa/channel-configs', { channel: 'telegram', name: 'Bot', config: { bot_token: '123:abc', chat_id: '42' } })).statusCode).toBe(201);
-    expect((await call(admin, 'POST', 'fa/channel-configs', { channel: 'telegram', name: 'bot', config: { bot_token: '123:abc' } })).statusCode).toBe(409);
-    const bot = (await call(admin, 'GET', 'fa/channel-configs?channel=telegram')).json().items[0];
-    expect((await call(admin, 'PATCH', `fa/channel-configs/${bot.id}`, { channel: 'sms' })).statusCode).toBe(400);
+    expect((await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'telegram', name: 'Bot', config: { bot_token: '123:abc', chat_id: '42' } })).statusCode).toBe(201);
+    expect((await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'telegram', name: 'bot', config: { bot_token: '123:abc' } })).statusCode).toBe(409);
+    const bot = (await call(t.tokens.fa, 'GET', 'fa/channel-configs?channel=telegram')).json().items[0];
+    expect((await call(t.tokens.fa, 'PATCH', `fa/channel-configs/${bot.id}`, { channel: 'sms' })).statusCode).toBe(400);
   });
 
   it('keeps one default per channel', async () => {
-    const a = (await call(admin, 'POST', 'fa/channel-configs', { channel: 'sms', name: 'Primary', is_default: true, config: { provider: 'twilio', from: '+14155550100', auth_token: 't1' } })).json();
-    const b = (await call(admin, 'POST', 'fa/channel-configs', { channel: 'sms', name: 'Backup', is_default: true, config: { provider: 'vonage', from: '+14155550101', api_key: 'k' } })).json();
-    const defaults = (await call(admin, 'GET', 'fa/channel-configs?channel=sms&is_default=true')).json().items.map((c: { id: string }) => c.id);
+    const a = (await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'sms', name: 'Primary', is_default: true, config: { provider: 'twilio', from: '+14155550100', auth_token: 't1' } })).json();
+    const b = (await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'sms', name: 'Backup', is_default: true, config: { provider: 'vonage', from: '+14155550101', api_key: 'k' } })).json();
+    const defaults = (await call(t.tokens.fa, 'GET', 'fa/channel-configs?channel=sms&is_default=true')).json().items.map((c: { id: string }) => c.id);
     expect(defaults).toEqual([b.id]);
-    expect((await call(admin, 'GET', `fa/channel-configs/${a.id}`)).json().is_default).toBe(false);
+    expect((await call(t.tokens.fa, 'GET', `fa/channel-configs/${a.id}`)).json().is_default).toBe(false);
   });
 });
 
@@ -342,21 +333,21 @@ describe('reviews', () => {
     const review = (await call(member, 'POST', 'fa/reviews', { rating: 4, title: 'Good', body: 'Quick answers', reviewable_type: 'users', reviewable_id: memberUser.id })).json();
     expect(review).toMatchObject({ status: 'pending', moderated_by: null, moderated_at: null });
     expect((await call(member, 'POST', 'fa/reviews', { rating: 3, status: 'approved' })).statusCode).toBe(400);
-    const approved = (await call(admin, 'PATCH', `fa/reviews/${review.id}`, { status: 'approved' })).json();
-    expect(approved).toMatchObject({ status: 'approved', moderated_by: adminUser.id });
+    const approved = (await call(t.tokens.fa, 'PATCH', `fa/reviews/${review.id}`, { status: 'approved' })).json();
+    expect(approved).toMatchObject({ status: 'approved', moderated_by: t.admins.fa.id });
     expect(approved.moderated_at).toEqual(expect.any(String));
-    expect((await call(admin, 'PATCH', `fa/reviews/${review.id}`, { status: 'spam' })).statusCode).toBe(400);
+    expect((await call(t.tokens.fa, 'PATCH', `fa/reviews/${review.id}`, { status: 'spam' })).statusCode).toBe(400);
     for (const rating of [0, 6, 2.5, '5']) expect((await call(member, 'POST', 'fa/reviews', { rating })).statusCode).toBe(400);
   });
 
   it('aggregates ratings of one target, as computed here', async () => {
-    const team = (await call(admin, 'POST', 'fa/teams', { name: 'Support' })).json();
+    const team = (await call(t.tokens.fa, 'POST', 'fa/teams', { name: 'Support' })).json();
     const ratings = [5, 4, 4, 2, 5, 1, 4];
     const ids: string[] = [];
     for (const rating of ratings) ids.push((await call(member, 'POST', 'fa/reviews', { rating, reviewable_type: 'teams', reviewable_id: team.id })).json().id);
     await call(member, 'POST', 'fa/reviews', { rating: 1, reviewable_type: 'users', reviewable_id: memberUser.id });
-    await call(admin, 'PATCH', `fa/reviews/${ids[0]}`, { status: 'approved' });
-    await call(admin, 'PATCH', `fa/reviews/${ids[1]}`, { status: 'approved' });
+    await call(t.tokens.fa, 'PATCH', `fa/reviews/${ids[0]}`, { status: 'approved' });
+    await call(t.tokens.fa, 'PATCH', `fa/reviews/${ids[1]}`, { status: 'approved' });
     const res = await call(member, 'GET', `fa/reviews/aggregate?reviewable_type=teams&reviewable_id=${team.id}`);
     expect(res.statusCode).toBe(200);
     const byRating = { 1: 0, 2: 0, 3: 0, 4: 0, 5: 0 } as Record<string, number>;
@@ -366,7 +357,7 @@ describe('reviews', () => {
     expect(approved).toMatchObject({ count: 2, average_rating: 4.5, by_rating: { 1: 0, 2: 0, 3: 0, 4: 1, 5: 1 } });
     expect((await call(member, 'GET', `fa/reviews/aggregate?reviewable_type=roles&reviewable_id=${team.id}`)).statusCode).toBe(400);
     // Another tenant sees nothing of this target.
-    expect((await call(adminB, 'GET', `fb/reviews/aggregate?reviewable_type=teams&reviewable_id=${team.id}`)).json()).toMatchObject({ count: 0, average_rating: null });
+    expect((await call(t.tokens.fb, 'GET', `fb/reviews/aggregate?reviewable_type=teams&reviewable_id=${team.id}`)).json()).toMatchObject({ count: 0, average_rating: null });
   });
 });
 
@@ -389,8 +380,8 @@ describe('attachments', () => {
     expect(down.headers.etag).toBe(`"${a.checksum_sha256}"`);
     expect((await call(member, 'GET', `fa/attachments/${a.id}/content`, undefined, { 'if-none-match': down.headers.etag as string })).statusCode).toBe(304);
     // Not for another tenant.
-    expect((await call(adminB, 'GET', `fb/attachments/${a.id}/content`)).statusCode).toBe(404);
-    expect((await upload(t.app, adminB, `fb/attachments/${a.id}/versions`, { content: Buffer.from('x') })).statusCode).toBe(404);
+    expect((await call(t.tokens.fb, 'GET', `fb/attachments/${a.id}/content`)).statusCode).toBe(404);
+    expect((await upload(t.app, t.tokens.fb, `fb/attachments/${a.id}/versions`, { content: Buffer.from('x') })).statusCode).toBe(404);
   });
 
   it('keeps the history of versions', async () => {
@@ -415,38 +406,38 @@ describe('attachments', () => {
   });
 
   it('refuses an upload over the tenant limit with 413 and keeps nothing of it', async () => {
-    expect((await call(admin, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 1 })).statusCode).toBe(200);
+    expect((await call(t.tokens.fa, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 1 })).statusCode).toBe(200);
     const before = files().length;
-    const rows = (await call(admin, 'GET', 'fa/attachments?page_size=1')).json().total;
+    const rows = (await call(t.tokens.fa, 'GET', 'fa/attachments?page_size=1')).json().total;
     const res = await upload(t.app, member, 'fa/attachments', { name: 'big.bin', content: randomBytes(1024 * 1024 + 1) });
     expect(res.statusCode).toBe(413);
     expect(res.headers['content-type']).toContain('application/problem+json');
     expect(files().length).toBe(before);
     expect(files().some((f) => f.includes('.partial'))).toBe(false);
-    expect((await call(admin, 'GET', 'fa/attachments?page_size=1')).json().total).toBe(rows);
+    expect((await call(t.tokens.fa, 'GET', 'fa/attachments?page_size=1')).json().total).toBe(rows);
     // Exactly the limit is accepted; another tenant keeps its own limit.
     expect((await upload(t.app, member, 'fa/attachments', { name: 'max.bin', content: randomBytes(1024 * 1024) })).statusCode).toBe(201);
-    expect((await upload(t.app, adminB, 'fb/attachments', { name: 'big.bin', content: randomBytes(1024 * 1024 + 1) })).statusCode).toBe(201);
-    await call(admin, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 25 });
+    expect((await upload(t.app, t.tokens.fb, 'fb/attachments', { name: 'big.bin', content: randomBytes(1024 * 1024 + 1) })).statusCode).toBe(201);
+    await call(t.tokens.fa, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 25 });
   });
 
   it('deletes softly and removes bytes only on purge', async () => {
     const a = (await upload(t.app, member, 'fa/attachments', { name: 'old.txt', content: Buffer.from('old') })).json();
     const v2 = (await upload(t.app, member, `fa/attachments/${a.id}/versions`, { content: Buffer.from('newer') })).json();
-    expect((await call(admin, 'POST', `fa/attachments/${a.id}/purge`)).statusCode).toBe(409);
-    expect((await call(admin, 'DELETE', `fa/attachments/${v2.id}`)).statusCode).toBe(204);
+    expect((await call(t.tokens.fa, 'POST', `fa/attachments/${a.id}/purge`)).statusCode).toBe(409);
+    expect((await call(t.tokens.fa, 'DELETE', `fa/attachments/${v2.id}`)).statusCode).toBe(204);
     // Deleting the file deletes every version; the bytes stay until a purge.
-    expect((await call(admin, 'GET', `fa/attachments/${a.id}/content`)).statusCode).toBe(404);
+    expect((await call(t.tokens.fa, 'GET', `fa/attachments/${a.id}/content`)).statusCode).toBe(404);
     expect(existsSync(path.join(t.attachmentsDir, 'tenant_fa', a.id))).toBe(true);
-    expect((await call(admin, 'POST', `fa/attachments/${v2.id}/restore`)).statusCode).toBe(200);
-    expect((await call(admin, 'GET', `fa/attachments/${a.id}/content`)).body).toBe('old');
-    expect((await call(admin, 'DELETE', `fa/attachments/${a.id}`)).statusCode).toBe(204);
+    expect((await call(t.tokens.fa, 'POST', `fa/attachments/${v2.id}/restore`)).statusCode).toBe(200);
+    expect((await call(t.tokens.fa, 'GET', `fa/attachments/${a.id}/content`)).body).toBe('old');
+    expect((await call(t.tokens.fa, 'DELETE', `fa/attachments/${a.id}`)).statusCode).toBe(204);
     expect((await call(member, 'POST', `fa/attachments/${a.id}/purge`)).statusCode).toBe(403);
-    expect((await call(admin, 'POST', `fa/attachments/${a.id}/purge`)).statusCode).toBe(204);
+    expect((await call(t.tokens.fa, 'POST', `fa/attachments/${a.id}/purge`)).statusCode).toBe(204);
     expect(existsSync(path.join(t.attachmentsDir, 'tenant_fa', a.id))).toBe(false);
     expect(existsSync(path.join(t.attachmentsDir, 'tenant_fa', v2.id))).toBe(false);
-    expect((await call(admin, 'POST', `fa/attachments/${a.id}/restore`)).statusCode).toBe(409);
-    expect((await call(admin, 'POST', `fa/attachments/${a.id}/purge`)).statusCode).toBe(409);
+    expect((await call(t.tokens.fa, 'POST', `fa/attachments/${a.id}/restore`)).statusCode).toBe(409);
+    expect((await call(t.tokens.fa, 'POST', `fa/attachments/${a.id}/purge`)).statusCode).toBe(409);
     const purged = await db('fa').selectFrom('attachments').select(['purged_at', 'deleted_at']).where('id', 'in', [a.id, v2.id]).execute();
     expect(purged.every((r) => r.purged_at instanceof Date && r.deleted_at instanceof Date)).toBe(true);
   });
@@ -473,15 +464,15 @@ describe('attachments', () => {
 
 describe('hardening', () => {
   it('refuses NUL characters, year 0000, absurd pages and plain-text bodies with a 4xx naming the problem', async () => {
-    const before = (await call(admin, 'GET', 'fa/notes?page_size=1')).json().total;
+    const before = (await call(t.tokens.fa, 'GET', 'fa/notes?page_size=1')).json().total;
     const nul = await call(member, 'POST', 'fa/notes', { title: 'a\u0000b', content: 'x' });
     expect(nul.statusCode).toBe(400);
     expect(nul.json().errors).toEqual([{ field: 'title', reason: 'must not contain NUL characters' }]);
-    const nested = await call(admin, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Nul', config: { host: 'smtp\u0000.example.com' } });
+    const nested = await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Nul', config: { host: 'smtp\u0000.example.com' } });
     expect(nested.json().errors).toEqual([{ field: 'config.host', reason: 'must not contain NUL characters' }]);
     expect((await call(member, 'GET', 'fa/notes?search=a%00b')).json().errors[0].field).toBe('querystring.search');
     expect((await call(member, 'GET', 'fa/carbon-footprints/aggregate?group_by=category&category=a%00')).statusCode).toBe(400);
-    expect((await call(admin, 'GET', 'fa/notes?page_size=1')).json().total).toBe(before);
+    expect((await call(t.tokens.fa, 'GET', 'fa/notes?page_size=1')).json().total).toBe(before);
 
     const year0 = await call(member, 'POST', 'fa/logacalls', { direction: 'inbound', phone_number: '+14155550100', called_at: '0000-01-01T00:00:00Z' });
     expect(year0.statusCode).toBe(400);
@@ -500,7 +491,7 @@ describe('hardening', () => {
   });
 
   it('names the allowed values of an enum once', async () => {
-    const res = await call(admin, 'POST', 'fa/channel-configs', { channel: 'fax', name: 'Fax', config: {} });
+    const res = await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'fax', name: 'Fax', config: {} });
     expect(res.json().errors).toEqual([{ field: 'channel', reason: 'must be one of email, sms, whatsapp, slack, webhook, teams, telegram, push' }]);
     const due = await call(member, 'POST', 'fa/tasks', { title: 'x', due_at: '2026-13-01T00:00:00Z' });
     expect(due.json().errors).toEqual([{ field: 'due_at', reason: expect.stringContaining('date-time') }]);
@@ -509,43 +500,43 @@ describe('hardening', () => {
   });
 
   it('keeps one default per channel under concurrent writes and after a restore, auditing the flag it takes away', async () => {
-    const make = (name: string) => call(admin, 'POST', 'fa/channel-configs', { channel: 'telegram', name, is_default: true, config: { bot_token: `t-${name}` } });
+    const make = (name: string) => call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'telegram', name, is_default: true, config: { bot_token: `t-${name}` } });
     const results = await Promise.all(['c1', 'c2', 'c3', 'c4', 'c5', 'c6'].map(make));
     expect(results.map((r) => r.statusCode)).toEqual([201, 201, 201, 201, 201, 201]);
-    const defaults = (await call(admin, 'GET', 'fa/channel-configs?channel=telegram&is_default=true')).json();
+    const defaults = (await call(t.tokens.fa, 'GET', 'fa/channel-configs?channel=telegram&is_default=true')).json();
     expect(defaults.total).toBe(1);
     const loser = results.map((r) => r.json().id).find((id: string) => id !== defaults.items[0].id);
-    const cleared = (await call(admin, 'GET', `fa/audit-logs?entity_id=${loser}&action=channel_configs.update`)).json();
+    const cleared = (await call(t.tokens.fa, 'GET', `fa/audit-logs?entity_id=${loser}&action=channel_configs.update`)).json();
     expect(cleared.items[0]).toMatchObject({ before: { is_default: true }, after: { is_default: false } });
 
-    const a = (await call(admin, 'POST', 'fa/channel-configs', { channel: 'teams', name: 'A', is_default: true, config: { webhook_url: 'https://a.example/x' } })).json();
-    await call(admin, 'DELETE', `fa/channel-configs/${a.id}`);
-    await call(admin, 'POST', 'fa/channel-configs', { channel: 'teams', name: 'B', is_default: true, config: { webhook_url: 'https://b.example/x' } });
-    const restored = await call(admin, 'POST', `fa/channel-configs/${a.id}/restore`);
+    const a = (await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'teams', name: 'A', is_default: true, config: { webhook_url: 'https://a.example/x' } })).json();
+    await call(t.tokens.fa, 'DELETE', `fa/channel-configs/${a.id}`);
+    await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'teams', name: 'B', is_default: true, config: { webhook_url: 'https://b.example/x' } });
+    const restored = await call(t.tokens.fa, 'POST', `fa/channel-configs/${a.id}/restore`);
     expect(restored.statusCode).toBe(200);
     expect(restored.json().is_default).toBe(false);
-    expect((await call(admin, 'GET', 'fa/channel-configs?channel=teams&is_default=true')).json().total).toBe(1);
+    expect((await call(t.tokens.fa, 'GET', 'fa/channel-configs?channel=teams&is_default=true')).json().total).toBe(1);
   });
 
   it('asks for a stored secret again when the config would send it somewhere else', async () => {
-    const created = (await call(admin, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Relay', config: { host: 'smtp.example.com', password: 'p1' } })).json();
-    const moved = await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com' } });
+    const created = (await call(t.tokens.fa, 'POST', 'fa/channel-configs', { channel: 'email', name: 'Relay', config: { host: 'smtp.example.com', password: 'p1' } })).json();
+    const moved = await call(t.tokens.fa, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com' } });
     expect(moved.statusCode).toBe(400);
     expect(moved.json().errors[0].field).toBe('config.password');
-    const marker = await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com', password: '[redacted]' } });
+    const marker = await call(t.tokens.fa, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'evil.example.com', password: '[redacted]' } });
     expect(marker.statusCode).toBe(400);
-    expect((await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp2.example.com', password: 'p2' } })).statusCode).toBe(200);
-    expect((await call(admin, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp3.example.com', password: null } })).statusCode).toBe(200);
+    expect((await call(t.tokens.fa, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp2.example.com', password: 'p2' } })).statusCode).toBe(200);
+    expect((await call(t.tokens.fa, 'PATCH', `fa/channel-configs/${created.id}`, { config: { host: 'smtp3.example.com', password: null } })).statusCode).toBe(200);
   });
 
   it('refuses a target that is itself hidden, and a task created past the start of its flow, and self-moderation', async () => {
     const owner = await seedUser(t, 'fa', { email: 'owner-hidden@fa.example' });
     const task = (await call(member, 'POST', 'fa/tasks', { title: 'On owner', taskable_type: 'users', taskable_id: owner.id })).json();
-    expect((await call(admin, 'DELETE', `fa/users/${owner.id}`)).statusCode).toBe(204);
+    expect((await call(t.tokens.fa, 'DELETE', `fa/users/${owner.id}`)).statusCode).toBe(204);
     const onHidden = await call(member, 'POST', 'fa/notes', { title: 'x', content: 'y', notable_type: 'tasks', notable_id: task.id });
     expect(onHidden.statusCode).toBe(400);
     expect(onHidden.json().errors[0].field).toBe('notable_id');
-    await call(admin, 'POST', `fa/users/${owner.id}/restore`);
+    await call(t.tokens.fa, 'POST', `fa/users/${owner.id}/restore`);
     expect((await call(member, 'POST', 'fa/notes', { title: 'x', content: 'y', notable_type: 'tasks', notable_id: task.id })).statusCode).toBe(201);
 
     const done = await call(member, 'POST', 'fa/tasks', { title: 'Already done', status: 'done' });
@@ -563,14 +554,14 @@ describe('hardening', () => {
     const viewer = (await login(t.app, 'fa', viewerUser.email)).access_token;
     const a = (await upload(t.app, member, 'fa/attachments', { name: 'v.txt', content: Buffer.from('one') })).json();
     expect((await upload(t.app, viewer, `fa/attachments/${a.id}/versions`, { content: Buffer.from('two') })).statusCode).toBe(403);
-    await call(admin, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 1 });
+    await call(t.tokens.fa, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 1 });
     expect((await upload(t.app, member, `fa/attachments/${a.id}/versions`, { content: randomBytes(1024 * 1024 + 1) })).statusCode).toBe(413);
-    await call(admin, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 25 });
+    await call(t.tokens.fa, 'PUT', 'fa/settings/attachments.max_size_mb', { value: 25 });
     const v2 = (await upload(t.app, member, `fa/attachments/${a.id}/versions`, { content: Buffer.from('two') })).json();
-    expect((await call(admin, 'DELETE', `fa/attachments/${a.id}`)).statusCode).toBe(204);
-    const carried = (await call(admin, 'GET', `fa/audit-logs?entity_id=${v2.id}&action=attachments.delete`)).json();
+    expect((await call(t.tokens.fa, 'DELETE', `fa/attachments/${a.id}`)).statusCode).toBe(204);
+    const carried = (await call(t.tokens.fa, 'GET', `fa/audit-logs?entity_id=${v2.id}&action=attachments.delete`)).json();
     expect(carried.total).toBe(1);
-    expect(carried.items[0]).toMatchObject({ entity_type: 'attachments', entity_id: v2.id, actor_user_id: adminUser.id });
+    expect(carried.items[0]).toMatchObject({ entity_type: 'attachments', entity_id: v2.id, actor_user_id: t.admins.fa.id });
     expect((await upload(t.app, member, `fa/attachments/${v2.id}/versions`, { content: Buffer.from('three') })).statusCode).toBe(404);
   });
 

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import { useTenants } from './support/fixture.js';
 import { caller, upload } from './support/records.js';
-import { login, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
+import { login, seedUser } from './support/tenants.js';
 
 /*
  * The contract every extended resource shares (one suite, run for each of the eight): CRUD with
@@ -12,33 +12,23 @@ import { login, seedTenant, seedUser, type SeededUser } from './support/tenants.
  * isolation between two tenants, and the polymorphic target rules.
  */
 
-let t: TestApp;
+const t = useTenants(['ra', 'rb']);
 let call: ReturnType<typeof caller>;
-let admin: string;
-let adminB: string;
 let viewer: string;
 let member: string;
-let adminUser: SeededUser;
-let userB: SeededUser;
 
 beforeAll(async () => {
-  t = await createTestApp();
   call = caller(t.app);
-  adminUser = await seedTenant(t, 'ra');
-  userB = await seedTenant(t, 'rb');
   await seedUser(t, 'ra', { email: 'viewer@ra.example', roles: ['viewer'] });
   const memberUser = await seedUser(t, 'ra', { email: 'member@ra.example', roles: ['user'] });
-  admin = (await login(t.app, 'ra', adminUser.email)).access_token;
-  adminB = (await login(t.app, 'rb', userB.email)).access_token;
   viewer = (await login(t.app, 'ra', 'viewer@ra.example')).access_token;
   member = (await login(t.app, 'ra', 'member@ra.example')).access_token;
   // The user role writes every record but channel configs (their secrets): the member gets those two by override.
   for (const permission of ['channel_configs.create', 'channel_configs.update']) {
-    const granted = await call(admin, 'PUT', `ra/users/${memberUser.id}/permissions/${permission}`, { effect: 'allow' });
+    const granted = await call(t.tokens.ra, 'PUT', `ra/users/${memberUser.id}/permissions/${permission}`, { effect: 'allow' });
     if (granted.statusCode !== 200) throw new Error(granted.body);
   }
 });
-afterAll(async () => t?.close());
 
 interface Fixture {
   readonly path: string;
@@ -177,21 +167,21 @@ describe.each(FIXTURES)('$path', (f) => {
     expect(put.statusCode).toBe(200);
     expect(put.headers.etag).toBe('"3"');
 
-    expect((await call(admin, 'DELETE', `ra/${f.path}/${row.id}`, undefined, { 'if-match': '"1"' })).statusCode).toBe(412);
-    expect((await call(admin, 'DELETE', `ra/${f.path}/${row.id}`)).statusCode).toBe(204);
-    expect((await call(admin, 'GET', `ra/${f.path}/${row.id}`)).statusCode).toBe(404);
-    expect((await call(admin, 'PATCH', `ra/${f.path}/${row.id}`, f.patch)).statusCode).toBe(404);
-    expect(ids(await call(admin, 'GET', `ra/${f.path}?page_size=100`))).not.toContain(row.id);
+    expect((await call(t.tokens.ra, 'DELETE', `ra/${f.path}/${row.id}`, undefined, { 'if-match': '"1"' })).statusCode).toBe(412);
+    expect((await call(t.tokens.ra, 'DELETE', `ra/${f.path}/${row.id}`)).statusCode).toBe(204);
+    expect((await call(t.tokens.ra, 'GET', `ra/${f.path}/${row.id}`)).statusCode).toBe(404);
+    expect((await call(t.tokens.ra, 'PATCH', `ra/${f.path}/${row.id}`, f.patch)).statusCode).toBe(404);
+    expect(ids(await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=100`))).not.toContain(row.id);
     // Soft: the row is still in the table.
     const stored = await tenantDb(t.db.database.db, 'tenant_ra').selectFrom(f.table as 'notes').select(['id', 'deleted_at']).where('id', '=', row.id).executeTakeFirst();
     expect(stored?.deleted_at).toBeInstanceOf(Date);
 
-    const restored = await call(admin, 'POST', `ra/${f.path}/${row.id}/restore`);
+    const restored = await call(t.tokens.ra, 'POST', `ra/${f.path}/${row.id}/restore`);
     expect(restored.statusCode, restored.body).toBe(200);
-    expect((await call(admin, 'POST', `ra/${f.path}/${row.id}/restore`)).statusCode).toBe(409);
+    expect((await call(t.tokens.ra, 'POST', `ra/${f.path}/${row.id}/restore`)).statusCode).toBe(409);
     expect((await call(viewer, 'GET', `ra/${f.path}/${row.id}`)).statusCode).toBe(200);
 
-    const audit = await call(admin, 'GET', `ra/audit-logs?entity_id=${row.id}&page_size=100`);
+    const audit = await call(t.tokens.ra, 'GET', `ra/audit-logs?entity_id=${row.id}&page_size=100`);
     const actions = (audit.json().items as { action: string; entity_type: string }[]).map((a) => a.action).sort();
     expect(actions).toEqual([`${f.table}.create`, `${f.table}.delete`, `${f.table}.restore`, `${f.table}.update`, `${f.table}.update`].sort());
   });
@@ -201,11 +191,11 @@ describe.each(FIXTURES)('$path', (f) => {
     const n = ++counter;
     const first = await create(f, member, 'ra', {}, { 'idempotency-key': key }, n);
     expect(first.statusCode, first.body).toBe(201);
-    const total = (await call(admin, 'GET', `ra/${f.path}?page_size=1`)).json().total;
+    const total = (await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=1`)).json().total;
     const replay = await create(f, member, 'ra', {}, { 'idempotency-key': key }, n);
     expect(replay.statusCode).toBe(201);
     expect(replay.json()).toEqual(first.json());
-    expect((await call(admin, 'GET', `ra/${f.path}?page_size=1`)).json().total).toBe(total);
+    expect((await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=1`)).json().total).toBe(total);
     // The same key with another request is refused.
     expect((await create(f, member, 'ra', f.filter.match, { 'idempotency-key': key }, n)).statusCode).toBe(422);
   });
@@ -232,23 +222,23 @@ describe.each(FIXTURES)('$path', (f) => {
     expect((await call(viewer, 'PATCH', `ra/${f.path}/${row.id}`, f.patch)).statusCode).toBe(403);
     expect((await call(viewer, 'DELETE', `ra/${f.path}/${row.id}`)).statusCode).toBe(403);
     expect((await call(viewer, 'POST', `ra/${f.path}/${row.id}/restore`)).statusCode).toBe(403);
-    expect((await call(admin, 'GET', `ra/${f.path}/${row.id}`)).headers.etag).toBe('"1"');
+    expect((await call(t.tokens.ra, 'GET', `ra/${f.path}/${row.id}`)).headers.etag).toBe('"1"');
   });
 
   it('keeps tenants apart', async () => {
     const row = (await create(f, member, 'ra')).json();
-    const rowB = (await create(f, adminB, 'rb')).json();
-    expect((await call(adminB, 'GET', `rb/${f.path}/${row.id}`)).statusCode).toBe(404);
-    expect((await call(adminB, 'PATCH', `rb/${f.path}/${row.id}`, f.patch)).statusCode).toBe(404);
-    expect((await call(adminB, 'DELETE', `rb/${f.path}/${row.id}`)).statusCode).toBe(404);
-    expect(ids(await call(adminB, 'GET', `rb/${f.path}?page_size=100`))).toEqual([rowB.id]);
-    expect(ids(await call(admin, 'GET', `ra/${f.path}?page_size=100`))).not.toContain(rowB.id);
+    const rowB = (await create(f, t.tokens.rb, 'rb')).json();
+    expect((await call(t.tokens.rb, 'GET', `rb/${f.path}/${row.id}`)).statusCode).toBe(404);
+    expect((await call(t.tokens.rb, 'PATCH', `rb/${f.path}/${row.id}`, f.patch)).statusCode).toBe(404);
+    expect((await call(t.tokens.rb, 'DELETE', `rb/${f.path}/${row.id}`)).statusCode).toBe(404);
+    expect(ids(await call(t.tokens.rb, 'GET', `rb/${f.path}?page_size=100`))).toEqual([rowB.id]);
+    expect(ids(await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=100`))).not.toContain(rowB.id);
     // A token of one tenant does not open another.
-    expect((await call(admin, 'GET', `rb/${f.path}/${rowB.id}`)).statusCode).toBe(403);
+    expect((await call(t.tokens.ra, 'GET', `rb/${f.path}/${rowB.id}`)).statusCode).toBe(403);
   });
 
   it('refuses bad input with a problem naming the field, and changes nothing', async () => {
-    const before = (await call(admin, 'GET', `ra/${f.path}?page_size=1`)).json().total;
+    const before = (await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=1`)).json().total;
     const bad = await create(f, member, 'ra', f.invalid);
     expect(bad.statusCode, bad.body).toBe(400);
     expect(bad.headers['content-type']).toContain('application/problem+json');
@@ -261,7 +251,7 @@ describe.each(FIXTURES)('$path', (f) => {
     if (f.path !== 'attachments') {
       expect((await call(member, 'POST', `ra/${f.path}`, { ...f.body(0), unknown_field: 1 })).statusCode).toBe(400);
     }
-    expect((await call(admin, 'GET', `ra/${f.path}?page_size=1`)).json().total).toBe(before);
+    expect((await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=1`)).json().total).toBe(before);
   });
 
   if (f.target) {
@@ -269,21 +259,21 @@ describe.each(FIXTURES)('$path', (f) => {
     const id = `${f.target}_id`;
 
     it('takes a live target of the same tenant and filters by it', async () => {
-      const team = (await call(admin, 'POST', 'ra/teams', { name: `Team ${randomUUID()}` })).json();
-      const onUser = await create(f, member, 'ra', { [type]: 'users', [id]: adminUser.id });
+      const team = (await call(t.tokens.ra, 'POST', 'ra/teams', { name: `Team ${randomUUID()}` })).json();
+      const onUser = await create(f, member, 'ra', { [type]: 'users', [id]: t.admins.ra.id });
       expect(onUser.statusCode, onUser.body).toBe(201);
-      expect(onUser.json()).toMatchObject({ [type]: 'users', [id]: adminUser.id });
+      expect(onUser.json()).toMatchObject({ [type]: 'users', [id]: t.admins.ra.id });
       const onTeam = (await create(f, member, 'ra', { [type]: 'teams', [id]: team.id })).json();
       const byTeam = await call(viewer, 'GET', `ra/${f.path}?${type}=teams&${id}=${team.id}`);
       expect(ids(byTeam)).toEqual([onTeam.id]);
-      expect(ids(await call(viewer, 'GET', `ra/${f.path}?${type}=users&${id}=${adminUser.id}&page_size=100`))).toContain(onUser.json().id);
+      expect(ids(await call(viewer, 'GET', `ra/${f.path}?${type}=users&${id}=${t.admins.ra.id}&page_size=100`))).toContain(onUser.json().id);
     });
 
     it('refuses a dangling, foreign or unlisted target, or half a pair', async () => {
       const dangling = await create(f, member, 'ra', { [type]: 'users', [id]: randomUUID() });
       expect(dangling.statusCode).toBe(400);
       expect(dangling.json().errors).toEqual([{ field: id, reason: expect.stringContaining('no live row') }]);
-      const foreign = await create(f, member, 'ra', { [type]: 'users', [id]: userB.id });
+      const foreign = await create(f, member, 'ra', { [type]: 'users', [id]: t.admins.rb.id });
       expect(foreign.statusCode).toBe(400);
       const roles = await tenantDb(t.db.database.db, 'tenant_ra').selectFrom('roles').select('id').executeTakeFirstOrThrow();
       const unlisted = await create(f, member, 'ra', { [type]: 'roles', [id]: roles.id });
@@ -297,15 +287,15 @@ describe.each(FIXTURES)('$path', (f) => {
     it('hides rows whose target is deleted, and shows them again when it is restored', async () => {
       const target = await seedUser(t, 'ra', { email: `target-${randomUUID()}@ra.example` });
       const row = (await create(f, member, 'ra', { [type]: 'users', [id]: target.id })).json();
-      expect((await call(admin, 'DELETE', `ra/users/${target.id}`)).statusCode).toBe(204);
-      expect((await call(admin, 'GET', `ra/${f.path}/${row.id}`)).statusCode).toBe(404);
-      expect(ids(await call(admin, 'GET', `ra/${f.path}?page_size=100`))).not.toContain(row.id);
+      expect((await call(t.tokens.ra, 'DELETE', `ra/users/${target.id}`)).statusCode).toBe(204);
+      expect((await call(t.tokens.ra, 'GET', `ra/${f.path}/${row.id}`)).statusCode).toBe(404);
+      expect(ids(await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=100`))).not.toContain(row.id);
       // Hidden, not lost: still in the table, live.
       const stored = await tenantDb(t.db.database.db, 'tenant_ra').selectFrom(f.table as 'notes').select('deleted_at').where('id', '=', row.id).executeTakeFirst();
       expect(stored).toEqual({ deleted_at: null });
-      expect((await call(admin, 'POST', `ra/users/${target.id}/restore`)).statusCode).toBe(200);
-      expect((await call(admin, 'GET', `ra/${f.path}/${row.id}`)).statusCode).toBe(200);
-      expect(ids(await call(admin, 'GET', `ra/${f.path}?page_size=100`))).toContain(row.id);
+      expect((await call(t.tokens.ra, 'POST', `ra/users/${target.id}/restore`)).statusCode).toBe(200);
+      expect((await call(t.tokens.ra, 'GET', `ra/${f.path}/${row.id}`)).statusCode).toBe(200);
+      expect(ids(await call(t.tokens.ra, 'GET', `ra/${f.path}?page_size=100`))).toContain(row.id);
     });
   }
 });

@@ -1,17 +1,9 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, seedTenant } from './support/tenants.js';
+import { expect, it } from 'vitest';
+import { useTenants } from './support/fixture.js';
+import { bearer, login } from './support/tenants.js';
 
 /** Whatever the input, no route answers 500: every tenant and platform route, with garbage. */
-let t: TestApp;
-let token: string;
-beforeAll(async () => {
-  t = await createTestApp();
-  await seedTenant(t, 'fuzz_a');
-  await seedTenant(t, 'fuzz_b');
-  token = (await login(t.app, 'fuzz_a', 'admin@fuzz_a.example')).access_token;
-});
-afterAll(async () => t?.close());
+const t = useTenants(['fuzz_a', 'fuzz_b']);
 
 const PARAMS = ["'; DROP SCHEMA shared CASCADE; --", '00000000-0000-4000-8000-000000000000', 'x'.repeat(5000), '%00', '..%2F..%2Fetc', 'fuzz_b', '-1'];
 const BODIES: unknown[] = [undefined, {}, [], 'text', 12, { email: 42, password: null, roles: 'admin', name: { a: 1 }, value: [1, [2]], permissions: [null], effect: 7, parent_team_id: 'x' }, { email: `${'a'.repeat(300)}@x.io`, slug: 'Ünïcode', name: '\u0000' }];
@@ -30,7 +22,7 @@ it('answers every route with garbage input without a 500', async () => {
   const statuses = new Map<number, number>();
   for (const route of routes) {
     // A fresh session per route: a route that ends sessions must not hide the others.
-    token = (await login(t.app, 'fuzz_a', 'admin@fuzz_a.example')).access_token;
+    t.tokens.fuzz_a = (await login(t.app, 'fuzz_a', 'admin@fuzz_a.example')).access_token;
     for (const param of PARAMS) {
       const url = route.url.replace(':tenant_slug', 'fuzz_a').replace(/:[a-z_]+/g, encodeURIComponent(param));
       for (const [i, body] of BODIES.entries()) {
@@ -38,8 +30,8 @@ it('answers every route with garbage input without a 500', async () => {
         const res = await t.app.inject({
           method: route.method as 'GET',
           url: url + query,
-          headers: { ...bearer(url.startsWith('/api/v1/tenants/fuzz_a') ? token : system), 'if-match': i % 2 ? 'garbage' : '"1"', 'idempotency-key': i % 3 ? 'k'.repeat(300) : 'fuzz', ...(typeof body === 'string' ? { 'content-type': 'application/json' } : {}) },
-          ...(body !== undefined && route.method !== 'GET' ? { payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { ...bearer(url.startsWith('/api/v1/tenants/fuzz_a') ? token : system), 'content-type': 'application/json' } } : {}),
+          headers: { ...bearer(url.startsWith('/api/v1/tenants/fuzz_a') ? t.tokens.fuzz_a : system), 'if-match': i % 2 ? 'garbage' : '"1"', 'idempotency-key': i % 3 ? 'k'.repeat(300) : 'fuzz', ...(typeof body === 'string' ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined && route.method !== 'GET' ? { payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { ...bearer(url.startsWith('/api/v1/tenants/fuzz_a') ? t.tokens.fuzz_a : system), 'content-type': 'application/json' } } : {}),
         });
         requests++;
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);

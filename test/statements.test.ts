@@ -1,23 +1,15 @@
 import { sql, type Kysely } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase, tenantDb, type Database } from '../src/db/database.js';
 import { row, StatementCache } from '../src/db/statements.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, seedTenant, type SeededUser } from './support/tenants.js';
+import { useTenants } from './support/fixture.js';
+import { bearer, login } from './support/tenants.js';
 
-let t: TestApp;
-let alpha: SeededUser;
-let beta: SeededUser;
+const t = useTenants(['psa', 'psb'], { login: false });
 const opened: Database[] = [];
-
-beforeAll(async () => {
-  t = await createTestApp();
-  alpha = await seedTenant(t, 'psa');
-  beta = await seedTenant(t, 'psb');
-});
+// Before the app closes (after hooks run in reverse order).
 afterAll(async () => {
   for (const d of opened) await d.close();
-  await t?.close();
 });
 
 /** A pool of one connection, so every query below meets the same server session. */
@@ -48,13 +40,13 @@ describe('tenant handles', () => {
     const email = (db: Kysely<never>, schema: string, id: string) =>
       tenantDb(db as never, schema).selectFrom('users').select('email').where('id', '=', id).executeTakeFirst();
     for (let i = 0; i < 2; i++) {
-      expect((await email(d.db as never, 'tenant_psa', alpha.id))?.email).toBe(alpha.email);
-      expect(await email(d.db as never, 'tenant_psa', beta.id)).toBeUndefined();
-      expect((await email(d.db as never, 'tenant_psb', beta.id))?.email).toBe(beta.email);
+      expect((await email(d.db as never, 'tenant_psa', t.admins.psa.id))?.email).toBe(t.admins.psa.email);
+      expect(await email(d.db as never, 'tenant_psa', t.admins.psb.id)).toBeUndefined();
+      expect((await email(d.db as never, 'tenant_psb', t.admins.psb.id))?.email).toBe(t.admins.psb.email);
       await d.db.transaction().execute(async (trx) => {
         expect(tenantDb(trx as never, 'tenant_psb')).not.toBe(tenantDb(d.db, 'tenant_psb'));
-        expect((await email(trx as never, 'tenant_psb', beta.id))?.email).toBe(beta.email);
-        expect(await email(trx as never, 'tenant_psb', alpha.id)).toBeUndefined();
+        expect((await email(trx as never, 'tenant_psb', t.admins.psb.id))?.email).toBe(t.admins.psb.email);
+        expect(await email(trx as never, 'tenant_psb', t.admins.psa.id)).toBeUndefined();
       });
     }
   });
@@ -67,11 +59,11 @@ describe('named prepared statements', () => {
     const readAlpha = reader(cache, d, 'tenant_psa');
     const readBeta = reader(cache, d, 'tenant_psb');
     for (let i = 0; i < 3; i++) {
-      expect(await readAlpha(alpha.id, 'status')).toBe(alpha.email);
-      expect(await readBeta(beta.id, 'status')).toBe(beta.email);
+      expect(await readAlpha(t.admins.psa.id, 'status')).toBe(t.admins.psa.email);
+      expect(await readBeta(t.admins.psb.id, 'status')).toBe(t.admins.psb.email);
       // Each tenant's statement names its own schema: the other tenant's id finds nothing.
-      expect(await readAlpha(beta.id, 'status')).toBeUndefined();
-      expect(await readBeta(alpha.id, 'status')).toBeUndefined();
+      expect(await readAlpha(t.admins.psb.id, 'status')).toBeUndefined();
+      expect(await readBeta(t.admins.psa.id, 'status')).toBeUndefined();
     }
     const statements = await held(d);
     expect(statements).toHaveLength(2);
@@ -103,40 +95,40 @@ describe('named prepared statements', () => {
   it('keeps at most the configured number per connection, closing the least recently used', async () => {
     const d = single(2);
     const read = reader(new StatementCache(), d, 'tenant_psa');
-    expect(await read(alpha.id, 'first_name')).toBe(alpha.email);
-    expect(await read(alpha.id, 'last_name')).toBe(alpha.email);
-    expect(await read(alpha.id, 'first_name')).toBe(alpha.email); // last_name is now the least recent
-    expect(await read(alpha.id, 'status')).toBe(alpha.email);
+    expect(await read(t.admins.psa.id, 'first_name')).toBe(t.admins.psa.email);
+    expect(await read(t.admins.psa.id, 'last_name')).toBe(t.admins.psa.email);
+    expect(await read(t.admins.psa.id, 'first_name')).toBe(t.admins.psa.email); // last_name is now the least recent
+    expect(await read(t.admins.psa.id, 'status')).toBe(t.admins.psa.email);
     const statements = await held(d);
     expect(statements).toHaveLength(2);
     expect(statements.some((s) => s.includes('"first_name"'))).toBe(true);
     expect(statements.some((s) => s.includes('"status"'))).toBe(true);
     expect(statements.some((s) => s.includes('"last_name"'))).toBe(false);
     // The closed one is prepared again when it comes back.
-    expect(await read(alpha.id, 'last_name')).toBe(alpha.email);
+    expect(await read(t.admins.psa.id, 'last_name')).toBe(t.admins.psa.email);
     expect(await held(d)).toHaveLength(2);
   });
 
   it('prepares nothing when the setting is 0', async () => {
     const d = single(0);
     const read = reader(new StatementCache(), d, 'tenant_psb');
-    for (let i = 0; i < 3; i++) expect(await read(beta.id, 'first_name')).toBe(beta.email);
+    for (let i = 0; i < 3; i++) expect(await read(t.admins.psb.id, 'first_name')).toBe(t.admins.psb.email);
     expect(await held(d)).toEqual([]);
   });
 
   it('survives a column type change under a prepared statement (the statement runs again unnamed, the connection is replaced)', async () => {
-    const token = (await login(t.app, 'psa', alpha.email)).access_token;
-    const get = () => t.app.inject({ method: 'GET', url: `/api/v1/tenants/psa/users/${alpha.id}`, headers: bearer(token) });
+    const token = (await login(t.app, 'psa', t.admins.psa.email)).access_token;
+    const get = () => t.app.inject({ method: 'GET', url: `/api/v1/tenants/psa/users/${t.admins.psa.id}`, headers: bearer(token) });
     for (let i = 0; i < 8; i++) expect((await get()).statusCode).toBe(200);
     await sql`ALTER TABLE tenant_psa.users ALTER COLUMN phone TYPE varchar(80)`.execute(t.db.database.db);
     for (let i = 0; i < 8; i++) {
       const res = await get();
       expect(res.statusCode).toBe(200);
-      expect(res.json().email).toBe(alpha.email);
+      expect(res.json().email).toBe(t.admins.psa.email);
     }
     // The other tenant is untouched.
-    const tokenB = (await login(t.app, 'psb', beta.email)).access_token;
-    expect((await t.app.inject({ method: 'GET', url: `/api/v1/tenants/psb/users/${alpha.id}`, headers: bearer(tokenB) })).statusCode).toBe(404);
+    const tokenB = (await login(t.app, 'psb', t.admins.psb.email)).access_token;
+    expect((await t.app.inject({ method: 'GET', url: `/api/v1/tenants/psb/users/${t.admins.psa.id}`, headers: bearer(tokenB) })).statusCode).toBe(404);
   });
 });
 
@@ -146,12 +138,12 @@ describe('statement shapes', () => {
 
   it('never lets two tenants share a cached statement: a shape without the schema is caught', async () => {
     const cache = new StatementCache();
-    expect((await read(cache, 'tenant_psa', 'by-id:tenant_psa', alpha.id)).rows).toEqual([{ email: alpha.email }]);
+    expect((await read(cache, 'tenant_psa', 'by-id:tenant_psa', t.admins.psa.id)).rows).toEqual([{ email: t.admins.psa.email }]);
     // The other tenant's id read through its own shape finds its user; through alpha's, nothing.
-    expect((await read(cache, 'tenant_psb', 'by-id:tenant_psb', beta.id)).rows).toEqual([{ email: beta.email }]);
-    expect((await read(cache, 'tenant_psa', 'by-id:tenant_psa', beta.id)).rows).toEqual([]);
+    expect((await read(cache, 'tenant_psb', 'by-id:tenant_psb', t.admins.psb.id)).rows).toEqual([{ email: t.admins.psb.email }]);
+    expect((await read(cache, 'tenant_psa', 'by-id:tenant_psa', t.admins.psb.id)).rows).toEqual([]);
     // A shape that leaves the schema out would run alpha's SQL for beta: the suite's check refuses it.
-    await read(cache, 'tenant_psa', 'by-id', alpha.id);
-    await expect(read(cache, 'tenant_psb', 'by-id', beta.id)).rejects.toThrow(/names two statements/);
+    await read(cache, 'tenant_psa', 'by-id', t.admins.psa.id);
+    await expect(read(cache, 'tenant_psb', 'by-id', t.admins.psb.id)).rejects.toThrow(/names two statements/);
   });
 });

@@ -1,22 +1,16 @@
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { issueSystemToken } from '../src/auth/system-token.js';
 import { databaseCheck } from '../src/health/routes.js';
-import { createTestApp, TEST_SECRET, testKeys, type TestApp } from './support/app.js';
+import { TEST_SECRET, testKeys } from './support/app.js';
+import { useTenants } from './support/fixture.js';
 import { runTs } from './support/process.js';
-import { login, seedTenant } from './support/tenants.js';
+import { login } from './support/tenants.js';
 
-let t: TestApp;
+const t = useTenants(['sa', 'sb'], { login: false });
 const now = () => Math.floor(Date.now() / 1000);
 const YEAR = 365 * 24 * 3600;
-
-beforeAll(async () => {
-  t = await createTestApp();
-  await seedTenant(t, 'sa');
-  await seedTenant(t, 'sb');
-});
-afterAll(async () => t?.close());
 
 /** Signs `claims` with the test secret; `iat`/`exp` only where given. */
 function sign(claims: Record<string, unknown>, secret = TEST_SECRET): Promise<string> {

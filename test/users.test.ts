@@ -1,31 +1,21 @@
 import { decodeJwt } from 'jose';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
 import { RenderedUsers } from '../src/users/rendered.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { bearer, login, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
+import { useTenants } from './support/fixture.js';
+import { bearer, login, seedUser } from './support/tenants.js';
 
-let t: TestApp;
-let admin: string;
-let adminB: string;
+const t = useTenants(['ua', 'ub']);
 let viewer: string;
 let manager: string;
-let alphaAdmin: SeededUser;
-let betaAdmin: SeededUser;
 
 beforeAll(async () => {
-  t = await createTestApp();
-  alphaAdmin = await seedTenant(t, 'ua');
-  betaAdmin = await seedTenant(t, 'ub');
   await seedUser(t, 'ua', { email: 'viewer@ua.example', roles: ['viewer'] });
   await seedUser(t, 'ua', { email: 'manager@ua.example', roles: ['manager'] });
-  admin = (await login(t.app, 'ua', alphaAdmin.email)).access_token;
-  adminB = (await login(t.app, 'ub', betaAdmin.email)).access_token;
   viewer = (await login(t.app, 'ua', 'viewer@ua.example')).access_token;
   manager = (await login(t.app, 'ua', 'manager@ua.example')).access_token;
 });
-afterAll(async () => t?.close());
 
 const db = (slug: string) => tenantDb(t.db.database.db, `tenant_${slug}`);
 const call = (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, token: string, payload?: object, headers: Record<string, string> = {}) =>
@@ -39,7 +29,7 @@ async function createUser(token: string, body: object, slug = 'ua') {
 
 describe('POST users', () => {
   it('creates a user with a password and the default role, with ETag, Location and an audit row', async () => {
-    const res = await call('POST', 'ua/users', admin, { email: 'New.Person@ua.example', password: 'a fine long password', first_name: 'New' });
+    const res = await call('POST', 'ua/users', t.tokens.ua, { email: 'New.Person@ua.example', password: 'a fine long password', first_name: 'New' });
     expect(res.statusCode).toBe(201);
     const user = res.json();
     expect(user).toMatchObject({ email: 'New.Person@ua.example', first_name: 'New', status: 'active', roles: ['user'], is_email_verified: false });
@@ -47,12 +37,12 @@ describe('POST users', () => {
     expect(res.headers.etag).toBe('"1"');
     expect(res.headers.location).toBe(`/api/v1/tenants/ua/users/${user.id}`);
     const audit = await db('ua').selectFrom('audit_logs').select(['action', 'after', 'actor_user_id']).where('entity_id', '=', user.id).execute();
-    expect(audit).toEqual([{ action: 'users.create', actor_user_id: alphaAdmin.id, after: expect.objectContaining({ email: 'New.Person@ua.example', roles: ['user'] }) }]);
+    expect(audit).toEqual([{ action: 'users.create', actor_user_id: t.admins.ua.id, after: expect.objectContaining({ email: 'New.Person@ua.example', roles: ['user'] }) }]);
     await login(t.app, 'ua', 'new.person@ua.example', 'a fine long password');
   });
 
   it('invites a user without a password: status invited, a set-password link that activates the account', async () => {
-    const user = await createUser(admin, { email: 'invitee@ua.example', roles: ['viewer'] });
+    const user = await createUser(t.tokens.ua, { email: 'invitee@ua.example', roles: ['viewer'] });
     expect(user).toMatchObject({ status: 'invited', roles: ['viewer'] });
     const mail = t.mailer.sent.at(-1)!;
     expect(mail.to).toBe('invitee@ua.example');
@@ -66,7 +56,7 @@ describe('POST users', () => {
   it('refuses duplicates (409), bad input (400) and protected fields, creating nothing', async () => {
     const count = async () => Number((await db('ua').selectFrom('users').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
     const before = await count();
-    expect((await call('POST', 'ua/users', admin, { email: 'VIEWER@ua.example' })).statusCode).toBe(409);
+    expect((await call('POST', 'ua/users', t.tokens.ua, { email: 'VIEWER@ua.example' })).statusCode).toBe(409);
     for (const [payload, field] of [
       [{ email: 'not an email' }, 'email'],
       [{ email: 'x@ua.example', password: 'short' }, 'password'],
@@ -79,7 +69,7 @@ describe('POST users', () => {
       [{ email: 'x@ua.example', version: 7 }, 'version'],
       [{ email: 'x@ua.example', tenant_slug: 'ub' }, 'tenant_slug'],
     ] as const) {
-      const res = await call('POST', 'ua/users', admin, payload);
+      const res = await call('POST', 'ua/users', t.tokens.ua, payload);
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json().errors.map((e: { field: string }) => e.field)).toContain(field);
     }
@@ -95,14 +85,14 @@ describe('POST users', () => {
   it('honours Idempotency-Key: a replay returns the same answer and one row exists; another body is 422', async () => {
     const headers = { 'idempotency-key': 'create-once-1' };
     const body = { email: 'once@ua.example', password: 'a fine long password' };
-    const [a, b] = await Promise.all([call('POST', 'ua/users', admin, body, headers), call('POST', 'ua/users', admin, body, headers)]);
+    const [a, b] = await Promise.all([call('POST', 'ua/users', t.tokens.ua, body, headers), call('POST', 'ua/users', t.tokens.ua, body, headers)]);
     expect([a.statusCode, b.statusCode]).toEqual([201, 201]);
     expect(b.json()).toEqual(a.json());
-    const replay = await call('POST', 'ua/users', admin, body, headers);
+    const replay = await call('POST', 'ua/users', t.tokens.ua, body, headers);
     expect(replay.statusCode).toBe(201);
     expect(replay.json()).toEqual(a.json());
     expect(await db('ua').selectFrom('users').select('id').where('email', '=', 'once@ua.example').execute()).toHaveLength(1);
-    expect((await call('POST', 'ua/users', admin, { ...body, first_name: 'Other' }, headers)).statusCode).toBe(422);
+    expect((await call('POST', 'ua/users', t.tokens.ua, { ...body, first_name: 'Other' }, headers)).statusCode).toBe(422);
     // Keys are per caller: the same key from another user is a new request.
     const other = await call('POST', 'ua/users', manager, { email: 'twice@ua.example' }, headers);
     expect(other.statusCode).toBe(201);
@@ -111,41 +101,41 @@ describe('POST users', () => {
 
 describe('GET users', () => {
   it('lists with pagination, search, filters and an allowlisted sort', async () => {
-    const page = await call('GET', 'ua/users?page=1&page_size=2&sort=email', admin);
+    const page = await call('GET', 'ua/users?page=1&page_size=2&sort=email', t.tokens.ua);
     expect(page.statusCode).toBe(200);
     const body = page.json();
     expect(body.items).toHaveLength(2);
     expect(body.total).toBeGreaterThan(4);
     expect(body.items[0].email <= body.items[1].email).toBe(true);
-    const desc = (await call('GET', 'ua/users?sort=-email&page_size=100', admin)).json().items.map((u: { email: string }) => u.email);
+    const desc = (await call('GET', 'ua/users?sort=-email&page_size=100', t.tokens.ua)).json().items.map((u: { email: string }) => u.email);
     expect(desc).toEqual([...desc].sort().reverse());
 
-    const search = (await call('GET', 'ua/users?search=VIEWER', admin)).json();
+    const search = (await call('GET', 'ua/users?search=VIEWER', t.tokens.ua)).json();
     expect(search.items.map((u: { email: string }) => u.email)).toEqual(['viewer@ua.example']);
-    const byRole = (await call('GET', 'ua/users?role=manager', admin)).json();
+    const byRole = (await call('GET', 'ua/users?role=manager', t.tokens.ua)).json();
     expect(byRole.items.map((u: { email: string }) => u.email)).toEqual(['manager@ua.example']);
-    const invited = (await call('GET', 'ua/users?status=invited&page_size=100', admin)).json();
+    const invited = (await call('GET', 'ua/users?status=invited&page_size=100', t.tokens.ua)).json();
     expect(invited.items.every((u: { status: string }) => u.status === 'invited')).toBe(true);
-    const future = (await call('GET', `ua/users?created_from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`, admin)).json();
+    const future = (await call('GET', `ua/users?created_from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`, t.tokens.ua)).json();
     expect(future).toMatchObject({ items: [], total: 0 });
   });
 
   it('treats SQL-looking input as text and refuses unknown sorts and oversized pages', async () => {
     for (const search of ["' OR 1=1 --", '%', '_', "'; DROP TABLE users; --"]) {
-      const res = await call('GET', `ua/users?search=${encodeURIComponent(search)}`, admin);
+      const res = await call('GET', `ua/users?search=${encodeURIComponent(search)}`, t.tokens.ua);
       expect(res.statusCode).toBe(200);
       expect(res.json().total).toBe(0);
     }
-    expect((await call('GET', 'ua/users?sort=password_hash', admin)).statusCode).toBe(400);
-    expect((await call('GET', 'ua/users?page_size=101', admin)).statusCode).toBe(400);
-    expect((await call('GET', 'ua/users?status=x', admin)).statusCode).toBe(400);
-    expect((await call('GET', 'ua/users?team=not-a-uuid', admin)).statusCode).toBe(400);
-    expect((await call('GET', 'ua/users?unknown=1', admin)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?sort=password_hash', t.tokens.ua)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?page_size=101', t.tokens.ua)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?status=x', t.tokens.ua)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?team=not-a-uuid', t.tokens.ua)).statusCode).toBe(400);
+    expect((await call('GET', 'ua/users?unknown=1', t.tokens.ua)).statusCode).toBe(400);
     expect(await db('ua').selectFrom('users').select('id').limit(1).execute()).toHaveLength(1);
   });
 
   it('writes each listed user exactly as GET users/{id} does (JSON built by PostgreSQL), roles, odd text and timestamps included', async () => {
-    const odd = await createUser(admin, {
+    const odd = await createUser(t.tokens.ua, {
       email: 'odd.text@ua.example',
       first_name: 'Quote " back\\slash \u00e9\u4e2d\ud83d\ude00',
       last_name: 'Tab\tNew\nline\u0001\u001f\u007f\u2028',
@@ -153,9 +143,9 @@ describe('GET users', () => {
       password: 'a fine long password',
     });
     await login(t.app, 'ua', 'odd.text@ua.example', 'a fine long password');
-    const res = await call('GET', 'ua/users?search=odd.text', admin);
+    const res = await call('GET', 'ua/users?search=odd.text', t.tokens.ua);
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
-    const single = await call('GET', `ua/users/${odd.id}`, admin);
+    const single = await call('GET', `ua/users/${odd.id}`, t.tokens.ua);
     const listed = res.json().items[0];
     expect(listed.roles).toEqual(['manager', 'viewer']);
     expect(listed.last_login_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
@@ -163,7 +153,7 @@ describe('GET users', () => {
     expect(res.body).toContain(single.body);
     expect(res.body).toBe(JSON.stringify(res.json()));
     // Every user of a full page, in both tenants.
-    for (const [slug, token] of [['ua', admin], ['ub', adminB]] as const) {
+    for (const [slug, token] of [['ua', t.tokens.ua], ['ub', t.tokens.ub]] as const) {
       const page = (await call('GET', `${slug}/users?page_size=100&sort=-last_login_at`, token)).json();
       for (const user of page.items) expect(user).toEqual((await call('GET', `${slug}/users/${user.id}`, token)).json());
       expect(page.total).toBe(page.items.length);
@@ -171,9 +161,9 @@ describe('GET users', () => {
   });
 
   it('shows every change in the next list: user rows (SQL by hand too), role assignments, roles, deletions (renderings are reused only for unchanged rows)', async () => {
-    const listed = async (search: string) => (await call('GET', `ua/users?search=${search}&sort=email`, admin)).json().items as { id: string; first_name: string | null; roles: string[] }[];
-    const user = await createUser(admin, { email: 'rendered.one@ua.example', first_name: 'One', roles: ['viewer'] });
-    await createUser(admin, { email: 'rendered.two@ua.example', first_name: 'Two', roles: ['viewer'] });
+    const listed = async (search: string) => (await call('GET', `ua/users?search=${search}&sort=email`, t.tokens.ua)).json().items as { id: string; first_name: string | null; roles: string[] }[];
+    const user = await createUser(t.tokens.ua, { email: 'rendered.one@ua.example', first_name: 'One', roles: ['viewer'] });
+    await createUser(t.tokens.ua, { email: 'rendered.two@ua.example', first_name: 'Two', roles: ['viewer'] });
     expect((await listed('rendered.')).map((u) => u.first_name)).toEqual(['One', 'Two']);
     expect((await listed('rendered.')).map((u) => u.first_name)).toEqual(['One', 'Two']);
 
@@ -183,15 +173,15 @@ describe('GET users', () => {
 
     // Roles given through the API; a role renamed changes every holder's rendering, and
     // reprioritized, their order.
-    const role = await call('POST', 'ua/roles', admin, { name: 'Auditor', permissions: ['users.read'], priority: 5 });
+    const role = await call('POST', 'ua/roles', t.tokens.ua, { name: 'Auditor', permissions: ['users.read'], priority: 5 });
     expect(role.statusCode).toBe(201);
-    expect((await call('PUT', `ua/users/${user.id}/roles`, admin, { roles: ['viewer', 'Auditor'] })).statusCode).toBe(200);
+    expect((await call('PUT', `ua/users/${user.id}/roles`, t.tokens.ua, { roles: ['viewer', 'Auditor'] })).statusCode).toBe(200);
     expect((await listed('rendered.'))[0]!.roles).toEqual(['viewer', 'Auditor']);
-    expect((await call('PATCH', `ua/roles/${role.json().id}`, admin, { name: 'Inspector', priority: 1000 })).statusCode).toBe(200);
+    expect((await call('PATCH', `ua/roles/${role.json().id}`, t.tokens.ua, { name: 'Inspector', priority: 1000 })).statusCode).toBe(200);
     expect((await listed('rendered.'))[0]!.roles).toEqual(['Inspector', 'viewer']);
-    expect((await call('GET', `ua/users/${user.id}`, admin)).json().roles).toEqual(['Inspector', 'viewer']);
+    expect((await call('GET', `ua/users/${user.id}`, t.tokens.ua)).json().roles).toEqual(['Inspector', 'viewer']);
 
-    expect((await call('DELETE', `ua/users/${user.id}`, admin)).statusCode).toBe(204);
+    expect((await call('DELETE', `ua/users/${user.id}`, t.tokens.ua)).statusCode).toBe(204);
     expect((await listed('rendered.')).map((u) => u.first_name)).toEqual(['Two']);
   });
 
@@ -211,98 +201,98 @@ describe('GET users', () => {
   });
 
   it('never shows one tenant the rendering of another tenant user, even one with the same id', async () => {
-    const user = await createUser(admin, { email: 'twin@ua.example', first_name: 'Alpha twin' });
-    expect((await call('GET', 'ua/users?search=twin', admin)).json().items[0].first_name).toBe('Alpha twin');
+    const user = await createUser(t.tokens.ua, { email: 'twin@ua.example', first_name: 'Alpha twin' });
+    expect((await call('GET', 'ua/users?search=twin', t.tokens.ua)).json().items[0].first_name).toBe('Alpha twin');
     // Ids are per tenant table: another tenant can hold the same one.
     await sql`INSERT INTO tenant_ub.users (id, email, first_name, status) VALUES (${user.id}, 'twin@ub.example', 'Beta twin', 'active')`.execute(t.db.database.db);
     for (let i = 0; i < 2; i++) {
-      expect((await call('GET', 'ub/users?search=twin', adminB)).json().items).toEqual([expect.objectContaining({ id: user.id, email: 'twin@ub.example', first_name: 'Beta twin' })]);
-      expect((await call('GET', 'ua/users?search=twin', admin)).json().items).toEqual([expect.objectContaining({ id: user.id, email: 'twin@ua.example', first_name: 'Alpha twin' })]);
+      expect((await call('GET', 'ub/users?search=twin', t.tokens.ub)).json().items).toEqual([expect.objectContaining({ id: user.id, email: 'twin@ub.example', first_name: 'Beta twin' })]);
+      expect((await call('GET', 'ua/users?search=twin', t.tokens.ua)).json().items).toEqual([expect.objectContaining({ id: user.id, email: 'twin@ua.example', first_name: 'Alpha twin' })]);
     }
     await sql`DELETE FROM tenant_ub.users WHERE id = ${user.id}`.execute(t.db.database.db);
   });
 
   it('keeps tenants apart: another tenant lists only its own users and gets 404 for ours', async () => {
-    const listB = (await call('GET', 'ub/users?page_size=100', adminB)).json();
-    expect(listB.items.map((u: { email: string }) => u.email)).toEqual([betaAdmin.email]);
-    expect((await call('GET', `ub/users/${alphaAdmin.id}`, adminB)).statusCode).toBe(404);
-    expect((await call('PUT', `ub/users/${alphaAdmin.id}`, adminB, { first_name: 'Hijack' })).statusCode).toBe(404);
-    expect((await call('DELETE', `ub/users/${alphaAdmin.id}`, adminB)).statusCode).toBe(404);
-    expect((await call('GET', `ua/users/${betaAdmin.id}`, admin)).statusCode).toBe(404);
+    const listB = (await call('GET', 'ub/users?page_size=100', t.tokens.ub)).json();
+    expect(listB.items.map((u: { email: string }) => u.email)).toEqual([t.admins.ub.email]);
+    expect((await call('GET', `ub/users/${t.admins.ua.id}`, t.tokens.ub)).statusCode).toBe(404);
+    expect((await call('PUT', `ub/users/${t.admins.ua.id}`, t.tokens.ub, { first_name: 'Hijack' })).statusCode).toBe(404);
+    expect((await call('DELETE', `ub/users/${t.admins.ua.id}`, t.tokens.ub)).statusCode).toBe(404);
+    expect((await call('GET', `ua/users/${t.admins.ub.id}`, t.tokens.ua)).statusCode).toBe(404);
   });
 });
 
 describe('PUT/PATCH/DELETE users/{id}', () => {
   it('updates partially with If-Match; a stale ETag is 412', async () => {
-    const user = await createUser(admin, { email: 'etag@ua.example', password: 'a fine long password' });
-    const got = await call('GET', `ua/users/${user.id}`, admin);
+    const user = await createUser(t.tokens.ua, { email: 'etag@ua.example', password: 'a fine long password' });
+    const got = await call('GET', `ua/users/${user.id}`, t.tokens.ua);
     expect(got.headers.etag).toBe('"1"');
     // The version is the ETag, not a field of the body.
     expect(got.json()).toMatchObject({ id: user.id, email: 'etag@ua.example' });
     expect(got.json()).not.toHaveProperty('version');
-    const put = await call('PUT', `ua/users/${user.id}`, admin, { first_name: 'Eve' }, { 'if-match': '"1"' });
+    const put = await call('PUT', `ua/users/${user.id}`, t.tokens.ua, { first_name: 'Eve' }, { 'if-match': '"1"' });
     expect(put.statusCode).toBe(200);
     expect(put.headers.etag).toBe('"2"');
     expect(put.json()).toMatchObject({ first_name: 'Eve', email: 'etag@ua.example' });
-    expect((await call('PATCH', `ua/users/${user.id}`, admin, { last_name: 'Stale' }, { 'if-match': '"1"' })).statusCode).toBe(412);
-    expect((await call('PATCH', `ua/users/${user.id}`, admin, { last_name: 'Fresh' }, { 'if-match': '"2"' })).json().last_name).toBe('Fresh');
+    expect((await call('PATCH', `ua/users/${user.id}`, t.tokens.ua, { last_name: 'Stale' }, { 'if-match': '"1"' })).statusCode).toBe(412);
+    expect((await call('PATCH', `ua/users/${user.id}`, t.tokens.ua, { last_name: 'Fresh' }, { 'if-match': '"2"' })).json().last_name).toBe('Fresh');
     const audit = await db('ua').selectFrom('audit_logs').select(['before', 'after']).where('entity_id', '=', user.id).where('action', '=', 'users.update').orderBy('created_at').execute();
     expect(audit[0]).toMatchObject({ before: expect.objectContaining({ first_name: null }), after: expect.objectContaining({ first_name: 'Eve' }) });
   });
 
   it('of two concurrent updates with the same ETag, exactly one succeeds and the other gets 412', async () => {
-    const user = await createUser(admin, { email: 'race@ua.example' });
-    const results = await Promise.all(['A', 'B'].map((name) => call('PUT', `ua/users/${user.id}`, admin, { first_name: name }, { 'if-match': '"1"' })));
+    const user = await createUser(t.tokens.ua, { email: 'race@ua.example' });
+    const results = await Promise.all(['A', 'B'].map((name) => call('PUT', `ua/users/${user.id}`, t.tokens.ua, { first_name: name }, { 'if-match': '"1"' })));
     expect(results.map((r) => r.statusCode).sort()).toEqual([200, 412]);
   });
 
   it('refuses protected fields and a viewer', async () => {
-    const user = await createUser(admin, { email: 'protected@ua.example' });
+    const user = await createUser(t.tokens.ua, { email: 'protected@ua.example' });
     for (const payload of [{ id: user.id }, { password_hash: 'x' }, { is_email_verified: true }, { version: 9 }, { roles: ['admin'] }]) {
-      expect((await call('PUT', `ua/users/${user.id}`, admin, payload)).statusCode).toBe(400);
+      expect((await call('PUT', `ua/users/${user.id}`, t.tokens.ua, payload)).statusCode).toBe(400);
     }
     expect((await call('PUT', `ua/users/${user.id}`, viewer, { first_name: 'No' })).statusCode).toBe(403);
     expect((await call('DELETE', `ua/users/${user.id}`, viewer)).statusCode).toBe(403);
   });
 
   it('suspending a user ends its access at once', async () => {
-    const user = await createUser(admin, { email: 'suspend@ua.example', password: 'a fine long password' });
+    const user = await createUser(t.tokens.ua, { email: 'suspend@ua.example', password: 'a fine long password' });
     const token = (await login(t.app, 'ua', user.email, 'a fine long password')).access_token;
     expect((await call('GET', 'ua/me', token)).statusCode).toBe(200);
-    expect((await call('PATCH', `ua/users/${user.id}`, admin, { status: 'suspended' })).statusCode).toBe(200);
+    expect((await call('PATCH', `ua/users/${user.id}`, t.tokens.ua, { status: 'suspended' })).statusCode).toBe(200);
     expect((await call('GET', 'ua/me', token)).statusCode).toBe(401);
   });
 
   it('deletes softly: sessions and API keys end, the email is free again, restore brings the user back', async () => {
-    const user = await createUser(admin, { email: 'leaver@ua.example', password: 'a fine long password', roles: ['viewer'] });
+    const user = await createUser(t.tokens.ua, { email: 'leaver@ua.example', password: 'a fine long password', roles: ['viewer'] });
     const session = await login(t.app, 'ua', user.email, 'a fine long password');
     const key = (await call('POST', 'ua/me/api-keys', session.access_token, { name: 'k', permissions: ['users.read'] })).json().key;
-    expect((await call('DELETE', `ua/users/${user.id}`, admin, undefined, { 'if-match': '"1"' })).statusCode).toBe(204);
-    expect((await call('GET', `ua/users/${user.id}`, admin)).statusCode).toBe(404);
+    expect((await call('DELETE', `ua/users/${user.id}`, t.tokens.ua, undefined, { 'if-match': '"1"' })).statusCode).toBe(204);
+    expect((await call('GET', `ua/users/${user.id}`, t.tokens.ua)).statusCode).toBe(404);
     expect((await call('GET', 'ua/me', session.access_token)).statusCode).toBe(401);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/ua/users', headers: { 'x-api-key': key } })).statusCode).toBe(401);
-    expect((await call('DELETE', `ua/users/${user.id}`, admin)).statusCode).toBe(404);
+    expect((await call('DELETE', `ua/users/${user.id}`, t.tokens.ua)).statusCode).toBe(404);
     const audit = await db('ua').selectFrom('audit_logs').select('action').where('entity_id', '=', user.id).execute();
     expect(audit.map((a) => a.action)).toContain('users.delete');
 
-    const restored = await call('POST', `ua/users/${user.id}/restore`, admin);
+    const restored = await call('POST', `ua/users/${user.id}/restore`, t.tokens.ua);
     expect(restored.statusCode).toBe(200);
     expect(restored.json()).toMatchObject({ id: user.id, email: 'leaver@ua.example' });
-    expect((await call('POST', `ua/users/${user.id}/restore`, admin)).statusCode).toBe(404);
+    expect((await call('POST', `ua/users/${user.id}/restore`, t.tokens.ua)).statusCode).toBe(404);
 
-    await call('DELETE', `ua/users/${user.id}`, admin);
-    const again = await createUser(admin, { email: 'leaver@ua.example' });
+    await call('DELETE', `ua/users/${user.id}`, t.tokens.ua);
+    const again = await createUser(t.tokens.ua, { email: 'leaver@ua.example' });
     expect(again.id).not.toBe(user.id);
-    expect((await call('POST', `ua/users/${user.id}/restore`, admin)).statusCode).toBe(409);
+    expect((await call('POST', `ua/users/${user.id}/restore`, t.tokens.ua)).statusCode).toBe(409);
   });
 
   it('never removes the last active admin, even under concurrent requests', async () => {
-    const second = await createUser(admin, { email: 'admin2@ua.example', password: 'a fine long password', roles: ['admin'] });
+    const second = await createUser(t.tokens.ua, { email: 'admin2@ua.example', password: 'a fine long password', roles: ['admin'] });
     const secondToken = (await login(t.app, 'ua', second.email, 'a fine long password')).access_token;
     // Each admin tries to take the other down at the same moment: one must stay.
     const results = await Promise.all([
-      call('PATCH', `ua/users/${second.id}`, admin, { status: 'suspended' }),
-      call('PATCH', `ua/users/${alphaAdmin.id}`, secondToken, { status: 'suspended' }),
+      call('PATCH', `ua/users/${second.id}`, t.tokens.ua, { status: 'suspended' }),
+      call('PATCH', `ua/users/${t.admins.ua.id}`, secondToken, { status: 'suspended' }),
     ]);
     // The one that waits finds its actor suspended by the other (401), or, had it not been, the last admin (409).
     const [won, lost] = results.map((r) => r.statusCode).sort();
@@ -319,31 +309,31 @@ describe('PUT/PATCH/DELETE users/{id}', () => {
       .execute();
     expect(activeAdmins).toHaveLength(1);
     // Put things back for the other tests.
-    await db('ua').updateTable('users').set({ status: 'active' }).where('id', 'in', [second.id, alphaAdmin.id]).execute();
-    await t.services.changes.committed(await t.services.directory.resolve('ua'), [{ kind: 'user', userId: alphaAdmin.id }]);
+    await db('ua').updateTable('users').set({ status: 'active' }).where('id', 'in', [second.id, t.admins.ua.id]).execute();
+    await t.services.changes.committed(await t.services.directory.resolve('ua'), [{ kind: 'user', userId: t.admins.ua.id }]);
     await t.services.changes.committed(await t.services.directory.resolve('ua'), [{ kind: 'user', userId: second.id }]);
   });
 });
 
 describe('overrides and sessions of a user', () => {
   it('sets, lists and removes overrides; only for permissions you hold; not your own', async () => {
-    const user = await createUser(admin, { email: 'override@ua.example', roles: ['viewer'] });
-    const put = await call('PUT', `ua/users/${user.id}/permissions/notes.create`, admin, { effect: 'allow' });
+    const user = await createUser(t.tokens.ua, { email: 'override@ua.example', roles: ['viewer'] });
+    const put = await call('PUT', `ua/users/${user.id}/permissions/notes.create`, t.tokens.ua, { effect: 'allow' });
     expect(put.statusCode).toBe(200);
-    const explained = (await call('GET', `ua/users/${user.id}/permissions`, admin)).json();
+    const explained = (await call('GET', `ua/users/${user.id}/permissions`, t.tokens.ua)).json();
     expect(explained.overrides).toEqual([{ permission: 'notes.create', effect: 'allow', expires_at: null, active: true }]);
     expect(explained.effective).toContain('notes.create');
     expect((await call('PUT', `ua/users/${user.id}/permissions/users.delete`, manager, { effect: 'allow' })).statusCode).toBe(403);
-    expect((await call('PUT', `ua/users/${alphaAdmin.id}/permissions/users.read`, admin, { effect: 'deny' })).statusCode).toBe(403);
-    expect((await call('PUT', `ua/users/${user.id}/permissions/bogus.perm`, admin, { effect: 'allow' })).statusCode).toBe(400);
-    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.read`, admin, { effect: 'maybe' })).statusCode).toBe(400);
-    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.read`, admin, { effect: 'deny', expires_at: '2000-01-01T00:00:00Z' })).statusCode).toBe(400);
-    expect((await call('DELETE', `ua/users/${user.id}/permissions/notes.create`, admin)).statusCode).toBe(204);
-    expect((await call('DELETE', `ua/users/${user.id}/permissions/notes.create`, admin)).statusCode).toBe(404);
+    expect((await call('PUT', `ua/users/${t.admins.ua.id}/permissions/users.read`, t.tokens.ua, { effect: 'deny' })).statusCode).toBe(403);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/bogus.perm`, t.tokens.ua, { effect: 'allow' })).statusCode).toBe(400);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.read`, t.tokens.ua, { effect: 'maybe' })).statusCode).toBe(400);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.read`, t.tokens.ua, { effect: 'deny', expires_at: '2000-01-01T00:00:00Z' })).statusCode).toBe(400);
+    expect((await call('DELETE', `ua/users/${user.id}/permissions/notes.create`, t.tokens.ua)).statusCode).toBe(204);
+    expect((await call('DELETE', `ua/users/${user.id}/permissions/notes.create`, t.tokens.ua)).statusCode).toBe(404);
   });
 
   it('puts the permissions in force into each new access token: an override given shows at once, one expired is gone', async () => {
-    const user = await createUser(admin, { email: 'tokened@ua.example', password: 'a fine long password', roles: ['viewer'] });
+    const user = await createUser(t.tokens.ua, { email: 'tokened@ua.example', password: 'a fine long password', roles: ['viewer'] });
     const permissionsOf = (token: string) => decodeJwt(token).permissions as string[];
     const refresh = async (refreshToken: string) => {
       const res = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ua/auth/refresh', payload: { refresh_token: refreshToken } });
@@ -353,8 +343,8 @@ describe('overrides and sessions of a user', () => {
     let pair: { access_token: string; refresh_token: string } = await login(t.app, 'ua', user.email, 'a fine long password');
     expect(permissionsOf(pair.access_token)).not.toContain('notes.create');
     const expiresAt = new Date(Date.now() + 1_500).toISOString();
-    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.create`, admin, { effect: 'allow', expires_at: expiresAt })).statusCode).toBe(200);
-    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.update`, admin, { effect: 'allow' })).statusCode).toBe(200);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.create`, t.tokens.ua, { effect: 'allow', expires_at: expiresAt })).statusCode).toBe(200);
+    expect((await call('PUT', `ua/users/${user.id}/permissions/notes.update`, t.tokens.ua, { effect: 'allow' })).statusCode).toBe(200);
     for (let i = 0; i < 2; i++) {
       pair = await refresh(pair.refresh_token);
       expect(permissionsOf(pair.access_token)).toEqual(expect.arrayContaining(['notes.create', 'notes.update', 'users.read']));
@@ -366,15 +356,15 @@ describe('overrides and sessions of a user', () => {
   });
 
   it('lists and ends a user\'s sessions (needs sessions.* permissions)', async () => {
-    const user = await createUser(admin, { email: 'sessioned@ua.example', password: 'a fine long password' });
+    const user = await createUser(t.tokens.ua, { email: 'sessioned@ua.example', password: 'a fine long password' });
     const a = await login(t.app, 'ua', user.email, 'a fine long password');
     const b = await login(t.app, 'ua', user.email, 'a fine long password');
-    const list = await call('GET', `ua/users/${user.id}/sessions`, admin);
+    const list = await call('GET', `ua/users/${user.id}/sessions`, t.tokens.ua);
     expect(list.json().items.map((s: { id: string }) => s.id).sort()).toEqual([a.sid, b.sid].sort());
     expect((await call('GET', `ua/users/${user.id}/sessions`, viewer)).statusCode).toBe(403);
-    expect((await call('DELETE', `ua/users/${user.id}/sessions/${a.sid}`, admin)).statusCode).toBe(204);
+    expect((await call('DELETE', `ua/users/${user.id}/sessions/${a.sid}`, t.tokens.ua)).statusCode).toBe(204);
     expect((await call('GET', 'ua/me', a.access_token)).statusCode).toBe(401);
-    expect((await call('DELETE', `ua/users/${user.id}/sessions`, admin)).json()).toEqual({ revoked: 1 });
+    expect((await call('DELETE', `ua/users/${user.id}/sessions`, t.tokens.ua)).json()).toEqual({ revoked: 1 });
     expect((await call('GET', 'ua/me', b.access_token)).statusCode).toBe(401);
   });
 });
@@ -385,7 +375,7 @@ describe('atomicity', () => {
     await sql`CREATE FUNCTION tenant_ua.fail_invite() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$`.execute(t.db.database.db);
     await sql`CREATE TRIGGER fail_invite BEFORE INSERT ON tenant_ua.password_reset_tokens FOR EACH ROW EXECUTE FUNCTION tenant_ua.fail_invite()`.execute(t.db.database.db);
     try {
-      const res = await call('POST', 'ua/users', admin, { email: 'doomed@ua.example' });
+      const res = await call('POST', 'ua/users', t.tokens.ua, { email: 'doomed@ua.example' });
       expect(res.statusCode).toBe(500);
       expect(res.json().detail).not.toMatch(/injected/);
     } finally {

@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Change } from '../src/cache/changes.js';
 import { transact } from '../src/db/work.js';
 import type { TenantContext } from '../src/tenancy/directory.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { seedTenant } from './support/tenants.js';
+import { useTenants } from './support/fixture.js';
 
 /** Cache invalidation has one door: what a unit of work records, reported after its commit only. Two tenants. */
-let t: TestApp;
+const t = useTenants(['wa', 'wb'], { login: false });
 const heard: { tenant: string; change: Change }[] = [];
 
-beforeAll(async () => {
-  t = await createTestApp();
-  await seedTenant(t, 'wa');
-  await seedTenant(t, 'wb');
+beforeAll(() => {
   t.services.changes.listen({ forget: (tenant: TenantContext, change: Change) => void heard.push({ tenant: tenant.slug, change }) });
 });
-afterAll(async () => t?.close());
 
 describe('units of work', () => {
   it('report their changes after the commit, to the tenant they ran in, and nothing when rolled back', async () => {
@@ -39,7 +34,8 @@ describe('units of work', () => {
   it('are how a service write drops what it made stale: a setting change reaches the policy at once', async () => {
     const tenant = await t.services.directory.resolve('wb');
     expect((await t.services.policies.policy(tenant)).password.minLength).toBe(12);
-    await t.services.settings.update(tenant, 'password.min_length', 20, undefined, { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: null, requestId: null });
+    // A sign-in setting: changed by a user who holds everything (the tenant's admin).
+    await t.services.settings.update(tenant, 'password.min_length', 20, undefined, { actorUserId: t.admins.wb.id, actorType: 'user', sessionId: null, ip: null, userAgent: null, requestId: null });
     expect((await t.services.policies.policy(tenant)).password.minLength).toBe(20);
     expect((await t.services.policies.policy(await t.services.directory.resolve('wa'))).password.minLength).toBe(12);
   });
