@@ -23,6 +23,7 @@ import { createDatabase, tenantDb, type Database } from '../src/db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.js';
 import { tenantMigrations } from '../src/db/migrations/index.js';
 import { migratePlatform } from '../src/db/platform.js';
+import { EMBEDDED_ROLES } from '../src/db/roles.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';
 import type { LoadSpec } from './load.js';
 
@@ -73,6 +74,7 @@ const ARGON_MS = byMode({ smoke: 200, quick: 2000, standard: 2000, full: 2000 })
 /** The service's setting, passed to the floor too (it prepares its statement when the service does). */
 const PREPARED_STATEMENTS = process.env.DATABASE_PREPARED_STATEMENTS ?? String(DEFAULT_PREPARED_STATEMENTS);
 const PASSWORD = 'benchmark password 123';
+const RUNTIME_ROLE = EMBEDDED_ROLES.runtime;
 const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -163,6 +165,16 @@ async function buildService(): Promise<string> {
   return path.join(out, 'main.js');
 }
 
+/** CHECKPOINT needs the cluster's superuser (or pg_checkpoint), which the harness's owner is not. */
+async function checkpoint(superuserUrl: string): Promise<void> {
+  const admin = createDatabase({ url: superuserUrl, max: 1, connectionTimeoutMs: 10_000, applicationName: 'system-service-bench' });
+  try {
+    await sql`CHECKPOINT`.execute(admin.db);
+  } finally {
+    await admin.close();
+  }
+}
+
 async function main() {
   const started = Date.now();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'system-service-bench-'));
@@ -171,16 +183,17 @@ async function main() {
   const cluster = async (dir: string) => {
     await mkdir(dir, { recursive: true });
     const pg = await startEmbeddedPostgres({ dataDir: dir });
-    const database = createDatabase({ url: pg.url, max: POOL_MAX, connectionTimeoutMs: 10_000, applicationName: 'system-service-bench' });
+    // The harness provisions as the owner; the service and the floor answer as the runtime role, as in production.
+    const database = createDatabase({ url: pg.ownerUrl, max: POOL_MAX, connectionTimeoutMs: 10_000, applicationName: 'system-service-bench' });
     clusters.push({ pg, dir, database });
-    await migratePlatform(database.db);
-    return { url: pg.url, db: database.db };
+    await migratePlatform(database.db, RUNTIME_ROLE);
+    return { url: pg.runtimeUrl, ownerUrl: pg.ownerUrl, superuserUrl: pg.url, db: database.db };
   };
   const children: ChildProcess[] = [];
   try {
-    const { url: smallUrl, db } = await cluster(dataDir);
+    const { url: smallUrl, ownerUrl: smallOwnerUrl, db } = await cluster(dataDir);
     const version = (await sql<{ v: string }>`SELECT current_setting('server_version') AS v`.execute(db)).rows[0]!.v;
-    const schemas = new SchemaManager(db);
+    const schemas = new SchemaManager(db, tenantMigrations, { runtimeRole: RUNTIME_ROLE });
 
     // Provisioning: cold, then from a spare (in steady state: the pool refilled between tenants).
     const time = async (fn: () => Promise<unknown>) => {
@@ -191,7 +204,7 @@ async function main() {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const cold: number[] = [];
     for (let i = 0; i < COLD_RUNS; i++) cold.push(await time(() => schemas.initializeTenantSchema(null, `tenant_cold_${i}`)));
-    const spares = new SchemaManager(db, tenantMigrations, { spares: 2 });
+    const spares = new SchemaManager(db, tenantMigrations, { spares: 2, runtimeRole: RUNTIME_ROLE });
     const warm: number[] = [];
     for (let i = 0; i < SPARE_RUNS; i++) {
       await spares.replenishSpares();
@@ -207,7 +220,7 @@ async function main() {
       const rows = Array.from({ length: to - from }, (_, i) => ({ slug: `t${from + i}`, name: `Tenant ${from + i}`, schema_name: `tenant_t${from + i}` }));
       for (let i = 0; i < rows.length; i += 500) await db.withSchema('shared').insertInto('tenants').values(rows.slice(i, i + 500)).execute();
       const t = performance.now();
-      const result = await new SchemaManager(db).migrateAll({ concurrency: 2 });
+      const result = await new SchemaManager(db, tenantMigrations, { runtimeRole: RUNTIME_ROLE }).migrateAll({ concurrency: 2 });
       log(`provisioned ${result.migrated} tenants in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       for (let i = from; i < to; i++) {
         const tdb = tenantDb(db, `tenant_t${i}`);
@@ -232,8 +245,8 @@ async function main() {
     };
     await register(db, 0, SMALL);
 
-    const envOf = (databaseUrl: string, dir: string) => ({ DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: String(POOL_MAX), DATABASE_PREPARED_STATEMENTS: PREPARED_STATEMENTS, JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dir });
-    const env = envOf(smallUrl, dataDir);
+    const envOf = (databaseUrl: string, ownerUrl: string, dir: string) => ({ DATABASE_URL: databaseUrl, DATABASE_OWNER_URL: ownerUrl, DATABASE_POOL_MAX: String(POOL_MAX), DATABASE_PREPARED_STATEMENTS: PREPARED_STATEMENTS, JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dir });
+    const env = envOf(smallUrl, smallOwnerUrl, dataDir);
     // BENCH_PROFILE_DIR=dir: the service writes a CPU profile there when it stops (node --cpu-prof).
     const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
     // The standard and full runs measure the service as deployed: compiled (`npm run build`'s
@@ -385,10 +398,10 @@ async function main() {
     await register(large.db, 0, LARGE);
     // The provisioning's WAL would otherwise be checkpointed (written and fsynced) during the
     // scale runs; a checkpoint now measures the steady state after it.
-    await sql`CHECKPOINT`.execute(large.db);
+    await checkpoint(large.superuserUrl);
     const settledSeconds = await settleAutovacuum(large.db);
     await settleAutovacuum(db);
-    const largeService = await startService(envOf(large.url, largeDir));
+    const largeService = await startService(envOf(large.url, large.ownerUrl, largeDir));
     /**
      * One size's reads: tenant t1 through the service of that size, with a fresh access token
      * (the first one, 15 minutes, would expire during these turns). Each load reports that
@@ -454,7 +467,7 @@ async function main() {
 
     // migrate_all: one added column over every tenant.
     const column = `bench_${Date.now().toString(36)}`;
-    const next1 = new SchemaManager(large.db, [...tenantMigrations, { version: 9000, name: column, statements: ({ schema }) => [schema.alterTable('users').addColumn(column, 'text')] }]);
+    const next1 = new SchemaManager(large.db, [...tenantMigrations, { version: 9000, name: column, statements: ({ schema }) => [schema.alterTable('users').addColumn(column, 'text')] }], { runtimeRole: RUNTIME_ROLE });
     const migrateAll = await next1.migrateAll({ concurrency: 4 });
     log(`migrate_all over ${migrateAll.total} schemas: ${(migrateAll.duration_ms / 1000).toFixed(1)} s`);
 
