@@ -86,6 +86,7 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     connectionTimeoutMs: config.pool.connectionTimeoutMs,
     preparedStatements: config.pool.preparedStatements,
     onPoolError,
+    onWarning: (message) => logger.warn(message),
   });
   const ownerUrl = config.databaseOwnerUrl ?? (config.databaseUrl ? undefined : embedded!.ownerUrl);
   const owner = ownerUrl

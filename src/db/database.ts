@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import type { PlatformDatabase } from './platform-types.js';
@@ -23,12 +24,19 @@ export interface DatabaseOptions {
    * unnamed). Only the statements registered with `prepared()` are named.
    */
   readonly preparedStatements?: number;
+  /**
+   * Told once per process that the server lost or mixed up named statements (a pooler in front
+   * that does not carry them: see PreparingPool). Default: a process warning on stderr.
+   */
+  readonly onWarning?: (message: string) => void;
 }
 
 export interface Database {
   /** Root handle: platform tables through `withSchema('shared')`; tenants through `tenantDb`. */
   readonly db: Kysely<PlatformDatabase>;
   readonly pool: pg.Pool;
+  /** Statements run again unnamed after the server refused their name (26000, 42P05, 0A000). */
+  readonly statementRetries: number;
   close(): Promise<void>;
 }
 
@@ -44,11 +52,18 @@ export function createDatabase(options: DatabaseOptions): Database {
   });
   // An idle client losing its server must not crash the process; the next query reconnects.
   pool.on('error', (error) => options.onPoolError?.(error));
-  const preparing = new PreparingPool(pool, options.preparedStatements ?? 0);
+  const preparing = new PreparingPool(pool, options.preparedStatements ?? 0, options.onWarning ?? ((message) => process.emitWarning(message, 'DatabaseWarning')));
   const db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool: preparing.forKysely() }) });
   pools.set(db, preparing);
   let closing: Promise<void> | undefined;
-  return { db, pool, close: () => (closing ??= db.destroy()) };
+  return {
+    db,
+    pool,
+    get statementRetries() {
+      return preparing.retries;
+    },
+    close: () => (closing ??= db.destroy()),
+  };
 }
 
 /** The only way to build a tenant query: every table it names is qualified with the schema. */
@@ -80,11 +95,10 @@ export function sharedDb(db: Kysely<PlatformDatabase>): Kysely<PlatformDatabase>
  * Statement texts to run as named prepared statements, and their names. PostgreSQL then parses
  * and plans them once per connection (a generic plan after five runs) instead of on every
  * execution: for a one-row read that is most of PostgreSQL's work. Only statements built once
- * and run many times belong here (StatementCache registers its own); a name is never reused
- * for another text. Bounded: past the limit the registry starts afresh.
+ * and run many times belong here (StatementCache registers its own). Bounded: past the limit
+ * the registry starts afresh (the names stay the same).
  */
 const preparedNames = new Map<string, string>();
-let preparedCount = 0;
 const REGISTRY_MAX = 10_000;
 
 /** Marks `text` as a statement to prepare (where the pool prepares statements at all). */
@@ -92,10 +106,22 @@ export function prepared(text: string): string {
   let name = preparedNames.get(text);
   if (name === undefined) {
     if (preparedNames.size >= REGISTRY_MAX) preparedNames.clear();
-    name = `ss_${(preparedCount++).toString(36)}`;
+    name = statementName(text);
     preparedNames.set(text, name);
   }
   return name;
+}
+
+/**
+ * The name of a prepared statement: `ss_` and 128 bits of the SHA-256 of its text (35
+ * characters, within PostgreSQL's 63). The same name means the same text in every process, so
+ * a pooler that hands one instance's server connection to another (PgBouncer before 1.21, in
+ * transaction mode) can at worst lack a statement or hold it already, never run another text
+ * under the name. (Names in order of first use, `ss_0`, `ss_1`..., meant another statement in
+ * each process, and could run another tenant's query.)
+ */
+export function statementName(text: string): string {
+  return `ss_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
 }
 
 /**
@@ -116,24 +142,43 @@ class CloseStatement implements pg.Submittable {
 }
 
 /**
- * The pool with its prepared statements. Registered statements go out named; each connection
- * keeps its `limit` most recently used ones, the least recently used closed on the server before
- * a new one is prepared. Kysely runs through `forKysely()`; StatementCache runs its statements
- * outside transactions through `run()`, without Kysely's per-query machinery.
+ * The pool with its prepared statements. Registered statements go out named, outside
+ * transactions only; each connection keeps its `limit` most recently used ones, the least
+ * recently used closed on the server before a new one is prepared. Kysely runs through
+ * `forKysely()`; StatementCache runs its statements outside transactions through `run()`,
+ * without Kysely's per-query machinery.
+ *
+ * Behind a pooler that does not carry protocol-level prepared statements (PgBouncer before
+ * 1.21, or without `max_prepared_statements`, in transaction mode) each statement may meet
+ * another server connection than the last: one that lacks a statement this connection prepared
+ * (26000), or holds one this connection has not (42P05). Names come from the text, so neither
+ * is ever another statement. Either costs a retry: the statement runs again unnamed on the same
+ * connection, which then believes what the server said (it binds to a statement that exists,
+ * parses one that does not next time), so the server connections fill up with the statements
+ * and the retries die out. A plan outdated by a column type change (0A000) also runs again
+ * unnamed, and the connection, its other statements just as outdated, is dropped.
+ *
+ * Inside a transaction statements go out unnamed: a failed statement aborts the transaction and
+ * cannot be retried on it, and behind such a pooler nothing tells whether the server
+ * connection the transaction holds has the statement. Only the hot single statements (reads,
+ * login, refresh) run outside transactions, and those keep their names.
  */
 class PreparingPool {
   private readonly heldBy = new WeakMap<pg.PoolClient, Map<string, true>>();
-  /** Connections to drop when released (their statements are stale or unknown to the server). */
+  /** Connections to drop when released (their statements are stale). */
   private readonly broken = new WeakSet<pg.PoolClient>();
+  /** Statements run again after the server refused their name. */
+  retries = 0;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly limit: number,
+    private readonly warn: (message: string) => void,
   ) {}
 
-  /** Runs `text` on `client`, named when registered. */
-  private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined, inTransaction: boolean) {
-    const name = this.limit > 0 ? preparedNames.get(text) : undefined;
+  /** Runs `text` on `client`, named when registered and outside a transaction. */
+  private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined) {
+    const name = this.limit > 0 && client.getTransactionStatus() === 'I' ? preparedNames.get(text) : undefined;
     if (name === undefined) return submit(client, text, values);
     let lru = this.heldBy.get(client);
     if (!lru) this.heldBy.set(client, (lru = new Map()));
@@ -149,13 +194,23 @@ class PreparingPool {
     try {
       return await submit(client, text, values, name);
     } catch (error) {
-      // A plan outdated by a column type change, or a statement the server does not know
-      // (a pooler in front that does not carry prepared statements): the connection is
-      // dropped with its statements, and outside a transaction the query runs again unnamed.
       const code = (error as { code?: string }).code;
-      if (code !== '0A000' && code !== '26000') throw error;
-      this.broken.add(client);
-      if (inTransaction) throw error;
+      if (code !== '26000' && code !== '42P05' && code !== '0A000') throw error;
+      this.retries++;
+      const parsed = (client as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements;
+      if (code === '0A000') this.broken.add(client);
+      else {
+        // The server's word on this name is the truth for the next time (see above).
+        if (code === '42P05') parsed[name] = text;
+        else {
+          delete parsed[name];
+          lru.delete(name);
+        }
+        if (!warned) {
+          warned = true;
+          this.warn(MIXED_UP);
+        }
+      }
       return submit(client, text, values);
     }
   }
@@ -164,7 +219,7 @@ class PreparingPool {
   async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
     const client = await this.pool.connect();
     try {
-      return await this.query(client, text, values, false);
+      return await this.query(client, text, values);
     } finally {
       this.release(client);
     }
@@ -179,14 +234,8 @@ class PreparingPool {
       end: () => this.pool.end(),
       connect: async () => {
         const client = await this.pool.connect();
-        let inTransaction = false;
         const wrapped = {
-          query: async (text: string | pg.Submittable, values?: unknown[]) => {
-            if (typeof text !== 'string') return client.query(text);
-            if (text === 'begin') inTransaction = true;
-            else if (text === 'commit' || text === 'rollback') inTransaction = false;
-            return this.query(client, text, values, inTransaction);
-          },
+          query: async (text: string | pg.Submittable, values?: unknown[]) => (typeof text === 'string' ? this.query(client, text, values) : client.query(text)),
           release: (destroy?: boolean) => this.release(client, destroy),
         };
         return wrapped as unknown as PostgresPoolClient;
@@ -194,6 +243,13 @@ class PreparingPool {
     };
   }
 }
+
+/** Whether this process has said that the server mixes named statements up (said once). */
+let warned = false;
+const MIXED_UP =
+  'the database server lacked, or already had, a named prepared statement: a pooler in front of it (PgBouncer older than 1.21, ' +
+  'or without max_prepared_statements, in transaction mode) does not carry them. Such statements run again unnamed (correct, ' +
+  'one more round trip); use PgBouncer 1.21+ with max_prepared_statements, or DATABASE_PREPARED_STATEMENTS=0 (docs/OPERATIONS.md)';
 
 /**
  * A statement submitted as a `pg.Query` with a callback, named when `name` is given. Given a
