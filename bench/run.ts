@@ -11,7 +11,7 @@
  *   it to check in about 25 s that the run works and writes valid results. Its numbers mean nothing.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +23,7 @@ import { createDatabase, tenantDb, type Database } from '../src/db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.js';
 import { tenantMigrations } from '../src/db/migrations/index.js';
 import { migratePlatform } from '../src/db/platform.js';
-import { EMBEDDED_ROLES } from '../src/db/roles.js';
+import { currentDatabase, EMBEDDED_ROLES, tenantRoleNamer } from '../src/db/roles.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';
 import type { LoadSpec } from './load.js';
 
@@ -75,6 +75,8 @@ const ARGON_MS = byMode({ smoke: 200, quick: 2000, standard: 2000, full: 2000 })
 const PREPARED_STATEMENTS = process.env.DATABASE_PREPARED_STATEMENTS ?? String(DEFAULT_PREPARED_STATEMENTS);
 const PASSWORD = 'benchmark password 123';
 const RUNTIME_ROLE = EMBEDDED_ROLES.runtime;
+/** The service's per-tenant roles (DATABASE_TENANT_ROLES=false to measure without them). */
+const TENANT_ROLES = process.env.DATABASE_TENANT_ROLES ?? 'true';
 const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -141,6 +143,24 @@ async function rssMb(pid: number): Promise<number> {
   return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
 }
 
+/**
+ * The memory of one PostgreSQL cluster: the proportional set size (shared buffers split among
+ * the processes that touch them) of the postmaster and all its children, and how many.
+ */
+async function postgresMemory(pgData: string): Promise<{ pss_mb: number; processes: number }> {
+  const postmaster = Number((await readFile(path.join(pgData, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  const pids = [postmaster];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (which may hold spaces): state, then the parent's pid.
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) pids.push(Number(entry));
+  }
+  let pss = 0;
+  for (const pid of pids) pss += Number(/^Pss:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => ''))?.[1] ?? 0);
+  return { pss_mb: Math.round(pss / 1024), processes: pids.length };
+}
+
 /** Measured runs that got errors or non-2xx answers: such a measurement does not count. */
 const failedLoads: { name: string; errors: number }[] = [];
 
@@ -183,17 +203,19 @@ async function main() {
   const cluster = async (dir: string) => {
     await mkdir(dir, { recursive: true });
     const pg = await startEmbeddedPostgres({ dataDir: dir });
-    // The harness provisions as the owner; the service and the floor answer as the runtime role, as in production.
+    // The harness provisions as the owner, with the service's tenant roles; the service answers
+    // as the runtime role, as in production. The floor reads as the owner (plain rights, no role to set).
     const database = createDatabase({ url: pg.ownerUrl, max: POOL_MAX, connectionTimeoutMs: 10_000, applicationName: 'system-service-bench' });
     clusters.push({ pg, dir, database });
     await migratePlatform(database.db, RUNTIME_ROLE);
-    return { url: pg.runtimeUrl, ownerUrl: pg.ownerUrl, superuserUrl: pg.url, db: database.db };
+    const tenantRole = TENANT_ROLES === 'true' ? tenantRoleNamer(await currentDatabase(database.db)) : undefined;
+    return { url: pg.runtimeUrl, ownerUrl: pg.ownerUrl, superuserUrl: pg.url, pgData: pg.dataDir, db: database.db, roles: { runtimeRole: RUNTIME_ROLE, tenantRole } };
   };
   const children: ChildProcess[] = [];
   try {
-    const { url: smallUrl, ownerUrl: smallOwnerUrl, db } = await cluster(dataDir);
+    const { url: smallUrl, ownerUrl: smallOwnerUrl, pgData: smallPgData, db, roles } = await cluster(dataDir);
     const version = (await sql<{ v: string }>`SELECT current_setting('server_version') AS v`.execute(db)).rows[0]!.v;
-    const schemas = new SchemaManager(db, tenantMigrations, { runtimeRole: RUNTIME_ROLE });
+    const schemas = new SchemaManager(db, tenantMigrations, roles);
 
     // Provisioning: cold, then from a spare (in steady state: the pool refilled between tenants).
     const time = async (fn: () => Promise<unknown>) => {
@@ -204,7 +226,7 @@ async function main() {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const cold: number[] = [];
     for (let i = 0; i < COLD_RUNS; i++) cold.push(await time(() => schemas.initializeTenantSchema(null, `tenant_cold_${i}`)));
-    const spares = new SchemaManager(db, tenantMigrations, { spares: 2, runtimeRole: RUNTIME_ROLE });
+    const spares = new SchemaManager(db, tenantMigrations, { spares: 2, ...roles });
     const warm: number[] = [];
     for (let i = 0; i < SPARE_RUNS; i++) {
       await spares.replenishSpares();
@@ -216,11 +238,11 @@ async function main() {
     // Tenants with users: the first SMALL ones are the measured ones.
     const hash = await hashPassword(PASSWORD);
     /** Tenants t<from>..t<to - 1> in the cluster of `db`, 50 users each, the first SMALL analyzed. */
-    const register = async (db: Database['db'], from: number, to: number) => {
+    const register = async (db: Database['db'], from: number, to: number, managed = roles) => {
       const rows = Array.from({ length: to - from }, (_, i) => ({ slug: `t${from + i}`, name: `Tenant ${from + i}`, schema_name: `tenant_t${from + i}` }));
       for (let i = 0; i < rows.length; i += 500) await db.withSchema('shared').insertInto('tenants').values(rows.slice(i, i + 500)).execute();
       const t = performance.now();
-      const result = await new SchemaManager(db, tenantMigrations, { runtimeRole: RUNTIME_ROLE }).migrateAll({ concurrency: 2 });
+      const result = await new SchemaManager(db, tenantMigrations, managed).migrateAll({ concurrency: 2 });
       log(`provisioned ${result.migrated} tenants in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       for (let i = from; i < to; i++) {
         const tdb = tenantDb(db, `tenant_t${i}`);
@@ -245,7 +267,7 @@ async function main() {
     };
     await register(db, 0, SMALL);
 
-    const envOf = (databaseUrl: string, ownerUrl: string, dir: string) => ({ DATABASE_URL: databaseUrl, DATABASE_OWNER_URL: ownerUrl, DATABASE_POOL_MAX: String(POOL_MAX), DATABASE_PREPARED_STATEMENTS: PREPARED_STATEMENTS, JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dir });
+    const envOf = (databaseUrl: string, ownerUrl: string, dir: string) => ({ DATABASE_URL: databaseUrl, DATABASE_OWNER_URL: ownerUrl, DATABASE_POOL_MAX: String(POOL_MAX), DATABASE_PREPARED_STATEMENTS: PREPARED_STATEMENTS, JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'test', LOG_LEVEL: 'warn', SPARE_SCHEMAS: '0', SERVICE_HOST: '127.0.0.1', SERVICE_PORT: '0', DATABASE_TENANT_ROLES: TENANT_ROLES, AUTH_RATE_LIMIT_PER_MINUTE: '1000000', UV_THREADPOOL_SIZE: '4', DATA_DIR: dir });
     const env = envOf(smallUrl, smallOwnerUrl, dataDir);
     // BENCH_PROFILE_DIR=dir: the service writes a CPU profile there when it stops (node --cpu-prof).
     const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
@@ -268,7 +290,7 @@ async function main() {
     };
     // The service and the floor start side by side (nothing is measured yet); each one that
     // started is stopped at the end, whichever failed.
-    const [serviceStart, floorStart] = await Promise.allSettled([startService(env), child('bench/floor.ts', { ...env, FLOOR_HASH: hash }, /FLOOR_PORT=(\d+)/)]);
+    const [serviceStart, floorStart] = await Promise.allSettled([startService(env), child('bench/floor.ts', { ...env, DATABASE_URL: smallOwnerUrl, FLOOR_HASH: hash }, /FLOOR_PORT=(\d+)/)]);
     if (floorStart.status === 'fulfilled') children.push(floorStart.value.proc);
     if (serviceStart.status === 'rejected') throw serviceStart.reason;
     if (floorStart.status === 'rejected') throw floorStart.reason;
@@ -395,7 +417,7 @@ async function main() {
     // above, seeded and analyzed alike in both clusters.
     const largeDir = path.join(dataDir, 'large');
     const large = await cluster(largeDir);
-    await register(large.db, 0, LARGE);
+    await register(large.db, 0, LARGE, large.roles);
     // The provisioning's WAL would otherwise be checkpointed (written and fsynced) during the
     // scale runs; a checkpoint now measures the steady state after it.
     await checkpoint(large.superuserUrl);
@@ -441,6 +463,13 @@ async function main() {
     // beside a fresh one.
     const scale = await inRounds({ getSmall: atSmall.get, getLarge: atLarge.get, listSmall: atSmall.list, listLarge: atLarge.list });
     const [rss, rssSmall] = [atLarge.rss, atSmall.rss];
+    // Each cluster's memory and size on disk, with its service connected (after the scale turns).
+    const clusterSize = async (pgData: string, clusterDb: Database['db']) => {
+      const size = await sql<{ bytes: string; relations: string }>`SELECT pg_database_size(current_database()) AS bytes, (SELECT count(*) FROM pg_class) AS relations`.execute(clusterDb);
+      return { ...(await postgresMemory(pgData)), database_mb: Math.round(Number(size.rows[0]!.bytes) / 2 ** 20), pg_class_rows: Number(size.rows[0]!.relations) };
+    };
+    const postgresAt = { small: await clusterSize(smallPgData, db), large: await clusterSize(large.pgData, large.db) };
+    log(`postgres: ${LARGE} tenants ${postgresAt.large.pss_mb} MB in ${postgresAt.large.processes} processes, ${postgresAt.large.database_mb} MB on disk; ${SMALL} tenants ${postgresAt.small.pss_mb} MB, ${postgresAt.small.database_mb} MB`);
     /** p50 and p99 at both sizes (the median turns' rps, the medians of the turns' latencies), their ratio, and each round's. */
     const atScale = (smallRuns: Scenario[], bigRuns: Scenario[]) => {
       const [small, big] = [medianRound(smallRuns), medianRound(bigRuns)];
@@ -467,7 +496,7 @@ async function main() {
 
     // migrate_all: one added column over every tenant.
     const column = `bench_${Date.now().toString(36)}`;
-    const next1 = new SchemaManager(large.db, [...tenantMigrations, { version: 9000, name: column, statements: ({ schema }) => [schema.alterTable('users').addColumn(column, 'text')] }], { runtimeRole: RUNTIME_ROLE });
+    const next1 = new SchemaManager(large.db, [...tenantMigrations, { version: 9000, name: column, statements: ({ schema }) => [schema.alterTable('users').addColumn(column, 'text')] }], large.roles);
     const migrateAll = await next1.migrateAll({ concurrency: 4 });
     log(`migrate_all over ${migrateAll.total} schemas: ${(migrateAll.duration_ms / 1000).toFixed(1)} s`);
 
@@ -506,7 +535,13 @@ async function main() {
         service_rss_mb_at_small: rssSmall,
         at_small: `the ${SMALL}-tenant service, after every scenario above, sampled the same way`,
       },
-      postgres: { service_connections: connections, pool_max: POOL_MAX },
+      postgres: {
+        service_connections: connections,
+        pool_max: POOL_MAX,
+        memory: `proportional set size of each cluster's processes after the scale turns, its service connected; database_mb: pg_database_size`,
+        [`at_${LARGE}`]: postgresAt.large,
+        [`at_${SMALL}`]: postgresAt.small,
+      },
       raw_argon2_verify_in_process_per_s: argonRaw,
       failed_loads: failedLoads,
       duration_s: Math.round((Date.now() - started) / 1000),
@@ -533,6 +568,7 @@ async function main() {
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of ${SPARE_RUNS})\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
     process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB (the ${SMALL}-tenant one ${rssSmall} MB); ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
+    process.stdout.write(`postgres          ${postgresAt.large.pss_mb} MB at ${LARGE} tenants (${postgresAt.large.database_mb} MB on disk), ${postgresAt.small.pss_mb} MB at ${SMALL}\n`);
     for (const f of failedLoads) process.stdout.write(`NOT VALID         ${f.name}: ${f.errors} errors or non-2xx answers\n`);
     process.stdout.write(`written           ${path.relative(ROOT, path.join(resultsDir, 'latest.json'))} (${results.duration_s} s)\n`);
   } finally {

@@ -33,6 +33,8 @@ export interface Config {
   readonly databaseOwnerUrl: string | undefined;
   /** Production answers requests as a superuser only when this is set. */
   readonly allowSuperuser: boolean;
+  /** Each tenant schema has its own role, set for every tenant statement (docs/OPERATIONS.md). */
+  readonly tenantRoles: boolean;
   readonly redisUrl: string | undefined;
   readonly jwt: {
     readonly algorithm: JwtAlgorithm;
@@ -208,6 +210,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databaseOwnerUrl: url(env, 'DATABASE_OWNER_URL', ['postgres:', 'postgresql:']),
     allowSuperuser: oneOf(env, 'DATABASE_ALLOW_SUPERUSER', ['true', 'false'] as const, 'false') === 'true',
+    tenantRoles: oneOf(env, 'DATABASE_TENANT_ROLES', ['true', 'false'] as const, 'true') === 'true',
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwt: { algorithm, secretKey },
     port: integer(env, 'SERVICE_PORT', 8004, 0, 65535),

@@ -4,7 +4,7 @@ import { ConfigError, type Config } from './config.js';
 import { createDatabase, type Database } from './db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { migratePlatform } from './db/platform.js';
-import { whoAmI } from './db/roles.js';
+import { currentDatabase, inheritsRights, tenantRoleNamer, whoAmI } from './db/roles.js';
 import path from 'node:path';
 import type { Cache } from './cache/cache.js';
 import { MemoryCache } from './cache/cache.js';
@@ -63,7 +63,15 @@ export async function checkRoles(database: Database, owner: Database, config: Co
   }
   if (owner === database) return undefined;
   const ownerRole = await whoAmI(owner.db);
-  return ownerRole.name === runtime.name ? undefined : runtime.name;
+  if (ownerRole.name === runtime.name) return undefined;
+  // A runtime role that inherits the tenants' roles holds every tenant's rights at once.
+  if (config.tenantRoles && !runtime.superuser && (await inheritsRights(owner.db, runtime.name))) {
+    throw new ConfigError(
+      'DATABASE_URL',
+      `connects as "${runtime.name}", which inherits the rights of roles granted to it: run ALTER ROLE ${runtime.name} NOINHERIT (docs/OPERATIONS.md, "Per-tenant roles") or set DATABASE_TENANT_ROLES=false`,
+    );
+  }
+  return runtime.name;
 }
 
 /** `keepSpares`: the long-running service keeps the spare-schema pool filled; the CLI does not. */
@@ -79,7 +87,8 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
       });
   const onPoolError = (error: Error) => logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use');
   // Requests run as the runtime role; migrations and provisioning as the owner (the same
-  // role when only DATABASE_URL is given).
+  // role when only DATABASE_URL is given). Tenant roles are named once the database is known.
+  let tenantRole: ((schema: string) => string) | undefined;
   const database = createDatabase({
     url: config.databaseUrl ?? embedded!.runtimeUrl,
     max: config.pool.max,
@@ -87,6 +96,7 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     preparedStatements: config.pool.preparedStatements,
     onPoolError,
     onWarning: (message) => logger.warn(message),
+    ...(config.tenantRoles ? { tenantRole: (schema: string) => tenantRole!(schema) } : {}),
   });
   const ownerUrl = config.databaseOwnerUrl ?? (config.databaseUrl ? undefined : embedded!.ownerUrl);
   const owner = ownerUrl
@@ -105,14 +115,16 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
   };
   try {
     const runtimeRole = await checkRoles(database, owner, config);
+    if (config.tenantRoles) tenantRole = tenantRoleNamer(await currentDatabase(owner.db));
     schemas = new SchemaManager(owner.db, undefined, {
       spares: options.keepSpares ? config.spareSchemas : 0,
       onSpareError: (error) => logger.warn({ err: error }, 'could not prepare a spare tenant schema'),
       runtimeRole,
+      tenantRole,
     });
     await migratePlatform(owner.db, runtimeRole);
     const granted = await schemas.grantRuntimeWhereMissing();
-    if (granted) logger.info({ schemas: granted, role: runtimeRole }, 'granted the runtime role its rights on existing tenant schemas');
+    if (granted) logger.info({ schemas: granted, role: runtimeRole, tenantRoles: config.tenantRoles }, 'granted the rights requests need on existing tenant schemas');
   } catch (error) {
     await close();
     throw error;

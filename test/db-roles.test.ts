@@ -1,111 +1,37 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { buildApp } from '../src/app.js';
-import { MemoryCache } from '../src/cache/cache.js';
 import type { Config } from '../src/config.js';
-import { createDatabase, tenantDb, type Database } from '../src/db/database.js';
-import { migratePlatform } from '../src/db/platform.js';
+import { createDatabase, tenantDb } from '../src/db/database.js';
 import { whoAmI } from '../src/db/roles.js';
-import { databaseCheck } from '../src/health/routes.js';
-import { SecretBox } from '../src/records/secrets.js';
-import { LocalDiskStorage } from '../src/records/storage.js';
 import { checkRoles } from '../src/runtime.js';
-import { createTenantServices } from '../src/services.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';
-import { TenantService } from '../src/tenancy/service.js';
-import { TEST_CHANNEL_KEY, TestMailer, testKeys } from './support/app.js';
+import { operatorRoles, type OperatorRoles } from './support/roles.js';
 import { bearer, PASSWORD } from './support/tenants.js';
 import { withDatabase } from './support/urls.js';
 
 /*
  * The two database roles on a PostgreSQL set up as docs/OPERATIONS.md tells an operator of a
  * managed database: an owner that migrates, a runtime role that answers requests and can do
- * nothing else. Two tenants, the whole API on the runtime role.
+ * nothing else. Two tenants, the whole API on the runtime role, here with the runtime role
+ * holding the tenants' rights itself (DATABASE_TENANT_ROLES=false; tenant-roles.test.ts: on).
  */
 
-const suffix = randomBytes(4).toString('hex');
-const ownerRole = `ss_owner_${suffix}`;
-const runtimeRole = `ss_runtime_${suffix}`;
-const database = `ss_roles_${suffix}`;
-const passwords = { owner: randomBytes(12).toString('hex'), runtime: randomBytes(12).toString('hex') };
-
-let owner: Database;
-let runtime: Database;
-let app: FastifyInstance;
-let files: string;
-
-async function asSuperuser(statements: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: inject('pgUrl') });
-  await client.connect();
-  try {
-    for (const s of statements) await client.query(s);
-  } finally {
-    await client.end();
-  }
-}
-
-const urlOf = (role: string, password: string) => {
-  const url = new URL(withDatabase(inject('pgUrl'), database));
-  url.username = role;
-  url.password = password;
-  return url.toString();
-};
-
-/** The PostgreSQL error code a statement of the runtime role fails with (or 'ok'). */
-async function runtimeTries(statement: string): Promise<string> {
-  const client = new pg.Client({ connectionString: urlOf(runtimeRole, passwords.runtime) });
-  await client.connect();
-  try {
-    await client.query(statement);
-    return 'ok';
-  } catch (error) {
-    return (error as { code?: string }).code ?? 'error';
-  } finally {
-    await client.end();
-  }
-}
+let r: OperatorRoles;
+let owner: OperatorRoles['owner'];
+let runtime: OperatorRoles['runtime'];
+let app: OperatorRoles['app'];
+let ownerRole: string;
+let runtimeRole: string;
+let database: string;
+const runtimeTries = (statement: string) => r.runtimeTries(statement);
 
 beforeAll(async () => {
-  // The operator's SQL (docs/OPERATIONS.md, "Database roles").
-  await asSuperuser([
-    `CREATE ROLE ${ownerRole} LOGIN CREATEROLE PASSWORD '${passwords.owner}'`,
-    `CREATE ROLE ${runtimeRole} LOGIN PASSWORD '${passwords.runtime}'`,
-    `CREATE DATABASE ${database} OWNER ${ownerRole}`,
-  ]);
-  owner = createDatabase({ url: urlOf(ownerRole, passwords.owner), max: 3, connectionTimeoutMs: 10_000 });
-  runtime = createDatabase({ url: urlOf(runtimeRole, passwords.runtime), max: 5, connectionTimeoutMs: 10_000, preparedStatements: 100 });
-  const granted = await checkRoles(runtime, owner, { environment: 'production', allowSuperuser: false } as Config);
-  expect(granted).toBe(runtimeRole);
-  await migratePlatform(owner.db, runtimeRole);
-  const schemas = new SchemaManager(owner.db, undefined, { runtimeRole });
-  const tenants = new TenantService(owner.db, schemas);
-  for (const slug of ['rla', 'rlb']) await tenants.create({ slug, admin: { email: `admin@${slug}.example`, password: PASSWORD } });
-  files = mkdtempSync(path.join(tmpdir(), 'ss-roles-'));
-  const keys = testKeys();
-  const services = await createTenantServices({
-    db: runtime.db,
-    keys,
-    cache: new MemoryCache(),
-    mailer: new TestMailer(),
-    storage: new LocalDiskStorage(files),
-    secrets: new SecretBox([TEST_CHANNEL_KEY]),
-    config: { publicUrl: 'http://app.example', authRateLimitPerMinute: 10_000 },
-  });
-  app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(runtime.db) }, logger: false });
+  r = await operatorRoles(['rla', 'rlb'], { tenantRoles: false });
+  ({ owner, runtime, app, ownerRole, runtimeRole, database } = r);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await runtime?.close();
-  await owner?.close();
-  rmSync(files, { recursive: true, force: true });
-  await asSuperuser([`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`, `DROP ROLE IF EXISTS ${runtimeRole}`, `DROP ROLE IF EXISTS ${ownerRole}`]);
+  await r?.close();
 });
 
 describe('the runtime role', () => {

@@ -107,8 +107,11 @@ describe('initializeTenantSchema', () => {
     await expect(db.insertInto('settings').values({ key: 'x.y', value: '"text"', type: 'number', category: 'x' }).execute()).rejects.toMatchObject({ code: '23514' });
 
     const entry = await db.insertInto('audit_logs').values({ actor_type: 'system', action: 'test.write' }).returning('id').executeTakeFirstOrThrow();
-    await expect(db.updateTable('audit_logs').set({ action: 'tampered' }).where('id', '=', entry.id).execute()).rejects.toThrow(/immutable/);
-    await expect(db.deleteFrom('audit_logs').where('id', '=', entry.id).execute()).rejects.toThrow(/immutable/);
+    // The tenant's role may not change audit rows at all; the schema's owner is stopped by the trigger.
+    await expect(db.updateTable('audit_logs').set({ action: 'tampered' }).where('id', '=', entry.id).execute()).rejects.toMatchObject({ code: '42501' });
+    await expect(db.deleteFrom('audit_logs').where('id', '=', entry.id).execute()).rejects.toMatchObject({ code: '42501' });
+    await expect(sql`UPDATE tenant_alpha.audit_logs SET action = 'tampered' WHERE id = ${entry.id}`.execute(t.database.db)).rejects.toThrow(/immutable/);
+    await expect(sql`DELETE FROM tenant_alpha.audit_logs WHERE id = ${entry.id}`.execute(t.database.db)).rejects.toThrow(/immutable/);
   });
 
   it('is idempotent: a second run creates nothing and duplicates no default row', async () => {

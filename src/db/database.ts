@@ -29,6 +29,13 @@ export interface DatabaseOptions {
    * that does not carry them: see PreparingPool). Default: a process warning on stderr.
    */
   readonly onWarning?: (message: string) => void;
+  /**
+   * The role each tenant's statements run as (docs/OPERATIONS.md, "Per-tenant roles"): every
+   * statement through a tenant handle first sets it for its transaction, so a statement that
+   * names another tenant's schema fails inside PostgreSQL. Unset: statements run as the
+   * connection's role.
+   */
+  readonly tenantRole?: (schema: string) => string;
 }
 
 export interface Database {
@@ -54,7 +61,8 @@ export function createDatabase(options: DatabaseOptions): Database {
   pool.on('error', (error) => options.onPoolError?.(error));
   const preparing = new PreparingPool(pool, options.preparedStatements ?? 0, options.onWarning ?? ((message) => process.emitWarning(message, 'DatabaseWarning')));
   const db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool: preparing.forKysely() }) });
-  pools.set(db, preparing);
+  pools.set(db, { preparing });
+  if (options.tenantRole) tenantRoles.set(db, options.tenantRole);
   let closing: Promise<void> | undefined;
   return {
     db,
@@ -76,15 +84,24 @@ export function tenantDb(db: Kysely<PlatformDatabase>, schemaName: string): Kyse
   if (!handles) tenantHandles.set(db, (handles = new Map()));
   const known = handles.get(schemaName);
   if (known) return known;
-  const tenant = (db as unknown as Kysely<TenantDatabase>).withSchema(schemaName);
   const pool = pools.get(db);
-  if (pool) pools.set(tenant, pool);
+  const role = tenantRoles.get(db)?.(schemaName);
+  // With per-tenant roles a tenant handle has connections of its own kind: they set its role.
+  const base = pool && role ? new Kysely<TenantDatabase>({ dialect: new PostgresDialect({ pool: pool.preparing.forKysely(role) }) }) : (db as unknown as Kysely<TenantDatabase>);
+  const tenant = base.withSchema(schemaName);
+  if (pool) pools.set(tenant, { preparing: pool.preparing, role });
   if (handles.size >= TENANT_HANDLES_MAX) handles.clear();
   handles.set(schemaName, tenant);
   return tenant;
 }
 
 const TENANT_HANDLES_MAX = 2_000;
+const tenantRoles = new WeakMap<object, (schema: string) => string>();
+
+/** The per-tenant role naming a root handle was made with (DatabaseOptions.tenantRole), if any. */
+export function tenantRoleOf(db: Kysely<PlatformDatabase>): ((schema: string) => string) | undefined {
+  return tenantRoles.get(db);
+}
 const tenantHandles = new WeakMap<object, Map<string, Kysely<TenantDatabase>>>();
 
 export function sharedDb(db: Kysely<PlatformDatabase>): Kysely<PlatformDatabase> {
@@ -176,10 +193,25 @@ class PreparingPool {
     private readonly warn: (message: string) => void,
   ) {}
 
-  /** Runs `text` on `client`, named when registered and outside a transaction. */
-  private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined) {
-    const name = this.limit > 0 && client.getTransactionStatus() === 'I' ? preparedNames.get(text) : undefined;
-    if (name === undefined) return submit(client, text, values);
+  /**
+   * Runs `text` on `client`, named when registered and outside a transaction. With a `role`,
+   * outside a transaction: a transaction's first statement sets the role in the same message
+   * (`begin; set local role ...`), and a single statement goes out in one pipeline behind
+   * `SET LOCAL ROLE` (one round trip either way).
+   */
+  private async query(client: pg.PoolClient, text: string, values: unknown[] | undefined, role?: string) {
+    const idle = client.getTransactionStatus() === 'I';
+    if (role !== undefined && idle) {
+      if (BEGIN.test(text)) {
+        return submit(client, `${text}; ${setRole(role)}`, undefined).catch(async (error: unknown) => {
+          // A role that cannot be set (its schema dropped meanwhile) leaves the transaction aborted.
+          await submit(client, 'ROLLBACK', undefined).catch(() => this.broken.add(client));
+          throw error;
+        });
+      }
+    } else role = undefined;
+    const name = this.limit > 0 && idle ? preparedNames.get(text) : undefined;
+    if (name === undefined) return submit(client, text, values, undefined, role);
     let lru = this.heldBy.get(client);
     if (!lru) this.heldBy.set(client, (lru = new Map()));
     if (lru.delete(name)) lru.set(name, true);
@@ -192,7 +224,7 @@ class PreparingPool {
       lru.set(name, true);
     }
     try {
-      return await submit(client, text, values, name);
+      return await submit(client, text, values, name, role);
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code !== '26000' && code !== '42P05' && code !== '0A000') throw error;
@@ -211,15 +243,15 @@ class PreparingPool {
           this.warn(MIXED_UP);
         }
       }
-      return submit(client, text, values);
+      return submit(client, text, values, undefined, role);
     }
   }
 
   /** One statement outside any transaction: a connection, the statement, the connection back. */
-  async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
+  async run(text: string, values: unknown[], role?: string): Promise<pg.QueryResult> {
     const client = await this.pool.connect();
     try {
-      return await this.query(client, text, values);
+      return await this.query(client, text, values, role);
     } finally {
       this.release(client);
     }
@@ -229,13 +261,14 @@ class PreparingPool {
     client.release(destroy || this.broken.has(client) ? true : undefined);
   }
 
-  forKysely(): PostgresPool {
+  /** A pool for Kysely; with `role`, every statement outside a transaction runs as that role. */
+  forKysely(role?: string): PostgresPool {
     return {
       end: () => this.pool.end(),
       connect: async () => {
         const client = await this.pool.connect();
         const wrapped = {
-          query: async (text: string | pg.Submittable, values?: unknown[]) => (typeof text === 'string' ? this.query(client, text, values) : client.query(text)),
+          query: async (text: string | pg.Submittable, values?: unknown[]) => (typeof text === 'string' ? this.query(client, text, values, role) : client.query(text)),
           release: (destroy?: boolean) => this.release(client, destroy),
         };
         return wrapped as unknown as PostgresPoolClient;
@@ -257,26 +290,104 @@ const MIXED_UP =
  * callback it chains a second promise to every query; from text it builds a plain config. The
  * name is the Query's own field, read when it is sent.
  */
-function submit(client: pg.PoolClient, text: string, values: unknown[] | undefined, name?: string): Promise<pg.QueryResult> {
+function submit(client: pg.PoolClient, text: string, values: unknown[] | undefined, name?: string, role?: string): Promise<pg.QueryResult> {
   return new Promise((resolve, reject) => {
-    const query = new pg.Query(text, values, (error, result) => {
-      if (!error) return resolve(result as unknown as pg.QueryResult);
+    const done = (error: Error | null | undefined, result: unknown) => {
+      if (!error) return resolve(result as pg.QueryResult);
       // The stack of the caller, not of the socket read that delivered the error.
       Error.captureStackTrace(error);
       reject(error);
-    });
+    };
+    const query = role === undefined ? new pg.Query(text, values, done) : new AsRole(setRoleInPipeline(role), text, values, done);
     if (name !== undefined) (query as unknown as { name: string }).name = name;
-    client.query(query);
+    client.query(query as pg.Query);
   });
 }
 
-/** The pool behind each root handle and the tenant handles made from it (see tenantDb). */
-const pools = new WeakMap<object, PreparingPool>();
+/** A transaction's opening statement, as Kysely sends it. */
+const BEGIN = /^(begin|start transaction)\b/i;
+
+const setRole = (role: string) => `SET LOCAL ROLE ${pg.escapeIdentifier(role)}`;
+const setRoleInPipeline = (role: string) => `SELECT set_config('role', ${pg.escapeLiteral(role)}, true)`;
+
+/**
+ * A statement sent in one pipeline behind `set_config('role', ..., true)` (Parse, Bind, Execute
+ * of each, one Sync): the messages before a Sync are one implicit transaction, so the role holds
+ * for the statement and ends with it, at the cost of no extra round trip. (`SET LOCAL` would do
+ * the same but warns outside an explicit block.) The answers to it (ParseComplete, its row,
+ * CommandComplete) are kept from the statement's own.
+ */
+const Query = pg.Query as unknown as new (text: string, values: unknown[] | undefined, callback: (error: Error | null | undefined, result: unknown) => void) => WireQuery;
+interface WireQuery {
+  name?: string;
+  queryMode?: string;
+  submit(connection: Wire): Error | null;
+  handleCommandComplete(message: unknown, connection: Wire): void;
+  handleDataRow(message: unknown): void;
+}
+interface Wire {
+  stream: { cork?: () => void; uncork?: () => void };
+  parse(message: { text: string; name: string; types: never[] }): void;
+  bind(message: { portal: string; statement: string; values: never[] }): void;
+  execute(message: { portal: string; rows: number }): void;
+}
+class AsRole extends Query {
+  /** Until the SET has answered, the client must not take its ParseComplete for the statement's. */
+  private roleSet = false;
+  private statementName: string | undefined;
+
+  constructor(
+    private readonly setRoleText: string,
+    text: string,
+    values: unknown[] | undefined,
+    callback: (error: Error | null | undefined, result: unknown) => void,
+  ) {
+    super(text, values, callback);
+    // Always the extended protocol: a simple Query message would end the pipeline's transaction.
+    this.queryMode = 'extended';
+  }
+
+  override get name(): string | undefined {
+    return this.roleSet || this.sending ? this.statementName : undefined;
+  }
+  override set name(value: string | undefined) {
+    this.statementName = value;
+  }
+  private sending = false;
+
+  override submit(connection: Wire): Error | null {
+    connection.stream.cork?.();
+    this.sending = true;
+    try {
+      connection.parse({ text: this.setRoleText, name: '', types: [] });
+      connection.bind({ portal: '', statement: '', values: [] });
+      connection.execute({ portal: '', rows: 0 });
+      return super.submit(connection);
+    } finally {
+      this.sending = false;
+      connection.stream.uncork?.();
+    }
+  }
+
+  override handleDataRow(message: unknown): void {
+    if (this.roleSet) super.handleDataRow(message);
+  }
+
+  override handleCommandComplete(message: unknown, connection: Wire): void {
+    if (!this.roleSet) this.roleSet = true;
+    else super.handleCommandComplete(message, connection);
+  }
+}
+
+/** The pool behind each root handle and the tenant handles made from it, with the tenant's role (see tenantDb). */
+const pools = new WeakMap<object, { preparing: PreparingPool; role?: string }>();
 
 /**
  * Runs a statement straight on the pool behind `db` (a handle from createDatabase or tenantDb,
  * outside a transaction), or undefined when `db` has none (a transaction, a foreign handle).
  */
 export function runDirect(db: Kysely<never>, text: string, values: unknown[]): Promise<pg.QueryResult> | undefined {
-  return db.isTransaction ? undefined : pools.get(db)?.run(text, values);
+  if (db.isTransaction) return undefined;
+  const pool = pools.get(db);
+  return pool?.preparing.run(text, values, pool.role);
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { PlatformDatabase } from './platform-types.js';
@@ -19,12 +20,74 @@ export async function whoAmI(db: Kysely<PlatformDatabase>): Promise<{ name: stri
   return r.rows[0]!;
 }
 
-/** The runtime role's rights on one tenant schema, granted by its owner after each migration. */
-export async function grantTenantSchema(trx: Transaction<PlatformDatabase>, schema: string, runtime: string): Promise<void> {
-  await sql`GRANT USAGE ON SCHEMA ${sql.id(schema)} TO ${sql.id(runtime)}`.execute(trx);
-  await sql`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${sql.id(schema)} TO ${sql.id(runtime)}`.execute(trx);
+/**
+ * The rights requests need on one tenant schema and its `tables`, granted by its owner after
+ * each migration. Tables are named, not `ALL TABLES IN SCHEMA`: that form scans all of
+ * pg_class, which grows with every tenant.
+ */
+export async function grantTenantSchema(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], grantee: string): Promise<void> {
+  await sql`GRANT USAGE ON SCHEMA ${sql.id(schema)} TO ${sql.id(grantee)}`.execute(trx);
+  if (tables.length === 0) return;
+  await sql`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ${listed(schema, tables)} TO ${sql.id(grantee)}`.execute(trx);
   // The audit trail is append-only for the service: rows are read and added, never changed.
-  await sql`REVOKE UPDATE, DELETE, TRUNCATE ON ${sql.id(schema, 'audit_logs')} FROM ${sql.id(runtime)}`.execute(trx);
+  if (tables.includes('audit_logs')) await sql`REVOKE UPDATE, DELETE, TRUNCATE ON ${sql.id(schema, 'audit_logs')} FROM ${sql.id(grantee)}`.execute(trx);
+}
+
+const listed = (schema: string, tables: readonly string[]) => sql.join(tables.map((t) => sql.id(schema, t)));
+
+/**
+ * Names the NOLOGIN role of each tenant schema of `database`: `<database>.<schema>`, unique in
+ * the cluster (roles are cluster-wide, schemas per database); past PostgreSQL's 63 bytes the
+ * database part becomes a hash of it.
+ */
+export function tenantRoleNamer(database: string): (schema: string) => string {
+  const long = `${createHash('sha256').update(database).digest('hex').slice(0, 16)}`;
+  return (schema) => {
+    const name = `${database}.${schema}`;
+    return Buffer.byteLength(name) <= 63 ? name : `${long}.${schema}`.slice(0, 63);
+  };
+}
+
+/**
+ * Gives a tenant schema its own role (docs/OPERATIONS.md, "Per-tenant roles"): created when
+ * absent, granted the rights on the schema and its `tables`, and granted to the runtime role
+ * (which sets it for each tenant statement and holds no right on the schema itself: rights it
+ * was given directly before are revoked).
+ */
+export async function grantTenantRole(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], role: string, runtime: string | undefined): Promise<void> {
+  // Without a runtime role of its own, the owner answers requests and sets the role itself.
+  const state = await sql<{ member: boolean | null; direct: boolean }>`
+    SELECT (SELECT pg_has_role(COALESCE(${runtime ?? null}::text, current_user::text), r.oid, 'MEMBER') FROM pg_roles r WHERE r.rolname = ${role}) AS member,
+           COALESCE(has_schema_privilege(${runtime ?? null}::text, ${schema}::text, 'USAGE'), false) AS direct`.execute(trx);
+  const { member, direct } = state.rows[0]!;
+  if (member === null) await sql`CREATE ROLE ${sql.id(role)} NOLOGIN`.execute(trx);
+  await grantTenantSchema(trx, schema, tables, role);
+  if (!member) await sql`GRANT ${sql.id(role)} TO ${runtime ? sql.id(runtime) : sql`CURRENT_USER`}`.execute(trx);
+  if (!runtime || !direct) return;
+  if (tables.length > 0) await sql`REVOKE ALL ON TABLE ${listed(schema, tables)} FROM ${sql.id(runtime)}`.execute(trx);
+  await sql`REVOKE ALL ON SCHEMA ${sql.id(schema)} FROM ${sql.id(runtime)}`.execute(trx);
+}
+
+/** Renames a tenant schema's role with the schema (a spare taken by a new tenant). */
+export async function renameTenantRole(trx: Transaction<PlatformDatabase>, from: string, to: string): Promise<void> {
+  const exists = await sql<{ n: number }>`SELECT 1 AS n FROM pg_roles WHERE rolname = ${from}`.execute(trx);
+  if (exists.rows.length > 0) await sql`ALTER ROLE ${sql.id(from)} RENAME TO ${sql.id(to)}`.execute(trx);
+}
+
+/** Drops a tenant schema's role, once its schema is gone (its rights went with the objects). */
+export async function dropTenantRole(trx: Transaction<PlatformDatabase>, role: string): Promise<void> {
+  await sql`DROP ROLE IF EXISTS ${sql.id(role)}`.execute(trx);
+}
+
+/** Whether `role` inherits the rights of the roles granted to it (the runtime role must not). */
+export async function inheritsRights(db: Kysely<PlatformDatabase>, role: string): Promise<boolean> {
+  const r = await sql<{ inherit: boolean }>`SELECT rolinherit AS inherit FROM pg_roles WHERE rolname = ${role}`.execute(db);
+  return r.rows[0]?.inherit ?? false;
+}
+
+export async function currentDatabase(db: Kysely<PlatformDatabase>): Promise<string> {
+  const r = await sql<{ name: string }>`SELECT current_database() AS name`.execute(db);
+  return r.rows[0]!.name;
 }
 
 /** The runtime role's rights on the platform schema: it reads the tenant registry. */
@@ -47,7 +110,9 @@ export async function ensureEmbeddedRoles(superuserUrl: string, passwords: { own
     const quote = (value: string) => `'${value.replace(/'/g, "''")}'`;
     // CREATEROLE: the owner manages the tenants' own roles. Neither role is a superuser.
     if (!existing.has(owner)) await client.query(`CREATE ROLE ${owner} LOGIN CREATEROLE PASSWORD ${quote(passwords.owner)}`);
-    if (!existing.has(runtime)) await client.query(`CREATE ROLE ${runtime} LOGIN PASSWORD ${quote(passwords.runtime)}`);
+    // NOINHERIT: the tenants' roles granted to it give it nothing until it sets one.
+    if (!existing.has(runtime)) await client.query(`CREATE ROLE ${runtime} LOGIN NOINHERIT PASSWORD ${quote(passwords.runtime)}`);
+    else await client.query(`ALTER ROLE ${runtime} NOINHERIT`);
     const database = (await client.query<{ db: string; owner: string }>('SELECT current_database() AS db, pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = current_database()')).rows[0]!;
     if (database.owner !== owner) await client.query(`ALTER DATABASE ${pg.escapeIdentifier(database.db)} OWNER TO ${owner}`);
     await adoptSchemas(client, owner);

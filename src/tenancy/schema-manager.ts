@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { tenantDb } from '../db/database.js';
+import { tenantDb, tenantRoleOf } from '../db/database.js';
 import { checkSchemaName } from '../db/identifiers.js';
 import type { TenantMigration } from '../db/migrations/migration.js';
 import { tenantMigrations } from '../db/migrations/index.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { grantTenantSchema } from '../db/roles.js';
+import { dropTenantRole, grantTenantRole, grantTenantSchema, renameTenantRole } from '../db/roles.js';
 import { LOCK_CLASS } from '../db/platform.js';
-import { compileMigration, errorMessage, exactCount, executeBatch, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
+import { compileMigration, createdTables, errorMessage, exactCount, executeBatch, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
 import { seedDefaults } from './seed.js';
 
 export interface ProvisionResult {
@@ -123,6 +123,13 @@ export interface SchemaManagerOptions {
   readonly onSpareError?: (error: unknown) => void;
   /** The role requests run as, when it is not the owner: granted its rights on every schema made or migrated. */
   readonly runtimeRole?: string;
+  /**
+   * Each schema's own role (per-tenant roles), made with the schema, granted its rights and
+   * granted to the runtime role, renamed and dropped with it. Default: the naming `db` was made
+   * with (one handle both migrating and answering); none: the runtime role holds the rights on
+   * every schema itself.
+   */
+  readonly tenantRole?: (schema: string) => string;
 }
 
 export class SchemaManager {
@@ -134,10 +141,11 @@ export class SchemaManager {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly migrations: readonly TenantMigration[] = tenantMigrations,
-    private readonly options: SchemaManagerOptions = {},
+    private options: SchemaManagerOptions = {},
   ) {
     this.latestVersion = migrations.reduce((max, m) => Math.max(max, m.version), 0);
     this.spareTarget = options.spares ?? 0;
+    if (!('tenantRole' in options)) this.options = { ...options, tenantRole: tenantRoleOf(db) };
   }
 
   /**
@@ -167,23 +175,40 @@ export class SchemaManager {
   }
 
   /**
-   * Grants the runtime role its rights on every schema that lacks them (schemas made before
-   * the service had a runtime role of its own); returns how many it granted.
+   * Grants the rights requests need on every schema that lacks them (schemas made before the
+   * service had a runtime role of its own, or before per-tenant roles were turned on; with
+   * them off again, the runtime role takes its rights back); returns how many it granted.
    */
   async grantRuntimeWhereMissing(): Promise<number> {
-    const runtime = this.options.runtimeRole;
-    if (!runtime) return 0;
-    const missing = await sql<{ schema_name: string }>`
-      SELECT s.schema_name FROM shared.tenant_schemas s JOIN pg_namespace n ON n.nspname = s.schema_name
-      WHERE NOT has_schema_privilege(${runtime}, n.oid, 'USAGE')`.execute(this.db);
-    for (const { schema_name: schema } of missing.rows) {
-      if (!isValidSchemaName(schema)) continue;
+    const { runtimeRole: runtime, tenantRole } = this.options;
+    if (!runtime && !tenantRole) return 0;
+    const schemas = await sql<{ schema_name: string; runtime_usage: boolean | null }>`
+      SELECT s.schema_name, CASE WHEN ${runtime ?? null}::text IS NULL THEN NULL ELSE has_schema_privilege(${runtime ?? null}::text, n.oid, 'USAGE') END AS runtime_usage
+      FROM shared.tenant_schemas s JOIN pg_namespace n ON n.nspname = s.schema_name`.execute(this.db);
+    let missing = schemas.rows.filter((r) => isValidSchemaName(r.schema_name));
+    if (tenantRole) {
+      // A role that does not exist yet, or is not granted to the runtime role.
+      const ready = await sql<{ rolname: string }>`
+        SELECT r.rolname FROM pg_roles r WHERE r.rolname = ANY(${missing.map((r) => tenantRole(r.schema_name))}::text[])
+          AND (${runtime ?? null}::text IS NULL OR pg_has_role(${runtime ?? null}::text, r.oid, 'MEMBER'))`.execute(this.db);
+      const have = new Set(ready.rows.map((r) => r.rolname));
+      missing = missing.filter((r) => !have.has(tenantRole(r.schema_name)));
+    } else missing = missing.filter((r) => r.runtime_usage === false);
+    for (const { schema_name: schema } of missing) {
       await this.db.transaction().execute(async (trx) => {
         await lockSchema(trx, schema);
-        await grantTenantSchema(trx, schema, runtime);
+        // Once per schema at start: every table it holds, by a scan of its namespace.
+        await this.grant(trx, schema, await listTables(trx, schema));
       });
     }
-    return missing.rows.length;
+    return missing.length;
+  }
+
+  /** The rights requests need on `schema`: its own role's, or the runtime role's. */
+  private async grant(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[]): Promise<void> {
+    const { runtimeRole: runtime, tenantRole } = this.options;
+    if (tenantRole) await grantTenantRole(trx, schema, tables, tenantRole(schema), runtime);
+    else if (runtime) await grantTenantSchema(trx, schema, tables, runtime);
   }
 
   async countSpares(): Promise<number> {
@@ -349,6 +374,7 @@ export class SchemaManager {
       await lockSchema(trx, schema);
       const existed = await schemaExists(trx, schema);
       await sql`DROP SCHEMA IF EXISTS ${sql.id(schema)} CASCADE`.execute(trx);
+      if (this.options.tenantRole) await dropTenantRole(trx, this.options.tenantRole(schema));
       await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', schema).execute();
       return existed;
     });
@@ -379,6 +405,7 @@ export class SchemaManager {
       .executeTakeFirst();
     if (!spare || !isValidSchemaName(spare.schema_name)) return undefined;
     await sql`ALTER SCHEMA ${sql.id(spare.schema_name)} RENAME TO ${sql.id(schema)}`.execute(trx);
+    if (this.options.tenantRole) await renameTenantRole(trx, this.options.tenantRole(spare.schema_name), this.options.tenantRole(schema));
     await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', spare.schema_name).execute();
     return spare.version;
   }
@@ -399,13 +426,14 @@ export class SchemaManager {
 
         await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(trx);
         await sql`CREATE TABLE IF NOT EXISTS ${sql.id(schema, 'activity_log')} (LIKE tenant_template.activity_log INCLUDING ALL)`.execute(trx);
-        await executeBatch(trx, pending.flatMap((m) => compileMigration(trx, m, schema)));
-        if (this.options.runtimeRole) await grantTenantSchema(trx, schema, this.options.runtimeRole);
+        const statements = pending.flatMap((m) => compileMigration(trx, m, schema));
+        await executeBatch(trx, statements);
+        const tables = await ownTables(trx, schema, createdTables(statements));
+        await this.grant(trx, schema, tables);
         const tdb = tenantDb(trx, schema);
         await seedDefaults(tdb);
         if (hook) await hook(tdb);
 
-        const tables = await ownTables(trx, schema);
         const version = Math.max(fromVersion, this.latestVersion);
         const duration = Date.now() - started;
         await trx

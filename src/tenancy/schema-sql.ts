@@ -42,10 +42,10 @@ const TENANT_TABLES = Object.keys(tenantColumns);
  * with thousands of tenants pg_class has hundreds of thousands of rows, and scanning it per
  * tenant is what made migrating them all slow.
  */
-export async function ownTables(db: Kysely<PlatformDatabase>, schema: string): Promise<string[]> {
+export async function ownTables(db: Kysely<PlatformDatabase>, schema: string, alsoNamed: readonly string[] = []): Promise<string[]> {
   const result = await sql<{ name: string }>`
     SELECT c.relname AS name FROM pg_class c
-    WHERE c.relname = ANY(${TENANT_TABLES}::text[])
+    WHERE c.relname = ANY(${alsoNamed.length > 0 ? [...TENANT_TABLES, ...alsoNamed] : TENANT_TABLES}::text[])
       AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = ${schema})
       AND c.relkind IN ('r', 'p')
     ORDER BY c.relname`.execute(db);
@@ -63,6 +63,14 @@ export function compileMigration(db: Kysely<PlatformDatabase>, migration: Tenant
   const statements: MigrationStatement[] = migration.statements({ schema: db.schema.withSchema(schemaName), schemaName });
   // Query builders ignore the executor argument; raw fragments need it to compile.
   return statements.map((s) => (s as RawBuilder<unknown>).compile(db));
+}
+
+/** The tables `CREATE TABLE` statements among `statements` make (a migration may add one the types do not know yet). */
+export function createdTables(statements: readonly CompiledQuery[]): string[] {
+  return statements.flatMap((s) => {
+    const match = /^\s*create\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?(?:"(?:[^"]|"")+"\.)?"((?:[^"]|"")+)"/i.exec(s.sql);
+    return match ? [match[1]!.replace(/""/g, '"')] : [];
+  });
 }
 
 /**
