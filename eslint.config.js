@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 const FEATURES = ['access', 'audit', 'auth', 'cache', 'db', 'health', 'mail', 'me', 'records', 'roles', 'settings', 'teams', 'tenancy', 'users'];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.data/', 'coverage/', 'bench/results/', 'scratch/'] },
+  { ignores: ['dist/', 'node_modules/', '.data/', 'coverage/', 'bench/results/', 'bench/.build/', 'scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

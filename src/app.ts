@@ -26,6 +26,7 @@ import { settingsRoutes } from './settings/routes.js';
 import { teamRoutes } from './teams/routes.js';
 import { userRoutes } from './users/routes.js';
 import { userAccessRoutes } from './users/access-routes.js';
+import { webhookRoutes } from './events/webhooks/routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -168,6 +169,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(auditRoutes(services.audit));
       await tenantApp.register(teamRoutes(services.teams));
       for (const records of services.records) await tenantApp.register(recordRoutes(records));
+      await tenantApp.register(webhookRoutes(services.webhooks));
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );

@@ -83,6 +83,19 @@ export interface Config {
   };
   /** Claims a system token must carry (SPEC §10). */
   readonly systemToken: { readonly issuer: string; readonly audience: string };
+  /** Events and webhooks (docs/EVENTS.md). */
+  readonly events: {
+    /** Webhook targets on private, loopback and link-local addresses (default: outside production only). */
+    readonly allowPrivateNetworks: boolean;
+    /** How often each instance looks for other instances' events. */
+    readonly pollMs: number;
+    /** Dispatched events and finished deliveries are kept this many days. */
+    readonly retentionDays: number;
+    /** An endpoint failing this many days without a success is disabled. */
+    readonly disableAfterDays: number;
+    /** Webhook requests in flight at once (each endpoint: one at a time). */
+    readonly concurrency: number;
+  };
 }
 
 /** Reads a 32-byte key given as 64 hex characters or as base64 (standard or url-safe). */
@@ -235,5 +248,12 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: trustProxy(env),
     http: { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000) },
     systemToken: { issuer: claim(env, 'SYSTEM_TOKEN_ISSUER', 'auth-service'), audience: claim(env, 'SYSTEM_TOKEN_AUDIENCE', 'system-service') },
+    events: {
+      allowPrivateNetworks: oneOf(env, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS', ['true', 'false'] as const, environment === 'production' ? 'false' : 'true') === 'true',
+      pollMs: integer(env, 'EVENTS_POLL_MS', 1000, 50, 60_000),
+      retentionDays: integer(env, 'EVENTS_RETENTION_DAYS', 7, 1, 3650),
+      disableAfterDays: integer(env, 'WEBHOOK_DISABLE_AFTER_DAYS', 5, 1, 365),
+      concurrency: integer(env, 'WEBHOOK_CONCURRENCY', 16, 1, 1000),
+    },
   };
 }

@@ -111,6 +111,8 @@ export const ERROR_CODES = {
   'attachment.quota_exceeded': ['payload_too_large', 'The tenant\'s files would exceed its quota (setting `attachments.quota_mb`).'],
   'file.not_found': ['not_found', 'The stored bytes of the file are gone.'],
   'channel_config.undecryptable': ['conflict', 'The stored secrets cannot be decrypted with the configured keys: send new values.'],
+  'webhook.not_found': ['not_found', 'No such webhook endpoint in this tenant.'],
+  'webhook_delivery.not_found': ['not_found', 'No such delivery of this webhook endpoint.'],
   // Requests the database refuses
   'database.unique_violation': ['conflict', 'A row with the same unique value already exists.'],
   'database.reference_missing': ['invalid_input', 'A referenced row does not exist.'],

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel });
   let runtime: Runtime;
   try {
-    runtime = await openRuntime(config, logger, { keepSpares: true });
+    runtime = await openRuntime(config, logger, { keepSpares: true, dispatchEvents: true });
   } catch (error) {
     process.stderr.write(`${error instanceof ConfigError ? '' : 'Start-up failed: '}${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);

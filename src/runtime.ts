@@ -74,8 +74,8 @@ export async function checkRoles(database: Database, owner: Database, config: Co
   return runtime.name;
 }
 
-/** `keepSpares`: the long-running service keeps the spare-schema pool filled; the CLI does not. */
-export async function openRuntime(config: Config, logger: Logger, options: { keepSpares?: boolean } = {}): Promise<Runtime> {
+/** `keepSpares`, `dispatchEvents`: the long-running service keeps the spare-schema pool filled and delivers events; the CLI does neither. */
+export async function openRuntime(config: Config, logger: Logger, options: { keepSpares?: boolean; dispatchEvents?: boolean } = {}): Promise<Runtime> {
   const keys = loadJwtKeys(config);
   if (keys.generatedAt) logger.debug({ file: keys.generatedAt }, 'using the development JWT key kept in DATA_DIR');
   const embedded = config.databaseUrl
@@ -106,6 +106,7 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
   const cache = await openCache(config, logger);
   const started: { services?: TenantServices } = {};
   const close = async () => {
+    await started.services?.dispatcher.stop();
     started.services?.local.close();
     await schemas?.close();
     await cache.close();
@@ -138,7 +139,9 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     secrets: loadSecretBox(config),
     config,
     onCacheError: (error) => logger.warn({ err: error }, 'could not publish a cache invalidation; it is published again until it goes out'),
+    onDispatchError: (error) => logger.warn({ err: error }, 'event dispatch failed; it is tried again'),
   }));
+  if (options.dispatchEvents) services.dispatcher.start();
   const readiness: Record<string, ReadinessCheck> = { database: databaseCheck(database.db) };
   if (config.redisUrl) readiness.redis = () => cache.ping();
   return { config, database, owner, embedded, keys, schemas, tenants: new TenantService(owner.db, schemas), cache, services, readiness, close };

@@ -9,6 +9,9 @@ import type { Cache } from './cache/cache.js';
 import { Changes } from './cache/changes.js';
 import { LocalCache } from './cache/local.js';
 import type { PlatformDatabase } from './db/platform-types.js';
+import type { Config } from './config.js';
+import { DEFAULT_RETRY_DELAYS_MS, EventDispatcher, type DispatcherOptions } from './events/dispatcher.js';
+import { WebhookService } from './events/webhooks/service.js';
 import type { Mailer } from './mail/mailer.js';
 import { recordServices } from './records/index.js';
 import type { RecordService } from './records/resource.js';
@@ -25,6 +28,21 @@ import { UserAccessService } from './users/access.js';
 export interface TenantServicesConfig {
   readonly publicUrl: string;
   readonly authRateLimitPerMinute: number;
+  /** Events and webhooks (config.ts `events`); tests may shorten the retry schedule. */
+  readonly events?: Partial<Config['events']> & { retryDelaysMs?: readonly number[]; timeoutMs?: number };
+}
+
+/** The dispatcher's settings from the configuration (defaults where a test gives none). */
+function dispatcherOptions(events: TenantServicesConfig['events'] = {}): DispatcherOptions {
+  return {
+    pollMs: events.pollMs ?? 1000,
+    retryDelaysMs: events.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
+    disableAfterMs: (events.disableAfterDays ?? 5) * 86_400_000,
+    timeoutMs: events.timeoutMs ?? 10_000,
+    concurrency: events.concurrency ?? 16,
+    allowPrivateNetworks: events.allowPrivateNetworks ?? true,
+    retentionMs: (events.retentionDays ?? 7) * 86_400_000,
+  };
 }
 
 /** The services behind tenant routes, sharing one database, one local cache and one shared cache. */
@@ -50,6 +68,9 @@ export interface TenantServices {
   /** notes, logacalls, tasks, attachments, events, carbon footprints, channel configs, reviews. */
   readonly records: readonly RecordService[];
   readonly secrets: SecretBox;
+  readonly webhooks: WebhookService;
+  /** Takes events out of the outboxes to endpoints and sockets; started by the runtime (and by tests that need it). */
+  readonly dispatcher: EventDispatcher;
   readonly authRateLimitPerMinute: number;
 }
 
@@ -62,6 +83,7 @@ export async function createTenantServices(deps: {
   secrets: SecretBox;
   config: TenantServicesConfig;
   onCacheError?: (error: unknown) => void;
+  onDispatchError?: (error: unknown) => void;
 }): Promise<TenantServices> {
   const { db, keys, cache } = deps;
   const local = new LocalCache(cache, 60_000, 50_000, deps.onCacheError);
@@ -72,6 +94,9 @@ export async function createTenantServices(deps: {
   const sessions = new SessionStore(db, local, derivedKey(keys, 'refresh-token-tag'), changes);
   const access = new AccessService(db, local, changes);
   const apiKeys = new ApiKeyService(db, local, access, changes);
+  const options = dispatcherOptions(deps.config.events);
+  const webhooks = new WebhookService(db, deps.secrets, { allowPrivateNetworks: options.allowPrivateNetworks });
+  const dispatcher = new EventDispatcher(db, webhooks, options, { onError: deps.onDispatchError });
   const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
   return {
     db,
@@ -92,6 +117,8 @@ export async function createTenantServices(deps: {
     audit: new AuditService(db),
     records: recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies }),
     secrets: deps.secrets,
+    webhooks,
+    dispatcher,
     users: new UserService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };

@@ -1,3 +1,4 @@
+import { RESOURCES } from '../src/access/catalogue.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -165,7 +166,7 @@ describe('the out-rank rule (pure model)', () => {
     const byResources: AccessData = {
       roles: [{ name: 'all', priority: 1 }],
       overrides: [],
-      grants: ['users', 'roles', 'permissions', 'teams', 'settings', 'audit_logs', 'sessions', 'api_keys', 'notes', 'logacalls', 'tasks', 'attachments', 'events', 'carbon_footprints', 'channel_configs', 'reviews'].map((r) => ({
+      grants: RESOURCES.map((r) => ({
         role: 'all',
         priority: 1,
         permission: `${r}.*`,

@@ -3,7 +3,7 @@
  * Seeded into every tenant's `permissions` table; the default roles' grants below are
  * documented in docs/PERMISSIONS.md.
  */
-export const CORE_RESOURCES = ['users', 'roles', 'permissions', 'teams', 'settings', 'audit_logs', 'sessions', 'api_keys'] as const;
+export const CORE_RESOURCES = ['users', 'roles', 'permissions', 'teams', 'settings', 'audit_logs', 'sessions', 'api_keys', 'webhooks'] as const;
 export const EXTENDED_RESOURCES = [
   'notes',
   'logacalls',
@@ -58,16 +58,18 @@ export interface RoleDefinition {
 
 const reads = (resources: readonly string[]) => resources.map((r) => `${r}.read`);
 const writes = (resources: readonly string[]) => resources.flatMap((r) => [`${r}.create`, `${r}.update`]);
+/** Webhook endpoints send every change out of the tenant: admins only by default. */
+const ADMIN_ONLY: readonly string[] = ['webhooks'];
 /** What a viewer may read: everything but the security-sensitive trails and credentials. */
-const VIEWER_READABLE = RESOURCES.filter((r) => !['audit_logs', 'sessions', 'api_keys'].includes(r));
+const VIEWER_READABLE = RESOURCES.filter((r) => !['audit_logs', 'sessions', 'api_keys', ...ADMIN_ONLY].includes(r));
 
 export const DEFAULT_ROLES: readonly RoleDefinition[] = [
   { name: 'admin', description: 'Full access to the tenant', priority: 100, grants: ['*'] },
   {
     name: 'manager',
-    description: 'Reads everything; creates and updates users, teams and records',
+    description: 'Reads everything but webhooks; creates and updates users, teams and records',
     priority: 75,
-    grants: [...reads(RESOURCES), ...writes(['users', 'teams', ...EXTENDED_RESOURCES])],
+    grants: [...reads(RESOURCES.filter((r) => !ADMIN_ONLY.includes(r))), ...writes(['users', 'teams', ...EXTENDED_RESOURCES])],
   },
   {
     name: 'user',
@@ -76,5 +78,5 @@ export const DEFAULT_ROLES: readonly RoleDefinition[] = [
     // Not channel configs: their fields hold mail passwords and webhook URLs.
     grants: [...reads(['users', 'teams', ...EXTENDED_RESOURCES]), ...writes(EXTENDED_RESOURCES.filter((r) => r !== 'channel_configs'))],
   },
-  { name: 'viewer', description: 'Read-only access, without audit logs, sessions or API keys', priority: 10, grants: reads(VIEWER_READABLE) },
+  { name: 'viewer', description: 'Read-only access, without audit logs, sessions, API keys or webhooks', priority: 10, grants: reads(VIEWER_READABLE) },
 ];

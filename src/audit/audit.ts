@@ -1,5 +1,6 @@
 import type { Insertable, Kysely } from 'kysely';
 import type { AuditLogsTable, TenantDatabase } from '../db/types.js';
+import { eventOf, insertAudited } from '../events/outbox.js';
 
 /** Who did something, and from where: written with every mutation and security event. */
 export interface AuditActor {
@@ -56,7 +57,10 @@ export function auditRow(actor: AuditActor, entry: AuditEntry): Insertable<Audit
   };
 }
 
-/** Writes one audit row; call it with the transaction of the change it records. */
+/**
+ * Writes one audit row and the event it makes (events/catalogue.ts) in one statement; call it
+ * with the transaction of the change it records.
+ */
 export async function writeAudit(db: Kysely<TenantDatabase>, actor: AuditActor, entry: AuditEntry): Promise<void> {
-  await db.insertInto('audit_logs').values(auditRow(actor, entry)).execute();
+  await insertAudited(db, auditRow(actor, entry), eventOf(actor.actorUserId, entry, redact));
 }

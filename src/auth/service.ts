@@ -1,6 +1,7 @@
 import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { AccessService } from '../access/service.js';
-import { auditRow, writeAudit, type AuditActor } from '../audit/audit.js';
+import { auditRow, redact, writeAudit, type AuditActor } from '../audit/audit.js';
+import { eventOf, withEvent, written } from '../events/outbox.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
 import { transact, type Work } from '../db/work.js';
@@ -94,15 +95,20 @@ export class AuthService {
     // trip, built once per schema and prepared (building it cost more than running it).
     const session = this.deps.sessions.newSession({ userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
     const now = new Date();
-    const audit = auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, { action: 'auth.login', entityType: 'users', entityId: user.id });
-    await this.statements.run(db, `auth.signed_in:${tenant.schema}`, { now, userId: user.id, session: row(session.row), audit: row(audit) }, (v) =>
-      db
-        .with('signed_in', (q) =>
-          q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: v.now, updated_at: v.now }).where('id', '=', v.userId).returning('id'),
-        )
-        .with('session', (q) => q.insertInto('user_sessions').values(v.session).returning('id'))
-        .insertInto('audit_logs')
-        .values(v.audit),
+    const entry = { action: 'auth.login', entityType: 'users', entityId: user.id, metadata: { session_id: session.row.id } };
+    const audit = auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, entry);
+    const event = eventOf(user.id, entry, redact)!;
+    written.events++;
+    await this.statements.run(db, `auth.signed_in:${tenant.schema}`, { now, userId: user.id, session: row(session.row), audit: row(audit), event: row(event) }, (v) =>
+      withEvent(
+        db
+          .with('signed_in', (q) =>
+            q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: v.now, updated_at: v.now }).where('id', '=', v.userId).returning('id'),
+          )
+          .with('session', (q) => q.insertInto('user_sessions').values(v.session).returning('id'))
+          .with('audit', (q) => q.insertInto('audit_logs').values(v.audit)),
+        v.event,
+      ),
     );
     const pair = await this.tokens(tenant, user.id, session.row.id, session.refreshToken, policy);
     const { password_hash: _hash, locked_until: _locked, ...profile } = user;

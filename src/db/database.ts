@@ -247,6 +247,13 @@ class PreparingPool {
     }
   }
 
+  /** Runs `text`, and tells the commit listeners when it was a transaction's COMMIT. */
+  private async statement(client: pg.PoolClient, text: string, values: unknown[] | undefined, role?: string) {
+    const result = await this.query(client, text, values, role);
+    if (text.length === 6 && COMMIT.test(text)) for (const listener of commitListeners) listener();
+    return result;
+  }
+
   /** One statement outside any transaction: a connection, the statement, the connection back. */
   async run(text: string, values: unknown[], role?: string): Promise<pg.QueryResult> {
     const client = await this.pool.connect();
@@ -268,13 +275,25 @@ class PreparingPool {
       connect: async () => {
         const client = await this.pool.connect();
         const wrapped = {
-          query: async (text: string | pg.Submittable, values?: unknown[]) => (typeof text === 'string' ? this.query(client, text, values, role) : client.query(text)),
+          query: async (text: string | pg.Submittable, values?: unknown[]) => (typeof text === 'string' ? this.statement(client, text, values, role) : client.query(text)),
           release: (destroy?: boolean) => this.release(client, destroy),
         };
         return wrapped as unknown as PostgresPoolClient;
       },
     };
   }
+}
+
+const COMMIT = /^commit$/i;
+const commitListeners: (() => void)[] = [];
+
+/** Calls `listener` after every transaction this process commits (cheap: it runs on each commit). */
+export function afterEveryCommit(listener: () => void): () => void {
+  commitListeners.push(listener);
+  return () => {
+    const i = commitListeners.indexOf(listener);
+    if (i >= 0) commitListeners.splice(i, 1);
+  };
 }
 
 /** Whether this process has said that the server mixes named statements up (said once). */

@@ -38,8 +38,16 @@ export interface PlatformMigrationsTable {
   applied_at: Timestamp;
 }
 
+/** `shared.event_signals`: a tenant schema with events to dispatch or deliveries due at `due_at`. */
+export interface EventSignalsTable {
+  id: ColumnType<string, never, never>;
+  schema_name: string;
+  due_at: Timestamp;
+}
+
 export interface PlatformDatabase {
   tenants: TenantsTable;
+  event_signals: EventSignalsTable;
   tenant_schemas: TenantSchemasTable;
   platform_migrations: PlatformMigrationsTable;
 }

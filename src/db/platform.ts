@@ -5,7 +5,7 @@ import type { PlatformDatabase } from './platform-types.js';
 import { grantPlatform } from './roles.js';
 
 /** Advisory-lock class ids of this service (first key of the two-key lock functions). */
-export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003, teamHierarchy: 7_340_004, channelDefault: 7_340_005, attachmentQuota: 7_340_006 } as const;
+export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003, teamHierarchy: 7_340_004, channelDefault: 7_340_005, attachmentQuota: 7_340_006, eventDispatch: 7_340_007 } as const;
 
 interface PlatformMigration {
   readonly version: number;
@@ -53,6 +53,20 @@ const platformMigrations: readonly PlatformMigration[] = [
     statements: [
       `ALTER TABLE shared.tenant_schemas ADD COLUMN is_spare boolean NOT NULL DEFAULT false`,
       `CREATE INDEX tenant_schemas_spare_idx ON shared.tenant_schemas (created_at) WHERE is_spare`,
+    ],
+  },
+  {
+    version: 3,
+    name: 'event_signals',
+    // A row per tenant transaction that wrote events, or per later time a tenant's deliveries
+    // are due: where every instance's dispatcher looks for work (events/dispatcher.ts).
+    statements: [
+      `CREATE TABLE shared.event_signals (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        schema_name text NOT NULL,
+        due_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX event_signals_due_idx ON shared.event_signals (due_at)`,
     ],
   },
 ];

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { PlatformDatabase } from './platform-types.js';
+import { LOCK_CLASS } from './platform.js';
 
 /*
  * The service's two database roles (docs/OPERATIONS.md, "Database roles"): the owner runs
@@ -54,18 +55,39 @@ export function tenantRoleNamer(database: string): (schema: string) => string {
  * (which sets it for each tenant statement and holds no right on the schema itself: rights it
  * was given directly before are revoked).
  */
-export async function grantTenantRole(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], role: string, runtime: string | undefined): Promise<void> {
+export async function grantTenantRole(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], role: string, runtime: string | undefined, group: string): Promise<void> {
   // Without a runtime role of its own, the owner answers requests and sets the role itself.
-  const state = await sql<{ member: boolean | null; direct: boolean }>`
+  const state = await sql<{ member: boolean | null; direct: boolean; grouped: boolean | null }>`
     SELECT (SELECT pg_has_role(COALESCE(${runtime ?? null}::text, current_user::text), r.oid, 'MEMBER') FROM pg_roles r WHERE r.rolname = ${role}) AS member,
-           COALESCE(has_schema_privilege(${runtime ?? null}::text, ${schema}::text, 'USAGE'), false) AS direct`.execute(trx);
-  const { member, direct } = state.rows[0]!;
+           COALESCE(has_schema_privilege(${runtime ?? null}::text, ${schema}::text, 'USAGE'), false) AS direct,
+           (SELECT pg_has_role(r.oid, g.oid, 'MEMBER') FROM pg_roles r, pg_roles g WHERE r.rolname = ${role} AND g.rolname = ${group}) AS grouped`.execute(trx);
+  const { member, direct, grouped } = state.rows[0]!;
   if (member === null) await sql`CREATE ROLE ${sql.id(role)} NOLOGIN`.execute(trx);
   await grantTenantSchema(trx, schema, tables, role);
+  // What every tenant's role may do outside its schema, held by their group (one grant per
+  // role: granting each role on the shared objects would update one catalogue row from every
+  // migration at once).
+  if (!grouped) await sql`GRANT ${sql.id(await tenantGroup(trx, group))} TO ${sql.id(role)}`.execute(trx);
   if (!member) await sql`GRANT ${sql.id(role)} TO ${runtime ? sql.id(runtime) : sql`CURRENT_USER`}`.execute(trx);
   if (!runtime || !direct) return;
   if (tables.length > 0) await sql`REVOKE ALL ON TABLE ${listed(schema, tables)} FROM ${sql.id(runtime)}`.execute(trx);
   await sql`REVOKE ALL ON SCHEMA ${sql.id(schema)} FROM ${sql.id(runtime)}`.execute(trx);
+}
+
+/**
+ * The group of every tenant role, created once (under the platform lock) with the rights a
+ * tenant's statements need outside their schema: a write's event signals every dispatcher
+ * (events/outbox.ts), insert only, no read.
+ */
+async function tenantGroup(trx: Transaction<PlatformDatabase>, group: string): Promise<string> {
+  const exists = async () => (await sql<{ n: number }>`SELECT 1 AS n FROM pg_roles WHERE rolname = ${group}`.execute(trx)).rows.length > 0;
+  if (await exists()) return group;
+  await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.platform}, 1)`.execute(trx);
+  if (await exists()) return group;
+  await sql`CREATE ROLE ${sql.id(group)} NOLOGIN`.execute(trx);
+  await sql`GRANT USAGE ON SCHEMA shared TO ${sql.id(group)}`.execute(trx);
+  await sql`GRANT INSERT ON shared.event_signals TO ${sql.id(group)}`.execute(trx);
+  return group;
 }
 
 /** Renames a tenant schema's role with the schema (a spare taken by a new tenant). */
@@ -94,6 +116,8 @@ export async function currentDatabase(db: Kysely<PlatformDatabase>): Promise<str
 export async function grantPlatform(trx: Transaction<PlatformDatabase>, runtime: string): Promise<void> {
   await sql`GRANT USAGE ON SCHEMA shared TO ${sql.id(runtime)}`.execute(trx);
   await sql`GRANT SELECT ON ALL TABLES IN SCHEMA shared TO ${sql.id(runtime)}`.execute(trx);
+  // The dispatcher takes the signals it handled and schedules later ones; writers add them.
+  await sql`GRANT INSERT, DELETE ON shared.event_signals TO ${sql.id(runtime)}`.execute(trx);
 }
 
 /**

@@ -251,6 +251,48 @@ export interface IdempotencyKeysTable {
   updated_at: GeneratedTimestamp;
 }
 
+/** The transactional outbox: one event per audited change, in order by `seq`. */
+export interface OutboxEventsTable {
+  seq: ColumnType<string, never, never>;
+  id: string;
+  type: string;
+  actor_user_id: string | null;
+  data: Json;
+  occurred_at: GeneratedTimestamp;
+  dispatched_at: Timestamp | null;
+}
+
+export interface WebhooksTable {
+  id: Generated<string>;
+  url: string;
+  events: string[];
+  description: string | null;
+  enabled: Generated<boolean>;
+  encrypted_secret: string;
+  failing_since: Timestamp | null;
+  disabled_reason: string | null;
+  version: Generated<number>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  webhook_id: string;
+  event_seq: string;
+  event_id: string;
+  event_type: string;
+  payload: string;
+  status: Generated<string>;
+  attempts: Generated<number>;
+  last_status_code: number | null;
+  last_error: string | null;
+  next_attempt_at: GeneratedTimestamp;
+  delivered_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
 // ---------------------------------------------------------------------------
 // Extended tables (migration 0002)
 // ---------------------------------------------------------------------------
@@ -401,6 +443,9 @@ export interface TenantDatabase {
   email_verification_tokens: EmailVerificationTokensTable;
   api_keys: ApiKeysTable;
   idempotency_keys: IdempotencyKeysTable;
+  outbox_events: OutboxEventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   notes: NotesTable;
   logacalls: LogacallsTable;
   tasks: TasksTable;

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { tenantDb } from '../db/database.js';
 import { checkSchemaName } from '../db/identifiers.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
-import { channelSecretContext, type SecretBox } from './secrets.js';
+import { channelSecretContext, webhookSecretContext, type SecretBox } from './secrets.js';
 
 export interface RotateProgress {
   readonly done: number;
@@ -53,31 +53,35 @@ export async function rotateChannelSecrets(
   return { schemas: schemas.length, rotated, failed };
 }
 
+/** The encrypted columns a rotation covers: channel configs' secrets and webhooks' signing secrets. */
+const ENCRYPTED = [
+  { table: 'channel_configs', column: 'encrypted_secrets', label: 'channel config', context: channelSecretContext },
+  { table: 'webhooks', column: 'encrypted_secret', label: 'webhook', context: webhookSecretContext },
+] as const;
+
 async function rotateSchema(db: Kysely<PlatformDatabase>, box: SecretBox, schema: string): Promise<number> {
   return tenantDb(db, schema)
     .transaction()
     .execute(async (trx) => {
-      const rows = await trx
-        .selectFrom('channel_configs')
-        .select(['id', 'encrypted_secrets'])
-        .where('encrypted_secrets', 'is not', null)
-        // Only rows under another key are locked; isCurrent below has the last word.
-        .where(sql<string>`split_part(encrypted_secrets, '.', 2)`, '!=', box.currentKeyId)
-        .orderBy('id')
-        .forUpdate()
-        .execute();
       let count = 0;
-      for (const row of rows) {
-        const text = row.encrypted_secrets;
-        if (text === null || box.isCurrent(text)) continue;
-        let value: unknown;
-        try {
-          value = box.decrypt(text, channelSecretContext(schema, row.id));
-        } catch (error) {
-          throw new Error(`channel config ${row.id}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      for (const { table, column, label, context } of ENCRYPTED) {
+        const rows = await sql<{ id: string; text: string }>`
+          SELECT id, ${sql.ref(column)} AS text FROM ${sql.id(schema, table)}
+          WHERE ${sql.ref(column)} IS NOT NULL
+            -- Only rows under another key are locked; isCurrent below has the last word.
+            AND split_part(${sql.ref(column)}, '.', 2) <> ${box.currentKeyId}
+          ORDER BY id FOR UPDATE`.execute(trx);
+        for (const row of rows.rows) {
+          if (box.isCurrent(row.text)) continue;
+          let value: unknown;
+          try {
+            value = box.decrypt(row.text, context(schema, row.id));
+          } catch (error) {
+            throw new Error(`${label} ${row.id}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+          }
+          await sql`UPDATE ${sql.id(schema, table)} SET ${sql.ref(column)} = ${box.encrypt(value, context(schema, row.id))} WHERE id = ${row.id}`.execute(trx);
+          count++;
         }
-        await trx.updateTable('channel_configs').set({ encrypted_secrets: box.encrypt(value, channelSecretContext(schema, row.id)) }).where('id', '=', row.id).execute();
-        count++;
       }
       return count;
     });

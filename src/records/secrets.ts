@@ -66,6 +66,11 @@ export function channelSecretContext(schema: string, id: string): string {
   return `channel_configs:${schema}:${id}`;
 }
 
+/** What a webhook endpoint's signing secrets are bound to: its tenant schema and its row. */
+export function webhookSecretContext(schema: string, id: string): string {
+  return `webhooks:${schema}:${id}`;
+}
+
 /**
  * The configured secret box: CHANNEL_SECRETS_KEY (+ CHANNEL_SECRETS_PREVIOUS_KEYS), or, outside
  * production, a key generated once and kept in DATA_DIR.

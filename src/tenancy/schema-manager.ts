@@ -207,7 +207,8 @@ export class SchemaManager {
   /** The rights requests need on `schema`: its own role's, or the runtime role's. */
   private async grant(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[]): Promise<void> {
     const { runtimeRole: runtime, tenantRole } = this.options;
-    if (tenantRole) await grantTenantRole(trx, schema, tables, tenantRole(schema), runtime);
+    // The group's name: the namer's, for a name no schema takes.
+    if (tenantRole) await grantTenantRole(trx, schema, tables, tenantRole(schema), runtime, tenantRole('tenants'));
     else if (runtime) await grantTenantSchema(trx, schema, tables, runtime);
   }
 

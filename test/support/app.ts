@@ -13,7 +13,7 @@ import { databaseCheck } from '../../src/health/routes.js';
 import type { Mailer, MailMessage } from '../../src/mail/mailer.js';
 import { SecretBox } from '../../src/records/secrets.js';
 import { LocalDiskStorage } from '../../src/records/storage.js';
-import { createTenantServices, type TenantServices } from '../../src/services.js';
+import { createTenantServices, type TenantServices, type TenantServicesConfig } from '../../src/services.js';
 import { SchemaManager } from '../../src/tenancy/schema-manager.js';
 import { TenantService } from '../../src/tenancy/service.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
@@ -44,6 +44,8 @@ export interface TestAppOptions {
   readonly secrets?: SecretBox;
   /** The app's logger (default: none). */
   readonly logger?: AppDeps['logger'];
+  /** Events and webhooks settings (short polls and retries in tests); `dispatch` starts the dispatcher, stopped with the app. */
+  readonly events?: TenantServicesConfig['events'] & { dispatch?: boolean };
 }
 
 /** The channel-secrets key of test instances. */
@@ -76,9 +78,12 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
     mailer,
     storage: new LocalDiskStorage(attachmentsDir),
     secrets: options.secrets ?? new SecretBox([TEST_CHANNEL_KEY]),
-    config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000 },
+    onDispatchError: (error) => console.error('dispatch error', error),
+    config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000, ...(options.events ? { events: options.events } : {}) },
   });
+  if (options.events?.dispatch) services.dispatcher.start();
   const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false });
+  app.addHook('onClose', () => services.dispatcher.stop());
   // A directory made here goes with the app.
   if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));
   return { app, keys, schemas, tenants, services, mailer, attachmentsDir };
