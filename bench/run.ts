@@ -12,6 +12,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -159,6 +160,56 @@ async function postgresMemory(pgData: string): Promise<{ pss_mb: number; process
   let pss = 0;
   for (const pid of pids) pss += Number(/^Pss:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => ''))?.[1] ?? 0);
   return { pss_mb: Math.round(pss / 1024), processes: pids.length };
+}
+
+/**
+ * Runs `run` (a create_user load in a tenant) with a webhook endpoint of that tenant receiving
+ * every user.created in this process, then waits for the stragglers: events per second
+ * delivered (first event to last arrival) and the latency from each event's time (its
+ * transaction's start, so the transaction's own time is in it) to its arrival.
+ */
+async function webhookDelivery(base: string, adminToken: string, run: (headers: Record<string, string>) => Promise<Scenario>) {
+  const arrivals: { at: number; occurred: number; id: string }[] = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const event = JSON.parse(body) as { id: string; occurred_at: string };
+      arrivals.push({ at: Date.now(), occurred: Date.parse(event.occurred_at), id: event.id });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const headers = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
+  const made = await fetch(`${base}/api/v1/tenants/t2/webhooks`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ url: `http://127.0.0.1:${(receiver.address() as net.AddressInfo).port}/`, events: ['user.created'] }),
+  });
+  if (made.status !== 201) throw new Error(`webhook: ${made.status} ${await made.text()}`);
+  try {
+    const loadResult = await run({ authorization: headers.authorization });
+    // Every user made in the run (the load's answers are 201s) is delivered within seconds.
+    const expected = Math.round(loadResult.rps * SECONDS);
+    const until = Date.now() + 30_000;
+    while (arrivals.length < expected * 0.98 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1000));
+    const latencies = arrivals.map((a) => a.at - a.occurred).sort((a, b) => a - b);
+    const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+    const span = arrivals.length > 1 ? (Math.max(...arrivals.map((a) => a.at)) - Math.min(...arrivals.map((a) => a.occurred))) / 1000 : 1;
+    const delivery = {
+      delivered: arrivals.length,
+      distinct: new Set(arrivals.map((a) => a.id)).size,
+      events_per_s: Math.round(arrivals.length / span),
+      p50_ms: pick(0.5),
+      p99_ms: pick(0.99),
+      max_ms: latencies.at(-1) ?? 0,
+    };
+    log(`webhook_delivery: ${delivery.delivered} events (${delivery.distinct} distinct), ${delivery.events_per_s}/s, commit to receiver p50 ${delivery.p50_ms} ms, p99 ${delivery.p99_ms} ms, max ${delivery.max_ms} ms`);
+    return { load: loadResult, delivery };
+  } finally {
+    receiver.close();
+  }
 }
 
 /** Measured runs that got errors or non-2xx answers: such a measurement does not count. */
@@ -384,6 +435,12 @@ async function main() {
     // create_user leaves behind is a different measure).
     const writer = { authorization: `Bearer ${(await loginAs('t2', 'user0@t2.example')).access_token}` };
     scenarios.push(withFloor(await load('create_user', `${base}/api/v1/tenants/t2/users`, { method: 'POST', headers: writer, kind: 'new-user', seconds: SECONDS }), floorGet));
+    // Webhooks: the same create_user load in t2, now with an endpoint (a receiver in this process)
+    // takes every user.created; from each event's time to its arrival, and the rate delivered.
+    const webhook = await webhookDelivery(base, (await loginAs('t2', 'user0@t2.example')).access_token, (headers) =>
+      load('create_user_with_webhook', `${base}/api/v1/tenants/t2/users`, { method: 'POST', headers, kind: 'new-user', seconds: SECONDS }),
+    );
+    scenarios.push(withFloor(webhook.load, floorGet));
     // Login against the raw verify, in turns like the reads.
     const logins = await inRounds({
       floor: () => load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}', seconds: LOGIN_TURN_SECONDS }),
@@ -518,6 +575,7 @@ async function main() {
       machine: { cpus: os.cpus().length, node: process.version, postgres: version, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
       settings: { seconds_per_turn: TURN_SECONDS, seconds_per_login_turn: LOGIN_TURN_SECONDS, seconds_create_user: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, pool_max: POOL_MAX, prepared_statements: Number(PREPARED_STATEMENTS), users_per_tenant: 50, service: short ? 'source (tsx)' : 'compiled' },
       scenarios,
+      webhook_delivery: { ...webhook.delivery, measured: 'create_user load in a tenant whose endpoint (in the harness) takes every user.created; latency from the event time (its transaction start) to arrival' },
       provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: SPARE_RUNS, cold_runs: COLD_RUNS },
       migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
       scale: {

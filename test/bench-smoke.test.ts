@@ -14,7 +14,11 @@ it('bench --smoke runs and writes valid results', async () => {
   await rm(dir, { recursive: true, force: true });
   expect(json).toMatchObject({ mode: 'smoke', machine: { cpus: expect.any(Number), node: process.version, postgres: expect.stringMatching(/^15\./) } });
   const names = json.scenarios.map((s: { name: string }) => s.name);
-  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'create_user', 'floor_argon2_verify', 'login', 'refresh']);
+  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'create_user', 'create_user_with_webhook', 'floor_argon2_verify', 'login', 'refresh']);
+  // Every user the webhook scenario made reached its endpoint, each once.
+  expect(json.webhook_delivery.delivered).toBeGreaterThan(0);
+  expect(json.webhook_delivery.distinct).toBe(json.webhook_delivery.delivered);
+  expect(json.webhook_delivery.p99_ms).toBeGreaterThanOrEqual(json.webhook_delivery.p50_ms);
   for (const s of json.scenarios) {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);
