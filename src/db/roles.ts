@@ -80,20 +80,22 @@ export async function grantTenantRole(trx: Transaction<PlatformDatabase>, schema
  * (events/outbox.ts), insert only, no read.
  */
 async function tenantGroup(trx: Transaction<PlatformDatabase>, group: string): Promise<string> {
-  const exists = async () => (await sql<{ n: number }>`SELECT 1 AS n FROM pg_roles WHERE rolname = ${group}`.execute(trx)).rows.length > 0;
-  if (await exists()) return group;
+  if (await roleExists(trx, group)) return group;
   await sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS.platform}, 1)`.execute(trx);
-  if (await exists()) return group;
+  if (await roleExists(trx, group)) return group;
   await sql`CREATE ROLE ${sql.id(group)} NOLOGIN`.execute(trx);
   await sql`GRANT USAGE ON SCHEMA shared TO ${sql.id(group)}`.execute(trx);
   await sql`GRANT INSERT ON shared.event_signals TO ${sql.id(group)}`.execute(trx);
   return group;
 }
 
+async function roleExists(trx: Transaction<PlatformDatabase>, role: string): Promise<boolean> {
+  return (await sql<{ n: number }>`SELECT 1 AS n FROM pg_roles WHERE rolname = ${role}`.execute(trx)).rows.length > 0;
+}
+
 /** Renames a tenant schema's role with the schema (a spare taken by a new tenant). */
 export async function renameTenantRole(trx: Transaction<PlatformDatabase>, from: string, to: string): Promise<void> {
-  const exists = await sql<{ n: number }>`SELECT 1 AS n FROM pg_roles WHERE rolname = ${from}`.execute(trx);
-  if (exists.rows.length > 0) await sql`ALTER ROLE ${sql.id(from)} RENAME TO ${sql.id(to)}`.execute(trx);
+  if (await roleExists(trx, from)) await sql`ALTER ROLE ${sql.id(from)} RENAME TO ${sql.id(to)}`.execute(trx);
 }
 
 /** Drops a tenant schema's role, once its schema is gone (its rights went with the objects). */

@@ -1,6 +1,5 @@
 import { Webhook } from 'standardwebhooks';
 import { sql, type Kysely } from 'kysely';
-import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { afterEveryCommit, tenantDb } from '../db/database.js';
 import { LOCK_CLASS } from '../db/platform.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -43,8 +42,6 @@ const DELIVERIES_PER_ENDPOINT = 20;
 const SCHEMAS_PER_PASS = 100;
 const SCHEMAS_AT_ONCE = 4;
 const PRUNE_EVERY_MS = 3_600_000;
-
-const SYSTEM: AuditActor = { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: null, requestId: null };
 
 interface Due {
   readonly id: string;
@@ -280,7 +277,7 @@ export class EventDispatcher {
       const keys = [secrets.current, ...(secrets.previous && secrets.previous_until && new Date(secrets.previous_until).getTime() > Date.now() ? [secrets.previous] : [])].map((s) => new Webhook(s));
       signer = { sign: (id, at, body) => keys.map((k) => k.sign(id, at, body)).join(' ') };
     } catch (error) {
-      await this.failed(tdb, run, 0, { status: null, error: `cannot sign: ${(error as Error).message}` });
+      await this.failed(tdb, schema, run, 0, { status: null, error: `cannot sign: ${(error as Error).message}` });
       return;
     }
     for (let i = 0; i < run.length; i++) {
@@ -291,16 +288,16 @@ export class EventDispatcher {
       );
       if (result.status !== null && result.status >= 200 && result.status < 300) {
         await tdb.updateTable('webhook_deliveries').set({ status: 'succeeded', attempts: sql`attempts + 1`, last_status_code: result.status, last_error: null, delivered_at: new Date(), updated_at: new Date() }).where('id', '=', d.id).execute();
-        if (i === 0 && first.failing_since) await tdb.updateTable('webhooks').set({ failing_since: null }).where('id', '=', d.webhook_id).execute();
+        if (i === 0 && first.failing_since) await this.webhooks.healthy(schema, d.webhook_id);
         continue;
       }
-      await this.failed(tdb, run, i, result);
+      await this.failed(tdb, schema, run, i, result);
       return;
     }
   }
 
   /** Records a failed attempt of run[i] (retry later, or failed for good) and frees the rest of the run. */
-  private async failed(tdb: Kysely<TenantDatabase>, run: Due[], i: number, result: AttemptResult): Promise<void> {
+  private async failed(tdb: Kysely<TenantDatabase>, schema: string, run: Due[], i: number, result: AttemptResult): Promise<void> {
     const d = run[i]!;
     const delays = this.options.retryDelaysMs;
     const last = d.attempts >= delays.length;
@@ -318,18 +315,7 @@ export class EventDispatcher {
       .execute();
     const rest = run.slice(i + 1).map((r) => r.id);
     if (rest.length) await tdb.updateTable('webhook_deliveries').set({ next_attempt_at: new Date() }).where('id', 'in', rest).where('status', '=', 'pending').execute();
-    await tdb.transaction().execute(async (trx) => {
-      const hook = await trx
-        .updateTable('webhooks')
-        .set({ failing_since: sql`coalesce(failing_since, now())` })
-        .where('id', '=', d.webhook_id)
-        .returning(['id', 'url', 'failing_since', 'enabled'])
-        .executeTakeFirst();
-      if (!hook?.enabled || !hook.failing_since || Date.now() - hook.failing_since.getTime() < this.options.disableAfterMs) return;
-      const reason = `failing since ${hook.failing_since.toISOString()} (last: ${result.error ?? `answered ${result.status}`})`;
-      const after = await trx.updateTable('webhooks').set({ enabled: false, disabled_reason: reason, updated_at: new Date(), version: sql`version + 1` }).where('id', '=', d.webhook_id).returning(['id', 'url', 'events', 'description', 'enabled', 'failing_since', 'disabled_reason', 'created_at', 'updated_at']).executeTakeFirstOrThrow();
-      await writeAudit(trx, SYSTEM, { action: 'webhooks.disable', entityType: 'webhooks', entityId: d.webhook_id, after, metadata: { reason } });
-    });
+    await this.webhooks.failing(schema, d.webhook_id, result.error ?? `answered ${result.status}`, this.options.disableAfterMs);
   }
 
   /** Runs `send` when fewer than `concurrency` requests are in flight. */

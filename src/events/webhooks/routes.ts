@@ -136,7 +136,7 @@ export function webhookRoutes(webhooks: WebhookService): FastifyPluginAsyncTypeb
           tags: ['webhooks'],
           summary: "An endpoint's deliveries, newest event first",
           params: IdParams,
-          querystring: Type.Object({ ...PaginationQuery.properties, status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')])) }),
+          querystring: Type.Object({ ...PaginationQuery.properties, status: Type.Optional(Type.Union(DELIVERY_STATUSES.map((s) => Type.Literal(s)))) }),
           response: { 200: pageOf(DeliverySchema), ...problems(400, 401, 403, 404) },
         },
       },

@@ -15,6 +15,8 @@ const COLUMNS = ['id', 'url', 'events', 'description', 'enabled', 'failing_since
 const DELIVERY_COLUMNS = ['id', 'webhook_id', 'event_id', 'event_type', 'status', 'attempts', 'last_status_code', 'last_error', 'next_attempt_at', 'delivered_at', 'created_at', 'updated_at'] as const;
 export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed'] as const;
 
+const SYSTEM: AuditActor = { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: null, requestId: null };
+
 /** How long the secret a rotation replaced still signs beside the new one. */
 const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 
@@ -182,6 +184,33 @@ export class WebhookService {
         await writeAudit(trx, actor, { action: 'webhooks.retry_delivery', entityType: 'webhooks', entityId: id, metadata: { delivery_id: deliveryId, event_id: row.event_id } });
         await signal(trx, tenant.schema);
         return row;
+      });
+  }
+
+  /** A delivery succeeded: the endpoint's failures are over. */
+  async healthy(schema: string, id: string): Promise<void> {
+    await tenantDb(this.db, schema).updateTable('webhooks').set({ failing_since: null }).where('id', '=', id).execute();
+  }
+
+  /**
+   * A delivery failed: the endpoint is failing since its first failure after a success, and
+   * disabled (audited as the system, with its `webhook.disabled` event) once that is longer ago
+   * than `disableAfterMs`.
+   */
+  async failing(schema: string, id: string, lastError: string, disableAfterMs: number): Promise<void> {
+    await tenantDb(this.db, schema)
+      .transaction()
+      .execute(async (trx) => {
+        const hook = await trx.updateTable('webhooks').set({ failing_since: sql`coalesce(failing_since, now())` }).where('id', '=', id).returning(['enabled', 'failing_since']).executeTakeFirst();
+        if (!hook?.enabled || !hook.failing_since || Date.now() - hook.failing_since.getTime() < disableAfterMs) return;
+        const reason = `failing since ${hook.failing_since.toISOString()} (last: ${lastError})`;
+        const after = await trx
+          .updateTable('webhooks')
+          .set({ enabled: false, disabled_reason: reason, updated_at: new Date(), version: sql`version + 1` })
+          .where('id', '=', id)
+          .returning(COLUMNS)
+          .executeTakeFirstOrThrow();
+        await writeAudit(trx, SYSTEM, { action: 'webhooks.disable', entityType: 'webhooks', entityId: id, after, metadata: { reason } });
       });
   }
 
