@@ -27,6 +27,8 @@ import { teamRoutes } from './teams/routes.js';
 import { userRoutes } from './users/routes.js';
 import { userAccessRoutes } from './users/access-routes.js';
 import { webhookRoutes } from './events/webhooks/routes.js';
+import { realtimeRoutes } from './events/realtime/routes.js';
+import websocket from '@fastify/websocket';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -130,6 +132,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          ticket: { type: 'apiKey', in: 'query', name: 'ticket', description: 'A realtime ticket (POST realtime/tickets), for the WebSocket route only' },
         },
       },
     },
@@ -147,6 +150,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   await app.register(tenantRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/tenants' });
   await app.register(migrationRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/migrations' });
+
+  // Realtime sockets (events/realtime): client messages are small control messages.
+  await app.register(websocket, { options: { maxPayload: 16_384 } });
+  app.addHook('onClose', () => deps.services.realtime.close());
 
   const rules: FastifyInstance['tenantRouteRules'] = [];
   app.decorate('tenantRouteRules', rules);
@@ -170,6 +177,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(teamRoutes(services.teams));
       for (const records of services.records) await tenantApp.register(recordRoutes(records));
       await tenantApp.register(webhookRoutes(services.webhooks));
+      await tenantApp.register(realtimeRoutes(services.realtime, services.realtimeTickets, services.callers));
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );

@@ -95,6 +95,8 @@ export interface Config {
     readonly disableAfterDays: number;
     /** Webhook requests in flight at once (each endpoint: one at a time). */
     readonly concurrency: number;
+    /** A webhook request without an answer after this long failed (and is retried). */
+    readonly timeoutMs: number;
   };
 }
 
@@ -254,6 +256,7 @@ export function loadConfig(env: Env = process.env): Config {
       retentionDays: integer(env, 'EVENTS_RETENTION_DAYS', 7, 1, 3650),
       disableAfterDays: integer(env, 'WEBHOOK_DISABLE_AFTER_DAYS', 5, 1, 365),
       concurrency: integer(env, 'WEBHOOK_CONCURRENCY', 16, 1, 1000),
+      timeoutMs: integer(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     },
   };
 }

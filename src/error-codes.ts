@@ -14,6 +14,7 @@ export type ErrorKind =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'unprocessable'
+  | 'upgrade_required'
   | 'rate_limited'
   | 'unavailable'
   | 'internal';
@@ -29,6 +30,7 @@ export const KINDS: Record<ErrorKind, { readonly status: number; readonly title:
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported Media Type' },
   unprocessable: { status: 422, title: 'Unprocessable request' },
+  upgrade_required: { status: 426, title: 'Upgrade required' },
   precondition_required: { status: 428, title: 'Precondition required' },
   rate_limited: { status: 429, title: 'Too many requests' },
   unavailable: { status: 503, title: 'Service unavailable' },
@@ -57,6 +59,7 @@ export const ERROR_CODES = {
   'auth.session_ended': ['unauthenticated', 'The session of the token was ended (logout, revocation, password change).'],
   'auth.account_inactive': ['unauthenticated', 'The account was suspended or deleted since the token was issued.'],
   'auth.invalid_api_key': ['unauthenticated', 'The API key is unknown, revoked or expired, or its owner is no longer active.'],
+  'auth.invalid_ticket': ['unauthenticated', 'The realtime ticket is unknown, used, expired, or its session ended.'],
   'auth.invalid_system_token': ['unauthenticated', 'The system token is malformed, expired, too long-lived or not for this service.'],
   'auth.wrong_token_kind': ['forbidden', 'A valid token of another kind (a system token on a tenant route, or the reverse).'],
   'auth.wrong_tenant': ['forbidden', 'The token belongs to another tenant.'],
@@ -112,6 +115,7 @@ export const ERROR_CODES = {
   'file.not_found': ['not_found', 'The stored bytes of the file are gone.'],
   'channel_config.undecryptable': ['conflict', 'The stored secrets cannot be decrypted with the configured keys: send new values.'],
   'webhook.not_found': ['not_found', 'No such webhook endpoint in this tenant.'],
+  'realtime.upgrade_required': ['upgrade_required', 'The realtime route speaks WebSocket only: send an upgrade request.'],
   'webhook_delivery.not_found': ['not_found', 'No such delivery of this webhook endpoint.'],
   // Requests the database refuses
   'database.unique_violation': ['conflict', 'A row with the same unique value already exists.'],

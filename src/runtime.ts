@@ -137,7 +137,8 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     mailer: createMailer({ smtpUrl: config.smtpUrl, outboxDir: path.join(config.dataDir, 'outbox') }),
     storage: new LocalDiskStorage(config.attachmentsDir),
     secrets: loadSecretBox(config),
-    config,
+    // Behind Redis every instance hears the dispatcher's events; without it each reads the outboxes.
+    config: { ...config, realtime: { feed: config.redisUrl ? 'pubsub' : 'outbox' } },
     onCacheError: (error) => logger.warn({ err: error }, 'could not publish a cache invalidation; it is published again until it goes out'),
     onDispatchError: (error) => logger.warn({ err: error }, 'event dispatch failed; it is tried again'),
   }));

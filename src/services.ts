@@ -11,7 +11,10 @@ import { LocalCache } from './cache/local.js';
 import type { PlatformDatabase } from './db/platform-types.js';
 import type { Config } from './config.js';
 import { DEFAULT_RETRY_DELAYS_MS, EventDispatcher, type DispatcherOptions } from './events/dispatcher.js';
+import { RealtimeHub, type RealtimeOptions } from './events/realtime/hub.js';
+import { RealtimeTickets } from './events/realtime/tickets.js';
 import { WebhookService } from './events/webhooks/service.js';
+import { callerCheck, type CallerCheck } from './auth/tenant-hook.js';
 import type { Mailer } from './mail/mailer.js';
 import { recordServices } from './records/index.js';
 import type { RecordService } from './records/resource.js';
@@ -29,7 +32,9 @@ export interface TenantServicesConfig {
   readonly publicUrl: string;
   readonly authRateLimitPerMinute: number;
   /** Events and webhooks (config.ts `events`); tests may shorten the retry schedule. */
-  readonly events?: Partial<Config['events']> & { retryDelaysMs?: readonly number[]; timeoutMs?: number };
+  readonly events?: Partial<Config['events']> & { retryDelaysMs?: readonly number[] };
+  /** Realtime sockets: the feed is pub/sub when the shared cache is Redis (every instance hears every event), else each instance reads the outboxes. */
+  readonly realtime?: Partial<RealtimeOptions>;
 }
 
 /** The dispatcher's settings from the configuration (defaults where a test gives none). */
@@ -71,6 +76,11 @@ export interface TenantServices {
   readonly webhooks: WebhookService;
   /** Takes events out of the outboxes to endpoints and sockets; started by the runtime (and by tests that need it). */
   readonly dispatcher: EventDispatcher;
+  /** This instance's realtime sockets and what they receive. */
+  readonly realtime: RealtimeHub;
+  readonly realtimeTickets: RealtimeTickets;
+  /** Authenticates tenant callers and says whether they still stand (requests and sockets). */
+  readonly callers: CallerCheck;
   readonly authRateLimitPerMinute: number;
 }
 
@@ -96,7 +106,17 @@ export async function createTenantServices(deps: {
   const apiKeys = new ApiKeyService(db, local, access, changes);
   const options = dispatcherOptions(deps.config.events);
   const webhooks = new WebhookService(db, deps.secrets, { allowPrivateNetworks: options.allowPrivateNetworks });
-  const dispatcher = new EventDispatcher(db, webhooks, options, { onError: deps.onDispatchError });
+  const callers = callerCheck({ keys, sessions, apiKeys, policies });
+  const realtime = new RealtimeHub({
+    db,
+    access,
+    callers,
+    cache,
+    changes,
+    options: { feed: 'outbox', pollMs: options.pollMs, heartbeatMs: 30_000, maxBufferedBytes: 1_048_576, ...deps.config.realtime },
+    onError: deps.onDispatchError,
+  });
+  const dispatcher = new EventDispatcher(db, webhooks, options, { onError: deps.onDispatchError, onEvent: (envelope, schema) => realtime.dispatched(envelope, schema) });
   const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
   return {
     db,
@@ -119,6 +139,9 @@ export async function createTenantServices(deps: {
     secrets: deps.secrets,
     webhooks,
     dispatcher,
+    realtime,
+    realtimeTickets: new RealtimeTickets(db),
+    callers,
     users: new UserService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };

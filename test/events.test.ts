@@ -1,5 +1,3 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +8,7 @@ import { isPrivateAddress } from '../src/events/webhooks/target.js';
 import { createTestApp, TEST_CHANNEL_KEY, type TestApp } from './support/app.js';
 import { useTenants } from './support/fixture.js';
 import { bearer } from './support/tenants.js';
+import { Receiver } from './support/receiver.js';
 import { SecretBox } from '../src/records/secrets.js';
 
 /*
@@ -17,52 +16,6 @@ import { SecretBox } from '../src/records/secrets.js';
  * real HTTP receivers on 127.0.0.1, retries, the delivery log, two instances sharing the work.
  * Two tenants, each with its own endpoint.
  */
-
-interface Received {
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-  readonly at: number;
-}
-
-/** An HTTP receiver: records every request; `answer` decides each status (default 200). */
-class Receiver {
-  readonly got: Received[] = [];
-  answer: (n: number, r: Received) => number = () => 200;
-  private server!: Server;
-  url = '';
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        const r = { headers: req.headers, body, at: Date.now() };
-        this.got.push(r);
-        res.statusCode = this.answer(this.got.length, r);
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
-    return this;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  events(): { id: string; type: string; tenant_slug: string; data: Record<string, unknown> }[] {
-    return this.got.map((r) => JSON.parse(r.body));
-  }
-
-  async until(test: () => boolean, ms = 10_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!test()) {
-      if (Date.now() > end) throw new Error(`timed out; got ${this.got.length}: ${this.got.map((r) => r.body.slice(0, 80)).join(' | ')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
 
 const FAST = { dispatch: true, pollMs: 100, retryDelaysMs: [150, 150], timeoutMs: 2_000 } as const;
 const t = useTenants(['eva', 'evb'], { events: FAST });

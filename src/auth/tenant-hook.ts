@@ -36,6 +36,7 @@ export interface TenantAuthDeps {
  * checks the route's permission against current data (never the token's claim).
  */
 export function tenantAuthHook(deps: TenantAuthDeps) {
+  const callers = callerCheck(deps);
   // When the shared cache cannot count (Redis down), count here: never fail open.
   const fallbackCounter = new MemoryCache(10_000);
 
@@ -53,21 +54,6 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     }
   }
 
-  async function authenticate(request: FastifyRequest, tenant: TenantContext): Promise<Principal> {
-    const apiKey = request.headers['x-api-key'];
-    if (typeof apiKey === 'string' && apiKey.length > 0) {
-      const key = await deps.apiKeys.authenticate(tenant, apiKey);
-      if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('auth.invalid_api_key', 'invalid API key');
-      return { kind: 'api_key', userId: key.userId, sessionId: null, apiKeyId: key.id, scope: key.scope };
-    }
-    const token = bearerToken(request.headers.authorization);
-    if (!token) throw new DomainError('auth.credentials_required', 'a Bearer token or an X-API-Key is required');
-    const claims = await verifyAccessToken(deps.keys, token, tenant.slug);
-    const policy = await deps.policies.policy(tenant);
-    if (!(await deps.sessions.isLive(tenant, claims.sid, claims.sub, policy))) throw new DomainError('auth.session_ended', 'the session has ended');
-    return userPrincipal(claims);
-  }
-
   async function deny(request: FastifyRequest, tenant: TenantContext, permission: string): Promise<never> {
     await tenantDb(deps.db, tenant.schema)
       .transaction()
@@ -80,7 +66,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     request.tenant = tenant;
     if (authRateLimited) await rateLimit(request, reply);
     if (access === 'public') return;
-    const principal = await authenticate(request, tenant);
+    const { principal } = await callers.authenticate(request.headers, tenant);
     request.principal = principal;
     // Every tenant route declares its rule (a test enforces it); a missing one fails closed.
     if (access === undefined) throw new DomainError('permission.route_undeclared', 'this route declares no access rule');
@@ -119,6 +105,47 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     if (!allowedFromCache(request, config)) return check(request, reply, config);
     done();
     return undefined;
+  };
+}
+
+/** Authenticates a tenant's caller, and says later whether it still stands: one rule for each request and each open socket. */
+export interface CallerCheck {
+  /** The caller of a request's headers (an X-API-Key, or a Bearer access token of a live session), or 401. */
+  authenticate(headers: FastifyRequest['headers'], tenant: TenantContext): Promise<{ principal: Principal; apiKey: string | null }>;
+  /** Whether a caller authenticated earlier still would be: its key valid and owner active, or its session live. */
+  stillStands(tenant: TenantContext, principal: Principal, apiKey: string | null): Promise<boolean>;
+}
+
+export function callerCheck(deps: Pick<TenantAuthDeps, 'keys' | 'sessions' | 'apiKeys' | 'policies'>): CallerCheck {
+  const keyHolder = async (tenant: TenantContext, apiKey: string) => {
+    const key = await deps.apiKeys.authenticate(tenant, apiKey);
+    if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('auth.invalid_api_key', 'invalid API key');
+    return key;
+  };
+  const sessionLive = async (tenant: TenantContext, sessionId: string, userId: string) => deps.sessions.isLive(tenant, sessionId, userId, await deps.policies.policy(tenant));
+  return {
+    async authenticate(headers, tenant) {
+      const apiKey = headers['x-api-key'];
+      if (typeof apiKey === 'string' && apiKey.length > 0) {
+        const key = await keyHolder(tenant, apiKey);
+        return { principal: { kind: 'api_key', userId: key.userId, sessionId: null, apiKeyId: key.id, scope: key.scope }, apiKey };
+      }
+      const token = bearerToken(headers.authorization);
+      if (!token) throw new DomainError('auth.credentials_required', 'a Bearer token or an X-API-Key is required');
+      const claims = await verifyAccessToken(deps.keys, token, tenant.slug);
+      if (!(await sessionLive(tenant, claims.sid, claims.sub))) throw new DomainError('auth.session_ended', 'the session has ended');
+      return { principal: userPrincipal(claims), apiKey: null };
+    },
+    async stillStands(tenant, principal, apiKey) {
+      if (principal.sessionId) return sessionLive(tenant, principal.sessionId, principal.userId);
+      if (apiKey === null) return false;
+      try {
+        return (await keyHolder(tenant, apiKey)).id === principal.apiKeyId;
+      } catch (error) {
+        if (error instanceof DomainError) return false;
+        throw error;
+      }
+    },
   };
 }
 

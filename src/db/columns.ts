@@ -217,6 +217,13 @@ export const tenantColumns = {
     occurred_at: col('timestamptz', false),
     dispatched_at: col('timestamptz', true),
   },
+  realtime_tickets: {
+    ticket_hash: col('text', false),
+    user_id: col('uuid', false),
+    session_id: col('uuid', false),
+    expires_at: col('timestamptz', false),
+    created_at: col('timestamptz', false),
+  },
   webhooks: {
     id: col('uuid', false),
     url: col('text', false),
@@ -436,6 +443,7 @@ export type TenantColumnsInSync = [
   AssertInSync<Drift<'api_keys'>>,
   AssertInSync<Drift<'idempotency_keys'>>,
   AssertInSync<Drift<'outbox_events'>>,
+  AssertInSync<Drift<'realtime_tickets'>>,
   AssertInSync<Drift<'webhooks'>>,
   AssertInSync<Drift<'webhook_deliveries'>>,
   AssertInSync<Drift<'notes'>>,

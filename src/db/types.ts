@@ -262,6 +262,14 @@ export interface OutboxEventsTable {
   dispatched_at: Timestamp | null;
 }
 
+export interface RealtimeTicketsTable {
+  ticket_hash: string;
+  user_id: string;
+  session_id: string;
+  expires_at: Timestamp;
+  created_at: GeneratedTimestamp;
+}
+
 export interface WebhooksTable {
   id: Generated<string>;
   url: string;
@@ -445,6 +453,7 @@ export interface TenantDatabase {
   idempotency_keys: IdempotencyKeysTable;
   outbox_events: OutboxEventsTable;
   webhooks: WebhooksTable;
+  realtime_tickets: RealtimeTicketsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   notes: NotesTable;
   logacalls: LogacallsTable;

@@ -1,12 +1,12 @@
 import { Webhook } from 'standardwebhooks';
 import { sql, type Kysely } from 'kysely';
-import { afterEveryCommit, tenantDb } from '../db/database.js';
+import { tenantDb } from '../db/database.js';
 import { LOCK_CLASS } from '../db/platform.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { matchesFilter } from './catalogue.js';
-import { written } from './outbox.js';
-import { post, type AttemptResult } from './webhooks/sender.js';
+import { PollLoop } from './poll-loop.js';
+import { openEndpoint, type AttemptResult } from './webhooks/sender.js';
 import type { WebhookService } from './webhooks/service.js';
 
 /** The envelope of SPEC §11, as sockets and endpoints receive it. */
@@ -64,13 +64,8 @@ interface Due {
  * event order, one request at a time per endpoint, retried on the schedule until they succeed.
  */
 export class EventDispatcher {
-  private running = false;
   private stopping = false;
-  private loop: Promise<void> | undefined;
-  private wakeUp: (() => void) | undefined;
-  private woken = false;
-  private seen = written.events;
-  private stopListening: (() => void) | undefined;
+  private readonly loop: PollLoop;
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly pruned = new Map<string, number>();
@@ -81,55 +76,23 @@ export class EventDispatcher {
     private readonly webhooks: WebhookService,
     private readonly options: DispatcherOptions,
     private readonly hooks: { onEvent?: (envelope: EventEnvelope, schema: string) => void; onError?: (error: unknown) => void } = {},
-  ) {}
+  ) {
+    this.loop = new PollLoop(options.pollMs, () => this.pass(), (error) => this.hooks.onError?.(error));
+  }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
     this.stopping = false;
-    this.stopListening = afterEveryCommit(() => {
-      if (written.events !== this.seen) {
-        this.seen = written.events;
-        this.wake();
-      }
-    });
-    this.loop = this.run();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
     this.stopping = true;
-    this.stopListening?.();
-    this.wake();
-    await this.loop;
+    await this.loop.stop();
   }
 
   /** Looks for work now instead of at the next poll. */
   wake(): void {
-    this.woken = true;
-    this.wakeUp?.();
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      this.woken = false;
-      let busy = false;
-      try {
-        busy = await this.pass();
-      } catch (error) {
-        this.hooks.onError?.(error);
-      }
-      if (!this.running) break;
-      if (busy || this.woken) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.options.pollMs);
-        this.wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeUp = undefined;
-    }
+    this.loop.wake();
   }
 
   /** One look at the due signals; true when some tenant had work done (look again at once). */
@@ -248,7 +211,8 @@ export class EventDispatcher {
       }
       const runs = [...batches.values()].filter((b) => b.length > 0);
       if (runs.length === 0) return;
-      const leaseMs = this.options.timeoutMs * DELIVERIES_PER_ENDPOINT + 30_000;
+      // Long enough for the longest run to be sent; if this instance dies, another sends them when it ends.
+      const leaseMs = this.options.timeoutMs * Math.max(...runs.map((r) => r.length)) + 5_000;
       const leased = await tdb
         .updateTable('webhook_deliveries')
         .set({ next_attempt_at: sql`now() + ${`${leaseMs} milliseconds`}::interval` })
@@ -280,20 +244,41 @@ export class EventDispatcher {
       await this.failed(tdb, schema, run, 0, { status: null, error: `cannot sign: ${(error as Error).message}` });
       return;
     }
-    for (let i = 0; i < run.length; i++) {
-      const d = run[i]!;
-      const at = new Date();
-      const result = await this.limited(() =>
-        post(first.url, d.payload, { 'webhook-id': d.event_id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signer.sign(d.event_id, at, d.payload) }, { allowPrivate: this.options.allowPrivateNetworks, timeoutMs: this.options.timeoutMs }),
-      );
-      if (result.status !== null && result.status >= 200 && result.status < 300) {
-        await tdb.updateTable('webhook_deliveries').set({ status: 'succeeded', attempts: sql`attempts + 1`, last_status_code: result.status, last_error: null, delivered_at: new Date(), updated_at: new Date() }).where('id', '=', d.id).execute();
-        if (i === 0 && first.failing_since) await this.webhooks.healthy(schema, d.webhook_id);
-        continue;
-      }
-      await this.failed(tdb, schema, run, i, result);
+    const endpoint = await openEndpoint(first.url, { allowPrivate: this.options.allowPrivateNetworks, timeoutMs: this.options.timeoutMs });
+    if (!('post' in endpoint)) {
+      await this.failed(tdb, schema, run, 0, endpoint);
       return;
     }
+    // Successes are recorded together (one statement per run, not per event): if this instance
+    // dies before, they are sent again (at least once).
+    const succeeded: { id: string; status: number }[] = [];
+    try {
+      for (let i = 0; i < run.length; i++) {
+        const d = run[i]!;
+        const at = new Date();
+        const result = await this.limited(() => endpoint.post(d.payload, { 'webhook-id': d.event_id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signer.sign(d.event_id, at, d.payload) }));
+        if (result.status !== null && result.status >= 200 && result.status < 300) {
+          succeeded.push({ id: d.id, status: result.status });
+          continue;
+        }
+        await this.succeeded(tdb, schema, first, succeeded);
+        await this.failed(tdb, schema, run, i, result);
+        return;
+      }
+    } finally {
+      endpoint.close();
+    }
+    await this.succeeded(tdb, schema, first, succeeded);
+  }
+
+  /** Records a run's successes, and the endpoint healthy again if it was failing. */
+  private async succeeded(tdb: Kysely<TenantDatabase>, schema: string, first: Due, done: readonly { id: string; status: number }[]): Promise<void> {
+    if (done.length === 0) return;
+    const now = new Date();
+    await sql`
+      UPDATE ${sql.id(schema, 'webhook_deliveries')} d SET status = 'succeeded', attempts = d.attempts + 1, last_status_code = v.status, last_error = NULL, delivered_at = ${now}, updated_at = ${now}
+      FROM unnest(${done.map((x) => x.id)}::uuid[], ${done.map((x) => x.status)}::int[]) AS v(id, status) WHERE d.id = v.id`.execute(tdb);
+    if (first.failing_since) await this.webhooks.healthy(schema, first.webhook_id);
   }
 
   /** Records a failed attempt of run[i] (retry later, or failed for good) and frees the rest of the run. */

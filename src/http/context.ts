@@ -1,20 +1,14 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuditActor } from '../audit/audit.js';
+import type { Principal } from '../auth/principal.js';
 import type { SystemActor } from '../auth/system-token.js';
 import { DomainError } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
+export type { Principal };
+
 /** What a tenant route requires: a permission, the caller's own account, or nothing. */
 export type RouteAccess = { readonly permission: string } | 'self' | 'public';
-
-export interface Principal {
-  readonly kind: 'user' | 'api_key';
-  readonly userId: string;
-  readonly sessionId: string | null;
-  readonly apiKeyId: string | null;
-  /** An API key's scope; null for a user session. */
-  readonly scope: readonly string[] | null;
-}
 
 /** The request context the auth hooks fill in (auth/tenant-hook.ts, auth/system-hook.ts) and routes read. */
 declare module 'fastify' {

@@ -26,6 +26,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   413: 'Payload too large',
   415: 'Unsupported media type (send the documented content type)',
   422: 'Idempotency-Key reused with another request',
+  426: 'Upgrade required: the route speaks WebSocket only',
   428: 'If-Match required',
   429: 'Throttled: retry after the Retry-After seconds',
   503: 'A dependency (the database) is unavailable; retry shortly',

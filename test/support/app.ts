@@ -46,6 +46,8 @@ export interface TestAppOptions {
   readonly logger?: AppDeps['logger'];
   /** Events and webhooks settings (short polls and retries in tests); `dispatch` starts the dispatcher, stopped with the app. */
   readonly events?: TenantServicesConfig['events'] & { dispatch?: boolean };
+  /** Realtime settings (feed, heartbeat, buffer limit). */
+  readonly realtime?: TenantServicesConfig['realtime'];
 }
 
 /** The channel-secrets key of test instances. */
@@ -79,7 +81,7 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
     storage: new LocalDiskStorage(attachmentsDir),
     secrets: options.secrets ?? new SecretBox([TEST_CHANNEL_KEY]),
     onDispatchError: (error) => console.error('dispatch error', error),
-    config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000, ...(options.events ? { events: options.events } : {}) },
+    config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000, ...(options.events ? { events: options.events } : {}), ...(options.realtime ? { realtime: options.realtime } : {}) },
   });
   if (options.events?.dispatch) services.dispatcher.start();
   const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false });
