@@ -18,6 +18,8 @@ export interface LoadSpec {
   /** How often autocannon samples the request count (default 1000): a run ends on a sample, and rps is the mean sample scaled to a second. */
   sampleMs?: number;
   connections: number;
+  /** Requests per second over all connections (default: as fast as answered). */
+  rate?: number;
   /** `new-user`: each request creates a user with a fresh email; `refresh`: each follows a rotation chain. */
   kind?: 'new-user' | 'refresh';
   refreshTokens?: string[];
@@ -63,6 +65,7 @@ const run = async (duration: number) => {
     body: spec.body,
     requests,
     connections: spec.connections,
+    ...(spec.rate ? { overallRate: spec.rate } : {}),
     duration,
     sampleInt: sampleMs,
   }) as unknown as autocannon.Instance & Promise<autocannon.Result>;

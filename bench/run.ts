@@ -168,7 +168,7 @@ async function postgresMemory(pgData: string): Promise<{ pss_mb: number; process
  * delivered (first event to last arrival) and the latency from each event's time (its
  * transaction's start, so the transaction's own time is in it) to its arrival.
  */
-async function webhookDelivery(base: string, adminToken: string, run: (headers: Record<string, string>) => Promise<Scenario>) {
+async function webhookDelivery(name: string, base: string, adminToken: string, events: string[], run: (headers: Record<string, string>) => Promise<Scenario>) {
   const arrivals: { at: number; occurred: number; id: string }[] = [];
   const receiver = http.createServer((req, res) => {
     let body = '';
@@ -184,9 +184,10 @@ async function webhookDelivery(base: string, adminToken: string, run: (headers: 
   const made = await fetch(`${base}/api/v1/tenants/t2/webhooks`, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ url: `http://127.0.0.1:${(receiver.address() as net.AddressInfo).port}/`, events: ['user.created'] }),
+    body: JSON.stringify({ url: `http://127.0.0.1:${(receiver.address() as net.AddressInfo).port}/`, events }),
   });
   if (made.status !== 201) throw new Error(`webhook: ${made.status} ${await made.text()}`);
+  const hookId = ((await made.json()) as { id: string }).id;
   try {
     const loadResult = await run({ authorization: headers.authorization });
     // Every user made in the run (the load's answers are 201s) is delivered within seconds.
@@ -205,9 +206,10 @@ async function webhookDelivery(base: string, adminToken: string, run: (headers: 
       p99_ms: pick(0.99),
       max_ms: latencies.at(-1) ?? 0,
     };
-    log(`webhook_delivery: ${delivery.delivered} events (${delivery.distinct} distinct), ${delivery.events_per_s}/s, commit to receiver p50 ${delivery.p50_ms} ms, p99 ${delivery.p99_ms} ms, max ${delivery.max_ms} ms`);
+    log(`${name}: ${delivery.delivered} events (${delivery.distinct} distinct), ${delivery.events_per_s}/s, commit to receiver p50 ${delivery.p50_ms} ms, p99 ${delivery.p99_ms} ms, max ${delivery.max_ms} ms`);
     return { load: loadResult, delivery };
   } finally {
+    await fetch(`${base}/api/v1/tenants/t2/webhooks/${hookId}`, { method: 'DELETE', headers });
     receiver.close();
   }
 }
@@ -217,7 +219,7 @@ const failedLoads: { name: string; errors: number }[] = [];
 
 /** Runs the load generator (bench/load.ts) in a child process and reads its result. */
 async function load(name: string, url: string, options: Partial<Omit<LoadSpec, 'url'>> = {}): Promise<Scenario> {
-  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, sampleMs: SAMPLE_MS, connections: options.connections ?? CONNECTIONS, kind: options.kind, refreshTokens: options.refreshTokens, watch: watched };
+  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, sampleMs: SAMPLE_MS, connections: options.connections ?? CONNECTIONS, rate: options.rate, kind: options.kind, refreshTokens: options.refreshTokens, watch: watched };
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'bench/load.ts', JSON.stringify(spec)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<Scenario, 'name'>;
   const cpu = result.cpu_us_per_request ? `, CPU us/request ${Object.entries(result.cpu_us_per_request).map(([k, v]) => `${k} ${v}`).join(' ')}` : '';
@@ -437,10 +439,14 @@ async function main() {
     scenarios.push(withFloor(await load('create_user', `${base}/api/v1/tenants/t2/users`, { method: 'POST', headers: writer, kind: 'new-user', seconds: SECONDS }), floorGet));
     // Webhooks: the same create_user load in t2, now with an endpoint (a receiver in this process)
     // takes every user.created; from each event's time to its arrival, and the rate delivered.
-    const webhook = await webhookDelivery(base, (await loginAs('t2', 'user0@t2.example')).access_token, (headers) =>
+    const webhook = await webhookDelivery('webhook_delivery', base, (await loginAs('t2', 'user0@t2.example')).access_token, ['user.created'], (headers) =>
       load('create_user_with_webhook', `${base}/api/v1/tenants/t2/users`, { method: 'POST', headers, kind: 'new-user', seconds: SECONDS }),
     );
     scenarios.push(withFloor(webhook.load, floorGet));
+    // The goal's rate: 200 events per second, steady (notes: create_user cannot reach it on two cores).
+    const steady = await webhookDelivery('webhook_delivery_200', base, (await loginAs('t2', 'user0@t2.example')).access_token, ['note.created'], (headers) =>
+      load('create_note_200_per_s', `${base}/api/v1/tenants/t2/notes`, { method: 'POST', headers, body: JSON.stringify({ title: 'Bench note', content: 'Written at a steady rate' }), rate: 200, seconds: SECONDS }),
+    );
     // Login against the raw verify, in turns like the reads.
     const logins = await inRounds({
       floor: () => load('floor_argon2_verify', `${floorBase}/floor/argon2`, { method: 'POST', body: '{}', seconds: LOGIN_TURN_SECONDS }),
@@ -576,6 +582,7 @@ async function main() {
       settings: { seconds_per_turn: TURN_SECONDS, seconds_per_login_turn: LOGIN_TURN_SECONDS, seconds_create_user: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, pool_max: POOL_MAX, prepared_statements: Number(PREPARED_STATEMENTS), users_per_tenant: 50, service: short ? 'source (tsx)' : 'compiled' },
       scenarios,
       webhook_delivery: { ...webhook.delivery, measured: 'create_user load in a tenant whose endpoint (in the harness) takes every user.created; latency from the event time (its transaction start) to arrival' },
+      webhook_delivery_200: { ...steady.delivery, offered_rps: steady.load.rps, measured: 'notes created at a steady 200 per second in a tenant whose endpoint takes every note.created; latency from the event time to arrival' },
       provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: SPARE_RUNS, cold_runs: COLD_RUNS },
       migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
       scale: {

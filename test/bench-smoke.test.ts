@@ -19,6 +19,9 @@ it('bench --smoke runs and writes valid results', async () => {
   expect(json.webhook_delivery.delivered).toBeGreaterThan(0);
   expect(json.webhook_delivery.distinct).toBe(json.webhook_delivery.delivered);
   expect(json.webhook_delivery.p99_ms).toBeGreaterThanOrEqual(json.webhook_delivery.p50_ms);
+  // And every note of the steady-rate run, each once.
+  expect(json.webhook_delivery_200.delivered).toBeGreaterThan(0);
+  expect(json.webhook_delivery_200.distinct).toBe(json.webhook_delivery_200.delivered);
   for (const s of json.scenarios) {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);

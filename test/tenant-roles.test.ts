@@ -112,6 +112,20 @@ describe('each tenant schema has its own role', () => {
     expect(notices).toEqual([]);
   });
 
+  it("prepares the role statement once per connection and binds each tenant's role to it", async () => {
+    const tra = tenantDb(r.runtime.db, 'tenant_tra');
+    const trb = tenantDb(r.runtime.db, 'tenant_trb');
+    for (let turn = 0; turn < 5; turn++) {
+      expect((await sql<{ user: string }>`SELECT current_user AS user`.execute(tra)).rows[0]!.user).toBe(roleOf('tenant_tra'));
+      expect((await sql<{ user: string }>`SELECT current_user AS user`.execute(trb)).rows[0]!.user).toBe(roleOf('tenant_trb'));
+    }
+    // Every connection that ran a tenant statement holds the one statement, under one name.
+    const held = await sql<{ name: string; statement: string; n: number }>`
+      SELECT name, statement, (SELECT count(*)::int FROM pg_prepared_statements p WHERE p.statement LIKE '%set_config%') AS n
+      FROM pg_prepared_statements WHERE statement LIKE '%set_config%'`.execute(tra);
+    expect(held.rows).toEqual([{ name: 'ss_set_role', statement: "SELECT set_config('role', $1, true)", n: 1 }]);
+  });
+
   it("a tenant's role reads and appends its audit rows, and can neither change them nor the table", async () => {
     const setRole = [`SET ROLE "${roleOf('tenant_tra')}"`];
     expect(await r.runtimeTries(`SELECT count(*) FROM tenant_tra.audit_logs`, setRole)).toBe('ok');

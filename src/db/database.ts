@@ -211,32 +211,39 @@ class PreparingPool {
       }
     } else role = undefined;
     const name = this.limit > 0 && idle ? preparedNames.get(text) : undefined;
-    if (name === undefined) return submit(client, text, values, undefined, role);
-    let lru = this.heldBy.get(client);
-    if (!lru) this.heldBy.set(client, (lru = new Map()));
-    if (lru.delete(name)) lru.set(name, true);
-    else {
-      if (lru.size >= this.limit) {
-        const oldest = lru.keys().next().value as string;
-        lru.delete(oldest);
-        client.query(new CloseStatement(oldest));
+    const roleNamed = role !== undefined && this.limit > 0;
+    let lru: Map<string, boolean> | undefined;
+    if (name !== undefined) {
+      lru = this.heldBy.get(client);
+      if (!lru) this.heldBy.set(client, (lru = new Map()));
+      if (lru.delete(name)) lru.set(name, true);
+      else {
+        if (lru.size >= this.limit) {
+          const oldest = lru.keys().next().value as string;
+          lru.delete(oldest);
+          client.query(new CloseStatement(oldest));
+        }
+        lru.set(name, true);
       }
-      lru.set(name, true);
     }
     try {
-      return await submit(client, text, values, name, role);
+      return await submit(client, text, values, name, role, roleNamed);
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code !== '26000' && code !== '42P05' && code !== '0A000') throw error;
+      if ((name === undefined && !roleNamed) || (code !== '26000' && code !== '42P05' && code !== '0A000')) throw error;
       this.retries++;
       const parsed = (client as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements;
       if (code === '0A000') this.broken.add(client);
       else {
-        // The server's word on this name is the truth for the next time (see above).
-        if (code === '42P05') parsed[name] = text;
-        else {
-          delete parsed[name];
-          lru.delete(name);
+        // The server's word on a name is the truth for the next time (see above); the role
+        // statement's name may have been the one (the server does not say which).
+        if (code === '42P05') {
+          if (name !== undefined) parsed[name] = text;
+          if (roleNamed) parsed[SET_ROLE_NAME] = SET_ROLE_PREPARED;
+        } else {
+          if (name !== undefined) delete parsed[name];
+          delete parsed[SET_ROLE_NAME];
+          if (name !== undefined) lru?.delete(name);
         }
         if (!warned) {
           warned = true;
@@ -309,7 +316,7 @@ const MIXED_UP =
  * callback it chains a second promise to every query; from text it builds a plain config. The
  * name is the Query's own field, read when it is sent.
  */
-function submit(client: pg.PoolClient, text: string, values: unknown[] | undefined, name?: string, role?: string): Promise<pg.QueryResult> {
+function submit(client: pg.PoolClient, text: string, values: unknown[] | undefined, name?: string, role?: string, roleNamed = false): Promise<pg.QueryResult> {
   return new Promise((resolve, reject) => {
     const done = (error: Error | null | undefined, result: unknown) => {
       if (!error) return resolve(result as pg.QueryResult);
@@ -317,7 +324,7 @@ function submit(client: pg.PoolClient, text: string, values: unknown[] | undefin
       Error.captureStackTrace(error);
       reject(error);
     };
-    const query = role === undefined ? new pg.Query(text, values, done) : new AsRole(setRoleInPipeline(role), text, values, done);
+    const query = role === undefined ? new pg.Query(text, values, done) : new AsRole(role, roleNamed, text, values, done);
     if (name !== undefined) (query as unknown as { name: string }).name = name;
     client.query(query as pg.Query);
   });
@@ -327,6 +334,9 @@ function submit(client: pg.PoolClient, text: string, values: unknown[] | undefin
 const BEGIN = /^(begin|start transaction)\b/i;
 
 const setRole = (role: string) => `SET LOCAL ROLE ${pg.escapeIdentifier(role)}`;
+/** The role statement of a pipeline: prepared once per connection (named) where statements may be named, else sent whole. */
+const SET_ROLE_NAME = 'ss_set_role';
+const SET_ROLE_PREPARED = "SELECT set_config('role', $1, true)";
 const setRoleInPipeline = (role: string) => `SELECT set_config('role', ${pg.escapeLiteral(role)}, true)`;
 
 /**
@@ -346,8 +356,9 @@ interface WireQuery {
 }
 interface Wire {
   stream: { cork?: () => void; uncork?: () => void };
+  parsedStatements: Record<string, string>;
   parse(message: { text: string; name: string; types: never[] }): void;
-  bind(message: { portal: string; statement: string; values: never[] }): void;
+  bind(message: { portal: string; statement: string; values: string[] }): void;
   execute(message: { portal: string; rows: number }): void;
 }
 class AsRole extends Query {
@@ -356,7 +367,9 @@ class AsRole extends Query {
   private statementName: string | undefined;
 
   constructor(
-    private readonly setRoleText: string,
+    private readonly role: string,
+    /** Whether the role statement may be a named prepared statement (kept on the connection). */
+    private readonly roleNamed: boolean,
     text: string,
     values: unknown[] | undefined,
     callback: (error: Error | null | undefined, result: unknown) => void,
@@ -378,8 +391,17 @@ class AsRole extends Query {
     connection.stream.cork?.();
     this.sending = true;
     try {
-      connection.parse({ text: this.setRoleText, name: '', types: [] });
-      connection.bind({ portal: '', statement: '', values: [] });
+      if (this.roleNamed) {
+        // Parsed (and planned) once per connection, then only bound: pg keeps the names it parsed per connection.
+        if (connection.parsedStatements[SET_ROLE_NAME] !== SET_ROLE_PREPARED) {
+          connection.parse({ text: SET_ROLE_PREPARED, name: SET_ROLE_NAME, types: [] });
+          connection.parsedStatements[SET_ROLE_NAME] = SET_ROLE_PREPARED;
+        }
+        connection.bind({ portal: '', statement: SET_ROLE_NAME, values: [this.role] });
+      } else {
+        connection.parse({ text: setRoleInPipeline(this.role), name: '', types: [] });
+        connection.bind({ portal: '', statement: '', values: [] });
+      }
       connection.execute({ portal: '', rows: 0 });
       return super.submit(connection);
     } finally {
