@@ -19,6 +19,7 @@ import { meRoutes } from './me/routes.js';
 import type { TenantServices } from './services.js';
 import { recordRoutes } from './records/routes.js';
 import { migrationRoutes, tenantRoutes } from './tenancy/routes.js';
+import type { TenantLifecycle } from './tenancy/lifecycle.js';
 import type { TenantService } from './tenancy/service.js';
 import { auditRoutes } from './audit/routes.js';
 import { roleRoutes } from './roles/routes.js';
@@ -40,6 +41,8 @@ declare module 'fastify' {
 export interface AppDeps {
   readonly keys: JwtKeys;
   readonly tenants: TenantService;
+  /** Export, import, fork, backups, suspension and deletion of whole tenants. */
+  readonly lifecycle: TenantLifecycle;
   readonly services: TenantServices;
   readonly readiness: Record<string, ReadinessCheck>;
   /** A pino logger, or logger options; tests pass `false`. */
@@ -148,7 +151,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens (empty for HMAC algorithms)' } },
     async () => ({ keys: deps.keys.publicJwk ? [deps.keys.publicJwk] : [] }),
   );
-  await app.register(tenantRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/tenants' });
+  await app.register(tenantRoutes(deps.tenants, deps.lifecycle, deps.keys), { prefix: '/api/v1/tenants' });
   await app.register(migrationRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/migrations' });
 
   // Realtime sockets (events/realtime): client messages are small control messages.

@@ -63,6 +63,8 @@ export interface Config {
   readonly authRateLimitPerMinute: number;
   /** Where attachment bytes are kept (local-disk storage). */
   readonly attachmentsDir: string;
+  /** Tenant backups (SPEC §13): where archives go, how often (ms; null: only on demand), kept how many days, the largest archive an import takes. */
+  readonly backups: { readonly dir: string; readonly everyMs: number | null; readonly retentionDays: number; readonly maxArchiveBytes: number };
   /** AES-256-GCM keys of channel secrets: `key` encrypts, all decrypt (see docs/OPERATIONS.md). */
   readonly channelSecrets: {
     /** Unset outside production: generated once and kept in `dataDir`. */
@@ -184,6 +186,25 @@ function claim(env: Env, name: string, fallback: string): string {
 }
 
 /** Parses the environment once; every later read goes through the returned object. */
+/**
+ * `BACKUP_SCHEDULE`: off, hourly, daily, weekly, or every N seconds, minutes or hours (`30s`,
+ * `15m`, `6h`): the interval in ms, null when off, undefined when the value means nothing.
+ */
+export function parseBackupSchedule(value: string): number | null | undefined {
+  const named: Record<string, number | null> = { off: null, hourly: 3_600_000, daily: 86_400_000, weekly: 604_800_000 };
+  if (Object.hasOwn(named, value)) return named[value]!;
+  const m = /^([1-9][0-9]{0,5})(s|m|h)$/.exec(value);
+  if (!m) return undefined;
+  return Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+}
+
+function backupSchedule(env: Env): number | null {
+  const value = optional(env, 'BACKUP_SCHEDULE') ?? 'off';
+  const every = parseBackupSchedule(value);
+  if (every === undefined) throw new ConfigError('BACKUP_SCHEDULE', 'must be off, hourly, daily, weekly, or an interval such as 30s, 15m or 6h');
+  return every;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const environment = oneOf(env, 'ENVIRONMENT', ENVIRONMENTS, 'development');
   const algorithm = oneOf(env, 'JWT_ALGORITHM', JWT_ALGORITHMS, 'HS256');
@@ -245,6 +266,12 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:8004',
     authRateLimitPerMinute: integer(env, 'AUTH_RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
     attachmentsDir: path.resolve(optional(env, 'ATTACHMENTS_DIR') ?? path.join(dataDir, 'attachments')),
+    backups: {
+      dir: path.resolve(optional(env, 'BACKUP_DIR') ?? path.join(dataDir, 'backups')),
+      everyMs: backupSchedule(env),
+      retentionDays: integer(env, 'BACKUP_RETENTION_DAYS', 14, 1, 36_500),
+      maxArchiveBytes: integer(env, 'TENANT_ARCHIVE_MAX_BYTES', 10 * 1024 ** 3, 1024, Number.MAX_SAFE_INTEGER),
+    },
     channelSecrets: { key: channelSecretsKey, previousKeys },
     idempotencyKey,
     trustProxy: trustProxy(env),

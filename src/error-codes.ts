@@ -101,6 +101,10 @@ export const ERROR_CODES = {
   'tenant.not_found': ['not_found', 'No such tenant (or it is not active).'],
   'tenant.quarantined': ['unavailable', 'The tenant\'s schema failed its last migration: it answers 503 until it is migrated again (`tenants migrate --retry-failed`).'],
   'tenant.slug_taken': ['conflict', 'A tenant with this slug already exists.'],
+  'tenant.archive_invalid': ['invalid_input', 'The tenant archive is broken (gzip, tar), altered (a checksum or row count differs from its manifest), of another format, or of a newer schema version.'],
+  'tenant.suspended': ['forbidden', 'The tenant is suspended: its routes answer 403 until a platform operator makes it active again.'],
+  'tenant.not_ready': ['conflict', 'The tenant\'s schema is not ready (initializing or failed): it cannot be exported, forked or backed up now.'],
+  'backup.not_found': ['not_found', 'No such backup of this tenant.'],
   'schema.not_found': ['not_found', 'The tenant schema does not exist (CLI).'],
   // Records (notes, calls, tasks, attachments, events, carbon footprints, channel configs, reviews)
   'record.not_found': ['not_found', 'No such record in this tenant (or it is deleted).'],

@@ -47,6 +47,7 @@ async function main(): Promise<void> {
   const app = await buildApp({
     keys: runtime.keys,
     tenants: runtime.tenants,
+    lifecycle: runtime.lifecycle,
     services: runtime.services,
     readiness: runtime.readiness,
     logger,

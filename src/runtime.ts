@@ -15,6 +15,8 @@ import { loadSecretBox } from './records/secrets.js';
 import { LocalDiskStorage } from './records/storage.js';
 import { createTenantServices, type TenantServices } from './services.js';
 import { SchemaManager } from './tenancy/schema-manager.js';
+import { BackupScheduler } from './tenancy/backup-scheduler.js';
+import { TenantLifecycle } from './tenancy/lifecycle.js';
 import { TenantService } from './tenancy/service.js';
 
 /** Everything the API and the CLI share: one database, one pool, the same services. */
@@ -28,6 +30,8 @@ export interface Runtime {
   readonly keys: JwtKeys;
   readonly schemas: SchemaManager;
   readonly tenants: TenantService;
+  /** Export, import, fork, backups, suspension and deletion of whole tenants. */
+  readonly lifecycle: TenantLifecycle;
   readonly cache: Cache;
   readonly services: TenantServices;
   readonly readiness: Record<string, ReadinessCheck>;
@@ -74,7 +78,7 @@ export async function checkRoles(database: Database, owner: Database, config: Co
   return runtime.name;
 }
 
-/** `keepSpares`, `dispatchEvents`: the long-running service keeps the spare-schema pool filled and delivers events; the CLI does neither. */
+/** `keepSpares`, `dispatchEvents`: the long-running service keeps the spare-schema pool filled, delivers events and runs scheduled backups; the CLI does none of it. */
 export async function openRuntime(config: Config, logger: Logger, options: { keepSpares?: boolean; dispatchEvents?: boolean } = {}): Promise<Runtime> {
   const keys = loadJwtKeys(config);
   if (keys.generatedAt) logger.debug({ file: keys.generatedAt }, 'using the development JWT key kept in DATA_DIR');
@@ -104,8 +108,9 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     : database;
   let schemas: SchemaManager | undefined;
   const cache = await openCache(config, logger);
-  const started: { services?: TenantServices } = {};
+  const started: { services?: TenantServices; backups?: BackupScheduler } = {};
   const close = async () => {
+    await started.backups?.stop();
     await started.services?.dispatcher.stop();
     started.services?.local.close();
     await schemas?.close();
@@ -130,13 +135,15 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
     await close();
     throw error;
   }
+  const storage = new LocalDiskStorage(config.attachmentsDir);
+  const secrets = loadSecretBox(config);
   const services = (started.services = await createTenantServices({
     db: database.db,
     keys,
     cache,
     mailer: createMailer({ smtpUrl: config.smtpUrl, outboxDir: path.join(config.dataDir, 'outbox') }),
-    storage: new LocalDiskStorage(config.attachmentsDir),
-    secrets: loadSecretBox(config),
+    storage,
+    secrets,
     // Behind Redis every instance hears the dispatcher's events; without it each reads the outboxes.
     config: { ...config, realtime: { feed: config.redisUrl ? 'pubsub' : 'outbox' } },
     onCacheError: (error) => logger.warn({ err: error }, 'could not publish a cache invalidation; it is published again until it goes out'),
@@ -145,5 +152,22 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
   if (options.dispatchEvents) services.dispatcher.start();
   const readiness: Record<string, ReadinessCheck> = { database: databaseCheck(database.db) };
   if (config.redisUrl) readiness.redis = () => cache.ping();
-  return { config, database, owner, embedded, keys, schemas, tenants: new TenantService(owner.db, schemas), cache, services, readiness, close };
+  const tenants = new TenantService(owner.db, schemas);
+  const lifecycle = new TenantLifecycle(owner.db, schemas, tenants, {
+    pool: owner.pool,
+    storage,
+    backups: new LocalDiskStorage(config.backups.dir),
+    secrets,
+    changes: services.changes,
+    maxArchiveBytes: config.backups.maxArchiveBytes,
+  });
+  if (options.keepSpares && config.backups.everyMs !== null) {
+    started.backups = new BackupScheduler(owner.db, lifecycle, {
+      everyMs: config.backups.everyMs,
+      retentionDays: config.backups.retentionDays,
+      onError: (error, tenant) => logger.warn({ err: error, tenant }, 'scheduled backup failed; it is tried again next pass'),
+    });
+    started.backups.start();
+  }
+  return { config, database, owner, embedded, keys, schemas, tenants, lifecycle, cache, services, readiness, close };
 }

@@ -100,6 +100,7 @@ export async function createTenantServices(deps: {
   await local.start();
   const changes = new Changes();
   const directory = new TenantDirectory(db, local);
+  changes.listen(directory);
   const policies = new PolicyReader(db, local, changes);
   const sessions = new SessionStore(db, local, derivedKey(keys, 'refresh-token-tag'), changes);
   const access = new AccessService(db, local, changes);

@@ -77,7 +77,7 @@ describeWithRedis('readiness with Redis', () => {
     const { buildApp } = await import('../src/app.js');
     const { databaseCheck } = await import('../src/health/routes.js');
     for (const [cache, status] of [[up, 200], [down, 503]] as const) {
-      const app = await buildApp({ keys: one.keys, tenants: one.tenants, services: one.services, logger: false, readiness: { database: databaseCheck(one.db.database.db), redis: () => cache.ping() } });
+      const app = await buildApp({ keys: one.keys, tenants: one.tenants, lifecycle: one.lifecycle, services: one.services, logger: false, readiness: { database: databaseCheck(one.db.database.db), redis: () => cache.ping() } });
       const res = await app.inject({ method: 'GET', url: '/ready' });
       expect(res.statusCode).toBe(status);
       expect(res.json().checks.database).toBe('ok');

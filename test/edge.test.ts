@@ -19,6 +19,7 @@ async function appWith(options: Partial<Pick<AppDeps, 'publicUrl'>> & { edge?: P
   return buildApp({
     keys: t.keys,
     tenants: t.tenants,
+    lifecycle: t.lifecycle,
     services: t.services,
     readiness: { database: databaseCheck(t.db.database.db) },
     logger: false,
@@ -110,7 +111,7 @@ describe('TRUST_PROXY', () => {
 
   it('gives each client behind the proxy its own rate-limit bucket', async () => {
     const limited = await createTestApp({ authRateLimitPerMinute: 2, database: t.db });
-    const app = await buildApp({ keys: limited.keys, tenants: limited.tenants, services: limited.services, readiness: {}, logger: false, edge: { ...DEFAULT_EDGE, trustProxy: ['10.0.0.0/8'] } });
+    const app = await buildApp({ keys: limited.keys, tenants: limited.tenants, lifecycle: limited.lifecycle, services: limited.services, readiness: {}, logger: false, edge: { ...DEFAULT_EDGE, trustProxy: ['10.0.0.0/8'] } });
     try {
       const attempt = (forwardedFor: string) =>
         app.inject({ method: 'POST', url: '/api/v1/tenants/hb/auth/login', remoteAddress: '10.0.0.2', headers: { 'x-forwarded-for': forwardedFor }, payload: { email: 'nobody@hb.example', password: 'x' } });

@@ -63,7 +63,7 @@ describe('system tokens', () => {
 
   it('checks the configured SYSTEM_TOKEN_ISSUER and SYSTEM_TOKEN_AUDIENCE', async () => {
     const keys = { ...testKeys(), systemToken: { issuer: 'platform-auth', audience: 'identity' } };
-    const app = await buildApp({ keys, tenants: t.tenants, services: t.services, readiness: { database: databaseCheck(t.db.database.db) }, logger: false });
+    const app = await buildApp({ keys, tenants: t.tenants, lifecycle: t.lifecycle, services: t.services, readiness: { database: databaseCheck(t.db.database.db) }, logger: false });
     try {
       expect((await listTenants(await sign({ ...good(), iss: 'platform-auth', aud: 'identity' }), app)).statusCode).toBe(200);
       expect((await listTenants(await sign(good()), app)).statusCode).toBe(401);

@@ -99,7 +99,7 @@ export class AccessService {
   /** Drops cached access data a committed change made stale: one user's, or (roles) every user's of the tenant. */
   forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
     if (change.kind === 'access') return this.local.invalidate(accessKey(tenant, change.userId));
-    if (change.kind === 'roles') return this.local.invalidate(accessKey(tenant, ''));
+    if (change.kind === 'roles' || change.kind === 'tenant') return this.local.invalidate(accessKey(tenant, ''));
     return undefined;
   }
 }

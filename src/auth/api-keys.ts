@@ -48,6 +48,7 @@ export class ApiKeyService {
 
   /** Drops cached keys a committed change made stale (ChangeListener). */
   forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
+    if (change.kind === 'tenant') return this.local.invalidate(keyOf(tenant, ''));
     if (change.kind !== 'api_keys') return undefined;
     return Promise.all(change.prefixes.map((prefix) => this.local.invalidate(keyOf(tenant, prefix)))).then(() => undefined);
   }

@@ -179,7 +179,7 @@ export class AuthService {
     const policy = await this.deps.policies.policy(tenant);
     const issued = await issueResetToken(tenantDb(this.deps.db, tenant.schema), email, { ttlMinutes: policy.passwordResetTtlMinutes, maxPerHour: PASSWORD_RESET_MAX_PER_HOUR }, actor);
     if (!issued) return;
-    await this.deps.mailer.send({
+    await this.deliver(tenant, {
       to: issued.email,
       subject: 'Reset your password',
       text: `A password reset was requested for your account of ${displayName(tenant, policy)}.\n\nSet a new password: ${this.link('reset-password', tenant, issued.token)}\n\nThe link works once, for ${policy.passwordResetTtlMinutes} minutes. If you did not ask for it, ignore this message.\n`,
@@ -261,7 +261,7 @@ export class AuthService {
     if (!user) throw DomainError.notFound('user');
     if (user.is_email_verified) throw DomainError.conflict('auth.email_already_verified', 'the email address is already verified');
     const mail = await this.verificationMail(tenant, user, actor, {});
-    await this.deps.mailer.send(mail);
+    await this.deliver(tenant, mail);
   }
 
   /**
@@ -271,8 +271,14 @@ export class AuthService {
    * that cannot be sent is reported (reportBackgroundErrors), not thrown: the change stands.
    */
   /** Sends a mail after a committed change: a failure is reported (logged, with the request's id), never thrown. */
-  async sendReported(what: string, message: MailMessage, requestId: string | null): Promise<void> {
-    await this.deps.mailer.send(message).catch((error: unknown) => this.background.report(error, what, requestId));
+  async sendReported(tenant: TenantContext, what: string, message: MailMessage, requestId: string | null): Promise<void> {
+    await this.deliver(tenant, message).catch((error: unknown) => this.background.report(error, what, requestId));
+  }
+
+  /** Every mail to a tenant's users goes through here: none while the tenant's `mail.enabled` is off (a fork, until an admin turns it on). */
+  private async deliver(tenant: TenantContext, message: MailMessage): Promise<void> {
+    if (!(await this.deps.policies.policy(tenant)).mailEnabled) return;
+    await this.deps.mailer.send(message);
   }
 
   async emailChanged(tenant: TenantContext, user: { readonly id: string; readonly oldEmail: string; readonly newEmail: string }, actor: AuditActor): Promise<void> {
@@ -283,7 +289,7 @@ export class AuthService {
       subject: 'Your email address was changed',
       text: `The email address of your account of ${name} was changed from ${user.oldEmail} to ${user.newEmail}. Mail for the account now goes there.\n\nIf this was not you, contact your administrator at once.\n`,
     };
-    const sent = await Promise.allSettled([this.deps.mailer.send(verification), this.deps.mailer.send(notice)]);
+    const sent = await Promise.allSettled([this.deliver(tenant, verification), this.deliver(tenant, notice)]);
     for (const result of sent) if (result.status === 'rejected') this.background.report(result.reason, 'email change mail');
   }
 

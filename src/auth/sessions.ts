@@ -206,6 +206,7 @@ export class SessionStore {
   /** Drops cached session and user states a committed change made stale (ChangeListener). */
   forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
     if (change.kind === 'user') return this.local.invalidate(userKey(tenant, change.userId));
+    if (change.kind === 'tenant') return Promise.all([this.local.invalidate(sessionKey(tenant, '')), this.local.invalidate(userKey(tenant, ''))]).then(() => undefined);
     if (change.kind === 'sessions') return Promise.all(change.sessionIds.map((id) => this.local.invalidate(sessionKey(tenant, id)))).then(() => undefined);
     return undefined;
   }

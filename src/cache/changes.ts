@@ -10,7 +10,9 @@ export type Change =
   | { readonly kind: 'roles' }
   | { readonly kind: 'sessions'; readonly sessionIds: readonly string[] }
   | { readonly kind: 'api_keys'; readonly prefixes: readonly string[] }
-  | { readonly kind: 'settings' };
+  | { readonly kind: 'settings' }
+  /** The whole tenant: restored from a backup, suspended, resumed or deleted. */
+  | { readonly kind: 'tenant' };
 
 /** A cache of tenant data: told what each commit changed, it drops the copies that made stale (here and on every instance). */
 export interface ChangeListener {

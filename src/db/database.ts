@@ -62,6 +62,7 @@ export function createDatabase(options: DatabaseOptions): Database {
   const preparing = new PreparingPool(pool, options.preparedStatements ?? 0, options.onWarning ?? ((message) => process.emitWarning(message, 'DatabaseWarning')));
   const db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool: preparing.forKysely() }) });
   pools.set(db, { preparing });
+  rawPools.set(db, pool);
   if (options.tenantRole) tenantRoles.set(db, options.tenantRole);
   let closing: Promise<void> | undefined;
   return {
@@ -96,6 +97,14 @@ export function tenantDb(db: Kysely<PlatformDatabase>, schemaName: string): Kyse
 }
 
 const TENANT_HANDLES_MAX = 2_000;
+const rawPools = new WeakMap<object, pg.Pool>();
+
+/** The node-postgres pool under a root handle (COPY streams need a client of their own). */
+export function poolOf(db: Kysely<PlatformDatabase>): pg.Pool {
+  const pool = rawPools.get(db);
+  if (!pool) throw new Error('poolOf: not a root handle made by createDatabase');
+  return pool;
+}
 const tenantRoles = new WeakMap<object, (schema: string) => string>();
 
 /** The per-tenant role naming a root handle was made with (DatabaseOptions.tenantRole), if any. */

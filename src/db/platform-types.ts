@@ -45,8 +45,22 @@ export interface EventSignalsTable {
   due_at: Timestamp;
 }
 
+/** `shared.tenant_backups`: one backup archive of a tenant in the backup store. */
+export interface TenantBackupsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  tenant_slug: string;
+  kind: 'manual' | 'scheduled' | 'final';
+  storage_key: string;
+  size_bytes: ColumnType<string, number, number>;
+  sha256: string;
+  schema_version: number;
+  created_at: Timestamp;
+}
+
 export interface PlatformDatabase {
   tenants: TenantsTable;
+  tenant_backups: TenantBackupsTable;
   event_signals: EventSignalsTable;
   tenant_schemas: TenantSchemasTable;
   platform_migrations: PlatformMigrationsTable;

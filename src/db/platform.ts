@@ -69,6 +69,25 @@ const platformMigrations: readonly PlatformMigration[] = [
       `CREATE INDEX event_signals_due_idx ON shared.event_signals (due_at)`,
     ],
   },
+  {
+    version: 4,
+    name: 'tenant_backups',
+    // A row per backup archive in the backup store; kept after its tenant is deleted (the final backup).
+    statements: [
+      `CREATE TABLE shared.tenant_backups (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        tenant_id uuid NOT NULL,
+        tenant_slug text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('manual', 'scheduled', 'final')),
+        storage_key text NOT NULL,
+        size_bytes bigint NOT NULL,
+        sha256 text NOT NULL,
+        schema_version integer NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX tenant_backups_tenant_idx ON shared.tenant_backups (tenant_id, created_at DESC)`,
+    ],
+  },
 ];
 
 const templateSqlFile = fileURLToPath(new URL('./sql/tenant_template.sql', import.meta.url));

@@ -36,6 +36,7 @@ export const DEFAULT_SETTINGS: readonly SettingDefinition[] = [
   { key: 'auth.password_reset_ttl_minutes', type: 'number', value: 60, category: 'auth', description: 'Lifetime of a password reset link', isPublic: false, validation: int(5, 10_080) },
   { key: 'auth.email_verification_ttl_hours', type: 'number', value: 48, category: 'auth', description: 'Lifetime of an email verification link', isPublic: false, validation: int(1, 720) },
   { key: 'auth.invitation_ttl_hours', type: 'number', value: 72, category: 'auth', description: 'Lifetime of an invitation (set-password) link', isPublic: false, validation: int(1, 720) },
+  { key: 'mail.enabled', type: 'boolean', value: true, category: 'mail', description: 'Send mail to users (invitations, password resets, email verification); a forked tenant starts with it off', isPublic: false, validation: {} },
   { key: 'locale.default', type: 'string', value: 'en', category: 'locale', description: 'Default locale (BCP 47)', isPublic: true, validation: {} },
   { key: 'timezone.default', type: 'string', value: 'UTC', category: 'locale', description: 'Default IANA time zone', isPublic: true, validation: {} },
   { key: 'attachments.max_size_mb', type: 'number', value: 25, category: 'attachments', description: 'Largest accepted upload', isPublic: true, validation: int(1, 1024) },

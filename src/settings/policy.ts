@@ -18,6 +18,8 @@ export interface TenantPolicy {
   readonly passwordResetTtlMinutes: number;
   readonly emailVerificationTtlHours: number;
   readonly invitationTtlHours: number;
+  /** mail.enabled: whether mail goes out to the tenant's users at all. */
+  readonly mailEnabled: boolean;
   /** Largest accepted upload, in bytes (attachments.max_size_mb). */
   readonly attachmentsMaxBytes: number;
   /** The name users know the tenant by in mails and pages (`branding.product_name`), when set. */
@@ -51,6 +53,7 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
     passwordResetTtlMinutes: num('auth.password_reset_ttl_minutes'),
     emailVerificationTtlHours: num('auth.email_verification_ttl_hours'),
     invitationTtlHours: num('auth.invitation_ttl_hours'),
+    mailEnabled: bool('mail.enabled'),
     attachmentsMaxBytes: num('attachments.max_size_mb') * 1024 * 1024,
     productName: productName(values.get('branding')),
   };
@@ -90,6 +93,6 @@ export class PolicyReader {
 
   /** Drops the cached policies when a setting changed (ChangeListener). */
   forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
-    return change.kind === 'settings' ? this.local.invalidate(settingsKey(tenant)) : undefined;
+    return change.kind === 'settings' || change.kind === 'tenant' ? this.local.invalidate(settingsKey(tenant)) : undefined;
   }
 }

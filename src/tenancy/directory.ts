@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Change, ChangeListener } from '../cache/changes.js';
 import type { LocalCache } from '../cache/local.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { normalizeSlug, SLUG_PATTERN } from '../db/identifiers.js';
@@ -29,7 +30,7 @@ function validSlug(input: string): string | undefined {
 const TENANT_TTL_MS = 5_000;
 
 /** Resolves `{tenant_slug}` of a route to a tenant whose schema is ready; cached, invalidated on change. */
-export class TenantDirectory {
+export class TenantDirectory implements ChangeListener {
   constructor(
     private readonly db: Kysely<PlatformDatabase>,
     private readonly local: LocalCache,
@@ -59,6 +60,7 @@ export class TenantDirectory {
     if (row?.status === 'active' && row.schema_status === 'failed') {
       throw new DomainError('tenant.quarantined', 'the tenant is unavailable: its schema failed a migration and awaits a retry; try again later');
     }
+    if (row?.status === 'suspended' && row.schema_status === 'ready') throw new DomainError('tenant.suspended', 'the tenant is suspended');
     const usable = row && row.schema_status === 'ready' && row.status === 'active';
     if (!usable) throw DomainError.notFound('tenant');
     return { id: row.id, slug: row.slug, schema: row.schema_name, name: row.name };
@@ -66,5 +68,10 @@ export class TenantDirectory {
 
   invalidate(slug: string): Promise<void> {
     return this.local.invalidate(tenantKey(slug));
+  }
+
+  /** A tenant suspended, resumed, restored or deleted resolves anew, here and on every instance (ChangeListener). */
+  forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
+    return change.kind === 'tenant' ? this.invalidate(tenant.slug) : undefined;
   }
 }

@@ -8,6 +8,7 @@ import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { dropTenantRole, grantTenantRole, grantTenantSchema, renameTenantRole } from '../db/roles.js';
 import { LOCK_CLASS } from '../db/platform.js';
+import { DomainError } from '../errors.js';
 import { compileMigration, createdTables, errorMessage, exactCount, executeBatch, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
 import { seedDefaults } from './seed.js';
 
@@ -370,15 +371,18 @@ export class SchemaManager {
   }
 
   async dropSchema(schemaName: string): Promise<boolean> {
+    return this.db.transaction().execute((trx) => this.dropSchemaIn(trx, schemaName));
+  }
+
+  /** Drops the schema, its per-tenant role and its state row, in the caller's transaction; whether it existed. */
+  async dropSchemaIn(trx: Transaction<PlatformDatabase>, schemaName: string): Promise<boolean> {
     const schema = checkSchemaName(schemaName);
-    return this.db.transaction().execute(async (trx) => {
-      await lockSchema(trx, schema);
-      const existed = await schemaExists(trx, schema);
-      await sql`DROP SCHEMA IF EXISTS ${sql.id(schema)} CASCADE`.execute(trx);
-      if (this.options.tenantRole) await dropTenantRole(trx, this.options.tenantRole(schema));
-      await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', schema).execute();
-      return existed;
-    });
+    await lockSchema(trx, schema);
+    const existed = await schemaExists(trx, schema);
+    await sql`DROP SCHEMA IF EXISTS ${sql.id(schema)} CASCADE`.execute(trx);
+    if (this.options.tenantRole) await dropTenantRole(trx, this.options.tenantRole(schema));
+    await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', schema).execute();
+    return existed;
   }
 
   /**
@@ -458,6 +462,35 @@ export class SchemaManager {
       await this.markFailed(schema, error, Date.now() - started);
       throw error;
     }
+  }
+
+  /**
+   * Makes the schema of a tenant whose rows come from elsewhere (an archive, another tenant),
+   * inside the caller's transaction (with the tenant's registration, so that a failure leaves
+   * nothing): the tables as of `fromVersion`, then `load` fills them, then the later migrations
+   * run over the loaded rows. No default rows are seeded.
+   */
+  async provisionLoaded(trx: Transaction<PlatformDatabase>, schema: string, tenantId: string, fromVersion: number, load: () => Promise<void>): Promise<void> {
+    checkSchemaName(schema);
+    await lockSchema(trx, schema);
+    if (await schemaExists(trx, schema)) throw DomainError.conflict('tenant.slug_taken', `the schema ${schema} already exists`);
+    const started = new Date();
+    await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
+    await sql`CREATE TABLE ${sql.id(schema, 'activity_log')} (LIKE tenant_template.activity_log INCLUDING ALL)`.execute(trx);
+    const upTo = (from: number, to: number) => this.migrations.filter((m) => m.version > from && m.version <= to).sort((a, b) => a.version - b.version);
+    const first = upTo(0, fromVersion).flatMap((m) => compileMigration(trx, m, schema));
+    await executeBatch(trx, first);
+    await load();
+    const later = upTo(fromVersion, Infinity).flatMap((m) => compileMigration(trx, m, schema));
+    await executeBatch(trx, later);
+    // What a later release added to the defaults (permissions, settings), as a migration adds it.
+    await seedDefaults(tenantDb(trx, schema));
+    await this.grant(trx, schema, await listTables(trx, schema));
+    await trx
+      .withSchema('shared')
+      .insertInto('tenant_schemas')
+      .values({ schema_name: schema, tenant_id: tenantId, status: 'ready', version: this.latestVersion, started_at: started, finished_at: new Date(), last_duration_ms: Date.now() - started.getTime(), is_spare: false })
+      .execute();
   }
 
   /** Visible at once (outside the provisioning transaction): the schema is being worked on. */

@@ -40,7 +40,7 @@ export interface Page<T> {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function checkName(input: string): string {
+export function checkName(input: string): string {
   const name = input.trim();
   if (name.length < 1 || name.length > 200) throw DomainError.invalid('name', 'must be 1-200 characters');
   return name;

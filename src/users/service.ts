@@ -148,7 +148,7 @@ export class UserService {
       invitation = created.invitation;
       return { status: 201, body: created.user };
     });
-    if (invitation) await this.deps.auth.sendReported('invitation mail', invitation, actor.requestId);
+    if (invitation) await this.deps.auth.sendReported(tenant, 'invitation mail', invitation, actor.requestId);
     return outcome;
   }
 

@@ -8,6 +8,7 @@ import { buildApp, type AppDeps } from '../../src/app.js';
 import type { JwtKeys } from '../../src/auth/keys.js';
 import { issueSystemToken } from '../../src/auth/system-token.js';
 import { MemoryCache, type Cache } from '../../src/cache/cache.js';
+import { poolOf } from '../../src/db/database.js';
 import type { PlatformDatabase } from '../../src/db/platform-types.js';
 import { databaseCheck } from '../../src/health/routes.js';
 import type { Mailer, MailMessage } from '../../src/mail/mailer.js';
@@ -15,6 +16,7 @@ import { SecretBox } from '../../src/records/secrets.js';
 import { LocalDiskStorage } from '../../src/records/storage.js';
 import { createTenantServices, type TenantServices, type TenantServicesConfig } from '../../src/services.js';
 import { SchemaManager } from '../../src/tenancy/schema-manager.js';
+import { TenantLifecycle } from '../../src/tenancy/lifecycle.js';
 import { TenantService } from '../../src/tenancy/service.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
@@ -41,6 +43,8 @@ export interface TestAppOptions {
   readonly database?: TestDatabase;
   /** Where attachment bytes go (default: a fresh temporary directory). */
   readonly attachmentsDir?: string;
+  /** Where backups go (default: a fresh temporary directory). */
+  readonly backupsDir?: string;
   readonly secrets?: SecretBox;
   /** The app's logger (default: none). */
   readonly logger?: AppDeps['logger'];
@@ -58,10 +62,12 @@ export interface TestApp {
   readonly db: TestDatabase;
   readonly keys: JwtKeys;
   readonly tenants: TenantService;
+  readonly lifecycle: TenantLifecycle;
   readonly schemas: SchemaManager;
   readonly services: TenantServices;
   readonly mailer: TestMailer;
   readonly attachmentsDir: string;
+  readonly backupsDir: string;
   systemToken(): Promise<string>;
   close(): Promise<void>;
 }
@@ -73,22 +79,27 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
   const tenants = new TenantService(db, schemas);
   const mailer = new TestMailer();
   const attachmentsDir = options.attachmentsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-files-'));
+  const storage = new LocalDiskStorage(attachmentsDir);
+  const secrets = options.secrets ?? new SecretBox([TEST_CHANNEL_KEY]);
   const services = await createTenantServices({
     db,
     keys,
     cache: options.cache ?? new MemoryCache(),
     mailer,
-    storage: new LocalDiskStorage(attachmentsDir),
-    secrets: options.secrets ?? new SecretBox([TEST_CHANNEL_KEY]),
+    storage,
+    secrets,
     onDispatchError: (error) => console.error('dispatch error', error),
     config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000, ...(options.events ? { events: options.events } : {}), ...(options.realtime ? { realtime: options.realtime } : {}) },
   });
   if (options.events?.dispatch) services.dispatcher.start();
-  const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false });
+  const backupsDir = options.backupsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-backups-'));
+  const lifecycle = new TenantLifecycle(db, schemas, tenants, { pool: poolOf(db), storage, backups: new LocalDiskStorage(backupsDir), secrets, changes: services.changes, maxArchiveBytes: 1024 ** 3 });
+  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false });
   app.addHook('onClose', () => services.dispatcher.stop());
   // A directory made here goes with the app.
   if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));
-  return { app, keys, schemas, tenants, services, mailer, attachmentsDir };
+  if (!options.backupsDir) app.addHook('onClose', async () => rmSync(backupsDir, { recursive: true, force: true }));
+  return { app, keys, schemas, tenants, lifecycle, services, mailer, attachmentsDir, backupsDir };
 }
 
 /** The real app on its own cloned database. */

@@ -17,6 +17,7 @@ import { LocalDiskStorage } from '../../src/records/storage.js';
 import { checkRoles } from '../../src/runtime.js';
 import { createTenantServices } from '../../src/services.js';
 import { SchemaManager } from '../../src/tenancy/schema-manager.js';
+import { TenantLifecycle } from '../../src/tenancy/lifecycle.js';
 import { TenantService } from '../../src/tenancy/service.js';
 import { TEST_CHANNEL_KEY, TestMailer, testKeys } from './app.js';
 import { PASSWORD } from './tenants.js';
@@ -41,6 +42,7 @@ export interface OperatorRoles {
   readonly runtime: Database;
   readonly schemas: SchemaManager;
   readonly tenants: TenantService;
+  readonly lifecycle: TenantLifecycle;
   readonly app: FastifyInstance;
   /** The URL of `role` (the owner's or the runtime's) on the database. */
   urlOf(role: 'owner' | 'runtime'): string;
@@ -92,7 +94,8 @@ export async function operatorRoles(tenantSlugs: readonly string[], options: { t
     secrets: new SecretBox([TEST_CHANNEL_KEY]),
     config: { publicUrl: 'http://app.example', authRateLimitPerMinute: 10_000 },
   });
-  const app = await buildApp({ keys, tenants, services, readiness: { database: databaseCheck(runtime.db) }, logger: false });
+  const lifecycle = new TenantLifecycle(owner.db, schemas, tenants, { pool: owner.pool, storage: new LocalDiskStorage(files), backups: new LocalDiskStorage(path.join(files, 'backups')), secrets: new SecretBox([TEST_CHANNEL_KEY]), changes: services.changes, maxArchiveBytes: 1024 ** 3 });
+  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(runtime.db) }, logger: false });
   return {
     ownerRole,
     runtimeRole,
@@ -101,6 +104,7 @@ export async function operatorRoles(tenantSlugs: readonly string[], options: { t
     runtime,
     schemas,
     tenants,
+    lifecycle,
     app,
     urlOf,
     async runtimeTries(statement, before = []) {

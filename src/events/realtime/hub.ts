@@ -209,6 +209,8 @@ export class RealtimeHub {
 
   /** A change to sessions, users or keys of a tenant: its sockets are checked again at once (ChangeListener). */
   forget(tenant: TenantContext, change: Change): undefined {
+    // The tenant replaced, suspended or deleted: its sockets close (a reconnect meets its new state).
+    if (change.kind === 'tenant') for (const sub of this.bySchema.get(tenant.schema) ?? []) this.end(sub);
     if (change.kind !== 'sessions' && change.kind !== 'user' && change.kind !== 'api_keys' && change.kind !== 'settings') return undefined;
     for (const sub of this.bySchema.get(tenant.schema) ?? []) this.enqueue(sub, async () => void (await this.stands(sub)));
     return undefined;

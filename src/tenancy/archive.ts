@@ -1,0 +1,375 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { sql, type Kysely } from 'kysely';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import tar from 'tar-stream';
+import { DomainError } from '../errors.js';
+import type { FileStorage } from '../records/storage.js';
+
+/** Archive format of SPEC §13. */
+export const ARCHIVE_FORMAT = 'system-service-tenant';
+export const ARCHIVE_FORMAT_VERSION = 1;
+
+/**
+ * Tables an archive leaves out: sessions (an archive signs nobody in; users sign in with their
+ * passwords) and what is in flight rather than data (the outbox and its deliveries, realtime
+ * tickets, idempotency records).
+ */
+export const NOT_ARCHIVED: readonly string[] = ['user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys'];
+
+export interface Manifest {
+  readonly format: typeof ARCHIVE_FORMAT;
+  readonly format_version: number;
+  readonly schema_version: number;
+  readonly tenant: { readonly slug: string; readonly name: string; readonly schema: string };
+  readonly created_at: string;
+  /** Channel and webhook secrets stay encrypted as stored: the ids of the keys that encrypted them (CHANNEL_SECRETS_KEY / _PREVIOUS_KEYS). */
+  readonly secrets_key_ids: readonly string[];
+  readonly tables: Record<string, { readonly rows: number; readonly sha256: string }>;
+  /** Attachment bytes, by SHA-256. */
+  readonly attachments: Record<string, { readonly size_bytes: number }>;
+}
+
+/** A table's columns that take values (not generated), in order. */
+export async function insertableColumns(db: Kysely<never>, schema: string, table: string): Promise<string[]> {
+  const rows = await sql<{ name: string }>`
+    SELECT a.attname AS name FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ${schema} AND c.relname = ${table} AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+    ORDER BY a.attnum`.execute(db);
+  return rows.rows.map((r) => r.name);
+}
+
+/**
+ * The schema's tables in an order that puts every table after those its foreign keys point
+ * to (within the schema), so that rows load parents first.
+ */
+export async function loadOrder(db: Kysely<never>, schema: string): Promise<string[]> {
+  const tables = await sql<{ name: string }>`
+    SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'p') ORDER BY c.relname`.execute(db);
+  const edges = await sql<{ child: string; parent: string }>`
+    SELECT ch.relname AS child, pa.relname AS parent FROM pg_catalog.pg_constraint k
+    JOIN pg_catalog.pg_class ch ON ch.oid = k.conrelid JOIN pg_catalog.pg_class pa ON pa.oid = k.confrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace
+    WHERE n.nspname = ${schema} AND k.contype = 'f' AND k.conrelid <> k.confrelid`.execute(db);
+  const parents = new Map<string, Set<string>>(tables.rows.map((t) => [t.name, new Set()]));
+  for (const e of edges.rows) parents.get(e.child)?.add(e.parent);
+  const ordered: string[] = [];
+  const placed = new Set<string>();
+  const visit = (table: string, path: Set<string>) => {
+    if (placed.has(table) || path.has(table)) return;
+    path.add(table);
+    for (const parent of parents.get(table) ?? []) visit(parent, path);
+    placed.add(table);
+    ordered.push(table);
+  };
+  for (const t of parents.keys()) visit(t, new Set());
+  return ordered;
+}
+
+/** Counts lines and hashes what passes through. */
+export class Meter extends Transform {
+  readonly hash = createHash('sha256');
+  lines = 0;
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
+    done(null, chunk);
+  }
+}
+
+export interface ExportProgress {
+  readonly table: string;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+/** An export written to a temporary directory: its manifest, and the archive as a stream (the directory goes when it ends). */
+export interface PreparedExport {
+  readonly manifest: Manifest;
+  /** The gzip tar archive; read it once. */
+  stream(): Readable;
+  /** Removes the temporary files (when the stream is never read). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes one tenant's tables as NDJSON files from one snapshot (a REPEATABLE READ, READ ONLY
+ * transaction: `COPY (SELECT row_to_json ...) TO STDOUT`, each row one line, straight to disk
+ * through a hash), then its attachment bytes; the archive is made from those files as it is
+ * read. Memory holds a buffer, never a table.
+ */
+export async function prepareExport(
+  pool: pg.Pool,
+  storage: FileStorage,
+  tenant: { slug: string; name: string; schema: string },
+  onProgress?: (p: ExportProgress) => void,
+): Promise<PreparedExport> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'system-service-export-'));
+  try {
+    await mkdir(path.join(dir, 'tables'));
+    await mkdir(path.join(dir, 'attachments'));
+    const client = await pool.connect();
+    const tables: Record<string, { rows: number; sha256: string }> = {};
+    let version = 0;
+    let files: { sha: string; key: string; size: number }[] = [];
+    const keys = new Set<string>();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const schema = tenant.schema;
+      version = Number((await client.query<{ version: number }>('SELECT version FROM shared.tenant_schemas WHERE schema_name = $1', [schema])).rows[0]?.version ?? 0);
+      const names = (await client.query<{ name: string }>(`SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1`, [schema])).rows.map((r) => r.name);
+      for (const table of names.filter((t) => !NOT_ARCHIVED.includes(t))) {
+        const pk = (
+          await client.query<{ name: string }>(
+            `SELECT a.attname AS name FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+             WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+            [`${quoteIdent(schema)}.${quoteIdent(table)}`],
+          )
+        ).rows.map((r) => quoteIdent(r.name));
+        const hasCreated = (await client.query('SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped', [`${quoteIdent(schema)}.${quoteIdent(table)}`, 'created_at'])).rowCount! > 0;
+        // Oldest first (parents before the rows that point to them within a table), then by key.
+        const order = [...(hasCreated ? ['created_at'] : []), ...pk].join(', ');
+        // CSV with delimiter and quote characters a JSON text never holds raw: each line is the JSON itself, unescaped.
+        const copy = client.query(
+          copyTo(`COPY (SELECT row_to_json(t)::text FROM ${quoteIdent(schema)}.${quoteIdent(table)} t${order ? ` ORDER BY ${order}` : ''}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`),
+        );
+        const meter = new Meter();
+        await pipeline(copy, meter, createWriteStream(path.join(dir, 'tables', `${table}.ndjson`)));
+        tables[table] = { rows: meter.lines, sha256: meter.hash.digest('hex') };
+        onProgress?.({ table, rows: meter.lines, bytes: meter.bytes });
+      }
+      if (names.includes('attachments')) {
+        files = (await client.query<{ sha: string; key: string; size: string }>(`SELECT checksum_sha256 AS sha, storage_key AS key, size_bytes AS size FROM ${quoteIdent(schema)}.attachments WHERE purged_at IS NULL`)).rows.map((r) => ({
+          sha: r.sha,
+          key: r.key,
+          size: Number(r.size),
+        }));
+      }
+      for (const table of ['channel_configs', 'webhooks']) {
+        if (!names.includes(table)) continue;
+        const column = table === 'webhooks' ? 'encrypted_secret' : 'encrypted_secrets';
+        const ids = await client.query<{ id: string }>(`SELECT DISTINCT split_part(${column}, '.', 2) AS id FROM ${quoteIdent(schema)}.${table} WHERE ${column} IS NOT NULL`);
+        for (const r of ids.rows) keys.add(r.id);
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    // Attachment bytes do not change under a key (a new revision is a new row): copied after the snapshot.
+    const attachments: Record<string, { size_bytes: number }> = {};
+    for (const file of files) {
+      if (attachments[file.sha]) continue;
+      const meter = new Meter();
+      await pipeline(await storage.get(file.key), meter, createWriteStream(path.join(dir, 'attachments', file.sha)));
+      const sha = meter.hash.digest('hex');
+      if (sha !== file.sha) throw new Error(`attachment ${file.key}: its bytes do not match their recorded SHA-256`);
+      attachments[file.sha] = { size_bytes: meter.bytes };
+      onProgress?.({ table: 'attachments', rows: Object.keys(attachments).length, bytes: meter.bytes });
+    }
+    const manifest: Manifest = {
+      format: ARCHIVE_FORMAT,
+      format_version: ARCHIVE_FORMAT_VERSION,
+      schema_version: version,
+      tenant: { slug: tenant.slug, name: tenant.name, schema: tenant.schema },
+      created_at: new Date().toISOString(),
+      secrets_key_ids: [...keys].sort(),
+      tables,
+      attachments,
+    };
+    return {
+      manifest,
+      discard: () => rm(dir, { recursive: true, force: true }),
+      stream: () => {
+        const out = new PassThrough();
+        void packArchive(dir, manifest, out).finally(() => rm(dir, { recursive: true, force: true }));
+        return out;
+      },
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** manifest.json, tables/<table>.ndjson, attachments/<sha256>: a tar, gzipped, into `out`. */
+async function packArchive(dir: string, manifest: Manifest, out: Writable): Promise<void> {
+  const pack = tar.pack();
+  const done = pipeline(pack, createGzip(), out).catch((error: unknown) => out.destroy(error as Error));
+  try {
+    const entry = async (name: string, file: string) => {
+      const size = (await stat(file)).size;
+      await new Promise<void>((resolve, reject) => {
+        const sink = pack.entry({ name, size, mode: 0o600, mtime: new Date(manifest.created_at) }, (error) => (error ? reject(error) : resolve()));
+        createReadStream(file).on('error', reject).pipe(sink);
+      });
+    };
+    const json = Buffer.from(JSON.stringify(manifest, null, 2));
+    await new Promise<void>((resolve, reject) => pack.entry({ name: 'manifest.json', size: json.length, mode: 0o600, mtime: new Date(manifest.created_at) }, json, (error) => (error ? reject(error) : resolve())));
+    for (const table of Object.keys(manifest.tables)) await entry(`tables/${table}.ndjson`, path.join(dir, 'tables', `${table}.ndjson`));
+    for (const sha of Object.keys(manifest.attachments)) await entry(`attachments/${sha}`, path.join(dir, 'attachments', sha));
+    pack.finalize();
+  } catch (error) {
+    pack.destroy(error as Error);
+  }
+  await done;
+}
+
+const invalid = (detail: string) => new DomainError('tenant.archive_invalid', `the archive is not a valid tenant export: ${detail}`);
+const TABLE_ENTRY = /^tables\/([a-z][a-z0-9_]{0,62})\.ndjson$/;
+const ATTACHMENT_ENTRY = /^attachments\/([0-9a-f]{64})$/;
+
+/** An archive unpacked into a temporary directory and checked whole: every file's SHA-256 and row count against the manifest. */
+export interface UnpackedArchive {
+  readonly manifest: Manifest;
+  readonly dir: string;
+  tableFile(table: string): string;
+  attachmentFile(sha: string): string;
+  discard(): Promise<void>;
+}
+
+/**
+ * Unpacks a gzip tar archive to disk (never into memory), hashing each file as it is written,
+ * and checks it before anything is imported: the manifest's format and version, and every table
+ * and attachment it lists, present with its SHA-256 (and rows). `maxBytes` bounds what is
+ * unpacked. A broken gzip or tar, an unknown entry, a missing or altered file: 400.
+ */
+export async function unpackArchive(source: Readable, latestSchemaVersion: number, maxBytes: number): Promise<UnpackedArchive> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'system-service-import-'));
+  const discard = () => rm(dir, { recursive: true, force: true });
+  try {
+    await mkdir(path.join(dir, 'tables'));
+    await mkdir(path.join(dir, 'attachments'));
+    const seen = new Map<string, { sha256: string; lines: number }>();
+    let total = 0;
+    const extract = tar.extract();
+    extract.on('entry', (header, stream, next) => {
+      const name = header.name;
+      const fail = (error: Error) => {
+        stream.resume();
+        next(error);
+      };
+      if (header.type !== 'file') return fail(invalid(`entry ${JSON.stringify(name)} is not a file`));
+      const file = name === 'manifest.json' ? path.join(dir, 'manifest.json') : TABLE_ENTRY.test(name) || ATTACHMENT_ENTRY.test(name) ? path.join(dir, name) : undefined;
+      if (!file) return fail(invalid(`unexpected entry ${JSON.stringify(name.slice(0, 200))}`));
+      if (seen.has(name)) return fail(invalid(`entry ${name} appears twice`));
+      const meter = new Meter();
+      const limit = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          total += chunk.length;
+          if (total > maxBytes) return done(new DomainError('request.too_large', `the archive unpacks to more than ${maxBytes} bytes`));
+          done(null, chunk);
+        },
+      });
+      pipeline(stream, limit, meter, createWriteStream(file, { mode: 0o600 })).then(
+        () => {
+          seen.set(name, { sha256: meter.hash.digest('hex'), lines: meter.lines });
+          next();
+        },
+        (error: Error) => next(error),
+      );
+    });
+    try {
+      await pipeline(source, createGunzip(), extract);
+    } catch (error) {
+      if (error instanceof DomainError) throw error;
+      throw invalid((error as Error).message);
+    }
+    if (!seen.has('manifest.json')) throw invalid('manifest.json is missing');
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+    } catch {
+      throw invalid('manifest.json is not JSON');
+    }
+    checkManifest(manifest, latestSchemaVersion);
+    for (const [table, expected] of Object.entries(manifest.tables)) {
+      const got = seen.get(`tables/${table}.ndjson`);
+      if (!got) throw invalid(`tables/${table}.ndjson is missing`);
+      if (got.sha256 !== expected.sha256) throw invalid(`tables/${table}.ndjson does not match its SHA-256 in the manifest`);
+      if (got.lines !== expected.rows) throw invalid(`tables/${table}.ndjson holds ${got.lines} rows, the manifest says ${expected.rows}`);
+    }
+    for (const sha of Object.keys(manifest.attachments)) {
+      const got = seen.get(`attachments/${sha}`);
+      if (!got) throw invalid(`attachments/${sha} is missing`);
+      if (got.sha256 !== sha) throw invalid(`attachments/${sha} does not match its SHA-256`);
+    }
+    for (const name of seen.keys()) {
+      const table = TABLE_ENTRY.exec(name)?.[1];
+      const sha = ATTACHMENT_ENTRY.exec(name)?.[1];
+      if ((table && !manifest.tables[table]) || (sha && !manifest.attachments[sha])) throw invalid(`${name} is not in the manifest`);
+    }
+    return { manifest, dir, tableFile: (t) => path.join(dir, 'tables', `${t}.ndjson`), attachmentFile: (s) => path.join(dir, 'attachments', s), discard };
+  } catch (error) {
+    source.resume();
+    await discard();
+    throw error;
+  }
+}
+
+function checkManifest(m: Manifest, latest: number): void {
+  const object = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!object(m) || m.format !== ARCHIVE_FORMAT) throw invalid(`manifest.json: format must be "${ARCHIVE_FORMAT}"`);
+  if (m.format_version !== ARCHIVE_FORMAT_VERSION) throw invalid(`manifest.json: format_version ${JSON.stringify(m.format_version)} is not ${ARCHIVE_FORMAT_VERSION}`);
+  if (!Number.isInteger(m.schema_version) || m.schema_version < 1) throw invalid('manifest.json: schema_version must be a positive integer');
+  if (m.schema_version > latest) throw invalid(`manifest.json: schema version ${m.schema_version} is newer than this service's ${latest}; import it with a newer release`);
+  if (!object(m.tenant) || typeof m.tenant.schema !== 'string' || typeof m.tenant.slug !== 'string') throw invalid('manifest.json: tenant must name its slug and schema');
+  if (!object(m.tables) || !Object.keys(m.tables).every((t) => /^[a-z][a-z0-9_]{0,62}$/.test(t))) throw invalid('manifest.json: tables must map table names to {rows, sha256}');
+  for (const v of Object.values(m.tables)) if (!object(v) || !Number.isInteger(v.rows) || typeof v.sha256 !== 'string') throw invalid('manifest.json: each table needs rows and sha256');
+  if (!object(m.attachments)) throw invalid('manifest.json: attachments must map SHA-256 to sizes');
+  if (!Array.isArray(m.secrets_key_ids)) throw invalid('manifest.json: secrets_key_ids must be a list');
+}
+
+/** Loads a table's NDJSON file into `schema.table` in batches (one INSERT per batch, rows typed by the table). */
+export async function loadTable(db: Kysely<never>, schema: string, table: string, file: string, columns: readonly string[], onRows?: (n: number) => void): Promise<number> {
+  const list = sql.join(columns.map((c) => sql.id(c)));
+  let batch: string[] = [];
+  let bytes = 0;
+  let rows = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await sql`INSERT INTO ${sql.id(schema, table)} (${list}) OVERRIDING SYSTEM VALUE
+              SELECT ${list} FROM jsonb_populate_recordset(NULL::${sql.id(schema, table)}, ${`[${batch.join(',')}]`}::jsonb)`.execute(db);
+    rows += batch.length;
+    onRows?.(rows);
+    batch = [];
+    bytes = 0;
+  };
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (line.length === 0) continue;
+    batch.push(line);
+    bytes += line.length;
+    if (batch.length >= 5_000 || bytes >= 8 * 1024 * 1024) await flush();
+  }
+  await flush();
+  return rows;
+}
+
+/** Moves every identity sequence of the schema past the largest value its column holds. */
+export async function resetIdentities(db: Kysely<never>, schema: string): Promise<void> {
+  const columns = await sql<{ table: string; column: string }>`
+    SELECT c.relname AS table, a.attname AS column FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ${schema} AND a.attidentity <> '' AND NOT a.attisdropped`.execute(db);
+  for (const { table, column } of columns.rows) {
+    await sql`SELECT setval(pg_get_serial_sequence(${`${quoteIdent(schema)}.${quoteIdent(table)}`}, ${column}), COALESCE((SELECT max(${sql.ref(column)}) FROM ${sql.id(schema, table)}), 0) + 1, false)`.execute(db);
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
