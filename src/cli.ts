@@ -1,4 +1,7 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadJwtKeys } from './auth/keys.js';
@@ -6,6 +9,7 @@ import { issueSystemToken, SYSTEM_TOKEN_MAX_TTL_SECONDS } from './auth/system-to
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DomainError } from './errors.js';
 import type { Runtime } from './runtime.js';
+import type { ExportProgress } from './tenancy/archive.js';
 import type { MigrateAllProgress, MigrationState } from './tenancy/schema-manager.js';
 
 const USAGE = `Usage: system-service <command>
@@ -20,6 +24,14 @@ const USAGE = `Usage: system-service <command>
   tenants migrate --all [--canary N] [--wave M]   N schemas first (stop if one fails), then waves of M
   tenants migrate --retry-failed    migrate the quarantined schemas again
   tenants migrations [--state S] [--json]   each schema's state: pending, running, done, failed
+  tenants export <slug> [-o FILE]   write the tenant's archive (gzip tar; default <slug>-<date>.tar.gz, "-" for stdout)
+  tenants import <file> --slug S [--name NAME]   create a tenant from an archive
+  tenants fork <slug> <new-slug> [--name NAME]   copy a tenant inside the database (no sessions, keys, webhooks; mail off)
+  tenants backup <slug>             back the tenant up now (into BACKUP_DIR)
+  tenants backups <slug> [--json]   list the tenant's backups, newest first
+  tenants restore <slug> <backup-id>   return the tenant to a backup (its sessions end)
+  tenants suspend <slug> | tenants resume <slug>   a suspended tenant answers 403 on its routes
+  tenants delete <slug> [--no-backup] [--yes]   remove the tenant (after a final backup unless --no-backup)
   users reset-password <slug> <email>   set a new random password (printed once); ends the user's sessions
   secrets rotate                    re-encrypt channel secrets under the current CHANNEL_SECRETS_KEY
   token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token (at most 3600 s)
@@ -42,6 +54,9 @@ const options = {
   state: { type: 'string' },
   ttl: { type: 'string' },
   subject: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  slug: { type: 'string' },
+  'no-backup': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -134,15 +149,18 @@ async function schemaCommand(runtime: Runtime, action: string | undefined, schem
   }
 }
 
+/** The CLI as the tenant's audit records it. */
+const CLI_ACTOR = { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: 'system-service cli', requestId: null } as const;
+
 /** An operator's way back into a tenant whose admin password is lost (the demo's, printed once). */
 async function usersResetPassword(runtime: Runtime, slug: string, email: string): Promise<void> {
   const tenant = await runtime.services.directory.resolve(slug);
-  const password = await runtime.services.auth.resetPasswordByOperator(tenant, email, { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: 'system-service cli', requestId: null });
+  const password = await runtime.services.auth.resetPasswordByOperator(tenant, email, CLI_ACTOR);
   out(`New password for ${email} in ${slug} (shown once; the user's sessions ended):`);
   out(password);
 }
 
-async function tenantsCommand(runtime: Runtime, action: string | undefined, arg: string | undefined, flags: Flags): Promise<void> {
+async function tenantsCommand(runtime: Runtime, action: string | undefined, arg: string | undefined, extra: string | undefined, flags: Flags): Promise<void> {
   switch (action) {
     case 'create': {
       if (!arg) throw new UsageError('tenants create needs a slug');
@@ -194,6 +212,108 @@ async function tenantsCommand(runtime: Runtime, action: string | undefined, arg:
       return;
     }
     default:
+      return lifecycleCommand(runtime, action, arg, extra, flags);
+  }
+}
+
+const megabytes = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+/** Rows and bytes as they go: one rewritten line on a terminal (stderr, so that stdout can carry an archive), nothing otherwise. */
+function rowsProgress(verb: string): { onProgress: (p: ExportProgress) => void; finish: () => void } {
+  if (!process.stderr.isTTY) return { onProgress: () => {}, finish: () => {} };
+  let rows = 0;
+  let bytes = 0;
+  const done = new Map<string, number>();
+  return {
+    onProgress: (p) => {
+      done.set(p.table, p.rows);
+      rows = [...done.values()].reduce((a, b) => a + b, 0);
+      bytes += p.bytes;
+      process.stderr.write(`\r\x1b[K${verb}: ${p.table}, ${rows} rows${bytes ? `, ${megabytes(bytes)}` : ''}`);
+    },
+    finish: () => process.stderr.write(done.size ? '\n' : ''),
+  };
+}
+
+async function lifecycleCommand(runtime: Runtime, action: string | undefined, arg: string | undefined, extra: string | undefined, flags: Flags): Promise<void> {
+  const { lifecycle } = runtime;
+  const { counting } = await import('./tenancy/lifecycle.js');
+  const needs = (what: string) => {
+    if (!arg) throw new UsageError(`tenants ${action} needs ${what}`);
+    return arg;
+  };
+  switch (action) {
+    case 'export': {
+      const slug = needs('a slug');
+      const progress = rowsProgress('export');
+      const prepared = await lifecycle.export(slug, progress.onProgress);
+      progress.finish();
+      const target = flags.output ?? `${prepared.manifest.tenant.slug}-${prepared.manifest.created_at.slice(0, 10)}.tar.gz`;
+      let bytes = 0;
+      const sink = target === '-' ? process.stdout : createWriteStream(target, { mode: 0o600 });
+      await pipeline(prepared.stream(), counting((n) => (bytes = n)), sink);
+      const rows = Object.values(prepared.manifest.tables).reduce((a, t) => a + t.rows, 0);
+      process.stderr.write(`exported ${slug}: ${rows} rows in ${Object.keys(prepared.manifest.tables).length} tables, ${Object.keys(prepared.manifest.attachments).length} files, ${megabytes(bytes)}${target === '-' ? '' : ` to ${target}`}\n`);
+      return;
+    }
+    case 'import': {
+      const file = needs('an archive file');
+      if (!flags.slug) throw new UsageError('tenants import needs --slug');
+      const size = (await stat(file).catch(() => undefined))?.size;
+      if (size === undefined) throw new UsageError(`cannot read ${file}`);
+      const progress = rowsProgress('import');
+      const tenant = await lifecycle.import(createReadStream(file), { slug: flags.slug, name: flags.name }, { onProgress: progress.onProgress, actor: CLI_ACTOR });
+      progress.finish();
+      out(`imported ${file} (${megabytes(size)}) as tenant ${tenant.slug} (${tenant.id}), schema ${tenant.schema_name} at version ${tenant.schema_version}`);
+      return;
+    }
+    case 'fork': {
+      const source = needs('a slug and a new slug');
+      if (!extra) throw new UsageError('tenants fork needs a slug and a new slug');
+      const started = Date.now();
+      const fork = await lifecycle.fork(source, { slug: extra, name: flags.name }, CLI_ACTOR);
+      out(`forked ${source} into ${fork.slug} (${fork.id}) in ${Date.now() - started} ms: no sessions, API keys or webhooks; channels and mail off until an admin turns them on`);
+      return;
+    }
+    case 'backup': {
+      const backup = await lifecycle.backup(needs('a slug'));
+      out(`backup ${backup.id} of ${backup.tenant_slug}: ${megabytes(backup.size_bytes)}, sha256 ${backup.sha256}`);
+      return;
+    }
+    case 'backups': {
+      const list = await lifecycle.backups(needs('a slug'));
+      if (flags.json) return out(JSON.stringify(list, null, 2));
+      if (list.length === 0) return out('no backups');
+      table([['id', 'created', 'kind', 'size', 'version'], ...list.map((b) => [b.id, b.created_at.toISOString(), b.kind, megabytes(b.size_bytes), String(b.schema_version)])]);
+      return;
+    }
+    case 'restore': {
+      const slug = needs('a slug and a backup id');
+      if (!extra) throw new UsageError('tenants restore needs a slug and a backup id');
+      const tenant = await lifecycle.restore(slug, extra, CLI_ACTOR);
+      out(`restored ${tenant.slug} to backup ${extra}; its sessions ended`);
+      return;
+    }
+    case 'suspend':
+    case 'resume': {
+      const tenant = await lifecycle.setStatus(needs('a slug'), action === 'suspend' ? 'suspended' : 'active', CLI_ACTOR);
+      out(`${tenant.slug} is ${tenant.tenant_status}`);
+      return;
+    }
+    case 'delete': {
+      const slug = needs('a slug');
+      if (!flags.yes) {
+        if (!process.stdin.isTTY) throw new UsageError(`refusing to delete ${slug} without --yes (no terminal to confirm on)`);
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        const answer = await rl.question(`This deletes tenant ${slug}${flags['no-backup'] ? ' without a final backup' : ' (after a final backup)'}. Type the slug to confirm: `);
+        rl.close();
+        if (answer.trim() !== slug) return out('not deleted');
+      }
+      const result = await lifecycle.delete(slug, { backup: !flags['no-backup'] });
+      out(`deleted ${result.slug} (${result.id})${result.backup ? `; final backup ${result.backup.id} (${megabytes(result.backup.size_bytes)})` : ''}`);
+      return;
+    }
+    default:
       throw new UsageError(`unknown tenants command: ${action ?? '(none)'}`);
   }
 }
@@ -230,12 +350,13 @@ async function run(argv: string[]): Promise<void> {
   const [group, action, arg, extra, ...rest] = positionals;
   if (flags.help) return out(USAGE);
   if (!group) throw new UsageError('a command is required');
-  const unexpected = group === 'users' ? rest[0] : extra;
+  const twoArgs = group === 'users' || (group === 'tenants' && (action === 'fork' || action === 'restore'));
+  const unexpected = twoArgs ? rest[0] : extra;
   if (unexpected !== undefined) throw new UsageError(`unexpected argument: ${unexpected}`);
   if (group === 'users' && (arg === undefined || extra === undefined)) throw new UsageError('users reset-password needs a tenant slug and an email');
   const config = loadConfig();
   if (group === 'token') return tokenCommand(config, action, flags);
-  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate', 'migrations'], users: ['reset-password'], secrets: ['rotate'] };
+  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate', 'migrations', 'export', 'import', 'fork', 'backup', 'backups', 'restore', 'suspend', 'resume', 'delete'], users: ['reset-password'], secrets: ['rotate'] };
   if (!Object.hasOwn(actions, group)) throw new UsageError(`unknown command: ${group}`);
   if (!actions[group]!.includes(action ?? '')) throw new UsageError(`unknown ${group} command: ${action ?? '(none)'}`);
   if (group === 'secrets' && arg !== undefined) throw new UsageError(`unexpected argument: ${arg}`);
@@ -247,7 +368,7 @@ async function run(argv: string[]): Promise<void> {
     if (group === 'schema') await schemaCommand(runtime, action, arg, flags);
     else if (group === 'secrets') await secretsCommand(runtime, action);
     else if (group === 'users') await usersResetPassword(runtime, arg!, extra!);
-    else await tenantsCommand(runtime, action, arg, flags);
+    else await tenantsCommand(runtime, action, arg, extra, flags);
   } finally {
     await runtime.close();
   }

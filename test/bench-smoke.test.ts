@@ -22,6 +22,24 @@ it('bench --smoke runs and writes valid results', async () => {
   // And every note of the steady-rate run, each once.
   expect(json.webhook_delivery_200.delivered).toBeGreaterThan(0);
   expect(json.webhook_delivery_200.distinct).toBe(json.webhook_delivery_200.delivered);
+  // The lifecycle tenant: its export read to the end beside its COPY floor (the same tables,
+  // so the same rows), then a fork of it holding at least its users and records.
+  const { tenant, export_tenant: exported, floor_export_copy: copied, fork_tenant: fork } = json.lifecycle;
+  expect(tenant).toMatchObject({ users: 200, records: 2000, rounds: 1 });
+  for (const [name, run] of Object.entries({ export_tenant: exported, floor_export_copy: copied })) {
+    expect(run.rows, name).toBeGreaterThan(tenant.users + tenant.records);
+    expect(run.seconds, name).toBeGreaterThan(0);
+    expect(run.rows_per_s, name).toBeGreaterThan(0);
+    expect(run.bytes, name).toBeGreaterThan(0);
+    expect(run.rounds, name).toHaveLength(tenant.rounds);
+  }
+  expect(exported.rows).toBe(copied.rows);
+  expect(exported.ratio_to_floor).toBeGreaterThan(0);
+  expect(exported.ratio_rounds).toHaveLength(tenant.rounds);
+  expect(fork.rows).toBeGreaterThan(tenant.users + tenant.records);
+  expect(fork.seconds).toBeGreaterThan(0);
+  expect(fork.rows_per_s).toBeGreaterThan(0);
+  for (const line of ['export_tenant', 'floor_export_copy', 'fork_tenant']) expect(result.stdout).toMatch(new RegExp(`^${line}\\s+\\d+ rows`, 'm'));
   for (const s of json.scenarios) {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);

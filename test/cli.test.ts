@@ -1,4 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantColumns } from '../src/db/columns.js';
@@ -109,5 +113,56 @@ describe('system-service CLI', { timeout: 120_000 }, () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/\[#{30}\] 1\/1 wave 1\/1: tenant_registered/);
     expect(result.stdout).toMatch(/3 tenant schemas \(0 of them spares\): 1 migrated, 2 already up to date, 0 failed/);
+  });
+
+  it('exports, imports, forks, backs up, restores, suspends and deletes tenants', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ss-cli-lifecycle-'));
+    const env = { DATABASE_URL: t.url, JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'warn', DATA_DIR: dir };
+    const run = (...args: string[]) => runTs('src/cli.ts', args, env);
+    const count = async (schema: string) => Number((await sql<{ n: string }>`SELECT count(*) AS n FROM ${sql.id(schema, 'users')}`.execute(t.database.db)).rows[0]!.n);
+    try {
+      expect((await run('tenants', 'create', 'life_a', '--admin-email', 'admin@a.example', '--admin-password', 'a long cli password')).code).toBe(0);
+      expect((await run('tenants', 'create', 'life_b', '--admin-email', 'admin@b.example', '--admin-password', 'a long cli password')).code).toBe(0);
+      const archive = path.join(dir, 'a.tar.gz');
+      // On a terminal, rows go by as they are written.
+      const command = `${process.execPath} --import tsx src/cli.ts tenants export life_a -o ${archive}`;
+      const shown = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+      expect(shown.status, shown.stdout).toBe(0);
+      expect(shown.stdout).toMatch(/export: users, \d+ rows/);
+      expect(shown.stdout).toMatch(new RegExp(`exported life_a: \\d+ rows in \\d+ tables, 0 files, [0-9.]+ MB to ${archive}`));
+      expect(readFileSync(archive).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+
+      const imported = await run('tenants', 'import', archive, '--slug', 'life_copy');
+      expect(imported.stderr).toBe('');
+      expect(imported.stdout).toMatch(/imported .* as tenant life_copy \(.+\), schema tenant_life_copy at version \d+/);
+      expect(await count('tenant_life_copy')).toBe(await count('tenant_life_a'));
+      expect((await run('tenants', 'import', archive, '--slug', 'life_b')).stderr.trim()).toBe('a tenant with slug "life_b" already exists');
+      expect((await run('tenants', 'import', archive)).code).toBe(2);
+
+      expect((await run('tenants', 'fork', 'life_a', 'life_fork')).stdout).toMatch(/forked life_a into life_fork \(.+\) in \d+ ms/);
+      expect((await run('tenants', 'fork', 'life_a')).code).toBe(2);
+
+      const backup = await run('tenants', 'backup', 'life_a');
+      const id = /backup ([0-9a-f-]{36}) of life_a: [0-9.]+ MB, sha256 [0-9a-f]{64}/.exec(backup.stdout)?.[1];
+      expect(id, backup.stdout + backup.stderr).toBeDefined();
+      expect(readdirSync(path.join(dir, 'backups'), { recursive: true }).map(String).some((f) => f.endsWith(id!))).toBe(true);
+      expect((await run('tenants', 'backups', 'life_a')).stdout).toContain(id);
+      await sql`DELETE FROM tenant_life_a.users WHERE email <> 'admin@a.example'`.execute(t.database.db);
+      await sql`UPDATE tenant_life_a.roles SET description = 'changed after the backup'`.execute(t.database.db);
+      expect((await run('tenants', 'restore', 'life_a', id!)).stdout).toBe(`restored life_a to backup ${id}; its sessions ended\n`);
+      expect((await sql<{ n: string }>`SELECT count(*) AS n FROM tenant_life_a.roles WHERE description = 'changed after the backup'`.execute(t.database.db)).rows[0]!.n).toBe('0');
+
+      expect((await run('tenants', 'suspend', 'life_b')).stdout).toBe('life_b is suspended\n');
+      expect((await t.database.db.withSchema('shared').selectFrom('tenants').select('status').where('slug', '=', 'life_b').executeTakeFirstOrThrow()).status).toBe('suspended');
+      expect((await run('tenants', 'resume', 'life_b')).stdout).toBe('life_b is active\n');
+
+      expect((await run('tenants', 'delete', 'life_fork')).code).toBe(2);
+      const deleted = await run('tenants', 'delete', 'life_fork', '--yes');
+      expect(deleted.stdout).toMatch(/deleted life_fork \(.+\); final backup [0-9a-f-]{36}/);
+      expect((await run('tenants', 'delete', 'life_copy', '--yes', '--no-backup')).stdout).toMatch(/^deleted life_copy \([0-9a-f-]+\)\n$/);
+      expect((await sql<{ n: string }>`SELECT count(*) AS n FROM pg_namespace WHERE nspname IN ('tenant_life_fork', 'tenant_life_copy')`.execute(t.database.db)).rows[0]!.n).toBe('0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
