@@ -3,12 +3,15 @@
  * machine, measured side by side in one run. Writes bench/results/latest.json and a dated copy.
  *
  * Modes (the `mode` field of the results):
- * - standard (no flag): the compiled service, 7 rounds of 4 s turns, scale at 2,000 tenants;
+ * - standard (no flag): the compiled service, 7 rounds of 4 s turns, scale at 2,000 tenants, a
+ *   lifecycle tenant (export, fork) of 10,000 users and 100,000 records;
  * - `--full`: the standard run with scale at 10,000 tenants;
- * - `--quick`: the service from source, one round of 2 s turns, scale at 12 tenants (about a minute);
+ * - `--quick`: the service from source, one round of 2 s turns, scale at 12 tenants, a lifecycle
+ *   tenant of 2,000 users and 20,000 records (about a minute);
  * - `--smoke`: not a measurement: every scenario once, in turns of 0.75 s (login's 1.5 s), no
- *   warm-up, no settling, 3 tenants against 4, 2 cold provisionings: test/bench-smoke.test.ts runs
- *   it to check in about 25 s that the run works and writes valid results. Its numbers mean nothing.
+ *   warm-up, no settling, 3 tenants against 4, 2 cold provisionings, a lifecycle tenant of 200
+ *   users and 2,000 records: test/bench-smoke.test.ts runs it to check in about 25 s that the run
+ *   works and writes valid results. Its numbers mean nothing.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,14 +21,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { sql } from 'kysely';
+import { loadJwtKeys } from '../src/auth/keys.js';
 import { hashPassword, verifyPassword } from '../src/auth/passwords.js';
-import { DEFAULT_PREPARED_STATEMENTS } from '../src/config.js';
+import { issueSystemToken } from '../src/auth/system-token.js';
+import { DEFAULT_PREPARED_STATEMENTS, loadConfig } from '../src/config.js';
 import { createDatabase, tenantDb, type Database } from '../src/db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.js';
 import { tenantMigrations } from '../src/db/migrations/index.js';
 import { migratePlatform } from '../src/db/platform.js';
 import { currentDatabase, EMBEDDED_ROLES, tenantRoleNamer } from '../src/db/roles.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';
+import { archivedTables, exportOverHttp, floorExportCopy, forkOverHttp, seedLargeTenant } from './lifecycle.js';
 import type { LoadSpec } from './load.js';
 
 const execFileAsync = promisify(execFile);
@@ -72,6 +78,14 @@ const COLD_RUNS = byMode({ smoke: 2, quick: 5, standard: 20, full: 20 });
 const SPARE_RUNS = byMode({ smoke: 3, quick: 20, standard: 20, full: 20 });
 /** Milliseconds of the in-process argon2 verify loop. */
 const ARGON_MS = byMode({ smoke: 200, quick: 2000, standard: 2000, full: 2000 });
+/** The lifecycle tenant (export_tenant, floor_export_copy, fork_tenant): its users, and its records (notes and tasks). */
+const LIFECYCLE_USERS = byMode({ smoke: 200, quick: 2000, standard: 10_000, full: 10_000 });
+const LIFECYCLE_RECORDS = byMode({ smoke: 2000, quick: 20_000, standard: 100_000, full: 100_000 });
+/** Rounds of floor_export_copy then export_tenant (the median round of each is kept). */
+const EXPORT_ROUNDS = byMode({ smoke: 1, quick: 1, standard: 5, full: 5 });
+/** The goals printed beside the lifecycle figures: the export at half its floor's rows/s or more, the fork (at the standard size) under 10 s. */
+const EXPORT_GOAL_RATIO = 0.5;
+const FORK_GOAL_SECONDS = 10;
 /** The service's setting, passed to the floor too (it prepares its statement when the service does). */
 const PREPARED_STATEMENTS = process.env.DATABASE_PREPARED_STATEMENTS ?? String(DEFAULT_PREPARED_STATEMENTS);
 const PASSWORD = 'benchmark password 123';
@@ -266,7 +280,7 @@ async function main() {
   };
   const children: ChildProcess[] = [];
   try {
-    const { url: smallUrl, ownerUrl: smallOwnerUrl, pgData: smallPgData, db, roles } = await cluster(dataDir);
+    const { url: smallUrl, ownerUrl: smallOwnerUrl, superuserUrl: smallSuperuserUrl, pgData: smallPgData, db, roles } = await cluster(dataDir);
     const version = (await sql<{ v: string }>`SELECT current_setting('server_version') AS v`.execute(db)).rows[0]!.v;
     const schemas = new SchemaManager(db, tenantMigrations, roles);
 
@@ -563,6 +577,57 @@ async function main() {
     const migrateAll = await next1.migrateAll({ concurrency: 4 });
     log(`migrate_all over ${migrateAll.total} schemas: ${(migrateAll.duration_ms / 1000).toFixed(1)} s`);
 
+    // Tenant lifecycle, in the 10-tenant cluster once every read of it is done (the seeding's
+    // writes stay out of them): one large tenant seeded in SQL, its export through the service
+    // in rounds with its floor (the floor first in each), then one fork of it, deleted again.
+    const big = await seedLargeTenant(db, schemas, { slug: 'lifecycle', users: LIFECYCLE_USERS, records: LIFECYCLE_RECORDS, passwordHash: hash });
+    log(`lifecycle tenant: ${big.users} users, ${big.records} records seeded in ${big.seconds.toFixed(1)} s`);
+    // The seeding's WAL is checkpointed now rather than during the rounds.
+    await checkpoint(smallSuperuserUrl);
+    await settleAutovacuum(db);
+    // A system token as the platform's caller would hold, made from the service's own settings.
+    const platform = { authorization: `Bearer ${await issueSystemToken(loadJwtKeys(loadConfig({ ...process.env, ...env })), { subject: 'bench', ttlSeconds: 3600 })}` };
+    const exportTables = await archivedTables(db, big.schema);
+    if (!short) {
+      await floorExportCopy(db, big.schema, exportTables);
+      await exportOverHttp(base, big.slug, platform);
+    }
+    const exportRuns: Awaited<ReturnType<typeof exportOverHttp>>[] = [];
+    const floorExportRuns: Awaited<ReturnType<typeof floorExportCopy>>[] = [];
+    for (let round = 0; round < EXPORT_ROUNDS; round++) {
+      floorExportRuns.push(await floorExportCopy(db, big.schema, exportTables));
+      const run = await exportOverHttp(base, big.slug, platform);
+      // The floor reads exactly the tables the archive holds, or it is no floor.
+      if (Object.keys(run.manifest.tables).sort().join() !== exportTables.join()) throw new Error(`export: the archive holds ${Object.keys(run.manifest.tables).join(', ')}; the floor read ${exportTables.join(', ')}`);
+      exportRuns.push(run);
+    }
+    const rowsPerSecond = (r: { rows: number; seconds: number }) => Math.round(r.rows / r.seconds);
+    /** The round with the median rows per second. */
+    const medianCopy = <T extends { rows: number; seconds: number }>(runs: T[]) => [...runs].sort((a, b) => rowsPerSecond(a) - rowsPerSecond(b))[Math.floor(runs.length / 2)]!;
+    const copyFigures = (r: { rows: number; bytes: number; seconds: number }, runs: { rows: number; seconds: number }[]) => ({ rows: r.rows, bytes: r.bytes, seconds: Number(r.seconds.toFixed(3)), rows_per_s: rowsPerSecond(r), rounds: runs.map(rowsPerSecond) });
+    const [exportMedian, floorExportMedian] = [medianCopy(exportRuns), medianCopy(floorExportRuns)];
+    const exportTenant = {
+      ...copyFigures(exportMedian, exportRuns),
+      tables: exportTables.length,
+      floor: 'floor_export_copy',
+      ratio_to_floor: ratioOf(rowsPerSecond(exportMedian), rowsPerSecond(floorExportMedian)),
+      ratio_rounds: exportRuns.map((r, i) => ratioOf(rowsPerSecond(r), rowsPerSecond(floorExportRuns[i]!))),
+      goal_ratio_to_floor: EXPORT_GOAL_RATIO,
+      measured: 'GET /api/v1/tenants/{id}/export (system token) read to its last byte over HTTP from the running service; rows: the sum of the manifest\'s row counts; bytes: the gzip tar archive',
+    };
+    const floorExport = { ...copyFigures(floorExportMedian, floorExportRuns), measured: 'the same tables of the same schema, one after another on one owner connection: COPY (SELECT row_to_json(t)::text FROM schema.table t) TO STDOUT (pg-copy-streams) into a gzip stream, discarded' };
+    log(`export_tenant: ${exportTenant.rows} rows, ${exportTenant.bytes} bytes in ${exportTenant.seconds} s, ${exportTenant.rows_per_s} rows/s; floor_export_copy ${floorExport.rows_per_s} rows/s; ratio ${exportTenant.ratio_to_floor}`);
+    const forked = await forkOverHttp(db, base, big.slug, `bench_fork_${Date.now().toString(36)}`, platform);
+    const forkTenant = {
+      rows: forked.rows,
+      seconds: Number(forked.seconds.toFixed(3)),
+      rows_per_s: rowsPerSecond(forked),
+      delete_seconds: Number(forked.delete_seconds.toFixed(3)),
+      goal_seconds: FORK_GOAL_SECONDS,
+      measured: 'POST /api/v1/tenants/{id}/fork (system token) to its 201, a new slug per run; rows: those the fork holds; then DELETE ?backup=false, timed apart',
+    };
+    log(`fork_tenant: ${forkTenant.rows} rows in ${forkTenant.seconds} s, ${forkTenant.rows_per_s} rows/s; deleted in ${forkTenant.delete_seconds} s`);
+
     const argonRaw = await (async () => {
       const t = performance.now();
       let n = 0;
@@ -585,6 +650,12 @@ async function main() {
       webhook_delivery_200: { ...steady.delivery, offered_rps: steady.load.rps, measured: 'notes created at a steady 200 per second in a tenant whose endpoint takes every note.created; latency from the event time to arrival' },
       provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: SPARE_RUNS, cold_runs: COLD_RUNS },
       migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
+      lifecycle: {
+        tenant: { slug: big.slug, users: big.users, records: big.records, seed_s: Number(big.seconds.toFixed(1)), rounds: EXPORT_ROUNDS },
+        export_tenant: exportTenant,
+        floor_export_copy: floorExport,
+        fork_tenant: forkTenant,
+      },
       scale: {
         small_tenants: SMALL,
         large_tenants: LARGE,
@@ -632,6 +703,11 @@ async function main() {
     process.stdout.write(`all turns         ${totals.join('; ')} (the requests of all turns against those of all the floor's)\n`);
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of ${SPARE_RUNS})\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
+    const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+    const exportRounds = EXPORT_ROUNDS > 1 ? `; rounds ${exportTenant.ratio_rounds.map((r) => r.toFixed(2)).join(', ')}` : '';
+    process.stdout.write(`export_tenant     ${exportTenant.rows_per_s} rows/s: ${exportTenant.rows} rows in ${exportTenant.seconds} s, ${mb(exportTenant.bytes)} MB; ${exportTenant.ratio_to_floor.toFixed(3)} of floor_export_copy (goal >= ${EXPORT_GOAL_RATIO}${exportRounds})\n`);
+    process.stdout.write(`floor_export_copy ${floorExport.rows_per_s} rows/s: ${floorExport.rows} rows in ${floorExport.seconds} s, ${mb(floorExport.bytes)} MB (${LIFECYCLE_USERS} users, ${LIFECYCLE_RECORDS} records)\n`);
+    process.stdout.write(`fork_tenant       ${forkTenant.rows} rows in ${forkTenant.seconds} s, ${forkTenant.rows_per_s} rows/s (goal < ${FORK_GOAL_SECONDS} s at 10000 users, 100000 records); deleted in ${forkTenant.delete_seconds} s\n`);
     process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB (the ${SMALL}-tenant one ${rssSmall} MB); ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
     process.stdout.write(`postgres          ${postgresAt.large.pss_mb} MB at ${LARGE} tenants (${postgresAt.large.database_mb} MB on disk), ${postgresAt.small.pss_mb} MB at ${SMALL}\n`);
     for (const f of failedLoads) process.stdout.write(`NOT VALID         ${f.name}: ${f.errors} errors or non-2xx answers\n`);

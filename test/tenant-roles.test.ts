@@ -91,6 +91,24 @@ describe('each tenant schema has its own role', () => {
     expect((await sql<{ user: string }>`SELECT current_user AS user`.execute(r.runtime.db)).rows[0]!.user).toBe(r.runtimeRole);
   });
 
+  it('forks, imports, restores and deletes tenants with their own roles: the runtime role serves them, holding no right itself', async () => {
+    const fork = await r.lifecycle.fork('tra', { slug: 'tra_fork' });
+    const exported = await r.lifecycle.export('trb');
+    const copy = await r.lifecycle.import(exported.stream(), { slug: 'trb_copy' });
+    for (const [tenant, email] of [[fork, 'admin@tra.example'], [copy, 'admin@trb.example']] as const) {
+      expect(await roleState(roleOf(tenant.schema_name))).toEqual({ login: false, member: true, usage: false });
+      expect(await r.runtimeTries(`SELECT 1 FROM ${tenant.schema_name}.users`)).toBe('42501');
+      const login = await r.app.inject({ method: 'POST', url: `/api/v1/tenants/${tenant.slug}/auth/login`, payload: { email, password: PASSWORD } });
+      expect(login.statusCode, login.body).toBe(200);
+      expect((await r.app.inject({ method: 'GET', url: `/api/v1/tenants/${tenant.slug}/users`, headers: bearer(login.json().access_token) })).statusCode).toBe(200);
+    }
+    const backup = await r.lifecycle.backup('tra');
+    await r.lifecycle.restore('tra', backup.id);
+    expect((await r.app.inject({ method: 'POST', url: '/api/v1/tenants/tra/auth/login', payload: { email: 'admin@tra.example', password: PASSWORD } })).statusCode).toBe(200);
+    await r.lifecycle.delete('tra_fork', { backup: false });
+    expect(await roleState(roleOf('tenant_tra_fork'))).toBeUndefined();
+  });
+
   it('sets the role without a server warning, for ad hoc and prepared statements and transactions alike', async () => {
     const notices: string[] = [];
     const emit = pg.Client.prototype.emit;
