@@ -131,6 +131,11 @@ describe('system-service CLI', { timeout: 120_000 }, () => {
       expect(shown.stdout).toMatch(/export: users, \d+ rows/);
       expect(shown.stdout).toMatch(new RegExp(`exported life_a: \\d+ rows in \\d+ tables, 0 files, [0-9.]+ MB to ${archive}`));
       expect(readFileSync(archive).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+      // Standard tools read it: manifest.json first, then the tables.
+      const listed = spawnSync('tar', ['-tzf', archive], { encoding: 'utf8' });
+      expect(listed.status, listed.stderr).toBe(0);
+      expect(listed.stdout.split('\n')[0]).toBe('manifest.json');
+      expect(listed.stdout).toContain('tables/users.ndjson');
 
       const imported = await run('tenants', 'import', archive, '--slug', 'life_copy');
       expect(imported.stderr).toBe('');

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,6 +10,7 @@ import tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
 import { revealConfig } from '../src/records/resources/channel-configs.js';
+import { NOT_ARCHIVED } from '../src/tenancy/archive.js';
 import { BackupScheduler } from '../src/tenancy/backup-scheduler.js';
 import { useTenants } from './support/fixture.js';
 import { caller, upload } from './support/records.js';
@@ -29,6 +30,9 @@ async function fill(slug: string, token: string) {
   for (let i = 0; i < 5; i++) await seedUser(t, slug, { email: `u${i}@${slug}.example`, roles: i % 2 ? ['manager'] : ['viewer'] });
   const team = await call(token, 'POST', `${slug}/teams`, { name: `Team of ${slug}` });
   expect(team.statusCode).toBe(201);
+  // A parent newer than its child: rows that point within a table load whatever their order.
+  const parent = await call(token, 'POST', `${slug}/teams`, { name: `Parent of ${slug}` });
+  expect((await call(token, 'PATCH', `${slug}/teams/${team.json().id}`, { parent_team_id: parent.json().id })).statusCode).toBe(200);
   for (let i = 0; i < 3; i++) expect((await call(token, 'POST', `${slug}/notes`, { title: `note ${i}`, content: `about ${slug} ${i}` })).statusCode).toBe(201);
   const bytes = randomBytes(4096);
   const file = await upload(t.app, token, `${slug}/attachments`, { name: 'report.bin', content: bytes });
@@ -84,6 +88,28 @@ async function rewrite(archive: Buffer, edit: (name: string, content: Buffer) =>
     const changed = edit(name, content);
     if (changed) pack.entry({ name }, changed);
   }
+  pack.finalize();
+  return gzipSync(await buffer(pack));
+}
+
+/** The archive with `name` set to `content`, the manifest's rows and SHA-256 made to match (`replace`: instead of the table's rows). */
+async function rewriteWith(archive: Buffer, name: string, content: string, replace = false): Promise<Buffer> {
+  const table = /^tables\/(\w+)\.ndjson$/.exec(name)![1]!;
+  const files = await entries(archive);
+  const body = Buffer.from(replace || !files.has(name) ? content : files.get(name)!.toString() + content);
+  return rewrite(archive, (entry, data) => {
+    if (entry === name) return body;
+    if (entry !== 'manifest.json') return data;
+    const m = JSON.parse(data.toString());
+    m.tables[table] = { rows: body.toString().split('\n').filter(Boolean).length, sha256: createHash('sha256').update(body).digest('hex') };
+    return Buffer.from(JSON.stringify(m));
+  }).then(async (out) => (files.has(name) ? out : appendEntry(out, name, body)));
+}
+
+async function appendEntry(archive: Buffer, name: string, body: Buffer): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const [entry, data] of await entries(archive)) pack.entry({ name: entry }, data);
+  pack.entry({ name }, body);
   pack.finalize();
   return gzipSync(await buffer(pack));
 }
@@ -182,6 +208,21 @@ describe('tenant export and import', { timeout: 60_000 }, () => {
       expect(res.json().detail, what).toMatch(detail);
       await nothingLeftOf('la_bad');
     }
+    // Rows an archive never carries (sessions: an archive signs nobody in), rows that are not objects.
+    const withSessions = await rewrite(archive, (name, content) => content);
+    const sessions = await tenantDb(db(), 'tenant_la').selectFrom('user_sessions').selectAll().execute();
+    expect(sessions.length).toBeGreaterThan(0);
+    const injected = await rewriteWith(withSessions, 'tables/user_sessions.ndjson', sessions.map((row) => JSON.stringify(row)).join('\n') + '\n');
+    const notObject = await rewriteWith(archive, 'tables/notes.ndjson', '1\n"x"\n', true);
+    for (const [what, body, detail] of [
+      ['a sessions table', injected, /does not carry user_sessions/],
+      ['rows that are not objects', notObject, /tables\/notes\.ndjson holds a row that is not a JSON object/],
+    ] as const) {
+      const res = await importArchive(body, 'slug=la_bad');
+      expect(res.statusCode, what).toBe(400);
+      expect(res.json().detail, what).toMatch(detail);
+      await nothingLeftOf('la_bad');
+    }
     // The unchanged rewrite still imports: the cases above failed for what they changed.
     expect((await importArchive(extra, 'slug=la_fine')).statusCode).toBe(201);
 
@@ -197,6 +238,18 @@ describe('tenant export and import', { timeout: 60_000 }, () => {
     // Without a system token: 401, and nothing read.
     expect((await t.app.inject({ method: 'POST', url: '/api/v1/tenants/import?slug=la_anon', payload: archive, headers: { 'content-type': 'application/gzip' } })).statusCode).toBe(401);
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/la/export', headers: bearer(t.tokens.la) })).statusCode).toBe(403);
+  });
+
+  it('loads rows that point within their table across batches, and falls back to the slug for a bad name', async () => {
+    await sql`INSERT INTO tenant_lb.teams (name) SELECT 'bulk ' || g FROM generate_series(1, 5001) g`.execute(db());
+    await sql`UPDATE tenant_lb.teams SET parent_team_id = (SELECT id FROM tenant_lb.teams WHERE name = 'bulk 5001') WHERE name = 'bulk 1'`.execute(db());
+    const archive = await rewrite(await exportOf('lb'), (name, content) => (name === 'manifest.json' ? Buffer.from(JSON.stringify({ ...JSON.parse(content.toString()), tenant: { slug: 'lb', schema: 'tenant_lb', name: 'x'.repeat(5000) } })) : content));
+    const res = await importArchive(archive, 'slug=lb_teams');
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json().name).toBe('lb_teams');
+    expect(await rows('tenant_lb_teams', 'teams')).toEqual(await rows('tenant_lb', 'teams'));
+    expect((await platform('DELETE', '/lb_teams?backup=false')).statusCode).toBe(200);
+    await sql`DELETE FROM tenant_lb.teams WHERE name LIKE 'bulk %'`.execute(db());
   });
 
   it('exports one snapshot while users are being created', async () => {
@@ -281,7 +334,7 @@ describe('tenant backups', { timeout: 90_000 }, () => {
     expect(backup).toMatchObject({ tenant_slug: 'lb', kind: 'manual', schema_version: t.schemas.latestVersion });
     expect(backup.sha256).toMatch(/^[0-9a-f]{64}$/);
     const before = new Map<string, unknown[]>();
-    const tables = (await tablesOf('tenant_lb')).filter((x) => !['user_sessions', 'audit_logs', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys'].includes(x));
+    const tables = (await tablesOf('tenant_lb')).filter((x) => x !== 'audit_logs' && !NOT_ARCHIVED.includes(x));
     for (const table of tables) before.set(table, await rows('tenant_lb', table));
     const auditBefore = await rows('tenant_lb', 'audit_logs');
     const laBefore = await rows('tenant_la', 'users');
@@ -305,6 +358,10 @@ describe('tenant backups', { timeout: 90_000 }, () => {
     expect((await call(t.tokens.lb, 'GET', 'lb/me')).statusCode).toBe(401);
     t.tokens.lb = (await login(t.app, 'lb', 'admin@lb.example')).access_token;
     expect((await call(t.tokens.lb, 'GET', 'lb/users?search=after-backup')).json().items).toEqual([]);
+    // Links in flight (reset, verification) are not part of a backup: restored, none is left.
+    for (const table of ['password_reset_tokens', 'email_verification_tokens']) {
+      expect((await sql<{ n: string }>`SELECT count(*) AS n FROM ${sql.id('tenant_lb', table)}`.execute(db())).rows[0]!.n, table).toBe('0');
+    }
   });
 
   it('refuses a backup file changed on disk, and an unknown backup, changing nothing', async () => {

@@ -5,7 +5,7 @@ import type { PlatformDatabase } from './platform-types.js';
 import { grantPlatform } from './roles.js';
 
 /** Advisory-lock class ids of this service (first key of the two-key lock functions). */
-export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003, teamHierarchy: 7_340_004, channelDefault: 7_340_005, attachmentQuota: 7_340_006, eventDispatch: 7_340_007 } as const;
+export const LOCK_CLASS = { platform: 7_340_001, tenantSchema: 7_340_002, spares: 7_340_003, teamHierarchy: 7_340_004, channelDefault: 7_340_005, attachmentQuota: 7_340_006, eventDispatch: 7_340_007, tenantBackup: 7_340_008 } as const;
 
 interface PlatformMigration {
   readonly version: number;

@@ -4,9 +4,10 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
+import { createRequire } from 'node:module';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip, createGzip, gzipSync } from 'node:zlib';
 import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
@@ -21,9 +22,9 @@ export const ARCHIVE_FORMAT_VERSION = 1;
 /**
  * Tables an archive leaves out: sessions (an archive signs nobody in; users sign in with their
  * passwords) and what is in flight rather than data (the outbox and its deliveries, realtime
- * tickets, idempotency records).
+ * tickets, idempotency records, reset and verification links). An archive holding one is refused.
  */
-export const NOT_ARCHIVED: readonly string[] = ['user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys'];
+export const NOT_ARCHIVED: readonly string[] = ['user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys', 'password_reset_tokens', 'email_verification_tokens'];
 
 export interface Manifest {
   readonly format: typeof ARCHIVE_FORMAT;
@@ -81,13 +82,25 @@ export class Meter extends Transform {
   readonly hash = createHash('sha256');
   lines = 0;
   bytes = 0;
+  /** The longest line so far, in bytes. */
+  longest = 0;
+  private lineStart = 0;
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
     this.hash.update(chunk);
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+      this.lines++;
+      this.longest = Math.max(this.longest, this.bytes + i - this.lineStart);
+      this.lineStart = this.bytes + i + 1;
+    }
     this.bytes += chunk.length;
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines++;
+    this.longest = Math.max(this.longest, this.bytes - this.lineStart);
     done(null, chunk);
   }
 }
+
+/** The longest row an import reads (a line of a table file), and the most entries an archive may hold. */
+const MAX_ROW_BYTES = 64 * 1024 * 1024;
+const MAX_ENTRIES = 1_000_000;
 
 export interface ExportProgress {
   readonly table: string;
@@ -104,11 +117,61 @@ export interface PreparedExport {
   discard(): Promise<void>;
 }
 
+const { encode: tarHeader } = createRequire(import.meta.url)('tar-stream/headers.js') as { encode(header: object): Buffer };
+
+/** One tar entry (header, content, padding to 512 bytes), without the archive's end. */
+function tarEntry(name: string, content: Buffer, mtime: Date): Buffer {
+  const header = tarHeader({ name, size: content.length, mode: 0o600, mtime, type: 'file', uid: 0, gid: 0 });
+  return Buffer.concat([header, content, Buffer.alloc((512 - (content.length % 512)) % 512)]);
+}
+
 /**
- * Writes one tenant's tables as NDJSON files from one snapshot (a REPEATABLE READ, READ ONLY
- * transaction: `COPY (SELECT row_to_json ...) TO STDOUT`, each row one line, straight to disk
- * through a hash), then its attachment bytes; the archive is made from those files as it is
- * read. Memory holds a buffer, never a table.
+ * A gzip tar written to a file while entries are added: each table is packed (and compressed,
+ * on the thread pool) as soon as its file is complete, while PostgreSQL writes the next one.
+ */
+class ArchiveWriter {
+  private readonly pack = tar.pack();
+  private readonly written: Promise<void>;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    file: string,
+    private readonly mtime: Date,
+  ) {
+    this.written = pipeline(this.pack, createGzip(), createWriteStream(file, { mode: 0o600 }));
+    this.written.catch(() => undefined); // awaited in finish()
+  }
+
+  /** Packs `file` as `name` after the entries before it, then removes it. */
+  addFile(name: string, file: string): void {
+    this.queue = this.queue.then(async () => {
+      const size = (await stat(file)).size;
+      await new Promise<void>((resolve, reject) => {
+        const sink = this.pack.entry({ name, size, mode: 0o600, mtime: this.mtime }, (error) => (error ? reject(error) : resolve()));
+        createReadStream(file).on('error', reject).pipe(sink);
+      });
+      await rm(file);
+    });
+  }
+
+  async finish(): Promise<void> {
+    await this.queue;
+    this.pack.finalize();
+    await this.written;
+  }
+
+  async abort(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    this.pack.destroy();
+    await this.written.catch(() => undefined);
+  }
+}
+
+/**
+ * One tenant's archive from one snapshot (a REPEATABLE READ, READ ONLY transaction): each
+ * table through `COPY (SELECT row_to_json ...) TO STDOUT`, one row per line, to a file through
+ * a hash, packed into the archive file as soon as it is complete; then the attachment bytes,
+ * then manifest.json. Memory holds buffers, never a table.
  */
 export async function prepareExport(
   pool: pg.Pool,
@@ -117,13 +180,13 @@ export async function prepareExport(
   onProgress?: (p: ExportProgress) => void,
 ): Promise<PreparedExport> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'system-service-export-'));
+  const created = new Date();
+  const archive = new ArchiveWriter(path.join(dir, 'archive.tar.gz'), created);
   try {
-    await mkdir(path.join(dir, 'tables'));
-    await mkdir(path.join(dir, 'attachments'));
     const client = await pool.connect();
     const tables: Record<string, { rows: number; sha256: string }> = {};
     let version = 0;
-    let files: { sha: string; key: string; size: number }[] = [];
+    let files: { sha: string; key: string }[] = [];
     const keys = new Set<string>();
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -131,31 +194,17 @@ export async function prepareExport(
       version = Number((await client.query<{ version: number }>('SELECT version FROM shared.tenant_schemas WHERE schema_name = $1', [schema])).rows[0]?.version ?? 0);
       const names = (await client.query<{ name: string }>(`SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1`, [schema])).rows.map((r) => r.name);
       for (const table of names.filter((t) => !NOT_ARCHIVED.includes(t))) {
-        const pk = (
-          await client.query<{ name: string }>(
-            `SELECT a.attname AS name FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-             WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)`,
-            [`${quoteIdent(schema)}.${quoteIdent(table)}`],
-          )
-        ).rows.map((r) => quoteIdent(r.name));
-        const hasCreated = (await client.query('SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped', [`${quoteIdent(schema)}.${quoteIdent(table)}`, 'created_at'])).rowCount! > 0;
-        // Oldest first (parents before the rows that point to them within a table), then by key.
-        const order = [...(hasCreated ? ['created_at'] : []), ...pk].join(', ');
         // CSV with delimiter and quote characters a JSON text never holds raw: each line is the JSON itself, unescaped.
-        const copy = client.query(
-          copyTo(`COPY (SELECT row_to_json(t)::text FROM ${quoteIdent(schema)}.${quoteIdent(table)} t${order ? ` ORDER BY ${order}` : ''}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`),
-        );
+        const copy = client.query(copyTo(`COPY (SELECT row_to_json(t)::text FROM ${quoteIdent(schema)}.${quoteIdent(table)} t) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`));
         const meter = new Meter();
-        await pipeline(copy, meter, createWriteStream(path.join(dir, 'tables', `${table}.ndjson`)));
+        const file = path.join(dir, `${table}.ndjson`);
+        await pipeline(copy, meter, createWriteStream(file, { mode: 0o600 }));
         tables[table] = { rows: meter.lines, sha256: meter.hash.digest('hex') };
+        archive.addFile(`tables/${table}.ndjson`, file);
         onProgress?.({ table, rows: meter.lines, bytes: meter.bytes });
       }
       if (names.includes('attachments')) {
-        files = (await client.query<{ sha: string; key: string; size: string }>(`SELECT checksum_sha256 AS sha, storage_key AS key, size_bytes AS size FROM ${quoteIdent(schema)}.attachments WHERE purged_at IS NULL`)).rows.map((r) => ({
-          sha: r.sha,
-          key: r.key,
-          size: Number(r.size),
-        }));
+        files = (await client.query<{ sha: string; key: string }>(`SELECT checksum_sha256 AS sha, storage_key AS key FROM ${quoteIdent(schema)}.attachments WHERE purged_at IS NULL`)).rows;
       }
       for (const table of ['channel_configs', 'webhooks']) {
         if (!names.includes(table)) continue;
@@ -172,13 +221,14 @@ export async function prepareExport(
     }
     // Attachment bytes do not change under a key (a new revision is a new row): copied after the snapshot.
     const attachments: Record<string, { size_bytes: number }> = {};
-    for (const file of files) {
-      if (attachments[file.sha]) continue;
+    for (const stored of files) {
+      if (attachments[stored.sha]) continue;
       const meter = new Meter();
-      await pipeline(await storage.get(file.key), meter, createWriteStream(path.join(dir, 'attachments', file.sha)));
-      const sha = meter.hash.digest('hex');
-      if (sha !== file.sha) throw new Error(`attachment ${file.key}: its bytes do not match their recorded SHA-256`);
-      attachments[file.sha] = { size_bytes: meter.bytes };
+      const file = path.join(dir, stored.sha);
+      await pipeline(await storage.get(stored.key), meter, createWriteStream(file, { mode: 0o600 }));
+      if (meter.hash.digest('hex') !== stored.sha) throw new Error(`attachment ${stored.key}: its bytes do not match their recorded SHA-256`);
+      attachments[stored.sha] = { size_bytes: meter.bytes };
+      archive.addFile(`attachments/${stored.sha}`, file);
       onProgress?.({ table: 'attachments', rows: Object.keys(attachments).length, bytes: meter.bytes });
     }
     const manifest: Manifest = {
@@ -186,47 +236,34 @@ export async function prepareExport(
       format_version: ARCHIVE_FORMAT_VERSION,
       schema_version: version,
       tenant: { slug: tenant.slug, name: tenant.name, schema: tenant.schema },
-      created_at: new Date().toISOString(),
+      created_at: created.toISOString(),
       secrets_key_ids: [...keys].sort(),
       tables,
       attachments,
     };
+    await archive.finish();
+    // manifest.json comes first, as a gzip member of its own before the tables' (a gzip stream
+    // of several members reads as one): a reader knows what follows before it reads it.
+    const head = gzipSync(tarEntry('manifest.json', Buffer.from(JSON.stringify(manifest, null, 2)), created));
+    const discard = () => rm(dir, { recursive: true, force: true });
     return {
       manifest,
-      discard: () => rm(dir, { recursive: true, force: true }),
+      discard,
       stream: () => {
         const out = new PassThrough();
-        void packArchive(dir, manifest, out).finally(() => rm(dir, { recursive: true, force: true }));
+        out.write(head);
+        createReadStream(path.join(dir, 'archive.tar.gz'))
+          .on('error', (error) => out.destroy(error))
+          .on('close', () => void discard())
+          .pipe(out);
         return out;
       },
     };
   } catch (error) {
+    await archive.abort();
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-}
-
-/** manifest.json, tables/<table>.ndjson, attachments/<sha256>: a tar, gzipped, into `out`. */
-async function packArchive(dir: string, manifest: Manifest, out: Writable): Promise<void> {
-  const pack = tar.pack();
-  const done = pipeline(pack, createGzip(), out).catch((error: unknown) => out.destroy(error as Error));
-  try {
-    const entry = async (name: string, file: string) => {
-      const size = (await stat(file)).size;
-      await new Promise<void>((resolve, reject) => {
-        const sink = pack.entry({ name, size, mode: 0o600, mtime: new Date(manifest.created_at) }, (error) => (error ? reject(error) : resolve()));
-        createReadStream(file).on('error', reject).pipe(sink);
-      });
-    };
-    const json = Buffer.from(JSON.stringify(manifest, null, 2));
-    await new Promise<void>((resolve, reject) => pack.entry({ name: 'manifest.json', size: json.length, mode: 0o600, mtime: new Date(manifest.created_at) }, json, (error) => (error ? reject(error) : resolve())));
-    for (const table of Object.keys(manifest.tables)) await entry(`tables/${table}.ndjson`, path.join(dir, 'tables', `${table}.ndjson`));
-    for (const sha of Object.keys(manifest.attachments)) await entry(`attachments/${sha}`, path.join(dir, 'attachments', sha));
-    pack.finalize();
-  } catch (error) {
-    pack.destroy(error as Error);
-  }
-  await done;
 }
 
 const invalid = (detail: string) => new DomainError('tenant.archive_invalid', `the archive is not a valid tenant export: ${detail}`);
@@ -254,7 +291,7 @@ export async function unpackArchive(source: Readable, latestSchemaVersion: numbe
   try {
     await mkdir(path.join(dir, 'tables'));
     await mkdir(path.join(dir, 'attachments'));
-    const seen = new Map<string, { sha256: string; lines: number }>();
+    const seen = new Map<string, { sha256: string; lines: number; longest: number }>();
     let total = 0;
     const extract = tar.extract();
     extract.on('entry', (header, stream, next) => {
@@ -263,6 +300,10 @@ export async function unpackArchive(source: Readable, latestSchemaVersion: numbe
         stream.resume();
         next(error);
       };
+      // A header counts as its 512 bytes: an archive of empty entries is bounded too.
+      total += 512;
+      if (seen.size >= MAX_ENTRIES) return fail(invalid(`more than ${MAX_ENTRIES} entries`));
+      if (total > maxBytes) return fail(new DomainError('request.too_large', `the archive unpacks to more than ${maxBytes} bytes`));
       if (header.type !== 'file') return fail(invalid(`entry ${JSON.stringify(name)} is not a file`));
       const file = name === 'manifest.json' ? path.join(dir, 'manifest.json') : TABLE_ENTRY.test(name) || ATTACHMENT_ENTRY.test(name) ? path.join(dir, name) : undefined;
       if (!file) return fail(invalid(`unexpected entry ${JSON.stringify(name.slice(0, 200))}`));
@@ -277,7 +318,7 @@ export async function unpackArchive(source: Readable, latestSchemaVersion: numbe
       });
       pipeline(stream, limit, meter, createWriteStream(file, { mode: 0o600 })).then(
         () => {
-          seen.set(name, { sha256: meter.hash.digest('hex'), lines: meter.lines });
+          seen.set(name, { sha256: meter.hash.digest('hex'), lines: meter.lines, longest: meter.longest });
           next();
         },
         (error: Error) => next(error),
@@ -302,6 +343,7 @@ export async function unpackArchive(source: Readable, latestSchemaVersion: numbe
       if (!got) throw invalid(`tables/${table}.ndjson is missing`);
       if (got.sha256 !== expected.sha256) throw invalid(`tables/${table}.ndjson does not match its SHA-256 in the manifest`);
       if (got.lines !== expected.rows) throw invalid(`tables/${table}.ndjson holds ${got.lines} rows, the manifest says ${expected.rows}`);
+      if (got.longest > MAX_ROW_BYTES) throw invalid(`tables/${table}.ndjson holds a row longer than ${MAX_ROW_BYTES} bytes`);
     }
     for (const sha of Object.keys(manifest.attachments)) {
       const got = seen.get(`attachments/${sha}`);
@@ -330,11 +372,36 @@ function checkManifest(m: Manifest, latest: number): void {
   if (!object(m.tenant) || typeof m.tenant.schema !== 'string' || typeof m.tenant.slug !== 'string') throw invalid('manifest.json: tenant must name its slug and schema');
   if (!object(m.tables) || !Object.keys(m.tables).every((t) => /^[a-z][a-z0-9_]{0,62}$/.test(t))) throw invalid('manifest.json: tables must map table names to {rows, sha256}');
   for (const v of Object.values(m.tables)) if (!object(v) || !Number.isInteger(v.rows) || typeof v.sha256 !== 'string') throw invalid('manifest.json: each table needs rows and sha256');
+  const inFlight = Object.keys(m.tables).filter((t) => NOT_ARCHIVED.includes(t));
+  if (inFlight.length) throw invalid(`manifest.json: an archive does not carry ${inFlight.join(', ')}`);
   if (!object(m.attachments)) throw invalid('manifest.json: attachments must map SHA-256 to sizes');
   if (!Array.isArray(m.secrets_key_ids)) throw invalid('manifest.json: secrets_key_ids must be a list');
 }
 
-/** Loads a table's NDJSON file into `schema.table` in batches (one INSERT per batch, rows typed by the table). */
+/**
+ * Runs `load` with the schema's foreign keys from a table to itself (a team's parent team, an
+ * attachment's earlier version) dropped, then adds them back, which checks every row at once:
+ * rows that point within their table load whatever their order and batches.
+ */
+export async function withoutSelfReferences(db: Kysely<never>, schema: string, load: () => Promise<void>): Promise<void> {
+  const keys = await sql<{ table: string; name: string; definition: string }>`
+    SELECT c.relname AS table, k.conname AS name, pg_catalog.pg_get_constraintdef(k.oid) AS definition FROM pg_catalog.pg_constraint k
+    JOIN pg_catalog.pg_class c ON c.oid = k.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ${schema} AND k.contype = 'f' AND k.conrelid = k.confrelid`.execute(db);
+  for (const k of keys.rows) await sql`ALTER TABLE ${sql.id(schema, k.table)} DROP CONSTRAINT ${sql.id(k.name)}`.execute(db);
+  await load();
+  for (const k of keys.rows) {
+    await sql`ALTER TABLE ${sql.id(schema, k.table)} ADD CONSTRAINT ${sql.id(k.name)} ${sql.raw(k.definition)}`.execute(db).catch((error: unknown) => {
+      throw invalid(`tables/${k.table}.ndjson: ${(error as Error).message}`);
+    });
+  }
+}
+
+/**
+ * Loads a table's NDJSON file into `schema.table` in batches (one INSERT per batch, rows typed
+ * by the table). Rows the table refuses (not an object, a wrong type, a broken reference or
+ * constraint) make the archive invalid: 400 naming the table.
+ */
 export async function loadTable(db: Kysely<never>, schema: string, table: string, file: string, columns: readonly string[], onRows?: (n: number) => void): Promise<number> {
   const list = sql.join(columns.map((c) => sql.id(c)));
   let batch: string[] = [];
@@ -342,8 +409,16 @@ export async function loadTable(db: Kysely<never>, schema: string, table: string
   let rows = 0;
   const flush = async () => {
     if (batch.length === 0) return;
+    if (!batch.every((line) => line.startsWith('{'))) throw invalid(`tables/${table}.ndjson holds a row that is not a JSON object`);
     await sql`INSERT INTO ${sql.id(schema, table)} (${list}) OVERRIDING SYSTEM VALUE
-              SELECT ${list} FROM jsonb_populate_recordset(NULL::${sql.id(schema, table)}, ${`[${batch.join(',')}]`}::jsonb)`.execute(db);
+              SELECT ${list} FROM jsonb_populate_recordset(NULL::${sql.id(schema, table)}, ${`[${batch.join(',')}]`}::jsonb)`
+      .execute(db)
+      .catch((error: unknown) => {
+        const pg = error as { code?: string; message?: string };
+        // Data errors (22) and broken constraints (23) come from the rows; anything else is ours.
+        if (typeof pg.code === 'string' && /^2[23]/.test(pg.code)) throw invalid(`tables/${table}.ndjson: ${pg.message ?? pg.code}`);
+        throw error;
+      });
     rows += batch.length;
     onRows?.(rows);
     batch = [];

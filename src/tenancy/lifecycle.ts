@@ -12,7 +12,7 @@ import { DomainError, FieldChecks } from '../errors.js';
 import { rebindSecrets } from '../records/rotate.js';
 import type { SecretBox } from '../records/secrets.js';
 import type { FileStorage } from '../records/storage.js';
-import { insertableColumns, loadOrder, loadTable, NOT_ARCHIVED, prepareExport, resetIdentities, unpackArchive, Meter, type ExportProgress, type PreparedExport, type UnpackedArchive } from './archive.js';
+import { insertableColumns, loadOrder, loadTable, withoutSelfReferences, NOT_ARCHIVED, prepareExport, resetIdentities, unpackArchive, Meter, type ExportProgress, type PreparedExport, type UnpackedArchive } from './archive.js';
 import type { TenantContext } from './directory.js';
 import type { SchemaManager } from './schema-manager.js';
 import { lockSchema } from './schema-sql.js';
@@ -95,7 +95,7 @@ export class TenantLifecycle {
     try {
       const { manifest } = archive;
       const id = await this.db.transaction().execute(async (trx) => {
-        const tenant = await this.register(trx, slug, givenName ?? manifest.tenant.name ?? slug, schema);
+        const tenant = await this.register(trx, slug, givenName ?? nameOr(manifest.tenant.name, slug), schema);
         await this.loadInto(trx, schema, tenant, archive, options.onProgress);
         stored.push(...(await this.storeAttachments(trx, schema, archive)));
         await writeAudit(tenantDb(trx, schema), options.actor ?? PLATFORM_ACTOR, {
@@ -210,8 +210,10 @@ export class TenantLifecycle {
       if (whole.hash.digest('hex') !== backup.sha256) throw new DomainError('tenant.archive_invalid', `backup ${backup.id} does not match its recorded SHA-256: the file was changed`);
       await this.db.transaction().execute(async (trx) => {
         await lockSchema(trx, schema);
+        // Writes wait from here (reads go on) and fail once the schema is replaced: none is acknowledged and then lost.
+        await this.holdWrites(trx, schema);
         const aside = `restoring_${randomBytes(8).toString('hex')}`;
-        replaced = (await sql<{ key: string }>`SELECT storage_key AS key FROM ${sql.id(schema, 'attachments')}`.execute(trx)).rows.map((r) => r.key);
+        replaced = (await sql<{ key: string }>`SELECT storage_key AS key FROM ${sql.id(schema, 'attachments')} WHERE purged_at IS NULL`.execute(trx)).rows.map((r) => r.key);
         await sql`ALTER SCHEMA ${sql.id(schema)} RENAME TO ${sql.id(aside)}`.execute(trx);
         await trx.withSchema('shared').deleteFrom('tenant_schemas').where('schema_name', '=', schema).execute();
         await this.loadInto(trx, schema, tenant.id, archive);
@@ -258,8 +260,11 @@ export class TenantLifecycle {
    */
   async delete(idOrSlug: string, options: { backup: boolean }): Promise<{ id: string; slug: string; backup: BackupView | null }> {
     const tenant = await this.tenants.get(idOrSlug);
-    const final = options.backup ? await this.backup(tenant.id, 'final') : null;
+    let final: BackupView | null = null;
     const files = await this.db.transaction().execute(async (trx) => {
+      // Writes wait from before the final backup to the drop: the backup holds every acknowledged one.
+      if (tenant.status !== 'absent') await this.holdWrites(trx, tenant.schema_name);
+      if (options.backup) final = await this.backup(tenant.id, 'final');
       const keys = tenant.status === 'absent' ? [] : await this.attachmentKeys(trx, tenant.schema_name);
       await trx.withSchema('shared').deleteFrom('tenants').where('id', '=', tenant.id).execute();
       await trx.withSchema('shared').deleteFrom('event_signals').where('schema_name', '=', tenant.schema_name).execute();
@@ -289,11 +294,13 @@ export class TenantLifecycle {
       const order = await loadOrder(trx as never, schema);
       const unknown = Object.keys(manifest.tables).filter((t) => !order.includes(t));
       if (unknown.length) throw new DomainError('tenant.archive_invalid', `the archive holds tables schema version ${manifest.schema_version} does not have: ${unknown.join(', ')}`);
-      for (const table of order) {
-        if (!manifest.tables[table]) continue;
-        const columns = await insertableColumns(trx as never, schema, table);
-        await loadTable(trx as never, schema, table, archive.tableFile(table), columns, (rows) => onProgress?.({ table, rows, bytes: 0 }));
-      }
+      await withoutSelfReferences(trx as never, schema, async () => {
+        for (const table of order) {
+          if (!manifest.tables[table]) continue;
+          const columns = await insertableColumns(trx as never, schema, table);
+          await loadTable(trx as never, schema, table, archive.tableFile(table), columns, (rows) => onProgress?.({ table, rows, bytes: 0 }));
+        }
+      });
       await resetIdentities(trx as never, schema);
     });
     await this.adoptRows(trx, manifest.tenant.schema, schema);
@@ -317,6 +324,13 @@ export class TenantLifecycle {
     await sql`UPDATE ${sql.id(to, 'attachments')} SET storage_key = ${`${to}/`} || id::text`.execute(trx);
     // Restored under its own name, a secret keeps its binding (and its bytes).
     if (from !== to) await rebindSecrets(trx as never, this.deps.secrets, from, to);
+  }
+
+  /** SHARE locks on every table of the schema: reads go on, writes wait for the transaction to end. */
+  private async holdWrites(trx: Transaction<PlatformDatabase>, schema: string): Promise<void> {
+    const tables = await sql<{ name: string }>`SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${schema} AND c.relkind = 'r'`.execute(trx);
+    if (tables.rows.length === 0) return;
+    await sql`LOCK TABLE ${sql.join(tables.rows.map((t) => sql.id(schema, t.name)))} IN SHARE MODE`.execute(trx);
   }
 
   private async attachmentKeys(trx: Transaction<PlatformDatabase>, schema: string): Promise<string[]> {
@@ -375,6 +389,15 @@ export class TenantLifecycle {
     const row = await this.db.withSchema('shared').selectFrom('tenant_backups').selectAll().where('tenant_id', '=', tenantId).where('id', '=', backupId).executeTakeFirst();
     if (!row) throw DomainError.notFound('backup');
     return { ...view(row), storage_key: row.storage_key };
+  }
+}
+
+/** An archive's tenant name when it is a valid name, else the slug. */
+function nameOr(name: unknown, slug: string): string {
+  try {
+    return typeof name === 'string' ? checkName(name) : slug;
+  } catch {
+    return slug;
   }
 }
 
