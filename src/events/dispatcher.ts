@@ -222,12 +222,16 @@ export class EventDispatcher {
         .returning('id')
         .execute();
       const mine = new Set(leased.map((r) => r.id));
-      await Promise.all(
-        runs.map((run) => {
-          const lost = run.findIndex((d) => !mine.has(d.id));
-          return this.sendRun(tdb, schema, lost === -1 ? run : run.slice(0, lost));
-        }),
-      );
+      // A run is sent up to its first delivery another instance leased at the same moment; what
+      // this one leased behind that is freed at once, not left waiting for its lease to end.
+      const sent = runs.map((run) => {
+        const lost = run.findIndex((d) => !mine.has(d.id));
+        return lost === -1 ? run : run.slice(0, lost);
+      });
+      const sending = new Set(sent.flat().map((d) => d.id));
+      const freed = [...mine].filter((id) => !sending.has(id));
+      if (freed.length) await tdb.updateTable('webhook_deliveries').set({ next_attempt_at: sql`now()` }).where('id', 'in', freed).where('status', '=', 'pending').execute();
+      await Promise.all(sent.map((run) => this.sendRun(tdb, schema, run)));
     }
   }
 
