@@ -277,6 +277,32 @@ describe('tenant export and import', { timeout: 60_000 }, () => {
     for (const id of created) expect(users.has(id), id).toBe(audited.has(id));
     expect((await importArchive(archive, 'slug=lb_snap')).statusCode).toBe(201);
   });
+
+  it('exports and imports over a real HTTP connection, the upload arriving in small pieces', async () => {
+    const base = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const authorization = `Bearer ${await t.systemToken()}`;
+    const exported = await fetch(`${base}/api/v1/tenants/la/export`, { headers: { authorization } });
+    expect(exported.status).toBe(200);
+    const archive = Buffer.from(await exported.arrayBuffer());
+    // 1 KiB at a time, each its own write: the server sees the body as a socket stream, not one buffer.
+    const pieces = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < archive.length; i += 1024) controller.enqueue(archive.subarray(i, i + 1024));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${base}/api/v1/tenants/import?slug=la_http`, {
+      method: 'POST',
+      body: pieces,
+      duplex: 'half',
+      headers: { authorization, 'content-type': 'application/gzip' },
+      signal: AbortSignal.timeout(20_000),
+    } as RequestInit);
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(((await res.json()) as { slug: string }).slug).toBe('la_http');
+    expect(await rows('tenant_la_http', 'users')).toEqual(await rows('tenant_la', 'users'));
+    expect((await platform('DELETE', '/la_http?backup=false')).statusCode).toBe(200);
+  });
 });
 
 describe('tenant fork', { timeout: 60_000 }, () => {
