@@ -22,8 +22,9 @@ export function findNul(value: unknown, path: string, depth = 0): string | undef
 function isPlain(value: unknown): value is object {
   if (value === null || typeof value !== 'object') return false;
   if (Array.isArray(value)) return true;
-  const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
+  // Object.prototype, or the prototype-less kinds query-string parsers make; never a class instance.
+  const proto = Object.getPrototypeOf(value) as object | null;
+  return proto === null || Object.getPrototypeOf(proto) === null;
 }
 
 /** For the preValidation hook: a NUL character anywhere in the query, the path or a JSON body is a 400 naming the field. */
