@@ -10,7 +10,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { to as copyTo } from 'pg-copy-streams';
 import { poolOf } from '../src/db/database.js';
 import type { PlatformDatabase } from '../src/db/platform-types.js';
-import { NOT_ARCHIVED, type Manifest } from '../src/tenancy/archive.js';
+import { NOT_ARCHIVED, storedRows, type Manifest } from '../src/tenancy/archive.js';
 import type { SchemaManager } from '../src/tenancy/schema-manager.js';
 
 type Db = Kysely<PlatformDatabase>;
@@ -227,7 +227,8 @@ export async function floorExportCopy(db: Db, schema: string, tables: readonly s
     let rows = 0;
     let bytes = 0;
     for (const table of tables) {
-      const copy = client.query(copyTo(`COPY (SELECT row_to_json(t)::text FROM ${quoteIdent(schema)}.${quoteIdent(table)} t) TO STDOUT`));
+      // What the export reads of the table: its stored columns (generated ones left out).
+      const copy = client.query(copyTo(`COPY (SELECT row_to_json(t)::text FROM ${await storedRows(client, schema, table)} t) TO STDOUT`));
       const sink = new Writable({
         write(chunk: Buffer, _encoding, done) {
           bytes += chunk.length;
@@ -259,8 +260,4 @@ export async function forkOverHttp(db: Db, base: string, slug: string, forkSlug:
   const removed = await fetch(`${base}/api/v1/tenants/${fork.id}?backup=false`, { method: 'DELETE', headers });
   if (removed.status !== 200) throw new Error(`delete fork: ${removed.status} ${await removed.text()}`);
   return { rows, seconds, delete_seconds: (performance.now() - d) / 1000 };
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }

@@ -23,6 +23,8 @@ export interface LoadSpec {
   /** `new-user`: each request creates a user with a fresh email; `refresh`: each follows a rotation chain. */
   kind?: 'new-user' | 'refresh';
   refreshTokens?: string[];
+  /** Paths (with query strings) asked in turn on each connection, instead of the URL's own. */
+  paths?: string[];
   /** Processes whose CPU per request is reported, by group name (the service, the floor). */
   watch?: Record<string, number>;
 }
@@ -30,6 +32,7 @@ export interface LoadSpec {
 const spec = JSON.parse(process.argv[2]!) as LoadSpec;
 
 function requestsOf(): autocannon.Request[] | undefined {
+  if (spec.paths?.length) return spec.paths.map((path) => ({ method: spec.method as 'GET', path }));
   if (spec.kind === 'new-user') {
     const domain = new URL(spec.url).pathname.split('/')[4];
     return [{ method: 'POST', setupRequest: (req) => ({ ...req, body: JSON.stringify({ email: `new-${crypto.randomUUID()}@${domain}.example`, roles: ['viewer'] }) }) }];

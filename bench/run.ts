@@ -32,6 +32,8 @@ import { migratePlatform } from '../src/db/platform.js';
 import { currentDatabase, EMBEDDED_ROLES, tenantRoleNamer } from '../src/db/roles.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';
 import { archivedTables, exportOverHttp, floorExportCopy, forkOverHttp, seedLargeTenant } from './lifecycle.js';
+import { auditAnalyticsScenario } from './analytics.js';
+import { searchScenario } from './search.js';
 import type { LoadSpec } from './load.js';
 
 const execFileAsync = promisify(execFile);
@@ -86,6 +88,12 @@ const EXPORT_ROUNDS = byMode({ smoke: 1, quick: 1, standard: 5, full: 5 });
 /** The goals printed beside the lifecycle figures: the export at half its floor's rows/s or more, the fork (at the standard size) under 10 s. */
 const EXPORT_GOAL_RATIO = 0.5;
 const FORK_GOAL_SECONDS = 10;
+/** The audit_analytics tenant's audit rows (over 60 days; BENCH_AUDIT_ROWS to change them), and its rounds of turns. */
+const AUDIT_ROWS = Number(process.env.BENCH_AUDIT_ROWS ?? byMode({ smoke: 20_000, quick: 200_000, standard: 1_000_000, full: 1_000_000 }));
+const AUDIT_ROUNDS = byMode({ smoke: 1, quick: 1, standard: 3, full: 3 });
+/** The search tenant's searchable rows (BENCH_SEARCH_ROWS to change them), and its rounds of turns. */
+const SEARCH_ROWS = Number(process.env.BENCH_SEARCH_ROWS ?? byMode({ smoke: 2_000, quick: 100_000, standard: 100_000, full: 100_000 }));
+const SEARCH_ROUNDS = byMode({ smoke: 1, quick: 1, standard: 3, full: 3 });
 /** The service's setting, passed to the floor too (it prepares its statement when the service does). */
 const PREPARED_STATEMENTS = process.env.DATABASE_PREPARED_STATEMENTS ?? String(DEFAULT_PREPARED_STATEMENTS);
 const PASSWORD = 'benchmark password 123';
@@ -233,7 +241,7 @@ const failedLoads: { name: string; errors: number }[] = [];
 
 /** Runs the load generator (bench/load.ts) in a child process and reads its result. */
 async function load(name: string, url: string, options: Partial<Omit<LoadSpec, 'url'>> = {}): Promise<Scenario> {
-  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, sampleMs: SAMPLE_MS, connections: options.connections ?? CONNECTIONS, rate: options.rate, kind: options.kind, refreshTokens: options.refreshTokens, watch: watched };
+  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, sampleMs: SAMPLE_MS, connections: options.connections ?? CONNECTIONS, rate: options.rate, kind: options.kind, refreshTokens: options.refreshTokens, paths: options.paths, watch: watched };
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'bench/load.ts', JSON.stringify(spec)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<Scenario, 'name'>;
   const cpu = result.cpu_us_per_request ? `, CPU us/request ${Object.entries(result.cpu_us_per_request).map(([k, v]) => `${k} ${v}`).join(' ')}` : '';
@@ -628,6 +636,49 @@ async function main() {
     };
     log(`fork_tenant: ${forkTenant.rows} rows in ${forkTenant.seconds} s, ${forkTenant.rows_per_s} rows/s; deleted in ${forkTenant.delete_seconds} s`);
 
+    // Audit analytics, last in the 10-tenant cluster: one tenant's trail seeded in SQL, read by
+    // action and by day over 30 days with one connection (the goal is one request's latency).
+    const auditAnalytics = await auditAnalyticsScenario({
+      db,
+      schemas,
+      passwordHash: hash,
+      rows: AUDIT_ROWS,
+      days: 60,
+      rounds: AUDIT_ROUNDS,
+      base,
+      floorBase,
+      token: async (tenant, email) => (await loginAs(tenant, email)).access_token,
+      measure: (name, url, headers) => load(name, url, { headers, connections: 1 }),
+      settle: async () => {
+        await checkpoint(smallSuperuserUrl);
+        await settleAutovacuum(db);
+      },
+      log,
+    });
+
+    // Search: one tenant of SEARCH_ROWS searchable rows of every type, seeded in SQL, searched by
+    // a user of the default role with a few query shapes in turn, beside the same statement
+    // straight through pg.
+    // The scale turns left the large cluster's service watched: the CPU figures are this one's.
+    watched.service = service.pid;
+    const search = await searchScenario({
+      db,
+      schemas,
+      passwordHash: hash,
+      rows: SEARCH_ROWS,
+      rounds: SEARCH_ROUNDS,
+      base,
+      floorBase,
+      token: async (tenant, email) => (await loginAs(tenant, email)).access_token,
+      measure: (name, url, paths, headers, connections) => load(name, url, { headers, paths, connections }),
+      warmUp: mode !== 'smoke',
+      settle: async () => {
+        await checkpoint(smallSuperuserUrl);
+        await settleAutovacuum(db);
+      },
+      log,
+    });
+
     const argonRaw = await (async () => {
       const t = performance.now();
       let n = 0;
@@ -678,6 +729,8 @@ async function main() {
         [`at_${LARGE}`]: postgresAt.large,
         [`at_${SMALL}`]: postgresAt.small,
       },
+      audit_analytics: auditAnalytics,
+      search,
       raw_argon2_verify_in_process_per_s: argonRaw,
       failed_loads: failedLoads,
       duration_s: Math.round((Date.now() - started) / 1000),
@@ -708,6 +761,13 @@ async function main() {
     process.stdout.write(`export_tenant     ${exportTenant.rows_per_s} rows/s: ${exportTenant.rows} rows in ${exportTenant.seconds} s, ${mb(exportTenant.bytes)} MB; ${exportTenant.ratio_to_floor.toFixed(3)} of floor_export_copy (goal >= ${EXPORT_GOAL_RATIO}${exportRounds})\n`);
     process.stdout.write(`floor_export_copy ${floorExport.rows_per_s} rows/s: ${floorExport.rows} rows in ${floorExport.seconds} s, ${mb(floorExport.bytes)} MB (${LIFECYCLE_USERS} users, ${LIFECYCLE_RECORDS} records)\n`);
     process.stdout.write(`fork_tenant       ${forkTenant.rows} rows in ${forkTenant.seconds} s, ${forkTenant.rows_per_s} rows/s (goal < ${FORK_GOAL_SECONDS} s at 10000 users, 100000 records); deleted in ${forkTenant.delete_seconds} s\n`);
+    const analyticsLine = (g: 'action' | 'day') => {
+      const a = auditAnalytics[`by_${g}`];
+      return `group_by=${g} p50 ${a.p50_ms} ms, p99 ${a.p99_ms} ms (floor p50 ${a.floor.p50_ms} ms, PostgreSQL ${a.plan.execution_ms} ms)`;
+    };
+    const alone = search.one_connection;
+    process.stdout.write(`search            ${search.search.rps} rps, p50 ${search.search.p50_ms} ms, p99 ${search.search.p99_ms} ms; floor_search ${search.floor_search.rps} rps, p99 ${search.floor_search.p99_ms} ms; ratio ${search.search.ratio_to_floor.toFixed(3)}; one connection p50 ${alone.search.p50_ms} ms, p99 ${alone.search.p99_ms} ms (floor p99 ${alone.floor_search.p99_ms} ms) (goals: p99 < ${search.goal_p99_ms} ms, ratio >= ${search.goal_ratio_to_floor}; ${search.tenant.rows} rows, ${search.queries.length} queries in turn)\n`);
+    process.stdout.write(`audit_analytics   ${analyticsLine('action')}; ${analyticsLine('day')}; ${auditAnalytics.tenant.rows} rows over ${auditAnalytics.tenant.days} days, ${auditAnalytics.range_days}-day range (goal < ${auditAnalytics.goal_ms} ms)\n`);
     process.stdout.write(`scale             get_user p99 ${scaleGet.p99_small_ms} ms @${SMALL} -> ${scaleGet.p99_large_ms} ms @${LARGE}: ${scaleGet.p99_ratio.toFixed(3)} (turns ${scaleGet.p99_ratio_rounds.map((r) => r.toFixed(2)).join(', ')}); service RSS ${rss} MB (the ${SMALL}-tenant one ${rssSmall} MB); ${connections} PostgreSQL connections (pool max ${POOL_MAX})\n`);
     process.stdout.write(`postgres          ${postgresAt.large.pss_mb} MB at ${LARGE} tenants (${postgresAt.large.database_mb} MB on disk), ${postgresAt.small.pss_mb} MB at ${SMALL}\n`);
     for (const f of failedLoads) process.stdout.write(`NOT VALID         ${f.name}: ${f.errors} errors or non-2xx answers\n`);

@@ -22,7 +22,9 @@ import { migrationRoutes, tenantRoutes } from './tenancy/routes.js';
 import type { TenantLifecycle } from './tenancy/lifecycle.js';
 import type { TenantService } from './tenancy/service.js';
 import { auditRoutes } from './audit/routes.js';
+import { auditAnalyticsRoutes } from './audit/analytics-routes.js';
 import { roleRoutes } from './roles/routes.js';
+import { searchRoutes } from './search/routes.js';
 import { settingsRoutes } from './settings/routes.js';
 import { teamRoutes } from './teams/routes.js';
 import { userRoutes } from './users/routes.js';
@@ -177,8 +179,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(roleRoutes(services.roles));
       await tenantApp.register(settingsRoutes(services.settings));
       await tenantApp.register(auditRoutes(services.audit));
+      await tenantApp.register(auditAnalyticsRoutes(services.auditAnalytics));
       await tenantApp.register(teamRoutes(services.teams));
       for (const records of services.records) await tenantApp.register(recordRoutes(records));
+      await tenantApp.register(searchRoutes(services.search));
       await tenantApp.register(webhookRoutes(services.webhooks));
       await tenantApp.register(realtimeRoutes(services.realtime, services.realtimeTickets, services.callers));
     },

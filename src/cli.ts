@@ -33,6 +33,7 @@ const USAGE = `Usage: system-service <command>
   tenants suspend <slug> | tenants resume <slug>   a suspended tenant answers 403 on its routes
   tenants delete <slug> [--no-backup] [--yes]   remove the tenant (after a final backup unless --no-backup)
   users reset-password <slug> <email>   set a new random password (printed once); ends the user's sessions
+  audit verify <slug> [--json]      walk the tenant's audit hash chain; exit 1 at the first broken row
   secrets rotate                    re-encrypt channel secrets under the current CHANNEL_SECRETS_KEY
   token system [--ttl SECONDS] [--subject NAME]   print a short-lived system token (at most 3600 s)
 
@@ -338,6 +339,18 @@ async function secretsCommand(runtime: Runtime, action: string | undefined): Pro
   }
 }
 
+/** `audit verify`: exit status 1 when the chain is broken, so a cron job can alert on it. */
+async function auditVerify(runtime: Runtime, slug: string, flags: Flags): Promise<void> {
+  const tenant = await runtime.services.directory.resolve(slug);
+  const progress = process.stderr.isTTY ? (checked: number) => process.stderr.write(`\rchecked ${checked} rows`) : undefined;
+  const report = await runtime.services.audit.verify(tenant, progress);
+  if (progress) process.stderr.write('\n');
+  if (flags.json) out(JSON.stringify(report, null, 2));
+  else if (report.valid) out(`${slug}: the audit chain is intact: ${report.checked} rows, head seq ${report.head?.seq} hash ${report.head?.hash}`);
+  else out(`${slug}: the audit chain is BROKEN after ${report.checked} intact rows, at ${report.first_invalid_id ? `row ${report.first_invalid_id} (seq ${report.first_invalid_seq})` : 'its end'}: ${report.reason}`);
+  if (!report.valid) process.exitCode = 1;
+}
+
 async function tokenCommand(config: Config, kind: string | undefined, flags: Flags): Promise<void> {
   if (kind !== 'system') throw new UsageError('token takes: system');
   // Verifiers refuse a system token that lives longer than an hour (SPEC §10).
@@ -350,13 +363,14 @@ async function run(argv: string[]): Promise<void> {
   const [group, action, arg, extra, ...rest] = positionals;
   if (flags.help) return out(USAGE);
   if (!group) throw new UsageError('a command is required');
+  if (group === 'audit' && arg === undefined) throw new UsageError('audit verify needs a tenant slug');
   const twoArgs = group === 'users' || (group === 'tenants' && (action === 'fork' || action === 'restore'));
   const unexpected = twoArgs ? rest[0] : extra;
   if (unexpected !== undefined) throw new UsageError(`unexpected argument: ${unexpected}`);
   if (group === 'users' && (arg === undefined || extra === undefined)) throw new UsageError('users reset-password needs a tenant slug and an email');
   const config = loadConfig();
   if (group === 'token') return tokenCommand(config, action, flags);
-  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate', 'migrations', 'export', 'import', 'fork', 'backup', 'backups', 'restore', 'suspend', 'resume', 'delete'], users: ['reset-password'], secrets: ['rotate'] };
+  const actions: Record<string, readonly string[]> = { schema: ['create', 'list', 'info', 'drop'], tenants: ['create', 'list', 'migrate', 'migrations', 'export', 'import', 'fork', 'backup', 'backups', 'restore', 'suspend', 'resume', 'delete'], users: ['reset-password'], secrets: ['rotate'], audit: ['verify'] };
   if (!Object.hasOwn(actions, group)) throw new UsageError(`unknown command: ${group}`);
   if (!actions[group]!.includes(action ?? '')) throw new UsageError(`unknown ${group} command: ${action ?? '(none)'}`);
   if (group === 'secrets' && arg !== undefined) throw new UsageError(`unexpected argument: ${arg}`);
@@ -368,6 +382,7 @@ async function run(argv: string[]): Promise<void> {
     if (group === 'schema') await schemaCommand(runtime, action, arg, flags);
     else if (group === 'secrets') await secretsCommand(runtime, action);
     else if (group === 'users') await usersResetPassword(runtime, arg!, extra!);
+    else if (group === 'audit') await auditVerify(runtime, arg!, flags);
     else await tenantsCommand(runtime, action, arg, extra, flags);
   } finally {
     await runtime.close();

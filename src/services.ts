@@ -4,6 +4,7 @@ import { ApiKeyService } from './auth/api-keys.js';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { AuthService } from './auth/service.js';
 import { AuditService } from './audit/service.js';
+import { AuditAnalyticsService } from './audit/analytics.js';
 import { SessionStore } from './auth/sessions.js';
 import type { Cache } from './cache/cache.js';
 import { Changes } from './cache/changes.js';
@@ -23,6 +24,7 @@ import type { FileStorage } from './records/storage.js';
 import { PolicyReader } from './settings/policy.js';
 import { TenantDirectory } from './tenancy/directory.js';
 import { RoleService } from './roles/service.js';
+import { SearchService } from './search/service.js';
 import { SettingsService } from './settings/service.js';
 import { TeamService } from './teams/service.js';
 import { UserService } from './users/service.js';
@@ -70,8 +72,11 @@ export interface TenantServices {
   readonly settings: SettingsService;
   readonly teams: TeamService;
   readonly audit: AuditService;
+  readonly auditAnalytics: AuditAnalyticsService;
   /** notes, logacalls, tasks, attachments, events, carbon footprints, channel configs, reviews. */
   readonly records: readonly RecordService[];
+  /** GET search over users, teams and records. */
+  readonly search: SearchService;
   readonly secrets: SecretBox;
   readonly webhooks: WebhookService;
   /** Takes events out of the outboxes to endpoints and sockets; started by the runtime (and by tests that need it). */
@@ -118,6 +123,7 @@ export async function createTenantServices(deps: {
     onError: deps.onDispatchError,
   });
   const dispatcher = new EventDispatcher(db, webhooks, options, { onError: deps.onDispatchError, onEvent: (envelope, schema) => realtime.dispatched(envelope, schema) });
+  const records = recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies });
   const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
   return {
     db,
@@ -136,7 +142,9 @@ export async function createTenantServices(deps: {
     settings: new SettingsService(db, changes),
     teams: new TeamService(db),
     audit: new AuditService(db),
-    records: recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies }),
+    auditAnalytics: new AuditAnalyticsService(db),
+    records,
+    search: new SearchService(db, access, records),
     secrets: deps.secrets,
     webhooks,
     dispatcher,

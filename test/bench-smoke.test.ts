@@ -40,6 +40,33 @@ it('bench --smoke runs and writes valid results', async () => {
   expect(fork.seconds).toBeGreaterThan(0);
   expect(fork.rows_per_s).toBeGreaterThan(0);
   for (const line of ['export_tenant', 'floor_export_copy', 'fork_tenant']) expect(result.stdout).toMatch(new RegExp(`^${line}\\s+\\d+ rows`, 'm'));
+  // Audit analytics: a tenant of 20,000 audit rows, read by action and by day beside the same
+  // statement straight through pg, each read from an index alone.
+  const analytics = json.audit_analytics;
+  expect(analytics).toMatchObject({ tenant: { rows: 20_000, days: 60, rounds: 1 }, range_days: 30, goal_ms: 200 });
+  for (const group of [analytics.by_action, analytics.by_day]) {
+    expect(group.p50_ms).toBeGreaterThan(0);
+    expect(group.p99_ms).toBeGreaterThanOrEqual(group.p50_ms);
+    expect(group.floor.p50_ms).toBeGreaterThan(0);
+    expect(group.ratio_to_floor).toBeGreaterThan(0);
+    expect(group.plan.scans.length).toBeGreaterThan(0);
+    for (const scan of group.plan.scans) expect(scan).toMatch(/^Index Only Scan using audit_logs_\w+_idx on audit_logs$/);
+  }
+  expect(result.stdout).toMatch(/^audit_analytics\s+group_by=action p50 [\d.]+ ms/m);
+  // Search: a tenant of 2,000 searchable rows of every type, the query shapes in turn through the
+  // service beside the same statement straight through pg, and each query's plan.
+  const search = json.search;
+  expect(search).toMatchObject({ tenant: { rows: 2000, rounds: 1 }, goal_p99_ms: 50, goal_ratio_to_floor: 0.7 });
+  expect(Object.keys(search.tenant.counts).sort()).toEqual(['attachments', 'events', 'logacalls', 'notes', 'reviews', 'tasks', 'teams', 'users']);
+  for (const run of [search.search, search.floor_search, search.one_connection.search, search.one_connection.floor_search]) {
+    expect(run.rps).toBeGreaterThan(0);
+    expect(run.p99_ms).toBeGreaterThanOrEqual(run.p50_ms);
+    expect(run.rounds).toHaveLength(1);
+  }
+  expect(search.search.ratio_to_floor).toBeGreaterThan(0);
+  expect(Object.keys(search.plans)).toEqual(search.queries);
+  for (const plan of Object.values(search.plans) as { scans: string[]; execution_ms: number }[]) expect(plan.scans.some((scan) => scan.includes('search_tsv_idx'))).toBe(true);
+  expect(result.stdout).toMatch(/^search\s+\d+ rps, p50 [\d.]+ ms, p99 [\d.]+ ms; floor_search \d+ rps, .*; one connection p50 [\d.]+ ms/m);
   for (const s of json.scenarios) {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);

@@ -163,6 +163,8 @@ describe('docs/SCHEMA.md', () => {
     bytea: 'bytea',
     _uuid: 'uuid[]',
     _text: 'text[]',
+    regconfig: 'regconfig',
+    tsvector: 'tsvector',
   };
 
   it('counts the tenant tables', () => {

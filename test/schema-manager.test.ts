@@ -106,7 +106,7 @@ describe('initializeTenantSchema', () => {
     await expect(db.insertInto('users').values({ email: 'bob@example.com', status: 'superuser' }).execute()).rejects.toMatchObject({ code: '23514' });
     await expect(db.insertInto('settings').values({ key: 'x.y', value: '"text"', type: 'number', category: 'x' }).execute()).rejects.toMatchObject({ code: '23514' });
 
-    const entry = await db.insertInto('audit_logs').values({ actor_type: 'system', action: 'test.write' }).returning('id').executeTakeFirstOrThrow();
+    const entry = await db.insertInto('audit_logs').values({ actor_type: 'system', action: 'test.write', seq: '1', hash: 'x' }).returning('id').executeTakeFirstOrThrow();
     // The tenant's role may not change audit rows at all; the schema's owner is stopped by the trigger.
     await expect(db.updateTable('audit_logs').set({ action: 'tampered' }).where('id', '=', entry.id).execute()).rejects.toMatchObject({ code: '42501' });
     await expect(db.deleteFrom('audit_logs').where('id', '=', entry.id).execute()).rejects.toMatchObject({ code: '42501' });

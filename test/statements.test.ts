@@ -75,8 +75,9 @@ describe('named prepared statements', () => {
     const d = single(10);
     const cache = new StatementCache();
     const db = tenantDb(d.db, 'tenant_psa');
+    let seq = 0;
     const insert = (entry: { action: string; entity_type?: string | null; metadata: string }) =>
-      cache.run(db, 'rows:tenant_psa', { entry: row(entry), actor: 'system' }, (v) => db.insertInto('audit_logs').values({ ...v.entry, actor_type: v.actor }).returning(['action', 'entity_type', 'metadata', 'actor_type']));
+      cache.run(db, 'rows:tenant_psa', { entry: row({ ...entry, seq: String(1_000_000 + ++seq), hash: 'h' }), actor: 'system' }, (v) => db.insertInto('audit_logs').values({ ...v.entry, actor_type: v.actor }).returning(['action', 'entity_type', 'metadata', 'actor_type']));
     const inserted = [
       await insert({ action: 'rows.one', entity_type: 'users', metadata: '{"n":1}' }),
       await insert({ action: 'rows.two', entity_type: null, metadata: '{"n":2}' }),

@@ -170,7 +170,18 @@ describe('tenant export and import', { timeout: 60_000 }, () => {
 
   it('migrates an archive of an older schema version', async () => {
     const archive = await exportOf('lb');
-    const older = await rewrite(archive, (name, content) => {
+    // Version 7 had no audit hash chain: its audit rows come without seq and hash.
+    const unchained = (await entries(archive))
+      .get('tables/audit_logs.ndjson')!
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const { seq: _seq, hash: _hash, ...rest } = JSON.parse(line);
+        return `${JSON.stringify(rest)}\n`;
+      })
+      .join('');
+    const older = await rewrite(await rewriteWith(archive, 'tables/audit_logs.ndjson', unchained, true), (name, content) => {
       if (name !== 'manifest.json') return content;
       const m = JSON.parse(content.toString());
       return Buffer.from(JSON.stringify({ ...m, schema_version: 7 }));
@@ -179,7 +190,14 @@ describe('tenant export and import', { timeout: 60_000 }, () => {
     expect(res.statusCode, res.body).toBe(201);
     expect(res.json().schema_version).toBe(t.schemas.latestVersion);
     expect(await tablesOf('tenant_lb_old')).toContain('realtime_tickets');
-    expect((await login(t.app, 'lb_old', 'admin@lb.example')).access_token).toBeTruthy();
+    const oldAdmin = (await login(t.app, 'lb_old', 'admin@lb.example')).access_token;
+    expect(oldAdmin).toBeTruthy();
+    // The migration chained the loaded rows in the order they were written, and the chain goes on.
+    const verified = await call(oldAdmin, 'GET', 'lb_old/audit-logs/verify');
+    expect(verified.json()).toMatchObject({ valid: true });
+    const oldRows = await sql<{ seq: string; action: string }>`SELECT seq, action FROM tenant_lb_old.audit_logs ORDER BY created_at, id`.execute(db());
+    expect(oldRows.rows.map((r) => Number(r.seq))).toEqual(oldRows.rows.map((_, n) => n + 1));
+    expect(oldRows.rows.at(-1)!.action).toBe('auth.login');
   });
 
   it('refuses a broken, altered or newer archive, and a taken slug, leaving nothing behind', async () => {

@@ -5,7 +5,7 @@ import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { CONCRETE_PERMISSIONS } from './catalogue.js';
-import { decide, type AccessData, type Decision, type Reason } from './engine.js';
+import { decide, withinScope, type AccessData, type Decision, type Reason } from './engine.js';
 import { loadAccessData } from './guard.js';
 
 export { CONCRETE_PERMISSIONS };
@@ -53,6 +53,15 @@ export class AccessService {
 
   async can(tenant: TenantContext, userId: string, permission: string): Promise<Decision> {
     return this.decision(await this.data(tenant, userId), permission);
+  }
+
+  /**
+   * Whether a caller holds `permission` now: its user's current access allows it and, for an API
+   * key, its scope covers it. The rule every tenant route, realtime socket and search type checks.
+   */
+  async holds(tenant: TenantContext, caller: { readonly userId: string; readonly scope: readonly string[] | null }, permission: string): Promise<boolean> {
+    if (caller.scope && !withinScope(caller.scope, permission)) return false;
+    return (await this.can(tenant, caller.userId, permission)).allowed;
   }
 
   /** can without a promise: the decision when the user's data is cached, undefined otherwise. */

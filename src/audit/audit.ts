@@ -1,5 +1,7 @@
-import type { Insertable, Kysely } from 'kysely';
-import type { AuditLogsTable, TenantDatabase } from '../db/types.js';
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { ChainedValues } from '../db/audit-chain.js';
+import type { TenantDatabase } from '../db/types.js';
 import { eventOf, insertAudited } from '../events/outbox.js';
 
 /** Who did something, and from where: written with every mutation and security event. */
@@ -13,6 +15,9 @@ export interface AuditActor {
   /** An API key's scope when one acts: it bounds what the actor holds (not recorded). */
   readonly scope?: readonly string[] | null;
 }
+
+/** The service itself (provisioning, the platform API, schedules): no user, no request. */
+export const SYSTEM_ACTOR: AuditActor = { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: null, requestId: null };
 
 export interface AuditEntry {
   readonly action: string;
@@ -39,9 +44,17 @@ function json(value: unknown): string | null {
   return value === undefined || value === null ? null : JSON.stringify(redact(value));
 }
 
+/** An audit row as written: every column its chain hash covers. */
+export interface AuditRow extends ChainedValues {
+  readonly id: string;
+  readonly created_at: Date;
+}
+
 /** The audit row for an entry, for callers that insert it inside a larger statement. */
-export function auditRow(actor: AuditActor, entry: AuditEntry): Insertable<AuditLogsTable> {
+export function auditRow(actor: AuditActor, entry: AuditEntry): AuditRow {
   return {
+    id: randomUUID(),
+    created_at: new Date(),
     actor_user_id: actor.actorUserId,
     actor_type: actor.actorType,
     session_id: actor.sessionId,

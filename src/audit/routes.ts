@@ -20,8 +20,22 @@ const EntrySchema = Type.Object(
     before: Type.Unknown(),
     after: Type.Unknown(),
     metadata: Type.Unknown(),
+    seq: Type.Integer({ description: "The row's place in the tenant's audit hash chain (1, 2, 3, ...)" }),
+    hash: Type.String({ description: 'SHA-256 (hex) over the previous row\'s hash and this row\'s canonical content: docs/AUDIT.md' }),
   },
   { $id: 'AuditEntry' },
+);
+
+const ChainReportSchema = Type.Object(
+  {
+    valid: Type.Boolean(),
+    checked: Type.Integer({ description: 'Rows found intact, in chain order, before the first broken one (every row when valid)' }),
+    first_invalid_id: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'The first row that breaks the chain; null when valid, or when rows are missing from its end' }),
+    first_invalid_seq: Type.Union([Type.Integer(), Type.Null()]),
+    reason: Type.Union([Type.String(), Type.Null()]),
+    head: Type.Union([Type.Object({ seq: Type.Integer(), hash: Type.String() }), Type.Null()], { description: 'The head as stored: record it elsewhere to prove later that nothing was cut from the end' }),
+  },
+  { $id: 'AuditChainReport' },
 );
 
 const Query = Type.Object(
@@ -45,6 +59,18 @@ export function auditRoutes(audit: AuditService): FastifyPluginAsyncTypebox {
       '/audit-logs',
       { config: { access: { permission: 'audit_logs.read' } }, schema: { tags: ['audit'], summary: 'The audit trail, newest first', querystring: Query, response: { 200: pageOf(EntrySchema), ...problems(400, 401, 403, 404) } } },
       async (request) => audit.list(requireTenant(request), request.query),
+    );
+    app.get(
+      '/audit-logs/verify',
+      {
+        config: { access: { permission: 'audit_logs.read' } },
+        schema: {
+          tags: ['audit'],
+          summary: "Walk the tenant's audit hash chain and report the first row changed, removed or added behind the service's back (reads every row: seconds per million)",
+          response: { 200: ChainReportSchema, ...problems(401, 403, 404) },
+        },
+      },
+      async (request) => audit.verify(requireTenant(request)),
     );
   };
 }

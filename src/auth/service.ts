@@ -4,6 +4,7 @@ import { auditRow, redact, writeAudit, type AuditActor } from '../audit/audit.js
 import { eventOf, withEvent, written } from '../events/outbox.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
+import { withAuditRow } from '../db/audit-chain.js';
 import { transact, type Work } from '../db/work.js';
 import { row, StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -101,12 +102,14 @@ export class AuthService {
     written.events++;
     await this.statements.run(db, `auth.signed_in:${tenant.schema}`, { now, userId: user.id, session: row(session.row), audit: row(audit), event: row(event) }, (v) =>
       withEvent(
-        db
-          .with('signed_in', (q) =>
-            q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: v.now, updated_at: v.now }).where('id', '=', v.userId).returning('id'),
-          )
-          .with('session', (q) => q.insertInto('user_sessions').values(v.session).returning('id'))
-          .with('audit', (q) => q.insertInto('audit_logs').values(v.audit)),
+        withAuditRow(
+          db
+            .with('signed_in', (q) =>
+              q.updateTable('users').set({ failed_login_count: 0, lockout_count: 0, locked_until: null, last_login_at: v.now, updated_at: v.now }).where('id', '=', v.userId).returning('id'),
+            )
+            .with('session', (q) => q.insertInto('user_sessions').values(v.session).returning('id')),
+          v.audit,
+        ),
         v.event,
       ),
     );

@@ -3,6 +3,7 @@ import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'ky
 import type { AuditActor } from '../audit/audit.js';
 import type { Change, Changes } from '../cache/changes.js';
 import type { LocalCache } from '../cache/local.js';
+import { withAuditRow } from '../db/audit-chain.js';
 import { tenantDb } from '../db/database.js';
 import { StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -120,12 +121,12 @@ export class SessionStore {
     const hash = sha256(presented);
     const next = this.refreshTokenOf(id);
     const now = new Date();
-    const values = { id, hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())), ip: actor.ip, userAgent: actor.userAgent?.slice(0, 1000) ?? null, requestId: actor.requestId };
+    const values = { id, auditId: randomUUID(), hash, next: sha256(next), now, idleCutoff: new Date(idleCutoff(policy, now.getTime())), ip: actor.ip, userAgent: actor.userAgent?.slice(0, 1000) ?? null, requestId: actor.requestId };
     // Built once per schema and prepared: a refresh is a hot path. The previous hash is kept for
     // the untagged tokens of the previous release, whose reuse it still recognises.
     const { rows } = await this.statements.run(db, `sessions.rotate:${tenant.schema}`, values, (v) =>
-      db
-        .with('rotated', (q) =>
+      withAuditRow(
+        db.with('rotated', (q) =>
           q
             .updateTable('user_sessions')
             .set({ previous_refresh_token_hash: v.hash, refresh_token_hash: v.next, last_seen_at: v.now, updated_at: v.now })
@@ -135,29 +136,26 @@ export class SessionStore {
             .where('expires_at', '>', v.now)
             .where('last_seen_at', '>', v.idleCutoff)
             .returning('user_id'),
-        )
-        .with('audited', (q) =>
-          q
-            .insertInto('audit_logs')
-            .columns(['actor_user_id', 'actor_type', 'session_id', 'ip_address', 'user_agent', 'request_id', 'action', 'entity_type', 'entity_id', 'metadata'])
-            .expression((eb) =>
-              eb
-                .selectFrom('rotated')
-                .select([
-                  'rotated.user_id as actor_user_id',
-                  sql.lit('user').as('actor_type'),
-                  eb.val(v.id).as('session_id'),
-                  eb.val(v.ip).as('ip_address'),
-                  eb.val(v.userAgent).as('user_agent'),
-                  eb.val(v.requestId).as('request_id'),
-                  sql.lit('auth.refresh').as('action'),
-                  sql.lit('user_sessions').as('entity_type'),
-                  eb.val(v.id).as('entity_id'),
-                  sql.lit('{}').as('metadata'),
-                ]),
-            )
-            .returning('id'),
-        )
+        ),
+        // The audit row only when the token rotated: `when` holds back both the row and the chain's step.
+        {
+              id: v.auditId,
+              created_at: v.now,
+              actor_user_id: sql`(SELECT user_id FROM rotated)`,
+              actor_type: 'user',
+              session_id: v.id,
+              ip_address: v.ip,
+              user_agent: v.userAgent,
+              request_id: v.requestId,
+              action: 'auth.refresh',
+              entity_type: 'user_sessions',
+              entity_id: v.id,
+              before: null,
+              after: null,
+              metadata: '{}',
+            },
+        sql`EXISTS (SELECT 1 FROM rotated)`,
+      )
         .selectFrom('rotated')
         .select('user_id'),
     );

@@ -1,6 +1,5 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import { withinScope } from '../access/engine.js';
 import type { AccessService } from '../access/service.js';
 import { writeAudit } from '../audit/audit.js';
 import type { Cache } from '../cache/cache.js';
@@ -71,10 +70,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     // Every tenant route declares its rule (a test enforces it); a missing one fails closed.
     if (access === undefined) throw new DomainError('permission.route_undeclared', 'this route declares no access rule');
     if (access === 'self') return;
-    const decision = await deps.access.can(tenant, principal.userId, access.permission);
-    if (!decision.allowed || (principal.scope && !withinScope(principal.scope, access.permission))) {
-      await deny(request, tenant, access.permission);
-    }
+    if (!(await deps.access.holds(tenant, principal, access.permission))) await deny(request, tenant, access.permission);
   }
 
   /**

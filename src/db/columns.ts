@@ -27,6 +27,8 @@ interface UdtSelectTypes {
   bytea: Buffer;
   _uuid: string[];
   _text: string[];
+  regconfig: string;
+  tsvector: string;
 }
 
 export type UdtName = keyof UdtSelectTypes;
@@ -52,6 +54,12 @@ const extendedTrailing = {
   version: col('int4', false),
   ...creation,
   deleted_at: col('timestamptz', true),
+} as const;
+
+/** The search columns of migration 0011 (types.ts SearchColumns). */
+const search = {
+  search_config: col('regconfig', false),
+  search_tsv: col('tsvector', false),
 } as const;
 
 export const tenantColumns = {
@@ -103,6 +111,7 @@ export const tenantColumns = {
     version: col('int4', false),
     ...creation,
     deleted_at: col('timestamptz', true),
+    ...search,
   },
   user_roles: {
     id: col('uuid', false),
@@ -128,6 +137,7 @@ export const tenantColumns = {
     version: col('int4', false),
     ...creation,
     deleted_at: col('timestamptz', true),
+    ...search,
   },
   team_members: {
     id: col('uuid', false),
@@ -176,7 +186,14 @@ export const tenantColumns = {
     before: col('jsonb', true),
     after: col('jsonb', true),
     metadata: col('jsonb', false),
+    seq: col('int8', false),
+    hash: col('text', false),
     ...creation,
+  },
+  audit_chain: {
+    one_row: col('bool', false),
+    seq: col('int8', false),
+    hash: col('text', false),
   },
   password_reset_tokens: {
     id: col('uuid', false),
@@ -274,6 +291,7 @@ export const tenantColumns = {
     is_pinned: col('bool', false),
     assigned_to: col('uuid', true),
     ...extendedTrailing,
+    ...search,
   },
   logacalls: {
     id: col('uuid', false),
@@ -286,6 +304,7 @@ export const tenantColumns = {
     outcome: col('text', true),
     notes: col('text', true),
     ...extendedTrailing,
+    ...search,
   },
   tasks: {
     id: col('uuid', false),
@@ -299,6 +318,7 @@ export const tenantColumns = {
     completed_at: col('timestamptz', true),
     assigned_to: col('uuid', true),
     ...extendedTrailing,
+    ...search,
   },
   attachments: {
     id: col('uuid', false),
@@ -313,6 +333,7 @@ export const tenantColumns = {
     parent_id: col('uuid', true),
     purged_at: col('timestamptz', true),
     ...extendedTrailing,
+    ...search,
   },
   events: {
     id: col('uuid', false),
@@ -328,6 +349,7 @@ export const tenantColumns = {
     rrule: col('text', true),
     attendees: col('_uuid', false),
     ...extendedTrailing,
+    ...search,
   },
   carbon_footprints: {
     id: col('uuid', false),
@@ -365,6 +387,7 @@ export const tenantColumns = {
     moderated_by: col('uuid', true),
     moderated_at: col('timestamptz', true),
     ...extendedTrailing,
+    ...search,
   },
   activity_log: {
     id: col('uuid', false),
@@ -438,6 +461,7 @@ export type TenantColumnsInSync = [
   AssertInSync<Drift<'user_sessions'>>,
   AssertInSync<Drift<'settings'>>,
   AssertInSync<Drift<'audit_logs'>>,
+  AssertInSync<Drift<'audit_chain'>>,
   AssertInSync<Drift<'password_reset_tokens'>>,
   AssertInSync<Drift<'email_verification_tokens'>>,
   AssertInSync<Drift<'api_keys'>>,

@@ -88,7 +88,24 @@ const platformMigrations: readonly PlatformMigration[] = [
       `CREATE INDEX tenant_backups_tenant_idx ON shared.tenant_backups (tenant_id, created_at DESC)`,
     ],
   },
+  {
+    version: 5,
+    name: 'pg_trgm',
+    // Trigram similarity for search (docs/SEARCH.md), once per database, in `shared`: tenant
+    // indexes and queries name its operators there (`shared.gin_trgm_ops`, `OPERATOR(shared.%)`).
+    // A trusted extension: the owner creates it with CREATE on the database, no superuser.
+    statements: [`CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA shared`],
+  },
 ];
+
+/** Extensions the tenant schemas name in `shared`: one created elsewhere beforehand would leave those names dangling. */
+async function checkExtensionSchemas(trx: Transaction<PlatformDatabase>): Promise<void> {
+  const r = await sql<{ schema: string }>`SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'`.execute(trx);
+  const schema = r.rows[0]?.schema;
+  if (schema !== 'shared') {
+    throw new Error(`pg_trgm is ${schema ? `installed in schema "${schema}"` : 'not installed'}; search needs it in "shared": run ALTER EXTENSION pg_trgm SET SCHEMA shared (or CREATE EXTENSION pg_trgm WITH SCHEMA shared) as its owner`);
+  }
+}
 
 const templateSqlFile = fileURLToPath(new URL('./sql/tenant_template.sql', import.meta.url));
 
@@ -123,6 +140,24 @@ async function present(trx: Transaction<PlatformDatabase>, object: { kind: 'sche
   return r.rows[0]?.found ?? false;
 }
 
+/** pg_trgm's functions that compare two texts, as search's statements call them (directly and as operators). */
+const TRIGRAM_FUNCTIONS = ['similarity', 'similarity_op', 'word_similarity', 'word_similarity_op', 'word_similarity_commutator_op'];
+const TRIGRAM_COST = 100;
+
+/**
+ * pg_trgm declares its similarity functions as cheap as an equality (cost 1), while one costs
+ * 2-10 us a row: declared nearer their cost, the planner does not take reading a tenant's table
+ * whole for cheaper than its trigram index (it did, after a mass update had doubled a table).
+ * Only functions this role may change (an extension another role made keeps its costs).
+ */
+async function costTrigramFunctions(trx: Transaction<PlatformDatabase>): Promise<void> {
+  const cheap = await sql<{ fn: string }>`
+    SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
+    WHERE p.pronamespace = 'shared'::regnamespace AND p.proname = ANY(${TRIGRAM_FUNCTIONS}::text[]) AND p.procost < ${TRIGRAM_COST}
+      AND pg_has_role(current_user, p.proowner, 'USAGE')`.execute(trx);
+  for (const { fn } of cheap.rows) await sql.raw(`ALTER FUNCTION ${fn} COST ${TRIGRAM_COST}`).execute(trx);
+}
+
 /** Sends only the template statements whose objects are missing. */
 async function applyTemplate(trx: Transaction<PlatformDatabase>): Promise<void> {
   for (const statement of splitSqlStatements(await readFile(templateSqlFile, 'utf8'))) {
@@ -155,6 +190,8 @@ export async function migratePlatform(db: Kysely<PlatformDatabase>, runtimeRole?
       for (const statement of migration.statements) await sql.raw(statement).execute(trx);
       await trx.withSchema('shared').insertInto('platform_migrations').values({ version: migration.version, name: migration.name }).execute();
     }
+    await checkExtensionSchemas(trx);
+    await costTrigramFunctions(trx);
     await applyTemplate(trx);
     if (runtimeRole) await grantPlatform(trx, runtimeRole);
   });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { sql, type Insertable, type Kysely } from 'kysely';
-import type { AuditLogsTable, TenantDatabase } from '../db/types.js';
+import { sql, type Kysely } from 'kysely';
+import { withAuditRow, type ChainedValues } from '../db/audit-chain.js';
+import type { TenantDatabase } from '../db/types.js';
 import { eventTypeOf } from './catalogue.js';
 
 /** An event as the outbox stores it (the envelope without the tenant, added when it goes out). */
@@ -49,13 +50,14 @@ export function eventOf(actorUserId: string | null, entry: Audited, redacted: (v
 /** Events this process has written (rolled back or not): a commit after a change of it wakes the dispatcher. */
 export const written = { events: 0 };
 
-export async function insertAudited(db: Kysely<TenantDatabase>, audit: Insertable<AuditLogsTable>, event: OutboxRow | null): Promise<void> {
+export async function insertAudited(db: Kysely<TenantDatabase>, audit: ChainedValues, event: OutboxRow | null): Promise<void> {
+  const chained = withAuditRow(db, audit);
   if (!event) {
-    await db.insertInto('audit_logs').values(audit).execute();
+    await chained.selectNoFrom(sql<number>`1`.as('written')).execute();
     return;
   }
   written.events++;
-  await withEvent(db.with('audit', (q) => q.insertInto('audit_logs').values(audit)), event).execute();
+  await withEvent(chained, event).execute();
 }
 
 /** A signal row for the schema of the outbox table the `event` CTE wrote to. */

@@ -133,12 +133,19 @@ export const TARGET_TYPE = oneOf(POLYMORPHIC_TYPES, 'A tenant table');
 /**
  * True when the row's target (if any) is live: a soft-deleted target hides the rows that point
  * at it, and restoring the target shows them again. Table names come from the allowlist.
+ * `byKey`: the same test as a lookup of each row's target by primary key, which PostgreSQL
+ * never turns into a hashed scan of the whole target table (an EXISTS it may): for a few rows
+ * (search hits) rather than a whole list.
  */
-function targetLive(schema: string, prefix: string): RawBuilder<SqlBool> {
+function targetLive(schema: string, prefix: string, byKey = false): RawBuilder<SqlBool> {
   const { type, id } = pairOf(prefix);
-  const branches = POLYMORPHIC_TYPES.map(
-    (t) => sql`WHEN ${sql.lit(t)} THEN EXISTS (SELECT 1 FROM ${sql.table(`${schema}.${t}`)} t WHERE t.id = ${col(id)} AND t.deleted_at IS NULL)`,
-  );
+  const branches = POLYMORPHIC_TYPES.map((t) => {
+    const target = sql.table(`${schema}.${t}`);
+    const live = byKey
+      ? sql`coalesce((SELECT t.deleted_at IS NULL FROM ${target} t WHERE t.id = ${col(id)}), false)`
+      : sql`EXISTS (SELECT 1 FROM ${target} t WHERE t.id = ${col(id)} AND t.deleted_at IS NULL)`;
+    return sql`WHEN ${sql.lit(t)} THEN ${live}`;
+  });
   return sql<SqlBool>`(CASE ${col(type)} ${sql.join(branches, sql` `)} ELSE TRUE END)`;
 }
 
@@ -205,6 +212,17 @@ export class RecordService {
     let q = this.loose(db).selectFrom(`${this.spec.table} as r`).where('r.deleted_at', 'is', null);
     if (this.spec.target) q = q.where(targetLive(schema, this.spec.target));
     return q;
+  }
+
+  /**
+   * The rows (aliased `r`) its list shows: live, their target live, within the list's scope
+   * (GET search reads the same; `byKey` as in targetLive).
+   */
+  listed(schema: string, byKey = false): RawBuilder<SqlBool> {
+    const conditions = [sql<SqlBool>`r.deleted_at IS NULL`];
+    if (this.spec.target) conditions.push(targetLive(schema, this.spec.target, byKey));
+    if (this.spec.listScope) conditions.push(this.spec.listScope(schema));
+    return sql<SqlBool>`(${sql.join(conditions, sql` AND `)})`;
   }
 
   async list(tenant: TenantContext, query: ListQuery) {

@@ -41,5 +41,6 @@ export const DEFAULT_SETTINGS: readonly SettingDefinition[] = [
   { key: 'timezone.default', type: 'string', value: 'UTC', category: 'locale', description: 'Default IANA time zone', isPublic: true, validation: {} },
   { key: 'attachments.max_size_mb', type: 'number', value: 25, category: 'attachments', description: 'Largest accepted upload', isPublic: true, validation: int(1, 1024) },
   { key: 'attachments.quota_mb', type: 'number', value: 1024, category: 'attachments', description: 'Most file bytes the tenant keeps (every version, until purged)', isPublic: false, validation: int(1, 10_485_760) },
+  { key: 'search.language', type: 'string', value: 'simple', category: 'search', description: 'Text search configuration of GET search (simple, english, german, ...: one the database has); a change indexes every searchable row again', isPublic: false, validation: {} },
   { key: 'branding', type: 'json', value: { product_name: null, logo_url: null, primary_color: null }, category: 'branding', description: 'Names, logo and colours shown to users', isPublic: true, validation: {} },
 ];

@@ -8,6 +8,7 @@ import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { checkVersion, DomainError } from '../errors.js';
 import { likePattern } from '../db/listing.js';
+import { applySearchLanguage, checkSearchLanguage, SEARCH_LANGUAGE_KEY } from '../search/language.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import type { SettingType, SettingValidation } from './defaults.js';
 
@@ -73,12 +74,15 @@ export class SettingsService {
       checkVersion(expected, before.version);
       if (TENANT_WIDE.test(before.key)) await accessGuard.checkTenantWideChange(trx, actorOf(actor), `the setting ${before.key}`);
       checkSettingValue(before.key, before.type as SettingType, before.validation as SettingValidation, value);
+      if (before.key === SEARCH_LANGUAGE_KEY) await checkSearchLanguage(trx, value);
       const after = await trx
         .updateTable('settings')
         .set({ value: JSON.stringify(value), updated_by: actor.actorUserId, updated_at: new Date(), version: sql`version + 1` })
         .where('id', '=', before.id)
         .returning(COLUMNS)
         .executeTakeFirstOrThrow();
+      // Every searchable row follows the new language in this transaction (docs/SEARCH.md).
+      if (before.key === SEARCH_LANGUAGE_KEY && after.value !== before.value) await applySearchLanguage(trx, tenant.schema);
       await writeAudit(trx, actor, { action: 'settings.update', entityType: 'settings', entityId: before.id, before: { key: before.key, value: before.value }, after: { key: after.key, value: after.value } });
       changed({ kind: 'settings' });
       return after;

@@ -21,10 +21,10 @@ export const ARCHIVE_FORMAT_VERSION = 1;
 
 /**
  * Tables an archive leaves out: sessions (an archive signs nobody in; users sign in with their
- * passwords) and what is in flight rather than data (the outbox and its deliveries, realtime
+ * passwords), the audit chain's head (it follows the audit rows) and what is in flight rather than data (the outbox and its deliveries, realtime
  * tickets, idempotency records, reset and verification links). An archive holding one is refused.
  */
-export const NOT_ARCHIVED: readonly string[] = ['user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys', 'password_reset_tokens', 'email_verification_tokens'];
+export const NOT_ARCHIVED: readonly string[] = ['audit_chain', 'user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys', 'password_reset_tokens', 'email_verification_tokens'];
 
 export interface Manifest {
   readonly format: typeof ARCHIVE_FORMAT;
@@ -47,6 +47,20 @@ export async function insertableColumns(db: Kysely<never>, schema: string, table
     WHERE n.nspname = ${schema} AND c.relname = ${table} AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
     ORDER BY a.attnum`.execute(db);
   return rows.rows.map((r) => r.name);
+}
+
+/**
+ * What an export reads of a table: the table itself, or (when it has generated columns, such as
+ * search vectors, which an import computes again) a select of its other columns.
+ */
+export async function storedRows(client: pg.PoolClient, schema: string, table: string): Promise<string> {
+  const qualified = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  const r = await client.query<{ name: string; generated: boolean }>(
+    `SELECT attname AS name, attgenerated <> '' AS generated FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    [qualified],
+  );
+  if (!r.rows.some((c) => c.generated)) return qualified;
+  return `(SELECT ${r.rows.filter((c) => !c.generated).map((c) => quoteIdent(c.name)).join(', ')} FROM ${qualified})`;
 }
 
 /**
@@ -195,7 +209,7 @@ export async function prepareExport(
       const names = (await client.query<{ name: string }>(`SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1`, [schema])).rows.map((r) => r.name);
       for (const table of names.filter((t) => !NOT_ARCHIVED.includes(t))) {
         // CSV with delimiter and quote characters a JSON text never holds raw: each line is the JSON itself, unescaped.
-        const copy = client.query(copyTo(`COPY (SELECT row_to_json(t)::text FROM ${quoteIdent(schema)}.${quoteIdent(table)} t) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`));
+        const copy = client.query(copyTo(`COPY (SELECT row_to_json(t)::text FROM ${await storedRows(client, schema, table)} t) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`));
         const meter = new Meter();
         const file = path.join(dir, `${table}.ndjson`);
         await pipeline(copy, meter, createWriteStream(file, { mode: 0o600 }));

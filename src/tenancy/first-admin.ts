@@ -1,8 +1,10 @@
 import type { Kysely } from 'kysely';
+import { auditRow, SYSTEM_ACTOR } from '../audit/audit.js';
 import { checkPasswordPolicy, hashPassword, type PasswordPolicy } from '../auth/passwords.js';
 import type { TenantDatabase } from '../db/types.js';
 import { DomainError, FieldChecks } from '../errors.js';
 import { DEFAULT_SETTINGS } from '../settings/defaults.js';
+import { insertAudited } from '../events/outbox.js';
 import { checkEmail } from '../users/email.js';
 import type { ProvisionHook } from './schema-manager.js';
 
@@ -71,17 +73,8 @@ export async function prepareFirstAdmin(input: AdminInput, onCreated?: (userId: 
       .executeTakeFirstOrThrow();
     const admin = await db.selectFrom('roles').select('id').where('name', '=', 'admin').where('deleted_at', 'is', null).executeTakeFirstOrThrow();
     await db.insertInto('user_roles').values({ user_id: user.id, role_id: admin.id }).execute();
-    await db
-      .insertInto('audit_logs')
-      .values({
-        actor_type: 'system',
-        action: 'users.create',
-        entity_type: 'users',
-        entity_id: user.id,
-        after: JSON.stringify({ id: user.id, email, first_name: firstName, last_name: lastName, roles: ['admin'] }),
-        metadata: JSON.stringify({ reason: 'first admin at provisioning' }),
-      })
-      .execute();
+    const entry = { action: 'users.create', entityType: 'users', entityId: user.id, after: { id: user.id, email, first_name: firstName, last_name: lastName, roles: ['admin'] }, metadata: { reason: 'first admin at provisioning' } };
+    await insertAudited(db, auditRow(SYSTEM_ACTOR, entry), null);
     onCreated?.(user.id);
   };
 }

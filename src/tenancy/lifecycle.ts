@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type pg from 'pg';
-import { writeAudit, type AuditActor } from '../audit/audit.js';
+import { SYSTEM_ACTOR, writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -49,7 +49,7 @@ export interface LifecycleDeps {
 }
 
 /** Who changes a tenant through the platform API or the CLI, as its audit records it. */
-export const PLATFORM_ACTOR: AuditActor = { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: null, requestId: null };
+export const PLATFORM_ACTOR: AuditActor = SYSTEM_ACTOR;
 
 /** Tables a fork does not copy: sessions, API keys, webhook endpoints and what is in flight (SPEC §13). */
 const NOT_FORKED: readonly string[] = [...NOT_ARCHIVED, 'api_keys', 'webhooks'];

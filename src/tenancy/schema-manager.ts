@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { tenantDb, tenantRoleOf } from '../db/database.js';
+import { resetChainHead } from '../db/audit-chain.js';
 import { checkSchemaName } from '../db/identifiers.js';
 import type { TenantMigration } from '../db/migrations/migration.js';
 import { tenantMigrations } from '../db/migrations/index.js';
@@ -483,6 +484,8 @@ export class SchemaManager {
     await load();
     const later = upTo(fromVersion, Infinity).flatMap((m) => compileMigration(trx, m, schema));
     await executeBatch(trx, later);
+    // The loaded audit rows carry their chain; its head follows them.
+    await resetChainHead(schema).execute(trx);
     // What a later release added to the defaults (permissions, settings), as a migration adds it.
     await seedDefaults(tenantDb(trx, schema));
     await this.grant(trx, schema, await listTables(trx, schema));

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { tenantDb } from '../db/database.js';
 import { likePattern, parseSort } from '../db/listing.js';
+import { trigramText } from '../db/migrations/0011_search.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { StatementCache } from '../db/statements.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -59,7 +60,11 @@ export class UserList {
       if (v.status !== undefined) base = base.where('users.status', '=', v.status);
       if (v.pattern !== undefined) {
         const pattern = v.pattern;
-        base = base.where((eb) => eb.or(['email', 'username', 'first_name', 'last_name'].map((c) => eb(sql.ref(`users.${c}`), 'ilike', pattern))));
+        // Any of the four fields holds the text: the trigram index over all four together
+        // (migration 0011) finds the candidates, the fields one by one decide.
+        base = base
+          .where(trigramText('users', 'users'), 'ilike', pattern)
+          .where((eb) => eb.or(['email', 'username', 'first_name', 'last_name'].map((c) => eb(sql.ref(`users.${c}`), 'ilike', pattern))));
       }
       if (v.role !== undefined) {
         const role = v.role;

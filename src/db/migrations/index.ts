@@ -6,10 +6,13 @@ import { sessionRotationInPlace } from './0005_session_rotation_in_place.js';
 import { userRoleWithoutChannelWrites } from './0006_user_role_without_channel_writes.js';
 import { eventsAndWebhooks } from './0007_events_and_webhooks.js';
 import { realtimeTickets } from './0008_realtime_tickets.js';
+import { auditChain } from './0009_audit_chain.js';
+import { auditAnalyticsIndex } from './0010_audit_analytics_index.js';
+import { search } from './0011_search.js';
 import type { TenantMigration } from './migration.js';
 
 /** Every tenant migration, in the order it runs (strictly increasing versions). */
-export const tenantMigrations: readonly TenantMigration[] = [coreTables, extendedTables, idempotencyKeys, singleDefaultChannel, sessionRotationInPlace, userRoleWithoutChannelWrites, eventsAndWebhooks, realtimeTickets];
+export const tenantMigrations: readonly TenantMigration[] = [coreTables, extendedTables, idempotencyKeys, singleDefaultChannel, sessionRotationInPlace, userRoleWithoutChannelWrites, eventsAndWebhooks, realtimeTickets, auditChain, auditAnalyticsIndex, search];
 
 /** Version a freshly migrated tenant schema is at. */
 export const LATEST_TENANT_VERSION: number = tenantMigrations.reduce(

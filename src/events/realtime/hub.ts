@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
 import type { WebSocket } from 'ws';
-import { withinScope } from '../../access/engine.js';
 import type { AccessService } from '../../access/service.js';
 import type { CallerCheck } from '../../auth/tenant-hook.js';
 import type { Cache } from '../../cache/cache.js';
@@ -167,8 +166,7 @@ export class RealtimeHub {
     if (!(await this.stands(sub))) return;
     if (!matchesFilter(envelope.type, sub.filters)) return;
     const permission = `${resourceOfEvent(envelope.type)}.read`;
-    if (principal.scope && !withinScope(principal.scope, permission)) return;
-    if (!(await this.deps.access.can(sub.tenant, principal.userId, permission)).allowed) return;
+    if (!(await this.deps.access.holds(sub.tenant, principal, permission))) return;
     this.send(sub, text);
   }
 
