@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
@@ -10,8 +11,10 @@ import { DEFAULT_EDGE, registerJsonParser, securityHeaders, serverOptions, type 
 import { addExamples } from './http/examples.js';
 import { requestLogger } from './http/request-log.js';
 import { nulError } from './http/text.js';
+import { registerContentLanguage } from './http/locale.js';
+import { DEFAULT_LOCALE, LOCALES } from './i18n/index.js';
 import { registerProblemHandlers } from './http/problem.js';
-import { ProblemSchema } from './http/schemas.js';
+import { problems, ProblemSchema } from './http/schemas.js';
 import { authRoutes } from './auth/routes.js';
 import { tenantAuthHook } from './auth/tenant-hook.js';
 import type { RouteAccess } from './http/context.js';
@@ -63,6 +66,12 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 type JsonSchema = Record<string, unknown> & { properties?: Record<string, unknown>; required?: string[] };
 
+const ACCEPT_LANGUAGE = {
+  type: 'string',
+  description: `The languages the caller reads, with quality values (RFC 9110), e.g. \`de-CH, fr;q=0.8\`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's \`locale.default\`. Supported: ${LOCALES.join(', ')} (GET /api/v1/locales).`,
+};
+const CONTENT_LANGUAGE = { type: 'string', description: 'The locale the answer\'s words are in (§15 negotiation).' };
+
 /**
  * How a route reads in the OpenAPI document: a path parameter of the prefix (`tenant_slug`)
  * is declared beside the route's own, and query parameters with a default are optional.
@@ -86,6 +95,14 @@ function documentedRoute({ schema: routeSchema, url }: { schema: FastifySchema; 
   const query = schema.querystring as JsonSchema | undefined;
   if (query?.properties && query.required) {
     out.querystring = { ...query, required: query.required.filter((n) => (query.properties![n] as { default?: unknown } | undefined)?.default === undefined) };
+  }
+  // §15: every route takes Accept-Language and answers with Content-Language.
+  const headers = (schema.headers as JsonSchema | undefined) ?? { type: 'object', properties: {} };
+  out.headers = { ...headers, properties: { 'accept-language': ACCEPT_LANGUAGE, ...headers.properties } };
+  if (schema.response) {
+    out.response = Object.fromEntries(
+      Object.entries(schema.response as Record<string, Record<string, unknown>>).map(([status, response]) => [status, { ...response, headers: { ...(response.headers as object | undefined), 'content-language': CONTENT_LANGUAGE } }]),
+    );
   }
   return { schema: out as FastifySchema, url };
 }
@@ -128,6 +145,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (route.schema) route.schema = addExamples(route.schema as Record<string, unknown>);
   });
   registerProblemHandlers(app);
+  const { sessions, policies } = deps.services;
+  registerContentLanguage(app, {
+    userLocale: (tenant, userId, cachedOnly) => (cachedOnly ? sessions.userCached(tenant, userId)?.locale : sessions.userActive(tenant, userId).then((u) => u.locale)),
+    tenantLocale: (tenant, cachedOnly) => (cachedOnly ? policies.cached(tenant)?.defaultLocale : policies.policy(tenant).then((p) => p.defaultLocale)),
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -152,6 +174,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     '/.well-known/jwks.json',
     { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens (empty for HMAC algorithms)' } },
     async () => ({ keys: deps.keys.publicJwk ? [deps.keys.publicJwk] : [] }),
+  );
+  app.get(
+    '/api/v1/locales',
+    {
+      schema: {
+        tags: ['locales'],
+        summary: 'The languages answers and mails can be written in',
+        response: { 200: Type.Object({ default: Type.String(), locales: Type.Array(Type.String()) }), ...problems() },
+      },
+    },
+    async () => ({ default: DEFAULT_LOCALE, locales: [...LOCALES] }),
   );
   await app.register(tenantRoutes(deps.tenants, deps.lifecycle, deps.keys), { prefix: '/api/v1/tenants' });
   await app.register(migrationRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/migrations' });

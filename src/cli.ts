@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { loadJwtKeys } from './auth/keys.js';
 import { issueSystemToken, SYSTEM_TOKEN_MAX_TTL_SECONDS } from './auth/system-token.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { DomainError } from './errors.js';
+import { DomainError, text } from './errors.js';
 import type { Runtime } from './runtime.js';
 import type { ExportProgress } from './tenancy/archive.js';
 import type { MigrateAllProgress, MigrationState } from './tenancy/schema-manager.js';
@@ -128,7 +128,7 @@ async function schemaCommand(runtime: Runtime, action: string | undefined, schem
       return;
     case 'info': {
       const info = await runtime.schemas.getSchemaInfo(schema);
-      if (!info.exists && info.status === 'absent') throw new DomainError('schema.not_found', `schema ${schema} does not exist`);
+      if (!info.exists && info.status === 'absent') throw new DomainError('schema.not_found', text('detail.schema_missing', { schema }));
       if (flags.json) return out(JSON.stringify(info, null, 2));
       out(`schema   ${info.schema_name}${info.exists ? '' : ' (does not exist)'}`);
       out(`status   ${info.status}, version ${info.version} of ${info.latest_version}`);

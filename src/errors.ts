@@ -1,39 +1,59 @@
 import { type ErrorCode, type ErrorKind, kindOf } from './error-codes.js';
+import { DEFAULT_LOCALE, render, text, type Locale, type Text } from './i18n/index.js';
 
 export type { ErrorCode, ErrorKind } from './error-codes.js';
+export { text, type Text } from './i18n/index.js';
 
-/** One field-level reason, as listed in a problem's `errors`. */
+/** One field-level refusal, as listed in a problem's `errors` (`{field, reason}`, the reasons rendered in the reader's language). */
 export interface FieldError {
   readonly field: string;
-  readonly reason: string;
+  readonly reasons: readonly Text[];
 }
 
-/** Errors the services throw; the HTTP layer answers the code's kind (status), the CLI prints `message`. */
+/** A field's reasons in one locale, joined. */
+export const reasonIn = (locale: Locale, error: FieldError): string => error.reasons.map((r) => render(locale, r)).join('; ');
+
+/** Every field's reasons in one locale, as a problem's detail ("name must be …; email is required"). */
+export const fieldsDetail = (locale: Locale, errors: readonly FieldError[]): string =>
+  errors.map((e) => render(locale, text('problem.field_reason', { field: e.field, reason: reasonIn(locale, e) }))).join('; ');
+
+/**
+ * Errors the services throw, with a message key rather than words: the HTTP layer answers the
+ * code's kind (status) with the detail in the reader's language, the CLI and logs read `message`
+ * (English). Without a detail, the code's own message (`error.<code>`) or the fields' reasons serve.
+ */
 export class DomainError extends Error {
   readonly kind: ErrorKind;
 
   constructor(
     readonly code: ErrorCode,
-    message: string,
+    readonly detail?: Text,
     readonly errors: readonly FieldError[] = [],
   ) {
-    super(message);
+    super('');
+    this.message = this.detailIn(DEFAULT_LOCALE);
     this.name = 'DomainError';
     this.kind = kindOf(code);
   }
 
+  detailIn(locale: Locale): string {
+    if (this.detail) return render(locale, this.detail);
+    if (this.errors.length) return fieldsDetail(locale, this.errors);
+    return render(locale, text(`error.${this.code}`));
+  }
+
   /** A field of the input is refused: `request.invalid` (or a more telling code) with the field and the reason. */
-  static invalid(field: string, reason: string, code: ErrorCode = 'request.invalid'): DomainError {
-    return new DomainError(code, `${field} ${reason}`, [{ field, reason }]);
+  static invalid(field: string, reason: Text, code: ErrorCode = 'request.invalid'): DomainError {
+    return new DomainError(code, undefined, [{ field, reasons: [reason] }]);
   }
 
-  /** `<entity>.not_found`, saying "<what> not found". */
-  static notFound(entity: NotFoundEntity, what: string = entity.replace(/_/g, ' ')): DomainError {
-    return new DomainError(`${entity}.not_found`, `${what} not found`);
+  /** `<entity>.not_found`, its detail naming what was not found when `what` says. */
+  static notFound(entity: NotFoundEntity, what?: Text): DomainError {
+    return new DomainError(`${entity}.not_found`, what);
   }
 
-  static conflict(code: ErrorCode, message: string): DomainError {
-    return new DomainError(code, message);
+  static conflict(code: ErrorCode, detail?: Text): DomainError {
+    return new DomainError(code, detail);
   }
 }
 
@@ -55,8 +75,8 @@ export class FieldChecks {
     }
   }
 
-  fail(field: string, reason: string): void {
-    this.failed.push({ field, reason });
+  fail(field: string, reason: Text): void {
+    this.failed.push({ field, reasons: [reason] });
   }
 
   get ok(): boolean {
@@ -64,7 +84,7 @@ export class FieldChecks {
   }
 
   done(): void {
-    if (this.failed.length) throw new DomainError('request.invalid', this.failed.map((e) => `${e.field} ${e.reason}`).join('; '), this.failed);
+    if (this.failed.length) throw new DomainError('request.invalid', undefined, this.failed);
   }
 }
 
@@ -89,6 +109,6 @@ export async function conflictOnUnique<T>(work: () => Promise<T>, conflict: Uniq
 /** Throws 412 when a version was required (If-Match) and the row has moved on. */
 export function checkVersion(expected: number | undefined, actual: number): void {
   if (expected !== undefined && expected !== actual) {
-    throw new DomainError('request.version_mismatch', `If-Match does not match the current version ("${actual}")`);
+    throw new DomainError('request.version_mismatch', text('detail.version_mismatch', { version: actual }));
   }
 }

@@ -230,7 +230,7 @@ describe('request bodies', () => {
       const bodies = [body(3), body(10)];
       for (let i = 0; i < 10; i++) {
         const res = await send(port, i % 2 ? '/api/v1/tenants/hb/users' : '/api/v1/tenants/ha/users', bodies[Math.floor(i / 5)]!, i % 2 ? t.tokens.hb : t.tokens.ha);
-        expect(res, `attempt ${i}`).toMatchObject({ status: 413, type: expect.stringContaining('application/problem+json'), json: { status: 413, detail: 'the request body is larger than the limit of 1048576 bytes' } });
+        expect(res, `attempt ${i}`).toMatchObject({ status: 413, type: expect.stringContaining('application/problem+json'), json: { status: 413, detail: 'the request body is larger than the limit of 1,048,576 bytes' } });
       }
       // The server is fine afterwards, and a body within the limit is read as ever.
       const ok = await send(port, '/api/v1/tenants/ha/notes', Buffer.from(JSON.stringify({ title: 'after', content: 'x'.repeat(1000) })), t.tokens.ha);

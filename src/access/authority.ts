@@ -3,7 +3,7 @@
  * edit a role, and who always remains able to do everything. The database side (loading the
  * data inside the change's transaction) is in guard.ts; every path calls it.
  */
-import { DomainError } from '../errors.js';
+import { DomainError, text, type Text } from '../errors.js';
 import { CONCRETE_PERMISSIONS } from './catalogue.js';
 import { decide, withinScope, type AccessData, type Effect, type RoleGrant } from './engine.js';
 import { expand } from './grants.js';
@@ -78,7 +78,7 @@ function decideAlike(a: AccessData, b: AccessData, now: Date): boolean {
 
 const concrete = (names: Iterable<string>) => [...names].flatMap(expand);
 const same = (a: ReadonlySet<string>, b: ReadonlySet<string>) => a.size === b.size && [...a].every((p) => b.has(p));
-const forbidden = (code: 'permission.outranked' | 'permission.not_held' | 'permission.self_change', message: string): Refusal => new DomainError(code, message);
+const forbidden = (code: 'permission.outranked' | 'permission.not_held' | 'permission.self_change', detail: Text): Refusal => new DomainError(code, detail);
 
 /**
  * May an actor holding `actor` change a user from `before` to `after`, where the change names
@@ -88,11 +88,11 @@ const forbidden = (code: 'permission.outranked' | 'permission.not_held' | 'permi
  */
 export function userChangeRefusal(actor: ReadonlySet<string>, before: AccessData, after: AccessData, touched: readonly string[], now: Date = new Date()): Refusal | undefined {
   const outranked = firstLacking(actor, everHeld(before, now));
-  if (outranked) return forbidden('permission.outranked', `this user holds ${outranked}, which you do not hold: you cannot change them`);
+  if (outranked) return forbidden('permission.outranked', text('detail.user_outranks', { permission: outranked }));
   const lacking = firstLacking(actor, concrete(touched));
-  if (lacking) return forbidden('permission.not_held', `the change gives or takes ${lacking}, which you do not hold`);
+  if (lacking) return forbidden('permission.not_held', text('detail.change_not_held', { permission: lacking }));
   const raised = firstLacking(actor, everHeld(after, now));
-  if (raised) return forbidden('permission.not_held', `the change would give this user ${raised}, which you do not hold`);
+  if (raised) return forbidden('permission.not_held', text('detail.raise_not_held', { permission: raised }));
   return undefined;
 }
 
@@ -161,15 +161,15 @@ export function roleChangeRefusal(
   holders: readonly Holder[],
   now: Date = new Date(),
 ): Refusal | undefined {
-  if (before && actorRoles.includes(before.name)) return forbidden('permission.self_change', 'nobody edits a role they hold');
+  if (before && actorRoles.includes(before.name)) return forbidden('permission.self_change', text('detail.self_role_edit'));
   const granted = firstLacking(actor, concrete([...(before?.allow ?? []), ...(after?.allow ?? [])]));
-  if (granted) return forbidden('permission.not_held', `the role grants ${granted}, which you do not hold`);
+  if (granted) return forbidden('permission.not_held', text('detail.role_grants_not_held', { permission: granted }));
   const touched = firstLacking(actor, concrete(touchedByRoleChange(before, after)));
-  if (touched) return forbidden('permission.not_held', `the change touches ${touched}, which you do not hold`);
+  if (touched) return forbidden('permission.not_held', text('detail.role_touches_not_held', { permission: touched }));
   for (const holder of holders) {
     if (decideAlike(holder.before, holder.after, now)) continue;
     const lacking = firstLacking(actor, everHeld(holder.before, now)) ?? firstLacking(actor, everHeld(holder.after, now));
-    if (lacking) return forbidden('permission.outranked', `a user holding this role holds ${lacking}, which you do not hold`);
+    if (lacking) return forbidden('permission.outranked', text('detail.role_holder_outranks', { permission: lacking }));
   }
   return undefined;
 }
@@ -188,4 +188,4 @@ export function losesEverything(moved: readonly Moved[], now: Date = new Date())
   return moved.some((m) => m.before !== null && holdsEverything(m.before, now) && (m.after === null || !holdsEverything(m.after, now)));
 }
 
-export const lastSuperuser = () => DomainError.conflict('user.last_superuser', 'this would leave the tenant without an active user who holds every permission');
+export const lastSuperuser = () => DomainError.conflict('user.last_superuser');

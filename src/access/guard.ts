@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import {
   alwaysHeld,
   holdsEverything,
@@ -118,7 +118,7 @@ export const accessGuard = {
    */
   async actorSet(trx: Kysely<TenantDatabase>, actor: ActorRef, data?: AccessData): Promise<Set<string>> {
     const standing = await trx.selectFrom('users').select('status').where('id', '=', actor.userId).where('deleted_at', 'is', null).executeTakeFirst();
-    if (standing?.status !== 'active') throw new DomainError('auth.account_inactive', 'your account is no longer active');
+    if (standing?.status !== 'active') throw new DomainError('auth.account_inactive');
     data ??= (await loadAccessData(trx, [actor.userId])).get(actor.userId)!;
     return alwaysHeld(data, actor.scope);
   },
@@ -145,11 +145,11 @@ export const accessGuard = {
    * how long their sessions last, when they are locked out), to an actor who does not hold
    * every permission: such a change is a change to every user, so it needs to out-rank them all.
    */
-  async checkTenantWideChange(trx: Kysely<TenantDatabase>, actor: ActorRef, what: string): Promise<void> {
+  async checkTenantWideChange(trx: Kysely<TenantDatabase>, actor: ActorRef, key: string): Promise<void> {
     await this.lock(trx, 'shared');
     const held = await this.actorSet(trx, actor);
     const lacking = CONCRETE_PERMISSIONS.find((p) => !held.has(p));
-    if (lacking) throw new DomainError('permission.outranked', `${what} binds every user, administrators included: only a user who holds every permission may change it (you lack ${lacking})`);
+    if (lacking) throw new DomainError('permission.outranked', text('detail.tenant_wide_setting', { key, permission: lacking }));
   },
 
   /** Refuses a role change (create: `before` null; delete: `after` null) the actor may not make. */
@@ -218,6 +218,6 @@ export const accessGuard = {
 
 /** The actor of an audited change, for the rules: a user acts (alone, or through an API key's scope). */
 export function actorOf(actor: { readonly actorUserId: string | null; readonly scope?: readonly string[] | null }): ActorRef {
-  if (!actor.actorUserId) throw new DomainError('permission.actor_required', 'only a user or an API key may change users and roles');
+  if (!actor.actorUserId) throw new DomainError('permission.actor_required');
   return { userId: actor.actorUserId, scope: actor.scope ?? null };
 }

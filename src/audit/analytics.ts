@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { DomainError, FieldChecks } from '../errors.js';
+import { DomainError, FieldChecks, text } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { analyticsStatement, denialSpikeStatement, type ResolvedQuery } from './analytics-queries.js';
 
@@ -98,13 +98,13 @@ export function timeZoneOf(value: string | undefined): string {
       return false;
     }
   })();
-  if (!known) throw DomainError.invalid('timezone', 'must be an IANA time zone, e.g. Europe/Paris');
+  if (!known) throw DomainError.invalid('timezone', text('reason.time_zone_example'));
   return value;
 }
 
 function dateOf(field: 'from' | 'to', value: string): Date {
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw DomainError.invalid(field, 'must be a date-time');
+  if (Number.isNaN(date.getTime())) throw DomainError.invalid(field, text('reason.date_time'));
   return date;
 }
 
@@ -114,26 +114,26 @@ export function rangeOf(q: { from?: string; to?: string }, now: Date): { from: D
   const to = q.to === undefined ? now : checks.check(() => dateOf('to', q.to!));
   const from = q.from === undefined ? to && new Date(to.getTime() - ANALYTICS_LIMITS.defaultRangeDays * 24 * HOUR_MS) : checks.check(() => dateOf('from', q.from!));
   checks.done();
-  if (from! >= to!) throw DomainError.invalid('from', 'must be before to');
+  if (from! >= to!) throw DomainError.invalid('from', text('reason.from_before_to'));
   return { from: from!, to: to! };
 }
 
 /** A day or hour grouping answers one bucket per unit of the range: at most ANALYTICS_LIMITS.maxBuckets. */
 export function checkBucketCount(unit: 'day' | 'hour', range: { from: Date; to: Date }): void {
   const buckets = Math.ceil((range.to.getTime() - range.from.getTime()) / UNIT_MS[unit]);
-  if (buckets > ANALYTICS_LIMITS.maxBuckets) throw DomainError.invalid('from', `makes ${buckets} ${unit} buckets; at most ${ANALYTICS_LIMITS.maxBuckets} (narrow the range)`);
+  if (buckets > ANALYTICS_LIMITS.maxBuckets) throw DomainError.invalid('from', text('reason.too_many_buckets', { buckets, unit, max: ANALYTICS_LIMITS.maxBuckets }));
 }
 
 function limitOf(value: number | undefined): number {
   const limit = value ?? ANALYTICS_LIMITS.defaultLimit;
-  if (!Number.isInteger(limit) || limit < 1 || limit > ANALYTICS_LIMITS.maxLimit) throw DomainError.invalid('limit', `must be an integer from 1 to ${ANALYTICS_LIMITS.maxLimit}`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > ANALYTICS_LIMITS.maxLimit) throw DomainError.invalid('limit', text('reason.integer_between', { min: 1, max: ANALYTICS_LIMITS.maxLimit }));
   return limit;
 }
 
 /** Checks an analytics request (every failing field at once) and fills in its defaults. */
 export function resolveAnalyticsQuery(q: AnalyticsQuery, now: Date): ResolvedQuery {
   const checks = new FieldChecks();
-  if (!GROUP_BYS.includes(q.group_by)) checks.fail('group_by', `must be one of ${GROUP_BYS.join(', ')}`);
+  if (!GROUP_BYS.includes(q.group_by)) checks.fail('group_by', text('reason.one_of', { values: GROUP_BYS.join(', ') }));
   const range = checks.check(() => rangeOf(q, now));
   const timezone = checks.check(() => timeZoneOf(q.timezone));
   const limit = checks.check(() => limitOf(q.limit));
@@ -147,7 +147,7 @@ async function run<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (error) {
-    if ((error as { code?: string }).code === '22023' && /time zone/.test((error as Error).message)) throw DomainError.invalid('timezone', 'is not a time zone the database knows');
+    if ((error as { code?: string }).code === '22023' && /time zone/.test((error as Error).message)) throw DomainError.invalid('timezone', text('reason.time_zone_database'));
     throw error;
   }
 }

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { chainStep, GENESIS, storedCanonical } from '../db/audit-chain.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
 export interface AuditQuery {
@@ -39,7 +39,7 @@ export class AuditService {
 
   /** A page of the trail, newest first, filtered by actor, entity, action and time range. */
   async list(tenant: TenantContext, q: AuditQuery) {
-    if (q.from && q.to && new Date(q.from) > new Date(q.to)) throw DomainError.invalid('from', 'must not be after to');
+    if (q.from && q.to && new Date(q.from) > new Date(q.to)) throw DomainError.invalid('from', text('reason.from_after_to'));
     let base = tenantDb(this.db, tenant.schema).selectFrom('audit_logs');
     if (q.actor_user_id) base = base.where('actor_user_id', '=', q.actor_user_id);
     if (q.entity_type) base = base.where('entity_type', '=', q.entity_type);

@@ -38,11 +38,11 @@ export async function issueResetToken(
   email: string,
   limits: { readonly ttlMinutes: number; readonly maxPerHour: number },
   actor: AuditActor,
-): Promise<{ readonly email: string; readonly token: string } | undefined> {
+): Promise<{ readonly email: string; readonly locale: string | null; readonly timezone: string | null; readonly token: string; readonly expiresAt: Date } | undefined> {
   return db.transaction().execute(async (trx) => {
     const user = await trx
       .selectFrom('users')
-      .select(['id', 'email', 'status'])
+      .select(['id', 'email', 'status', 'locale', 'timezone'])
       .where((eb) => eb(eb.fn('lower', ['email']), '=', email))
       .where('deleted_at', 'is', null)
       .forUpdate()
@@ -59,12 +59,10 @@ export async function issueResetToken(
       return undefined;
     }
     const token = randomToken('');
-    await trx
-      .insertInto('password_reset_tokens')
-      .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + limits.ttlMinutes * 60_000), requested_ip: actor.ip })
-      .execute();
+    const expiresAt = new Date(Date.now() + limits.ttlMinutes * 60_000);
+    await trx.insertInto('password_reset_tokens').values({ user_id: user.id, token_hash: sha256(token), expires_at: expiresAt, requested_ip: actor.ip }).execute();
     await writeAudit(trx, actor, { action: 'auth.password_reset_requested', entityType: 'users', entityId: user.id });
-    return { email: user.email, token };
+    return { email: user.email, locale: user.locale, timezone: user.timezone, token, expiresAt };
   });
 }
 

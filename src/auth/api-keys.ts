@@ -9,7 +9,7 @@ import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { transact, type Work } from '../db/work.js';
-import { DomainError, FieldChecks } from '../errors.js';
+import { DomainError, FieldChecks, text } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { sha256 } from './tokens.js';
 
@@ -63,21 +63,21 @@ export class ApiKeyService {
   async create(tenant: TenantContext, userId: string, input: { name: string; permissions: string[]; expires_at?: string }, actor: AuditActor) {
     const checks = new FieldChecks();
     const name = input.name.trim();
-    if (name.length < 1 || name.length > 200) checks.fail('name', 'must be 1-200 characters');
-    if (input.permissions.length === 0) checks.fail('permissions', 'must name at least one permission');
+    if (name.length < 1 || name.length > 200) checks.fail('name', text('reason.length_between', { min: 1, max: 200 }));
+    if (input.permissions.length === 0) checks.fail('permissions', text('reason.some_permission'));
     const unknown = input.permissions.filter((p) => !CATALOGUE.has(p));
-    if (unknown.length) checks.fail('permissions', `names unknown permissions: ${unknown.join(', ')}`);
+    if (unknown.length) checks.fail('permissions', text('reason.unknown_permissions', { permissions: unknown.join(', ') }));
     let expiresAt: Date | null = null;
     if (input.expires_at !== undefined) {
       expiresAt = new Date(input.expires_at);
-      if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) checks.fail('expires_at', 'must be a future date-time');
+      if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) checks.fail('expires_at', text('reason.future_date_time'));
     }
     checks.done();
     const data = await this.access.data(tenant, userId);
     for (const permission of input.permissions) {
       // A key never carries more than its owner holds now: a wildcard needs every permission it covers.
       const lacking = missingForGrant(data, [permission]);
-      if (lacking) throw new DomainError('permission.not_held', `you do not hold ${lacking} and cannot give "${permission}" to a key`);
+      if (lacking) throw new DomainError('permission.not_held', text('detail.key_permission_not_held', { lacking, permission }));
     }
     const prefix = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12);
     const key = `ssk_${prefix}_${randomBytes(32).toString('base64url')}`;
@@ -114,7 +114,7 @@ export class ApiKeyService {
         .where('deleted_at', 'is', null)
         .returning(['id', 'prefix', 'name'])
         .executeTakeFirst();
-      if (!row) throw DomainError.notFound('api_key', 'API key');
+      if (!row) throw DomainError.notFound('api_key');
       await writeAudit(trx, actor, { action: 'api_keys.delete', entityType: 'api_keys', entityId: row.id, before: row });
       changed({ kind: 'api_keys', prefixes: [row.prefix] });
     });
@@ -123,7 +123,7 @@ export class ApiKeyService {
   /** The key's identity, or 401. A key of another tenant is simply unknown here. */
   async authenticate(tenant: TenantContext, key: string): Promise<ApiKeyIdentity> {
     const match = KEY_PATTERN.exec(key);
-    if (!match) throw new DomainError('auth.invalid_api_key', 'invalid API key');
+    if (!match) throw new DomainError('auth.invalid_api_key');
     const prefix = match[1]!;
     const cached = await this.local.load<CachedKey | null>(keyOf(tenant, prefix), async () => {
       const row = await tenantDb(this.db, tenant.schema)
@@ -136,7 +136,7 @@ export class ApiKeyService {
     });
     const given = Buffer.from(sha256(key), 'hex');
     if (!cached || !timingSafeEqual(given, Buffer.from(cached.hash, 'hex')) || (cached.expiresAt !== null && cached.expiresAt <= Date.now())) {
-      throw new DomainError('auth.invalid_api_key', 'invalid API key');
+      throw new DomainError('auth.invalid_api_key');
     }
     this.touch(tenant, cached.id);
     return { id: cached.id, userId: cached.userId, scope: cached.scope };

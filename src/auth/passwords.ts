@@ -1,5 +1,5 @@
 import { Algorithm, hash, verify } from '@node-rs/argon2';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 
 /** argon2id at OWASP's minimum (m=19 MiB, t=2, p=1); runs on the libuv pool, off the event loop. */
 export const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
@@ -27,13 +27,13 @@ export interface PasswordPolicy {
 /** Checked before hashing; the message names the field and the rule broken. */
 export function checkPasswordPolicy(password: string, policy: PasswordPolicy, field = 'password'): void {
   const length = [...password].length;
-  if (length < policy.minLength) throw DomainError.invalid(field, `must be at least ${policy.minLength} characters`);
-  if (length > policy.maxLength) throw DomainError.invalid(field, `must be at most ${policy.maxLength} characters`);
+  if (length < policy.minLength) throw DomainError.invalid(field, text('reason.min_length', { limit: policy.minLength }));
+  if (length > policy.maxLength) throw DomainError.invalid(field, text('reason.max_length', { limit: policy.maxLength }));
   if (policy.requireMixedCase && !(/\p{Ll}/u.test(password) && /\p{Lu}/u.test(password))) {
-    throw DomainError.invalid(field, 'must contain both lower- and upper-case letters');
+    throw DomainError.invalid(field, text('reason.password_mixed_case'));
   }
-  if (policy.requireDigit && !/\p{Nd}/u.test(password)) throw DomainError.invalid(field, 'must contain a digit');
+  if (policy.requireDigit && !/\p{Nd}/u.test(password)) throw DomainError.invalid(field, text('reason.password_digit'));
   if (policy.requireSymbol && !/[^\p{L}\p{Nd}]/u.test(password)) {
-    throw DomainError.invalid(field, 'must contain a character that is neither a letter nor a digit');
+    throw DomainError.invalid(field, text('reason.password_symbol'));
   }
 }

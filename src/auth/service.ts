@@ -9,7 +9,8 @@ import { transact, type Work } from '../db/work.js';
 import { row, StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
+import { emailChangedMail, linkMail, mailReader } from '../mail/compose.js';
 import type { Mailer, MailMessage } from '../mail/mailer.js';
 import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -35,7 +36,6 @@ export interface LoginResult extends TokenPair {
 }
 
 /** The one answer to every failed login: unknown user, wrong password, locked or inactive account. */
-const BAD_CREDENTIALS = 'invalid credentials';
 
 /** Reset mails per account and rolling hour: enough for a lost mail or two, too few to flood a mailbox. */
 export const PASSWORD_RESET_MAX_PER_HOUR = 3;
@@ -62,7 +62,7 @@ export class AuthService {
 
   async login(tenant: TenantContext, input: { email?: string; username?: string; password: string }, actor: AuditActor): Promise<LoginResult> {
     const identifier = (input.email ?? input.username ?? '').trim();
-    if (!identifier) throw DomainError.invalid('email', 'email or username is required');
+    if (!identifier) throw DomainError.invalid('email', text('reason.identifier_or_email'));
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);
     const column = input.email !== undefined ? 'email' : 'username';
@@ -81,15 +81,15 @@ export class AuthService {
     const passwordOk = await verifyPassword(hash, input.password.slice(0, policy.password.maxLength * 4));
     if (!user || !user.password_hash) {
       await db.transaction().execute((trx) => writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', metadata: { identifier, reason: 'unknown_user' } }));
-      throw new DomainError('auth.invalid_credentials', BAD_CREDENTIALS);
+      throw new DomainError('auth.invalid_credentials');
     }
     const locked = user.locked_until !== null && user.locked_until > new Date();
     if (locked || !passwordOk || user.status !== 'active') {
       await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !passwordOk ? 'bad_password' : `status_${user.status}`, !locked && !passwordOk);
-      throw new DomainError('auth.invalid_credentials', BAD_CREDENTIALS);
+      throw new DomainError('auth.invalid_credentials');
     }
     if (policy.requireEmailVerification && !user.is_email_verified) {
-      throw new DomainError('auth.email_not_verified', 'the email address is not verified yet');
+      throw new DomainError('auth.email_not_verified');
     }
 
     // The user's reset counters, the new session and the audit row: one statement, one round
@@ -151,8 +151,8 @@ export class AuthService {
         await writeAudit(work.trx, { ...actor, actorUserId: result.userId, sessionId: result.sessionId }, { action: 'auth.refresh_reuse', entityType: 'user_sessions', entityId: result.sessionId });
       });
     }
-    if (result.kind !== 'rotated') throw new DomainError('auth.invalid_refresh_token', 'invalid refresh token');
-    if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('auth.invalid_refresh_token', 'invalid refresh token');
+    if (result.kind !== 'rotated') throw new DomainError('auth.invalid_refresh_token');
+    if (!(await this.deps.sessions.userActive(tenant, result.userId)).active) throw new DomainError('auth.invalid_refresh_token');
     const { roles: _roles, ...pair } = await this.tokens(tenant, result.userId, result.sessionId, result.refreshToken, policy);
     return pair;
   }
@@ -182,11 +182,9 @@ export class AuthService {
     const policy = await this.deps.policies.policy(tenant);
     const issued = await issueResetToken(tenantDb(this.deps.db, tenant.schema), email, { ttlMinutes: policy.passwordResetTtlMinutes, maxPerHour: PASSWORD_RESET_MAX_PER_HOUR }, actor);
     if (!issued) return;
-    await this.deliver(tenant, {
-      to: issued.email,
-      subject: 'Reset your password',
-      text: `A password reset was requested for your account of ${displayName(tenant, policy)}.\n\nSet a new password: ${this.link('reset-password', tenant, issued.token)}\n\nThe link works once, for ${policy.passwordResetTtlMinutes} minutes. If you did not ask for it, ignore this message.\n`,
-    });
+    const reader = mailReader(issued, policy);
+    const link = this.link('reset-password', tenant, issued.token);
+    await this.deliver(tenant, linkMail('reset', reader, issued.email, { product: displayName(tenant, policy), link, expiresAt: issued.expiresAt, ttl: policy.passwordResetTtlMinutes }));
   }
 
   /** Resolves once the work queued so far (reset requests) is done: graceful shutdown and tests wait on it. */
@@ -214,9 +212,9 @@ export class AuthService {
         .where('expires_at', '>', new Date())
         .returning('user_id')
         .executeTakeFirst();
-      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
+      if (!used) throw DomainError.invalid('token', text('reason.link_token'), 'auth.invalid_link_token');
       const user = await this.replacePassword(work, (q) => q.where('id', '=', used.user_id), passwordHash);
-      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
+      if (!user) throw DomainError.invalid('token', text('reason.link_token'), 'auth.invalid_link_token');
       // An invited user sets the first password through the same mechanism and becomes active.
       if (user.status === 'invited') {
         await trx.updateTable('users').set({ status: 'active', is_email_verified: true, email_verified_at: new Date() }).where('id', '=', user.id).execute();
@@ -237,7 +235,7 @@ export class AuthService {
     const passwordHash = await hashPassword(password);
     await this.transact(tenant, async (work) => {
       const user = await this.replacePassword(work, (q) => q.where((eb) => eb(eb.fn('lower', ['email']), '=', email.trim().toLowerCase())), passwordHash);
-      if (!user) throw DomainError.notFound('user', `user ${email}`);
+      if (!user) throw DomainError.notFound('user', text('detail.user_email_not_found', { email }));
       await writeAudit(work.trx, actor, { action: 'auth.password_reset', entityType: 'users', entityId: user.id, metadata: { by: 'operator', revoked_sessions: user.revoked.length, voided_reset_tokens: user.voided } });
     });
     return password;
@@ -262,7 +260,7 @@ export class AuthService {
     const db = tenantDb(this.deps.db, tenant.schema);
     const user = await db.selectFrom('users').select(['id', 'email', 'is_email_verified']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user) throw DomainError.notFound('user');
-    if (user.is_email_verified) throw DomainError.conflict('auth.email_already_verified', 'the email address is already verified');
+    if (user.is_email_verified) throw DomainError.conflict('auth.email_already_verified');
     const mail = await this.verificationMail(tenant, user, actor, {});
     await this.deliver(tenant, mail);
   }
@@ -286,25 +284,26 @@ export class AuthService {
 
   async emailChanged(tenant: TenantContext, user: { readonly id: string; readonly oldEmail: string; readonly newEmail: string }, actor: AuditActor): Promise<void> {
     const verification = await this.verificationMail(tenant, { id: user.id, email: user.newEmail }, actor, { reason: 'email_changed' });
-    const name = displayName(tenant, await this.deps.policies.policy(tenant));
-    const notice = {
-      to: user.oldEmail,
-      subject: 'Your email address was changed',
-      text: `The email address of your account of ${name} was changed from ${user.oldEmail} to ${user.newEmail}. Mail for the account now goes there.\n\nIf this was not you, contact your administrator at once.\n`,
-    };
+    const policy = await this.deps.policies.policy(tenant);
+    const reader = mailReader(await this.readerOf(tenant, user.id), policy);
+    const notice = emailChangedMail(reader, user.oldEmail, { product: displayName(tenant, policy), oldEmail: user.oldEmail, newEmail: user.newEmail, changedAt: new Date() });
     const sent = await Promise.allSettled([this.deliver(tenant, verification), this.deliver(tenant, notice)]);
     for (const result of sent) if (result.status === 'rejected') this.background.report(result.reason, 'email change mail');
   }
 
-  /** Stores a verification token for the address (with its audit row) and returns the mail carrying its link. */
+  /** Stores a verification token for the address (with its audit row) and returns the mail carrying its link, in the user's language. */
   private async verificationMail(tenant: TenantContext, user: { readonly id: string; readonly email: string }, actor: AuditActor, metadata: Record<string, unknown>): Promise<MailMessage> {
     const policy = await this.deps.policies.policy(tenant);
     const token = await issueVerificationToken(tenantDb(this.deps.db, tenant.schema), user, policy.emailVerificationTtlHours, actor, metadata);
-    return {
-      to: user.email,
-      subject: 'Verify your email address',
-      text: `Confirm this address for your account of ${displayName(tenant, policy)}: ${this.link('verify-email', tenant, token)}\n\nThe link works once, for ${policy.emailVerificationTtlHours} hours.\n`,
-    };
+    const expiresAt = new Date(Date.now() + policy.emailVerificationTtlHours * 3_600_000);
+    const reader = mailReader(await this.readerOf(tenant, user.id), policy);
+    return linkMail('verify', reader, user.email, { product: displayName(tenant, policy), link: this.link('verify-email', tenant, token), expiresAt, ttl: policy.emailVerificationTtlHours });
+  }
+
+  /** A user's language and time zone, for their mail. */
+  private async readerOf(tenant: TenantContext, userId: string) {
+    const row = await tenantDb(this.deps.db, tenant.schema).selectFrom('users').select(['locale', 'timezone']).where('id', '=', userId).executeTakeFirst();
+    return row ?? {};
   }
 
   /** Marks the address verified, provided it is still the user's address. */
@@ -319,7 +318,7 @@ export class AuthService {
         .where('expires_at', '>', new Date())
         .returning(['user_id', 'email'])
         .executeTakeFirst();
-      if (!used) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
+      if (!used) throw DomainError.invalid('token', text('reason.link_token'), 'auth.invalid_link_token');
       const user = await trx
         .updateTable('users')
         .set({ is_email_verified: true, email_verified_at: new Date(), updated_at: new Date(), version: sql`version + 1` })
@@ -328,7 +327,7 @@ export class AuthService {
         .where((eb) => eb(eb.fn('lower', ['email']), '=', used.email.toLowerCase()))
         .returning('id')
         .executeTakeFirst();
-      if (!user) throw DomainError.invalid('token', 'is invalid, used or expired', 'auth.invalid_link_token');
+      if (!user) throw DomainError.invalid('token', text('reason.link_token'), 'auth.invalid_link_token');
       await writeAudit(trx, { ...actor, actorUserId: actor.actorUserId ?? user.id }, { action: 'auth.email_verified', entityType: 'users', entityId: user.id });
     });
   }
@@ -339,7 +338,7 @@ export class AuthService {
     const db = tenantDb(this.deps.db, tenant.schema);
     const user = await db.selectFrom('users').select(['password_hash']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user?.password_hash || !(await verifyPassword(user.password_hash, input.current_password))) {
-      throw DomainError.invalid('current_password', 'is not the current password', 'auth.wrong_password');
+      throw DomainError.invalid('current_password', text('reason.current_password'), 'auth.wrong_password');
     }
     checkPasswordPolicy(input.new_password, policy.password, 'new_password');
     const passwordHash = await hashPassword(input.new_password);

@@ -43,6 +43,8 @@ interface SessionState {
 
 interface UserState {
   readonly active: boolean;
+  /** The user's `locale` (§15: the first choice of an answer's language). */
+  readonly locale: string | null;
 }
 
 type SessionUpdate = UpdateQueryBuilder<TenantDatabase, 'user_sessions', 'user_sessions', UpdateResult>;
@@ -223,14 +225,19 @@ export class SessionStore {
     return session === undefined || user === undefined ? undefined : live(session, user, userId, policy);
   }
 
+  /** userActive from memory alone: undefined when the user's state is not cached. */
+  userCached(tenant: TenantContext, userId: string): UserState | undefined {
+    return this.local.get<UserState>(userKey(tenant, userId));
+  }
+
   async userActive(tenant: TenantContext, userId: string): Promise<UserState> {
     return this.local.load(userKey(tenant, userId), async () => {
       const user = await tenantDb(this.db, tenant.schema)
         .selectFrom('users')
-        .select(['status', 'deleted_at'])
+        .select(['status', 'deleted_at', 'locale'])
         .where('id', '=', userId)
         .executeTakeFirst();
-      return { active: !!user && user.status === 'active' && user.deleted_at === null };
+      return { active: !!user && user.status === 'active' && user.deleted_at === null, locale: user?.locale ?? null };
     });
   }
 

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import { bearerToken } from '../http/bearer.js';
 import type { JwtKeys } from './keys.js';
 import { verifySystemToken } from './system-token.js';
@@ -8,7 +8,7 @@ import { verifySystemToken } from './system-token.js';
 export function requireSystemToken(keys: JwtKeys) {
   return async (request: FastifyRequest): Promise<void> => {
     const token = bearerToken(request.headers.authorization);
-    if (!token) throw new DomainError('auth.credentials_required', 'a Bearer token is required');
+    if (!token) throw new DomainError('auth.credentials_required', text('detail.bearer_required'));
     request.systemActor = await verifySystemToken(keys, token);
   };
 }

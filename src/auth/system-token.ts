@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { JwtKeys } from './keys.js';
 
 /** A platform caller, as proven by a system token issued by auth-service (or our CLI). */
@@ -45,11 +45,10 @@ export async function verifySystemToken(keys: JwtKeys, token: string): Promise<S
   try {
     ({ payload } = await jwtVerify(token, keys.verificationKey, { algorithms: [keys.algorithm], requiredClaims: ['exp'] }));
   } catch (error) {
-    const reason = error instanceof errors.JWTExpired ? 'token expired' : 'invalid token';
-    throw new DomainError('auth.invalid_system_token', reason);
+    throw new DomainError('auth.invalid_system_token', text(error instanceof errors.JWTExpired ? 'error.auth.token_expired' : 'error.auth.invalid_token'));
   }
   // A valid token of another kind (a tenant token) is authenticated but not allowed here.
-  if (payload.type !== 'system') throw new DomainError('auth.wrong_token_kind', 'a system token is required');
+  if (payload.type !== 'system') throw new DomainError('auth.wrong_token_kind', text('detail.system_token_required'));
   const now = Math.floor(Date.now() / 1000);
   const audiences = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? []);
   const { iat, exp } = payload as { iat?: unknown; exp: number };
@@ -61,6 +60,6 @@ export async function verifySystemToken(keys: JwtKeys, token: string): Promise<S
     : iat > now + CLOCK_SKEW_SECONDS ? 'iat in the future'
     : exp - iat <= 0 || exp - iat > SYSTEM_TOKEN_MAX_TTL_SECONDS ? `lifetime over ${SYSTEM_TOKEN_MAX_TTL_SECONDS} s`
     : undefined;
-  if (problem) throw new DomainError('auth.invalid_system_token', `invalid system token: ${problem}`);
+  if (problem) throw new DomainError('auth.invalid_system_token', text('detail.system_token_claim', { problem }));
   return { subject: typeof payload.sub === 'string' ? payload.sub : 'system', tokenId: payload.jti };
 }

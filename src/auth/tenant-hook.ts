@@ -6,7 +6,7 @@ import type { Cache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/cache.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import { bearerToken } from '../http/bearer.js';
 import { actorFrom, type Principal } from '../http/context.js';
 import type { PolicyReader } from '../settings/policy.js';
@@ -49,7 +49,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     }
     if (counted.count > deps.authRateLimitPerMinute) {
       reply.header('retry-after', String(counted.ttlSeconds));
-      throw new DomainError('request.rate_limited', `too many authentication requests; retry in ${counted.ttlSeconds} s`);
+      throw new DomainError('request.rate_limited', text('detail.rate_limited', { seconds: counted.ttlSeconds }));
     }
   }
 
@@ -57,7 +57,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     await tenantDb(deps.db, tenant.schema)
       .transaction()
       .execute((trx) => writeAudit(trx, actorFrom(request), { action: 'auth.permission_denied', metadata: { permission, method: request.method, route: request.routeOptions.url } }));
-    throw new DomainError('permission.denied', `missing permission ${permission}`);
+    throw new DomainError('permission.denied', text('detail.permission_missing', { permission }));
   }
 
   async function check(request: FastifyRequest, reply: FastifyReply, { access, authRateLimited }: FastifyContextConfig): Promise<void> {
@@ -68,7 +68,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     const { principal } = await callers.authenticate(request.headers, tenant);
     request.principal = principal;
     // Every tenant route declares its rule (a test enforces it); a missing one fails closed.
-    if (access === undefined) throw new DomainError('permission.route_undeclared', 'this route declares no access rule');
+    if (access === undefined) throw new DomainError('permission.route_undeclared');
     if (access === 'self') return;
     if (!(await deps.access.holds(tenant, principal, access.permission))) await deny(request, tenant, access.permission);
   }
@@ -115,7 +115,7 @@ export interface CallerCheck {
 export function callerCheck(deps: Pick<TenantAuthDeps, 'keys' | 'sessions' | 'apiKeys' | 'policies'>): CallerCheck {
   const keyHolder = async (tenant: TenantContext, apiKey: string) => {
     const key = await deps.apiKeys.authenticate(tenant, apiKey);
-    if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('auth.invalid_api_key', 'invalid API key');
+    if (!(await deps.sessions.userActive(tenant, key.userId)).active) throw new DomainError('auth.invalid_api_key');
     return key;
   };
   const sessionLive = async (tenant: TenantContext, sessionId: string, userId: string) => deps.sessions.isLive(tenant, sessionId, userId, await deps.policies.policy(tenant));
@@ -127,9 +127,9 @@ export function callerCheck(deps: Pick<TenantAuthDeps, 'keys' | 'sessions' | 'ap
         return { principal: { kind: 'api_key', userId: key.userId, sessionId: null, apiKeyId: key.id, scope: key.scope }, apiKey };
       }
       const token = bearerToken(headers.authorization);
-      if (!token) throw new DomainError('auth.credentials_required', 'a Bearer token or an X-API-Key is required');
+      if (!token) throw new DomainError('auth.credentials_required', text('detail.bearer_or_key_required'));
       const claims = await verifyAccessToken(deps.keys, token, tenant.slug);
-      if (!(await sessionLive(tenant, claims.sid, claims.sub))) throw new DomainError('auth.session_ended', 'the session has ended');
+      if (!(await sessionLive(tenant, claims.sid, claims.sub))) throw new DomainError('auth.session_ended');
       return { principal: userPrincipal(claims), apiKey: null };
     },
     async stillStands(tenant, principal, apiKey) {

@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { JwtAlgorithm } from '../config.js';
 import type { JwtKeys } from './keys.js';
 
@@ -69,10 +69,10 @@ export function rememberedAccessClaims(keys: JwtKeys, token: string, tenantSlug:
 }
 
 function claimsProblem(payload: JWTPayload, tenantSlug: string): DomainError | undefined {
-  if (payload.type === 'system') return new DomainError('auth.wrong_token_kind', 'this is a system token, for the platform routes (/api/v1/tenants); tenant routes take a tenant access token or an API key');
-  if (payload.type !== 'tenant') return new DomainError('auth.wrong_token_kind', 'a tenant access token is required');
-  if (payload.tenant_slug !== tenantSlug) return new DomainError('auth.wrong_tenant', 'the token belongs to another tenant');
-  if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') return new DomainError('auth.invalid_token', 'invalid token');
+  if (payload.type === 'system') return new DomainError('auth.wrong_token_kind', text('detail.system_token_on_tenant_route'));
+  if (payload.type !== 'tenant') return new DomainError('auth.wrong_token_kind', text('detail.tenant_token_required'));
+  if (payload.tenant_slug !== tenantSlug) return new DomainError('auth.wrong_tenant');
+  if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') return new DomainError('auth.invalid_token');
   return undefined;
 }
 
@@ -107,13 +107,13 @@ async function verifiedPayload(keys: JwtKeys, token: string): Promise<JWTPayload
   if (known) {
     if (current(known)) return known;
     verified.delete(signatureOf(token));
-    throw new DomainError('auth.token_expired', 'token expired');
+    throw new DomainError('auth.token_expired');
   }
   let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, keys.verificationKey, { algorithms: [keys.algorithm], requiredClaims: ['exp'] }));
   } catch (error) {
-    throw error instanceof errors.JWTExpired ? new DomainError('auth.token_expired', 'token expired') : new DomainError('auth.invalid_token', 'invalid token');
+    throw error instanceof errors.JWTExpired ? new DomainError('auth.token_expired') : new DomainError('auth.invalid_token');
   }
   if (keys !== lastKeys) {
     verified.clear();

@@ -57,8 +57,8 @@ export async function once<T>(db: Kysely<TenantDatabase>, key: IdempotencyKey | 
       .executeTakeFirst();
     if (!claimed) {
       const stored = await trx.selectFrom('idempotency_keys').select(['request_hash', 'status_code', 'response']).where('scope', '=', scope).where('key', '=', name).executeTakeFirst();
-      if (!stored) throw DomainError.conflict('idempotency.in_progress', 'the Idempotency-Key is in use by a request that has not finished; retry');
-      if (stored.request_hash !== fingerprint) throw new DomainError('idempotency.key_reused', 'this Idempotency-Key was used with a different request');
+      if (!stored) throw DomainError.conflict('idempotency.in_progress');
+      if (stored.request_hash !== fingerprint) throw new DomainError('idempotency.key_reused');
       return { status: stored.status_code, body: stored.response as T, replayed: true };
     }
     const outcome = await change(trx);

@@ -1,4 +1,4 @@
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 
 /** A tenant slug as callers give it; `-` becomes `_` before checking. */
 export const SLUG_PATTERN = /^[a-z][a-z0-9_]{1,40}$/;
@@ -15,9 +15,9 @@ export function normalizeSlug(input: string): string {
 export function checkSlug(input: string, field = 'slug'): string {
   const slug = normalizeSlug(input);
   if (!SLUG_PATTERN.test(slug)) {
-    throw DomainError.invalid(field, 'must be 2-41 characters: a lower-case letter, then lower-case letters, digits, "_" or "-"');
+    throw DomainError.invalid(field, text('reason.slug'));
   }
-  if (RESERVED_SLUGS.has(slug)) throw DomainError.invalid(field, `"${slug}" is reserved`);
+  if (RESERVED_SLUGS.has(slug)) throw DomainError.invalid(field, text('reason.reserved', { value: slug }));
   return slug;
 }
 
@@ -28,10 +28,10 @@ export function schemaNameForSlug(slug: string): string {
 /** Validates a schema name given directly (CLI); the only way a schema name reaches SQL. */
 export function checkSchemaName(input: string, field = 'schema'): string {
   if (!SCHEMA_PATTERN.test(input)) {
-    throw DomainError.invalid(field, 'must be a lower-case identifier: letters, digits and "_", at most 63 characters');
+    throw DomainError.invalid(field, text('reason.identifier'));
   }
   if (RESERVED_SCHEMAS.has(input) || input.startsWith('pg_')) {
-    throw DomainError.invalid(field, `"${input}" is reserved`);
+    throw DomainError.invalid(field, text('reason.reserved', { value: input }));
   }
   return input;
 }

@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql, type Kysely } from 'kysely';
 import { Type } from 'typebox';
 import type { PlatformDatabase } from '../db/platform-types.js';
+import { text } from '../i18n/index.js';
+import { requestLocale } from '../http/locale.js';
 import { problemBody } from '../http/problem.js';
 
 export type ReadinessCheck = () => Promise<void>;
@@ -66,7 +68,7 @@ export function healthRoutes(checks: Record<string, ReadinessCheck>): FastifyPlu
       return reply
         .status(503)
         .type('application/problem+json')
-        .send({ ...problemBody({ code: 'service.not_ready', detail: failing.map(([name, reason]) => `${name}: ${reason}`).join('; ') }, request.id), checks: body });
+        .send({ ...problemBody({ code: 'service.not_ready', detail: text('detail.not_ready', { checks: failing.map(([name, reason]) => `${name}: ${reason}`).join('; ') }) }, request.id, await requestLocale(request)), checks: body });
       },
     );
   };

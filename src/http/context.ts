@@ -43,14 +43,14 @@ export function requireTenant(request: FastifyRequest): TenantContext {
 }
 
 export function requirePrincipal(request: FastifyRequest): Principal {
-  if (!request.principal) throw new DomainError('auth.credentials_required', 'authentication required');
+  if (!request.principal) throw new DomainError('auth.credentials_required');
   return request.principal;
 }
 
 /** The caller's own user session: self-service that API keys may not do (passwords, keys). */
 export function requireSession(request: FastifyRequest): Principal & { sessionId: string } {
   const principal = requirePrincipal(request);
-  if (!principal.sessionId) throw new DomainError('auth.session_required', 'this needs a user session, not an API key');
+  if (!principal.sessionId) throw new DomainError('auth.session_required');
   return principal as Principal & { sessionId: string };
 }
 

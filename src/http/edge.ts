@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { DomainError } from '../errors.js';
+import { DomainError, text as msg } from '../errors.js';
 
 /** How the HTTP server meets the network: proxies it believes and how long it waits (SPEC §10, Edge). */
 export interface EdgeOptions {
@@ -67,7 +67,7 @@ export function nestedDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
-const tooLarge = (limit: number) => new DomainError('request.too_large', `the request body is larger than the limit of ${limit} bytes`);
+const tooLarge = (limit: number) => new DomainError('request.too_large', msg('detail.body_too_large', { limit }));
 
 /**
  * The JSON body parser: Fastify's own (prototype poisoning refused) behind a nesting bound,
@@ -100,7 +100,7 @@ export function registerJsonParser(app: FastifyInstance, options: { bodyLimit: n
     const onEnd = () => {
       if (size > limit) return finish(tooLarge(limit));
       const text = Buffer.concat(chunks, size).toString('utf8');
-      if (nestedDeeperThan(text, maxDepth)) return finish(DomainError.invalid('body', `is nested deeper than ${maxDepth} levels`));
+      if (nestedDeeperThan(text, maxDepth)) return finish(DomainError.invalid('body', msg('reason.nested_too_deep', { depth: maxDepth })));
       payload.removeListener('data', onData);
       payload.removeListener('end', onEnd);
       payload.removeListener('error', onError);

@@ -18,6 +18,6 @@ export function expectedVersion(request: FastifyRequest): number | undefined {
   const header = request.headers['if-match'];
   if (header === undefined || header.trim() === '*') return undefined;
   const match = /^\s*(?:W\/)?"(\d{1,9})"\s*$/.exec(header);
-  if (!match) throw new DomainError('request.version_mismatch', 'If-Match does not match the current version');
+  if (!match) throw new DomainError('request.version_mismatch');
   return Number(match[1]);
 }

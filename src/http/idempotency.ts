@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IdempotencyKey, Outcome } from '../db/idempotency.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import { requirePrincipal } from './context.js';
 import { setEtag } from './etag.js';
 
@@ -24,7 +24,7 @@ export function requestFingerprint(key: Buffer, method: string, path: string, bo
 export function idempotencyOf(request: FastifyRequest, fingerprint?: string): IdempotencyKey | undefined {
   const header = request.headers['idempotency-key'];
   if (header === undefined) return undefined;
-  if (typeof header !== 'string' || header.length < 1 || header.length > 255) throw DomainError.invalid('Idempotency-Key', 'must be 1-255 characters');
+  if (typeof header !== 'string' || header.length < 1 || header.length > 255) throw DomainError.invalid('Idempotency-Key', text('reason.idempotency_key'));
   const principal = requirePrincipal(request);
   const path = request.url.split('?')[0] ?? request.url;
   return {

@@ -1,4 +1,4 @@
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 
 /** The path of the first string holding a NUL character (PostgreSQL cannot store one), if any. */
 export function findNul(value: unknown, path: string, depth = 0): string | undefined {
@@ -30,5 +30,5 @@ function isPlain(value: unknown): value is object {
 /** For the preValidation hook: a NUL character anywhere in the query, the path or a JSON body is a 400 naming the field. */
 export function nulError(request: { query: unknown; params: unknown; body: unknown }): DomainError | undefined {
   const field = findNul(request.query, 'querystring') ?? findNul(request.params, 'params') ?? findNul(request.body, '');
-  return field === undefined ? undefined : DomainError.invalid(field || 'body', 'must not contain NUL characters');
+  return field === undefined ? undefined : DomainError.invalid(field || 'body', text('reason.no_nul'));
 }

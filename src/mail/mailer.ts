@@ -7,7 +7,13 @@ export interface MailMessage {
   readonly to: string;
   readonly subject: string;
   readonly text: string;
+  readonly html?: string;
+  /** The language the mail is written in (its Content-Language header). */
+  readonly language?: string;
 }
+
+/** nodemailer's fields for a message: the language goes out as a header. */
+const fields = ({ language, ...m }: MailMessage) => (language ? { ...m, headers: { 'Content-Language': language } } : m);
 
 export interface Mailer {
   send(message: MailMessage): Promise<void>;
@@ -20,12 +26,12 @@ export function createMailer(options: { smtpUrl: string | undefined; outboxDir: 
   const from = options.from ?? FROM;
   if (options.smtpUrl) {
     const transport: Transporter = nodemailer.createTransport(options.smtpUrl);
-    return { send: async (m) => void (await transport.sendMail({ from, ...m })) };
+    return { send: async (m) => void (await transport.sendMail({ from, ...fields(m) })) };
   }
   const builder = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
   return {
     send: async (m) => {
-      const info = (await builder.sendMail({ from, ...m })) as { message: Buffer };
+      const info = (await builder.sendMail({ from, ...fields(m) })) as { message: Buffer };
       // Messages hold reset and invitation links: readable by the service's user only.
       await mkdir(options.outboxDir, { recursive: true, mode: 0o700 });
       await writeFile(path.join(options.outboxDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID()}.eml`), info.message, { mode: 0o600, flag: 'wx' });

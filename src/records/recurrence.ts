@@ -1,5 +1,5 @@
 import rrule from 'rrule';
-import { DomainError } from '../errors.js';
+import { DomainError, type Text, text as msg } from '../errors.js';
 
 const { RRule } = rrule;
 export type RuleOptions = InstanceType<typeof RRule>['origOptions'];
@@ -26,63 +26,63 @@ const NUMERIC_PARTS: Record<string, readonly [number, number, boolean]> = {
 };
 const MAX_LIST = 60;
 
-function invalid(reason: string): DomainError {
+function invalid(reason: Text): DomainError {
   return DomainError.invalid('rrule', reason);
 }
 
 function integer(text: string, part: string, min: number, max: number, zero = true): number {
-  if (!/^[+-]?\d{1,6}$/.test(text)) throw invalid(`${part} must be integers`);
+  if (!/^[+-]?\d{1,6}$/.test(text)) throw invalid(msg('reason.rrule_integers', { part }));
   const n = Number(text);
-  if (n < min || n > max || (!zero && n === 0)) throw invalid(`${part} values must be from ${min} to ${max}${zero ? '' : ', not 0'}`);
+  if (n < min || n > max || (!zero && n === 0)) throw invalid(msg(zero ? 'reason.rrule_range' : 'reason.rrule_range_no_zero', { part, min, max }));
   return n;
 }
 
 function checkUntil(text: string): void {
   const m = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})Z?)?$/.exec(text);
-  if (!m) throw invalid('UNTIL must be a date (YYYYMMDD) or a UTC date-time (YYYYMMDDTHHMMSSZ)');
+  if (!m) throw invalid(msg('reason.rrule_until_format'));
   const [y, mo, d, h = 0, mi = 0, s = 0] = m.slice(1).map((v) => (v === undefined ? undefined : Number(v))) as number[];
   const date = new Date(Date.UTC(y!, mo! - 1, d, h, mi, s));
-  if (y! < 1 || date.getUTCFullYear() !== y || date.getUTCMonth() !== mo! - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) throw invalid('UNTIL is not a valid date');
+  if (y! < 1 || date.getUTCFullYear() !== y || date.getUTCMonth() !== mo! - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) throw invalid(msg('reason.rrule_until_date'));
 }
 
 /** Checks a rule (without DTSTART: the event's starts_at starts the series) and returns its normal form and options. */
 export function parseRecurrence(text: string): { rule: string; options: RuleOptions } {
   const rule = text.trim().replace(/^RRULE:/i, '').toUpperCase();
-  if (rule === '' || /[^A-Z0-9=;,+-]/.test(rule)) throw invalid('must be a single RRULE such as FREQ=WEEKLY;BYDAY=MO (no DTSTART: starts_at starts the series)');
+  if (rule === '' || /[^A-Z0-9=;,+-]/.test(rule)) throw invalid(msg('reason.rrule_single'));
   const seen = new Set<string>();
   for (const part of rule.split(';')) {
     const [key, value, extra] = part.split('=');
-    if (!key || value === undefined || value === '' || extra !== undefined) throw invalid(`"${part}" is not a NAME=VALUE part`);
-    if (seen.has(key)) throw invalid(`${key} appears twice`);
+    if (!key || value === undefined || value === '' || extra !== undefined) throw invalid(msg('reason.rrule_part', { part }));
+    if (seen.has(key)) throw invalid(msg('reason.rrule_twice', { part: key }));
     seen.add(key);
     const items = value.split(',');
-    if (items.length > MAX_LIST) throw invalid(`${key} lists more than ${MAX_LIST} values`);
+    if (items.length > MAX_LIST) throw invalid(msg('reason.rrule_list', { part: key, max: MAX_LIST }));
     if (key === 'FREQ') {
-      if (!(FREQUENCIES as readonly string[]).includes(value)) throw invalid(`FREQ must be one of ${FREQUENCIES.join(', ')}`);
+      if (!(FREQUENCIES as readonly string[]).includes(value)) throw invalid(msg('reason.rrule_values', { part: 'FREQ', values: FREQUENCIES.join(', ') }));
     } else if (key === 'INTERVAL') integer(value, key, 1, 1000);
     else if (key === 'COUNT') integer(value, key, 1, 100_000);
     else if (key === 'UNTIL') checkUntil(value);
     else if (key === 'WKST') {
-      if (!(WEEKDAYS as readonly string[]).includes(value)) throw invalid(`WKST must be one of ${WEEKDAYS.join(', ')}`);
+      if (!(WEEKDAYS as readonly string[]).includes(value)) throw invalid(msg('reason.rrule_values', { part: 'WKST', values: WEEKDAYS.join(', ') }));
     } else if (key === 'BYDAY') {
       for (const item of items) {
         const m = /^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$/.exec(item);
-        if (!m) throw invalid('BYDAY values must be weekdays (MO..SU), optionally numbered (1MO, -1FR)');
+        if (!m) throw invalid(msg('reason.rrule_byday'));
         if (m[1] !== undefined) integer(m[1], 'BYDAY', -53, 53, false);
       }
     } else if (NUMERIC_PARTS[key]) {
       const [min, max, zero] = NUMERIC_PARTS[key];
       for (const item of items) integer(item, key, min, max, zero);
-    } else throw invalid(`${key} is not a recurrence rule part this service accepts`);
+    } else throw invalid(msg('reason.rrule_unknown_part', { part: key }));
   }
-  if (!seen.has('FREQ')) throw invalid('needs a FREQ');
-  if (seen.has('COUNT') && seen.has('UNTIL')) throw invalid('takes COUNT or UNTIL, not both');
+  if (!seen.has('FREQ')) throw invalid(msg('reason.rrule_freq'));
+  if (seen.has('COUNT') && seen.has('UNTIL')) throw invalid(msg('reason.rrule_count_until'));
   let options: RuleOptions;
   try {
     options = RRule.parseString(rule);
     new RRule(options);
-  } catch (error) {
-    throw invalid(`is not a valid RFC 5545 RRULE (${(error as Error).message})`);
+  } catch {
+    throw invalid(msg('reason.rrule_invalid'));
   }
   return { rule, options };
 }

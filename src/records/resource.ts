@@ -9,7 +9,7 @@ import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { POLYMORPHIC_PREFIX, POLYMORPHIC_TYPES, type PolymorphicType } from '../db/polymorphic.js';
 import type { TenantDatabase } from '../db/types.js';
-import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { checkVersion, conflictOnUnique, DomainError, text, type Text } from '../errors.js';
 import { likePattern, parseSort, type SortSpec } from '../db/listing.js';
 import { DateTime } from '../http/schemas.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -88,7 +88,7 @@ export interface RecordSpec {
   /** False: the target is set at create and never changed by an update. */
   readonly retarget?: boolean;
   /** Message of a unique violation (409), if the table has a unique index (by constraint name). */
-  readonly uniqueMessage?: string | ((constraint: string) => string | undefined);
+  readonly uniqueMessage?: Text | ((constraint: string) => Text | undefined);
   /** Extra routes (aggregates, downloads, ...), registered beside the CRUD ones. */
   readonly routes?: (kit: RecordKit) => FastifyPluginAsyncTypebox;
 }
@@ -174,7 +174,7 @@ export async function checkUsers(trx: Kysely<TenantDatabase>, field: string, ids
   const found = await trx.selectFrom('users').select('id').where('id', 'in', unique).where('deleted_at', 'is', null).execute();
   if (found.length !== unique.length) {
     const known = new Set(found.map((u) => u.id));
-    throw DomainError.invalid(field, `names no user of this tenant: ${unique.filter((id) => !known.has(id)).join(', ')}`);
+    throw DomainError.invalid(field, text('reason.names_no_user', { ids: unique.filter((id) => !known.has(id)).join(', ') }));
   }
 }
 
@@ -259,7 +259,7 @@ export class RecordService {
     let q = this.visible(db, schema).select(this.selected).where('r.id', '=', id);
     if (lock) q = q.forUpdate();
     const row = (await q.executeTakeFirst()) as Row | undefined;
-    if (!row) throw DomainError.notFound('record', this.spec.label);
+    if (!row) throw DomainError.notFound('record', text('detail.record_not_found', { record: this.spec.table }));
     return row;
   }
 
@@ -288,15 +288,15 @@ export class RecordService {
     const nextId = (input[id] === undefined ? ctx.before?.[id] : input[id]) ?? null;
     if ((nextType === null) !== (nextId === null)) {
       const missing = nextType === null ? type : id;
-      throw DomainError.invalid(missing, `is required together with ${missing === type ? id : type}`);
+      throw DomainError.invalid(missing, text('reason.required_together', { other: missing === type ? id : type }));
     }
     if (nextType === null) return { [type]: null, [id]: null };
     if (typeof nextType !== 'string' || !(POLYMORPHIC_TYPES as readonly string[]).includes(nextType)) {
-      throw DomainError.invalid(type, `must be one of ${POLYMORPHIC_TYPES.join(', ')}`);
+      throw DomainError.invalid(type, text('reason.one_of', { values: POLYMORPHIC_TYPES.join(', ') }));
     }
-    if (nextType === this.spec.table && nextId === rowId) throw DomainError.invalid(id, `cannot name the ${this.spec.label} itself`);
+    if (nextType === this.spec.table && nextId === rowId) throw DomainError.invalid(id, text('reason.names_itself', { record: this.spec.table }));
     if (!(await lockLive(ctx.trx, ctx.tenant.schema, nextType, String(nextId)))) {
-      throw DomainError.invalid(id, `names no live row of ${nextType} in this tenant`);
+      throw DomainError.invalid(id, text('reason.names_no_row', { table: nextType }));
     }
     return { [type]: nextType, [id]: nextId };
   }
@@ -310,8 +310,8 @@ export class RecordService {
     const message = this.spec.uniqueMessage;
     if (!message) return work();
     return conflictOnUnique(work, (constraint) => {
-      const text = typeof message === 'function' ? message(constraint) : message;
-      return text === undefined ? undefined : DomainError.conflict('record.conflict', text);
+      const detail = typeof message === 'function' ? message(constraint) : message;
+      return detail === undefined ? undefined : DomainError.conflict('record.conflict', detail);
     });
   }
 
@@ -381,10 +381,10 @@ export class RecordService {
           .where('r.id', '=', id)
           .forUpdate()
           .executeTakeFirst()) as (Row & { deleted_at: Date | null }) | undefined;
-        if (!row) throw DomainError.notFound('record', this.spec.label);
-        if (row.deleted_at === null) throw DomainError.conflict('record.not_deleted', `the ${this.spec.label} is not deleted`);
+        if (!row) throw DomainError.notFound('record', text('detail.record_not_found', { record: this.spec.table }));
+        if (row.deleted_at === null) throw DomainError.conflict('record.not_deleted', text('detail.record_not_deleted', { record: this.spec.table }));
         if (this.pair && row[this.pair.type] !== null && !(await lockLive(trx, tenant.schema, String(row[this.pair.type]), String(row[this.pair.id])))) {
-          throw DomainError.conflict('record.parent_deleted', `the ${this.spec.label}'s ${String(row[this.pair.type])} row is deleted; restore it first`);
+          throw DomainError.conflict('record.parent_deleted', text('detail.record_parent_deleted', { record: this.spec.table, parent: String(row[this.pair.type]) }));
         }
         const now = new Date();
         await this.spec.beforeRestore?.(row, { trx, tenant, actor, now, before: row });

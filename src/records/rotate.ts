@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { tenantDb } from '../db/database.js';
 import { checkSchemaName } from '../db/identifiers.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
 import { channelSecretContext, webhookSecretContext, type SecretBox } from './secrets.js';
 
@@ -121,14 +121,14 @@ export async function rotationTargets(db: Kysely<PlatformDatabase>): Promise<Rot
  */
 export async function rebindSecrets(trx: Kysely<never>, box: SecretBox, from: string, to: string): Promise<number> {
   let count = 0;
-  for (const { table, column, label, context } of ENCRYPTED) {
+  for (const { table, column, context } of ENCRYPTED) {
     const rows = await sql<{ id: string; text: string }>`SELECT id, ${sql.ref(column)} AS text FROM ${sql.id(to, table)} WHERE ${sql.ref(column)} IS NOT NULL`.execute(trx);
     for (const row of rows.rows) {
       let value: unknown;
       try {
         value = box.decrypt(row.text, context(from, row.id));
-      } catch (error) {
-        throw DomainError.invalid('archive', `${label} ${row.id}: its secret cannot be opened (${error instanceof Error ? error.message : String(error)})`);
+      } catch {
+        throw DomainError.invalid('archive', text('reason.secret_unreadable', { table, id: String(row.id) }));
       }
       await sql`UPDATE ${sql.id(to, table)} SET ${sql.ref(column)} = ${box.encrypt(value, context(to, row.id))} WHERE id = ${row.id}`.execute(trx);
       count++;

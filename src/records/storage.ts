@@ -4,7 +4,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 
 export interface StoredFile {
   readonly sizeBytes: number;
@@ -41,7 +41,7 @@ class Meter extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
     this.size += chunk.length;
     if (this.size > this.maxBytes) {
-      done(new DomainError('request.too_large', `the file is larger than the limit of ${this.maxBytes} bytes`));
+      done(new DomainError('request.too_large', text('detail.file_too_large', { limit: this.maxBytes })));
       return;
     }
     this.hash.update(chunk);
@@ -79,7 +79,7 @@ export class LocalDiskStorage implements FileStorage {
     try {
       await stat(file);
     } catch {
-      throw DomainError.notFound('file', 'file content');
+      throw DomainError.notFound('file');
     }
     return createReadStream(file);
   }

@@ -9,7 +9,7 @@ import { transact } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { checkVersion, conflictOnUnique, DomainError, FieldChecks } from '../errors.js';
+import { checkVersion, conflictOnUnique, DomainError, FieldChecks, text } from '../errors.js';
 import { likePattern, parseSort } from '../db/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
@@ -47,15 +47,15 @@ const sameEntries = (a: RoleShape, b: RoleShape) => a.priority === b.priority &&
 function checkEntries(allow: readonly string[], deny: readonly string[], checks = new FieldChecks()): { allow: string[]; deny: string[] } {
   for (const [field, names] of [['permissions', allow], ['denied_permissions', deny]] as const) {
     const unknown = names.filter((n) => !CATALOGUE.has(n));
-    if (unknown.length) checks.fail(field, `names unknown permissions: ${unknown.join(', ')}`);
+    if (unknown.length) checks.fail(field, text('reason.unknown_permissions', { permissions: unknown.join(', ') }));
   }
   const both = allow.filter((p) => deny.includes(p));
-  if (both.length) checks.fail('denied_permissions', `repeats what permissions grants: ${both.join(', ')}`);
+  if (both.length) checks.fail('denied_permissions', text('reason.repeats_granted', { permissions: both.join(', ') }));
   checks.done();
   return { allow: sorted(allow), deny: sorted(deny) };
 }
 
-const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, DomainError.conflict('role.name_taken', 'a role with this name already exists'));
+const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, DomainError.conflict('role.name_taken'));
 
 /** Roles and their grants; every change invalidates the tenant's cached permissions. */
 export class RoleService {
@@ -112,10 +112,10 @@ export class RoleService {
       const checks = new FieldChecks();
       const name = input.name === undefined ? undefined : checks.check(() => this.checkName(input.name!));
       const entries = checkEntries(input.permissions ?? before.permissions, input.denied_permissions ?? before.denied_permissions, checks);
-      if (before.is_system && name !== undefined && name !== before.name) throw DomainError.conflict('role.system_immutable', 'system roles cannot be renamed');
+      if (before.is_system && name !== undefined && name !== before.name) throw DomainError.conflict('role.system_immutable', text('detail.system_role_rename'));
       const next: RoleShape = { name: name ?? before.name, priority: input.priority ?? before.priority, ...entries };
       if (before.is_system && before.name === ADMIN && !sameEntries(shape(before), next)) {
-        throw DomainError.conflict('role.system_immutable', 'the admin role always grants every permission (*): its entries and priority are fixed');
+        throw DomainError.conflict('role.system_immutable', text('detail.admin_role_fixed'));
       }
       // Judged on the state before the change: the actor's own roles and the holders as they are.
       await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), next);
@@ -147,9 +147,9 @@ export class RoleService {
       await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
-      if (before.is_system) throw DomainError.conflict('role.system_immutable', 'system roles cannot be deleted');
+      if (before.is_system) throw DomainError.conflict('role.system_immutable', text('detail.system_role_delete'));
       const assigned = await trx.selectFrom('user_roles').select('id').where('role_id', '=', id).limit(1).executeTakeFirst();
-      if (assigned) throw DomainError.conflict('role.assigned', 'the role is assigned to users; take it from them first');
+      if (assigned) throw DomainError.conflict('role.assigned');
       await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), null);
       await trx.updateTable('roles').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
       await writeAudit(trx, actor, { action: 'roles.delete', entityType: 'roles', entityId: id, before });
@@ -159,7 +159,7 @@ export class RoleService {
 
   private checkName(input: string): string {
     const name = input.trim();
-    if (!NAME.test(name)) throw DomainError.invalid('name', 'must be 1-100 characters: a letter, then letters, digits, spaces, ".", "_" or "-"');
+    if (!NAME.test(name)) throw DomainError.invalid('name', text('reason.role_name'));
     return name;
   }
 

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { SEARCH_TABLES_0011 } from '../db/migrations/0011_search.js';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 
 /** The setting naming the tenant's text search configuration (docs/SEARCH.md, "Language"). */
 export const SEARCH_LANGUAGE_KEY = 'search.language';
@@ -15,7 +15,7 @@ export async function searchLanguages(db: Kysely<TenantDatabase>): Promise<strin
 /** Refuses (400, naming `value`) a language the database has no text search configuration for. */
 export async function checkSearchLanguage(db: Kysely<TenantDatabase>, value: unknown): Promise<void> {
   const known = await searchLanguages(db);
-  if (typeof value !== 'string' || !known.includes(value)) throw DomainError.invalid('value', `must be a text search configuration of the database: ${known.join(', ')}`);
+  if (typeof value !== 'string' || !known.includes(value)) throw DomainError.invalid('value', text('reason.search_language', { known: known.join(', ') }));
 }
 
 /**

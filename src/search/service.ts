@@ -4,7 +4,7 @@ import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { StatementCache } from '../db/statements.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { RecordService } from '../records/resource.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { queryWords, snippetsFor } from './highlight.js';
@@ -34,7 +34,7 @@ export function requestedTypes(types: string | undefined): SearchType[] | undefi
   if (types === undefined) return undefined;
   const names = types.split(',').map((t) => t.trim());
   const unknown = names.filter((t) => !isSearchType(t));
-  if (unknown.length > 0) throw DomainError.invalid('querystring.types', `names ${unknown.map((t) => (t === '' ? 'an empty type' : t)).join(', ')}; types are ${SEARCH_TYPES.join(', ')}`);
+  if (unknown.length > 0) throw DomainError.invalid('querystring.types', text('reason.search_types', { types: unknown.map((t) => (t === '' ? '""' : t)).join(', '), known: SEARCH_TYPES.join(', ') }));
   return SEARCH_TYPES.filter((t) => names.includes(t));
 }
 
@@ -52,7 +52,7 @@ export class SearchService {
   ) {}
 
   async search(tenant: TenantContext, actor: AuditActor, query: SearchQuery): Promise<{ items: SearchHit[]; total: number; page: number; page_size: number }> {
-    if (query.q.trim() === '') throw DomainError.invalid('querystring.q', 'must hold something to search for');
+    if (query.q.trim() === '') throw DomainError.invalid('querystring.q', text('reason.search_empty'));
     const types = await this.readableTypes(tenant, actor, requestedTypes(query.types));
     const words = queryWords(query.q);
     const db = tenantDb(this.db, tenant.schema);
@@ -72,7 +72,7 @@ export class SearchService {
    * a refusal is audited as a route's is.
    */
   async readableTypes(tenant: TenantContext, actor: AuditActor, requested: readonly SearchType[] | undefined): Promise<SearchType[]> {
-    if (!actor.actorUserId) throw new DomainError('auth.credentials_required', 'authentication required');
+    if (!actor.actorUserId) throw new DomainError('auth.credentials_required');
     const caller = { userId: actor.actorUserId, scope: actor.scope ?? null };
     const candidates = requested ?? SEARCH_TYPES;
     const held = await Promise.all(candidates.map((type) => this.access.holds(tenant, caller, `${type}.read`)));
@@ -83,8 +83,8 @@ export class SearchService {
       await tenantDb(this.db, tenant.schema)
         .transaction()
         .execute((trx) => writeAudit(trx, actor, { action: 'auth.permission_denied', metadata: { permission: permissions.join(','), method: 'GET', route: 'search' } }));
-      const detail = `missing permission ${permissions.join(', ')}`;
-      throw new DomainError('permission.denied', detail, requested ? [{ field: 'querystring.types', reason: `names ${refused.join(', ')}, which you may not read (${detail})` }] : []);
+      const missing = permissions.join(', ');
+      throw new DomainError('permission.denied', text('detail.search_denied', { permissions: missing }), requested ? [{ field: 'querystring.types', reasons: [text('reason.search_types_denied', { types: refused.join(', '), permissions: missing })] }] : []);
     }
     return readable;
   }

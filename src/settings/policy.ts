@@ -24,6 +24,9 @@ export interface TenantPolicy {
   readonly attachmentsMaxBytes: number;
   /** The name users know the tenant by in mails and pages (`branding.product_name`), when set. */
   readonly productName: string | null;
+  /** `locale.default` and `timezone.default`: the language and zone of answers and mails when the user has none. */
+  readonly defaultLocale: string;
+  readonly defaultTimezone: string;
 }
 
 const DEFAULTS = new Map(DEFAULT_SETTINGS.map((s) => [s.key, s.value]));
@@ -36,6 +39,10 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
   const bool = (key: string) => {
     const v = values.get(key) ?? DEFAULTS.get(key);
     return typeof v === 'boolean' ? v : Boolean(DEFAULTS.get(key));
+  };
+  const text = (key: string) => {
+    const v = values.get(key) ?? DEFAULTS.get(key);
+    return typeof v === 'string' ? v : String(DEFAULTS.get(key));
   };
   return {
     password: {
@@ -56,6 +63,8 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
     mailEnabled: bool('mail.enabled'),
     attachmentsMaxBytes: num('attachments.max_size_mb') * 1024 * 1024,
     productName: productName(values.get('branding')),
+    defaultLocale: text('locale.default'),
+    defaultTimezone: text('timezone.default'),
   };
 }
 

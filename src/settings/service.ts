@@ -6,7 +6,7 @@ import { tenantDb } from '../db/database.js';
 import { transact } from '../db/work.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { checkVersion, DomainError } from '../errors.js';
+import { checkVersion, DomainError, type Text, text } from '../errors.js';
 import { likePattern } from '../db/listing.js';
 import { applySearchLanguage, checkSearchLanguage, SEARCH_LANGUAGE_KEY } from '../search/language.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -17,26 +17,26 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Checks a value against its setting's type and constraints; the reason names the rule. */
 export function checkSettingValue(key: string, type: SettingType, validation: SettingValidation, value: unknown): void {
-  const fail = (reason: string) => {
+  const fail = (reason: Text) => {
     throw DomainError.invalid('value', reason);
   };
-  if (value === null || value === undefined) fail('is required');
+  if (value === null || value === undefined) fail(text('reason.required'));
   if (type === 'number') {
-    if (typeof value !== 'number' || !Number.isFinite(value)) fail(`must be a number for ${key}`);
+    if (typeof value !== 'number' || !Number.isFinite(value)) fail(text('reason.setting_number', { key }));
     const n = value as number;
-    if (validation.integer && !Number.isInteger(n)) fail('must be an integer');
-    if (validation.min !== undefined && n < validation.min) fail(`must be at least ${validation.min}`);
-    if (validation.max !== undefined && n > validation.max) fail(`must be at most ${validation.max}`);
+    if (validation.integer && !Number.isInteger(n)) fail(text('reason.integer'));
+    if (validation.min !== undefined && n < validation.min) fail(text('reason.minimum', { limit: validation.min }));
+    if (validation.max !== undefined && n > validation.max) fail(text('reason.maximum', { limit: validation.max }));
   } else if (type === 'boolean') {
-    if (typeof value !== 'boolean') fail(`must be true or false for ${key}`);
+    if (typeof value !== 'boolean') fail(text('reason.setting_boolean', { key }));
   } else if (type === 'string') {
-    if (typeof value !== 'string') fail(`must be a string for ${key}`);
+    if (typeof value !== 'string') fail(text('reason.setting_string', { key }));
     const s = value as string;
-    if (s.length > 1000) fail('must be at most 1000 characters');
-    if (validation.allowed && !validation.allowed.includes(s)) fail(`must be one of ${validation.allowed.join(', ')}`);
-    if (key.startsWith('timezone.') && !Intl.supportedValuesOf('timeZone').includes(s)) fail('must be an IANA time zone');
+    if (s.length > 1000) fail(text('reason.max_length', { limit: 1000 }));
+    if (validation.allowed && !validation.allowed.includes(s)) fail(text('reason.one_of', { values: validation.allowed.join(', ') }));
+    if (key.startsWith('timezone.') && !Intl.supportedValuesOf('timeZone').includes(s)) fail(text('reason.time_zone'));
   } else if (JSON.stringify(value).length > 65_536) {
-    fail('must be at most 64 KiB of JSON');
+    fail(text('reason.setting_json_size'));
   }
 }
 
@@ -72,7 +72,7 @@ export class SettingsService {
     return transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
       const before = await this.one(trx, idOrKey, true);
       checkVersion(expected, before.version);
-      if (TENANT_WIDE.test(before.key)) await accessGuard.checkTenantWideChange(trx, actorOf(actor), `the setting ${before.key}`);
+      if (TENANT_WIDE.test(before.key)) await accessGuard.checkTenantWideChange(trx, actorOf(actor), before.key);
       checkSettingValue(before.key, before.type as SettingType, before.validation as SettingValidation, value);
       if (before.key === SEARCH_LANGUAGE_KEY) await checkSearchLanguage(trx, value);
       const after = await trx

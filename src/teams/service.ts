@@ -5,7 +5,7 @@ import { once, type IdempotencyKey } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { LOCK_CLASS } from '../db/platform.js';
-import { checkVersion, conflictOnUnique, DomainError } from '../errors.js';
+import { checkVersion, conflictOnUnique, DomainError, text } from '../errors.js';
 import { likePattern, parseSort } from '../db/listing.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
@@ -19,7 +19,7 @@ export interface TeamInput {
   parent_team_id?: string | null;
 }
 
-const uniqueTeam = <T>(work: () => Promise<T>) => conflictOnUnique(work, DomainError.conflict('team.name_taken', 'a team with this name already exists'));
+const uniqueTeam = <T>(work: () => Promise<T>) => conflictOnUnique(work, DomainError.conflict('team.name_taken'));
 
 /** Teams, nested through parent_team_id (no cycles), and their members (member or lead). */
 export class TeamService {
@@ -70,7 +70,7 @@ export class TeamService {
         checkVersion(expected, before.version);
         if (input.parent_team_id) {
           await this.parent(trx, input.parent_team_id);
-          if (await isDescendantOrSelf(trx, tenant, input.parent_team_id, id)) throw DomainError.conflict('team.cycle', 'a team cannot be nested under itself or one of its sub-teams');
+          if (await isDescendantOrSelf(trx, tenant, input.parent_team_id, id)) throw DomainError.conflict('team.cycle');
         }
         const after = await uniqueTeam(() =>
           trx
@@ -99,7 +99,7 @@ export class TeamService {
         const before = await this.one(trx, id, true);
         checkVersion(expected, before.version);
         const child = await trx.selectFrom('teams').select('id').where('parent_team_id', '=', id).where('deleted_at', 'is', null).limit(1).executeTakeFirst();
-        if (child) throw DomainError.conflict('team.has_children', 'the team has sub-teams; move or delete them first');
+        if (child) throw DomainError.conflict('team.has_children');
         await trx.updateTable('teams').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
         await writeAudit(trx, actor, { action: 'teams.delete', entityType: 'teams', entityId: id, before });
       });
@@ -149,7 +149,7 @@ export class TeamService {
 
   private async parent(db: Kysely<TenantDatabase>, parentId: string): Promise<void> {
     const parent = await db.selectFrom('teams').select('id').where('id', '=', parentId).where('deleted_at', 'is', null).executeTakeFirst();
-    if (!parent) throw DomainError.invalid('parent_team_id', 'is not a team of this tenant');
+    if (!parent) throw DomainError.invalid('parent_team_id', text('reason.not_team'));
   }
 
   private async one(db: Kysely<TenantDatabase>, id: string, forUpdate = false) {
@@ -163,7 +163,7 @@ export class TeamService {
 
 function checkName(input: string): string {
   const name = input.trim();
-  if (name.length < 1 || name.length > 200) throw DomainError.invalid('name', 'must be 1-200 characters');
+  if (name.length < 1 || name.length > 200) throw DomainError.invalid('name', text('reason.length_between', { min: 1, max: 200 }));
   return name;
 }
 

@@ -12,7 +12,7 @@ import { sql, type Kysely } from 'kysely';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import tar from 'tar-stream';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { FileStorage } from '../records/storage.js';
 
 /** Archive format of SPEC §13. */
@@ -280,7 +280,7 @@ export async function prepareExport(
   }
 }
 
-const invalid = (detail: string) => new DomainError('tenant.archive_invalid', `the archive is not a valid tenant export: ${detail}`);
+const invalid = (problem: string) => new DomainError('tenant.archive_invalid', text('detail.archive_invalid', { problem }));
 const TABLE_ENTRY = /^tables\/([a-z][a-z0-9_]{0,62})\.ndjson$/;
 const ATTACHMENT_ENTRY = /^attachments\/([0-9a-f]{64})$/;
 
@@ -317,7 +317,7 @@ export async function unpackArchive(source: Readable, latestSchemaVersion: numbe
       // A header counts as its 512 bytes: an archive of empty entries is bounded too.
       total += 512;
       if (seen.size >= MAX_ENTRIES) return fail(invalid(`more than ${MAX_ENTRIES} entries`));
-      if (total > maxBytes) return fail(new DomainError('request.too_large', `the archive unpacks to more than ${maxBytes} bytes`));
+      if (total > maxBytes) return fail(new DomainError('request.too_large', text('detail.archive_too_large', { limit: maxBytes })));
       if (header.type !== 'file') return fail(invalid(`entry ${JSON.stringify(name)} is not a file`));
       const file = name === 'manifest.json' ? path.join(dir, 'manifest.json') : TABLE_ENTRY.test(name) || ATTACHMENT_ENTRY.test(name) ? path.join(dir, name) : undefined;
       if (!file) return fail(invalid(`unexpected entry ${JSON.stringify(name.slice(0, 200))}`));
@@ -326,7 +326,7 @@ export async function unpackArchive(source: Readable, latestSchemaVersion: numbe
       const limit = new Transform({
         transform(chunk: Buffer, _enc, done) {
           total += chunk.length;
-          if (total > maxBytes) return done(new DomainError('request.too_large', `the archive unpacks to more than ${maxBytes} bytes`));
+          if (total > maxBytes) return done(new DomainError('request.too_large', text('detail.archive_too_large', { limit: maxBytes })));
           done(null, chunk);
         },
       });

@@ -58,9 +58,9 @@ export class TenantDirectory implements ChangeListener {
       .where('t.slug', '=', slug)
       .executeTakeFirst();
     if (row?.status === 'active' && row.schema_status === 'failed') {
-      throw new DomainError('tenant.quarantined', 'the tenant is unavailable: its schema failed a migration and awaits a retry; try again later');
+      throw new DomainError('tenant.quarantined');
     }
-    if (row?.status === 'suspended' && row.schema_status === 'ready') throw new DomainError('tenant.suspended', 'the tenant is suspended');
+    if (row?.status === 'suspended' && row.schema_status === 'ready') throw new DomainError('tenant.suspended');
     const usable = row && row.schema_status === 'ready' && row.status === 'active';
     if (!usable) throw DomainError.notFound('tenant');
     return { id: row.id, slug: row.slug, schema: row.schema_name, name: row.name };

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { auditRow, SYSTEM_ACTOR } from '../audit/audit.js';
 import { checkPasswordPolicy, hashPassword, type PasswordPolicy } from '../auth/passwords.js';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError, FieldChecks } from '../errors.js';
+import { DomainError, FieldChecks, text } from '../errors.js';
 import { DEFAULT_SETTINGS } from '../settings/defaults.js';
 import { insertAudited } from '../events/outbox.js';
 import { checkEmail } from '../users/email.js';
@@ -33,7 +33,7 @@ export const DEFAULT_PASSWORD_POLICY: PasswordPolicy = {
 function checkName(value: string | undefined, field: string): string | null {
   if (value === undefined) return null;
   const trimmed = value.trim();
-  if (trimmed.length > 200) throw DomainError.invalid(field, 'must be at most 200 characters');
+  if (trimmed.length > 200) throw DomainError.invalid(field, text('reason.max_length', { limit: 200 }));
   return trimmed === '' ? null : trimmed;
 }
 

@@ -8,7 +8,7 @@ import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { checkSlug } from '../db/identifiers.js';
-import { DomainError, FieldChecks } from '../errors.js';
+import { DomainError, FieldChecks, text } from '../errors.js';
 import { rebindSecrets } from '../records/rotate.js';
 import type { SecretBox } from '../records/secrets.js';
 import type { FileStorage } from '../records/storage.js';
@@ -207,7 +207,7 @@ export class TenantLifecycle {
     const stored: string[] = [];
     let replaced: string[] = [];
     try {
-      if (whole.hash.digest('hex') !== backup.sha256) throw new DomainError('tenant.archive_invalid', `backup ${backup.id} does not match its recorded SHA-256: the file was changed`);
+      if (whole.hash.digest('hex') !== backup.sha256) throw new DomainError('tenant.archive_invalid', text('detail.backup_altered', { id: backup.id }));
       await this.db.transaction().execute(async (trx) => {
         await lockSchema(trx, schema);
         // Writes wait from here (reads go on) and fail once the schema is replaced: none is acknowledged and then lost.
@@ -241,7 +241,7 @@ export class TenantLifecycle {
 
   /** Suspends (its routes answer 403 at once on every instance) or resumes a tenant. */
   async setStatus(idOrSlug: string, status: TenantStatus, actor: AuditActor = PLATFORM_ACTOR): Promise<TenantView> {
-    if (status !== 'active' && status !== 'suspended') throw DomainError.invalid('status', 'must be "active" or "suspended"');
+    if (status !== 'active' && status !== 'suspended') throw DomainError.invalid('status', text('reason.status_active_suspended'));
     const tenant = await this.tenants.get(idOrSlug);
     if (tenant.tenant_status === status) return tenant;
     await this.db.transaction().execute(async (trx) => {
@@ -293,7 +293,7 @@ export class TenantLifecycle {
     await this.schemas.provisionLoaded(trx, schema, tenantId, manifest.schema_version, async () => {
       const order = await loadOrder(trx as never, schema);
       const unknown = Object.keys(manifest.tables).filter((t) => !order.includes(t));
-      if (unknown.length) throw new DomainError('tenant.archive_invalid', `the archive holds tables schema version ${manifest.schema_version} does not have: ${unknown.join(', ')}`);
+      if (unknown.length) throw new DomainError('tenant.archive_invalid', text('detail.archive_unknown_tables', { version: manifest.schema_version, tables: unknown.join(', ') }));
       await withoutSelfReferences(trx as never, schema, async () => {
         for (const table of order) {
           if (!manifest.tables[table]) continue;
@@ -311,7 +311,7 @@ export class TenantLifecycle {
     const files = await sql<{ id: string; sha: string }>`SELECT id, checksum_sha256 AS sha FROM ${sql.id(schema, 'attachments')} WHERE purged_at IS NULL`.execute(trx);
     const stored: string[] = [];
     for (const file of files.rows) {
-      if (!archive.manifest.attachments[file.sha]) throw new DomainError('tenant.archive_invalid', `attachment ${file.id}: its bytes (${file.sha}) are not in the archive`);
+      if (!archive.manifest.attachments[file.sha]) throw new DomainError('tenant.archive_invalid', text('detail.archive_missing_file', { id: file.id, sha: file.sha }));
       const key = `${schema}/${file.id}`;
       stored.push(key);
       await this.deps.storage.put(key, createReadStream(archive.attachmentFile(file.sha)), Number.MAX_SAFE_INTEGER);
@@ -355,13 +355,13 @@ export class TenantLifecycle {
       .select('id')
       .where((eb) => eb.or([eb('slug', '=', slug), eb('schema_name', '=', `tenant_${slug}`)]))
       .executeTakeFirst();
-    if (exists) throw DomainError.conflict('tenant.slug_taken', `a tenant with slug "${slug}" already exists`);
+    if (exists) throw DomainError.conflict('tenant.slug_taken', text('detail.slug_taken', { slug }));
   }
 
   /** A tenant whose schema is ready (what export, fork, backup and restore read). */
   private async ready(idOrSlug: string): Promise<TenantView> {
     const tenant = await this.tenants.get(idOrSlug);
-    if (tenant.status !== 'ready') throw DomainError.conflict('tenant.not_ready', `the tenant's schema is ${tenant.status}, not ready`);
+    if (tenant.status !== 'ready') throw DomainError.conflict('tenant.not_ready', text('detail.tenant_not_ready', { status: tenant.status }));
     return tenant;
   }
 
@@ -385,7 +385,7 @@ export class TenantLifecycle {
   }
 
   private async findBackup(tenantId: string, backupId: string): Promise<BackupView & { storage_key: string }> {
-    if (!UUID.test(backupId)) throw DomainError.invalid('backup_id', 'must be a UUID');
+    if (!UUID.test(backupId)) throw DomainError.invalid('backup_id', text('reason.uuid'));
     const row = await this.db.withSchema('shared').selectFrom('tenant_backups').selectAll().where('tenant_id', '=', tenantId).where('id', '=', backupId).executeTakeFirst();
     if (!row) throw DomainError.notFound('backup');
     return { ...view(row), storage_key: row.storage_key };

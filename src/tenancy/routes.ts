@@ -5,7 +5,7 @@ import { Type, type TSchema } from 'typebox';
 import type { JwtKeys } from '../auth/keys.js';
 import { DateTime, PaginationQuery, pageOf, problems } from '../http/schemas.js';
 import { requireSystemToken } from '../auth/system-hook.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { AuditActor } from '../audit/audit.js';
 import type { TenantLifecycle } from './lifecycle.js';
 import type { TenantService } from './service.js';
@@ -201,7 +201,7 @@ export function tenantRoutes(service: TenantService, lifecycle: TenantLifecycle,
       },
       async (request, reply) => {
         const body = request.body as unknown;
-        if (!isStream(body)) throw DomainError.invalid('body', 'must be the archive, sent as application/gzip', 'request.unsupported_media_type');
+        if (!isStream(body)) throw DomainError.invalid('body', text('reason.archive_body'), 'request.unsupported_media_type');
         const tenant = await lifecycle.import(body, request.query, { actor: platformActor(request) });
         return reply.status(201).header('location', `/api/v1/tenants/${tenant.id}`).send(tenant);
       },

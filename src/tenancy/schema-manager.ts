@@ -9,7 +9,7 @@ import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
 import { dropTenantRole, grantTenantRole, grantTenantSchema, renameTenantRole } from '../db/roles.js';
 import { LOCK_CLASS } from '../db/platform.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import { compileMigration, createdTables, errorMessage, exactCount, executeBatch, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
 import { seedDefaults } from './seed.js';
 
@@ -474,7 +474,7 @@ export class SchemaManager {
   async provisionLoaded(trx: Transaction<PlatformDatabase>, schema: string, tenantId: string, fromVersion: number, load: () => Promise<void>): Promise<void> {
     checkSchemaName(schema);
     await lockSchema(trx, schema);
-    if (await schemaExists(trx, schema)) throw DomainError.conflict('tenant.slug_taken', `the schema ${schema} already exists`);
+    if (await schemaExists(trx, schema)) throw DomainError.conflict('tenant.slug_taken', text('detail.schema_taken', { schema }));
     const started = new Date();
     await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`CREATE TABLE ${sql.id(schema, 'activity_log')} (LIKE tenant_template.activity_log INCLUDING ALL)`.execute(trx);

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { checkSlug, normalizeSlug, SLUG_PATTERN } from '../db/identifiers.js';
-import { DomainError, FieldChecks } from '../errors.js';
+import { DomainError, FieldChecks, text } from '../errors.js';
 import { prepareFirstAdmin, type AdminInput } from './first-admin.js';
 import type { MigrateAllOptions, MigrateAllResult, MigrationState, MigrationStates, ProvisionHook, ProvisionResult, SchemaManager } from './schema-manager.js';
 
@@ -42,7 +42,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function checkName(input: string): string {
   const name = input.trim();
-  if (name.length < 1 || name.length > 200) throw DomainError.invalid('name', 'must be 1-200 characters');
+  if (name.length < 1 || name.length > 200) throw DomainError.invalid('name', text('reason.length_between', { min: 1, max: 200 }));
   return name;
 }
 
@@ -69,7 +69,7 @@ export class TenantService {
       .select('id')
       .where((eb) => eb.or([eb('slug', '=', slug), eb('schema_name', '=', schemaName)]))
       .executeTakeFirst();
-    if (exists) throw DomainError.conflict('tenant.slug_taken', `a tenant with slug "${slug}" already exists`);
+    if (exists) throw DomainError.conflict('tenant.slug_taken', text('detail.slug_taken', { slug }));
     const tenant = await this.shared()
       .insertInto('tenants')
       .values({ slug, name, schema_name: schemaName })
@@ -91,7 +91,7 @@ export class TenantService {
   /** A tenant by its id or, as operators type it, by its slug. */
   async get(idOrSlug: string): Promise<TenantView> {
     if (!UUID.test(idOrSlug)) {
-      if (!SLUG_PATTERN.test(normalizeSlug(idOrSlug))) throw DomainError.invalid('tenant_id', 'must be a tenant UUID or slug');
+      if (!SLUG_PATTERN.test(normalizeSlug(idOrSlug))) throw DomainError.invalid('tenant_id', text('reason.tenant_id'));
       return this.getBySlug(idOrSlug);
     }
     const tenant = await this.views().where('t.id', '=', idOrSlug).executeTakeFirst();
@@ -101,7 +101,7 @@ export class TenantService {
 
   async getBySlug(slug: string): Promise<TenantView> {
     const tenant = await this.views().where('t.slug', '=', normalizeSlug(slug)).executeTakeFirst();
-    if (!tenant) throw DomainError.notFound('tenant', `tenant "${slug}"`);
+    if (!tenant) throw DomainError.notFound('tenant', text('detail.tenant_named_not_found', { slug }));
     return tenant;
   }
 

@@ -7,7 +7,7 @@ import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
 import { transact } from '../db/work.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { loadUserView, type UserView } from './view.js';
 
@@ -25,7 +25,7 @@ export class UserAccessService {
    * access/guard.ts), taking "everything" from the last active user who has it (409).
    */
   async setRoles(tenant: TenantContext, actorUserId: string, userId: string, roleNames: readonly string[], actor: AuditActor): Promise<UserView> {
-    if (actorUserId === userId) throw new DomainError('permission.self_change', 'nobody changes their own roles');
+    if (actorUserId === userId) throw new DomainError('permission.self_change', text('detail.self_roles'));
     const names = [...new Set(roleNames.map((n) => n.trim().toLowerCase()))];
     const db = tenantDb(this.db, tenant.schema);
     await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
@@ -36,7 +36,7 @@ export class UserAccessService {
         ? await trx.selectFrom('roles').select(['id', 'name']).where((eb) => eb(eb.fn('lower', ['name']), 'in', names)).where('deleted_at', 'is', null).execute()
         : [];
       const unknown = names.filter((n) => !roles.some((r) => r.name.toLowerCase() === n));
-      if (unknown.length) throw DomainError.invalid('roles', `unknown role: ${unknown.join(', ')}`);
+      if (unknown.length) throw DomainError.invalid('roles', text('reason.unknown_roles', { roles: unknown.join(', ') }));
 
       const current = await trx
         .selectFrom('user_roles as ur')

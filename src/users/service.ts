@@ -15,7 +15,8 @@ import { transact, type Work } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { checkVersion, conflictOnUnique, DomainError, FieldChecks } from '../errors.js';
+import { checkVersion, conflictOnUnique, DomainError, FieldChecks, text } from '../errors.js';
+import { linkMail, mailReader } from '../mail/compose.js';
 import type { Mailer, MailMessage } from '../mail/mailer.js';
 import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -62,19 +63,28 @@ interface Deps {
 function clean(value: string | null | undefined, field: string, max: number): string | null | undefined {
   if (value === undefined || value === null) return value;
   const trimmed = value.trim();
-  if (trimmed.length > max) throw DomainError.invalid(field, `must be at most ${max} characters`);
+  if (trimmed.length > max) throw DomainError.invalid(field, text('reason.max_length', { limit: max }));
   return trimmed === '' ? null : trimmed;
+}
+
+/** A well-formed BCP 47 tag (`de`, `fr-CA`, `zh-Hant-TW`); any language, supported or not (answers fall back, §15). */
+function isLanguageTag(tag: string): boolean {
+  try {
+    return Intl.getCanonicalLocales(tag).length === 1;
+  } catch {
+    return false;
+  }
 }
 
 /** The profile fields of an input, cleaned; every failing field is reported together. */
 function profile(input: UserInput, checks = new FieldChecks()) {
   const username = checks.check(() => {
     const name = clean(input.username, 'username', 64);
-    if (name && !USERNAME.test(name)) throw DomainError.invalid('username', 'must be 3-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+    if (name && !USERNAME.test(name)) throw DomainError.invalid('username', text('reason.username'));
     return name;
   });
   const timezone = checks.check(() => {
-    if (input.timezone && !Intl.supportedValuesOf('timeZone').includes(input.timezone)) throw DomainError.invalid('timezone', 'must be an IANA time zone');
+    if (input.timezone && !Intl.supportedValuesOf('timeZone').includes(input.timezone)) throw DomainError.invalid('timezone', text('reason.time_zone'));
     return clean(input.timezone, 'timezone', 64);
   });
   const fields = {
@@ -84,7 +94,11 @@ function profile(input: UserInput, checks = new FieldChecks()) {
     last_name: checks.check(() => clean(input.last_name, 'last_name', 200)),
     phone: checks.check(() => clean(input.phone, 'phone', 50)),
     avatar_url: checks.check(() => clean(input.avatar_url, 'avatar_url', 2000)),
-    locale: checks.check(() => clean(input.locale, 'locale', 35)),
+    locale: checks.check(() => {
+      const locale = clean(input.locale, 'locale', 35);
+      if (locale && !isLanguageTag(locale)) throw DomainError.invalid('locale', text('reason.locale'));
+      return locale;
+    }),
     timezone,
     status: input.status,
   };
@@ -109,9 +123,9 @@ async function lockStateOf(db: Kysely<TenantDatabase>, userId: string): Promise<
 const uniqueUser = <T>(work: () => Promise<T>) =>
   conflictOnUnique(work, (constraint) =>
     constraint.startsWith('users_email')
-      ? DomainError.conflict('user.email_taken', 'a user with this email already exists')
+      ? DomainError.conflict('user.email_taken')
       : constraint.startsWith('users_username')
-        ? DomainError.conflict('user.username_taken', 'a user with this username already exists')
+        ? DomainError.conflict('user.username_taken')
         : undefined,
   );
 
@@ -181,16 +195,10 @@ export class UserService {
 
     if (!invited) return { user };
     const token = randomToken('');
-    await trx
-      .insertInto('password_reset_tokens')
-      .values({ user_id: user.id, token_hash: sha256(token), expires_at: new Date(Date.now() + policy.invitationTtlHours * 3_600_000), requested_ip: actor.ip })
-      .execute();
+    const expiresAt = new Date(Date.now() + policy.invitationTtlHours * 3_600_000);
+    await trx.insertInto('password_reset_tokens').values({ user_id: user.id, token_hash: sha256(token), expires_at: expiresAt, requested_ip: actor.ip }).execute();
     const link = `${this.deps.publicUrl.replace(/\/$/, '')}/reset-password?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
-    const invitation = {
-      to: user.email,
-      subject: `You are invited to ${displayName(tenant, policy)}`,
-      text: `An account was created for you. Choose your password: ${link}\n\nThe link works once, for ${policy.invitationTtlHours} hours.\n`,
-    };
+    const invitation = linkMail('invite', mailReader(user, policy), user.email, { product: displayName(tenant, policy), link, expiresAt, ttl: policy.invitationTtlHours });
     return { user, invitation };
   }
 
@@ -215,7 +223,7 @@ export class UserService {
           .returning('id')
           .executeTakeFirst(),
       );
-      if (!updated) throw new DomainError('request.version_mismatch', 'the user changed meanwhile; fetch it again');
+      if (!updated) throw new DomainError('request.version_mismatch', text('detail.changed_meanwhile'));
       // Links mailed to the old address must not outlive the change.
       const voided = emailChanged ? await voidAccountTokens(trx, userId) : undefined;
       // A suspension ends the user's sessions: reactivating the account does not bring them back.
@@ -233,7 +241,7 @@ export class UserService {
 
   /** Soft delete: ends the user's sessions and API keys and frees the email. */
   async remove(tenant: TenantContext, actorUserId: string, userId: string, expected: number | undefined, actor: AuditActor): Promise<void> {
-    if (actorUserId === userId) throw new DomainError('permission.self_change', 'you cannot delete your own account here');
+    if (actorUserId === userId) throw new DomainError('permission.self_change', text('detail.self_delete'));
     await this.transact(tenant, async (work) => {
       const { trx } = work;
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { leaves: true });
@@ -245,7 +253,7 @@ export class UserService {
         .where('id', '=', userId)
         .where('version', '=', before.version)
         .executeTakeFirst();
-      if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('request.version_mismatch', 'the user changed meanwhile; fetch it again');
+      if (Number(deleted.numUpdatedRows) === 0) throw new DomainError('request.version_mismatch', text('detail.changed_meanwhile'));
       const sessions = await this.deps.sessions.revokeAll(work, userId, 'user_deleted');
       const keys = await this.deps.apiKeys.revokeAllOf(work, userId);
       // Reset and verification links die with the account: a restore does not revive them.
@@ -267,7 +275,7 @@ export class UserService {
           .returning('id')
           .executeTakeFirst(),
       );
-      if (!restored) throw new DomainError('user.not_deleted', 'deleted user not found');
+      if (!restored) throw new DomainError('user.not_deleted');
       const after = await this.load(trx, tenant.schema, userId);
       await writeAudit(trx, actor, { action: 'users.restore', entityType: 'users', entityId: userId, after });
       changed({ kind: 'user', userId });
@@ -281,12 +289,12 @@ export class UserService {
 
   /** Sets a user-level override; the actor must hold the permission and may not target themselves. */
   async setOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, input: { effect: 'allow' | 'deny'; expires_at?: string | null }, actor: AuditActor) {
-    if (!CATALOGUE.has(permission)) throw DomainError.invalid('permission', `"${permission}" is not a known permission`);
-    if (actorUserId === userId) throw new DomainError('permission.self_change', 'nobody changes their own permissions');
+    if (!CATALOGUE.has(permission)) throw DomainError.invalid('permission', text('reason.unknown_permission', { permission }));
+    if (actorUserId === userId) throw new DomainError('permission.self_change', text('detail.self_permissions'));
     let expiresAt: Date | null = null;
     if (input.expires_at) {
       expiresAt = new Date(input.expires_at);
-      if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) throw DomainError.invalid('expires_at', 'must be a future date-time');
+      if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) throw DomainError.invalid('expires_at', text('reason.future_date_time'));
     }
     return this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, input.effect, expiresAt), touched: [permission] });
@@ -306,7 +314,7 @@ export class UserService {
   }
 
   async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor): Promise<void> {
-    if (actorUserId === userId) throw new DomainError('permission.self_change', 'nobody changes their own permissions');
+    if (actorUserId === userId) throw new DomainError('permission.self_change', text('detail.self_permissions'));
     if (!CATALOGUE.has(permission)) throw DomainError.notFound('override');
     await this.transact(tenant, async ({ trx, changed }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, null), touched: [permission] });
@@ -383,7 +391,7 @@ export class UserService {
     if (wanted.length === 0) return [];
     const roles = await db.selectFrom('roles').select(['id', 'name']).where(sql`lower(name)`, 'in', wanted).where('deleted_at', 'is', null).execute();
     const unknown = wanted.filter((n) => !roles.some((r) => r.name.toLowerCase() === n));
-    if (unknown.length) throw DomainError.invalid('roles', `unknown role: ${unknown.join(', ')}`);
+    if (unknown.length) throw DomainError.invalid('roles', text('reason.unknown_roles', { roles: unknown.join(', ') }));
     return roles;
   }
 }

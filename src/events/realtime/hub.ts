@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { render, text as msg, type Locale, type Text } from '../../i18n/index.js';
 import type { WebSocket } from 'ws';
 import type { AccessService } from '../../access/service.js';
 import type { CallerCheck } from '../../auth/tenant-hook.js';
@@ -30,6 +31,8 @@ const OPEN = 1;
 
 /** One open socket: who it is, what it asked for, and its sends in order. */
 interface Subscriber {
+  /** The language of the socket's error messages, negotiated at the upgrade. */
+  readonly locale: Locale;
   readonly socket: WebSocket;
   readonly tenant: TenantContext;
   readonly principal: Principal;
@@ -84,12 +87,12 @@ export class RealtimeHub {
   }
 
   /** Adds an authenticated socket; resolves once events flow to it. */
-  async add(socket: WebSocket, tenant: TenantContext, principal: Principal, apiKey: string | null): Promise<void> {
+  async add(socket: WebSocket, tenant: TenantContext, principal: Principal, apiKey: string | null, locale: Locale): Promise<void> {
     if (this.closed) {
       socket.close(CLOSE.goingAway, 'shutting down');
       return;
     }
-    const sub: Subscriber = { socket, tenant, principal, apiKey, filters: ['*'], answered: true, queue: Promise.resolve() };
+    const sub: Subscriber = { socket, tenant, principal, apiKey, locale, filters: ['*'], answered: true, queue: Promise.resolve() };
     socket.on('pong', () => (sub.answered = true));
     socket.on('message', (data, isBinary) => this.received(sub, isBinary ? null : data.toString()));
     socket.on('close', () => this.remove(sub));
@@ -129,9 +132,11 @@ export class RealtimeHub {
     }
     const { type, events } = (typeof message === 'object' && message !== null ? message : {}) as { type?: unknown; events?: unknown };
     if (type === 'ping') return this.send(sub, { type: 'pong' });
-    if (type !== 'subscribe') return this.send(sub, { type: 'error', code: 'request.invalid', detail: 'send a JSON object with "type": "subscribe" (and "events") or "ping"' });
-    const bad = !Array.isArray(events) || events.length === 0 || events.length > 100 ? 'events: a list of 1 to 100 event types or patterns' : events.find((e) => typeof e !== 'string' || !EVENT_PATTERN.test(e));
-    if (bad !== undefined) return this.send(sub, { type: 'error', code: 'request.invalid', detail: typeof bad === 'string' && bad.startsWith('events:') ? bad : `events: ${JSON.stringify(bad)} is not an event type, "<resource>.*" or "*"` });
+    const refuse = (detail: Text) => this.send(sub, { type: 'error', code: 'request.invalid', detail: render(sub.locale, detail) });
+    if (type !== 'subscribe') return refuse(msg('realtime.bad_message'));
+    if (!Array.isArray(events) || events.length === 0 || events.length > 100) return refuse(msg('realtime.events_list', { max: 100 }));
+    const bad = events.find((e) => typeof e !== 'string' || !EVENT_PATTERN.test(e));
+    if (bad !== undefined) return refuse(msg('realtime.event_unknown', { value: JSON.stringify(bad) }));
     sub.filters = [...new Set(events as string[])];
     this.send(sub, { type: 'subscribed', events: sub.filters });
   }

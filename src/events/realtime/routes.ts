@@ -2,8 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { CallerCheck } from '../../auth/tenant-hook.js';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 import { requirePrincipal, requireTenant } from '../../http/context.js';
+import { requestLocale } from '../../http/locale.js';
+import type { Locale } from '../../i18n/index.js';
 import { problems } from '../../http/schemas.js';
 import type { RealtimeHub } from './hub.js';
 import { TICKET_TTL_SECONDS, type RealtimeTickets } from './tickets.js';
@@ -21,7 +23,7 @@ The server pings every 30 s and drops a socket that did not answer the previous 
 /** `realtime`: the event stream over a WebSocket, and tickets to open one from a browser (SPEC §11). */
 export function realtimeRoutes(hub: RealtimeHub, tickets: RealtimeTickets, callers: CallerCheck): FastifyPluginAsyncTypebox {
   /** The socket's caller, found before the upgrade so that a refusal is a plain 401 problem. */
-  const opened = new WeakMap<FastifyRequest, { apiKey: string | null }>();
+  const opened = new WeakMap<FastifyRequest, { apiKey: string | null; locale: Locale }>();
 
   return async (app) => {
     app.post(
@@ -52,20 +54,20 @@ export function realtimeRoutes(hub: RealtimeHub, tickets: RealtimeTickets, calle
       },
       preValidation: async (request) => {
         const tenant = requireTenant(request);
-        if (request.headers.upgrade?.toLowerCase() !== 'websocket') throw new DomainError('realtime.upgrade_required', 'this route speaks WebSocket: send an upgrade request');
+        if (request.headers.upgrade?.toLowerCase() !== 'websocket') throw new DomainError('realtime.upgrade_required');
         const { ticket } = request.query as { ticket?: string };
         if (ticket !== undefined && !request.headers.authorization && !request.headers['x-api-key']) {
           request.principal = await tickets.redeem(tenant, ticket);
-          if (!(await callers.stillStands(tenant, request.principal, null))) throw new DomainError('auth.invalid_ticket', 'the session of the ticket has ended');
-          opened.set(request, { apiKey: null });
+          if (!(await callers.stillStands(tenant, request.principal, null))) throw new DomainError('auth.invalid_ticket', text('detail.ticket_session_ended'));
+          opened.set(request, { apiKey: null, locale: await requestLocale(request) });
           return;
         }
         const caller = await callers.authenticate(request.headers, tenant);
         request.principal = caller.principal;
-        opened.set(request, { apiKey: caller.apiKey });
+        opened.set(request, { apiKey: caller.apiKey, locale: await requestLocale(request) });
       },
       handler: async () => {
-        throw new DomainError('realtime.upgrade_required', 'this route speaks WebSocket: send an upgrade request');
+        throw new DomainError('realtime.upgrade_required');
       },
       wsHandler: (socket, request) => {
         const caller = opened.get(request);
@@ -73,7 +75,7 @@ export function realtimeRoutes(hub: RealtimeHub, tickets: RealtimeTickets, calle
           socket.close(1011, 'not authenticated');
           return;
         }
-        void hub.add(socket, request.tenant, request.principal, caller.apiKey).catch(() => socket.terminate());
+        void hub.add(socket, request.tenant, request.principal, caller.apiKey, caller.locale).catch(() => socket.terminate());
       },
     });
   };

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { randomToken, sha256 } from '../../auth/tokens.js';
 import { tenantDb } from '../../db/database.js';
 import type { PlatformDatabase } from '../../db/platform-types.js';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 import type { Principal } from '../../auth/principal.js';
 import type { TenantContext } from '../../tenancy/directory.js';
 
@@ -18,7 +18,7 @@ export class RealtimeTickets {
   constructor(private readonly db: Kysely<PlatformDatabase>) {}
 
   async issue(tenant: TenantContext, principal: Principal): Promise<{ ticket: string; expires_in: number }> {
-    if (!principal.sessionId) throw new DomainError('auth.session_required', 'a realtime ticket is issued to a user session; an API key can send its header on the upgrade');
+    if (!principal.sessionId) throw new DomainError('auth.session_required', text('detail.ticket_needs_session'));
     const ticket = randomToken('rtt_');
     const db = tenantDb(this.db, tenant.schema);
     await db.deleteFrom('realtime_tickets').where('expires_at', '<', new Date()).execute();
@@ -31,7 +31,7 @@ export class RealtimeTickets {
 
   /** The session a ticket stands for, the ticket used up; 401 for anything else. */
   async redeem(tenant: TenantContext, ticket: string): Promise<Principal> {
-    const invalid = new DomainError('auth.invalid_ticket', 'the realtime ticket is unknown, used or expired');
+    const invalid = new DomainError('auth.invalid_ticket');
     if (!TICKET.test(ticket)) throw invalid;
     const row = await tenantDb(this.db, tenant.schema)
       .deleteFrom('realtime_tickets')

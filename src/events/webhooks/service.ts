@@ -5,7 +5,7 @@ import { tenantDb } from '../../db/database.js';
 import { once } from '../../db/idempotency.js';
 import type { PlatformDatabase } from '../../db/platform-types.js';
 import type { TenantDatabase } from '../../db/types.js';
-import { checkVersion, DomainError, FieldChecks } from '../../errors.js';
+import { checkVersion, DomainError, FieldChecks, text } from '../../errors.js';
 import { webhookSecretContext, type SecretBox } from '../../records/secrets.js';
 import type { TenantContext } from '../../tenancy/directory.js';
 import { EVENT_TYPES } from '../catalogue.js';
@@ -44,10 +44,10 @@ const PREFIXES = new Set(EVENT_TYPES.map((t) => t.slice(0, t.indexOf('.'))));
 
 function checkEvents(events: readonly string[], checks: FieldChecks): string[] {
   const unique = [...new Set(events.map((e) => e.trim()))];
-  if (unique.length === 0) checks.fail('events', 'must name at least one event type (or "*")');
+  if (unique.length === 0) checks.fail('events', text('reason.event_types_empty'));
   for (const e of unique) {
     const known = e === '*' || EVENT_TYPES.includes(e) || (e.endsWith('.*') && PREFIXES.has(e.slice(0, -2)));
-    if (!known) checks.fail('events', `"${e}" is not an event type, "<resource>.*" or "*" (docs/EVENTS.md lists them)`);
+    if (!known) checks.fail('events', text('reason.event_type_unknown', { type: e }));
   }
   return unique;
 }

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 
 /** Addresses a webhook may not reach unless private networks are allowed: loopback, private, link-local and the like. */
 const PRIVATE = new BlockList();
@@ -51,11 +51,11 @@ export function parseTarget(raw: string): URL {
   try {
     url = new URL(raw);
   } catch {
-    throw DomainError.invalid('url', 'must be an absolute http or https URL');
+    throw DomainError.invalid('url', text('reason.url_absolute'));
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw DomainError.invalid('url', 'must use http or https');
-  if (url.username || url.password) throw DomainError.invalid('url', 'must not carry credentials');
-  if (!url.hostname) throw DomainError.invalid('url', 'must name a host');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw DomainError.invalid('url', text('reason.url_scheme'));
+  if (url.username || url.password) throw DomainError.invalid('url', text('reason.url_credentials'));
+  if (!url.hostname) throw DomainError.invalid('url', text('reason.url_host'));
   return url;
 }
 
@@ -73,13 +73,13 @@ export async function checkTarget(raw: string, allowPrivate: boolean): Promise<C
     try {
       addresses = await lookup(host, { all: true, verbatim: true });
     } catch {
-      throw DomainError.invalid('url', `the host ${host} does not resolve`);
+      throw DomainError.invalid('url', text('reason.url_unresolved', { host }));
     }
   }
-  if (addresses.length === 0) throw DomainError.invalid('url', `the host ${host} does not resolve`);
+  if (addresses.length === 0) throw DomainError.invalid('url', text('reason.url_unresolved', { host }));
   if (!allowPrivate) {
     const refused = addresses.find((a) => isPrivateAddress(a.address));
-    if (refused) throw DomainError.invalid('url', `resolves to ${refused.address}, a private, loopback or link-local address (WEBHOOK_ALLOW_PRIVATE_NETWORKS)`);
+    if (refused) throw DomainError.invalid('url', text('reason.url_private', { address: refused.address }));
   }
   return { url, addresses };
 }

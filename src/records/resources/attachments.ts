@@ -7,7 +7,7 @@ import { Type } from 'typebox';
 import { writeAudit, type AuditActor } from '../../audit/audit.js';
 import { LOCK_CLASS } from '../../db/platform.js';
 import type { TenantDatabase } from '../../db/types.js';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
 import { actorFrom, requireTenant } from '../../http/context.js';
 import { DEFAULT_SETTINGS } from '../../settings/defaults.js';
@@ -36,7 +36,7 @@ async function quotaUse(db: Kysely<TenantDatabase>): Promise<{ quotaBytes: numbe
 }
 
 const overQuota = (quotaBytes: number) =>
-  new DomainError('attachment.quota_exceeded', `the tenant's files would exceed its quota of ${quotaBytes / 1024 / 1024} MB (attachments.quota_mb); delete and purge files to make room`);
+  new DomainError('attachment.quota_exceeded', text('detail.quota_exceeded', { megabytes: quotaBytes / 1024 / 1024 }));
 
 /** In the create transaction: one upload at a time per tenant counts against the quota, so two cannot both squeeze in. */
 async function checkQuota(ctx: WriteContext, sizeBytes: number): Promise<void> {
@@ -84,7 +84,7 @@ interface Upload {
  * beyond `maxBytes`), the other parts are short text fields. Nothing is left stored on failure.
  */
 async function receive(request: FastifyRequest, storage: FileStorage, tenant: TenantContext, maxBytes: number, fieldNames: readonly string[]): Promise<Upload> {
-  if (!request.isMultipart()) throw DomainError.invalid('file', 'is required: send multipart/form-data with a `file` part');
+  if (!request.isMultipart()) throw DomainError.invalid('file', text('reason.file_required'));
   const fields: Record<string, string> = {};
   let upload: Omit<Upload, 'fields'> | undefined;
   try {
@@ -93,7 +93,7 @@ async function receive(request: FastifyRequest, storage: FileStorage, tenant: Te
       if (part.type === 'file') {
         if (part.fieldname !== 'file' || upload) {
           part.file.resume();
-          throw DomainError.invalid(part.fieldname, 'is not an accepted file part (send one part named `file`)');
+          throw DomainError.invalid(part.fieldname, text('reason.file_part'));
         }
         const id = randomUUID();
         const key = `${tenant.schema}/${id}`;
@@ -101,7 +101,7 @@ async function receive(request: FastifyRequest, storage: FileStorage, tenant: Te
         const type = part.mimetype?.split(';')[0]?.trim() ?? '';
         upload = { id, key, stored, fileName: cleanFileName(part.filename), contentType: CONTENT_TYPE.test(type) ? type.toLowerCase() : 'application/octet-stream' };
       } else {
-        if (!fieldNames.includes(part.fieldname)) throw DomainError.invalid(part.fieldname, `is not an accepted field (accepted: file, ${fieldNames.join(', ')})`);
+        if (!fieldNames.includes(part.fieldname)) throw DomainError.invalid(part.fieldname, text('reason.file_field', { fields: fieldNames.join(', ') }));
         fields[part.fieldname] = String(part.value);
       }
     }
@@ -109,11 +109,11 @@ async function receive(request: FastifyRequest, storage: FileStorage, tenant: Te
     if (upload) await storage.delete(upload.key);
     const e = error as { code?: string; statusCode?: number; message?: string };
     if (error instanceof DomainError) throw error;
-    if (e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FILES_LIMIT' || e.code === 'FST_FIELDS_LIMIT') throw DomainError.invalid('file', 'must be the one file part, with at most a few short fields');
-    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) throw DomainError.invalid('file', e.message ?? 'the multipart body could not be read');
+    if (e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FILES_LIMIT' || e.code === 'FST_FIELDS_LIMIT') throw DomainError.invalid('file', text('reason.file_limits'));
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) throw DomainError.invalid('file', text('reason.multipart_unreadable'));
     throw error;
   }
-  if (!upload) throw DomainError.invalid('file', 'is required');
+  if (!upload) throw DomainError.invalid('file', text('reason.required'));
   return { ...upload, fields };
 }
 
@@ -188,7 +188,7 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
       if (typeof values.parent_id === 'string') {
         // Versions of one file are numbered one at a time, and never added to a deleted file.
         const root = await lockRoot(ctx, values.parent_id);
-        if (!root || root.deleted_at !== null) throw DomainError.notFound('record', 'attachment');
+        if (!root || root.deleted_at !== null) throw DomainError.notFound('record', text('detail.record_not_found', { record: 'attachments' }));
         const last = await chainRows(ctx.trx, values.parent_id).clearSelect().select(sql<number>`max(revision)`.as('revision')).executeTakeFirst();
         next.revision = Number(last?.revision ?? 1) + 1;
       }
@@ -214,7 +214,7 @@ export function attachments(deps: { storage: FileStorage; policies: PolicyReader
     },
     async beforeRestore(row, ctx) {
       const chain = await chainRows(ctx.trx, rootOf(row)).execute();
-      if (chain.some((r) => r.purged_at !== null)) throw DomainError.conflict('attachment.purged', 'the file was purged; its bytes are gone');
+      if (chain.some((r) => r.purged_at !== null)) throw DomainError.conflict('attachment.purged');
       const others = await ctx.trx
         .updateTable('attachments')
         .set({ deleted_at: null, updated_at: ctx.now, version: sql`version + 1` })
@@ -236,9 +236,9 @@ function liveVersions(db: Kysely<TenantDatabase>, root: string) {
 
 /** Marks every version of a deleted file purged (audited) and returns the storage keys whose bytes may go. */
 async function purge(trx: Transaction<TenantDatabase>, id: string, actor: AuditActor): Promise<{ id: string; storage_key: string }[]> {
-  if (!(await lockFileOf(trx, id))) throw DomainError.notFound('record', 'attachment');
+  if (!(await lockFileOf(trx, id))) throw DomainError.notFound('record', text('detail.record_not_found', { record: 'attachments' }));
   const row = await trx.selectFrom('attachments').select(['id', 'parent_id', 'deleted_at', 'purged_at']).where('id', '=', id).forUpdate().executeTakeFirstOrThrow();
-  if (row.deleted_at === null) throw DomainError.conflict('attachment.not_purgeable', 'delete the attachment before purging it');
+  if (row.deleted_at === null) throw DomainError.conflict('attachment.not_purgeable', text('detail.purge_not_deleted'));
   const root = row.parent_id ?? row.id;
   const chain = await trx
     .selectFrom('attachments')
@@ -248,7 +248,7 @@ async function purge(trx: Transaction<TenantDatabase>, id: string, actor: AuditA
     .where('purged_at', 'is', null)
     .forUpdate()
     .execute();
-  if (chain.length === 0) throw DomainError.conflict('attachment.not_purgeable', 'the attachment is already purged');
+  if (chain.length === 0) throw DomainError.conflict('attachment.not_purgeable', text('detail.already_purged'));
   const now = new Date();
   await trx.updateTable('attachments').set({ purged_at: now, updated_at: now, version: sql`version + 1` }).where('id', 'in', chain.map((r) => r.id)).execute();
   await writeAudit(trx, actor, { action: 'attachments.purge', entityType: 'attachments', entityId: root, metadata: { versions: chain.map((r) => r.id) } });
@@ -325,7 +325,7 @@ function attachmentRoutes(kit: RecordKit, storage: FileStorage, policies: Policy
         const id = upload.fields[PAIR.id];
         if (id !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
           await storage.delete(upload.key);
-          throw DomainError.invalid(PAIR.id, 'must be a UUID');
+          throw DomainError.invalid(PAIR.id, text('reason.uuid'));
         }
         return store(request, reply, upload, { [PAIR.type]: type, [PAIR.id]: id });
       },

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { Type, type Static } from 'typebox';
 import type { TenantDatabase } from '../../db/types.js';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 import { problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/context.js';
 import { DateOnly, nullable, oneOf, optional, partial, Text } from '../fields.js';
@@ -56,7 +56,7 @@ function groupKey(group: (typeof GROUPS)[number]): RawBuilder<string | null> {
 /** Sums of co2e_kg by scope, category or month over live footprints whose period starts within from..to. */
 async function aggregate(db: Kysely<TenantDatabase>, query: Static<typeof AggregateQuery>) {
   const { group_by: group, from, to, scope, category } = query;
-  if (from && to && from > to) throw DomainError.invalid('to', 'must not be before from');
+  if (from && to && from > to) throw DomainError.invalid('to', text('reason.not_before', { other: 'from' }));
   const key = groupKey(group);
   let q = db
     .selectFrom('carbon_footprints')
@@ -107,16 +107,16 @@ export const carbonFootprints: RecordSpec = {
   write(values, _input, { before }) {
     const start = (values.period_start ?? before?.period_start) as string;
     const end = (values.period_end ?? before?.period_end) as string;
-    if (start > end) throw DomainError.invalid('period_end', 'must not be before period_start');
+    if (start > end) throw DomainError.invalid('period_end', text('reason.not_before', { other: 'period_start' }));
     const factor = values.emission_factor === undefined ? before?.emission_factor : values.emission_factor;
     const quantity = values.quantity ?? before?.quantity;
     const factorChanged = values.emission_factor !== undefined || values.quantity !== undefined || !before;
     if (factor !== null && factor !== undefined) {
-      if (values.co2e_kg !== undefined) throw DomainError.invalid('co2e_kg', 'is computed from quantity × emission_factor; leave it out or clear emission_factor');
-      if (Number(quantity) * Number(factor) >= NUMERIC_LIMIT) throw DomainError.invalid('emission_factor', 'makes co2e_kg (quantity × emission_factor) 10^14 or more');
+      if (values.co2e_kg !== undefined) throw DomainError.invalid('co2e_kg', text('reason.co2e_computed'));
+      if (Number(quantity) * Number(factor) >= NUMERIC_LIMIT) throw DomainError.invalid('emission_factor', text('reason.co2e_too_large'));
       return factorChanged ? { ...values, co2e_kg: sql`round(${String(quantity)}::numeric * ${String(factor)}::numeric, 6)` } : values;
     }
-    if (!before && values.co2e_kg === undefined) throw DomainError.invalid('co2e_kg', 'is required without an emission_factor');
+    if (!before && values.co2e_kg === undefined) throw DomainError.invalid('co2e_kg', text('reason.co2e_required'));
     return values;
   },
   present(row: Row) {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { Type, type TSchema } from 'typebox';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 import { validator } from '../../http/ajv.js';
 import { fieldErrors } from '../../http/problem.js';
 import { oneOf, optional } from '../fields.js';
@@ -72,10 +72,9 @@ const validators = Object.fromEntries(CHANNELS.map((c) => [c, ajv.compile({ ...(
 export function validateConfig(channel: Channel, config: Record<string, unknown>): void {
   const validate = validators[channel];
   if (!validate(config)) {
-    const errors = fieldErrors(validate.errors ?? [], 'config', 'is not a field of this channel');
-    throw new DomainError('request.invalid', errors.map((e) => `${e.field} ${e.reason}`).join('; '), errors);
+    throw new DomainError('request.invalid', undefined, fieldErrors(validate.errors ?? [], 'config', text('reason.not_channel_field')));
   }
-  if (channel === 'slack' && !SLACK_NEEDS.some((k) => config[k] !== undefined)) throw DomainError.invalid('config.webhook_url', 'or config.bot_token is required');
+  if (channel === 'slack' && !SLACK_NEEDS.some((k) => config[k] !== undefined)) throw DomainError.invalid('config.webhook_url', text('reason.slack_target'));
 }
 
 /** Splits a config into what is stored in clear (secrets replaced by the marker) and the secrets. */
@@ -123,7 +122,7 @@ export function channelConfigs(box: SecretBox): RecordSpec {
       is_default: filter.equals('is_default', Type.Boolean()),
     },
     uniqueMessage: (constraint) =>
-      constraint === 'channel_configs_default_live_uq' ? 'another config of this channel became its default meanwhile; retry' : 'a config of this channel with this name already exists',
+      text(constraint === 'channel_configs_default_live_uq' ? 'detail.channel_default_moved' : 'detail.channel_name_taken'),
     // A config restored beside a newer default of its channel comes back as a non-default, with
     // an audit row of its own for the lost flag (under the channel's lock, as a default change is).
     async beforeRestore(row, { trx, tenant, actor }) {
@@ -147,7 +146,7 @@ export function channelConfigs(box: SecretBox): RecordSpec {
         for (const [key, value] of Object.entries(values.config as Record<string, unknown>)) {
           if (value === null) delete merged[key];
           else if (value === REDACTED && current[key] !== undefined && current[key] !== REDACTED) continue;
-          else if (value === REDACTED) throw DomainError.invalid(`config.${key}`, `is the "${REDACTED}" marker; send the value itself`);
+          else if (value === REDACTED) throw DomainError.invalid(`config.${key}`, text('reason.redacted_marker', { marker: REDACTED }));
           else merged[key] = value;
         }
         validateConfig(channel, merged);
@@ -171,7 +170,7 @@ function keepSecretsWithTheirDestination(channel: Channel, stored: Record<string
   const moved = (CHANNEL_RULES[channel].destination ?? []).find((k) => JSON.stringify(stored[k] ?? null) !== JSON.stringify(merged[k] ?? null));
   if (!moved) return;
   const kept = CHANNEL_RULES[channel].secrets.find((k) => stored[k] === REDACTED && merged[k] !== undefined && (incoming[k] === undefined || incoming[k] === REDACTED));
-  if (kept) throw DomainError.invalid(`config.${kept}`, `must be sent again when config.${moved} changes (a stored secret does not follow a new destination)`);
+  if (kept) throw DomainError.invalid(`config.${kept}`, text('reason.secret_follows_destination', { field: moved }));
 }
 
 /**
@@ -204,10 +203,10 @@ function currentSecrets(box: SecretBox, encrypted: string | null, context: strin
 function storedSecrets(box: SecretBox, row: Record<string, unknown>, context: string, incoming: Record<string, unknown>): Record<string, unknown> {
   try {
     return currentSecrets(box, row.encrypted_secrets as string | null, context);
-  } catch (error) {
+  } catch {
     const config = row.config as Record<string, unknown>;
     const missing = Object.keys(config).filter((k) => config[k] === REDACTED && (incoming[k] === undefined || incoming[k] === REDACTED));
-    if (missing.length) throw DomainError.conflict('channel_config.undecryptable', `the stored secrets cannot be decrypted (${(error as Error).message}); send new values for ${missing.map((k) => `config.${k}`).join(', ')}`);
+    if (missing.length) throw DomainError.conflict('channel_config.undecryptable', text('detail.channel_undecryptable', { fields: missing.map((k) => `config.${k}`).join(', ') }));
     return Object.fromEntries(Object.keys(config).filter((k) => config[k] === REDACTED).map((k) => [k, undefined]));
   }
 }

@@ -1,10 +1,11 @@
 import { sql, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
-import { DomainError, FieldChecks } from '../../errors.js';
+import { DomainError, FieldChecks, text } from '../../errors.js';
 import { DateTime, problems } from '../../http/schemas.js';
 import { requireTenant } from '../../http/context.js';
 import { nullable, optional, partial, Text, Timestamp, Title, Uuid } from '../fields.js';
 import { expansionWork, parseRecurrence, ruleFor } from '../recurrence.js';
+import { validTimeZone } from '../../i18n/zones.js';
 import { checkUsers, filter, TARGET_TYPE, type ListQuery, type RecordSpec } from '../resource.js';
 
 /** The most occurrences one query answers: a larger answer needs a narrower range. */
@@ -18,14 +19,6 @@ export const MAX_EXPANSION_WORK = 50_000;
 const RRuleText = Type.String({ minLength: 1, maxLength: 1000, description: 'RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10 (FREQ YEARLY to HOURLY; starts at starts_at, expanded in UTC)', examples: ['FREQ=WEEKLY;BYDAY=MO;COUNT=10'] });
 const Attendees = Type.Array(Uuid, { maxItems: 500, description: 'User ids of this tenant' });
 
-function validTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface EventRow {
   readonly id: string;
@@ -94,7 +87,7 @@ const OccurrenceSchema = Type.Object({
 });
 
 function checkRange(from: Date, to: Date): void {
-  if (!(from < to)) throw DomainError.invalid('to', 'must be after from');
+  if (!(from < to)) throw DomainError.invalid('to', text('reason.to_after_from'));
 }
 
 /**
@@ -136,13 +129,13 @@ export const events: RecordSpec = {
     const checks = new FieldChecks();
     const starts = new Date((values.starts_at ?? before?.starts_at) as string | Date);
     const ends = new Date((values.ends_at ?? before?.ends_at) as string | Date);
-    if (!(starts < ends)) checks.fail('ends_at', 'must be after starts_at');
-    if (typeof values.timezone === 'string' && !validTimeZone(values.timezone)) checks.fail('timezone', 'is not an IANA time zone');
+    if (!(starts < ends)) checks.fail('ends_at', text('reason.after', { other: 'starts_at' }));
+    if (typeof values.timezone === 'string' && !validTimeZone(values.timezone)) checks.fail('timezone', text('reason.time_zone_unknown'));
     const next = { ...values };
     const rrule = values.rrule === undefined ? (before?.rrule as string | null | undefined) : values.rrule;
     if (typeof rrule === 'string') {
       const parsed = checks.check(() => parseRecurrence(rrule));
-      if (parsed?.options.until instanceof Date && parsed.options.until < starts) checks.fail('rrule', 'has an UNTIL before starts_at: the series would be empty');
+      if (parsed?.options.until instanceof Date && parsed.options.until < starts) checks.fail('rrule', text('reason.rrule_until_before_start'));
       if (parsed && typeof values.rrule === 'string') next.rrule = parsed.rule;
     }
     checks.done();
@@ -190,9 +183,9 @@ export const events: RecordSpec = {
             for (const event of batch.items as unknown as EventRow[]) {
               const options = event.rrule ? parseRecurrence(event.rrule).options : undefined;
               if (options) work += expansionWork(options, event.starts_at, to);
-              if (work > MAX_EXPANSION_WORK) throw DomainError.invalid('to', 'is too far from the start of a recurring series: expanding up to it is too much work for one query (narrow the range, or end long series with UNTIL or COUNT)');
+              if (work > MAX_EXPANSION_WORK) throw DomainError.invalid('to', text('reason.expansion_too_far'));
               for (const o of occurrences(event, from, to, options)) found.push({ ...o, event });
-              if (found.length > MAX_OCCURRENCES) throw DomainError.invalid('to', `must be closer to from: the range holds more than ${MAX_OCCURRENCES} occurrences (narrow it)`);
+              if (found.length > MAX_OCCURRENCES) throw DomainError.invalid('to', text('reason.too_many_occurrences', { max: MAX_OCCURRENCES }));
             }
             if (p * 100 >= batch.total) break;
           }

@@ -1,6 +1,6 @@
 import { sql, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 import { nullable, oneOf, optional, partial, Text, Timestamp } from '../fields.js';
 import { filter, type RecordSpec } from '../resource.js';
 
@@ -11,7 +11,7 @@ const E164 = /^\+[1-9][0-9]{1,14}$/;
 /** `+1 (415) 555-0100` -> `+14155550100`: spaces, dots, dashes and brackets are dropped, then E.164 is required. */
 export function toE164(value: string, field = 'phone_number'): string {
   const compact = value.replace(/[\s().-]/g, '');
-  if (!E164.test(compact)) throw DomainError.invalid(field, 'must be an E.164 number: + then up to 15 digits, e.g. +14155550100');
+  if (!E164.test(compact)) throw DomainError.invalid(field, text('reason.e164'));
   return compact;
 }
 

@@ -87,7 +87,7 @@ export const reviews: RecordSpec = {
     delete own.moderated_at;
     if (own.status === undefined || own.status === (before?.status ?? 'pending')) return own;
     // A moderation decision records who made it and when; nobody moderates their own review.
-    if (before?.created_by === actor.actorUserId) throw new DomainError('review.self_moderation', 'a review cannot be moderated by its author');
+    if (before?.created_by === actor.actorUserId) throw new DomainError('review.self_moderation');
     return { ...own, moderated_by: actor.actorUserId, moderated_at: now };
   },
   routes: ({ service }) =>

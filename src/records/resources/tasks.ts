@@ -1,6 +1,6 @@
 import { sql, type SqlBool } from 'kysely';
 import { Type } from 'typebox';
-import { DomainError } from '../../errors.js';
+import { DomainError, text } from '../../errors.js';
 import { nullable, oneOf, optional, partial, PRIORITIES, Text, Timestamp, Title, Uuid } from '../fields.js';
 import { checkUsers, filter, type RecordSpec } from '../resource.js';
 
@@ -70,7 +70,7 @@ export const tasks: RecordSpec = {
     const to = values.status as TaskStatus | undefined;
     if (to === undefined || to === from) return values;
     if (from !== undefined && !TASK_TRANSITIONS[from].includes(to)) {
-      throw DomainError.conflict('task.invalid_transition', `a task cannot go from ${from} to ${to} (from ${from}: ${TASK_TRANSITIONS[from].join(' or ')})`);
+      throw DomainError.conflict('task.invalid_transition', text('detail.task_transition', { from, to, allowed: TASK_TRANSITIONS[from].join(', ') }));
     }
     // completed_at follows the status: set when it becomes done, cleared when it leaves done.
     return { ...values, completed_at: to === 'done' ? now : null };
