@@ -406,6 +406,14 @@ async function main() {
     const readsOf = (serviceBase: string, tenant: string, user: string, headers: Record<string, string>) => ({
       get: (name: string, seconds?: number) => load(name, `${serviceBase}/api/v1/tenants/${tenant}/users/${user}`, { headers, seconds }),
       list: (name: string, seconds?: number) => load(name, `${serviceBase}/api/v1/tenants/${tenant}/users?page_size=20`, { headers, seconds }),
+      // The same read through GraphQL (§12): one user's id, email and roles.
+      graphql: (name: string, seconds?: number) =>
+        load(name, `${serviceBase}/api/v1/tenants/${tenant}/graphql`, {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json' },
+          body: JSON.stringify({ query: 'query ($id: ID!) { user(id: $id) { id email roles } }', variables: { id: user } }),
+          seconds,
+        }),
     });
     // The reads measured in turns with the floor.
     const read = { floor: (name: string, seconds?: number) => load(name, `${floorBase}/floor/tenant_t0/users/${target}`, { seconds }), ...readsOf(base, 't0', target, auth) };
@@ -424,6 +432,7 @@ async function main() {
       if (short) return;
       await reads.get(`warm-up get_user${suffix}`, 5);
       await reads.list(`warm-up list_users${suffix}`, 5);
+      await reads.graphql(`warm-up graphql_get_user${suffix}`, 5);
     };
     if (!short) await read.floor('warm-up floor', 5);
     await warmUp(read, '');
@@ -434,7 +443,7 @@ async function main() {
       for (let round = 0; round < ROUNDS; round++) for (const n of names) runs[n].push(await turnsOf[n]());
       return runs;
     };
-    const rounds = await inRounds({ floor: () => read.floor('floor_get_user'), get: () => read.get('get_user'), list: () => read.list('list_users') });
+    const rounds = await inRounds({ floor: () => read.floor('floor_get_user'), get: () => read.get('get_user'), list: () => read.list('list_users'), graphql: () => read.graphql('graphql_get_user') });
     // The median turn by rps; its latencies are the medians of the turns' own (one slow turn, such
     // as the first after provisioning, moves neither side of a p99 comparison).
     const medianRound = (runs: Scenario[]): Scenario => ({
@@ -452,8 +461,11 @@ async function main() {
     };
     const floorGet = medianRound(rounds.floor);
     scenarios.push(floorGet);
-    scenarios.push(turns(rounds.get, rounds.floor, floorGet));
+    const restGet = turns(rounds.get, rounds.floor, floorGet);
+    scenarios.push(restGet);
     scenarios.push(turns(rounds.list, rounds.floor, floorGet));
+    // GraphQL's read against the REST read of the same turns (goal: at least 0.7 of its rate).
+    scenarios.push(turns(rounds.graphql, rounds.get, restGet));
     // Users are created in another tenant (t2): t0 keeps its 50 users, so the reads at 2,000
     // tenants list the same page of the same tenant as at 10 (a list over the ~2,000 users
     // create_user leaves behind is a different measure).

@@ -11,7 +11,7 @@ import { DEFAULT_EDGE, registerJsonParser, securityHeaders, serverOptions, type 
 import { addExamples } from './http/examples.js';
 import { requestLogger } from './http/request-log.js';
 import { nulError } from './http/text.js';
-import { registerContentLanguage } from './http/locale.js';
+import { answerLanguage, registerContentLanguage } from './http/locale.js';
 import { DEFAULT_LOCALE, LOCALES } from './i18n/index.js';
 import { registerProblemHandlers } from './http/problem.js';
 import { problems, ProblemSchema } from './http/schemas.js';
@@ -35,6 +35,7 @@ import { userAccessRoutes } from './users/access-routes.js';
 import { webhookRoutes } from './events/webhooks/routes.js';
 import { realtimeRoutes } from './events/realtime/routes.js';
 import websocket from '@fastify/websocket';
+import { registerGraphql } from './graphql/plugin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -50,6 +51,8 @@ export interface AppDeps {
   readonly lifecycle: TenantLifecycle;
   readonly services: TenantServices;
   readonly readiness: Record<string, ReadinessCheck>;
+  /** Production: no GraphiQL, no GraphQL introspection. */
+  readonly production?: boolean;
   /** A pino logger, or logger options; tests pass `false`. */
   readonly logger: FastifyBaseLogger | { level: string } | false;
   /** Proxies and timeouts (default: no proxy trusted, 30 s request, 10 s headers, 5 s keep-alive). */
@@ -130,6 +133,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(request.url.startsWith('/api/') ? headers.api : headers.all);
     reply.header('x-request-id', request.id);
+    answerLanguage(request, reply);
     done();
   });
   app.addHook('preValidation', (request, _reply, done) => done(nulError(request)));
@@ -199,6 +203,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(
     async (tenantApp) => {
       tenantApp.addHook('onRoute', (route) => {
+        // GraphQL authenticates in its context and answers refusals as GraphQL errors (graphql/plugin.ts).
+        // Its schema is docs/schema.graphql, not the OpenAPI document.
+        if (/\/graph(ql|iql)(\/|$)/.test(route.url ?? '')) {
+          route.config = { ...route.config, access: 'public' };
+          route.schema = { ...route.schema, hide: true };
+        }
         const access = route.config?.access;
         for (const method of [route.method].flat()) if (method !== 'HEAD') rules.push({ method, url: route.url, access });
         // Documented as it is enforced: every non-public tenant route takes a token or a key.
@@ -218,6 +228,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(searchRoutes(services.search));
       await tenantApp.register(webhookRoutes(services.webhooks));
       await tenantApp.register(realtimeRoutes(services.realtime, services.realtimeTickets, services.callers));
+      await registerGraphql(tenantApp, services, { production: deps.production ?? false });
     },
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );

@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     lifecycle: runtime.lifecycle,
     services: runtime.services,
     readiness: runtime.readiness,
+    production: config.environment === 'production',
     logger,
     edge: { trustProxy: config.trustProxy, ...config.http },
     publicUrl: config.publicUrl,

@@ -14,7 +14,7 @@ it('bench --smoke runs and writes valid results', async () => {
   await rm(dir, { recursive: true, force: true });
   expect(json).toMatchObject({ mode: 'smoke', machine: { cpus: expect.any(Number), node: process.version, postgres: expect.stringMatching(/^15\./) } });
   const names = json.scenarios.map((s: { name: string }) => s.name);
-  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'create_user', 'create_user_with_webhook', 'floor_argon2_verify', 'login', 'refresh']);
+  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'graphql_get_user', 'create_user', 'create_user_with_webhook', 'floor_argon2_verify', 'login', 'refresh']);
   // Every user the webhook scenario made reached its endpoint, each once.
   expect(json.webhook_delivery.delivered).toBeGreaterThan(0);
   expect(json.webhook_delivery.distinct).toBe(json.webhook_delivery.delivered);
@@ -71,7 +71,7 @@ it('bench --smoke runs and writes valid results', async () => {
     expect(s.rps, s.name).toBeGreaterThan(0);
     expect(s.p99_ms, s.name).toBeGreaterThanOrEqual(s.p50_ms);
     if (s.floor) expect(s.ratio_to_floor, s.name).toBeGreaterThan(0);
-    if (['get_user', 'list_users', 'login', 'refresh'].includes(s.name)) {
+    if (['get_user', 'list_users', 'graphql_get_user', 'login', 'refresh'].includes(s.name)) {
       expect(s.ratio_rounds, s.name).toHaveLength(json.settings.rounds);
       expect(s.ratio_paired, s.name).toBeGreaterThan(0);
       // One turn in the smoke run: all turns against all is that turn's own ratio.

@@ -38,7 +38,7 @@ const ChainReportSchema = Type.Object(
   { $id: 'AuditChainReport' },
 );
 
-const Query = Type.Object(
+export const AuditQuery = Type.Object(
   {
     page: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1 }),
     page_size: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
@@ -57,7 +57,7 @@ export function auditRoutes(audit: AuditService): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/audit-logs',
-      { config: { access: { permission: 'audit_logs.read' } }, schema: { tags: ['audit'], summary: 'The audit trail, newest first', querystring: Query, response: { 200: pageOf(EntrySchema), ...problems(400, 401, 403, 404) } } },
+      { config: { access: { permission: 'audit_logs.read' } }, schema: { tags: ['audit'], summary: 'The audit trail, newest first', querystring: AuditQuery, response: { 200: pageOf(EntrySchema), ...problems(400, 401, 403, 404) } } },
       async (request) => audit.list(requireTenant(request), request.query),
     );
     app.get(

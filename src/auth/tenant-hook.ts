@@ -1,13 +1,14 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
-import { writeAudit } from '../audit/audit.js';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Cache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/cache.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { DomainError, text } from '../errors.js';
 import { bearerToken } from '../http/bearer.js';
+import { answerLanguage } from '../http/locale.js';
 import { actorFrom, type Principal } from '../http/context.js';
 import type { PolicyReader } from '../settings/policy.js';
 import type { TenantContext, TenantDirectory } from '../tenancy/directory.js';
@@ -36,6 +37,7 @@ export interface TenantAuthDeps {
  */
 export function tenantAuthHook(deps: TenantAuthDeps) {
   const callers = callerCheck(deps);
+  const gate = permissionGate(deps);
   // When the shared cache cannot count (Redis down), count here: never fail open.
   const fallbackCounter = new MemoryCache(10_000);
 
@@ -53,24 +55,18 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     }
   }
 
-  async function deny(request: FastifyRequest, tenant: TenantContext, permission: string): Promise<never> {
-    await tenantDb(deps.db, tenant.schema)
-      .transaction()
-      .execute((trx) => writeAudit(trx, actorFrom(request), { action: 'auth.permission_denied', metadata: { permission, method: request.method, route: request.routeOptions.url } }));
-    throw new DomainError('permission.denied', text('detail.permission_missing', { permission }));
-  }
-
   async function check(request: FastifyRequest, reply: FastifyReply, { access, authRateLimited }: FastifyContextConfig): Promise<void> {
     const tenant = await deps.directory.resolve(slugOf(request));
     request.tenant = tenant;
     if (authRateLimited) await rateLimit(request, reply);
-    if (access === 'public') return;
+    if (access === 'public') return answerLanguage(request, reply);
     const { principal } = await callers.authenticate(request.headers, tenant);
     request.principal = principal;
+    answerLanguage(request, reply);
     // Every tenant route declares its rule (a test enforces it); a missing one fails closed.
     if (access === undefined) throw new DomainError('permission.route_undeclared');
     if (access === 'self') return;
-    if (!(await deps.access.holds(tenant, principal, access.permission))) await deny(request, tenant, access.permission);
+    await gate(tenant, principal, actorFrom(request), access.permission, { method: request.method, route: request.routeOptions.url ?? '' });
   }
 
   /**
@@ -80,7 +76,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
    * request.principal set. Anything else (a miss, an API key, a refusal) is left to check(),
    * which loads what is missing and gives the error.
    */
-  function allowedFromCache(request: FastifyRequest, { access, authRateLimited }: FastifyContextConfig): boolean {
+  function allowedFromCache(request: FastifyRequest, reply: FastifyReply, { access, authRateLimited }: FastifyContextConfig): boolean {
     if (access === undefined || access === 'public' || authRateLimited || request.headers['x-api-key'] !== undefined) return false;
     const tenant = deps.directory.cached(slugOf(request));
     const token = tenant && bearerToken(request.headers.authorization);
@@ -90,6 +86,7 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     if (access !== 'self' && deps.access.canCached(tenant, claims.sub, access.permission)?.allowed !== true) return false;
     request.tenant = tenant;
     request.principal = userPrincipal(claims);
+    answerLanguage(request, reply);
     return true;
   }
 
@@ -98,11 +95,33 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
   return (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): Promise<void> | undefined => {
     // Fastify builds request.routeOptions afresh on each read: read once.
     const { config } = request.routeOptions;
-    if (!allowedFromCache(request, config)) return check(request, reply, config);
+    if (!allowedFromCache(request, reply, config)) return check(request, reply, config);
     done();
     return undefined;
   };
 }
+
+/** Says where a permission was asked for, in the audit row of a refusal. */
+export interface GateWhere {
+  readonly method: string;
+  readonly route: string;
+}
+
+/**
+ * The one permission rule of every path (REST routes, GraphQL fields): the caller holds the
+ * permission now, or the refusal is audited (`auth.permission_denied`) and answered 403.
+ */
+export function permissionGate(deps: Pick<TenantAuthDeps, 'db' | 'access'>) {
+  return async (tenant: TenantContext, principal: Principal, actor: AuditActor, permission: string, where: GateWhere): Promise<void> => {
+    if (await deps.access.holds(tenant, principal, permission)) return;
+    await tenantDb(deps.db, tenant.schema)
+      .transaction()
+      .execute((trx) => writeAudit(trx, actor, { action: 'auth.permission_denied', metadata: { permission, method: where.method, route: where.route } }));
+    throw new DomainError('permission.denied', text('detail.permission_missing', { permission }));
+  };
+}
+
+export type PermissionGate = ReturnType<typeof permissionGate>;
 
 /** Authenticates a tenant's caller, and says later whether it still stands: one rule for each request and each open socket. */
 export interface CallerCheck {

@@ -49,12 +49,13 @@ function cachedLocale(request: FastifyRequest): Locale {
   return negotiateLocale({ user: typeof user === 'string' ? user : null, acceptLanguage: acceptLanguage(request), tenantDefault: typeof tenantDefault === 'string' ? tenantDefault : null });
 }
 
-/** Every answer carries Content-Language: the locale its words are in (or would be). */
+/** The answer's Content-Language from what is known so far (cached state only, no promise): the auth hooks call it again once they know the tenant and the caller. */
+export function answerLanguage(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('content-language', request.locale ?? cachedLocale(request));
+}
+
+/** Where locales come from; every answer carries Content-Language (set on the way in, refined by the auth hooks and by problems). */
 export function registerContentLanguage(app: FastifyInstance, sources: LocaleSources | null): void {
   app.decorate('localeSources', sources);
   app.decorateRequest('locale', null);
-  app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => {
-    reply.header('content-language', request.locale ?? cachedLocale(request));
-    done(null, payload);
-  });
 }

@@ -146,7 +146,9 @@ export function problemBody(problem: Problem, requestId: string, locale: Locale 
 }
 
 export async function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: Problem): Promise<FastifyReply> {
-  const body = problemBody(problem, request.id, await requestLocale(request));
+  const locale = await requestLocale(request);
+  const body = problemBody(problem, request.id, locale);
+  reply.header('content-language', locale);
   if (body.status === 401) reply.header('www-authenticate', 'Bearer');
   return reply.status(body.status).type('application/problem+json').send(body);
 }

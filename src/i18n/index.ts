@@ -65,13 +65,19 @@ export function source(locale: Locale, key: MessageKey): string | undefined {
   return CATALOGUES[locale]?.[key];
 }
 
-/** The supported locale a BCP 47 tag names: itself, else its language (`de-CH` → `de`); undefined for none. */
+const supported = new Map<string, Locale | null>();
+
+/** The supported locale a BCP 47 tag names: itself, else its language (`de-CH` → `de`); undefined for none. Remembered per tag. */
 export function supportedLocale(tag: string | null | undefined): Locale | undefined {
   if (!tag) return undefined;
+  const known = supported.get(tag);
+  if (known !== undefined) return known ?? undefined;
   const lower = tag.trim().toLowerCase();
-  if (lower in CATALOGUES) return lower;
   const language = lower.split(/[-_]/)[0]!;
-  return language in CATALOGUES ? language : undefined;
+  const locale = lower in CATALOGUES ? lower : language in CATALOGUES ? language : null;
+  if (supported.size > 1000) supported.clear();
+  supported.set(tag, locale);
+  return locale ?? undefined;
 }
 
 const accepted = new Map<string, Locale | null>();

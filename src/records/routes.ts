@@ -43,15 +43,22 @@ function responseSchema(spec: RecordSpec): TSchema {
 }
 
 /** CRUD routes of one resource, plus its extra routes. */
-export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox {
-  const { spec } = service;
+/** The input schemas of a record type: its list query and its create body (REST and GraphQL check the same). */
+export function recordSchemas(spec: RecordService['spec']) {
   const pair = spec.target ? pairOf(spec.target) : undefined;
-  const tags = [spec.path];
-  const response = responseSchema(spec);
-  const params = Type.Object({ id: Uuid });
   const targetBody: TProperties = pair ? { [pair.type]: Type.Optional(nullable(TARGET_TYPE)), [pair.id]: Type.Optional(nullable(Uuid)) } : {};
   const targetFilters: TProperties = pair ? { [pair.type]: Type.Optional(TARGET_TYPE), [pair.id]: Type.Optional(Uuid) } : {};
   const filters: TProperties = { ...targetFilters, ...Object.fromEntries(Object.entries(spec.filters ?? {}).map(([k, f]) => [k, f.schema])) };
+  const create = spec.create ? Type.Object({ ...spec.create, ...targetBody }, { additionalProperties: false }) : undefined;
+  return { pair, targetBody, list: listQuery(spec.sorts, filters), create };
+}
+
+export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox {
+  const { spec } = service;
+  const { targetBody, list, create } = recordSchemas(spec);
+  const tags = [spec.path];
+  const response = responseSchema(spec);
+  const params = Type.Object({ id: Uuid });
   const access = (action: string) => ({ access: { permission: `${spec.table}.${action}` } });
   const one = `${/^[aeiou]/.test(spec.label) ? 'an' : 'a'} ${spec.label}`;
   const base = `/${spec.path}`;
@@ -78,12 +85,12 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
       base,
       {
         config: access('read'),
-        schema: { tags, summary: `List ${spec.label}s`, querystring: listQuery(spec.sorts, filters), response: { 200: pageOf(response as ReturnType<typeof Type.Object>), ...problems(400, 401, 403, 404) } },
+        schema: { tags, summary: `List ${spec.label}s`, querystring: list, response: { 200: pageOf(response as ReturnType<typeof Type.Object>), ...problems(400, 401, 403, 404) } },
       },
       async (request) => service.list(requireTenant(request), request.query as unknown as ListQuery),
     );
 
-    if (spec.create) {
+    if (create) {
       app.post(
         base,
         {
@@ -91,7 +98,7 @@ export function recordRoutes(service: RecordService): FastifyPluginAsyncTypebox 
           schema: {
             tags,
             summary: `Create ${one}. Honours Idempotency-Key.`,
-            body: Type.Object({ ...spec.create, ...targetBody }, { additionalProperties: false }),
+            body: create,
             response: { 201: response, ...problems(400, 401, 403, 404, 409, 422) },
           },
         },

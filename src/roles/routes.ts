@@ -30,6 +30,7 @@ const RoleBody = {
   permissions: Type.Optional(Names),
   denied_permissions: Type.Optional(Names),
 };
+export const CreateRole = Type.Object({ name: Type.String({ maxLength: 100 }), ...RoleBody }, { additionalProperties: false });
 const IdParams = Type.Object({ role_id: Type.String({ format: 'uuid' }) });
 
 function view({ version: _v, ...role }: RoleView) {
@@ -68,7 +69,7 @@ export function roleRoutes(roles: RoleService): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['roles'],
           summary: 'Create a custom role (only with permissions you hold). Honours Idempotency-Key.',
-          body: Type.Object({ name: Type.String({ maxLength: 100 }), ...RoleBody }, { additionalProperties: false }),
+          body: CreateRole,
           response: { 201: RoleSchema, ...problems(400, 401, 403, 404, 409, 422) },
         },
       },

@@ -5,7 +5,7 @@ import { pageOf, problems } from '../http/schemas.js';
 import { SEARCH_TYPES } from './query.js';
 import type { SearchService } from './service.js';
 
-const SearchQuery = Type.Object(
+export const SearchQuery = Type.Object(
   {
     q: Type.String({
       minLength: 1,

@@ -30,6 +30,8 @@ const Body = {
   description: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
   parent_team_id: Type.Optional(Type.Union([Type.String({ format: 'uuid' }), Type.Null()])),
 };
+export const TeamListQuery = listQuery(TEAM_SORTS, { parent_team_id: Type.Optional(Type.String({ format: 'uuid' })) });
+export const CreateTeam = Type.Object({ name: Type.String({ maxLength: 200 }), ...Body }, { additionalProperties: false });
 const IdParams = Type.Object({ team_id: Type.String({ format: 'uuid' }) });
 const MemberParams = Type.Object({ team_id: Type.String({ format: 'uuid' }), user_id: Type.String({ format: 'uuid' }) });
 
@@ -44,7 +46,7 @@ export function teamRoutes(teams: TeamService): FastifyPluginAsyncTypebox {
       '/teams',
       {
         config: { access: { permission: 'teams.read' } },
-        schema: { tags: ['teams'], summary: 'List teams', querystring: listQuery(TEAM_SORTS, { parent_team_id: Type.Optional(Type.String({ format: 'uuid' })) }), response: { 200: pageOf(TeamSchema), ...problems(400, 401, 403, 404) } },
+        schema: { tags: ['teams'], summary: 'List teams', querystring: TeamListQuery, response: { 200: pageOf(TeamSchema), ...problems(400, 401, 403, 404) } },
       },
       async (request) => {
         const page = await teams.list(requireTenant(request), request.query);
@@ -56,7 +58,7 @@ export function teamRoutes(teams: TeamService): FastifyPluginAsyncTypebox {
       '/teams',
       {
         config: { access: { permission: 'teams.create' } },
-        schema: { tags: ['teams'], summary: 'Create a team. Honours Idempotency-Key.', body: Type.Object({ name: Type.String({ maxLength: 200 }), ...Body }, { additionalProperties: false }), response: { 201: TeamSchema, ...problems(400, 401, 403, 404, 409, 422) } },
+        schema: { tags: ['teams'], summary: 'Create a team. Honours Idempotency-Key.', body: CreateTeam, response: { 201: TeamSchema, ...problems(400, 401, 403, 404, 409, 422) } },
       },
       async (request, reply) => {
         return created(request, reply, await teams.create(requireTenant(request), request.body, actorFrom(request), idempotencyOf(request)));

@@ -42,6 +42,22 @@ export class TeamService {
     return this.one(tenantDb(this.db, tenant.schema), id);
   }
 
+  /** The live teams of each of `userIds`, by name: one statement for a whole page of users. */
+  async ofUsers(tenant: TenantContext, userIds: readonly string[]) {
+    const byUser = new Map<string, Awaited<ReturnType<TeamService['get']>>[]>(userIds.map((id) => [id, []]));
+    if (userIds.length === 0) return byUser;
+    const rows = await tenantDb(this.db, tenant.schema)
+      .selectFrom('team_members as tm')
+      .innerJoin('teams', 'teams.id', 'tm.team_id')
+      .select(['tm.user_id as member_id', ...COLUMNS.map((c) => `teams.${c}` as const)])
+      .where('tm.user_id', 'in', [...new Set(userIds)])
+      .where('teams.deleted_at', 'is', null)
+      .orderBy('teams.name')
+      .execute();
+    for (const { member_id, ...team } of rows) byUser.get(member_id)?.push(team as never);
+    return byUser;
+  }
+
   /** Creates a team; honours an idempotency key. */
   async create(tenant: TenantContext, input: TeamInput & { name: string }, actor: AuditActor, idempotency?: IdempotencyKey) {
     return once(tenantDb(this.db, tenant.schema), idempotency, async (trx) => ({ status: 201, body: await this.insert(trx, tenant, input, actor) }));

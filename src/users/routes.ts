@@ -13,7 +13,7 @@ const Status = Type.Union(USER_STATUSES.map((s) => Type.Literal(s)));
 
 const Profile = { ...ProfileFields, status: Type.Optional(Status) };
 
-const CreateUser = Type.Object(
+export const CreateUser = Type.Object(
   {
     email: Type.String({ maxLength: 254, examples: ['ada@acme.example'] }),
     password: Type.Optional(Type.String({ maxLength: 4096, description: 'Omit to invite: the user gets a set-password link by mail' })),
@@ -23,9 +23,9 @@ const CreateUser = Type.Object(
   { additionalProperties: false },
 );
 
-const UpdateUser = Type.Object({ email: Type.Optional(Type.String({ maxLength: 254 })), ...Profile }, { additionalProperties: false });
+export const UpdateUser = Type.Object({ email: Type.Optional(Type.String({ maxLength: 254 })), ...Profile }, { additionalProperties: false });
 
-const ListQuery = listQuery(USER_SORTS, {
+export const UserListQuery = listQuery(USER_SORTS, {
   status: Type.Optional(Status),
   role: Type.Optional(Type.String({ maxLength: 100 })),
   team: Type.Optional(Type.String({ format: 'uuid' })),
@@ -46,7 +46,7 @@ export function userRoutes(users: UserService): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/users',
-      { config: { access: { permission: 'users.read' } }, schema: { tags: ['users'], summary: 'List users', querystring: ListQuery, response: { 200: pageOf(UserSchema), ...problems(400, 401, 403, 404) } } },
+      { config: { access: { permission: 'users.read' } }, schema: { tags: ['users'], summary: 'List users', querystring: UserListQuery, response: { 200: pageOf(UserSchema), ...problems(400, 401, 403, 404) } } },
       // The page comes as JSON text from the database (see UserService.list).
       async (request, reply) => reply.type('application/json; charset=utf-8').send((await users.list(requireTenant(request), request.query)) as never),
     );

@@ -36,6 +36,8 @@ export class TestMailer implements Mailer {
 }
 
 export interface TestAppOptions {
+  /** Build the app as in production (no GraphiQL, no GraphQL introspection). */
+  readonly production?: boolean;
   readonly cache?: Cache;
   readonly authRateLimitPerMinute?: number;
   readonly keys?: JwtKeys;
@@ -94,7 +96,7 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
   if (options.events?.dispatch) services.dispatcher.start();
   const backupsDir = options.backupsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-backups-'));
   const lifecycle = new TenantLifecycle(db, schemas, tenants, { pool: poolOf(db), storage, backups: new LocalDiskStorage(backupsDir), secrets, changes: services.changes, maxArchiveBytes: 1024 ** 3 });
-  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false });
+  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false, production: options.production ?? false });
   app.addHook('onClose', () => services.dispatcher.stop());
   // A directory made here goes with the app.
   if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));

@@ -29,11 +29,21 @@ export const CLOSE = { goingAway: 1001, sessionEnded: 4401 } as const;
 const CHANNEL = 'realtime:events';
 const OPEN = 1;
 
+/** What the hub needs of a peer: a WebSocket, or a GraphQL subscription's stream (stream()). */
+export interface Peer {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  ping(): void;
+}
+
 /** One open socket: who it is, what it asked for, and its sends in order. */
 interface Subscriber {
   /** The language of the socket's error messages, negotiated at the upgrade. */
   readonly locale: Locale;
-  readonly socket: WebSocket;
+  readonly socket: Peer;
   readonly tenant: TenantContext;
   readonly principal: Principal;
   /** The API key the socket opened with (its validity is checked again), or null for a session. */
@@ -97,6 +107,75 @@ export class RealtimeHub {
     socket.on('message', (data, isBinary) => this.received(sub, isBinary ? null : data.toString()));
     socket.on('close', () => this.remove(sub));
     socket.on('error', () => socket.terminate());
+    await this.attach(sub);
+    this.send(sub, { type: 'ready', tenant_slug: tenant.slug, events: sub.filters });
+  }
+
+  /**
+   * The same stream as a socket's, as an async iterator of events (GraphQL subscriptions): the
+   * caller's permissions and standing decide each event exactly as for a socket; the iterator
+   * ends when the caller no longer stands or the hub closes.
+   */
+  stream(tenant: TenantContext, principal: Principal, apiKey: string | null, locale: Locale, filters: readonly string[]): AsyncIterableIterator<EventEnvelope> {
+    const queued: EventEnvelope[] = [];
+    let waiting: ((result: IteratorResult<EventEnvelope>) => void) | undefined;
+    let ended = false;
+    let bytes = 0;
+    const finish = () => {
+      if (ended) return;
+      ended = true;
+      this.remove(sub);
+      waiting?.({ value: undefined, done: true });
+      waiting = undefined;
+    };
+    const peer: Peer = {
+      get readyState() {
+        return ended ? 3 : OPEN;
+      },
+      get bufferedAmount() {
+        return bytes;
+      },
+      send: (data) => {
+        const message = JSON.parse(data) as EventEnvelope;
+        // Events only: the socket protocol's own messages (ready, pong) mean nothing here.
+        if (typeof message.type !== 'string' || !message.type.includes('.')) return;
+        if (waiting) {
+          waiting({ value: message, done: false });
+          waiting = undefined;
+        } else {
+          queued.push(message);
+          bytes += data.length;
+        }
+      },
+      close: finish,
+      terminate: finish,
+      ping: () => (sub.answered = true),
+    };
+    const sub: Subscriber = { socket: peer, tenant, principal, apiKey, locale, filters: filters.length ? [...new Set(filters)] : ['*'], answered: true, queue: Promise.resolve() };
+    const attached = this.closed ? Promise.resolve(finish()) : this.attach(sub);
+    const iterator: AsyncIterableIterator<EventEnvelope> = {
+      next: async () => {
+        await attached;
+        const value = queued.shift();
+        if (value) {
+          bytes -= JSON.stringify(value).length;
+          return { value, done: false };
+        }
+        if (ended) return { value: undefined, done: true };
+        return new Promise((resolve) => (waiting = resolve));
+      },
+      return: async () => {
+        finish();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /** Registers a subscriber with its tenant's stream; resolves once events flow to it. */
+  private async attach(sub: Subscriber): Promise<void> {
+    const { tenant } = sub;
     let set = this.bySchema.get(tenant.schema);
     if (!set) this.bySchema.set(tenant.schema, (set = new Set()));
     set.add(sub);
@@ -109,7 +188,6 @@ export class RealtimeHub {
       await this.subscribed;
     }
     this.heartbeat ??= setInterval(() => this.beat(), this.deps.options.heartbeatMs).unref();
-    this.send(sub, { type: 'ready', tenant_slug: tenant.slug, events: sub.filters });
   }
 
   private remove(sub: Subscriber): void {
@@ -231,4 +309,4 @@ export class RealtimeHub {
   }
 }
 
-const EVENT_PATTERN = /^(\*|[a-z_]{1,40}\.(\*|[a-z_]{1,40}))$/;
+export const EVENT_PATTERN = /^(\*|[a-z_]{1,40}\.(\*|[a-z_]{1,40}))$/;

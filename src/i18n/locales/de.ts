@@ -298,6 +298,7 @@ const de: Catalogue = {
   'reason.rrule_invalid': 'ist keine gültige RRULE nach RFC 5545',
 
   // Meldungen des Echtzeit-Sockets.
+  'graphql.too_costly': 'Die Operation kostet {cost, number} und überschreitet die Grenze von {limit, number}: Fragen Sie weniger Felder oder kleinere Seiten ab',
   'realtime.bad_message': 'Senden Sie ein JSON-Objekt mit "type": "subscribe" (und "events") oder "ping"',
   'realtime.events_list': 'events: muss eine Liste mit 1 bis {max, number} Ereignistypen oder Mustern sein',
   'realtime.event_unknown': 'events: {value} ist weder ein Ereignistyp noch "<resource>.*" oder "*"',

@@ -300,6 +300,7 @@ export default {
   'reason.rrule_invalid': 'is not a valid RFC 5545 RRULE',
 
   // Realtime socket messages.
+  'graphql.too_costly': 'the operation costs {cost, number}, over the limit of {limit, number}: ask for fewer fields or smaller pages',
   'realtime.bad_message': 'send a JSON object with "type": "subscribe" (and "events") or "ping"',
   'realtime.events_list': 'events: a list of 1 to {max, number} event types or patterns',
   'realtime.event_unknown': 'events: {value} is not an event type, "<resource>.*" or "*"',

@@ -298,6 +298,7 @@ const es: Catalogue = {
   'reason.rrule_invalid': 'no es una RRULE válida según el RFC 5545',
 
   // Mensajes del socket de tiempo real.
+  'graphql.too_costly': 'La operación cuesta {cost, number} y supera el límite de {limit, number}: solicite menos campos o páginas más pequeñas',
   'realtime.bad_message': 'Envíe un objeto JSON con "type": "subscribe" (y "events") o "ping"',
   'realtime.events_list': 'events: una lista de entre 1 y {max, number} tipos de evento o patrones',
   'realtime.event_unknown': 'events: {value} no es un tipo de evento, ni "<resource>.*" ni "*"',

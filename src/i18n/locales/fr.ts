@@ -298,6 +298,7 @@ const fr: Catalogue = {
   'reason.rrule_invalid': 'n’est pas une RRULE RFC 5545 valide',
 
   // Messages du socket temps réel.
+  'graphql.too_costly': 'l’opération coûte {cost, number}, au-delà de la limite de {limit, number}\u00a0: demandez moins de champs ou des pages plus petites',
   'realtime.bad_message': 'envoyez un objet JSON avec "type": "subscribe" (et "events") ou "ping"',
   'realtime.events_list': 'events\u00a0: une liste de 1 à {max, number} types ou motifs d’événements',
   'realtime.event_unknown': 'events\u00a0: {value} n’est ni un type d’événement, ni "<resource>.*", ni "*"',
