@@ -186,6 +186,43 @@ describe('batching and limits', () => {
   });
 });
 
+describe('abuse', () => {
+  it('aliases cannot multiply refusals, lookups or writes; a syntax tree is not a query; odd operations are 4xx', async () => {
+    const user = await seedUser(t, 'ga', { email: 'alias@ga.example', roles: ['viewer'] });
+    const role = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ga/roles', headers: bearer(t.tokens.ga), payload: { name: 'tasks_only', permissions: ['tasks.read'] } });
+    expect(role.statusCode).toBe(201);
+    expect((await t.app.inject({ method: 'PUT', url: `/api/v1/tenants/ga/users/${user.id}/roles`, headers: bearer(t.tokens.ga), payload: { roles: ['tasks_only'] } })).statusCode).toBe(200);
+    const token = (await login(t.app, 'ga', user.email)).access_token;
+    const denials = async () => (await rest('ga', t.tokens.ga, `audit-logs?action=auth.permission_denied&actor_user_id=${user.id}`)).total as number;
+    const before = await denials();
+    const aliases = Array.from({ length: 40 }, (_, i) => `r${i}: role(id: "00000000-0000-4000-8000-00000000000${i % 10}") { id }`).join(' ');
+    const refused = await gql('ga', token, `{ ${aliases} }`);
+    expect(refused.body.errors).toHaveLength(40);
+    expect(refused.body.errors!.every((e) => e.extensions.code === 'FORBIDDEN')).toBe(true);
+    expect(await denials()).toBe(before + 1);
+
+    const lookups = await gql('ga', token, `{ ${Array.from({ length: 501 }, (_, i) => `m${i}: me { id }`).join(' ')} }`);
+    expect(lookups.status).toBe(400);
+    expect(lookups.body.errors![0]!.message).toMatch(/over the limit of 5,000/);
+    const writes = await gql('ga', t.tokens.ga, `mutation { ${Array.from({ length: 51 }, (_, i) => `c${i}: createTeam(input: { name: "t${i}" }) { id }`).join(' ')} }`);
+    expect(writes.body.errors![0]!.message).toMatch(/over the limit of 5,000/);
+    expect((await rest('ga', t.tokens.ga, 'teams?search=t1')).total).toBe(0);
+
+    const tree = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/ga/graphql', headers: bearer(t.tokens.ga), payload: { query: JSON.stringify({ kind: 'Document', definitions: [] }) } });
+    expect(tree.json().errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    const overHttp = await gql('ga', t.tokens.ga, 'subscription { events { id } }');
+    expect(overHttp.status).toBeLessThan(500);
+    expect(overHttp.body.errors![0]!.extensions.code).toBe('BAD_USER_INPUT');
+    const two = await t.app.inject({ method: 'GET', url: `/api/v1/tenants/ga/graphql?query=${encodeURIComponent('query a { me { id } } query b { me { email } }')}`, headers: bearer(t.tokens.ga) });
+    expect(two.statusCode).toBe(400);
+    expect(two.json().errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    const named = await t.app.inject({ method: 'GET', url: `/api/v1/tenants/ga/graphql?operationName=b&query=${encodeURIComponent('query a { me { id } } query b { me { email } }')}`, headers: bearer(t.tokens.ga) });
+    expect(named.json()).toEqual({ data: { me: { email: 'admin@ga.example' } } });
+    const roles = await gql('ga', t.tokens.ga, 'mutation ($id: ID!, $roles: [String!]!) { setUserRoles(id: $id, roles: $roles) { id } }', { id: user.id, roles: Array.from({ length: 51 }, (_, i) => `r${i}`) });
+    expect(roles.body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', errors: [{ field: 'roles' }] });
+  });
+});
+
 describe('GraphiQL, introspection and GET outside production', () => {
   it('serves GraphiQL, answers introspection, and runs a query sent by GET (not a mutation)', async () => {
     const ide = await t.app.inject({ method: 'GET', url: '/api/v1/tenants/ga/graphiql' });
@@ -276,6 +313,11 @@ describe('subscriptions over graphql-transport-ws', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(limited.got.filter((m) => m.type === 'next').map((m) => m.payload.data.events.type)).toEqual(['note.created']);
     expect(neighbour.got.filter((m) => m.type === 'next')).toEqual([]);
-    for (const c of [admin, limited, neighbour, anonymous]) c.ws.close();
+    // The anonymous socket is closed after its refusal; a subscription is validated like a query.
+    await anonymous.until(() => anonymous.ws.readyState === WebSocket.CLOSED);
+    admin.subscribe('2', 'subscription { a: events { id } b: events { id } }');
+    admin.subscribe('3', 'subscription { events { nothing } }');
+    await admin.until(() => ['2', '3'].every((id) => admin.got.some((m) => m.type === 'error' && m.id === id)));
+    for (const c of [admin, limited, neighbour]) c.ws.close();
   });
 });

@@ -2,7 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ASTNode, ASTVisitor, FieldNode, FragmentDefinitionNode, GraphQLError as GraphQLErrorType, GraphQLNamedType, SelectionSetNode, ValidationContext } from 'graphql';
 import { graphql } from './graphql.js';
 import mercurius, { type IResolvers, type MercuriusContext } from 'mercurius';
-import { DomainError } from '../errors.js';
+import { DomainError, text as message } from '../errors.js';
+import { CLOSE } from '../events/realtime/hub.js';
+import type { WebSocket } from 'ws';
 import { describeError } from './errors.js';
 import { requestLocale } from '../http/locale.js';
 import { render, text, type Locale, type Text } from '../i18n/index.js';
@@ -10,7 +12,7 @@ import type { TenantServices as Services } from '../services.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { permissionGate } from '../auth/tenant-hook.js';
 import type { Principal } from '../auth/principal.js';
-import { camel, resolvers, type GraphContext } from './resolvers.js';
+import { askGate, camel, resolvers, type Connection, type GraphContext } from './resolvers.js';
 import { typeDefs } from './schema.js';
 
 /** The limits of one operation (docs/GRAPHQL.md): nesting depth, and cost (fields, lists multiplied by their page size). */
@@ -28,19 +30,20 @@ interface Context extends GraphContext {
  */
 export async function registerGraphql(app: FastifyInstance, services: Services, options: { production: boolean }): Promise<void> {
   const gate = permissionGate(services);
+  const validationRules = [costRule(GRAPHQL_LIMITS.cost), ...(options.production ? [NoSchemaIntrospectionCustomRule] : [])];
   await app.register(mercurius, {
     schema: typeDefs,
     resolvers: resolvers(services, gate) as unknown as IResolvers,
     path: '/graphql',
     graphiql: !options.production,
     queryDepth: GRAPHQL_LIMITS.depth,
-    validationRules: [costRule(GRAPHQL_LIMITS.cost), ...(options.production ? [NoSchemaIntrospectionCustomRule] : [])],
+    validationRules,
     loaders: {
       User: {
         // A page of users' teams in one statement, once the caller may read teams.
         teams: async (queries: { obj: { id: string } }[], ctx: MercuriusContext) => {
           const context = ctx as unknown as Context;
-          await gate(context.tenant, context.principal(), actorOf(context), 'teams.read', { method: 'GRAPHQL', route: 'User.teams' });
+          await askGate(gate, context, 'teams.read', 'User.teams');
           const byUser = await services.teams.ofUsers(context.tenant, queries.map((q) => q.obj.id));
           return queries.map((q) => (byUser.get(q.obj.id) ?? []).map(({ version: _v, ...team }) => Object.fromEntries(Object.entries(team).map(([k, v]) => [camel(k), v instanceof Date ? v.toISOString() : v]))));
         },
@@ -65,6 +68,7 @@ export async function registerGraphql(app: FastifyInstance, services: Services, 
         request,
         tenant: tenant as TenantContext,
         locale,
+        gates: new Map(),
         principal: () => {
           if (!principal) throw refusal;
           return principal;
@@ -73,24 +77,83 @@ export async function registerGraphql(app: FastifyInstance, services: Services, 
     },
     errorFormatter: (execution, ctx) => formatErrors(execution as never, ctx as unknown as Partial<Context>),
     subscription: {
-      // The caller is authenticated when it subscribes (resolvers.ts), from connection_init's headers or the upgrade's.
+      // The caller is authenticated when it subscribes (resolvers.ts), from connection_init's
+      // headers or the upgrade's; a socket that has not done so within a while is closed.
       onConnect: () => true,
-      context: async (_socket: unknown, request: FastifyRequest) => ({
+      context: async (socket: WebSocket, request: FastifyRequest) => ({
         request,
         tenant: request.tenant!,
         locale: await requestLocale(request),
+        gates: new Map(),
+        connection: connectionOf(socket),
         principal: () => {
           throw new DomainError('auth.credentials_required');
         },
       }),
     },
   });
+  // A query is GraphQL text: mercurius would otherwise take a JSON syntax tree, unchecked by the rules below.
+  app.graphql.addHook('preParsing', async (_schema, source, context) => {
+    if (/^\s*\{\s*"/.test(source)) throw new DomainError('request.invalid', message('graphql.not_a_document'));
+    // Over GET, the operation to run must be found before mercurius asks whether it is a query.
+    const request = (context as MercuriusContext).reply?.request;
+    if (request?.method === 'GET') {
+      const name = (request.query as { operationName?: unknown }).operationName;
+      if (!graphql.getOperationAST(graphql.parse(source), typeof name === 'string' ? name : undefined)) throw new DomainError('request.invalid', message('graphql.operation_unknown'));
+    }
+  });
+  // Subscriptions are validated like queries (mercurius checks only their depth): every rule, the cost included.
+  const rules = [...graphql.specifiedRules, ...validationRules];
+  app.graphql.addHook('preSubscriptionExecution', async (schema, document) => {
+    const errors = graphql.validate(schema, document, rules);
+    if (errors.length) throw errors[0];
+  });
 }
 
-function actorOf(context: Context) {
-  const { request } = context;
-  const p = context.principal();
-  return { actorUserId: p.userId, actorType: p.kind, sessionId: p.sessionId, ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null, requestId: request.id, scope: p.scope };
+/** How long a GraphQL socket may stay open without an authenticated subscription. */
+const UNAUTHENTICATED_MS = 10_000;
+
+function connectionOf(socket: WebSocket): Connection {
+  let authenticated = false;
+  const timer = setTimeout(() => authenticated || socket.close(CLOSE.sessionEnded, 'unauthenticated'), UNAUTHENTICATED_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  const connection: Connection = {
+    open: 0,
+    track(stream) {
+      authenticated = true;
+      connection.open++;
+      let done = false;
+      const end = () => {
+        if (done) return;
+        done = true;
+        connection.open--;
+        void stream.return?.();
+      };
+      socket.once('close', end);
+      return {
+        next: async () => {
+          const result = await stream.next();
+          if (result.done) end();
+          return result;
+        },
+        return: async () => {
+          end();
+          return { value: undefined, done: true };
+        },
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
+    },
+    refuse() {
+      if (!authenticated) setTimeout(() => socket.close(CLOSE.sessionEnded, 'unauthenticated'), 50).unref();
+    },
+    close(code, reason) {
+      socket.close(code, reason);
+    },
+  };
+  return connection;
 }
 
 interface Execution {
@@ -109,7 +172,8 @@ function formatErrors(execution: Execution, ctx: Partial<Context>) {
   // A refused operation (parse, validation, depth) arrives as one error holding the list of reasons.
   const flat = execution.errors.flatMap((e) => {
     const cause = e.originalError ?? e;
-    const inner = cause instanceof DomainError ? undefined : (cause as { errors?: unknown }).errors;
+    // Only mercurius's own refusals (MER_ERR_*) carry a list of reasons worth showing.
+    const inner = String((cause as { code?: unknown }).code ?? '').startsWith('MER_ERR_') ? (cause as { errors?: unknown }).errors : undefined;
     return Array.isArray(inner) ? inner.map((v: Error) => ({ error: v, validation: true })) : [{ error: e as Error, validation: false }];
   });
   let status = 200;
@@ -158,14 +222,18 @@ function costRule(limit: number) {
       const size = field.arguments?.find((a) => a.name.value === 'pageSize')?.value;
       const paged = definition.args.some((a) => a.name === 'pageSize');
       const list = isListType(getNullableType(definition.type));
-      const multiplier = paged ? (size === undefined ? 20 : size.kind === Kind.INT ? Math.max(1, Number(size.value)) : 100) : list && !parent?.name.endsWith('Page') ? 20 : 1;
-      return 1 + multiplier * costOf(field.selectionSet, getNamedType(definition.type), seen);
+      const literal = size?.kind === Kind.INT ? Number.parseInt(size.value, 10) : Number.NaN;
+      const multiplier = paged ? (size === undefined ? 20 : Number.isFinite(literal) ? Math.min(Math.max(1, literal), 100) : 100) : list && !parent?.name.endsWith('Page') ? 20 : 1;
+      const own = 1 + multiplier * costOf(field.selectionSet, getNamedType(definition.type), seen);
+      // A root field is a lookup at least, a mutation a write: aliases of either are not free.
+      return parent === schema.getMutationType() ? Math.max(own, 100) : parent === schema.getQueryType() ? Math.max(own, 10) : own;
     };
     return {
       OperationDefinition(node) {
         const root = node.operation === 'query' ? schema.getQueryType() : node.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType();
         const cost = costOf(node.selectionSet, root, new Set());
-        if (cost > limit) context.reportError(translatable(text('graphql.too_costly', { cost, limit }), node));
+        // Fails closed: a cost that is not a number is over the limit too.
+        if (!(cost <= limit)) context.reportError(translatable(text('graphql.too_costly', { cost, limit }), node));
       },
     };
   };

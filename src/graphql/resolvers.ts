@@ -6,7 +6,7 @@ import { Type, type TSchema } from 'typebox';
 import type { AuditActor } from '../audit/audit.js';
 import { AuditQuery } from '../audit/routes.js';
 import type { PermissionGate } from '../auth/tenant-hook.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
 import type { EventEnvelope } from '../events/dispatcher.js';
 import { EVENT_PATTERN } from '../events/realtime/hub.js';
 import { actorFrom, type Principal } from '../http/context.js';
@@ -19,6 +19,8 @@ import type { TenantServices as Services } from '../services.js';
 import { CreateTeam, TeamListQuery } from '../teams/routes.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { CreateUser, UpdateUser, UserListQuery } from '../users/routes.js';
+import { SetRolesBody } from '../users/access-routes.js';
+import { SettingParams } from '../settings/routes.js';
 
 /** What every resolver of one request gets: the tenant, the caller (or why there is none), and the request. */
 export interface GraphContext {
@@ -27,6 +29,20 @@ export interface GraphContext {
   /** The authenticated caller; throws the authentication's refusal (401) when there is none. */
   readonly principal: () => Principal;
   readonly locale?: string;
+  /** The gate's answer per permission within this operation: each asked (and a refusal audited) once. */
+  readonly gates: Map<string, Promise<unknown>>;
+}
+
+/** The gate, asked once per permission per operation (aliases cannot multiply its checks or its audit rows). */
+export function askGate(gate: PermissionGate, ctx: GraphContext, permission: string, field: string): Promise<{ principal: Principal; actor: AuditActor }> {
+  const principal = ctx.principal();
+  const actor = actorFrom(ctx.request);
+  let asked = ctx.gates.get(permission);
+  if (!asked) {
+    asked = gate(ctx.tenant, principal, actor, permission, { method: 'GRAPHQL', route: field });
+    ctx.gates.set(permission, asked);
+  }
+  return asked.then(() => ({ principal, actor }));
 }
 
 type Args = Record<string, unknown>;
@@ -95,12 +111,7 @@ export function resolvers(services: Services, gate: PermissionGate) {
   };
 
   /** The caller, once it holds `permission` (else 401 or 403, audited as REST's). */
-  const allowed = async (ctx: GraphContext, permission: string, field: string): Promise<{ principal: Principal; actor: AuditActor }> => {
-    const principal = ctx.principal();
-    const actor = actorFrom(ctx.request);
-    await gate(ctx.tenant, principal, actor, permission, { method: 'GRAPHQL', route: field });
-    return { principal, actor };
-  };
+  const allowed = (ctx: GraphContext, permission: string, field: string) => askGate(gate, ctx, permission, field);
   const signedIn = (ctx: GraphContext) => ({ principal: ctx.principal(), actor: actorFrom(ctx.request) });
   const userOf = async (ctx: GraphContext, id: string) => toGraph(await users.get(ctx.tenant, id));
 
@@ -160,16 +171,28 @@ export function resolvers(services: Services, gate: PermissionGate) {
     Subscription: {
       events: {
         // Authenticated here, with the connection_init payload's headers over the upgrade's (a browser sends its token there).
-        subscribe: async (_: unknown, { types }: Args, ctx: GraphContext & { _connectionInit?: Record<string, unknown> }) => {
+        subscribe: async (_: unknown, { types }: Args, ctx: SubscriptionContext) => {
+          const locale = ctx.locale ?? 'en';
           try {
+            if (!ctx.connection) throw new DomainError('realtime.upgrade_required');
+            if (ctx.connection.open >= MAX_STREAMS) throw DomainError.invalid('events', text('reason.max_items', { limit: MAX_STREAMS }));
             const filters = checkInput<{ types: string[] }>(EventTypes, { types: types ?? [] }).types;
-            const { principal, apiKey } = await services.callers.authenticate({ ...ctx.request.headers, ...headersOf(ctx._connectionInit) }, ctx.tenant);
-            return services.realtime.stream(ctx.tenant, principal, apiKey, ctx.locale ?? 'en', filters);
+            // The tenant as it is now (suspended since the upgrade: refused), and the caller from connection_init's headers over the upgrade's.
+            const tenant = await services.directory.resolve(ctx.tenant.slug);
+            const { principal, apiKey } = await services.callers.authenticate({ ...ctx.request.headers, ...headersOf(ctx._connectionInit) }, tenant).catch((error: unknown) => {
+              ctx.connection?.refuse();
+              throw error;
+            });
+            return ctx.connection.track(services.realtime.stream(tenant, principal, apiKey, locale, filters, (code, reason) => ctx.connection?.close(code, reason)));
           } catch (error) {
-            throw subscriptionError(error, ctx.locale ?? 'en');
+            throw subscriptionError(error, locale);
           }
         },
-        resolve: (event: EventEnvelope) => ({ id: event.id, type: event.type, tenantSlug: event.tenant_slug, occurredAt: event.occurred_at, actorUserId: event.actor_user_id, data: event.data }),
+        // Over plain HTTP a subscription has no event to resolve: it needs the WebSocket.
+        resolve: (event: EventEnvelope | undefined) => {
+          if (!event?.id) throw new DomainError('realtime.upgrade_required');
+          return { id: event.id, type: event.type, tenantSlug: event.tenant_slug, occurredAt: event.occurred_at, actorUserId: event.actor_user_id, data: event.data };
+        },
       },
     },
     Mutation: {
@@ -189,7 +212,7 @@ export function resolvers(services: Services, gate: PermissionGate) {
       setUserRoles: async (_: unknown, { id, roles: names }: Args, ctx: GraphContext) => {
         const { principal, actor } = await allowed(ctx, 'users.update', 'setUserRoles');
         const userId = checkInput<{ id: string }>(IdArg, { id }).id;
-        await userAccess.setRoles(ctx.tenant, principal.userId, userId, names as string[], actor);
+        await userAccess.setRoles(ctx.tenant, principal.userId, userId, checkInput<{ roles: string[] }>(SetRolesBody, { roles: names }).roles, actor);
         return userOf(ctx, userId);
       },
       createRole: async (_: unknown, { input }: Args, ctx: GraphContext) => {
@@ -208,7 +231,7 @@ export function resolvers(services: Services, gate: PermissionGate) {
       },
       updateSetting: async (_: unknown, { key, value }: Args, ctx: GraphContext) => {
         const { actor } = await allowed(ctx, 'settings.update', 'updateSetting');
-        return toGraph(await settings.update(ctx.tenant, String(key), value, undefined, actor));
+        return toGraph(await settings.update(ctx.tenant, checkInput<{ setting_id: string }>(SettingParams, { setting_id: key }).setting_id, value, undefined, actor));
       },
     },
   };
@@ -231,6 +254,20 @@ async function allPages<T>(read: (page: number) => Promise<{ items: T[]; total: 
 }
 
 const IdArg = Type.Object({ id: Type.String({ format: 'uuid' }) });
+/** Streams one GraphQL socket may hold at once. */
+const MAX_STREAMS = 20;
+
+/** One GraphQL socket's state (graphql/plugin.ts): its open streams, and how it is closed. */
+export interface Connection {
+  open: number;
+  /** Counts a stream while it lives, and ends it when the socket closes. */
+  track<T>(stream: AsyncIterableIterator<T>): AsyncIterableIterator<T>;
+  /** A subscription whose caller did not authenticate: the socket closes after the error is sent. */
+  refuse(): void;
+  close(code: number, reason: string): void;
+}
+
+type SubscriptionContext = GraphContext & { _connectionInit?: Record<string, unknown>; connection?: Connection };
 const EventTypes = Type.Object({ types: Type.Array(Type.String({ pattern: EVENT_PATTERN.source }), { maxItems: 100 }) });
 
 /** The credentials a graphql-transport-ws client puts in its connection_init payload, as request headers. */

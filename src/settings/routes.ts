@@ -20,7 +20,7 @@ const SettingSchema = Type.Object(
   },
   { $id: 'Setting' },
 );
-const Params = Type.Object({ setting_id: Type.String({ maxLength: 200, description: 'The setting id, or its key' }) });
+export const SettingParams = Type.Object({ setting_id: Type.String({ maxLength: 200, description: 'The setting id, or its key' }) });
 
 function view<T extends { version: number }>({ version: _v, ...setting }: T) {
   return setting;
@@ -43,7 +43,7 @@ export function settingsRoutes(settings: SettingsService): FastifyPluginAsyncTyp
 
     app.get(
       '/settings/:setting_id',
-      { config: { access: { permission: 'settings.read' } }, schema: { tags: ['settings'], summary: 'Get a setting (by id or key)', params: Params, response: { 200: SettingSchema, ...problems(400, 401, 403, 404) } } },
+      { config: { access: { permission: 'settings.read' } }, schema: { tags: ['settings'], summary: 'Get a setting (by id or key)', params: SettingParams, response: { 200: SettingSchema, ...problems(400, 401, 403, 404) } } },
       async (request, reply) => {
         const setting = await settings.get(requireTenant(request), request.params.setting_id);
         setEtag(reply, setting.version);
@@ -58,7 +58,7 @@ export function settingsRoutes(settings: SettingsService): FastifyPluginAsyncTyp
         schema: {
           tags: ['settings'],
           summary: 'Set a value (checked against the type and constraints); honours If-Match',
-          params: Params,
+          params: SettingParams,
           body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false, required: ['value'] }),
           response: { 200: SettingSchema, ...problems(400, 401, 403, 404, 412) },
         },

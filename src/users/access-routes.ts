@@ -17,6 +17,8 @@ const ReasonSchema = Type.Object({
 });
 
 /** Users' roles and permissions (the rest of `users/...` builds on these). */
+export const SetRolesBody = Type.Object({ roles: Type.Array(Type.String({ maxLength: 100 }), { maxItems: 50 }) }, { additionalProperties: false });
+
 export function userAccessRoutes(users: UserAccessService): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
@@ -50,7 +52,7 @@ export function userAccessRoutes(users: UserAccessService): FastifyPluginAsyncTy
           tags: ['users'],
           summary: "Replace a user's roles",
           params: UserParams,
-          body: Type.Object({ roles: Type.Array(Type.String({ maxLength: 100 }), { maxItems: 50 }) }, { additionalProperties: false }),
+          body: SetRolesBody,
           response: { 200: UserSchema, ...problems(400, 401, 403, 404, 409) },
         },
       },

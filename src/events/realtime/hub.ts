@@ -116,7 +116,7 @@ export class RealtimeHub {
    * caller's permissions and standing decide each event exactly as for a socket; the iterator
    * ends when the caller no longer stands or the hub closes.
    */
-  stream(tenant: TenantContext, principal: Principal, apiKey: string | null, locale: Locale, filters: readonly string[]): AsyncIterableIterator<EventEnvelope> {
+  stream(tenant: TenantContext, principal: Principal, apiKey: string | null, locale: Locale, filters: readonly string[], onEnd?: (code: number, reason: string) => void): AsyncIterableIterator<EventEnvelope> {
     const queued: EventEnvelope[] = [];
     let waiting: ((result: IteratorResult<EventEnvelope>) => void) | undefined;
     let ended = false;
@@ -147,15 +147,27 @@ export class RealtimeHub {
           bytes += data.length;
         }
       },
-      close: finish,
-      terminate: finish,
+      // The hub ends the stream (the caller no longer stands, shutdown): the consumer hears why.
+      close: (code = CLOSE.goingAway, reason = '') => {
+        if (!ended) onEnd?.(code, reason);
+        finish();
+      },
+      terminate: () => {
+        if (!ended) onEnd?.(CLOSE.goingAway, 'dropped');
+        finish();
+      },
       ping: () => (sub.answered = true),
     };
     const sub: Subscriber = { socket: peer, tenant, principal, apiKey, locale, filters: filters.length ? [...new Set(filters)] : ['*'], answered: true, queue: Promise.resolve() };
     const attached = this.closed ? Promise.resolve(finish()) : this.attach(sub);
     const iterator: AsyncIterableIterator<EventEnvelope> = {
       next: async () => {
-        await attached;
+        try {
+          await attached;
+        } catch (error) {
+          finish();
+          throw error;
+        }
         const value = queued.shift();
         if (value) {
           bytes -= JSON.stringify(value).length;

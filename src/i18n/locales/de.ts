@@ -299,6 +299,8 @@ const de: Catalogue = {
 
   // Meldungen des Echtzeit-Sockets.
   'graphql.too_costly': 'Die Operation kostet {cost, number} und überschreitet die Grenze von {limit, number}: Fragen Sie weniger Felder oder kleinere Seiten ab',
+  'graphql.not_a_document': 'Die Abfrage muss ein GraphQL-Dokument (Text) sein, kein Syntaxbaum',
+  'graphql.operation_unknown': 'Geben Sie die auszuführende Operation an (operationName): Das Dokument enthält mehrere oder keine mit diesem Namen',
   'realtime.bad_message': 'Senden Sie ein JSON-Objekt mit "type": "subscribe" (und "events") oder "ping"',
   'realtime.events_list': 'events: muss eine Liste mit 1 bis {max, number} Ereignistypen oder Mustern sein',
   'realtime.event_unknown': 'events: {value} ist weder ein Ereignistyp noch "<resource>.*" oder "*"',

@@ -301,6 +301,8 @@ export default {
 
   // Realtime socket messages.
   'graphql.too_costly': 'the operation costs {cost, number}, over the limit of {limit, number}: ask for fewer fields or smaller pages',
+  'graphql.not_a_document': 'the query must be a GraphQL document (text), not a syntax tree',
+  'graphql.operation_unknown': 'name the operation to run (operationName): the document has several, or none by that name',
   'realtime.bad_message': 'send a JSON object with "type": "subscribe" (and "events") or "ping"',
   'realtime.events_list': 'events: a list of 1 to {max, number} event types or patterns',
   'realtime.event_unknown': 'events: {value} is not an event type, "<resource>.*" or "*"',

@@ -299,6 +299,8 @@ const es: Catalogue = {
 
   // Mensajes del socket de tiempo real.
   'graphql.too_costly': 'La operación cuesta {cost, number} y supera el límite de {limit, number}: solicite menos campos o páginas más pequeñas',
+  'graphql.not_a_document': 'La consulta debe ser un documento GraphQL (texto), no un árbol sintáctico',
+  'graphql.operation_unknown': 'Indique la operación que debe ejecutarse (operationName): el documento contiene varias o ninguna con ese nombre',
   'realtime.bad_message': 'Envíe un objeto JSON con "type": "subscribe" (y "events") o "ping"',
   'realtime.events_list': 'events: una lista de entre 1 y {max, number} tipos de evento o patrones',
   'realtime.event_unknown': 'events: {value} no es un tipo de evento, ni "<resource>.*" ni "*"',

@@ -299,6 +299,8 @@ const fr: Catalogue = {
 
   // Messages du socket temps réel.
   'graphql.too_costly': 'l’opération coûte {cost, number}, au-delà de la limite de {limit, number}\u00a0: demandez moins de champs ou des pages plus petites',
+  'graphql.not_a_document': 'la requête doit être un document GraphQL (texte), pas un arbre syntaxique',
+  'graphql.operation_unknown': 'indiquez l’opération à exécuter (operationName)\u00a0: le document en contient plusieurs, ou aucune de ce nom',
   'realtime.bad_message': 'envoyez un objet JSON avec "type": "subscribe" (et "events") ou "ping"',
   'realtime.events_list': 'events\u00a0: une liste de 1 à {max, number} types ou motifs d’événements',
   'realtime.event_unknown': 'events\u00a0: {value} n’est ni un type d’événement, ni "<resource>.*", ni "*"',
