@@ -6,7 +6,7 @@ import { DomainError, text as message } from '../errors.js';
 import { CLOSE } from '../events/realtime/hub.js';
 import type { WebSocket } from 'ws';
 import { describeError } from './errors.js';
-import { requestLocale } from '../http/locale.js';
+import { cachedLocale, requestLocale } from '../http/locale.js';
 import { render, text, type Locale, type Text } from '../i18n/index.js';
 import type { TenantServices as Services } from '../services.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -37,6 +37,8 @@ export async function registerGraphql(app: FastifyInstance, services: Services, 
     path: '/graphql',
     graphiql: !options.production,
     queryDepth: GRAPHQL_LIMITS.depth,
+    // A query seen once more is compiled to JavaScript (graphql-jit): the hot reads skip the generic executor.
+    jit: 1,
     validationRules,
     loaders: {
       User: {
@@ -62,7 +64,9 @@ export async function registerGraphql(app: FastifyInstance, services: Services, 
           refusal = error;
         }
       }
-      const locale = await requestLocale(request);
+      // The caller's state was just loaded by the authentication: its locale is known without waiting.
+      const locale = cachedLocale(request);
+      request.locale = locale;
       reply.header('content-language', locale);
       return {
         request,

@@ -41,7 +41,7 @@ export async function requestLocale(request: FastifyRequest): Promise<Locale> {
 }
 
 /** The same choice from cached state only, without a promise (every answer's Content-Language). */
-function cachedLocale(request: FastifyRequest): Locale {
+export function cachedLocale(request: FastifyRequest): Locale {
   const sources = request.server.localeSources;
   const { tenant, principal } = request;
   const user = sources && tenant && principal ? sources.userLocale(tenant, principal.userId, true) : undefined;
