@@ -15,9 +15,19 @@ export function mailReader(user: { readonly locale?: string | null; readonly tim
   return { locale, timeZone };
 }
 
+const dateFormats = new Map<string, Intl.DateTimeFormat>();
+
 /** A date and time as the reader reads them: their language's order and words, their zone, the zone named. */
 export function readerDate(reader: MailReader, date: Date): string {
-  return new Intl.DateTimeFormat(reader.locale, { year: 'numeric', month: 'long', day: 'numeric', hour: 'numeric', minute: '2-digit', timeZone: reader.timeZone, timeZoneName: 'short' }).format(date);
+  // A formatter is costly to build: one per language and zone.
+  const id = `${reader.locale} ${reader.timeZone}`;
+  let format = dateFormats.get(id);
+  if (!format) {
+    format = new Intl.DateTimeFormat(reader.locale, { year: 'numeric', month: 'long', day: 'numeric', hour: 'numeric', minute: '2-digit', timeZone: reader.timeZone, timeZoneName: 'short' });
+    if (dateFormats.size > 1000) dateFormats.clear();
+    dateFormats.set(id, format);
+  }
+  return format.format(date);
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
