@@ -12,7 +12,7 @@ import type { TenantServices as Services } from '../services.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { permissionGate } from '../auth/tenant-hook.js';
 import type { Principal } from '../auth/principal.js';
-import { askGate, camel, resolvers, type Connection, type GraphContext } from './resolvers.js';
+import { askGate, resolvers, toGraph, type Connection, type GraphContext } from './resolvers.js';
 import { typeDefs } from './schema.js';
 
 /** The limits of one operation (docs/GRAPHQL.md): nesting depth, and cost (fields, lists multiplied by their page size). */
@@ -47,7 +47,7 @@ export async function registerGraphql(app: FastifyInstance, services: Services, 
           const context = ctx as unknown as Context;
           await askGate(gate, context, 'teams.read', 'User.teams');
           const byUser = await services.teams.ofUsers(context.tenant, queries.map((q) => q.obj.id));
-          return queries.map((q) => (byUser.get(q.obj.id) ?? []).map(({ version: _v, ...team }) => Object.fromEntries(Object.entries(team).map(([k, v]) => [camel(k), v instanceof Date ? v.toISOString() : v]))));
+          return queries.map((q) => (byUser.get(q.obj.id) ?? []).map((team) => toGraph(team)));
         },
       },
     },

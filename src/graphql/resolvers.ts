@@ -54,7 +54,7 @@ export const camel = (name: string) => name.replace(/_([a-z0-9])/g, (_, c: strin
 const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const fromInput = (input: Args) => Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined).map(([k, v]) => [snake(k), v]));
 /** A REST row as GraphQL's object (its `version` is the REST ETag, not a field). */
-function toGraph(row: object, renames: Record<string, string> = {}): Row {
+export function toGraph(row: object, renames: Record<string, string> = {}): Row {
   return Object.fromEntries(Object.entries(row).map(([k, v]) => [renames[k] ?? camel(k), v instanceof Date ? v.toISOString() : v]));
 }
 const page = (p: { items: readonly object[]; total: number; page: number; page_size: number }, renames?: Record<string, string>) => ({ items: p.items.map((r) => toGraph(r, renames)), total: p.total, page: p.page, pageSize: p.page_size });
