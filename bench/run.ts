@@ -260,14 +260,32 @@ async function buildService(): Promise<string> {
   return path.join(out, 'main.js');
 }
 
-/** CHECKPOINT needs the cluster's superuser (or pg_checkpoint), which the harness's owner is not. */
-async function checkpoint(superuserUrl: string): Promise<void> {
+/** Runs `fn` as the cluster's superuser (CHECKPOINT and ALTER SYSTEM need it; the harness's owner is not one). */
+async function asSuperuser(superuserUrl: string, fn: (db: Database['db']) => Promise<unknown>): Promise<void> {
   const admin = createDatabase({ url: superuserUrl, max: 1, connectionTimeoutMs: 10_000, applicationName: 'system-service-bench' });
   try {
-    await sql`CHECKPOINT`.execute(admin.db);
+    await fn(admin.db);
   } finally {
     await admin.close();
   }
+}
+
+async function checkpoint(superuserUrl: string): Promise<void> {
+  await asSuperuser(superuserUrl, (db) => sql`CHECKPOINT`.execute(db));
+}
+
+/**
+ * The large cluster's population is set-up, not a measurement: it is written without fsync, and
+ * the cluster is made durable (settings restored, CHECKPOINT, sync) before anything is measured.
+ */
+const BULK_SETTINGS = ['fsync', 'synchronous_commit', 'full_page_writes'];
+async function bulkLoad(superuserUrl: string, on: boolean): Promise<void> {
+  await asSuperuser(superuserUrl, async (db) => {
+    for (const name of BULK_SETTINGS) await sql.raw(on ? `ALTER SYSTEM SET ${name} = off` : `ALTER SYSTEM RESET ${name}`).execute(db);
+    await sql`SELECT pg_reload_conf()`.execute(db);
+    if (!on) await sql`CHECKPOINT`.execute(db);
+  });
+  if (!on) await execFileAsync('sync');
 }
 
 async function main() {
@@ -318,19 +336,14 @@ async function main() {
       for (let i = 0; i < rows.length; i += 500) await db.withSchema('shared').insertInto('tenants').values(rows.slice(i, i + 500)).execute();
       const t = performance.now();
       const result = await new SchemaManager(db, tenantMigrations, managed).migrateAll({ concurrency: 2 });
-      log(`provisioned ${result.migrated} tenants in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-      for (let i = from; i < to; i++) {
-        const tdb = tenantDb(db, `tenant_t${i}`);
-        const roles = await tdb.selectFrom('roles').select(['id', 'name']).where('name', 'in', ['admin', 'user']).execute();
-        const roleId = (name: string) => roles.find((r) => r.name === name)!.id;
-        const users = await tdb
-          .insertInto('users')
-          .values(Array.from({ length: 50 }, (_, u) => ({ email: `user${u}@t${i}.example`, first_name: `User ${u}`, password_hash: hash })))
-          .returning('id')
-          .execute();
-        // As the API would leave them: the first an admin, every other user with the default role.
-        await tdb.insertInto('user_roles').values(users.map((u, n) => ({ user_id: u.id, role_id: roleId(n === 0 ? 'admin' : 'user') }))).execute();
-      }
+      const seconds = (performance.now() - t) / 1000;
+      log(`provisioned ${result.migrated} tenants in ${seconds.toFixed(1)} s`);
+      // Two seeders, one tenant at a time each.
+      let nextTenant = from;
+      const seeder = async () => {
+        for (let i = nextTenant++; i < to; i = nextTenant++) await seedUsers(db, i);
+      };
+      await Promise.all([seeder(), seeder()]);
       // Bulk-seeded tables have no planner statistics yet: autovacuum analyzes a table only after
       // more than 50 changes (+10%), which a running tenant's logins and edits reach but this
       // seeding (50 users) does not. The measured tenants are analyzed as a running system's
@@ -339,6 +352,19 @@ async function main() {
         const tables = await sql<{ t: string }>`SELECT tablename AS t FROM pg_tables WHERE schemaname = ${`tenant_t${i}`}`.execute(db);
         for (const { t } of tables.rows) await sql`ANALYZE ${sql.id(`tenant_t${i}`, t)}`.execute(db);
       }
+      return seconds;
+    };
+    /** Tenant t<i>'s 50 users, the first an admin and every other one with the default role, as the API would leave them. */
+    const seedUsers = async (db: Database['db'], i: number) => {
+      const tdb = tenantDb(db, `tenant_t${i}`);
+      const roles = await tdb.selectFrom('roles').select(['id', 'name']).where('name', 'in', ['admin', 'user']).execute();
+      const roleId = (name: string) => roles.find((r) => r.name === name)!.id;
+      const users = await tdb
+        .insertInto('users')
+        .values(Array.from({ length: 50 }, (_, u) => ({ email: `user${u}@t${i}.example`, first_name: `User ${u}`, password_hash: hash })))
+        .returning('id')
+        .execute();
+      await tdb.insertInto('user_roles').values(users.map((u, n) => ({ user_id: u.id, role_id: roleId(n === 0 ? 'admin' : 'user') }))).execute();
     };
     await register(db, 0, SMALL);
 
@@ -514,9 +540,23 @@ async function main() {
     // above, seeded and analyzed alike in both clusters.
     const largeDir = path.join(dataDir, 'large');
     const large = await cluster(largeDir);
-    await register(large.db, 0, LARGE, large.roles);
-    // The provisioning's WAL would otherwise be checkpointed (written and fsynced) during the
-    // scale runs; a checkpoint now measures the steady state after it.
+    await bulkLoad(large.superuserUrl, true);
+    const populatedSeconds = await register(large.db, 0, LARGE, large.roles);
+    // Durable again before anything is measured; the provisioning's WAL would otherwise be
+    // checkpointed (written and fsynced) during the scale runs.
+    await bulkLoad(large.superuserUrl, false);
+    // Provisioning one more tenant with LARGE already there, durably: cold, then from a spare.
+    const coldAtScale: number[] = [];
+    const largeSchemas = new SchemaManager(large.db, tenantMigrations, large.roles);
+    for (let i = 0; i < COLD_RUNS; i++) coldAtScale.push(await time(() => largeSchemas.initializeTenantSchema(null, `tenant_cold_${i}`)));
+    const largeSpares = new SchemaManager(large.db, tenantMigrations, { spares: 2, ...large.roles });
+    const warmAtScale: number[] = [];
+    for (let i = 0; i < SPARE_RUNS; i++) {
+      await largeSpares.replenishSpares();
+      warmAtScale.push(await time(() => largeSpares.initializeTenantSchema(null, `tenant_warm_${i}`)));
+    }
+    await largeSpares.close();
+    log(`provision_tenant at ${LARGE} tenants: cold median ${median(coldAtScale).toFixed(0)} ms, from a spare median ${median(warmAtScale).toFixed(0)} ms`);
     await checkpoint(large.superuserUrl);
     const settledSeconds = await settleAutovacuum(large.db);
     await settleAutovacuum(db);
@@ -712,6 +752,13 @@ async function main() {
       webhook_delivery: { ...webhook.delivery, measured: 'create_user load in a tenant whose endpoint (in the harness) takes every user.created; latency from the event time (its transaction start) to arrival' },
       webhook_delivery_200: { ...steady.delivery, offered_rps: steady.load.rps, measured: 'notes created at a steady 200 per second in a tenant whose endpoint takes every note.created; latency from the event time to arrival' },
       provision_tenant: { cold_median_ms: Math.round(median(cold)), spare_median_ms: Math.round(median(warm)), runs: SPARE_RUNS, cold_runs: COLD_RUNS },
+      provision_at_scale: {
+        tenants: LARGE,
+        cold_median_ms: Math.round(median(coldAtScale)),
+        spare_median_ms: Math.round(median(warmAtScale)),
+        populated_seconds: Math.round(populatedSeconds),
+        measured: `one more tenant with ${LARGE} there, durably (median of ${COLD_RUNS} cold, ${SPARE_RUNS} from a spare); populated_seconds: the ${LARGE} schemas' creation, two at a time, written without fsync (set-up, made durable before the scale turns)`,
+      },
       migrate_all: { tenants: migrateAll.total, seconds: Number((migrateAll.duration_ms / 1000).toFixed(1)), failed: migrateAll.failed.length, concurrency: 4 },
       lifecycle: {
         tenant: { slug: big.slug, users: big.users, records: big.records, seed_s: Number(big.seconds.toFixed(1)), rounds: EXPORT_ROUNDS },
@@ -767,6 +814,7 @@ async function main() {
     const totals = scenarios.filter((s) => s.ratio_all_turns !== undefined).map((s) => `${s.name} ${s.ratio_all_turns!.toFixed(3)}`);
     process.stdout.write(`all turns         ${totals.join('; ')} (the requests of all turns against those of all the floor's)\n`);
     process.stdout.write(`provision_tenant  cold ${results.provision_tenant.cold_median_ms} ms (median of ${COLD_RUNS}), from a spare ${results.provision_tenant.spare_median_ms} ms (median of ${SPARE_RUNS})\n`);
+    process.stdout.write(`provision @${LARGE}  cold ${results.provision_at_scale.cold_median_ms} ms, from a spare ${results.provision_at_scale.spare_median_ms} ms; ${LARGE} schemas created in ${results.provision_at_scale.populated_seconds} s (no fsync)\n`);
     process.stdout.write(`migrate_all       ${results.migrate_all.tenants} schemas in ${results.migrate_all.seconds} s\n`);
     const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
     const exportRounds = EXPORT_ROUNDS > 1 ? `; rounds ${exportTenant.ratio_rounds.map((r) => r.toFixed(2)).join(', ')}` : '';
