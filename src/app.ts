@@ -74,16 +74,126 @@ const ACCEPT_LANGUAGE = {
   description: `The languages the caller reads, with quality values (RFC 9110), e.g. \`de-CH, fr;q=0.8\`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's \`locale.default\`. Supported: ${LOCALES.join(', ')} (GET /api/v1/locales).`,
 };
 const CONTENT_LANGUAGE = { type: 'string', description: 'The locale the answer\'s words are in (§15 negotiation).' };
+const X_REQUEST_ID = { type: 'string', pattern: REQUEST_ID.source, description: 'The request\'s id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id.' };
+const X_REQUEST_ID_ANSWER = { type: 'string', description: 'The request\'s id (the one sent, or a new one).' };
+// The headers a route reads besides these follow from its documented errors: only If-Match
+// answers 412, only a reused Idempotency-Key answers 422, only If-None-Match answers 304.
+const CONDITIONAL_HEADERS: readonly (readonly [status: string, name: string, schema: Record<string, unknown>])[] = [
+  ['412', 'if-match', { type: 'string', description: 'The ETag of the version the change is based on (from the last read or write); a stale one is 412, none (or `*`) changes whatever is current.' }],
+  ['422', 'idempotency-key', { type: 'string', minLength: 1, maxLength: 255, description: 'Makes the create safe to retry: the same caller, key and request get the first answer again for 24 hours; the key with another request is 422.' }],
+  ['304', 'if-none-match', { type: 'string', description: 'ETags the caller holds: 304 without a body when one is current.' }],
+];
+
+/** `a_b-c.json` as words: `['a', 'b', 'c']`. */
+const wordsOf = (segment: string) => segment.replace(/\.json$/, '').split(/[-_.]/).filter(Boolean);
+const pascal = (words: readonly string[]) => words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+// Path words that end in `s` without being plurals, and verbs that make a segment an action.
+const NOT_PLURAL = new Set(['analytics', 'jwks', 'status', 'access']);
+const ACTIONS = new Set(['aggregate', 'confirm', 'export', 'fork', 'import', 'initialize', 'login', 'logout', 'purge', 'refresh', 'request', 'restore', 'retry', 'rotate', 'search', 'unlock', 'verify']);
+const isPlural = (word: string) => word.endsWith('s') && !word.endsWith('ss') && !NOT_PLURAL.has(word);
+const singular = (word: string) => (!isPlural(word) ? word : word.endsWith('ies') ? `${word.slice(0, -3)}y` : word.slice(0, -1));
+const PAST: Record<string, string> = { create: 'created', replace: 'updated', update: 'updated', set: 'set', delete: 'deleted', restore: 'restored', unlock: 'unlocked', initialize: 'initialized', fork: 'forked', import: 'imported', purge: 'purged', retry: 'queued again', rotate: 'rotated', logout: 'logged out', confirm: 'confirmed', verify: 'verified', request: 'requested' };
+// Path words as a description says them.
+const SAID: Record<string, string> = { my: 'your', me: 'current user', api: 'API', jwks: 'public keys (JWKS)', ready: 'readiness', logacall: 'call log', logacalls: 'call logs' };
+
+interface Operation {
+  /** camelCase: the verb, then the nouns of the path, e.g. `listUserSessions`, `restoreNote`. */
+  readonly id: string;
+  /** What the answer holds, in words, e.g. `the user sessions`. */
+  readonly subject: string;
+  readonly verb: string;
+}
+
+/**
+ * An operation's name, from its method and route: the version prefix, the tenant prefix and
+ * `auth/` name nothing. A route's own `operationId` wins (where these rules read badly).
+ */
+export function operationOf(method: string, url: string): Operation {
+  const path = url.replace(/^\/api\/v1(?=\/|$)/, '').replace(/^\/tenants\/:tenant_slug(?=\/|$)/, '');
+  const segments = path.split('/').filter((s) => s && s !== 'auth' && s !== '.well-known');
+  const onItem = segments.at(-1)?.startsWith(':') ?? false;
+  // Each noun of the path, and whether a parameter names one of its members.
+  const nouns: { words: string[]; item: boolean }[] = [];
+  for (const segment of segments) {
+    if (segment.startsWith(':')) nouns[nouns.length - 1]!.item = true;
+    else nouns.push({ words: wordsOf(segment), item: false });
+  }
+  let verb: string;
+  let object: string[] = [];
+  const tail = onItem ? undefined : nouns.at(-1);
+  if (tail && ACTIONS.has(tail.words[0]!)) {
+    nouns.pop();
+    [verb, ...object] = tail.words as [string, ...string[]];
+  } else if (tail && isPlural(tail.words.at(-1)!)) {
+    verb = { GET: 'list', POST: 'create', PUT: 'set', DELETE: 'delete' }[method] ?? method.toLowerCase();
+  } else {
+    verb = { GET: 'get', POST: 'create', PUT: onItem ? 'replace' : 'set', PATCH: 'update', DELETE: 'delete' }[method] ?? method.toLowerCase();
+  }
+  // The last noun stays plural where the operation is on the collection (list, aggregate, ...).
+  const keepPlural = !onItem && verb !== 'create';
+  const words = nouns.flatMap(({ words: w, item }, i) => {
+    const last = i === nouns.length - 1;
+    const out = last && keepPlural && !item ? w : [...w.slice(0, -1), singular(w.at(-1)!)];
+    return out.map((word) => (word === 'me' && !(last && !item && object.length === 0) ? 'my' : word));
+  });
+  const said = [...words, ...object].map((w) => SAID[w] ?? w).join(' ');
+  const subject = said === '' ? '' : said.startsWith('your') ? said : `the ${said}`;
+  return { id: verb + pascal([...words, ...object]), subject, verb };
+}
+
+/** A 2xx answer's description where the route gives none, e.g. `The new user`. */
+function successDescription(op: Operation, status: string, schema: Record<string, unknown> | undefined): string {
+  const { verb, subject } = op;
+  const properties = schema?.properties as Record<string, unknown> | undefined;
+  const page = properties?.items !== undefined && properties.total !== undefined;
+  const past = PAST[verb];
+  const text =
+    status === '201' ? subject.replace(/^(the|your) /, '$1 new ')
+    : status === '202' ? `Accepted: ${subject || 'the request'} ${past ?? 'taken'}, the rest happens in the background`
+    : status === '204' ? `${subject ? `${subject} ${past ?? 'done'}` : (past ?? 'done')}; no body`
+    : page ? `A page of ${verb === 'search' ? 'matches' : subject.replace(/^the /, '')}, with the total`
+    : verb === 'get' || verb === 'list' ? subject
+    : verb === 'login' || verb === 'refresh' ? 'The access and refresh tokens'
+    : verb === 'verify' ? `The verification of ${subject}`
+    : verb === 'aggregate' ? `The aggregates of ${subject}`
+    : past ? `${subject}, ${past}`
+    : `The result (${verb})`;
+  return text[0]!.toUpperCase() + text.slice(1);
+}
+
+/**
+ * TypeBox writes a union of literals as `anyOf` of `const`s; the document says `enum` (what
+ * client generators turn into union types). Returns a copy; other schemas are copied as they are.
+ */
+export function withEnums(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withEnums);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, withEnums(v)]));
+  const members = out.anyOf as Record<string, unknown>[] | undefined;
+  if (!Array.isArray(members) || members.length === 0) return out;
+  // Nested unions of literals count as their literals: `anyOf: [anyOf [consts], null]`.
+  const flat = members.flatMap((m) => (m.enum && Object.keys(m).every((k) => k === 'type' || k === 'enum') ? (m.enum as unknown[]).map((value) => ({ type: m.type, const: value })) : [m]));
+  const literal = (m: Record<string, unknown>) => 'const' in m && Object.keys(m).every((k) => k === 'type' || k === 'const');
+  const isNull = (m: Record<string, unknown>) => m.type === 'null' && Object.keys(m).length === 1;
+  if (!flat.every((m) => literal(m) || isNull(m)) || !flat.some(literal)) return out;
+  const types = [...new Set(flat.map((m) => (isNull(m) ? 'null' : (m.type ?? typeof m.const) as string)))];
+  const values = flat.map((m) => (isNull(m) ? null : m.const));
+  const { anyOf: _anyOf, ...rest } = out;
+  return { ...rest, type: types.length === 1 ? types[0] : types, enum: values };
+}
 
 /**
  * How a route reads in the OpenAPI document: a path parameter of the prefix (`tenant_slug`)
- * is declared beside the route's own, and query parameters with a default are optional.
+ * is declared beside the route's own, query parameters with a default are optional, every
+ * operation has an `operationId` and its 2xx answers a description, the headers it reads are
+ * parameters, and unions of literals are enums.
  */
-function documentedRoute({ schema: routeSchema, url }: { schema: FastifySchema; url: string }): { schema: FastifySchema; url: string } {
-  const schema = routeSchema as Record<string, unknown> | undefined;
-  if (!schema) return { schema: routeSchema, url };
-  const out: Record<string, unknown> = { ...schema };
-  const params = schema.params as JsonSchema | undefined;
+function documentedRoute({ schema: routeSchema, url, route }: { schema: FastifySchema; url: string; route: { method: string | string[] } }): { schema: FastifySchema; url: string } {
+  const out = withEnums(routeSchema ?? {}) as Record<string, unknown>;
+  const method = Array.isArray(route.method) ? route.method[0]! : route.method;
+  const op = operationOf(method, url);
+  out.operationId ??= op.id;
+  const params = out.params as JsonSchema | undefined;
   const pathNames = [...url.matchAll(/:([a-z_]+)/g)].map((m) => m[1]!);
   if (params?.properties) {
     const missing = pathNames.filter((n) => !(n in params.properties!));
@@ -95,18 +205,24 @@ function documentedRoute({ schema: routeSchema, url }: { schema: FastifySchema; 
       };
     }
   }
-  const query = schema.querystring as JsonSchema | undefined;
+  const query = out.querystring as JsonSchema | undefined;
   if (query?.properties && query.required) {
     out.querystring = { ...query, required: query.required.filter((n) => (query.properties![n] as { default?: unknown } | undefined)?.default === undefined) };
   }
-  // §15: every route takes Accept-Language and answers with Content-Language.
-  const headers = (schema.headers as JsonSchema | undefined) ?? { type: 'object', properties: {} };
-  out.headers = { ...headers, properties: { 'accept-language': ACCEPT_LANGUAGE, ...headers.properties } };
-  if (schema.response) {
-    out.response = Object.fromEntries(
-      Object.entries(schema.response as Record<string, Record<string, unknown>>).map(([status, response]) => [status, { ...response, headers: { ...(response.headers as object | undefined), 'content-language': CONTENT_LANGUAGE } }]),
-    );
-  }
+  const responses = (out.response as Record<string, Record<string, unknown>> | undefined) ?? {};
+  // §15: every route takes Accept-Language and answers with Content-Language; X-Request-Id both ways.
+  const headers = (out.headers as JsonSchema | undefined) ?? { type: 'object', properties: {} };
+  const reads = CONDITIONAL_HEADERS.filter(([status]) => status in responses).map(([, name, header]) => [name, header]);
+  out.headers = { ...headers, properties: { 'accept-language': ACCEPT_LANGUAGE, 'x-request-id': X_REQUEST_ID, ...Object.fromEntries(reads), ...headers.properties } };
+  // A route without a success schema still names its answer: 101 for a WebSocket (426 to a plain GET), else 200.
+  const answers = Object.keys(responses).some((s) => s.startsWith('2') || s === '101') ? responses : { ...responses, ...('426' in responses ? { 101: { description: 'Switching Protocols: the socket is open', type: 'null' } } : { 200: {} }) };
+  out.response = Object.fromEntries(
+    Object.entries(answers).map(([status, response]) => {
+      const described = response.description !== undefined || response['x-response-description'] !== undefined;
+      const description = status.startsWith('2') && !described ? { 'x-response-description': successDescription(op, status, response) } : {};
+      return [status, { ...response, ...description, headers: { ...(response.headers as object | undefined), 'content-language': CONTENT_LANGUAGE, 'x-request-id': X_REQUEST_ID_ANSWER } }];
+    }),
+  );
   return { schema: out as FastifySchema, url };
 }
 

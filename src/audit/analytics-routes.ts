@@ -83,7 +83,7 @@ export function auditAnalyticsRoutes(analytics: AuditAnalyticsService): FastifyP
 
     app.get(
       '/audit-logs/analytics/security',
-      { config: { access: { permission: 'audit_logs.read' } }, schema: { tags: ['audit'], summary: SECURITY_SUMMARY, querystring: SecurityQuery, response: { 200: SecurityView, ...problems(400, 401, 403, 404) } } },
+      { config: { access: { permission: 'audit_logs.read' } }, schema: { tags: ['audit'], operationId: 'getSecurityAnalytics', summary: SECURITY_SUMMARY, querystring: SecurityQuery, response: { 200: SecurityView, ...problems(400, 401, 403, 404) } } },
       async (request) => analytics.security(requireTenant(request), request.query),
     );
   };

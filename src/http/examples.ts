@@ -15,7 +15,20 @@ type Schema = Record<string, unknown> & {
   const?: unknown;
   enum?: unknown[];
   minimum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  $ref?: string;
 };
+
+// Strings tried in turn where a schema has no format: the first its length and pattern allow.
+const TEXTS = ['text', 'https://acme.example/', 'acme'];
+
+function textOf(schema: Schema): string {
+  const fits = (s: string) => s.length >= (schema.minLength ?? 0) && s.length <= (schema.maxLength ?? Infinity) && (!schema.pattern || new RegExp(schema.pattern, 'u').test(s));
+  const given = schema.format ? FORMATS[schema.format] : undefined;
+  return [...(given ? [given] : []), ...TEXTS].find(fits) ?? given ?? 'x'.repeat(Math.max(1, schema.minLength ?? 1));
+}
 
 const FORMATS: Record<string, string> = {
   uuid: '3fa85f64-5717-4562-b3fc-2c963f66afa6',
@@ -45,12 +58,15 @@ export function exampleOf(schema: Schema | undefined, depth = 0): unknown {
     case 'array':
       return [exampleOf(schema.items, depth + 1)].filter((v) => v !== undefined);
     case 'string':
-      return (schema.format && FORMATS[schema.format]) ?? 'text';
+      return textOf(schema);
     case 'integer':
     case 'number':
       return schema.minimum ?? 1;
     case 'boolean':
       return true;
+    case undefined:
+      // A schema of any value (Type.Unknown): null is one; a reference is left alone.
+      return schema.$ref || schema.allOf || schema.oneOf || schema.not ? undefined : null;
     default:
       return undefined;
   }

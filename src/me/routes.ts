@@ -42,6 +42,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
         config: self,
         schema: {
           tags: ['me'],
+          operationId: 'updateMe',
           summary: 'Update your own profile (partial)',
           body: Type.Object(ProfileFields, { additionalProperties: false }),
           response: { 200: UserSchema, ...problems(400, 401, 403, 404, 409) },
@@ -71,7 +72,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
 
     app.post(
       '/me/email-verification',
-      { config: self, schema: { tags: ['me'], summary: 'Mail a verification link to your address', response: { 202: Type.Object({}), ...problems(401, 403, 404, 409) } } },
+      { config: self, schema: { tags: ['me'], operationId: 'requestEmailVerification', summary: 'Mail a verification link to your address', response: { 202: Type.Object({}), ...problems(401, 403, 404, 409) } } },
       async (request, reply) => {
         await deps.auth.requestEmailVerification(requireTenant(request), requireSession(request).userId, actorFrom(request));
         return reply.status(202).send({});

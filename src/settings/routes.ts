@@ -57,6 +57,7 @@ export function settingsRoutes(settings: SettingsService): FastifyPluginAsyncTyp
         config: { access: { permission: 'settings.update' } },
         schema: {
           tags: ['settings'],
+          operationId: 'updateSetting',
           summary: 'Set a value (checked against the type and constraints); honours If-Match',
           params: SettingParams,
           body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false, required: ['value'] }),

@@ -116,6 +116,7 @@ export function teamRoutes(teams: TeamService): FastifyPluginAsyncTypebox {
         config: { access: { permission: 'teams.update' } },
         schema: {
           tags: ['teams'],
+          operationId: 'setTeamMember',
           summary: 'Add a member, or change their role (member or lead)',
           params: MemberParams,
           body: Type.Object({ role: Type.Union(MEMBER_ROLES.map((r) => Type.Literal(r)), { default: 'member' }) }, { additionalProperties: false }),

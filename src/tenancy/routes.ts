@@ -189,6 +189,7 @@ export function tenantRoutes(service: TenantService, lifecycle: TenantLifecycle,
       {
         schema: {
           tags: ['platform'],
+          operationId: 'importTenant',
           summary: 'Create a tenant from an export archive (the body, application/gzip): checked whole first (a broken archive, a bad checksum, a newer schema version: 400), older schema versions migrated; users keep their passwords',
           security,
           querystring: Type.Object({ slug: NewSlug, name: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),

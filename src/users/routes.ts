@@ -138,6 +138,7 @@ export function userRoutes(users: UserService): FastifyPluginAsyncTypebox {
         config: { access: { permission: 'users.update' } },
         schema: {
           tags: ['users'],
+          operationId: 'setUserPermission',
           summary: 'Set a user-level permission override',
           params: Type.Object({ user_id: Type.String({ format: 'uuid' }), permission: Type.String({ maxLength: 100 }) }),
           body: Type.Object({ effect: Type.Union([Type.Literal('allow'), Type.Literal('deny')]), expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])) }, { additionalProperties: false }),

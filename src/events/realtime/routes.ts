@@ -45,6 +45,7 @@ export function realtimeRoutes(hub: RealtimeHub, tickets: RealtimeTickets, calle
       config: { access: 'public' },
       schema: {
         tags: ['realtime'],
+        operationId: 'connectRealtime',
         summary: 'The tenant\'s events as they happen, over a WebSocket',
         description: STREAM_DESCRIPTION,
         querystring: Type.Object({ ticket: Type.Optional(Type.String({ maxLength: 200, description: 'From POST realtime/tickets, when no header can be sent' })) }),

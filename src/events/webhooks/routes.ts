@@ -73,7 +73,7 @@ export function webhookRoutes(webhooks: WebhookService): FastifyPluginAsyncTypeb
           tags: ['webhooks'],
           summary: 'Add an endpoint; the answer holds its signing secret, shown only here (so no Idempotency-Key: a replay would keep the secret stored).',
           body: Type.Object({ url: Url, events: Events, description: Description, enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-          response: { 201: CreatedWebhookSchema, ...problems(400, 401, 403, 404, 409, 422) },
+          response: { 201: CreatedWebhookSchema, ...problems(400, 401, 403, 404, 409) },
         },
       },
       async (request, reply) => {
