@@ -492,6 +492,27 @@ async function main() {
     scenarios.push(turns(rounds.list, rounds.floor, floorGet));
     // GraphQL's read against the REST read of the same turns (goal: at least 0.7 of its rate).
     scenarios.push(turns(rounds.graphql, rounds.get, restGet));
+    // Metrics recording (§16): two fresh services alike but for METRICS=true|false, in turns;
+    // the ratio of on to off should sit in the noise.
+    const metricsServices = { on: await startService({ ...env, METRICS: 'true' }), off: await startService({ ...env, METRICS: 'false' }) };
+    const metricsReads = (which: 'on' | 'off') => {
+      const svc = metricsServices[which];
+      const reads = readsOf(svc.base, 't0', target, auth);
+      return (name: string, seconds?: number) => {
+        watched.service = svc.pid;
+        return reads.get(name, seconds);
+      };
+    };
+    const [getOn, getOff] = [metricsReads('on'), metricsReads('off')];
+    if (!short) {
+      await getOn('warm-up get_user_metrics_on', 5);
+      await getOff('warm-up get_user_metrics_off', 5);
+    }
+    const metricsRounds = await inRounds({ off: () => getOff('get_user_metrics_off'), on: () => getOn('get_user_metrics_on') });
+    const metricsOff = medianRound(metricsRounds.off);
+    scenarios.push(metricsOff, turns(metricsRounds.on, metricsRounds.off, metricsOff));
+    for (const svc of Object.values(metricsServices)) process.kill(svc.pid);
+    watched.service = service.pid;
     // Users are created in another tenant (t2): t0 keeps its 50 users, so the reads at 2,000
     // tenants list the same page of the same tenant as at 10 (a list over the ~2,000 users
     // create_user leaves behind is a different measure).

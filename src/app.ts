@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
 import { schemaController, validatorCompiler } from './http/compilers.js';
@@ -36,6 +36,7 @@ import { webhookRoutes } from './events/webhooks/routes.js';
 import { realtimeRoutes } from './events/realtime/routes.js';
 import websocket from '@fastify/websocket';
 import { registerGraphql } from './graphql/plugin.js';
+import { registerObservability, type ObservabilityOptions } from './observability/routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -53,6 +54,8 @@ export interface AppDeps {
   readonly readiness: Record<string, ReadinessCheck>;
   /** Production: no GraphiQL, no GraphQL introspection. */
   readonly production?: boolean;
+  /** /metrics and the request log line (METRICS, METRICS_TOKEN, METRICS_TENANT_LABELS). */
+  readonly observability?: ObservabilityOptions;
   /** A pino logger, or logger options; tests pass `false`. */
   readonly logger: FastifyBaseLogger | { level: string } | false;
   /** Proxies and timeouts (default: no proxy trusted, 30 s request, 10 s headers, 5 s keep-alive). */
@@ -226,6 +229,15 @@ function documentedRoute({ schema: routeSchema, url, route }: { schema: FastifyS
   return { schema: out as FastifySchema, url };
 }
 
+/**
+ * Names a plugin (`auth` for authRoutes): Fastify names an anonymous plugin
+ * by its source text, which would then be every trace span's and error's plugin name.
+ */
+function named<T extends object>(plugin: T, name: string): T {
+  Object.defineProperty(plugin, Symbol.for('fastify.display-name'), { value: name });
+  return plugin;
+}
+
 /** The HTTP application, without listening: main.ts listens, tests use `app.inject`. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -236,6 +248,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     childLoggerFactory: requestLogger,
+    // One line per request, written when it is answered (observability/plugin.ts).
+    logController: new LogController({ disableRequestLogging: true }),
     schemaController: schemaController(),
     bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
@@ -252,6 +266,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     answerLanguage(request, reply);
     done();
   });
+  registerObservability(app, { db: deps.services.db, local: deps.services.local, migrationStates: () => deps.tenants.migrationSummary() }, deps.observability);
   app.addHook('preValidation', (request, _reply, done) => done(nulError(request)));
   // Bodies are JSON (or multipart where a route says so): plain text is a 415, not a string body.
   app.removeContentTypeParser('text/plain');
@@ -289,7 +304,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(healthRoutes(deps.readiness));
+  await app.register(named(healthRoutes(deps.readiness), 'health'));
   app.get(
     '/.well-known/jwks.json',
     { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens (empty for HMAC algorithms)' } },
@@ -306,8 +321,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     async () => ({ default: DEFAULT_LOCALE, locales: [...LOCALES] }),
   );
-  await app.register(tenantRoutes(deps.tenants, deps.lifecycle, deps.keys), { prefix: '/api/v1/tenants' });
-  await app.register(migrationRoutes(deps.tenants, deps.keys), { prefix: '/api/v1/migrations' });
+  await app.register(named(tenantRoutes(deps.tenants, deps.lifecycle, deps.keys), 'tenants'), { prefix: '/api/v1/tenants' });
+  await app.register(named(migrationRoutes(deps.tenants, deps.keys), 'migrations'), { prefix: '/api/v1/migrations' });
 
   // Realtime sockets (events/realtime): client messages are small control messages.
   await app.register(websocket, { options: { maxPayload: 16_384 } });
@@ -317,7 +332,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('tenantRouteRules', rules);
   const { services } = deps;
   await app.register(
-    async (tenantApp) => {
+    named(async (tenantApp) => {
       tenantApp.addHook('onRoute', (route) => {
         // GraphQL authenticates in its context and answers refusals as GraphQL errors (graphql/plugin.ts).
         // Its schema is docs/schema.graphql, not the OpenAPI document.
@@ -331,21 +346,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         if (access !== 'public' && route.schema) route.schema = { ...route.schema, security: [{ bearer: [] }, { apiKey: [] }] };
       });
       tenantApp.addHook('onRequest', tenantAuthHook(services));
-      await tenantApp.register(authRoutes(services.auth));
-      await tenantApp.register(meRoutes({ users: services.users, auth: services.auth, apiKeys: services.apiKeys }));
-      await tenantApp.register(userAccessRoutes(services.userAccess));
-      await tenantApp.register(userRoutes(services.users));
-      await tenantApp.register(roleRoutes(services.roles));
-      await tenantApp.register(settingsRoutes(services.settings));
-      await tenantApp.register(auditRoutes(services.audit));
-      await tenantApp.register(auditAnalyticsRoutes(services.auditAnalytics));
-      await tenantApp.register(teamRoutes(services.teams));
-      for (const records of services.records) await tenantApp.register(recordRoutes(records));
-      await tenantApp.register(searchRoutes(services.search));
-      await tenantApp.register(webhookRoutes(services.webhooks));
-      await tenantApp.register(realtimeRoutes(services.realtime, services.realtimeTickets, services.callers));
+      await tenantApp.register(named(authRoutes(services.auth), 'auth'));
+      await tenantApp.register(named(meRoutes({ users: services.users, auth: services.auth, apiKeys: services.apiKeys }), 'me'));
+      await tenantApp.register(named(userAccessRoutes(services.userAccess), 'user-access'));
+      await tenantApp.register(named(userRoutes(services.users), 'user'));
+      await tenantApp.register(named(roleRoutes(services.roles), 'role'));
+      await tenantApp.register(named(settingsRoutes(services.settings), 'settings'));
+      await tenantApp.register(named(auditRoutes(services.audit), 'audit'));
+      await tenantApp.register(named(auditAnalyticsRoutes(services.auditAnalytics), 'audit-analytics'));
+      await tenantApp.register(named(teamRoutes(services.teams), 'team'));
+      for (const records of services.records) await tenantApp.register(named(recordRoutes(records), 'record'));
+      await tenantApp.register(named(searchRoutes(services.search), 'search'));
+      await tenantApp.register(named(webhookRoutes(services.webhooks), 'webhook'));
+      await tenantApp.register(named(realtimeRoutes(services.realtime, services.realtimeTickets, services.callers), 'realtime'));
       await registerGraphql(tenantApp, services, { production: deps.production ?? false });
-    },
+    }, 'tenant'),
     { prefix: '/api/v1/tenants/:tenant_slug' },
   );
   return app;

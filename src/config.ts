@@ -83,6 +83,8 @@ export interface Config {
     /** How long an idle keep-alive connection stays open between requests. */
     readonly keepAliveTimeoutMs: number;
   };
+  /** GET /metrics (docs/OPERATIONS.md): request histogram on or off, its Bearer token, the busiest tenants labelled. */
+  readonly metrics: { readonly enabled: boolean; readonly token: string | undefined; readonly tenantLabels: number };
   /** Claims a system token must carry (SPEC §10). */
   readonly systemToken: { readonly issuer: string; readonly audience: string };
   /** Events and webhooks (docs/EVENTS.md). */
@@ -205,6 +207,13 @@ function backupSchedule(env: Env): number | null {
   return every;
 }
 
+/** METRICS_TOKEN, if set: long enough not to be guessed. */
+function metricsToken(env: Env): string | undefined {
+  const token = optional(env, 'METRICS_TOKEN');
+  if (token !== undefined && token.length < 16) throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters (e.g. `openssl rand -hex 16`)');
+  return token;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const environment = oneOf(env, 'ENVIRONMENT', ENVIRONMENTS, 'development');
   const algorithm = oneOf(env, 'JWT_ALGORITHM', JWT_ALGORITHMS, 'HS256');
@@ -276,6 +285,11 @@ export function loadConfig(env: Env = process.env): Config {
     idempotencyKey,
     trustProxy: trustProxy(env),
     http: { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000) },
+    metrics: {
+      enabled: oneOf(env, 'METRICS', ['true', 'false'] as const, 'true') === 'true',
+      token: metricsToken(env),
+      tenantLabels: integer(env, 'METRICS_TENANT_LABELS', 0, 0, 1000),
+    },
     systemToken: { issuer: claim(env, 'SYSTEM_TOKEN_ISSUER', 'auth-service'), audience: claim(env, 'SYSTEM_TOKEN_AUDIENCE', 'system-service') },
     events: {
       allowPrivateNetworks: oneOf(env, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS', ['true', 'false'] as const, environment === 'production' ? 'false' : 'true') === 'true',

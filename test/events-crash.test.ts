@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
-import { createTestApp, TEST_CHANNEL_KEY, TEST_SECRET, type TestApp } from './support/app.js';
+import { childServiceEnv, createTestApp, type TestApp } from './support/app.js';
 import { exited, startTs } from './support/process.js';
 import { Receiver } from './support/receiver.js';
 import { bearer, login, seedTenant } from './support/tenants.js';
@@ -38,19 +38,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-const env = () => ({
-  DATABASE_URL: t.db.url,
-  JWT_SECRET_KEY: TEST_SECRET,
-  CHANNEL_SECRETS_KEY: TEST_CHANNEL_KEY.toString('hex'),
-  ENVIRONMENT: 'development',
-  SERVICE_PORT: '0',
-  SERVICE_HOST: '127.0.0.1',
-  LOG_LEVEL: 'info',
-  SPARE_SCHEMAS: '0',
-  EVENTS_POLL_MS: '100',
-  WEBHOOK_TIMEOUT_MS: '200',
-  REDIS_URL: undefined,
-});
+const env = () => childServiceEnv(t.db.url, { EVENTS_POLL_MS: '100', WEBHOOK_TIMEOUT_MS: '200' });
 
 it('delivers every committed event at least once across a SIGKILL mid-delivery', { timeout: 120_000 }, async () => {
   const committed: Record<string, string[]> = {};

@@ -1,19 +1,16 @@
 import { Algorithm, hash, verify } from '@node-rs/argon2';
 import { DomainError, text } from '../errors.js';
+import { traced } from '../observability/tracing.js';
 
 /** argon2id at OWASP's minimum (m=19 MiB, t=2, p=1); runs on the libuv pool, off the event loop. */
 export const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
 export function hashPassword(password: string): Promise<string> {
-  return hash(password, ARGON2_OPTIONS);
+  return traced('argon2.hash', () => hash(password, ARGON2_OPTIONS));
 }
 
-export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
-  try {
-    return await verify(passwordHash, password);
-  } catch {
-    return false;
-  }
+export function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  return traced('argon2.verify', () => verify(passwordHash, password).catch(() => false));
 }
 
 export interface PasswordPolicy {

@@ -1,3 +1,4 @@
+import { loginOutcomes } from '../observability/metrics.js';
 import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { AccessService } from '../access/service.js';
 import { auditRow, redact, writeAudit, type AuditActor } from '../audit/audit.js';
@@ -81,14 +82,17 @@ export class AuthService {
     const passwordOk = await verifyPassword(hash, input.password.slice(0, policy.password.maxLength * 4));
     if (!user || !user.password_hash) {
       await db.transaction().execute((trx) => writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', metadata: { identifier, reason: 'unknown_user' } }));
+      loginOutcomes.inc({ outcome: 'unknown_user' });
       throw new DomainError('auth.invalid_credentials');
     }
     const locked = user.locked_until !== null && user.locked_until > new Date();
     if (locked || !passwordOk || user.status !== 'active') {
       await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !passwordOk ? 'bad_password' : `status_${user.status}`, !locked && !passwordOk);
+      loginOutcomes.inc({ outcome: locked ? 'locked' : !passwordOk ? 'bad_password' : 'inactive' });
       throw new DomainError('auth.invalid_credentials');
     }
     if (policy.requireEmailVerification && !user.is_email_verified) {
+      loginOutcomes.inc({ outcome: 'email_not_verified' });
       throw new DomainError('auth.email_not_verified');
     }
 
@@ -114,6 +118,7 @@ export class AuthService {
       ),
     );
     const pair = await this.tokens(tenant, user.id, session.row.id, session.refreshToken, policy);
+    loginOutcomes.inc({ outcome: 'succeeded' });
     const { password_hash: _hash, locked_until: _locked, ...profile } = user;
     return { ...pair, user: { ...profile, last_login_at: now, updated_at: now, roles: pair.roles } };
   }

@@ -58,14 +58,26 @@ export class LocalCache {
   }
 
   get<T>(key: string): T | undefined {
-    if (!this.trusted()) return undefined;
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= Date.now()) {
-      this.entries.delete(key);
+    const entry = this.trusted() ? this.entries.get(key) : undefined;
+    const counts = this.countsOf(key);
+    if (!entry || entry.expiresAt <= Date.now()) {
+      if (entry) this.entries.delete(key);
+      counts.misses++;
       return undefined;
     }
+    counts.hits++;
     return entry.value as T;
+  }
+
+  /** Reads so far by cache (the key's prefix before its first `:`): the /metrics hit ratios. */
+  readonly counts = new Map<string, { hits: number; misses: number }>();
+
+  private countsOf(key: string): { hits: number; misses: number } {
+    const colon = key.indexOf(':');
+    const cache = colon > 0 ? key.slice(0, colon) : 'other';
+    let counts = this.counts.get(cache);
+    if (!counts) this.counts.set(cache, (counts = { hits: 0, misses: 0 }));
+    return counts;
   }
 
   /** Keeps `value` for `ttlMs` (the cache's own by default). */

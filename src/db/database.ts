@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
+import { poolAcquire } from '../observability/metrics.js';
 import type { PlatformDatabase } from './platform-types.js';
 import type { TenantDatabase } from './types.js';
 
@@ -272,12 +273,20 @@ class PreparingPool {
 
   /** One statement outside any transaction: a connection, the statement, the connection back. */
   async run(text: string, values: unknown[], role?: string): Promise<pg.QueryResult> {
-    const client = await this.pool.connect();
+    const client = await this.acquire();
     try {
       return await this.query(client, text, values, role);
     } finally {
       this.release(client);
     }
+  }
+
+  /** A pooled connection, the wait for it timed for /metrics. */
+  private async acquire(): Promise<pg.PoolClient> {
+    const started = performance.now();
+    const client = await this.pool.connect();
+    poolAcquire.observe((performance.now() - started) / 1000);
+    return client;
   }
 
   private release(client: pg.PoolClient, destroy?: boolean) {
@@ -289,7 +298,7 @@ class PreparingPool {
     return {
       end: () => this.pool.end(),
       connect: async () => {
-        const client = await this.pool.connect();
+        const client = await this.acquire();
         const wrapped = {
           query: async (text: string | pg.Submittable, values?: unknown[]) => (typeof text === 'string' ? this.statement(client, text, values, role) : client.query(text)),
           release: (destroy?: boolean) => this.release(client, destroy),

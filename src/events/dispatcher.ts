@@ -1,3 +1,4 @@
+import { eventDispatchLag, eventsDispatched, webhookDeliveries } from '../observability/metrics.js';
 import { Webhook } from 'standardwebhooks';
 import { sql, type Kysely } from 'kysely';
 import { tenantDb } from '../db/database.js';
@@ -128,7 +129,12 @@ export class EventDispatcher {
     const fanned = await this.fanOut(tdb, schema, slug);
     if (fanned === null) return false;
     const more = fanned.length === EVENTS_PER_PASS;
-    for (const envelope of fanned) this.hooks.onEvent?.(envelope, schema);
+    const now = Date.now();
+    for (const envelope of fanned) {
+      eventDispatchLag.observe((now - Date.parse(envelope.occurred_at)) / 1000);
+      this.hooks.onEvent?.(envelope, schema);
+    }
+    eventsDispatched.inc(fanned.length);
     await this.deliver(tdb, schema);
     await this.prune(tdb, schema);
     // The signals handled; then the next time this tenant has work, if any.
@@ -278,6 +284,7 @@ export class EventDispatcher {
   /** Records a run's successes, and the endpoint healthy again if it was failing. */
   private async succeeded(tdb: Kysely<TenantDatabase>, schema: string, first: Due, done: readonly { id: string; status: number }[]): Promise<void> {
     if (done.length === 0) return;
+    webhookDeliveries.inc({ outcome: 'succeeded' }, done.length);
     const now = new Date();
     await sql`
       UPDATE ${sql.id(schema, 'webhook_deliveries')} d SET status = 'succeeded', attempts = d.attempts + 1, last_status_code = v.status, last_error = NULL, delivered_at = ${now}, updated_at = ${now}
@@ -290,6 +297,7 @@ export class EventDispatcher {
     const d = run[i]!;
     const delays = this.options.retryDelaysMs;
     const last = d.attempts >= delays.length;
+    webhookDeliveries.inc({ outcome: last ? 'failed' : 'retrying' });
     await tdb
       .updateTable('webhook_deliveries')
       .set({

@@ -1,3 +1,4 @@
+import { traceIds } from '../observability/tracing.js';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, KINDS, kindOf } from '../error-codes.js';
 import { DomainError, reasonIn, type FieldError } from '../errors.js';
@@ -136,13 +137,19 @@ export function toProblem(error: unknown): Problem {
 }
 
 /** The problem+json body of a problem in `locale`: `type` and `status` from its code's kind (never translated), `title`, `detail` and reasons translated. */
+/** With tracing on, a problem names its trace beside its request id, to find it in the tracing backend. */
+function traceId(): { trace_id?: string } {
+  const { trace_id } = traceIds();
+  return trace_id ? { trace_id } : {};
+}
+
 export function problemBody(problem: Problem, requestId: string, locale: Locale = DEFAULT_LOCALE) {
   const kind = kindOf(problem.code);
   const status = problem.status ?? KINDS[kind].status;
   const title = problem.status && problem.status !== KINDS[kind].status ? render(locale, text('title.http_status', { status: problem.status })) : render(locale, text(`title.${kind}`));
   const detail = new DomainError(problem.code, problem.detail, problem.errors).detailIn(locale);
   const errors = problem.errors?.map((e) => ({ field: e.field, reason: reasonIn(locale, e) }));
-  return { type: problemType(kind), title, status, code: problem.code, detail, ...(errors ? { errors } : {}), request_id: requestId };
+  return { type: problemType(kind), title, status, code: problem.code, detail, ...(errors ? { errors } : {}), request_id: requestId, ...traceId() };
 }
 
 export async function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: Problem): Promise<FastifyReply> {

@@ -9,6 +9,7 @@ export const ProblemSchema = Type.Object(
     code: Type.String({ description: 'Stable machine code (`user.email_taken`, `permission.denied`, ...): docs/ERRORS.md lists them all' }),
     detail: Type.String(),
     request_id: Type.String(),
+    trace_id: Type.Optional(Type.String({ description: 'The OpenTelemetry trace of the request, when tracing is on' })),
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), reason: Type.String() }))),
   },
   { $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' },

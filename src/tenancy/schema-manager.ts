@@ -293,8 +293,36 @@ export class SchemaManager {
 
   /** Every schema's migration state (pending, running, done, failed), as GET /api/v1/migrations shows it. */
   async migrationStates(query: { state?: MigrationState; page: number; page_size: number }): Promise<MigrationStates> {
+    const states = this.statesQuery();
+    const [rows, summary] = await Promise.all([
+      sql<MigrationStateRow & { total: string }>`
+        SELECT *, count(*) OVER () AS total FROM (${states}) x
+        WHERE ${query.state ? sql`state = ${query.state}` : sql`true`}
+        ORDER BY schema_name LIMIT ${query.page_size} OFFSET ${(query.page - 1) * query.page_size}`.execute(this.db),
+      this.migrationSummary(),
+    ]);
+    return {
+      latest_version: this.latestVersion,
+      summary,
+      items: rows.rows.map(({ total: _total, status: _status, ...r }) => r),
+      total: Number(rows.rows[0]?.total ?? 0),
+      page: query.page,
+      page_size: query.page_size,
+    };
+  }
+
+  /** How many schemas are in each migration state (GET /api/v1/migrations' summary, and /metrics). */
+  async migrationSummary(): Promise<Record<MigrationState, number>> {
+    const counts = await sql<{ state: MigrationState; n: string }>`SELECT state, count(*) AS n FROM (${this.statesQuery()}) x GROUP BY state`.execute(this.db);
+    const summary = { pending: 0, running: 0, done: 0, failed: 0 };
+    for (const c of counts.rows) summary[c.state] = Number(c.n);
+    return summary;
+  }
+
+  /** Every schema with its migration state. */
+  private statesQuery() {
     // Running: a transaction holds the schema's advisory lock (every provisioning and migration takes it).
-    const states = sql`
+    return sql`
       SELECT k.*, CASE
         WHEN EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -308,23 +336,6 @@ export class SchemaManager {
                s.last_error, s.started_at, s.finished_at, s.last_duration_ms AS duration_ms
         FROM shared.tenant_schemas s FULL JOIN shared.tenants t ON t.schema_name = s.schema_name
       ) k`;
-    const [rows, counts] = await Promise.all([
-      sql<MigrationStateRow & { total: string }>`
-        SELECT *, count(*) OVER () AS total FROM (${states}) x
-        WHERE ${query.state ? sql`state = ${query.state}` : sql`true`}
-        ORDER BY schema_name LIMIT ${query.page_size} OFFSET ${(query.page - 1) * query.page_size}`.execute(this.db),
-      sql<{ state: MigrationState; n: string }>`SELECT state, count(*) AS n FROM (${states}) x GROUP BY state`.execute(this.db),
-    ]);
-    const summary = { pending: 0, running: 0, done: 0, failed: 0 };
-    for (const c of counts.rows) summary[c.state] = Number(c.n);
-    return {
-      latest_version: this.latestVersion,
-      summary,
-      items: rows.rows.map(({ total: _total, status: _status, ...r }) => r),
-      total: Number(rows.rows[0]?.total ?? 0),
-      page: query.page,
-      page_size: query.page_size,
-    };
   }
 
   async listTablesInSchema(schemaName: string): Promise<string[]> {

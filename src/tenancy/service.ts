@@ -136,6 +136,10 @@ export class TenantService {
     return this.schemas.migrationStates(query);
   }
 
+  migrationSummary(): Promise<Record<MigrationState, number>> {
+    return this.schemas.migrationSummary();
+  }
+
   async count(): Promise<number> {
     const row = await this.shared().selectFrom('tenants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     return Number(row.n);

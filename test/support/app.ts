@@ -54,10 +54,28 @@ export interface TestAppOptions {
   readonly events?: TenantServicesConfig['events'] & { dispatch?: boolean };
   /** Realtime settings (feed, heartbeat, buffer limit). */
   readonly realtime?: TenantServicesConfig['realtime'];
+  /** /metrics settings (token, tenant labels). */
+  readonly observability?: AppDeps['observability'];
 }
 
 /** The channel-secrets key of test instances. */
 export const TEST_CHANNEL_KEY = Buffer.alloc(32, 7);
+
+/** Environment for the service run as a child process (src/main.ts) against a test database. */
+export function childServiceEnv(databaseUrl: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET_KEY: TEST_SECRET,
+    CHANNEL_SECRETS_KEY: TEST_CHANNEL_KEY.toString('hex'),
+    ENVIRONMENT: 'development',
+    SERVICE_PORT: '0',
+    SERVICE_HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    SPARE_SCHEMAS: '0',
+    REDIS_URL: undefined,
+    ...extra,
+  };
+}
 
 export interface TestApp {
   readonly app: FastifyInstance;
@@ -96,7 +114,7 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
   if (options.events?.dispatch) services.dispatcher.start();
   const backupsDir = options.backupsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-backups-'));
   const lifecycle = new TenantLifecycle(db, schemas, tenants, { pool: poolOf(db), storage, backups: new LocalDiskStorage(backupsDir), secrets, changes: services.changes, maxArchiveBytes: 1024 ** 3 });
-  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false, production: options.production ?? false });
+  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false, production: options.production ?? false, observability: options.observability });
   app.addHook('onClose', () => services.dispatcher.stop());
   // A directory made here goes with the app.
   if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));

@@ -1564,6 +1564,8 @@ export interface components {
             code: string;
             detail: string;
             request_id: string;
+            /** @description The OpenTelemetry trace of the request, when tracing is on */
+            trace_id?: string;
             errors?: {
                 field: string;
                 reason: string;
