@@ -136,6 +136,24 @@ describe('GET /api/v1/tenants and /{tenant_id}', () => {
     expectProblem(await t.app.inject({ method: 'GET', url: '/api/v1/tenants?page=0', headers: auth() }), 400);
   });
 
+  it('searches tenants by slug or name and filters by status, counting only the matches', async () => {
+    await createTenant({ slug: 'zebra_one', name: 'Striped Horses Ltd' });
+    await createTenant({ slug: 'zebra_two', name: 'Other' });
+    const zebra2 = await t.app.inject({ method: 'PATCH', url: '/api/v1/tenants/zebra_two', headers: auth(), payload: { status: 'suspended' } });
+    expect(zebra2.statusCode).toBe(200);
+    const list = async (query: string) => (await t.app.inject({ method: 'GET', url: `/api/v1/tenants?${query}`, headers: auth() })).json();
+    const bySlug = await list('search=ZEBRA');
+    expect(bySlug.items.map((x: { slug: string }) => x.slug)).toEqual(['zebra_one', 'zebra_two']);
+    expect(bySlug.total).toBe(2);
+    expect((await list('search=striped')).items.map((x: { slug: string }) => x.slug)).toEqual(['zebra_one']);
+    expect(await list('search=zebra&status=suspended')).toMatchObject({ total: 1, items: [{ slug: 'zebra_two', tenant_status: 'suspended' }] });
+    // LIKE wildcards are text, not patterns.
+    expect((await list('search=%25')).total).toBe(0);
+    expect((await list('search=zebra&page_size=1&page=2')).items.map((x: { slug: string }) => x.slug)).toEqual(['zebra_two']);
+    const bad = expectProblem(await t.app.inject({ method: 'GET', url: '/api/v1/tenants?status=gone', headers: auth() }), 400);
+    expect(JSON.stringify(bad)).toContain('status');
+  });
+
   it('gets one tenant; 404 for an unknown id, 400 for a malformed one', async () => {
     const created = (await createTenant({ slug: 'getme' })).json();
     const res = await t.app.inject({ method: 'GET', url: `/api/v1/tenants/${created.id}`, headers: auth() });

@@ -33,6 +33,15 @@ const Tenant = Type.Object({
   updated_at: DateTime,
 });
 
+const TenantListQuery = Type.Object(
+  {
+    ...PaginationQuery.properties,
+    search: Type.Optional(Type.String({ maxLength: 200, description: 'Case-insensitive text in the slug or the name' })),
+    status: Type.Optional(Type.Unsafe<'active' | 'suspended'>({ type: 'string', enum: ['active', 'suspended'], description: "The registry's status" })),
+  },
+  { additionalProperties: false },
+);
+
 const TenantIdParams = Type.Object({ tenant_id: Type.String({ maxLength: 64, description: 'Tenant UUID or slug' }) });
 
 const Backup = Type.Object({
@@ -90,7 +99,7 @@ export function tenantRoutes(service: TenantService, lifecycle: TenantLifecycle,
     app.get(
       '',
       {
-        schema: { tags: ['platform'], summary: 'List tenants', security, querystring: PaginationQuery, response: { 200: pageOf(Tenant), ...problems(400, 401, 403) } },
+        schema: { tags: ['platform'], summary: 'List tenants, oldest first', security, querystring: TenantListQuery, response: { 200: pageOf(Tenant), ...problems(400, 401, 403) } },
       },
       async (request) => service.list(request.query),
     );

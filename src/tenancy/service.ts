@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { checkSlug, normalizeSlug, SLUG_PATTERN } from '../db/identifiers.js';
+import { likePattern } from '../db/listing.js';
 import { DomainError, FieldChecks, text } from '../errors.js';
 import { prepareFirstAdmin, type AdminInput } from './first-admin.js';
 import type { MigrateAllOptions, MigrateAllResult, MigrationState, MigrationStates, ProvisionHook, ProvisionResult, SchemaManager } from './schema-manager.js';
@@ -80,10 +81,15 @@ export class TenantService {
     return { ...(await this.get(tenant.id)), admin_user_id: adminUserId };
   }
 
-  async list(options: { page: number; page_size: number }): Promise<Page<TenantView>> {
+  /** Tenants oldest first; `search` matches slug or name (case-insensitive), `status` the registry status. */
+  async list(options: { page: number; page_size: number; search?: string; status?: string }): Promise<Page<TenantView>> {
+    const match = (eb: ExpressionBuilder<{ t: PlatformDatabase['tenants'] }, 't'>) => {
+      const pattern = options.search ? likePattern(options.search) : undefined;
+      return eb.and([...(pattern ? [eb.or([eb('t.slug', 'ilike', pattern), eb('t.name', 'ilike', pattern)])] : []), ...(options.status ? [eb('t.status', '=', options.status)] : [])]);
+    };
     const [items, total] = await Promise.all([
-      this.views().orderBy('t.created_at', 'asc').orderBy('t.slug').limit(options.page_size).offset((options.page - 1) * options.page_size).execute(),
-      this.shared().selectFrom('tenants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+      this.views().where(match).orderBy('t.created_at', 'asc').orderBy('t.slug').limit(options.page_size).offset((options.page - 1) * options.page_size).execute(),
+      this.shared().selectFrom('tenants as t').where(match).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
     ]);
     return { items, total: Number(total.n), page: options.page, page_size: options.page_size };
   }

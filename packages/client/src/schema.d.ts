@@ -75,7 +75,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List tenants */
+        /** List tenants, oldest first */
         get: operations["listTenants"];
         put?: never;
         /** Register a tenant and provision its schema */
@@ -2122,6 +2122,10 @@ export interface operations {
             query?: {
                 page?: number;
                 page_size?: number;
+                /** @description Case-insensitive text in the slug or the name */
+                search?: string;
+                /** @description The registry's status */
+                status?: "active" | "suspended";
             };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
