@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 const FEATURES = ['access', 'audit', 'auth', 'cache', 'db', 'health', 'mail', 'me', 'records', 'roles', 'settings', 'teams', 'tenancy', 'users'];
 
@@ -35,6 +36,11 @@ export default tseslint.config(
         { patterns: [{ group: ['**/http/*'], allowTypeImports: false, message: 'Services and db/ know nothing of HTTP: only routes and the auth hooks import http/.' }] },
       ],
     },
+  },
+  // The console's browser modules (no build step: what is here is what the browser runs).
+  {
+    files: ['src/console/static/**/*.js'],
+    languageOptions: { sourceType: 'module', globals: { ...globals.browser } },
   },
   {
     files: ['bin/**/*.js', 'scripts/**/*.mjs'],

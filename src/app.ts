@@ -35,6 +35,8 @@ import { userAccessRoutes } from './users/access-routes.js';
 import { webhookRoutes } from './events/webhooks/routes.js';
 import { realtimeRoutes } from './events/realtime/routes.js';
 import websocket from '@fastify/websocket';
+import { sessionRoutes } from './auth/session-routes.js';
+import { consoleRoutes } from './console/routes.js';
 import { registerGraphql } from './graphql/plugin.js';
 import { registerObservability, type ObservabilityOptions } from './observability/routes.js';
 
@@ -305,6 +307,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(named(healthRoutes(deps.readiness), 'health'));
+  await app.register(named(consoleRoutes(), 'console'));
   app.get(
     '/.well-known/jwks.json',
     { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens (empty for HMAC algorithms)' } },
@@ -347,6 +350,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       });
       tenantApp.addHook('onRequest', tenantAuthHook(services));
       await tenantApp.register(named(authRoutes(services.auth), 'auth'));
+      await tenantApp.register(named(sessionRoutes(services.auth), 'session'));
       await tenantApp.register(named(meRoutes({ users: services.users, auth: services.auth, apiKeys: services.apiKeys }), 'me'));
       await tenantApp.register(named(userAccessRoutes(services.userAccess), 'user-access'));
       await tenantApp.register(named(userRoutes(services.users), 'user'));

@@ -17,6 +17,7 @@ async function createDemoTenant(runtime: Runtime, config: Config, logger: Logger
       '',
       'First run: created the "demo" tenant (schema tenant_demo).',
       `  admin login     ${email} / ${password}   (shown once)`,
+      `  console         ${base}/console   (tenant demo, this login)`,
       '  system token    npm run cli -- token system',
       `  tenants         curl -H "Authorization: Bearer $(npm run -s cli -- token system)" ${base}/api/v1/tenants`,
       `  API docs        ${base}/docs   (OpenAPI: ${base}/openapi.json)`,

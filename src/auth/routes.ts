@@ -13,6 +13,15 @@ export const TokenPairSchema = Type.Object({
 });
 
 const Password = Type.String({ minLength: 1, maxLength: 4096 });
+
+export const LoginBody = Type.Object(
+  {
+    email: Type.Optional(Type.String({ maxLength: 254, examples: ['admin@acme.example'] })),
+    username: Type.Optional(Type.String({ maxLength: 64 })),
+    password: Password,
+  },
+  { additionalProperties: false },
+);
 const publicAuth = { access: 'public' as const, authRateLimited: true };
 
 /** `/api/v1/tenants/{tenant_slug}/auth/...` */
@@ -29,14 +38,7 @@ export function authRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['auth'],
           summary: 'Log in with an email or a username and a password',
-          body: Type.Object(
-            {
-              email: Type.Optional(Type.String({ maxLength: 254, examples: ['admin@acme.example'] })),
-              username: Type.Optional(Type.String({ maxLength: 64 })),
-              password: Password,
-            },
-            { additionalProperties: false },
-          ),
+          body: LoginBody,
           response: { 200: Type.Object({ ...TokenPairSchema.properties, user: UserSchema }), ...problems(400, 401, 403, 404, 429) },
         },
       },

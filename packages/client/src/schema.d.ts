@@ -327,6 +327,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant_slug}/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Log in from a browser: the access token in the answer, the refresh token in an HttpOnly cookie for auth/session/refresh */
+        post: operations["createSession"];
+        /** Log out of the browser session: it ends, and its cookie is cleared */
+        delete: operations["deleteSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/auth/session/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new access token for the browser session in the cookie (the cookie's refresh token rotates) */
+        post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant_slug}/me": {
         parameters: {
             query?: never;
@@ -4554,6 +4589,354 @@ export interface operations {
             };
             /** @description Invalid input: `errors` names each field and the reason */
             400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "admin@acme.example",
+                 *       "username": "text",
+                 *       "password": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @example admin@acme.example */
+                    email?: string;
+                    username?: string;
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The session, created */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access_token": "text",
+                     *       "token_type": "bearer",
+                     *       "expires_in": 1,
+                     *       "user": {
+                     *         "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *         "email": "text",
+                     *         "username": "text",
+                     *         "first_name": "text",
+                     *         "last_name": "text",
+                     *         "phone": "text",
+                     *         "avatar_url": "text",
+                     *         "locale": "text",
+                     *         "timezone": "text",
+                     *         "status": "active",
+                     *         "is_email_verified": true,
+                     *         "roles": [
+                     *           "text"
+                     *         ],
+                     *         "last_login_at": "2026-01-01T09:00:00.000Z",
+                     *         "created_at": "2026-01-01T09:00:00.000Z",
+                     *         "updated_at": "2026-01-01T09:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        access_token: string;
+                        /** @enum {string} */
+                        token_type: "bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                        user: components["schemas"]["User"];
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session deleted; no body */
+            204: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refreshSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The access and refresh tokens */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access_token": "text",
+                     *       "token_type": "bearer",
+                     *       "expires_in": 1
+                     *     }
+                     */
+                    "application/json": {
+                        access_token: string;
+                        /** @enum {string} */
+                        token_type: "bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;

@@ -1,0 +1,93 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { problems } from '../http/schemas.js';
+import { actorFrom, requireSession, requireTenant } from '../http/context.js';
+import { DomainError } from '../errors.js';
+import { UserSchema } from '../users/view.js';
+import { LoginBody, TokenPairSchema } from './routes.js';
+import type { AuthService } from './service.js';
+
+/** The refresh token of a browser session: HttpOnly, so page scripts never hold it. */
+export const SESSION_COOKIE = 'ss_refresh';
+
+const { refresh_token: _refresh, ...AccessOnly } = TokenPairSchema.properties;
+const AccessSchema = Type.Object(AccessOnly);
+
+function cookiePath(request: FastifyRequest): string {
+  return `/api/v1/tenants/${encodeURIComponent(requireTenant(request).slug)}/auth/session`;
+}
+
+function setCookie(request: FastifyRequest, reply: FastifyReply, value: string, maxAge?: number): void {
+  const parts = [`${SESSION_COOKIE}=${value}`, `Path=${cookiePath(request)}`, 'HttpOnly', 'Secure', 'SameSite=Strict'];
+  if (maxAge !== undefined) parts.push(`Max-Age=${maxAge}`);
+  reply.header('set-cookie', parts.join('; '));
+}
+
+/** The session cookie's value, if the request carries one. */
+export function sessionCookie(request: FastifyRequest): string | undefined {
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return decodeURIComponent(part.slice(eq + 1).trim()) || undefined;
+  }
+  return undefined;
+}
+
+/**
+ * `/api/v1/tenants/{tenant_slug}/auth/session`: sign-in for browser front ends (the console, a
+ * tenant's own app). The same login and refresh as `auth/login` and `auth/refresh`, with the
+ * refresh token kept in a cookie scoped to this path instead of the answer.
+ */
+export function sessionRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post(
+      '/auth/session',
+      {
+        config: { access: 'public', authRateLimited: true },
+        schema: {
+          tags: ['auth'],
+          summary: 'Log in from a browser: the access token in the answer, the refresh token in an HttpOnly cookie for auth/session/refresh',
+          body: LoginBody,
+          response: { 200: Type.Object({ ...AccessOnly, user: UserSchema }), ...problems(400, 401, 403, 404, 429) },
+        },
+      },
+      async (request, reply) => {
+        const { refresh_token, ...answer } = await auth.login(requireTenant(request), request.body, actorFrom(request));
+        setCookie(request, reply, refresh_token);
+        return answer;
+      },
+    );
+
+    app.post(
+      '/auth/session/refresh',
+      {
+        config: { access: 'public', authRateLimited: true },
+        schema: {
+          tags: ['auth'],
+          summary: "A new access token for the browser session in the cookie (the cookie's refresh token rotates)",
+          response: { 200: AccessSchema, ...problems(400, 401, 404, 429) },
+        },
+      },
+      async (request, reply) => {
+        const token = sessionCookie(request);
+        if (!token) throw new DomainError('auth.invalid_refresh_token');
+        const { refresh_token, ...answer } = await auth.refresh(requireTenant(request), token, actorFrom(request));
+        setCookie(request, reply, refresh_token);
+        return answer;
+      },
+    );
+
+    app.delete(
+      '/auth/session',
+      {
+        config: { access: 'self' },
+        schema: { tags: ['auth'], summary: 'Log out of the browser session: it ends, and its cookie is cleared', response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+      },
+      async (request, reply) => {
+        await auth.logout(requireTenant(request), requireSession(request).sessionId, actorFrom(request));
+        setCookie(request, reply, '', 0);
+        return reply.status(204).send(null);
+      },
+    );
+  };
+}

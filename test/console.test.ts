@@ -1,0 +1,297 @@
+/// <reference lib="dom" />
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { sql } from 'kysely';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { tenantDb } from '../src/db/database.js';
+import { createTestApp, type TestApp } from './support/app.js';
+import { describeWithBrowser, launchBrowser, serve, seriousViolations } from './support/browser.js';
+import { bearer, login, PASSWORD, seedTenant, seedUser } from './support/tenants.js';
+
+// CONSOLE_SCREENSHOTS=docs/console writes the README's screenshots of the main pages.
+const SHOTS = process.env.CONSOLE_SCREENSHOTS;
+
+let t: TestApp;
+let base: string;
+let browser: Browser;
+const pageErrors: string[] = [];
+
+async function open(context?: BrowserContext): Promise<Page> {
+  const page = await (context ?? (await browser.newContext())).newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  // A Content-Security-Policy refusal is reported on the console.
+  page.on('console', (m) => m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text()) && pageErrors.push(m.text()));
+  return page;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+async function signIn(page: Page, slug: string, email: string): Promise<void> {
+  await page.goto(`${base}/console`);
+  await page.getByLabel('Tenant').fill(slug);
+  await page.getByLabel('Email or username').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect.poll(() => page.url()).toBe(`${base}/console/t/${slug}/users`);
+  await page.getByRole('table', { name: 'Users' }).waitFor();
+}
+
+async function expectAccessible(page: Page, what: string): Promise<void> {
+  const violations = await seriousViolations(page);
+  expect(violations.map((v) => `${what}: ${v.id} (${v.impact}) ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+}
+
+beforeAll(async () => {
+  t = await createTestApp();
+  await seedTenant(t, 'cona');
+  await seedTenant(t, 'conb');
+  await seedUser(t, 'conb', { email: 'grace@conb.example', roles: ['user'] });
+  await seedUser(t, 'cona', { email: 'kim@cona.example', roles: ['user'] });
+  base = await serve(t);
+  browser = await launchBrowser();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await t?.close();
+});
+
+describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () => {
+  it('serves its page with a strict Content-Security-Policy, and every path under /console routes to it', async () => {
+    for (const url of ['/console', '/console/t/cona/users?search=x', '/console/tenants']) {
+      const res = await fetch(`${base}${url}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toContain('text/html');
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toContain('unsafe-inline');
+      expect(csp).not.toContain('unsafe-eval');
+    }
+    expect((await fetch(`${base}/console/assets/nothing.js`)).status).toBe(404);
+    const asset = await fetch(`${base}/console/assets/app.js`);
+    expect(asset.headers.get('content-type')).toContain('text/javascript');
+    expect((await fetch(`${base}/console/assets/app.js`, { headers: { 'if-none-match': asset.headers.get('etag')! } })).status).toBe(304);
+  });
+
+  it('keeps the refresh token in an HttpOnly, Secure, SameSite=Strict cookie scoped to its tenant, never in page scripts', async () => {
+    const res = await fetch(`${base}/api/v1/tenants/cona/auth/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin@cona.example', password: PASSWORD }) });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body.access_token).toBeTruthy();
+    expect(body).not.toHaveProperty('refresh_token');
+    const cookie = res.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/^ss_refresh=[^;]+; Path=\/api\/v1\/tenants\/cona\/auth\/session; HttpOnly; Secure; SameSite=Strict/);
+    const jar = cookie.split(';')[0]!;
+    // The cookie refreshes (and rotates) on its own tenant only.
+    const refreshed = await fetch(`${base}/api/v1/tenants/cona/auth/session/refresh`, { method: 'POST', headers: { cookie: jar } });
+    expect(refreshed.status).toBe(200);
+    expect(((await refreshed.json()) as { access_token: string }).access_token).toBeTruthy();
+    expect((await fetch(`${base}/api/v1/tenants/cona/auth/session/refresh`, { method: 'POST', headers: { cookie: jar } })).status).toBe(401);
+    const foreign = await fetch(`${base}/api/v1/tenants/conb/auth/session/refresh`, { method: 'POST', headers: { cookie: (refreshed.headers.get('set-cookie') ?? '').split(';')[0]! } });
+    expect(foreign.status).toBe(401);
+    expect((await fetch(`${base}/api/v1/tenants/cona/auth/session/refresh`, { method: 'POST' })).status).toBe(401);
+  });
+
+  it('lets an administrator sign in, create a user, give a role after its preview, find the user, read the audit row, ask why, and sign out', async () => {
+    const page = await open();
+    await signIn(page, 'cona', 'admin@cona.example');
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+    await expectAccessible(page, 'users page');
+
+    await page.getByRole('button', { name: 'New user' }).click();
+    const form = page.getByRole('form', { name: 'New user' });
+    await form.getByLabel('Email').fill('ada@cona.example');
+    await form.getByLabel('First name').fill('Ada');
+    await form.getByLabel('Password').fill('A fine password 123!');
+    await form.getByRole('button', { name: 'Create user' }).click();
+    await page.getByRole('heading', { name: 'ada@cona.example' }).waitFor();
+    const userUrl = page.url();
+    const ada = userUrl.split('/').pop()!;
+
+    // A refused input shows the problem's message, naming the field, and creates nothing.
+    await page.goto(`${base}/console/t/cona/users`);
+    await page.getByRole('button', { name: 'New user' }).click();
+    await page.getByRole('form', { name: 'New user' }).getByLabel('Email').fill('ada@cona.example');
+    await page.getByRole('form', { name: 'New user' }).getByRole('button', { name: 'Create user' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toBeTruthy();
+
+    // Roles: the preview first, which changes nothing; then the change.
+    await page.goto(`${userUrl}?tab=access`);
+    await page.getByRole('checkbox', { name: /^manager/ }).check();
+    await page.getByRole('button', { name: 'Preview and save roles' }).click();
+    const dialog = page.getByRole('dialog', { name: /Change the roles of ada@cona.example/ });
+    await dialog.getByRole('table').waitFor();
+    const row = dialog.getByRole('row', { name: /ada@cona.example/ });
+    expect(await row.getByRole('cell').nth(1).textContent()).toContain('users.create');
+    await shot(page, 'preview');
+    const { access_token } = await login(t.app, 'cona', 'admin@cona.example');
+    const rolesNow = async () => (await t.app.inject({ method: 'GET', url: `/api/v1/tenants/cona/users/${ada}`, headers: bearer(access_token) })).json().roles;
+    expect(await rolesNow()).toEqual(['user']);
+    await dialog.getByRole('button', { name: 'Apply the change' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    expect((await rolesNow()).sort()).toEqual(['manager', 'user']);
+
+    // Why: the explain route's reasons.
+    await page.getByLabel('Filter permissions').fill('users.create');
+    const why = page.getByRole('table', { name: 'Decisions and their reasons' }).getByRole('row', { name: /users\.create/ });
+    await expect.poll(() => why.textContent()).toContain('role manager');
+    await expectAccessible(page, 'user access page');
+    await shot(page, 'user');
+
+    // Search: on the server, kept in the URL across a reload.
+    await page.getByRole('link', { name: 'Users', exact: true }).click();
+    await page.getByLabel('Search users').fill('ada');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => page.url()).toMatch(/search=ada/);
+    await page.reload();
+    await page.getByRole('link', { name: 'ada@cona.example' }).waitFor();
+    expect(await page.getByRole('table', { name: 'Users' }).getByRole('row').count()).toBe(2);
+    await shot(page, 'users');
+
+    // The audit row of the role change.
+    await page.getByRole('link', { name: 'Audit', exact: true }).click();
+    await page.getByLabel('Action').fill('users.update_roles');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(() => page.url()).toMatch(/action=users.update_roles/);
+    const timeline = page.getByRole('list', { name: 'Audit records, newest first' });
+    await expect.poll(() => timeline.textContent()).toContain(`users.update_roles`);
+    expect(await timeline.textContent()).toContain(ada);
+    await expectAccessible(page, 'audit page');
+    await shot(page, 'audit');
+
+    await page.getByRole('link', { name: 'Roles', exact: true }).click();
+    await page.getByRole('table', { name: /Permission matrix/ }).waitFor();
+    await expectAccessible(page, 'roles page');
+    await shot(page, 'roles');
+
+    // Sign out: the session ends, and a reload of a console page asks to sign in again.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect.poll(() => page.url()).toMatch(/\/console\/signin\?tenant=cona/);
+    await page.goto(`${base}/console/t/cona/users`);
+    await expect.poll(() => page.url()).toMatch(/\/console\/signin/);
+    await expectAccessible(page, 'sign-in page');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("keeps tenants apart: one tenant's session opens nothing of another's", async () => {
+    const page = await open();
+    await signIn(page, 'cona', 'admin@cona.example');
+    await page.goto(`${base}/console/t/conb/users`);
+    await expect.poll(() => page.url()).toMatch(/\/console\/signin\?tenant=conb/);
+    // A token of cona sent to conb is refused by the API itself.
+    const { access_token } = await login(t.app, 'cona', 'admin@cona.example');
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/tenants/conb/users', headers: bearer(access_token) })).statusCode).toBe(403);
+  });
+
+  it('is usable with the keyboard alone: search the users and open one', async () => {
+    const page = await open();
+    await signIn(page, 'cona', 'admin@cona.example');
+    const focused = () => page.evaluate(() => `${document.activeElement?.tagName}:${document.activeElement?.getAttribute('aria-label') ?? ''}:${(document.activeElement as HTMLElement | null)?.innerText?.trim() ?? ''}:${document.activeElement?.id}`);
+    // On a fresh load, the first Tab reaches the skip link.
+    await page.reload();
+    await page.getByRole('table', { name: 'Users' }).waitFor();
+    await page.keyboard.press('Tab');
+    expect(await focused()).toContain('Skip to content');
+    const tabTo = async (match: (label: string) => boolean, most = 40) => {
+      for (let i = 0; i < most; i++) {
+        const label = await page.evaluate(() => {
+          const el = document.activeElement as HTMLInputElement | null;
+          return `${el?.labels?.[0]?.textContent?.trim() ?? ''}|${el?.innerText?.trim() ?? ''}`;
+        });
+        if (match(label)) return;
+        await page.keyboard.press('Tab');
+      }
+      throw new Error(`focus never reached the control (${await focused()})`);
+    };
+    await tabTo((l) => l.startsWith('Search users|'));
+    await page.keyboard.type('kim');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.url()).toMatch(/search=kim/);
+    await page.getByRole('link', { name: 'kim@cona.example' }).waitFor();
+    await tabTo((l) => l === '|kim@cona.example');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'kim@cona.example' }).waitFor();
+    // Focus moved to the new page's content; the next stops are its tabs.
+    await tabTo((l) => l === '|Roles and permissions');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.url()).toMatch(/tab=access$/);
+    await tabTo((l) => l.startsWith('manager'));
+    await page.keyboard.press('Space');
+    expect(await page.getByRole('checkbox', { name: /^manager/ }).isChecked()).toBe(true);
+  });
+
+  it('lets an operator with a system token find, create and fork tenants', async () => {
+    const page = await open();
+    await page.goto(`${base}/console/tenants?search=con`);
+    await expect.poll(() => page.url()).toMatch(/\/console\/signin\?mode=operator/);
+    await page.getByLabel('System token').fill(await t.systemToken());
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.url()).toBe(`${base}/console/tenants?search=con`);
+    const table = page.getByRole('table', { name: 'Tenants' });
+    await table.getByRole('link', { name: 'cona' }).waitFor();
+    await expectAccessible(page, 'tenants page');
+    await page.getByRole('button', { name: 'New tenant' }).click();
+    const form = page.getByRole('form', { name: 'New tenant' });
+    await form.getByLabel('Slug').fill('conc');
+    await form.getByLabel('Name').fill('Con C');
+    await form.getByLabel("First admin's email").fill('admin@conc.example');
+    await form.getByLabel("First admin's password").fill(PASSWORD);
+    await form.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByRole('heading', { name: 'Con C (conc)' }).waitFor();
+    await shot(page, 'tenant');
+
+    const fork = page.getByRole('form', { name: 'Fork' });
+    await fork.getByLabel('New slug').fill('conc_copy');
+    await fork.getByRole('button', { name: 'Fork tenant' }).click();
+    await page.getByRole('heading', { name: /\(conc_copy\)/ }).waitFor();
+    // The copy is a real tenant: its admin (copied) signs in.
+    const copy = await login(t.app, 'conc_copy', 'admin@conc.example');
+    expect(copy.access_token).toBeTruthy();
+
+    // A bad slug: the problem's message, nothing created.
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+    await page.getByRole('button', { name: 'New tenant' }).click();
+    await page.getByRole('form', { name: 'New tenant' }).getByLabel('Slug').fill('Bad Slug!');
+    await page.getByRole('form', { name: 'New tenant' }).getByRole('button', { name: 'Create tenant' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('slug');
+
+    await page.getByRole('link', { name: 'Migrations' }).click();
+    await page.getByRole('table', { name: 'Tenant schemas' }).waitFor();
+    expect(await page.getByRole('main').textContent()).toMatch(/\d+ done/);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('renders the first page of 10,000 users and of 10,000 tenants soon after the API answers (reported)', async () => {
+    await seedTenant(t, 'conbig');
+    const users = tenantDb(t.db.database.db, 'tenant_conbig');
+    await sql`INSERT INTO ${sql.table('tenant_conbig.users')} (email, first_name, password_hash, status, is_email_verified)
+      SELECT 'user' || i || '@conbig.example', 'User ' || i, 'not-a-hash', 'active', true FROM generate_series(1, 10000) AS i`.execute(users);
+    await sql`INSERT INTO shared.tenants (slug, name, schema_name, status) SELECT 'bulk_' || i, 'Bulk ' || i, 'tenant_bulk_' || i, 'active' FROM generate_series(1, 10000) AS i`.execute(t.db.database.db);
+
+    const page = await open();
+    await signIn(page, 'conbig', 'admin@conbig.example');
+    expect(await page.getByRole('navigation', { name: 'User pages' }).textContent()).toContain('10001 in all');
+    const usersMs = await page.evaluate(() => performance.getEntriesByName('console:users').at(-1)?.duration ?? -1);
+
+    await page.goto(`${base}/console/signin?mode=operator&next=${encodeURIComponent('/console/tenants')}`);
+    await page.getByLabel('System token').fill(await t.systemToken());
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('table', { name: 'Tenants' }).waitFor();
+    expect(await page.getByRole('navigation', { name: 'Tenant pages' }).textContent()).toMatch(/\(100\d\d in all\)/);
+    const tenantsMs = await page.evaluate(() => performance.getEntriesByName('console:tenants').at(-1)?.duration ?? -1);
+    await page.getByLabel('Search tenants').fill('bulk_9999');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('link', { name: 'bulk_9999' }).waitFor();
+
+    console.log(`console first page after the API answered: users (10,000) ${usersMs.toFixed(1)} ms, tenants (10,000) ${tenantsMs.toFixed(1)} ms`);
+    expect(usersMs).toBeGreaterThan(0);
+    expect(tenantsMs).toBeGreaterThan(0);
+  });
+});
