@@ -473,7 +473,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Replace a user's roles */
+        /** Replace a user's roles; dry_run=true previews it */
         put: operations["setUserRoles"];
         post?: never;
         delete?: never;
@@ -579,10 +579,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Set a user-level permission override */
+        /** Set a user-level permission override; dry_run=true previews it */
         put: operations["setUserPermission"];
         post?: never;
-        /** Remove a user-level permission override */
+        /** Remove a user-level permission override; dry_run=true previews it */
         delete: operations["deleteUserPermission"];
         options?: never;
         head?: never;
@@ -668,14 +668,14 @@ export interface paths {
         };
         /** Get a role */
         get: operations["getRole"];
-        /** Update a role (partial; system roles cannot be renamed); honours If-Match */
+        /** Update a role (partial; system roles cannot be renamed); honours If-Match; dry_run=true previews it */
         put: operations["replaceRole"];
         post?: never;
-        /** Delete a custom role that nobody holds; honours If-Match */
+        /** Delete a custom role that nobody holds; honours If-Match; dry_run=true previews it */
         delete: operations["deleteRole"];
         options?: never;
         head?: never;
-        /** Update a role (partial; system roles cannot be renamed); honours If-Match */
+        /** Update a role (partial; system roles cannot be renamed); honours If-Match; dry_run=true previews it */
         patch: operations["updateRole"];
         trace?: never;
     };
@@ -1592,6 +1592,32 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description Dry run: what the change would do; nothing was changed */
+        ChangePreview: {
+            /** @enum {boolean} */
+            dry_run: true;
+            /** @description Every user whose effective permissions the change would move */
+            total_affected: number;
+            /** @description The first 1,000 of them by email, with the effective permissions each would gain and lose */
+            affected: {
+                /** Format: uuid */
+                user_id: string;
+                /** @example ada@acme.example */
+                email: string;
+                /**
+                 * @example [
+                 *       "audit_logs.read"
+                 *     ]
+                 */
+                gained: string[];
+                /**
+                 * @example [
+                 *       "users.delete"
+                 *     ]
+                 */
+                lost: string[];
+            }[];
         };
         Role: {
             /** Format: uuid */
@@ -5835,7 +5861,10 @@ export interface operations {
     };
     setUserRoles: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -5863,7 +5892,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The user roles, set */
+            /** @description The user, with the roles set; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -5873,49 +5902,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                     *       "email": "text",
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "phone": "text",
-                     *       "avatar_url": "text",
-                     *       "locale": "text",
-                     *       "timezone": "text",
-                     *       "status": "active",
-                     *       "is_email_verified": true,
-                     *       "roles": [
-                     *         "text"
-                     *       ],
-                     *       "last_login_at": "2026-01-01T09:00:00.000Z",
-                     *       "created_at": "2026-01-01T09:00:00.000Z",
-                     *       "updated_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        email: string;
-                        username: string | null;
-                        first_name: string | null;
-                        last_name: string | null;
-                        phone: string | null;
-                        avatar_url: string | null;
-                        locale: string | null;
-                        timezone: string | null;
-                        /** @example active */
-                        status: string;
-                        is_email_verified: boolean;
-                        roles: string[];
-                        /** Format: date-time */
-                        last_login_at: string | null;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["User"] | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
@@ -7370,7 +7357,10 @@ export interface operations {
     };
     setUserPermission: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -7401,7 +7391,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The user permission, updated */
+            /** @description The override, set; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -7411,19 +7401,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "permission": "text",
-                     *       "effect": "text",
-                     *       "expires_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
                     "application/json": {
                         permission: string;
                         effect: string;
                         /** Format: date-time */
                         expires_at: string | null;
-                    };
+                    } | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
@@ -7478,6 +7461,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A dependency (the database) is unavailable; retry shortly */
             503: {
                 headers: {
@@ -7495,7 +7491,10 @@ export interface operations {
     };
     deleteUserPermission: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -7511,6 +7510,61 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Dry run: what the change would do; nothing was changed */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "dry_run": true,
+                     *       "total_affected": 0,
+                     *       "affected": [
+                     *         {
+                     *           "user_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *           "email": "ada@acme.example",
+                     *           "gained": [
+                     *             "audit_logs.read"
+                     *           ],
+                     *           "lost": [
+                     *             "users.delete"
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        dry_run: true;
+                        /** @description Every user whose effective permissions the change would move */
+                        total_affected: number;
+                        /** @description The first 1,000 of them by email, with the effective permissions each would gain and lose */
+                        affected: {
+                            /** Format: uuid */
+                            user_id: string;
+                            /** @example ada@acme.example */
+                            email: string;
+                            /**
+                             * @example [
+                             *       "audit_logs.read"
+                             *     ]
+                             */
+                            gained: string[];
+                            /**
+                             * @example [
+                             *       "users.delete"
+                             *     ]
+                             */
+                            lost: string[];
+                        }[];
+                    };
+                };
+            };
             /** @description The user permission deleted; no body */
             204: {
                 headers: {
@@ -7563,6 +7617,19 @@ export interface operations {
             };
             /** @description Unknown (also: another tenant's or a deleted row) */
             404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;
@@ -8470,7 +8537,10 @@ export interface operations {
     };
     replaceRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -8510,7 +8580,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The role, updated */
+            /** @description The role, updated; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -8520,45 +8590,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                     *       "name": "auditor",
-                     *       "description": "text",
-                     *       "priority": 1,
-                     *       "is_system": true,
-                     *       "permissions": [
-                     *         "audit_logs.read",
-                     *         "users.read"
-                     *       ],
-                     *       "denied_permissions": [
-                     *         "text"
-                     *       ],
-                     *       "created_at": "2026-01-01T09:00:00.000Z",
-                     *       "updated_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        /** @example auditor */
-                        name: string;
-                        description: string | null;
-                        priority: number;
-                        is_system: boolean;
-                        /**
-                         * @example [
-                         *       "audit_logs.read",
-                         *       "users.read"
-                         *     ]
-                         */
-                        permissions: string[];
-                        denied_permissions: string[];
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["Role"] | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
@@ -8656,7 +8688,10 @@ export interface operations {
     };
     deleteRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -8673,6 +8708,61 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Dry run: what the change would do; nothing was changed */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "dry_run": true,
+                     *       "total_affected": 0,
+                     *       "affected": [
+                     *         {
+                     *           "user_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *           "email": "ada@acme.example",
+                     *           "gained": [
+                     *             "audit_logs.read"
+                     *           ],
+                     *           "lost": [
+                     *             "users.delete"
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        dry_run: true;
+                        /** @description Every user whose effective permissions the change would move */
+                        total_affected: number;
+                        /** @description The first 1,000 of them by email, with the effective permissions each would gain and lose */
+                        affected: {
+                            /** Format: uuid */
+                            user_id: string;
+                            /** @example ada@acme.example */
+                            email: string;
+                            /**
+                             * @example [
+                             *       "audit_logs.read"
+                             *     ]
+                             */
+                            gained: string[];
+                            /**
+                             * @example [
+                             *       "users.delete"
+                             *     ]
+                             */
+                            lost: string[];
+                        }[];
+                    };
+                };
+            };
             /** @description The role deleted; no body */
             204: {
                 headers: {
@@ -8779,7 +8869,10 @@ export interface operations {
     };
     updateRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -8819,7 +8912,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The role, updated */
+            /** @description The role, updated; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -8829,45 +8922,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                     *       "name": "auditor",
-                     *       "description": "text",
-                     *       "priority": 1,
-                     *       "is_system": true,
-                     *       "permissions": [
-                     *         "audit_logs.read",
-                     *         "users.read"
-                     *       ],
-                     *       "denied_permissions": [
-                     *         "text"
-                     *       ],
-                     *       "created_at": "2026-01-01T09:00:00.000Z",
-                     *       "updated_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        /** @example auditor */
-                        name: string;
-                        description: string | null;
-                        priority: number;
-                        is_system: boolean;
-                        /**
-                         * @example [
-                         *       "audit_logs.read",
-                         *       "users.read"
-                         *     ]
-                         */
-                        permissions: string[];
-                        denied_permissions: string[];
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["Role"] | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
