@@ -3,6 +3,7 @@ import type { ValueNode } from 'graphql';
 import { subscriptionError } from './errors.js';
 import { graphql } from './graphql.js';
 import { Type, type TSchema } from 'typebox';
+import { previewOf, type Preview } from '../access/preview.js';
 import type { AuditActor } from '../audit/audit.js';
 import { AuditQuery } from '../audit/routes.js';
 import type { PermissionGate } from '../auth/tenant-hook.js';
@@ -114,6 +115,13 @@ export function resolvers(services: Services, gate: PermissionGate) {
   const allowed = (ctx: GraphContext, permission: string, field: string) => askGate(gate, ctx, permission, field);
   const signedIn = (ctx: GraphContext) => ({ principal: ctx.principal(), actor: actorFrom(ctx.request) });
   const userOf = async (ctx: GraphContext, id: string) => toGraph(await users.get(ctx.tenant, id));
+  /** setUserRoles, checked and ready to run for real or as a dry run (the REST route's rules and limits). */
+  const settingRoles = async (ctx: GraphContext, { id, roles: names }: Args, field: string) => {
+    const { principal, actor } = await allowed(ctx, 'users.update', field);
+    const userId = checkInput<{ id: string }>(IdArg, { id }).id;
+    const roles = checkInput<{ roles: string[] }>(SetRolesBody, { roles: names }).roles;
+    return { userId, change: (preview?: Preview) => userAccess.setRoles(ctx.tenant, principal.userId, userId, roles, actor, preview) };
+  };
 
   return {
     JSON: JSONScalar,
@@ -209,11 +217,14 @@ export function resolvers(services: Services, gate: PermissionGate) {
         await users.remove(ctx.tenant, principal.userId, checkInput<{ id: string }>(IdArg, { id }).id, undefined, actor);
         return true;
       },
-      setUserRoles: async (_: unknown, { id, roles: names }: Args, ctx: GraphContext) => {
-        const { principal, actor } = await allowed(ctx, 'users.update', 'setUserRoles');
-        const userId = checkInput<{ id: string }>(IdArg, { id }).id;
-        await userAccess.setRoles(ctx.tenant, principal.userId, userId, checkInput<{ roles: string[] }>(SetRolesBody, { roles: names }).roles, actor);
+      setUserRoles: async (_: unknown, args: Args, ctx: GraphContext) => {
+        const { userId, change } = await settingRoles(ctx, args, 'setUserRoles');
+        await change();
         return userOf(ctx, userId);
+      },
+      previewUserRoles: async (_: unknown, args: Args, ctx: GraphContext) => {
+        const preview = await previewOf((await settingRoles(ctx, args, 'previewUserRoles')).change);
+        return { ...toGraph(preview), affected: preview.affected.map((u) => toGraph(u)) };
       },
       createRole: async (_: unknown, { input }: Args, ctx: GraphContext) => {
         const { actor } = await allowed(ctx, 'roles.create', 'createRole');

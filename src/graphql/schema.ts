@@ -30,6 +30,8 @@ export const typeDefs = /* GraphQL */ `
     updateUser(id: ID!, input: UpdateUserInput!): User!
     deleteUser(id: ID!): Boolean!
     setUserRoles(id: ID!, roles: [String!]!): User!
+    "setUserRoles as a dry run: checked alike, nothing changed; who would gain or lose which permissions."
+    previewUserRoles(id: ID!, roles: [String!]!): ChangePreview!
     createRole(input: CreateRoleInput!): Role!
     createTeam(input: CreateTeamInput!): Team!
     createNote(input: CreateNoteInput!): Note!
@@ -67,6 +69,22 @@ export const typeDefs = /* GraphQL */ `
     total: Int!
     page: Int!
     pageSize: Int!
+  }
+
+  "What a change would do to who holds what (a dry run: nothing was changed)."
+  type ChangePreview {
+    dryRun: Boolean!
+    "Every user whose effective permissions the change would move."
+    totalAffected: Int!
+    "The first 1,000 of them by email."
+    affected: [AffectedUser!]!
+  }
+
+  type AffectedUser {
+    userId: ID!
+    email: String!
+    gained: [String!]!
+    lost: [String!]!
   }
 
   type Role {

@@ -67,3 +67,31 @@ export const SessionSchema = Type.Object({
   last_seen_at: DateTime,
   expires_at: DateTime,
 });
+
+/** The query of a change that can be previewed: `?dry_run=true` (docs/PERMISSIONS.md, "Change preview"). */
+export const DryRunQuery = Type.Object({
+  dry_run: Type.Optional(
+    Type.Boolean({
+      description:
+        'true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move',
+    }),
+  ),
+});
+
+/** A dry run's answer: the users a change would move, each with the permissions gained and lost. */
+export const ChangePreviewSchema = Type.Object(
+  {
+    dry_run: Type.Literal(true),
+    total_affected: Type.Integer({ minimum: 0, description: 'Every user whose effective permissions the change would move' }),
+    affected: Type.Array(
+      Type.Object({
+        user_id: Type.String({ format: 'uuid' }),
+        email: Type.String({ examples: ['ada@acme.example'] }),
+        gained: Type.Array(Type.String(), { examples: [['audit_logs.read']] }),
+        lost: Type.Array(Type.String(), { examples: [['users.delete']] }),
+      }),
+      { description: 'The first 1,000 of them by email, with the effective permissions each would gain and lose' },
+    ),
+  },
+  { $id: 'ChangePreview', description: 'Dry run: what the change would do; nothing was changed' },
+);

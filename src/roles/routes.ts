@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
+import { previewOf, type Preview } from '../access/preview.js';
 import { expectedVersion, setEtag } from '../http/etag.js';
 import { created, idempotencyOf } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
-import { DateTime, pageOf, problems } from '../http/schemas.js';
+import { ChangePreviewSchema, DateTime, DryRunQuery, pageOf, problems } from '../http/schemas.js';
 import { actorFrom, requireTenant } from '../http/context.js';
 import { ROLE_SORTS, type RoleService, type RoleView } from './service.js';
 
@@ -95,13 +96,16 @@ export function roleRoutes(roles: RoleService): FastifyPluginAsyncTypebox {
         config: { access: { permission: 'roles.update' } },
         schema: {
           tags: ['roles'],
-          summary: 'Update a role (partial; system roles cannot be renamed); honours If-Match',
+          summary: 'Update a role (partial; system roles cannot be renamed); honours If-Match; dry_run=true previews it',
           params: IdParams,
+          querystring: DryRunQuery,
           body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 100 })), ...RoleBody }, { additionalProperties: false }),
-          response: { 200: RoleSchema, ...problems(400, 401, 403, 404, 409, 412) },
+          response: { 200: Type.Union([RoleSchema, ChangePreviewSchema], { description: 'The role, updated; with dry_run=true, what the change would do (nothing changed)' }), ...problems(400, 401, 403, 404, 409, 412) },
         },
         handler: async (request, reply) => {
-          const role = await roles.update(requireTenant(request), request.params.role_id, request.body, expectedVersion(request), actorFrom(request));
+          const change = (preview?: Preview) => roles.update(requireTenant(request), request.params.role_id, request.body, expectedVersion(request), actorFrom(request), preview);
+          if (request.query.dry_run) return previewOf(change);
+          const role = await change();
           setEtag(reply, role.version);
           return view(role);
         },
@@ -112,10 +116,18 @@ export function roleRoutes(roles: RoleService): FastifyPluginAsyncTypebox {
       '/roles/:role_id',
       {
         config: { access: { permission: 'roles.delete' } },
-        schema: { tags: ['roles'], summary: 'Delete a custom role that nobody holds; honours If-Match', params: IdParams, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 409, 412) } },
+        schema: {
+          tags: ['roles'],
+          summary: 'Delete a custom role that nobody holds; honours If-Match; dry_run=true previews it',
+          params: IdParams,
+          querystring: DryRunQuery,
+          response: { 200: ChangePreviewSchema, 204: Type.Null(), ...problems(400, 401, 403, 404, 409, 412) },
+        },
       },
       async (request, reply) => {
-        await roles.remove(requireTenant(request), request.params.role_id, expectedVersion(request), actorFrom(request));
+        const change = (preview?: Preview) => roles.remove(requireTenant(request), request.params.role_id, expectedVersion(request), actorFrom(request), preview);
+        if (request.query.dry_run) return previewOf(change);
+        await change();
         return reply.status(204).send(null);
       },
     );

@@ -5,7 +5,7 @@ import { accessGuard, actorOf } from '../access/guard.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
-import { transact } from '../db/work.js';
+import { transact, type Rehearsal } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -54,6 +54,9 @@ function checkEntries(allow: readonly string[], deny: readonly string[], checks 
   checks.done();
   return { allow: sorted(allow), deny: sorted(deny) };
 }
+
+/** The users who hold a role. */
+const holdersOf = async (db: Kysely<TenantDatabase>, roleId: string) => (await db.selectFrom('user_roles').select('user_id').where('role_id', '=', roleId).execute()).map((r) => r.user_id);
 
 const uniqueRole = <T>(work: () => Promise<T>) => conflictOnUnique(work, DomainError.conflict('role.name_taken'));
 
@@ -104,8 +107,9 @@ export class RoleService {
     return after;
   }
 
-  async update(tenant: TenantContext, id: string, input: RoleInput, expected: number | undefined, actor: AuditActor): Promise<RoleView> {
-    return transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
+  /** Changes a role; with a rehearsal, a dry run (access/preview.ts) of the same change. */
+  async update(tenant: TenantContext, id: string, input: RoleInput, expected: number | undefined, actor: AuditActor, rehearsal?: Rehearsal): Promise<RoleView> {
+    return transact(this.db, this.changes, tenant, async ({ trx, changed, watch }) => {
       await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
@@ -119,6 +123,7 @@ export class RoleService {
       }
       // Judged on the state before the change: the actor's own roles and the holders as they are.
       await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), next);
+      await watch(() => holdersOf(trx, id));
       await uniqueRole(() =>
         trx
           .updateTable('roles')
@@ -139,11 +144,12 @@ export class RoleService {
       await writeAudit(trx, actor, { action: 'roles.update', entityType: 'roles', entityId: id, before, after });
       changed({ kind: 'roles' });
       return after;
-    });
+    }, rehearsal);
   }
 
-  async remove(tenant: TenantContext, id: string, expected: number | undefined, actor: AuditActor): Promise<void> {
-    await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
+  /** Deletes a custom role nobody holds; with a rehearsal, a dry run of the same change. */
+  async remove(tenant: TenantContext, id: string, expected: number | undefined, actor: AuditActor, rehearsal?: Rehearsal): Promise<void> {
+    await transact(this.db, this.changes, tenant, async ({ trx, changed, watch }) => {
       await accessGuard.lock(trx);
       const before = await this.one(trx, id, true);
       checkVersion(expected, before.version);
@@ -151,10 +157,11 @@ export class RoleService {
       const assigned = await trx.selectFrom('user_roles').select('id').where('role_id', '=', id).limit(1).executeTakeFirst();
       if (assigned) throw DomainError.conflict('role.assigned');
       await accessGuard.checkRoleChange(trx, actorOf(actor), id, shape(before), null);
+      await watch(() => holdersOf(trx, id));
       await trx.updateTable('roles').set({ deleted_at: new Date(), updated_at: new Date(), version: sql`version + 1` }).where('id', '=', id).execute();
       await writeAudit(trx, actor, { action: 'roles.delete', entityType: 'roles', entityId: id, before });
       changed({ kind: 'roles' });
-    });
+    }, rehearsal);
   }
 
   private checkName(input: string): string {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { DateTime, problems } from '../http/schemas.js';
+import { previewOf, type Preview } from '../access/preview.js';
+import { ChangePreviewSchema, DateTime, DryRunQuery, problems } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireTenant } from '../http/context.js';
 import type { UserAccessService } from './access.js';
 import { UserSchema } from './view.js';
@@ -50,13 +51,17 @@ export function userAccessRoutes(users: UserAccessService): FastifyPluginAsyncTy
         config: { access: { permission: 'users.update' } },
         schema: {
           tags: ['users'],
-          summary: "Replace a user's roles",
+          summary: "Replace a user's roles; dry_run=true previews it",
           params: UserParams,
+          querystring: DryRunQuery,
           body: SetRolesBody,
-          response: { 200: UserSchema, ...problems(400, 401, 403, 404, 409) },
+          response: { 200: Type.Union([UserSchema, ChangePreviewSchema], { description: 'The user, with the roles set; with dry_run=true, what the change would do (nothing changed)' }), ...problems(400, 401, 403, 404, 409) },
         },
       },
-      async (request) => users.setRoles(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.body.roles, actorFrom(request)),
+      async (request) => {
+        const change = (preview?: Preview) => users.setRoles(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.body.roles, actorFrom(request), preview);
+        return request.query.dry_run ? previewOf(change) : change();
+      },
     );
   };
 }

@@ -5,7 +5,7 @@ import type { AccessService, Explanation } from '../access/service.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
-import { transact } from '../db/work.js';
+import { transact, type Rehearsal } from '../db/work.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { DomainError, text } from '../errors.js';
 import type { TenantContext } from '../tenancy/directory.js';
@@ -22,13 +22,14 @@ export class UserAccessService {
   /**
    * Replaces a user's roles. Refused: changing your own roles (403), a user who holds a
    * permission you lack, or a role with an entry you do not hold (403, the out-rank rule of
-   * access/guard.ts), taking "everything" from the last active user who has it (409).
+   * access/guard.ts), taking "everything" from the last active user who has it (409). With a
+   * rehearsal, a dry run of the same change (access/preview.ts).
    */
-  async setRoles(tenant: TenantContext, actorUserId: string, userId: string, roleNames: readonly string[], actor: AuditActor): Promise<UserView> {
+  async setRoles(tenant: TenantContext, actorUserId: string, userId: string, roleNames: readonly string[], actor: AuditActor, rehearsal?: Rehearsal): Promise<UserView> {
     if (actorUserId === userId) throw new DomainError('permission.self_change', text('detail.self_roles'));
     const names = [...new Set(roleNames.map((n) => n.trim().toLowerCase()))];
     const db = tenantDb(this.db, tenant.schema);
-    await transact(this.db, this.changes, tenant, async ({ trx, changed }) => {
+    await transact(this.db, this.changes, tenant, async ({ trx, changed, watch }) => {
       await accessGuard.lock(trx);
       const target = await trx.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
       if (!target) throw DomainError.notFound('user');
@@ -52,6 +53,7 @@ export class UserAccessService {
       const next = roles.map((r) => shapes.get(r.id)!);
       const touched = touchedByRoles(current.flatMap((r) => shapes.get(r.id) ?? []), next);
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withRoles(before, next), touched });
+      await watch([userId]);
 
       if (removed.length) await trx.deleteFrom('user_roles').where('user_id', '=', userId).where('role_id', 'in', removed.map((r) => r.id)).execute();
       if (added.length) await trx.insertInto('user_roles').values(added.map((r) => ({ user_id: userId, role_id: r.id, assigned_by: actorUserId }))).execute();
@@ -64,7 +66,7 @@ export class UserAccessService {
         after: { roles: roles.map((r) => r.name).sort() },
       });
       changed({ kind: 'access', userId });
-    });
+    }, rehearsal);
     return loadUserView(db, userId);
   }
 

@@ -3,7 +3,8 @@ import { Type } from 'typebox';
 import { expectedVersion, setEtag } from '../http/etag.js';
 import { created, idempotencyOf } from '../http/idempotency.js';
 import { listQuery } from '../http/listing.js';
-import { DateTime, pageOf, problems, SessionSchema } from '../http/schemas.js';
+import { previewOf, type Preview } from '../access/preview.js';
+import { ChangePreviewSchema, DateTime, DryRunQuery, pageOf, problems, SessionSchema } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireTenant } from '../http/context.js';
 import { USER_SORTS, USER_STATUSES, type UserService, type VersionedUser } from './service.js';
 import { ProfileFields, UserSchema } from './view.js';
@@ -34,6 +35,8 @@ export const UserListQuery = listQuery(USER_SORTS, {
 });
 
 const LockSchema = Type.Object({ locked: Type.Boolean(), locked_until: Type.Union([DateTime, Type.Null()]), failed_login_count: Type.Integer(), lockout_count: Type.Integer() });
+
+const OverrideParams = Type.Object({ user_id: Type.String({ format: 'uuid' }), permission: Type.String({ maxLength: 100 }) });
 
 const OverrideSchema = Type.Object({ permission: Type.String(), effect: Type.String(), expires_at: Type.Union([DateTime, Type.Null()]) });
 
@@ -139,13 +142,18 @@ export function userRoutes(users: UserService): FastifyPluginAsyncTypebox {
         schema: {
           tags: ['users'],
           operationId: 'setUserPermission',
-          summary: 'Set a user-level permission override',
-          params: Type.Object({ user_id: Type.String({ format: 'uuid' }), permission: Type.String({ maxLength: 100 }) }),
+          summary: 'Set a user-level permission override; dry_run=true previews it',
+          params: OverrideParams,
+          querystring: DryRunQuery,
           body: Type.Object({ effect: Type.Union([Type.Literal('allow'), Type.Literal('deny')]), expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()])) }, { additionalProperties: false }),
-          response: { 200: OverrideSchema, ...problems(400, 401, 403, 404) },
+          response: { 200: Type.Union([OverrideSchema, ChangePreviewSchema], { description: 'The override, set; with dry_run=true, what the change would do (nothing changed)' }), ...problems(400, 401, 403, 404, 409) },
         },
       },
-      async (request) => users.setOverride(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.params.permission, request.body, actorFrom(request)),
+      async (request) => {
+        const change = (preview?: Preview) =>
+          users.setOverride(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.params.permission, request.body, actorFrom(request), preview);
+        return request.query.dry_run ? previewOf(change) : change();
+      },
     );
 
     app.delete(
@@ -154,13 +162,16 @@ export function userRoutes(users: UserService): FastifyPluginAsyncTypebox {
         config: { access: { permission: 'users.update' } },
         schema: {
           tags: ['users'],
-          summary: 'Remove a user-level permission override',
-          params: Type.Object({ user_id: Type.String({ format: 'uuid' }), permission: Type.String({ maxLength: 100 }) }),
-          response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
+          summary: 'Remove a user-level permission override; dry_run=true previews it',
+          params: OverrideParams,
+          querystring: DryRunQuery,
+          response: { 200: ChangePreviewSchema, 204: Type.Null(), ...problems(400, 401, 403, 404, 409) },
         },
       },
       async (request, reply) => {
-        await users.removeOverride(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.params.permission, actorFrom(request));
+        const change = (preview?: Preview) => users.removeOverride(requireTenant(request), requirePrincipal(request).userId, request.params.user_id, request.params.permission, actorFrom(request), preview);
+        if (request.query.dry_run) return previewOf(change);
+        await change();
         return reply.status(204).send(null);
       },
     );

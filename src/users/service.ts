@@ -11,7 +11,7 @@ import { randomToken, sha256 } from '../auth/tokens.js';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
-import { transact, type Work } from '../db/work.js';
+import { transact, type Rehearsal, type Work } from '../db/work.js';
 import { once, type IdempotencyKey, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
@@ -283,12 +283,23 @@ export class UserService {
     });
   }
 
-  private transact<T>(tenant: TenantContext, fn: (work: Work) => Promise<T>): Promise<T> {
-    return transact(this.deps.db, this.deps.changes, tenant, fn);
+  private transact<T>(tenant: TenantContext, fn: (work: Work) => Promise<T>, rehearsal?: Rehearsal): Promise<T> {
+    return transact(this.deps.db, this.deps.changes, tenant, fn, rehearsal);
   }
 
-  /** Sets a user-level override; the actor must hold the permission and may not target themselves. */
-  async setOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, input: { effect: 'allow' | 'deny'; expires_at?: string | null }, actor: AuditActor) {
+  /**
+   * Sets a user-level override; the actor must hold the permission and may not target themselves.
+   * With a rehearsal, a dry run of the same change (access/preview.ts).
+   */
+  async setOverride(
+    tenant: TenantContext,
+    actorUserId: string,
+    userId: string,
+    permission: string,
+    input: { effect: 'allow' | 'deny'; expires_at?: string | null },
+    actor: AuditActor,
+    rehearsal?: Rehearsal,
+  ) {
     if (!CATALOGUE.has(permission)) throw DomainError.invalid('permission', text('reason.unknown_permission', { permission }));
     if (actorUserId === userId) throw new DomainError('permission.self_change', text('detail.self_permissions'));
     let expiresAt: Date | null = null;
@@ -296,9 +307,10 @@ export class UserService {
       expiresAt = new Date(input.expires_at);
       if (Number.isNaN(expiresAt.getTime()) || expiresAt <= new Date()) throw DomainError.invalid('expires_at', text('reason.future_date_time'));
     }
-    return this.transact(tenant, async ({ trx, changed }) => {
+    return this.transact(tenant, async ({ trx, changed, watch }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, input.effect, expiresAt), touched: [permission] });
       await this.load(trx, tenant.schema, userId);
+      await watch([userId]);
       const perm = await trx.selectFrom('permissions').select('id').where('name', '=', permission).executeTakeFirstOrThrow();
       const before = await trx.selectFrom('user_permissions').select(['effect', 'expires_at']).where('user_id', '=', userId).where('permission_id', '=', perm.id).executeTakeFirst();
       await trx
@@ -310,15 +322,17 @@ export class UserService {
       await writeAudit(trx, actor, { action: 'users.set_permission', entityType: 'users', entityId: userId, before: before ? { permission, ...before } : null, after });
       changed({ kind: 'access', userId });
       return after;
-    });
+    }, rehearsal);
   }
 
-  async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor): Promise<void> {
+  /** Removes a user-level override; with a rehearsal, a dry run of the same change. */
+  async removeOverride(tenant: TenantContext, actorUserId: string, userId: string, permission: string, actor: AuditActor, rehearsal?: Rehearsal): Promise<void> {
     if (actorUserId === userId) throw new DomainError('permission.self_change', text('detail.self_permissions'));
     if (!CATALOGUE.has(permission)) throw DomainError.notFound('override');
-    await this.transact(tenant, async ({ trx, changed }) => {
+    await this.transact(tenant, async ({ trx, changed, watch }) => {
       await accessGuard.checkUserChange(trx, actorOf(actor), userId, { after: (before) => withOverride(before, permission, null), touched: [permission] });
       await this.load(trx, tenant.schema, userId);
+      await watch([userId]);
       const removed = await trx
         .deleteFrom('user_permissions')
         .where('user_id', '=', userId)
@@ -328,7 +342,7 @@ export class UserService {
       if (!removed) throw DomainError.notFound('override');
       await writeAudit(trx, actor, { action: 'users.remove_permission', entityType: 'users', entityId: userId, before: { permission, ...removed } });
       changed({ kind: 'access', userId });
-    });
+    }, rehearsal);
   }
 
   /** The user's sign-in lock: failed logins in a row, lockouts so far and, while locked, until when. */

@@ -508,7 +508,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Replace a user's roles */
+        /** Replace a user's roles; dry_run=true previews it */
         put: operations["setUserRoles"];
         post?: never;
         delete?: never;
@@ -614,10 +614,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Set a user-level permission override */
+        /** Set a user-level permission override; dry_run=true previews it */
         put: operations["setUserPermission"];
         post?: never;
-        /** Remove a user-level permission override */
+        /** Remove a user-level permission override; dry_run=true previews it */
         delete: operations["deleteUserPermission"];
         options?: never;
         head?: never;
@@ -703,14 +703,14 @@ export interface paths {
         };
         /** Get a role */
         get: operations["getRole"];
-        /** Update a role (partial; system roles cannot be renamed); honours If-Match */
+        /** Update a role (partial; system roles cannot be renamed); honours If-Match; dry_run=true previews it */
         put: operations["replaceRole"];
         post?: never;
-        /** Delete a custom role that nobody holds; honours If-Match */
+        /** Delete a custom role that nobody holds; honours If-Match; dry_run=true previews it */
         delete: operations["deleteRole"];
         options?: never;
         head?: never;
-        /** Update a role (partial; system roles cannot be renamed); honours If-Match */
+        /** Update a role (partial; system roles cannot be renamed); honours If-Match; dry_run=true previews it */
         patch: operations["updateRole"];
         trace?: never;
     };
@@ -1627,6 +1627,32 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        /** @description Dry run: what the change would do; nothing was changed */
+        ChangePreview: {
+            /** @enum {boolean} */
+            dry_run: true;
+            /** @description Every user whose effective permissions the change would move */
+            total_affected: number;
+            /** @description The first 1,000 of them by email, with the effective permissions each would gain and lose */
+            affected: {
+                /** Format: uuid */
+                user_id: string;
+                /** @example ada@acme.example */
+                email: string;
+                /**
+                 * @example [
+                 *       "audit_logs.read"
+                 *     ]
+                 */
+                gained: string[];
+                /**
+                 * @example [
+                 *       "users.delete"
+                 *     ]
+                 */
+                lost: string[];
+            }[];
         };
         Role: {
             /** Format: uuid */
@@ -6222,7 +6248,10 @@ export interface operations {
     };
     setUserRoles: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -6250,7 +6279,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The user roles, set */
+            /** @description The user, with the roles set; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -6260,49 +6289,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                     *       "email": "text",
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "phone": "text",
-                     *       "avatar_url": "text",
-                     *       "locale": "text",
-                     *       "timezone": "text",
-                     *       "status": "active",
-                     *       "is_email_verified": true,
-                     *       "roles": [
-                     *         "text"
-                     *       ],
-                     *       "last_login_at": "2026-01-01T09:00:00.000Z",
-                     *       "created_at": "2026-01-01T09:00:00.000Z",
-                     *       "updated_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        email: string;
-                        username: string | null;
-                        first_name: string | null;
-                        last_name: string | null;
-                        phone: string | null;
-                        avatar_url: string | null;
-                        locale: string | null;
-                        timezone: string | null;
-                        /** @example active */
-                        status: string;
-                        is_email_verified: boolean;
-                        roles: string[];
-                        /** Format: date-time */
-                        last_login_at: string | null;
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["User"] | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
@@ -7757,7 +7744,10 @@ export interface operations {
     };
     setUserPermission: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -7788,7 +7778,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The user permission, updated */
+            /** @description The override, set; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -7798,19 +7788,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "permission": "text",
-                     *       "effect": "text",
-                     *       "expires_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
                     "application/json": {
                         permission: string;
                         effect: string;
                         /** Format: date-time */
                         expires_at: string | null;
-                    };
+                    } | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
@@ -7865,6 +7848,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A dependency (the database) is unavailable; retry shortly */
             503: {
                 headers: {
@@ -7882,7 +7878,10 @@ export interface operations {
     };
     deleteUserPermission: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -7898,6 +7897,61 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Dry run: what the change would do; nothing was changed */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "dry_run": true,
+                     *       "total_affected": 0,
+                     *       "affected": [
+                     *         {
+                     *           "user_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *           "email": "ada@acme.example",
+                     *           "gained": [
+                     *             "audit_logs.read"
+                     *           ],
+                     *           "lost": [
+                     *             "users.delete"
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        dry_run: true;
+                        /** @description Every user whose effective permissions the change would move */
+                        total_affected: number;
+                        /** @description The first 1,000 of them by email, with the effective permissions each would gain and lose */
+                        affected: {
+                            /** Format: uuid */
+                            user_id: string;
+                            /** @example ada@acme.example */
+                            email: string;
+                            /**
+                             * @example [
+                             *       "audit_logs.read"
+                             *     ]
+                             */
+                            gained: string[];
+                            /**
+                             * @example [
+                             *       "users.delete"
+                             *     ]
+                             */
+                            lost: string[];
+                        }[];
+                    };
+                };
+            };
             /** @description The user permission deleted; no body */
             204: {
                 headers: {
@@ -7950,6 +8004,19 @@ export interface operations {
             };
             /** @description Unknown (also: another tenant's or a deleted row) */
             404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;
@@ -8857,7 +8924,10 @@ export interface operations {
     };
     replaceRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -8897,7 +8967,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The role, updated */
+            /** @description The role, updated; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -8907,45 +8977,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                     *       "name": "auditor",
-                     *       "description": "text",
-                     *       "priority": 1,
-                     *       "is_system": true,
-                     *       "permissions": [
-                     *         "audit_logs.read",
-                     *         "users.read"
-                     *       ],
-                     *       "denied_permissions": [
-                     *         "text"
-                     *       ],
-                     *       "created_at": "2026-01-01T09:00:00.000Z",
-                     *       "updated_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        /** @example auditor */
-                        name: string;
-                        description: string | null;
-                        priority: number;
-                        is_system: boolean;
-                        /**
-                         * @example [
-                         *       "audit_logs.read",
-                         *       "users.read"
-                         *     ]
-                         */
-                        permissions: string[];
-                        denied_permissions: string[];
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["Role"] | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
@@ -9043,7 +9075,10 @@ export interface operations {
     };
     deleteRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -9060,6 +9095,61 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Dry run: what the change would do; nothing was changed */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "dry_run": true,
+                     *       "total_affected": 0,
+                     *       "affected": [
+                     *         {
+                     *           "user_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *           "email": "ada@acme.example",
+                     *           "gained": [
+                     *             "audit_logs.read"
+                     *           ],
+                     *           "lost": [
+                     *             "users.delete"
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {boolean} */
+                        dry_run: true;
+                        /** @description Every user whose effective permissions the change would move */
+                        total_affected: number;
+                        /** @description The first 1,000 of them by email, with the effective permissions each would gain and lose */
+                        affected: {
+                            /** Format: uuid */
+                            user_id: string;
+                            /** @example ada@acme.example */
+                            email: string;
+                            /**
+                             * @example [
+                             *       "audit_logs.read"
+                             *     ]
+                             */
+                            gained: string[];
+                            /**
+                             * @example [
+                             *       "users.delete"
+                             *     ]
+                             */
+                            lost: string[];
+                        }[];
+                    };
+                };
+            };
             /** @description The role deleted; no body */
             204: {
                 headers: {
@@ -9166,7 +9256,10 @@ export interface operations {
     };
     updateRole: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: check the change as it would be made (the same permissions, out-rank rules and errors), change nothing, and answer 200 with the users whose effective permissions it would move */
+                dry_run?: boolean;
+            };
             header?: {
                 /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
                 "accept-language"?: string;
@@ -9206,7 +9299,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The role, updated */
+            /** @description The role, updated; with dry_run=true, what the change would do (nothing changed) */
             200: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
@@ -9216,45 +9309,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                     *       "name": "auditor",
-                     *       "description": "text",
-                     *       "priority": 1,
-                     *       "is_system": true,
-                     *       "permissions": [
-                     *         "audit_logs.read",
-                     *         "users.read"
-                     *       ],
-                     *       "denied_permissions": [
-                     *         "text"
-                     *       ],
-                     *       "created_at": "2026-01-01T09:00:00.000Z",
-                     *       "updated_at": "2026-01-01T09:00:00.000Z"
-                     *     }
-                     */
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        /** @example auditor */
-                        name: string;
-                        description: string | null;
-                        priority: number;
-                        is_system: boolean;
-                        /**
-                         * @example [
-                         *       "audit_logs.read",
-                         *       "users.read"
-                         *     ]
-                         */
-                        permissions: string[];
-                        denied_permissions: string[];
-                        /** Format: date-time */
-                        created_at: string;
-                        /** Format: date-time */
-                        updated_at: string;
-                    };
+                    "application/json": components["schemas"]["Role"] | components["schemas"]["ChangePreview"];
                 };
             };
             /** @description Invalid input: `errors` names each field and the reason */
