@@ -157,7 +157,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
 
     // The audit row of the role change.
     await page.getByRole('link', { name: 'Audit', exact: true }).click();
-    await page.getByLabel('Action').fill('users.update_roles');
+    await page.getByLabel('Action', { exact: true }).fill('users.update_roles');
     await page.getByRole('button', { name: 'Filter' }).click();
     await expect.poll(() => page.url()).toMatch(/action=users.update_roles/);
     const timeline = page.getByRole('list', { name: 'Audit records, newest first' });
