@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
+import { accountPageRoutes } from './account/routes.js';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
 import { schemaController, validatorCompiler } from './http/compilers.js';
@@ -305,6 +306,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(named(healthRoutes(deps.readiness), 'health'));
+  await app.register(named(accountPageRoutes({ ...deps.services, publicUrl: deps.publicUrl }), 'account-pages'));
   app.get(
     '/.well-known/jwks.json',
     { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens (empty for HMAC algorithms)' } },
