@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
-const FEATURES = ['access', 'audit', 'auth', 'cache', 'db', 'health', 'mail', 'me', 'records', 'roles', 'settings', 'teams', 'tenancy', 'users'];
+const FEATURES = ['access', 'account', 'audit', 'auth', 'cache', 'db', 'health', 'mail', 'me', 'records', 'roles', 'settings', 'teams', 'tenancy', 'users'];
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.data/', 'coverage/', 'bench/results/', 'bench/.build/', 'scratch/'] },

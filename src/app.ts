@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
+import { accountPageRoutes } from './account/routes.js';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { healthRoutes, type ReadinessCheck } from './health/routes.js';
 import { schemaController, validatorCompiler } from './http/compilers.js';
 import { DEFAULT_EDGE, registerJsonParser, securityHeaders, serverOptions, type EdgeOptions } from './http/edge.js';
 import { addExamples } from './http/examples.js';
+import { corsOptions } from './http/cors.js';
 import { requestLogger } from './http/request-log.js';
 import { nulError } from './http/text.js';
 import { answerLanguage, registerContentLanguage } from './http/locale.js';
@@ -66,6 +69,8 @@ export interface AppDeps {
   readonly publicUrl?: string;
   /** HMAC key of idempotency fingerprints (default: derived from the JWT key material). */
   readonly idempotencyKey?: Buffer;
+  /** CORS_ORIGINS: browser front ends on these exact origins may call the API (none: no CORS headers at all). */
+  readonly corsOrigins?: readonly string[];
 }
 
 const BODY_LIMIT = 1_048_576;
@@ -269,6 +274,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done();
   });
   registerObservability(app, { db: deps.services.db, local: deps.services.local, migrationStates: () => deps.tenants.migrationSummary() }, deps.observability);
+  // Preflights are answered in this plugin's onRequest hook, before any auth hook: a browser sends them without Authorization.
+  if (deps.corsOrigins?.length) await app.register(cors, corsOptions(deps.corsOrigins));
   app.addHook('preValidation', (request, _reply, done) => done(nulError(request)));
   // Bodies are JSON (or multipart where a route says so): plain text is a 415, not a string body.
   app.removeContentTypeParser('text/plain');
@@ -308,6 +315,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(named(healthRoutes(deps.readiness), 'health'));
   await app.register(named(consoleRoutes(), 'console'));
+  await app.register(named(accountPageRoutes({ ...deps.services, publicUrl: deps.publicUrl }), 'account-pages'));
   app.get(
     '/.well-known/jwks.json',
     { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens (empty for HMAC algorithms)' } },

@@ -60,6 +60,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Base URL of the pages that take password-reset and verification tokens (links in mail). */
   readonly publicUrl: string;
+  /** Browser front ends on these exact origins may call the API (CORS); empty: no CORS headers at all. */
+  readonly corsOrigins: readonly string[];
   readonly authRateLimitPerMinute: number;
   /** Where attachment bytes are kept (local-disk storage). */
   readonly attachmentsDir: string;
@@ -180,6 +182,25 @@ function trustProxy(env: Env): boolean | number | string[] {
   return entries;
 }
 
+/** CORS_ORIGINS: a comma-separated list of exact origins (`https://app.example.com`), each as a browser sends it. */
+function corsOrigins(env: Env): string[] {
+  const entries = (optional(env, 'CORS_ORIGINS') ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+  for (const entry of entries) {
+    let origin: string | undefined;
+    try {
+      const parsed = new URL(entry);
+      origin = parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.origin : undefined;
+    } catch {
+      origin = undefined;
+    }
+    // A browser's Origin is lower-case, without path, trailing slash or default port: anything else would never match.
+    if (origin !== entry) {
+      throw new ConfigError('CORS_ORIGINS', `must be a comma-separated list of origins such as https://app.example.com: http(s), lower-case host, a port only when not the default, no path, no trailing slash, no wildcard (got "${entry}"${origin ? `; did you mean "${origin}"?` : ''})`);
+    }
+  }
+  return entries;
+}
+
 /** A value of the `iss`/`aud` claims: printable, no spaces. */
 function claim(env: Env, name: string, fallback: string): string {
   const value = optional(env, name) ?? fallback;
@@ -273,6 +294,7 @@ export function loadConfig(env: Env = process.env): Config {
     embeddedPostgresPort: integer(env, 'EMBEDDED_POSTGRES_PORT', 0, 0, 65535),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
     publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:8004',
+    corsOrigins: corsOrigins(env),
     authRateLimitPerMinute: integer(env, 'AUTH_RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
     attachmentsDir: path.resolve(optional(env, 'ATTACHMENTS_DIR') ?? path.join(dataDir, 'attachments')),
     backups: {

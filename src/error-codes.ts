@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   'request.unsupported_media_type': ['unsupported_media_type', 'The body has a content type the route does not take.'],
   'request.version_mismatch': ['precondition_failed', '`If-Match` does not match the current version, or the row changed meanwhile: fetch it again.'],
   'request.rate_limited': ['rate_limited', 'Too many requests from this client; retry after the time the detail names.'],
+  'request.cross_site': ['forbidden', 'A form of an account page was sent from another site (`Origin`, `Sec-Fetch-Site`): only the page itself may send it.'],
   'idempotency.in_progress': ['conflict', 'A request with this `Idempotency-Key` has not finished yet: retry.'],
   'idempotency.key_reused': ['unprocessable', 'This `Idempotency-Key` was used with a different request.'],
   'route.not_found': ['not_found', 'No route has this method and path.'],

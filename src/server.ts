@@ -59,6 +59,7 @@ export async function main(stopTracing?: () => Promise<void>): Promise<void> {
     edge: { trustProxy: config.trustProxy, ...config.http },
     publicUrl: config.publicUrl,
     idempotencyKey: config.idempotencyKey,
+    corsOrigins: config.corsOrigins,
     observability: config.metrics,
   });
 

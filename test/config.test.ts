@@ -36,6 +36,12 @@ describe('loadConfig', () => {
     [{ SMTP_URL: 'ftp://mail' }, 'SMTP_URL'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX'],
+    [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS'],
+    [{ CORS_ORIGINS: 'https://app.example.com/' }, 'CORS_ORIGINS'],
+    [{ CORS_ORIGINS: 'https://app.example.com, app.example.org' }, 'CORS_ORIGINS'],
+    [{ CORS_ORIGINS: 'https://App.Example.com' }, 'CORS_ORIGINS'],
+    [{ CORS_ORIGINS: 'https://app.example.com:443' }, 'CORS_ORIGINS'],
+    [{ CORS_ORIGINS: 'ftp://files.example.com' }, 'CORS_ORIGINS'],
   ])('refuses %j naming %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     try {
@@ -44,6 +50,14 @@ describe('loadConfig', () => {
       expect((error as ConfigError).variable).toBe(variable);
       expect((error as ConfigError).message).toMatch(new RegExp(`^Invalid configuration: ${variable} `));
     }
+  });
+
+  it('reads CORS_ORIGINS as exact origins; none by default; a near miss is named with its fix', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: ' https://app.example.com, http://localhost:5173 ,' }).corsOrigins).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://app.example.com/' })).toThrow(
+      'Invalid configuration: CORS_ORIGINS must be a comma-separated list of origins such as https://app.example.com: http(s), lower-case host, a port only when not the default, no path, no trailing slash, no wildcard (got "https://app.example.com/"; did you mean "https://app.example.com"?)',
+    );
   });
 
   it('accepts a production configuration with its secrets', () => {

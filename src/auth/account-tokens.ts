@@ -3,6 +3,14 @@ import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { TenantDatabase } from '../db/types.js';
 import { randomToken, sha256 } from './tokens.js';
 
+/** The account pages the mailed links open (src/account/routes.ts serves them). */
+export type AccountPage = 'reset-password' | 'verify-email' | 'accept-invitation';
+
+/** A mailed one-time link: `PUBLIC_URL/<page>?tenant=<slug>&token=<token>`. */
+export function accountLink(publicUrl: string, page: AccountPage, tenantSlug: string, token: string): string {
+  return `${publicUrl.replace(/\/$/, '')}/${page}?tenant=${encodeURIComponent(tenantSlug)}&token=${encodeURIComponent(token)}`;
+}
+
 export interface VoidedTokens {
   readonly passwordReset: number;
   readonly emailVerification: number;

@@ -16,7 +16,7 @@ import type { Mailer, MailMessage } from '../mail/mailer.js';
 import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { USER_COLUMNS, type UserView } from '../users/view.js';
-import { issueResetToken, issueVerificationToken, voidResetTokens } from './account-tokens.js';
+import { accountLink, issueResetToken, issueVerificationToken, voidResetTokens, type AccountPage } from './account-tokens.js';
 import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
@@ -372,8 +372,8 @@ export class AuthService {
     return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: policy.accessTokenTtlSeconds, roles: data.roles.map((r) => r.name) };
   }
 
-  private link(page: string, tenant: TenantContext, token: string): string {
-    return `${this.deps.publicUrl.replace(/\/$/, '')}/${page}?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
+  private link(page: AccountPage, tenant: TenantContext, token: string): string {
+    return accountLink(this.deps.publicUrl, page, tenant.slug, token);
   }
 
   private dummy(): Promise<string> {

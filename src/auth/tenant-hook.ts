@@ -38,22 +38,7 @@ export interface TenantAuthDeps {
 export function tenantAuthHook(deps: TenantAuthDeps) {
   const callers = callerCheck(deps);
   const gate = permissionGate(deps);
-  // When the shared cache cannot count (Redis down), count here: never fail open.
-  const fallbackCounter = new MemoryCache(10_000);
-
-  async function rateLimit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const key = `ratelimit:auth:${request.ip}`;
-    let counted: { count: number; ttlSeconds: number };
-    try {
-      counted = await deps.cache.increment(key, 60);
-    } catch {
-      counted = await fallbackCounter.increment(key, 60);
-    }
-    if (counted.count > deps.authRateLimitPerMinute) {
-      reply.header('retry-after', String(counted.ttlSeconds));
-      throw new DomainError('request.rate_limited', text('detail.rate_limited', { seconds: counted.ttlSeconds }));
-    }
-  }
+  const rateLimit = authRateLimit(deps);
 
   async function check(request: FastifyRequest, reply: FastifyReply, { access, authRateLimited }: FastifyContextConfig): Promise<void> {
     const tenant = await deps.directory.resolve(slugOf(request));
@@ -98,6 +83,28 @@ export function tenantAuthHook(deps: TenantAuthDeps) {
     if (!allowedFromCache(request, reply, config)) return check(request, reply, config);
     done();
     return undefined;
+  };
+}
+
+/**
+ * The per-IP limit of authentication routes (the API's public `auth/*` and the account pages'
+ * posts count against one budget): 429 with Retry-After past `authRateLimitPerMinute` a minute.
+ */
+export function authRateLimit(deps: Pick<TenantAuthDeps, 'cache' | 'authRateLimitPerMinute'>) {
+  // When the shared cache cannot count (Redis down), count here: never fail open.
+  const fallbackCounter = new MemoryCache(10_000);
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const key = `ratelimit:auth:${request.ip}`;
+    let counted: { count: number; ttlSeconds: number };
+    try {
+      counted = await deps.cache.increment(key, 60);
+    } catch {
+      counted = await fallbackCounter.increment(key, 60);
+    }
+    if (counted.count > deps.authRateLimitPerMinute) {
+      reply.header('retry-after', String(counted.ttlSeconds));
+      throw new DomainError('request.rate_limited', text('detail.rate_limited', { seconds: counted.ttlSeconds }));
+    }
   };
 }
 

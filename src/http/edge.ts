@@ -43,6 +43,23 @@ export function securityHeaders(publicUrl: string): { all: Record<string, string
   return { all, api: { ...all, 'cache-control': 'no-store' } };
 }
 
+/**
+ * True when a browser says a form post comes from another site. `Sec-Fetch-Site` decides when
+ * sent (only `same-origin`, or `none` for the user's own navigation, pass); else an `Origin`
+ * must be this service's (`PUBLIC_URL`'s, or the one the request was addressed to). `Origin:
+ * null` passes: a page with `Referrer-Policy: no-referrer` makes browsers send it for the
+ * page's own posts. A client that sends neither header is no browser acting for someone else.
+ */
+export function crossSite(request: FastifyRequest, publicUrl: string | undefined): boolean {
+  const site = request.headers['sec-fetch-site'];
+  if (typeof site === 'string') return site !== 'same-origin' && site !== 'none';
+  const origin = request.headers.origin;
+  if (origin === undefined || origin === 'null') return false;
+  const own = [`${request.protocol}://${request.host}`];
+  if (publicUrl) own.push(new URL(publicUrl).origin);
+  return !own.includes(origin);
+}
+
 /** JSON bodies nest at most this deep: deeper ones are a 400 before any code walks them. */
 export const MAX_JSON_DEPTH = 64;
 /** An oversized body is read (and dropped) up to this size so its 413 reaches the client. */

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { negotiateLocale, type Locale } from '../i18n/index.js';
+import { negotiateLocale, supportedLocale, type Locale } from '../i18n/index.js';
 import type { TenantContext } from '../tenancy/directory.js';
 
 /** Where a request's locale choices come from: the user's `locale` and the tenant's `locale.default`. */
@@ -38,6 +38,18 @@ export async function requestLocale(request: FastifyRequest): Promise<Locale> {
   const tenantDefault = sources && tenant ? await quietly(() => sources.tenantLocale(tenant, false)) : undefined;
   request.locale = negotiateLocale({ user, acceptLanguage: acceptLanguage(request), tenantDefault });
   return request.locale;
+}
+
+/**
+ * A page's locale: `?lang=` when the service speaks it (the reader picked it on the page: a
+ * browser link cannot send a header), else requestLocale's. Sets Content-Language.
+ */
+export async function pageLocale(request: FastifyRequest, reply: FastifyReply, lang: string | undefined): Promise<Locale> {
+  const chosen = supportedLocale(lang);
+  if (chosen) request.locale = chosen;
+  const locale = await requestLocale(request);
+  reply.header('content-language', locale);
+  return locale;
 }
 
 /** The same choice from cached state only, without a promise (every answer's Content-Language). */

@@ -160,14 +160,17 @@ export async function sendProblem(request: FastifyRequest, reply: FastifyReply, 
   return reply.status(body.status).type('application/problem+json').send(body);
 }
 
+/** The problem of an error, logged: a failure (5xx) with its error, a refusal with its code and English detail. */
+export function loggedProblem(request: FastifyRequest, error: unknown): Problem {
+  const problem = toProblem(error);
+  if (KINDS[kindOf(problem.code)].status >= 500) request.log.error({ err: error }, 'request failed');
+  else request.log.info({ code: problem.code, detail: new DomainError(problem.code, problem.detail, problem.errors).message }, 'request refused');
+  return problem;
+}
+
 /** One error handler for the whole app: every error leaves as problem+json with the request id. */
 export function registerProblemHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    const problem = toProblem(error);
-    if (KINDS[kindOf(problem.code)].status >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.info({ code: problem.code, detail: new DomainError(problem.code, problem.detail, problem.errors).message }, 'request refused');
-    return sendProblem(request, reply, problem);
-  });
+  app.setErrorHandler((error, request, reply) => sendProblem(request, reply, loggedProblem(request, error)));
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, { code: 'route.not_found', detail: text('detail.no_route', { method: request.method, path: request.url.split('?')[0]! }) }),
   );

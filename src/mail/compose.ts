@@ -1,5 +1,6 @@
 import { render, supportedLocale, text, type Locale, type MessageKey, type Params } from '../i18n/index.js';
 import { validTimeZone } from '../i18n/zones.js';
+import { escapeHtml } from '../html.js';
 import type { MailMessage } from './mailer.js';
 
 /** Whom a mail is written for: the language and the time zone its dates are shown in. */
@@ -29,9 +30,6 @@ export function readerDate(reader: MailReader, date: Date): string {
   }
   return format.format(date);
 }
-
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
 
 /** One mail in the reader's language: paragraphs, an optional action link (a button in HTML), and the tenant's signature. */
 function mail(reader: MailReader, to: string, parts: { subject: MessageKey; paragraphs: readonly [MessageKey, Params?][]; action?: { label: MessageKey; link: string }; after?: readonly [MessageKey, Params?][]; product: string; params: Params }): MailMessage {

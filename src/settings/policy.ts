@@ -24,6 +24,8 @@ export interface TenantPolicy {
   readonly attachmentsMaxBytes: number;
   /** The name users know the tenant by in mails and pages (`branding.product_name`), when set. */
   readonly productName: string | null;
+  /** The logo and colour of `branding` that pages may show (unsafe values are dropped). */
+  readonly branding: Branding;
   /** `locale.default` and `timezone.default`: the language and zone of answers and mails when the user has none. */
   readonly defaultLocale: string;
   readonly defaultTimezone: string;
@@ -63,6 +65,7 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
     mailEnabled: bool('mail.enabled'),
     attachmentsMaxBytes: num('attachments.max_size_mb') * 1024 * 1024,
     productName: productName(values.get('branding')),
+    branding: branding(values.get('branding')),
     defaultLocale: text('locale.default'),
     defaultTimezone: text('timezone.default'),
   };
@@ -71,6 +74,30 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
 function productName(branding: unknown): string | null {
   const name = typeof branding === 'object' && branding !== null ? (branding as { product_name?: unknown }).product_name : undefined;
   return typeof name === 'string' && name.trim() !== '' ? name.trim() : null;
+}
+
+/** What of `branding` a page shows besides the product name. */
+export interface Branding {
+  /** An https URL: anything else could load from where the page's policy does not allow. */
+  readonly logoUrl: string | null;
+  /** A hex colour (`#0b57d0`): the value goes into a stylesheet. */
+  readonly primaryColor: string | null;
+}
+
+function branding(value: unknown): Branding {
+  const b = typeof value === 'object' && value !== null ? (value as { logo_url?: unknown; primary_color?: unknown }) : {};
+  const color = typeof b.primary_color === 'string' && /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(b.primary_color.trim()) ? b.primary_color.trim() : null;
+  return { logoUrl: httpsUrl(b.logo_url), primaryColor: color };
+}
+
+function httpsUrl(value: unknown): string | null {
+  if (typeof value !== 'string' || value.length > 2000) return null;
+  try {
+    const url = new URL(value.trim());
+    return url.protocol === 'https:' && url.username === '' && url.password === '' ? url.href : null;
+  } catch {
+    return null;
+  }
 }
 
 /** How mails and pages name the tenant: its branding's product name, else its registered name. */

@@ -3,7 +3,7 @@ import { PERMISSION_CATALOGUE } from '../access/catalogue.js';
 import { touchedByRoles, withOverride, withRoles } from '../access/authority.js';
 import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
 import { checkPasswordPolicy, hashPassword } from '../auth/passwords.js';
-import { voidAccountTokens } from '../auth/account-tokens.js';
+import { accountLink, voidAccountTokens } from '../auth/account-tokens.js';
 import type { ApiKeyService } from '../auth/api-keys.js';
 import type { AuthService } from '../auth/service.js';
 import type { SessionStore } from '../auth/sessions.js';
@@ -197,7 +197,7 @@ export class UserService {
     const token = randomToken('');
     const expiresAt = new Date(Date.now() + policy.invitationTtlHours * 3_600_000);
     await trx.insertInto('password_reset_tokens').values({ user_id: user.id, token_hash: sha256(token), expires_at: expiresAt, requested_ip: actor.ip }).execute();
-    const link = `${this.deps.publicUrl.replace(/\/$/, '')}/reset-password?tenant=${encodeURIComponent(tenant.slug)}&token=${encodeURIComponent(token)}`;
+    const link = accountLink(this.deps.publicUrl, 'accept-invitation', tenant.slug, token);
     const invitation = linkMail('invite', mailReader(user, policy), user.email, { product: displayName(tenant, policy), link, expiresAt, ttl: policy.invitationTtlHours });
     return { user, invitation };
   }

@@ -56,6 +56,8 @@ export interface TestAppOptions {
   readonly realtime?: TenantServicesConfig['realtime'];
   /** /metrics settings (token, tenant labels). */
   readonly observability?: AppDeps['observability'];
+  /** CORS_ORIGINS (default: none, no CORS headers). */
+  readonly corsOrigins?: AppDeps['corsOrigins'];
 }
 
 /** The channel-secrets key of test instances. */
@@ -114,7 +116,7 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
   if (options.events?.dispatch) services.dispatcher.start();
   const backupsDir = options.backupsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-backups-'));
   const lifecycle = new TenantLifecycle(db, schemas, tenants, { pool: poolOf(db), storage, backups: new LocalDiskStorage(backupsDir), secrets, changes: services.changes, maxArchiveBytes: 1024 ** 3 });
-  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false, production: options.production ?? false, observability: options.observability });
+  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false, production: options.production ?? false, observability: options.observability, corsOrigins: options.corsOrigins });
   app.addHook('onClose', () => services.dispatcher.stop());
   // A directory made here goes with the app.
   if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));

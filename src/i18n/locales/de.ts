@@ -29,6 +29,7 @@ const de: Catalogue = {
   'error.request.unsupported_media_type': 'Der Anfrageinhalt hat einen Inhaltstyp, den diese Route nicht annimmt (JSON-Routen nehmen application/json an, Uploads multipart/form-data)',
   'error.request.version_mismatch': 'If-Match stimmt nicht mit der aktuellen Version überein',
   'error.request.rate_limited': 'Zu viele Anfragen; versuchen Sie es später erneut',
+  'error.request.cross_site': 'Das Formular wurde von einer anderen Website gesendet: Öffnen Sie den Link aus Ihrer E-Mail erneut',
   'error.idempotency.in_progress': 'Der Idempotency-Key wird von einer noch nicht abgeschlossenen Anfrage verwendet; versuchen Sie es erneut',
   'error.idempotency.key_reused': 'Dieser Idempotency-Key wurde bereits für eine andere Anfrage verwendet',
   'error.route.not_found': 'Unbekannte Route',
@@ -324,6 +325,30 @@ const de: Catalogue = {
   'mail.email_changed.subject': 'Ihre E-Mail-Adresse wurde geändert',
   'mail.email_changed.intro': 'Am {changed} wurde die E-Mail-Adresse Ihres Kontos bei {product} von {old} in {new} geändert. E-Mails für das Konto gehen ab sofort an diese Adresse.',
   'mail.email_changed.warning': 'Falls Sie diese Änderung nicht selbst vorgenommen haben, wenden Sie sich bitte umgehend an Ihren Administrator.',
+
+  // Kontoseiten (reset-password, verify-email, accept-invitation). {product} ist der Name des Mandanten.
+  'page.reset.title': 'Neues Passwort festlegen',
+  'page.reset.intro': 'Geben Sie ein neues Passwort für Ihr Konto bei {product} ein. Alle Geräte, die mit dem Konto angemeldet sind, werden abgemeldet.',
+  'page.reset.submit': 'Neues Passwort speichern',
+  'page.reset.done': 'Ihr Passwort wurde geändert, und alle Sitzungen des Kontos wurden beendet. Melden Sie sich mit dem neuen Passwort erneut an.',
+  'page.reset.link_invalid': 'Fordern Sie einen neuen Link zum Zurücksetzen des Passworts an und öffnen Sie die neueste E-Mail.',
+  'page.invite.title': 'Willkommen bei {product}',
+  'page.invite.intro': 'Wählen Sie ein Passwort, um Ihr Konto zu aktivieren.',
+  'page.invite.submit': 'Konto aktivieren',
+  'page.invite.done': 'Ihr Konto ist bereit. Melden Sie sich mit Ihrer E-Mail-Adresse und dem gewählten Passwort an.',
+  'page.invite.link_invalid': 'Bitten Sie Ihren Administrator, Sie erneut einzuladen.',
+  'page.verify.title': 'E-Mail-Adresse bestätigen',
+  'page.verify.intro': 'Bestätigen Sie, dass diese Adresse zu Ihrem Konto bei {product} gehört.',
+  'page.verify.submit': 'Adresse bestätigen',
+  'page.verify.done': 'Ihre E-Mail-Adresse ist bestätigt. Sie können diese Seite schließen.',
+  'page.verify.link_invalid': 'Fordern Sie in Ihrem Konto eine neue Bestätigungs-E-Mail an.',
+  'page.link_invalid.title': 'Dieser Link kann nicht verwendet werden',
+  'page.link_invalid.intro': 'Er ist unvollständig, wurde bereits verwendet oder ist abgelaufen.',
+  'page.password': 'Neues Passwort',
+  'page.password_repeat': 'Neues Passwort wiederholen',
+  'page.password_hint': 'Mindestens {min, plural, one {# Zeichen} other {# Zeichen}}.',
+  'page.languages': 'Sprache',
+  'reason.passwords_differ': 'stimmt nicht mit dem neuen Passwort überein',
 };
 
 export default de;

@@ -29,6 +29,7 @@ const es: Catalogue = {
   'error.request.unsupported_media_type': 'El cuerpo de la solicitud tiene un tipo de contenido que esta ruta no admite (las rutas JSON admiten application/json; las cargas de archivos, multipart/form-data)',
   'error.request.version_mismatch': 'If-Match no coincide con la versión actual',
   'error.request.rate_limited': 'Demasiadas solicitudes; vuelva a intentarlo más tarde',
+  'error.request.cross_site': 'El formulario se envió desde otro sitio: vuelva a abrir el enlace de su correo',
   'error.idempotency.in_progress': 'Una solicitud que aún no ha finalizado está usando esta clave Idempotency-Key; vuelva a intentarlo',
   'error.idempotency.key_reused': 'Esta clave Idempotency-Key ya se usó con una solicitud distinta',
   'error.route.not_found': 'La ruta no existe',
@@ -324,6 +325,30 @@ const es: Catalogue = {
   'mail.email_changed.subject': 'Se ha cambiado su dirección de correo electrónico',
   'mail.email_changed.intro': 'El {changed}, la dirección de correo electrónico de su cuenta en {product} se cambió de {old} a {new}. A partir de ahora, los correos de la cuenta se enviarán a esa dirección.',
   'mail.email_changed.warning': 'Si no ha realizado usted este cambio, póngase en contacto de inmediato con su administrador.',
+
+  // Páginas de la cuenta (reset-password, verify-email, accept-invitation). {product} es el nombre del inquilino.
+  'page.reset.title': 'Elija una contraseña nueva',
+  'page.reset.intro': 'Introduzca una contraseña nueva para su cuenta en {product}. Se cerrará la sesión en todos los dispositivos conectados a la cuenta.',
+  'page.reset.submit': 'Guardar la contraseña nueva',
+  'page.reset.done': 'Su contraseña se ha cambiado y se han cerrado todas las sesiones de la cuenta. Vuelva a iniciar sesión con la contraseña nueva.',
+  'page.reset.link_invalid': 'Solicite un nuevo enlace para restablecer la contraseña y abra el correo más reciente.',
+  'page.invite.title': 'Le damos la bienvenida a {product}',
+  'page.invite.intro': 'Elija una contraseña para activar su cuenta.',
+  'page.invite.submit': 'Activar mi cuenta',
+  'page.invite.done': 'Su cuenta está lista. Inicie sesión con su dirección de correo y la contraseña que eligió.',
+  'page.invite.link_invalid': 'Pida a su administrador que le invite de nuevo.',
+  'page.verify.title': 'Verifique su dirección de correo',
+  'page.verify.intro': 'Confirme que esta dirección pertenece a su cuenta en {product}.',
+  'page.verify.submit': 'Verificar mi dirección',
+  'page.verify.done': 'Su dirección de correo está verificada. Puede cerrar esta página.',
+  'page.verify.link_invalid': 'Solicite un nuevo correo de verificación desde su cuenta.',
+  'page.link_invalid.title': 'Este enlace no se puede usar',
+  'page.link_invalid.intro': 'Está incompleto, ya se ha usado o ha caducado.',
+  'page.password': 'Contraseña nueva',
+  'page.password_repeat': 'Repita la contraseña nueva',
+  'page.password_hint': 'Al menos {min, plural, one {# carácter} other {# caracteres}}.',
+  'page.languages': 'Idioma',
+  'reason.passwords_differ': 'no coincide con la contraseña nueva',
 };
 
 export default es;

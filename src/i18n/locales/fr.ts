@@ -29,6 +29,7 @@ const fr: Catalogue = {
   'error.request.unsupported_media_type': 'le corps de la requête a un type de contenu que cette route n’accepte pas (les routes JSON acceptent application/json\u00a0; les téléversements, multipart/form-data)',
   'error.request.version_mismatch': 'If-Match ne correspond pas à la version actuelle',
   'error.request.rate_limited': 'trop de requêtes\u00a0; réessayez plus tard',
+  'error.request.cross_site': 'le formulaire a été envoyé depuis un autre site\u00a0: rouvrez le lien de votre message',
   'error.idempotency.in_progress': 'la clé Idempotency-Key est utilisée par une requête encore en cours\u00a0; réessayez',
   'error.idempotency.key_reused': 'cette clé Idempotency-Key a déjà servi pour une autre requête',
   'error.route.not_found': 'route inexistante',
@@ -324,6 +325,30 @@ const fr: Catalogue = {
   'mail.email_changed.subject': 'Votre adresse e-mail a été modifiée',
   'mail.email_changed.intro': 'Le {changed}, l’adresse e-mail de votre compte sur {product} est passée de {old} à {new}. Les messages destinés à ce compte sont désormais envoyés à cette nouvelle adresse.',
   'mail.email_changed.warning': 'Si vous n’êtes pas à l’origine de ce changement, contactez immédiatement votre administrateur.',
+
+  // Pages du compte (reset-password, verify-email, accept-invitation). {product} est le nom du locataire.
+  'page.reset.title': 'Choisissez un nouveau mot de passe',
+  'page.reset.intro': 'Saisissez un nouveau mot de passe pour votre compte sur {product}. Tous les appareils connectés au compte seront déconnectés.',
+  'page.reset.submit': 'Enregistrer le nouveau mot de passe',
+  'page.reset.done': 'Votre mot de passe a été modifié et toutes les sessions du compte ont été fermées. Reconnectez-vous avec le nouveau mot de passe.',
+  'page.reset.link_invalid': 'Demandez un nouveau lien de réinitialisation, puis ouvrez le message le plus récent.',
+  'page.invite.title': 'Bienvenue sur {product}',
+  'page.invite.intro': 'Choisissez un mot de passe pour activer votre compte.',
+  'page.invite.submit': 'Activer mon compte',
+  'page.invite.done': 'Votre compte est prêt. Connectez-vous avec votre adresse e-mail et le mot de passe choisi.',
+  'page.invite.link_invalid': 'Demandez à votre administrateur de vous inviter de nouveau.',
+  'page.verify.title': 'Confirmez votre adresse e-mail',
+  'page.verify.intro': 'Confirmez que cette adresse appartient à votre compte sur {product}.',
+  'page.verify.submit': 'Confirmer mon adresse',
+  'page.verify.done': 'Votre adresse e-mail est confirmée. Vous pouvez fermer cette page.',
+  'page.verify.link_invalid': 'Demandez un nouveau message de confirmation depuis votre compte.',
+  'page.link_invalid.title': 'Ce lien ne peut pas être utilisé',
+  'page.link_invalid.intro': 'Il est incomplet, a déjà servi ou a expiré.',
+  'page.password': 'Nouveau mot de passe',
+  'page.password_repeat': 'Répétez le nouveau mot de passe',
+  'page.password_hint': '{min, plural, one {# caractère} other {# caractères}} au minimum.',
+  'page.languages': 'Langue',
+  'reason.passwords_differ': 'ne correspond pas au nouveau mot de passe',
 };
 
 export default fr;
