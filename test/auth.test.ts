@@ -636,6 +636,8 @@ describe('route guards', () => {
       '/auth/password-reset/confirm',
       '/auth/password-reset/request',
       '/auth/refresh',
+      '/auth/session',
+      '/auth/session/refresh',
       '/auth/verify-email',
       '/graphiql',
       '/graphiql/config.js',

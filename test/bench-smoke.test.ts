@@ -14,7 +14,7 @@ it('bench --smoke runs and writes valid results', async () => {
   await rm(dir, { recursive: true, force: true });
   expect(json).toMatchObject({ mode: 'smoke', machine: { cpus: expect.any(Number), node: process.version, postgres: expect.stringMatching(/^15\./) } });
   const names = json.scenarios.map((s: { name: string }) => s.name);
-  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'graphql_get_user', 'create_user', 'create_user_with_webhook', 'floor_argon2_verify', 'login', 'refresh']);
+  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'graphql_get_user', 'get_user_metrics_off', 'get_user_metrics_on', 'create_user', 'create_user_with_webhook', 'floor_argon2_verify', 'login', 'refresh']);
   // Every user the webhook scenario made reached its endpoint, each once.
   expect(json.webhook_delivery.delivered).toBeGreaterThan(0);
   expect(json.webhook_delivery.distinct).toBe(json.webhook_delivery.delivered);

@@ -255,6 +255,8 @@ async function createTenantAndSignIn(service: Service, slug: string): Promise<vo
   const { access_token } = (await login.json()) as { access_token: string };
   const me = await fetch(`${service.base}/api/v1/tenants/${slug}/me`, { headers: { authorization: `Bearer ${access_token}` } });
   expect(((await me.json()) as { email: string }).email).toBe(`admin@${slug}.example`);
+  // The console's files are in the build (and Preact from the production dependencies).
+  for (const file of ['/console', '/console/assets/app.js', '/console/assets/preact.js']) expect((await fetch(`${service.base}${file}`)).status, file).toBe(200);
 
   const list = await cli(service, 'tenants', 'list', '--json');
   expect(list.code, list.stderr).toBe(0);
