@@ -74,7 +74,7 @@ export function exampleOf(schema: Schema | undefined, depth = 0): unknown {
 
 /** Adds `examples` to a route's body and 2xx responses where the schema has none. */
 export function addExamples(schema: Record<string, unknown>): Record<string, unknown> {
-  const withExample = (s: Schema | undefined) => (s && typeof s === 'object' && !s.examples && s.type === 'object' ? { ...s, examples: [exampleOf(s)] } : s);
+  const withExample = (s: Schema | undefined) => (s && typeof s === 'object' && !s.examples && (s.type === 'object' || s.anyOf) ? { ...s, examples: [exampleOf(s)] } : s);
   const body = withExample(schema.body as Schema | undefined);
   const response = schema.response as Record<string, Schema> | undefined;
   const responses = response

@@ -6289,6 +6289,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *       "email": "text",
+                     *       "username": "text",
+                     *       "first_name": "text",
+                     *       "last_name": "text",
+                     *       "phone": "text",
+                     *       "avatar_url": "text",
+                     *       "locale": "text",
+                     *       "timezone": "text",
+                     *       "status": "active",
+                     *       "is_email_verified": true,
+                     *       "roles": [
+                     *         "text"
+                     *       ],
+                     *       "last_login_at": "2026-01-01T09:00:00.000Z",
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "updated_at": "2026-01-01T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"] | components["schemas"]["ChangePreview"];
                 };
             };
@@ -7788,6 +7809,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "permission": "text",
+                     *       "effect": "text",
+                     *       "expires_at": "2026-01-01T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         permission: string;
                         effect: string;
@@ -8977,6 +9005,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *       "name": "auditor",
+                     *       "description": "text",
+                     *       "priority": 1,
+                     *       "is_system": true,
+                     *       "permissions": [
+                     *         "audit_logs.read",
+                     *         "users.read"
+                     *       ],
+                     *       "denied_permissions": [
+                     *         "text"
+                     *       ],
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "updated_at": "2026-01-01T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Role"] | components["schemas"]["ChangePreview"];
                 };
             };
@@ -9309,6 +9355,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *       "name": "auditor",
+                     *       "description": "text",
+                     *       "priority": 1,
+                     *       "is_system": true,
+                     *       "permissions": [
+                     *         "audit_logs.read",
+                     *         "users.read"
+                     *       ],
+                     *       "denied_permissions": [
+                     *         "text"
+                     *       ],
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "updated_at": "2026-01-01T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Role"] | components["schemas"]["ChangePreview"];
                 };
             };
