@@ -40,7 +40,9 @@ class Client {
       ws.once('unexpected-response', (_req, res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode, body: JSON.parse(body || '{}') })));
+        // The server ends a refused upgrade's connection: a socket left open would hold its shutdown.
+        const ended = new Promise<boolean>((done) => (res.socket.destroyed ? done(true) : res.socket.once('close', () => done(true))));
+        res.on('end', () => reject(Object.assign(new Error(`refused ${res.statusCode}`), { status: res.statusCode, body: JSON.parse(body || '{}'), ended })));
       });
       ws.once('error', reject);
       const ready = () => (client.got.some((m) => m.type === 'ready') ? resolve(client) : setTimeout(ready, 5));
@@ -73,7 +75,11 @@ class Client {
   }
 }
 
-const refusal = (p: Promise<unknown>) => p.then(() => ({ status: 101, body: {} as Record<string, unknown> }), (e: { status?: number; body?: Record<string, unknown> }) => ({ status: e.status ?? 0, body: e.body ?? {} }));
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => ({ status: 101, body: {} as Record<string, unknown>, ended: Promise.resolve(false) }),
+    (e: { status?: number; body?: Record<string, unknown>; ended?: Promise<boolean> }) => ({ status: e.status ?? 0, body: e.body ?? {}, ended: e.ended ?? Promise.resolve(false) }),
+  );
 
 async function listen(t: TestApp): Promise<string> {
   await t.app.listen({ port: 0, host: '127.0.0.1' });
@@ -131,6 +137,7 @@ describe('realtime sockets on one instance', () => {
   it('refuses an upgrade without credentials (401), with a forged token (401), and a plain GET (426)', async () => {
     const none = await refusal(Client.open(`${base}/rta/realtime`));
     expect(none).toMatchObject({ status: 401, body: { code: 'auth.credentials_required' } });
+    expect(await Promise.race([none.ended, new Promise((r) => setTimeout(() => r('still open'), 2_000))])).toBe(true);
     expect((await refusal(Client.open(`${base}/rta/realtime`, bearer(`${t.tokens.rta}x`)))).status).toBe(401);
     // rta's token on rtb's stream: the token names its tenant.
     expect((await refusal(Client.open(`${base}/rtb/realtime`, bearer(t.tokens.rta)))).status).toBe(403);

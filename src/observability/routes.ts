@@ -33,7 +33,8 @@ export function registerObservability(app: FastifyInstance, sources: Observabili
     const route = request.routeOptions.url ?? 'unmatched';
     const status = reply.statusCode;
     metrics.observe(route, request.method, status, reply.elapsedTime / 1000, request.tenant?.slug);
-    if ((request.log as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }).isLevelEnabled('info')) {
+    // Fastify's disabled logger has no isLevelEnabled: a throw here would skip later onResponse hooks.
+    if ((request.log as FastifyBaseLogger & { isLevelEnabled?(level: string): boolean }).isLevelEnabled?.('info') !== false) {
       request.log.info(
         {
           method: request.method,
