@@ -39,6 +39,7 @@ import { webhookRoutes } from './events/webhooks/routes.js';
 import { realtimeRoutes } from './events/realtime/routes.js';
 import websocket from '@fastify/websocket';
 import { sessionRoutes } from './auth/session-routes.js';
+import { mfaRoutes } from './auth/mfa/routes.js';
 import { consoleRoutes } from './console/routes.js';
 import { registerGraphql } from './graphql/plugin.js';
 import { registerObservability, type ObservabilityOptions } from './observability/routes.js';
@@ -359,6 +360,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       tenantApp.addHook('onRequest', tenantAuthHook(services));
       await tenantApp.register(named(authRoutes(services.auth), 'auth'));
       await tenantApp.register(named(sessionRoutes(services.auth), 'session'));
+      await tenantApp.register(named(mfaRoutes(services.auth, services.mfa), 'mfa'));
       await tenantApp.register(named(meRoutes({ users: services.users, auth: services.auth, apiKeys: services.apiKeys }), 'me'));
       await tenantApp.register(named(userAccessRoutes(services.userAccess), 'user-access'));
       await tenantApp.register(named(userRoutes(services.users), 'user'));

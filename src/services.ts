@@ -3,6 +3,7 @@ import { AccessService } from './access/service.js';
 import { ApiKeyService } from './auth/api-keys.js';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { AuthService } from './auth/service.js';
+import { MfaService } from './auth/mfa/service.js';
 import { AuditService } from './audit/service.js';
 import { AuditAnalyticsService } from './audit/analytics.js';
 import { SessionStore } from './auth/sessions.js';
@@ -66,6 +67,8 @@ export interface TenantServices {
   readonly access: AccessService;
   readonly apiKeys: ApiKeyService;
   readonly auth: AuthService;
+  /** Second factors: TOTP and recovery codes. */
+  readonly mfa: MfaService;
   readonly userAccess: UserAccessService;
   readonly users: UserService;
   readonly roles: RoleService;
@@ -124,7 +127,8 @@ export async function createTenantServices(deps: {
   });
   const dispatcher = new EventDispatcher(db, webhooks, options, { onError: deps.onDispatchError, onEvent: (envelope, schema) => realtime.dispatched(envelope, schema) });
   const records = recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies });
-  const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
+  const mfa = new MfaService({ db, changes, secrets: deps.secrets, sessions, policies });
+  const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, mfa, publicUrl: deps.config.publicUrl });
   return {
     db,
     keys,
@@ -137,6 +141,7 @@ export async function createTenantServices(deps: {
     access,
     apiKeys,
     auth,
+    mfa,
     userAccess: new UserAccessService(db, access, changes),
     roles: new RoleService(db, changes),
     settings: new SettingsService(db, changes),

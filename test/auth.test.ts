@@ -633,10 +633,15 @@ describe('route guards', () => {
     // GraphQL in its context, answering GraphQL errors (graphql.test.ts); GraphiQL is a static page.
     expect([...new Set(publicRoutes)].sort()).toEqual([
       '/auth/login',
+      '/auth/mfa/totp',
+      '/auth/mfa/totp/confirm',
+      '/auth/mfa/verify',
       '/auth/password-reset/confirm',
       '/auth/password-reset/request',
       '/auth/refresh',
       '/auth/session',
+      '/auth/session/mfa/totp/confirm',
+      '/auth/session/mfa/verify',
       '/auth/session/refresh',
       '/auth/verify-email',
       '/graphiql',

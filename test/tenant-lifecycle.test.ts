@@ -182,9 +182,12 @@ describe('tenant export and import', { timeout: 60_000 }, () => {
       })
       .join('');
     const older = await rewrite(await rewriteWith(archive, 'tables/audit_logs.ndjson', unchained, true), (name, content) => {
+      if (/^tables\/mfa_\w+\.ndjson$/.test(name)) return undefined;
       if (name !== 'manifest.json') return content;
       const m = JSON.parse(content.toString());
-      return Buffer.from(JSON.stringify({ ...m, schema_version: 7 }));
+      // Tables of later migrations were not in a version 7 archive.
+      const { mfa_totp: _totp, mfa_recovery_codes: _codes, ...tables } = m.tables;
+      return Buffer.from(JSON.stringify({ ...m, schema_version: 7, tables }));
     });
     const res = await importArchive(older, 'slug=lb_old');
     expect(res.statusCode, res.body).toBe(201);

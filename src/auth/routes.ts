@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { problems } from '../http/schemas.js';
 import { actorFrom, requireSession, requireTenant } from '../http/context.js';
 import { UserSchema } from '../users/view.js';
+import { MfaEnrolmentRequiredSchema, MfaRequiredSchema } from './mfa/schemas.js';
 import type { AuthService } from './service.js';
 
 export const TokenPairSchema = Type.Object({
@@ -22,7 +23,13 @@ export const LoginBody = Type.Object(
   },
   { additionalProperties: false },
 );
-const publicAuth = { access: 'public' as const, authRateLimited: true };
+export const publicAuth = { access: 'public' as const, authRateLimited: true };
+
+/** A finished login: the token pair and the user. */
+export const LoginTokensSchema = Type.Object({ ...TokenPairSchema.properties, user: UserSchema });
+
+/** `auth/login`: the tokens, or (SPEC section 19) the second step first. */
+export const LoginAnswerSchema = Type.Union([LoginTokensSchema, MfaRequiredSchema, MfaEnrolmentRequiredSchema]);
 
 /** `/api/v1/tenants/{tenant_slug}/auth/...` */
 export function authRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
@@ -37,9 +44,9 @@ export function authRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
         config: publicAuth,
         schema: {
           tags: ['auth'],
-          summary: 'Log in with an email or a username and a password',
+          summary: 'Log in with an email or a username and a password; a user with a second factor gets an mfa_token for auth/mfa/verify instead of tokens',
           body: LoginBody,
-          response: { 200: Type.Object({ ...TokenPairSchema.properties, user: UserSchema }), ...problems(400, 401, 403, 404, 429) },
+          response: { 200: LoginAnswerSchema, ...problems(400, 401, 403, 404, 429) },
         },
       },
       async (request) => auth.login(requireTenant(request), request.body, actorFrom(request)),

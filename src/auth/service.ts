@@ -20,6 +20,7 @@ import { accountLink, issueResetToken, issueVerificationToken, voidResetTokens, 
 import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
+import type { FactorInput, MfaService, MfaStep } from './mfa/service.js';
 import type { SessionStore } from './sessions.js';
 import { randomToken, sha256, signAccessToken } from './tokens.js';
 
@@ -36,6 +37,12 @@ export interface LoginResult extends TokenPair {
   readonly user: UserView;
 }
 
+/** What `auth/login` answers: the tokens, or the second step a user with MFA (or who must enrol) takes first. */
+export type LoginAnswer = LoginResult | MfaStep;
+
+/** Whether a login answer is a step-up rather than tokens. */
+export const isMfaStep = (answer: LoginAnswer): answer is MfaStep => 'mfa_token' in answer;
+
 /** The one answer to every failed login: unknown user, wrong password, locked or inactive account. */
 
 /** Reset mails per account and rolling hour: enough for a lost mail or two, too few to flood a mailbox. */
@@ -49,6 +56,8 @@ export interface AuthServiceDeps {
   readonly access: AccessService;
   readonly policies: PolicyReader;
   readonly mailer: Mailer;
+  /** Second factors: asked for between the password and the session. */
+  readonly mfa: MfaService;
   /** Base URL of the pages that take reset and verification tokens. */
   readonly publicUrl: string;
 }
@@ -61,7 +70,7 @@ export class AuthService {
 
   constructor(private readonly deps: AuthServiceDeps) {}
 
-  async login(tenant: TenantContext, input: { email?: string; username?: string; password: string }, actor: AuditActor): Promise<LoginResult> {
+  async login(tenant: TenantContext, input: { email?: string; username?: string; password: string }, actor: AuditActor): Promise<LoginAnswer> {
     const identifier = (input.email ?? input.username ?? '').trim();
     if (!identifier) throw DomainError.invalid('email', text('reason.identifier_or_email'));
     const policy = await this.deps.policies.policy(tenant);
@@ -96,11 +105,21 @@ export class AuthService {
       throw new DomainError('auth.email_not_verified');
     }
 
+    // A user with a second factor (or who must enrol one) gets a step-up token instead of tokens.
+    const step = await this.deps.mfa.stepUp(tenant, user.id, policy, actor);
+    if (step) return step;
+    const { password_hash: _hash, locked_until: _locked, ...profile } = user;
+    return this.signIn(tenant, db, profile, policy, actor);
+  }
+
+  /** Opens the session of a user who has proven who they are; `metadata` joins the `auth.login` audit row. */
+  private async signIn(tenant: TenantContext, db: Kysely<TenantDatabase>, profile: Omit<UserView, 'roles'>, policy: TenantPolicy, actor: AuditActor, metadata: Record<string, unknown> = {}): Promise<LoginResult> {
+    const user = profile;
     // The user's reset counters, the new session and the audit row: one statement, one round
     // trip, built once per schema and prepared (building it cost more than running it).
     const session = this.deps.sessions.newSession({ userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
     const now = new Date();
-    const entry = { action: 'auth.login', entityType: 'users', entityId: user.id, metadata: { session_id: session.row.id } };
+    const entry = { action: 'auth.login', entityType: 'users', entityId: user.id, metadata: { session_id: session.row.id, ...metadata } };
     const audit = auditRow({ ...actor, actorUserId: user.id, actorType: 'user', sessionId: session.row.id }, entry);
     const event = eventOf(user.id, entry, redact)!;
     written.events++;
@@ -119,8 +138,75 @@ export class AuthService {
     );
     const pair = await this.tokens(tenant, user.id, session.row.id, session.refreshToken, policy);
     loginOutcomes.inc({ outcome: 'succeeded' });
-    const { password_hash: _hash, locked_until: _locked, ...profile } = user;
     return { ...pair, user: { ...profile, last_login_at: now, updated_at: now, roles: pair.roles } };
+  }
+
+  /**
+   * The second step of a login (`auth/mfa/verify`): the `mfa_token` of the first step and one
+   * factor. A wrong factor counts towards the lockout like a wrong password, and a few void the
+   * token; the right one opens the session, and the token is used up.
+   */
+  async verifyMfa(tenant: TenantContext, input: FactorInput & { mfa_token: string }, actor: AuditActor): Promise<LoginResult> {
+    const { mfa } = this.deps;
+    const challenge = await mfa.challenge(tenant, input.mfa_token, 'login');
+    return this.secondStep(tenant, challenge, actor, async (db, userId) => {
+      const method = await mfa.verifyFactor(tenant, userId, input, actor);
+      return method ? { mfa: method } : null;
+    });
+  }
+
+  /**
+   * Forced enrolment (`auth.mfa = required`): the `mfa_token` of the first step confirms the TOTP
+   * it started with its first code, and the login finishes; the recovery codes come with the tokens.
+   */
+  async confirmEnrolment(tenant: TenantContext, input: { mfa_token: string; code: string }, actor: AuditActor): Promise<LoginResult & { recovery_codes: string[] }> {
+    const { mfa } = this.deps;
+    const challenge = await mfa.challenge(tenant, input.mfa_token, 'enrolment');
+    let recoveryCodes: string[] = [];
+    const result = await this.secondStep(tenant, challenge, actor, async (_db, userId) => {
+      try {
+        recoveryCodes = (await mfa.confirmTotp(tenant, userId, input.code, { ...actor, actorUserId: userId, actorType: 'user' })).recovery_codes;
+      } catch (error) {
+        if (error instanceof DomainError && error.code === 'mfa.invalid_code') return null;
+        throw error;
+      }
+      return { mfa: 'totp', enrolled: true };
+    });
+    return { ...result, recovery_codes: recoveryCodes };
+  }
+
+  /** Starts the TOTP of a forced enrolment, for the user the `mfa_token` stands for. */
+  async startEnrolment(tenant: TenantContext, mfaToken: string, actor: AuditActor): Promise<{ secret: string; otpauth_url: string }> {
+    const challenge = await this.deps.mfa.challenge(tenant, mfaToken, 'enrolment');
+    return this.deps.mfa.startTotp(tenant, challenge.userId, { ...actor, actorUserId: challenge.userId, actorType: 'user' });
+  }
+
+  /** The checks every second step shares: the user still active and unlocked, the factor (a failure counted), the token used once, the session. */
+  private async secondStep(
+    tenant: TenantContext,
+    challenge: { id: string; userId: string },
+    actor: AuditActor,
+    factor: (db: Kysely<TenantDatabase>, userId: string) => Promise<Record<string, unknown> | null>,
+  ): Promise<LoginResult> {
+    const policy = await this.deps.policies.policy(tenant);
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const user = await db.selectFrom('users').select([...USER_COLUMNS, 'locked_until']).where('id', '=', challenge.userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!user) throw new DomainError('auth.mfa_token_invalid');
+    const locked = user.locked_until !== null && user.locked_until > new Date();
+    if (locked || user.status !== 'active') {
+      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : `status_${user.status}`, false);
+      throw new DomainError('auth.mfa_failed');
+    }
+    const passed = await factor(db, user.id);
+    if (!passed) {
+      await this.deps.mfa.failedAttempt(tenant, challenge.id);
+      await this.recordFailure(db, user.id, policy, actor, 'bad_mfa_factor', true);
+      loginOutcomes.inc({ outcome: 'bad_mfa_factor' });
+      throw new DomainError('auth.mfa_failed');
+    }
+    if (!(await this.deps.mfa.useChallenge(db, challenge.id))) throw new DomainError('auth.mfa_token_invalid');
+    const { locked_until: _locked, ...profile } = user;
+    return this.signIn(tenant, db, profile, policy, actor, passed);
   }
 
   /** Counts a failure; at the policy's threshold, locks the account (each repeat doubles the lock). */

@@ -5,14 +5,16 @@ import { problems } from '../http/schemas.js';
 import { actorFrom, requireSession, requireTenant } from '../http/context.js';
 import { DomainError } from '../errors.js';
 import { UserSchema } from '../users/view.js';
+import { EnrolmentConfirmBody, MfaEnrolmentRequiredSchema, MfaRequiredSchema, MfaVerifyBody, RecoveryCodesSchema } from './mfa/schemas.js';
 import { LoginBody, TokenPairSchema } from './routes.js';
-import type { AuthService } from './service.js';
+import { isMfaStep, type AuthService, type LoginResult } from './service.js';
 
 /** The refresh token of a browser session: HttpOnly, so page scripts never hold it. */
 export const SESSION_COOKIE = 'ss_refresh';
 
 const { refresh_token: _refresh, ...AccessOnly } = TokenPairSchema.properties;
 const AccessSchema = Type.Object(AccessOnly);
+const BrowserLoginSchema = Type.Object({ ...AccessOnly, user: UserSchema });
 
 function cookiePath(request: FastifyRequest): string {
   return `/api/v1/tenants/${encodeURIComponent(requireTenant(request).slug)}/auth/session`;
@@ -33,6 +35,13 @@ export function sessionCookie(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** A finished browser login: the refresh token goes into the cookie, the rest into the answer. */
+function withCookie<T extends LoginResult>(request: FastifyRequest, reply: FastifyReply, result: T): Omit<T, 'refresh_token'> {
+  const { refresh_token, ...answer } = result;
+  setCookie(request, reply, refresh_token);
+  return answer;
+}
+
 /**
  * `/api/v1/tenants/{tenant_slug}/auth/session`: sign-in for browser front ends (the console, a
  * tenant's own app). The same login and refresh as `auth/login` and `auth/refresh`, with the
@@ -48,14 +57,42 @@ export function sessionRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
           tags: ['auth'],
           summary: 'Log in from a browser: the access token in the answer, the refresh token in an HttpOnly cookie for auth/session/refresh',
           body: LoginBody,
-          response: { 200: Type.Object({ ...AccessOnly, user: UserSchema }), ...problems(400, 401, 403, 404, 429) },
+          response: { 200: Type.Union([BrowserLoginSchema, MfaRequiredSchema, MfaEnrolmentRequiredSchema]), ...problems(400, 401, 403, 404, 429) },
         },
       },
       async (request, reply) => {
-        const { refresh_token, ...answer } = await auth.login(requireTenant(request), request.body, actorFrom(request));
-        setCookie(request, reply, refresh_token);
-        return answer;
+        const answer = await auth.login(requireTenant(request), request.body, actorFrom(request));
+        // A second step first: no session yet, so no cookie (auth/session/mfa/verify sets it).
+        return isMfaStep(answer) ? answer : withCookie(request, reply, answer);
       },
+    );
+
+    app.post(
+      '/auth/session/mfa/verify',
+      {
+        config: { access: 'public', authRateLimited: true },
+        schema: {
+          tags: ['auth'],
+          summary: 'The second factor of a browser login (auth/session answered mfa_required): the access token in the answer, the refresh token in the cookie',
+          body: MfaVerifyBody,
+          response: { 200: BrowserLoginSchema, ...problems(400, 401, 404, 429) },
+        },
+      },
+      async (request, reply) => withCookie(request, reply, await auth.verifyMfa(requireTenant(request), request.body, actorFrom(request))),
+    );
+
+    app.post(
+      '/auth/session/mfa/totp/confirm',
+      {
+        config: { access: 'public', authRateLimited: true },
+        schema: {
+          tags: ['auth'],
+          summary: 'Finish a forced enrolment from a browser (auth/session answered mfa_enrolment_required): the first TOTP code; the recovery codes and the access token in the answer, the refresh token in the cookie',
+          body: EnrolmentConfirmBody,
+          response: { 200: Type.Object({ ...BrowserLoginSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+        },
+      },
+      async (request, reply) => withCookie(request, reply, await auth.confirmEnrolment(requireTenant(request), request.body, actorFrom(request))),
     );
 
     app.post(

@@ -290,6 +290,35 @@ export interface RealtimeTicketsTable {
   created_at: GeneratedTimestamp;
 }
 
+export interface MfaTotpTable {
+  id: Generated<string>;
+  user_id: string;
+  encrypted_secret: string;
+  confirmed_at: Timestamp | null;
+  last_used_step: number | null;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface MfaRecoveryCodesTable {
+  id: Generated<string>;
+  user_id: string;
+  code_hash: string;
+  used_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+}
+
+export interface MfaChallengesTable {
+  id: Generated<string>;
+  user_id: string;
+  purpose: string;
+  token_hash: string;
+  attempts: Generated<number>;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+}
+
 export interface WebhooksTable {
   id: Generated<string>;
   url: string;
@@ -474,6 +503,9 @@ export interface TenantDatabase {
   outbox_events: OutboxEventsTable;
   webhooks: WebhooksTable;
   realtime_tickets: RealtimeTicketsTable;
+  mfa_totp: MfaTotpTable;
+  mfa_recovery_codes: MfaRecoveryCodesTable;
+  mfa_challenges: MfaChallengesTable;
   audit_chain: AuditChainTable;
   webhook_deliveries: WebhookDeliveriesTable;
   notes: NotesTable;

@@ -45,6 +45,15 @@ const SPECIAL: Record<string, string | null> = {
   'auth.password_changed': 'user.updated',
   'auth.password_reset': 'user.updated',
   'auth.email_verified': 'user.updated',
+  // Multi-factor authentication (SPEC section 19): `data` is `{id: user id, method, ...}`.
+  'auth.mfa_required': 'auth.mfa_required',
+  'auth.mfa_enrolment_required': 'auth.mfa_enrolment_required',
+  'mfa.totp_started': 'mfa.enrolment_started',
+  'mfa.totp_confirmed': 'mfa.enrolled',
+  'mfa.totp_disabled': 'mfa.removed',
+  'mfa.recovery_codes_generated': 'mfa.recovery_codes_generated',
+  'mfa.recovery_code_used': 'mfa.recovery_code_used',
+  'mfa.reset': 'mfa.reset',
   // Requests and refusals, not changes: audited, no event.
   'auth.password_reset_requested': null,
   'auth.password_reset_limited': null,

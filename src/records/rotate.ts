@@ -1,9 +1,9 @@
 import { sql, type Kysely } from 'kysely';
 import { tenantDb } from '../db/database.js';
-import { checkSchemaName } from '../db/identifiers.js';
+import { checkSchemaName, quoteIdent } from '../db/identifiers.js';
 import { DomainError, text } from '../errors.js';
 import type { PlatformDatabase, SchemaStatus } from '../db/platform-types.js';
-import { channelSecretContext, webhookSecretContext, type SecretBox } from './secrets.js';
+import { channelSecretContext, totpSecretContext, webhookSecretContext, type SecretBox } from './secrets.js';
 
 export interface RotateProgress {
   readonly done: number;
@@ -54,11 +54,18 @@ export async function rotateChannelSecrets(
   return { schemas: schemas.length, rotated, failed };
 }
 
-/** The encrypted columns a rotation covers: channel configs' secrets and webhooks' signing secrets. */
+/** The encrypted columns a rotation covers: channel configs' secrets, webhooks' signing secrets and users' TOTP secrets. */
 const ENCRYPTED = [
   { table: 'channel_configs', column: 'encrypted_secrets', label: 'channel config', context: channelSecretContext },
   { table: 'webhooks', column: 'encrypted_secret', label: 'webhook', context: webhookSecretContext },
+  { table: 'mfa_totp', column: 'encrypted_secret', label: 'TOTP secret', context: totpSecretContext },
 ] as const;
+
+/** Whether the schema has the table (one not yet migrated to a later release may not). */
+async function exists(trx: Kysely<never>, schema: string, table: string): Promise<boolean> {
+  const row = await sql<{ found: string | null }>`SELECT to_regclass(${`${quoteIdent(schema)}.${quoteIdent(table)}`})::text AS found`.execute(trx);
+  return row.rows[0]?.found != null;
+}
 
 async function rotateSchema(db: Kysely<PlatformDatabase>, box: SecretBox, schema: string): Promise<number> {
   return tenantDb(db, schema)
@@ -66,6 +73,7 @@ async function rotateSchema(db: Kysely<PlatformDatabase>, box: SecretBox, schema
     .execute(async (trx) => {
       let count = 0;
       for (const { table, column, label, context } of ENCRYPTED) {
+        if (!(await exists(trx as never, schema, table))) continue;
         const rows = await sql<{ id: string; text: string }>`
           SELECT id, ${sql.ref(column)} AS text FROM ${sql.id(schema, table)}
           WHERE ${sql.ref(column)} IS NOT NULL
@@ -122,6 +130,7 @@ export async function rotationTargets(db: Kysely<PlatformDatabase>): Promise<Rot
 export async function rebindSecrets(trx: Kysely<never>, box: SecretBox, from: string, to: string): Promise<number> {
   let count = 0;
   for (const { table, column, context } of ENCRYPTED) {
+    if (!(await exists(trx, to, table))) continue;
     const rows = await sql<{ id: string; text: string }>`SELECT id, ${sql.ref(column)} AS text FROM ${sql.id(to, table)} WHERE ${sql.ref(column)} IS NOT NULL`.execute(trx);
     for (const row of rows.rows) {
       let value: unknown;

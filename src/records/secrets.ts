@@ -71,6 +71,11 @@ export function webhookSecretContext(schema: string, id: string): string {
   return `webhooks:${schema}:${id}`;
 }
 
+/** What a user's TOTP secret is bound to: its tenant schema and its `mfa_totp` row. */
+export function totpSecretContext(schema: string, id: string): string {
+  return `mfa_totp:${schema}:${id}`;
+}
+
 /**
  * The configured secret box: CHANNEL_SECRETS_KEY (+ CHANNEL_SECRETS_PREVIOUS_KEYS), or, outside
  * production, a key generated once and kept in DATA_DIR.

@@ -36,6 +36,7 @@ export const DEFAULT_SETTINGS: readonly SettingDefinition[] = [
   { key: 'auth.password_reset_ttl_minutes', type: 'number', value: 60, category: 'auth', description: 'Lifetime of a password reset link', isPublic: false, validation: int(5, 10_080) },
   { key: 'auth.email_verification_ttl_hours', type: 'number', value: 48, category: 'auth', description: 'Lifetime of an email verification link', isPublic: false, validation: int(1, 720) },
   { key: 'auth.invitation_ttl_hours', type: 'number', value: 72, category: 'auth', description: 'Lifetime of an invitation (set-password) link', isPublic: false, validation: int(1, 720) },
+  { key: 'auth.mfa', type: 'string', value: 'optional', category: 'auth', description: 'Multi-factor authentication: off (no second factor is enrolled or asked for), optional (users choose), required (users without a factor enrol at their next sign-in)', isPublic: true, validation: { allowed: ['off', 'optional', 'required'] } },
   { key: 'mail.enabled', type: 'boolean', value: true, category: 'mail', description: 'Send mail to users (invitations, password resets, email verification); a forked tenant starts with it off', isPublic: false, validation: {} },
   { key: 'locale.default', type: 'string', value: 'en', category: 'locale', description: 'Default locale (BCP 47)', isPublic: true, validation: {} },
   { key: 'timezone.default', type: 'string', value: 'UTC', category: 'locale', description: 'Default IANA time zone', isPublic: true, validation: {} },

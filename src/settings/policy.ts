@@ -18,6 +18,8 @@ export interface TenantPolicy {
   readonly passwordResetTtlMinutes: number;
   readonly emailVerificationTtlHours: number;
   readonly invitationTtlHours: number;
+  /** auth.mfa: whether a second factor is off, the user's choice, or required of everyone. */
+  readonly mfa: MfaMode;
   /** mail.enabled: whether mail goes out to the tenant's users at all. */
   readonly mailEnabled: boolean;
   /** Largest accepted upload, in bytes (attachments.max_size_mb). */
@@ -62,6 +64,7 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
     passwordResetTtlMinutes: num('auth.password_reset_ttl_minutes'),
     emailVerificationTtlHours: num('auth.email_verification_ttl_hours'),
     invitationTtlHours: num('auth.invitation_ttl_hours'),
+    mfa: mfaMode(text('auth.mfa')),
     mailEnabled: bool('mail.enabled'),
     attachmentsMaxBytes: num('attachments.max_size_mb') * 1024 * 1024,
     productName: productName(values.get('branding')),
@@ -69,6 +72,12 @@ export function policyFrom(values: ReadonlyMap<string, unknown>): TenantPolicy {
     defaultLocale: text('locale.default'),
     defaultTimezone: text('timezone.default'),
   };
+}
+
+export type MfaMode = 'off' | 'optional' | 'required';
+
+function mfaMode(value: string): MfaMode {
+  return value === 'off' || value === 'required' ? value : 'optional';
 }
 
 function productName(branding: unknown): string | null {

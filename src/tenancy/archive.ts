@@ -24,7 +24,7 @@ export const ARCHIVE_FORMAT_VERSION = 1;
  * passwords), the audit chain's head (it follows the audit rows) and what is in flight rather than data (the outbox and its deliveries, realtime
  * tickets, idempotency records, reset and verification links). An archive holding one is refused.
  */
-export const NOT_ARCHIVED: readonly string[] = ['audit_chain', 'user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys', 'password_reset_tokens', 'email_verification_tokens'];
+export const NOT_ARCHIVED: readonly string[] = ['audit_chain', 'user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys', 'password_reset_tokens', 'email_verification_tokens', 'mfa_challenges'];
 
 export interface Manifest {
   readonly format: typeof ARCHIVE_FORMAT;
@@ -32,7 +32,7 @@ export interface Manifest {
   readonly schema_version: number;
   readonly tenant: { readonly slug: string; readonly name: string; readonly schema: string };
   readonly created_at: string;
-  /** Channel and webhook secrets stay encrypted as stored: the ids of the keys that encrypted them (CHANNEL_SECRETS_KEY / _PREVIOUS_KEYS). */
+  /** Channel, webhook and TOTP secrets stay encrypted as stored: the ids of the keys that encrypted them (CHANNEL_SECRETS_KEY / _PREVIOUS_KEYS). */
   readonly secrets_key_ids: readonly string[];
   readonly tables: Record<string, { readonly rows: number; readonly sha256: string }>;
   /** Attachment bytes, by SHA-256. */
@@ -220,9 +220,9 @@ export async function prepareExport(
       if (names.includes('attachments')) {
         files = (await client.query<{ sha: string; key: string }>(`SELECT checksum_sha256 AS sha, storage_key AS key FROM ${quoteIdent(schema)}.attachments WHERE purged_at IS NULL`)).rows;
       }
-      for (const table of ['channel_configs', 'webhooks']) {
+      for (const table of ['channel_configs', 'webhooks', 'mfa_totp']) {
         if (!names.includes(table)) continue;
-        const column = table === 'webhooks' ? 'encrypted_secret' : 'encrypted_secrets';
+        const column = table === 'channel_configs' ? 'encrypted_secrets' : 'encrypted_secret';
         const ids = await client.query<{ id: string }>(`SELECT DISTINCT split_part(${column}, '.', 2) AS id FROM ${quoteIdent(schema)}.${table} WHERE ${column} IS NOT NULL`);
         for (const r of ids.rows) keys.add(r.id);
       }

@@ -1,0 +1,127 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { actorFrom, requireSession, requireTenant } from '../../http/context.js';
+import { problems } from '../../http/schemas.js';
+import { LoginTokensSchema, publicAuth } from '../routes.js';
+import type { AuthService } from '../service.js';
+import { CodeBody, EnrolmentConfirmBody, MfaStatusSchema, MfaTokenBody, MfaVerifyBody, ReauthenticationBody, RecoveryCodesSchema, TotpEnrolmentSchema } from './schemas.js';
+import type { MfaService } from './service.js';
+
+const self = { access: 'self' as const };
+const UserParams = Type.Object({ user_id: Type.String({ format: 'uuid' }) });
+
+/**
+ * Multi-factor authentication (SPEC section 19): the second step of a login and the forced
+ * enrolment (`auth/mfa/*`, public, rate-limited like `auth/login`), the user's own factors
+ * (`me/mfa/*`, a user session), and an administrator's reset (`users/{id}/mfa`).
+ */
+export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post(
+      '/auth/mfa/verify',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: 'Finish a login that answered mfa_required: the mfa_token and one factor (a TOTP code or a recovery code); a wrong one counts towards the lockout',
+          body: MfaVerifyBody,
+          response: { 200: LoginTokensSchema, ...problems(400, 401, 404, 429) },
+        },
+      },
+      async (request) => auth.verifyMfa(requireTenant(request), request.body, actorFrom(request)),
+    );
+
+    app.post(
+      '/auth/mfa/totp',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: 'Forced enrolment (login answered mfa_enrolment_required): a new TOTP secret for the user of the mfa_token',
+          body: MfaTokenBody,
+          response: { 201: TotpEnrolmentSchema, ...problems(400, 401, 404, 409, 429) },
+        },
+      },
+      async (request, reply) => reply.status(201).send(await auth.startEnrolment(requireTenant(request), request.body.mfa_token, actorFrom(request))),
+    );
+
+    app.post(
+      '/auth/mfa/totp/confirm',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: 'Forced enrolment: the first TOTP code activates it and finishes the login; the ten recovery codes come with the tokens',
+          body: EnrolmentConfirmBody,
+          response: { 200: Type.Object({ ...LoginTokensSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+        },
+      },
+      async (request) => auth.confirmEnrolment(requireTenant(request), request.body, actorFrom(request)),
+    );
+
+    app.get('/me/mfa', { config: self, schema: { tags: ['me'], summary: 'Your second factors: TOTP and the recovery codes left', response: { 200: MfaStatusSchema, ...problems(401, 403, 404) } } }, async (request) =>
+      mfa.status(requireTenant(request), requireSession(request).userId),
+    );
+
+    app.post(
+      '/me/mfa/totp',
+      {
+        config: self,
+        schema: { tags: ['me'], summary: 'Start a TOTP enrolment: the secret and otpauth URI (pending until confirmed with a code)', response: { 201: TotpEnrolmentSchema, ...problems(401, 403, 404, 409) } },
+      },
+      async (request, reply) => reply.status(201).send(await mfa.startTotp(requireTenant(request), requireSession(request).userId, actorFrom(request))),
+    );
+
+    app.post(
+      '/me/mfa/totp/confirm',
+      {
+        config: self,
+        schema: { tags: ['me'], summary: 'Confirm the TOTP enrolment with a code: it becomes active; the ten recovery codes are in this answer only', body: CodeBody, response: { 200: RecoveryCodesSchema, ...problems(400, 401, 403, 404, 409) } },
+      },
+      async (request) => mfa.confirmTotp(requireTenant(request), requireSession(request).userId, request.body.code, actorFrom(request)),
+    );
+
+    app.delete(
+      '/me/mfa/totp',
+      {
+        config: self,
+        schema: { tags: ['me'], summary: 'Remove your TOTP (a current code or your password)', body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+      },
+      async (request, reply) => {
+        await mfa.disableTotp(requireTenant(request), requireSession(request).userId, request.body ?? {}, actorFrom(request));
+        return reply.status(204).send(null);
+      },
+    );
+
+    app.post(
+      '/me/mfa/recovery-codes',
+      {
+        config: self,
+        schema: {
+          tags: ['me'],
+          summary: 'Ten new recovery codes in place of the old ones (a current code or your password); shown in this answer only',
+          body: ReauthenticationBody,
+          response: { 200: RecoveryCodesSchema, ...problems(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request) => mfa.regenerateRecoveryCodes(requireTenant(request), requireSession(request).userId, request.body, actorFrom(request)),
+    );
+
+    app.delete(
+      '/users/:user_id/mfa',
+      {
+        config: { access: { permission: 'users.update' } },
+        schema: {
+          tags: ['users'],
+          summary: "Reset a user's second factors (TOTP, recovery codes) and end their sessions; the out-rank rule applies",
+          params: UserParams,
+          response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
+        },
+      },
+      async (request, reply) => {
+        await mfa.reset(requireTenant(request), request.params.user_id, actorFrom(request));
+        return reply.status(204).send(null);
+      },
+    );
+  };
+}
