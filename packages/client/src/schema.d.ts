@@ -4236,6 +4236,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "text",
+                     *       "refresh_token": "text",
+                     *       "token_type": "bearer",
+                     *       "expires_in": 1,
+                     *       "user": {
+                     *         "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *         "email": "text",
+                     *         "username": "text",
+                     *         "first_name": "text",
+                     *         "last_name": "text",
+                     *         "phone": "text",
+                     *         "avatar_url": "text",
+                     *         "locale": "text",
+                     *         "timezone": "text",
+                     *         "status": "active",
+                     *         "is_email_verified": true,
+                     *         "roles": [
+                     *           "text"
+                     *         ],
+                     *         "last_login_at": "2026-01-01T09:00:00.000Z",
+                     *         "created_at": "2026-01-01T09:00:00.000Z",
+                     *         "updated_at": "2026-01-01T09:00:00.000Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         access_token: string;
                         refresh_token: string;
@@ -4869,6 +4896,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "text",
+                     *       "token_type": "bearer",
+                     *       "expires_in": 1,
+                     *       "user": {
+                     *         "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *         "email": "text",
+                     *         "username": "text",
+                     *         "first_name": "text",
+                     *         "last_name": "text",
+                     *         "phone": "text",
+                     *         "avatar_url": "text",
+                     *         "locale": "text",
+                     *         "timezone": "text",
+                     *         "status": "active",
+                     *         "is_email_verified": true,
+                     *         "roles": [
+                     *           "text"
+                     *         ],
+                     *         "last_login_at": "2026-01-01T09:00:00.000Z",
+                     *         "created_at": "2026-01-01T09:00:00.000Z",
+                     *         "updated_at": "2026-01-01T09:00:00.000Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         access_token: string;
                         /** @enum {string} */
