@@ -290,6 +290,43 @@ export interface RealtimeTicketsTable {
   created_at: GeneratedTimestamp;
 }
 
+export interface OidcClientsTable {
+  id: Generated<string>;
+  name: string;
+  type: string;
+  client_secret_hash: string | null;
+  redirect_uris: string[];
+  post_logout_redirect_uris: Generated<string[]>;
+  grant_types: string[];
+  version: Generated<number>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface OidcPayloadsTable {
+  model: string;
+  id: string;
+  payload: Json;
+  grant_id: string | null;
+  uid: string | null;
+  session_id: string | null;
+  expires_at: Timestamp | null;
+  consumed_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+}
+
+export interface OidcSigningKeysTable {
+  id: Generated<string>;
+  kid: string;
+  alg: string;
+  public_jwk: Json;
+  encrypted_private_jwk: string;
+  retired_at: Timestamp | null;
+  published_until: Timestamp | null;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
 export interface WebhooksTable {
   id: Generated<string>;
   url: string;
@@ -474,6 +511,9 @@ export interface TenantDatabase {
   outbox_events: OutboxEventsTable;
   webhooks: WebhooksTable;
   realtime_tickets: RealtimeTicketsTable;
+  oidc_clients: OidcClientsTable;
+  oidc_payloads: OidcPayloadsTable;
+  oidc_signing_keys: OidcSigningKeysTable;
   audit_chain: AuditChainTable;
   webhook_deliveries: WebhookDeliveriesTable;
   notes: NotesTable;

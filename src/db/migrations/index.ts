@@ -9,10 +9,11 @@ import { realtimeTickets } from './0008_realtime_tickets.js';
 import { auditChain } from './0009_audit_chain.js';
 import { auditAnalyticsIndex } from './0010_audit_analytics_index.js';
 import { search } from './0011_search.js';
+import { oidc } from './0012_oidc.js';
 import type { TenantMigration } from './migration.js';
 
 /** Every tenant migration, in the order it runs (strictly increasing versions). */
-export const tenantMigrations: readonly TenantMigration[] = [coreTables, extendedTables, idempotencyKeys, singleDefaultChannel, sessionRotationInPlace, userRoleWithoutChannelWrites, eventsAndWebhooks, realtimeTickets, auditChain, auditAnalyticsIndex, search];
+export const tenantMigrations: readonly TenantMigration[] = [coreTables, extendedTables, idempotencyKeys, singleDefaultChannel, sessionRotationInPlace, userRoleWithoutChannelWrites, eventsAndWebhooks, realtimeTickets, auditChain, auditAnalyticsIndex, search, oidc];
 
 /** Version a freshly migrated tenant schema is at. */
 export const LATEST_TENANT_VERSION: number = tenantMigrations.reduce(
