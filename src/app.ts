@@ -36,6 +36,7 @@ import { teamRoutes } from './teams/routes.js';
 import { userRoutes } from './users/routes.js';
 import { userAccessRoutes } from './users/access-routes.js';
 import { webhookRoutes } from './events/webhooks/routes.js';
+import { oidcClientRoutes } from './oidc/client-routes.js';
 import { realtimeRoutes } from './events/realtime/routes.js';
 import websocket from '@fastify/websocket';
 import { sessionRoutes } from './auth/session-routes.js';
@@ -372,6 +373,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       for (const records of services.records) await tenantApp.register(named(recordRoutes(records), 'record'));
       await tenantApp.register(named(searchRoutes(services.search), 'search'));
       await tenantApp.register(named(webhookRoutes(services.webhooks), 'webhook'));
+      await tenantApp.register(named(oidcClientRoutes(services.oidcClients, services.oidcKeys), 'oidc-client'));
       await tenantApp.register(named(realtimeRoutes(services.realtime, services.realtimeTickets, services.callers), 'realtime'));
       await registerGraphql(tenantApp, services, { production: deps.production ?? false });
     }, 'tenant'),

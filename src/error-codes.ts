@@ -129,6 +129,7 @@ export const ERROR_CODES = {
   'webhook.not_found': ['not_found', 'No such webhook endpoint in this tenant.'],
   'realtime.upgrade_required': ['upgrade_required', 'The realtime route speaks WebSocket only: send an upgrade request.'],
   'webhook_delivery.not_found': ['not_found', 'No such delivery of this webhook endpoint.'],
+  'oidc_client.not_found': ['not_found', 'No such OpenID Connect client in this tenant.'],
   // Requests the database refuses
   'database.unique_violation': ['conflict', 'A row with the same unique value already exists.'],
   'database.reference_missing': ['invalid_input', 'A referenced row does not exist.'],

@@ -30,6 +30,8 @@ import { SettingsService } from './settings/service.js';
 import { TeamService } from './teams/service.js';
 import { UserService } from './users/service.js';
 import { UserAccessService } from './users/access.js';
+import { OidcClientService } from './oidc/clients.js';
+import { OidcKeyService } from './oidc/keys.js';
 
 export interface TenantServicesConfig {
   readonly publicUrl: string;
@@ -82,6 +84,9 @@ export interface TenantServices {
   readonly search: SearchService;
   readonly secrets: SecretBox;
   readonly webhooks: WebhookService;
+  /** The OpenID Connect provider's clients and signing keys (docs/OIDC.md). */
+  readonly oidcClients: OidcClientService;
+  readonly oidcKeys: OidcKeyService;
   /** Takes events out of the outboxes to endpoints and sockets; started by the runtime (and by tests that need it). */
   readonly dispatcher: EventDispatcher;
   /** This instance's realtime sockets and what they receive. */
@@ -152,6 +157,8 @@ export async function createTenantServices(deps: {
     search: new SearchService(db, access, records),
     secrets: deps.secrets,
     webhooks,
+    oidcClients: new OidcClientService(db),
+    oidcKeys: new OidcKeyService(db, deps.secrets),
     dispatcher,
     realtime,
     realtimeTickets: new RealtimeTickets(db),

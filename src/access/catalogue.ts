@@ -3,7 +3,7 @@
  * Seeded into every tenant's `permissions` table; the default roles' grants below are
  * documented in docs/PERMISSIONS.md.
  */
-export const CORE_RESOURCES = ['users', 'roles', 'permissions', 'teams', 'settings', 'audit_logs', 'sessions', 'api_keys', 'webhooks'] as const;
+export const CORE_RESOURCES = ['users', 'roles', 'permissions', 'teams', 'settings', 'audit_logs', 'sessions', 'api_keys', 'webhooks', 'oidc_clients'] as const;
 export const EXTENDED_RESOURCES = [
   'notes',
   'logacalls',
@@ -58,8 +58,11 @@ export interface RoleDefinition {
 
 const reads = (resources: readonly string[]) => resources.map((r) => `${r}.read`);
 const writes = (resources: readonly string[]) => resources.flatMap((r) => [`${r}.create`, `${r}.update`]);
-/** Webhook endpoints send every change out of the tenant: admins only by default. */
-const ADMIN_ONLY: readonly string[] = ['webhooks'];
+/**
+ * Webhook endpoints send every change out of the tenant, and OpenID clients decide which
+ * applications may sign the tenant's users in: admins only by default.
+ */
+const ADMIN_ONLY: readonly string[] = ['webhooks', 'oidc_clients'];
 /** What a viewer may read: everything but the security-sensitive trails and credentials. */
 const VIEWER_READABLE = RESOURCES.filter((r) => !['audit_logs', 'sessions', 'api_keys', ...ADMIN_ONLY].includes(r));
 
@@ -67,7 +70,7 @@ export const DEFAULT_ROLES: readonly RoleDefinition[] = [
   { name: 'admin', description: 'Full access to the tenant', priority: 100, grants: ['*'] },
   {
     name: 'manager',
-    description: 'Reads everything but webhooks; creates and updates users, teams and records',
+    description: 'Reads everything but webhooks and OpenID clients; creates and updates users, teams and records',
     priority: 75,
     grants: [...reads(RESOURCES.filter((r) => !ADMIN_ONLY.includes(r))), ...writes(['users', 'teams', ...EXTENDED_RESOURCES])],
   },
@@ -78,5 +81,5 @@ export const DEFAULT_ROLES: readonly RoleDefinition[] = [
     // Not channel configs: their fields hold mail passwords and webhook URLs.
     grants: [...reads(['users', 'teams', ...EXTENDED_RESOURCES]), ...writes(EXTENDED_RESOURCES.filter((r) => r !== 'channel_configs'))],
   },
-  { name: 'viewer', description: 'Read-only access, without audit logs, sessions, API keys or webhooks', priority: 10, grants: reads(VIEWER_READABLE) },
+  { name: 'viewer', description: 'Read-only access, without audit logs, sessions, API keys, webhooks or OpenID clients', priority: 10, grants: reads(VIEWER_READABLE) },
 ];

@@ -54,6 +54,8 @@ input[aria-invalid=true]{border-color:#b3261e}
 .alert p{margin:0}
 .alert.done{border-color:#1e7b34;background:#e8f5e9;color:#0f3d1a}
 button{margin-top:24px;width:100%;padding:12px 20px;font:inherit;font-weight:600;color:#fff;background:var(--brand);border:0;border-radius:6px;cursor:pointer}
+button.secondary{margin-top:12px;color:#1d1d1f;background:#fff;border:1px solid #8e8e93}
+ul.scopes{margin:8px 0 0;padding-left:20px}
 button:focus-visible,a:focus-visible{outline:3px solid #1d1d1f;outline-offset:2px}
 nav ul{list-style:none;padding:0;margin:24px 0 0;display:flex;gap:12px;flex-wrap:wrap;font-size:.875rem}
 nav a{color:inherit}
@@ -64,8 +66,11 @@ const DEFAULT_BRAND = '#0b57d0';
 /** A language's own name for itself (`Deutsch`, `français`). */
 const nativeName = (locale: Locale) => new Intl.DisplayNames([locale], { type: 'language' }).of(locale) ?? locale;
 
-/** The whole document around `body`; its stylesheet is allowed by hash, nothing else may run or load. */
-function page(view: PageView, title: string, body: string): RenderedPage {
+/**
+ * The whole document around `body`; its stylesheet is allowed by hash, nothing else may run or
+ * load. The OpenID provider's pages (src/oidc/pages.ts) are built on it too.
+ */
+export function page(view: Pick<PageView, 'locale' | 'product' | 'branding'>, title: string, body: string): RenderedPage {
   const style = `:root{--brand:${view.branding?.primaryColor ?? DEFAULT_BRAND}}\n${STYLE}`;
   const hash = createHash('sha256').update(style).digest('base64');
   const logo = view.branding?.logoUrl ?? null;

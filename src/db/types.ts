@@ -300,6 +300,19 @@ export interface MfaTotpTable {
   updated_at: GeneratedTimestamp;
 }
 
+export interface OidcClientsTable {
+  id: Generated<string>;
+  name: string;
+  type: string;
+  client_secret_hash: string | null;
+  redirect_uris: string[];
+  post_logout_redirect_uris: Generated<string[]>;
+  grant_types: string[];
+  version: Generated<number>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
 export interface MfaRecoveryCodesTable {
   id: Generated<string>;
   user_id: string;
@@ -317,6 +330,30 @@ export interface MfaChallengesTable {
   expires_at: Timestamp;
   used_at: Timestamp | null;
   created_at: GeneratedTimestamp;
+}
+
+export interface OidcPayloadsTable {
+  model: string;
+  id: string;
+  payload: Json;
+  grant_id: string | null;
+  uid: string | null;
+  session_id: string | null;
+  expires_at: Timestamp | null;
+  consumed_at: Timestamp | null;
+  created_at: GeneratedTimestamp;
+}
+
+export interface OidcSigningKeysTable {
+  id: Generated<string>;
+  kid: string;
+  alg: string;
+  public_jwk: Json;
+  encrypted_private_jwk: string;
+  retired_at: Timestamp | null;
+  published_until: Timestamp | null;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
 }
 
 export interface WebhooksTable {
@@ -506,6 +543,9 @@ export interface TenantDatabase {
   mfa_totp: MfaTotpTable;
   mfa_recovery_codes: MfaRecoveryCodesTable;
   mfa_challenges: MfaChallengesTable;
+  oidc_clients: OidcClientsTable;
+  oidc_payloads: OidcPayloadsTable;
+  oidc_signing_keys: OidcSigningKeysTable;
   audit_chain: AuditChainTable;
   webhook_deliveries: WebhookDeliveriesTable;
   notes: NotesTable;

@@ -1712,6 +1712,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant_slug}/oidc/clients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List OpenID Connect clients */
+        get: operations["listOidcClients"];
+        put?: never;
+        /** Register a client; a confidential client's secret is in this answer only (so no Idempotency-Key) */
+        post: operations["createOidcClient"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/oidc/clients/{client_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an OpenID Connect client */
+        get: operations["getOidcClient"];
+        put?: never;
+        post?: never;
+        /** Delete a client with every grant and token issued to it; honours If-Match */
+        delete: operations["deleteOidcClient"];
+        options?: never;
+        head?: never;
+        /** Change a client (its type and secret stay); honours If-Match */
+        patch: operations["updateOidcClient"];
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/oidc/signing-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The provider's signing keys, newest first (public facts only) */
+        get: operations["listOidcSigningKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/oidc/signing-keys/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing key: published at once, signing two minutes later; the old one stays published until its tokens expire */
+        post: operations["rotateOidcSigningKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant_slug}/realtime/tickets": {
         parameters: {
             query?: never;
@@ -2155,6 +2226,48 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        OidcClient: {
+            /** Format: uuid */
+            id: string;
+            /** @description The `client_id` an application sends (its `id`) */
+            client_id: string;
+            /** @example Acme Intranet */
+            name: string;
+            /**
+             * @description `public`: no secret, PKCE (S256) required; `confidential`: a secret
+             * @enum {string}
+             */
+            type: "public" | "confidential";
+            /**
+             * @example [
+             *       "https://intranet.example.com/callback"
+             *     ]
+             */
+            redirect_uris: string[];
+            post_logout_redirect_uris: string[];
+            /**
+             * @example [
+             *       "authorization_code",
+             *       "refresh_token"
+             *     ]
+             */
+            grant_types: string[];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        OidcSigningKey: {
+            kid: string;
+            /** @example RS256 */
+            alg: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            retired_at: string | null;
+            /** Format: date-time */
+            published_until: string | null;
         };
     };
     responses: never;
@@ -24511,6 +24624,979 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listOidcClients: {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of oidc clients, with the total */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *           "client_id": "text",
+                     *           "name": "Acme Intranet",
+                     *           "type": "public",
+                     *           "redirect_uris": [
+                     *             "https://intranet.example.com/callback"
+                     *           ],
+                     *           "post_logout_redirect_uris": [
+                     *             "text"
+                     *           ],
+                     *           "grant_types": [
+                     *             "authorization_code",
+                     *             "refresh_token"
+                     *           ],
+                     *           "created_at": "2026-01-01T09:00:00.000Z",
+                     *           "updated_at": "2026-01-01T09:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "total": 1,
+                     *       "page": 1,
+                     *       "page_size": 1
+                     *     }
+                     */
+                    "application/json": {
+                        items: components["schemas"]["OidcClient"][];
+                        total: number;
+                        page: number;
+                        page_size: number;
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createOidcClient: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "text",
+                 *       "type": "public",
+                 *       "redirect_uris": [
+                 *         "text"
+                 *       ],
+                 *       "post_logout_redirect_uris": [
+                 *         "text"
+                 *       ],
+                 *       "grant_types": [
+                 *         "authorization_code"
+                 *       ]
+                 *     }
+                 */
+                "application/json": {
+                    name: string;
+                    /**
+                     * @description `public`: no secret, PKCE (S256) required; `confidential`: a secret
+                     * @enum {string}
+                     */
+                    type: "public" | "confidential";
+                    /** @description https, http on localhost, or (public clients) a private-use scheme such as `com.example.app:/callback`; no fragment */
+                    redirect_uris: string[];
+                    /** @description https, http on localhost, or (public clients) a private-use scheme such as `com.example.app:/callback`; no fragment */
+                    post_logout_redirect_uris?: string[];
+                    /** @description Must include `authorization_code`; default both */
+                    grant_types?: ("authorization_code" | "refresh_token")[];
+                };
+            };
+        };
+        responses: {
+            /** @description The new oidc client */
+            201: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *       "client_id": "text",
+                     *       "name": "Acme Intranet",
+                     *       "type": "public",
+                     *       "redirect_uris": [
+                     *         "https://intranet.example.com/callback"
+                     *       ],
+                     *       "post_logout_redirect_uris": [
+                     *         "text"
+                     *       ],
+                     *       "grant_types": [
+                     *         "authorization_code",
+                     *         "refresh_token"
+                     *       ],
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "updated_at": "2026-01-01T09:00:00.000Z",
+                     *       "client_secret": "ocs_Yq3kR8pV0wXcZ1u2nT5mB7aE9dF4gH6jK0lM2oP8sQ"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** @description The `client_id` an application sends (its `id`) */
+                        client_id: string;
+                        /** @example Acme Intranet */
+                        name: string;
+                        /**
+                         * @description `public`: no secret, PKCE (S256) required; `confidential`: a secret
+                         * @enum {string}
+                         */
+                        type: "public" | "confidential";
+                        /**
+                         * @example [
+                         *       "https://intranet.example.com/callback"
+                         *     ]
+                         */
+                        redirect_uris: string[];
+                        post_logout_redirect_uris: string[];
+                        /**
+                         * @example [
+                         *       "authorization_code",
+                         *       "refresh_token"
+                         *     ]
+                         */
+                        grant_types: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                        /**
+                         * @description A confidential client's secret (HTTP Basic at the token endpoint); returned only here
+                         * @example ocs_Yq3kR8pV0wXcZ1u2nT5mB7aE9dF4gH6jK0lM2oP8sQ
+                         */
+                        client_secret?: string;
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOidcClient: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The oidc client */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *       "client_id": "text",
+                     *       "name": "Acme Intranet",
+                     *       "type": "public",
+                     *       "redirect_uris": [
+                     *         "https://intranet.example.com/callback"
+                     *       ],
+                     *       "post_logout_redirect_uris": [
+                     *         "text"
+                     *       ],
+                     *       "grant_types": [
+                     *         "authorization_code",
+                     *         "refresh_token"
+                     *       ],
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "updated_at": "2026-01-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** @description The `client_id` an application sends (its `id`) */
+                        client_id: string;
+                        /** @example Acme Intranet */
+                        name: string;
+                        /**
+                         * @description `public`: no secret, PKCE (S256) required; `confidential`: a secret
+                         * @enum {string}
+                         */
+                        type: "public" | "confidential";
+                        /**
+                         * @example [
+                         *       "https://intranet.example.com/callback"
+                         *     ]
+                         */
+                        redirect_uris: string[];
+                        post_logout_redirect_uris: string[];
+                        /**
+                         * @example [
+                         *       "authorization_code",
+                         *       "refresh_token"
+                         *     ]
+                         */
+                        grant_types: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteOidcClient: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+                /** @description The ETag of the version the change is based on (from the last read or write); a stale one is 412, none (or `*`) changes whatever is current. */
+                "if-match"?: string;
+            };
+            path: {
+                tenant_slug: string;
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The oidc client deleted; no body */
+            204: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version */
+            412: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateOidcClient: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+                /** @description The ETag of the version the change is based on (from the last read or write); a stale one is 412, none (or `*`) changes whatever is current. */
+                "if-match"?: string;
+            };
+            path: {
+                tenant_slug: string;
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "text",
+                 *       "redirect_uris": [
+                 *         "text"
+                 *       ],
+                 *       "post_logout_redirect_uris": [
+                 *         "text"
+                 *       ],
+                 *       "grant_types": [
+                 *         "authorization_code"
+                 *       ]
+                 *     }
+                 */
+                "application/json": {
+                    name?: string;
+                    /** @description https, http on localhost, or (public clients) a private-use scheme such as `com.example.app:/callback`; no fragment */
+                    redirect_uris?: string[];
+                    /** @description https, http on localhost, or (public clients) a private-use scheme such as `com.example.app:/callback`; no fragment */
+                    post_logout_redirect_uris?: string[];
+                    /** @description Must include `authorization_code`; default both */
+                    grant_types?: ("authorization_code" | "refresh_token")[];
+                };
+            };
+        };
+        responses: {
+            /** @description The oidc client, updated */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *       "client_id": "text",
+                     *       "name": "Acme Intranet",
+                     *       "type": "public",
+                     *       "redirect_uris": [
+                     *         "https://intranet.example.com/callback"
+                     *       ],
+                     *       "post_logout_redirect_uris": [
+                     *         "text"
+                     *       ],
+                     *       "grant_types": [
+                     *         "authorization_code",
+                     *         "refresh_token"
+                     *       ],
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "updated_at": "2026-01-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** @description The `client_id` an application sends (its `id`) */
+                        client_id: string;
+                        /** @example Acme Intranet */
+                        name: string;
+                        /**
+                         * @description `public`: no secret, PKCE (S256) required; `confidential`: a secret
+                         * @enum {string}
+                         */
+                        type: "public" | "confidential";
+                        /**
+                         * @example [
+                         *       "https://intranet.example.com/callback"
+                         *     ]
+                         */
+                        redirect_uris: string[];
+                        post_logout_redirect_uris: string[];
+                        /**
+                         * @example [
+                         *       "authorization_code",
+                         *       "refresh_token"
+                         *     ]
+                         */
+                        grant_types: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version */
+            412: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listOidcSigningKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The oidc signing keys */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "kid": "text",
+                     *           "alg": "RS256",
+                     *           "created_at": "2026-01-01T09:00:00.000Z",
+                     *           "retired_at": "2026-01-01T09:00:00.000Z",
+                     *           "published_until": "2026-01-01T09:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        items: components["schemas"]["OidcSigningKey"][];
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateOidcSigningKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The oidc signing keys, rotated */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "kid": "text",
+                     *       "alg": "RS256",
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "retired_at": "2026-01-01T09:00:00.000Z",
+                     *       "published_until": "2026-01-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        kid: string;
+                        /** @example RS256 */
+                        alg: string;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        retired_at: string | null;
+                        /** Format: date-time */
+                        published_until: string | null;
+                    };
                 };
             };
             /** @description Missing, invalid or expired credentials */
