@@ -26,8 +26,11 @@ export async function whoAmI(db: Kysely<PlatformDatabase>): Promise<{ name: stri
  * each migration. Tables are named, not `ALL TABLES IN SCHEMA`: that form scans all of
  * pg_class, which grows with every tenant.
  */
-export async function grantTenantSchema(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], grantee: string): Promise<void> {
-  await sql`GRANT USAGE ON SCHEMA ${sql.id(schema)} TO ${sql.id(grantee)}`.execute(trx);
+export async function grantTenantSchema(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], grantee: string, created?: readonly string[]): Promise<void> {
+  // Rights granted by an earlier migration stay (a new column is covered by its table's grant):
+  // only new tables need any; re-granting would rewrite each table's catalogue row.
+  if (created && (await holdsSchema(trx, schema, grantee))) tables = created;
+  else await sql`GRANT USAGE ON SCHEMA ${sql.id(schema)} TO ${sql.id(grantee)}`.execute(trx);
   if (tables.length === 0) return;
   await sql`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ${listed(schema, tables)} TO ${sql.id(grantee)}`.execute(trx);
   // The audit trail is append-only for the service: rows are read and added, never changed.
@@ -35,6 +38,12 @@ export async function grantTenantSchema(trx: Transaction<PlatformDatabase>, sche
 }
 
 const listed = (schema: string, tables: readonly string[]) => sql.join(tables.map((t) => sql.id(schema, t)));
+
+async function holdsSchema(trx: Transaction<PlatformDatabase>, schema: string, grantee: string): Promise<boolean> {
+  const r = await sql<{ held: boolean | null }>`
+    SELECT (SELECT has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_roles r, pg_namespace n WHERE r.rolname = ${grantee} AND n.nspname = ${schema}) AS held`.execute(trx);
+  return r.rows[0]?.held === true;
+}
 
 /**
  * Names the NOLOGIN role of each tenant schema of `database`: `<database>.<schema>`, unique in
@@ -55,12 +64,24 @@ export function tenantRoleNamer(database: string): (schema: string) => string {
  * (which sets it for each tenant statement and holds no right on the schema itself: rights it
  * was given directly before are revoked).
  */
-export async function grantTenantRole(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], role: string, runtime: string | undefined, group: string): Promise<void> {
+export async function grantTenantRole(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], role: string, runtime: string | undefined, group: string, created?: readonly string[]): Promise<void> {
+  // A role that already holds its schema was set up, with its memberships, in the transaction
+  // that granted it: only new tables need rights. The checks below ask what the runtime role
+  // is a member of, which PostgreSQL recomputes over every tenant role: costly at thousands.
+  if (created && (await holdsSchema(trx, schema, role))) {
+    if (created.length > 0) await grantTenantSchema(trx, schema, created, role);
+    return;
+  }
   // Without a runtime role of its own, the owner answers requests and sets the role itself.
+  // Direct memberships and grants, read from the catalogue: pg_has_role and has_*_privilege
+  // would compute all the runtime role belongs to, one entry per tenant role.
   const state = await sql<{ member: boolean | null; direct: boolean; grouped: boolean | null }>`
-    SELECT (SELECT pg_has_role(COALESCE(${runtime ?? null}::text, current_user::text), r.oid, 'MEMBER') FROM pg_roles r WHERE r.rolname = ${role}) AS member,
-           COALESCE(has_schema_privilege(${runtime ?? null}::text, ${schema}::text, 'USAGE'), false) AS direct,
-           (SELECT pg_has_role(r.oid, g.oid, 'MEMBER') FROM pg_roles r, pg_roles g WHERE r.rolname = ${role} AND g.rolname = ${group}) AS grouped`.execute(trx);
+    WITH r AS (SELECT oid FROM pg_roles WHERE rolname = ${role}),
+         who AS (SELECT oid FROM pg_roles WHERE rolname = COALESCE(${runtime ?? null}::text, current_user::text))
+    SELECT (SELECT EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = r.oid AND m.member = (SELECT oid FROM who)) FROM r) AS member,
+           EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a
+                   WHERE ${runtime ?? null}::text IS NOT NULL AND n.nspname = ${schema} AND a.grantee = (SELECT oid FROM who) AND a.privilege_type = 'USAGE') AS direct,
+           (SELECT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = ${group} AND m.member = r.oid) FROM r) AS grouped`.execute(trx);
   const { member, direct, grouped } = state.rows[0]!;
   if (member === null) await sql`CREATE ROLE ${sql.id(role)} NOLOGIN`.execute(trx);
   await grantTenantSchema(trx, schema, tables, role);

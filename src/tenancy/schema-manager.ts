@@ -207,11 +207,12 @@ export class SchemaManager {
   }
 
   /** The rights requests need on `schema`: its own role's, or the runtime role's. */
-  private async grant(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[]): Promise<void> {
+  /** `created`: the tables this migration made, when only they may lack rights (see grantTenantSchema). */
+  private async grant(trx: Transaction<PlatformDatabase>, schema: string, tables: readonly string[], created?: readonly string[]): Promise<void> {
     const { runtimeRole: runtime, tenantRole } = this.options;
     // The group's name: the namer's, for a name no schema takes.
-    if (tenantRole) await grantTenantRole(trx, schema, tables, tenantRole(schema), runtime, tenantRole('tenants'));
-    else if (runtime) await grantTenantSchema(trx, schema, tables, runtime);
+    if (tenantRole) await grantTenantRole(trx, schema, tables, tenantRole(schema), runtime, tenantRole('tenants'), created);
+    else if (runtime) await grantTenantSchema(trx, schema, tables, runtime, created);
   }
 
   async countSpares(): Promise<number> {
@@ -446,7 +447,7 @@ export class SchemaManager {
         const statements = pending.flatMap((m) => compileMigration(trx, m, schema));
         await executeBatch(trx, statements);
         const tables = await ownTables(trx, schema, createdTables(statements));
-        await this.grant(trx, schema, tables);
+        await this.grant(trx, schema, tables, tables.filter((t) => !before.includes(t)));
         const tdb = tenantDb(trx, schema);
         await seedDefaults(tdb);
         if (hook) await hook(tdb);
