@@ -29,11 +29,34 @@ function keepTenantSession(slug, answer, user) {
   session = { kind: 'tenant', slug, token: answer.access_token, expiresAt: Date.now() + (answer.expires_in - 15) * 1000, user: user ?? (session?.kind === 'tenant' ? session.user : null) };
 }
 
+/**
+ * Signs in to a tenant: `{ user }`, or the second step the tenant asks for first:
+ * `{ step: 'mfa' | 'enrol', token }` (finish with verifySecondFactor or the enrolment calls).
+ */
 export async function signIn(slug, login, password) {
   const body = login.includes('@') ? { email: login, password } : { username: login, password };
   const answer = await send('POST', `${tenantBase(slug)}/auth/session`, { body, anonymous: true });
+  if (answer.mfa_required) return { step: 'mfa', token: answer.mfa_token };
+  if (answer.mfa_enrolment_required) return { step: 'enrol', token: answer.mfa_token };
+  keepTenantSession(slug, answer, answer.user);
+  return { user: answer.user };
+}
+
+/** The second factor of a sign-in: a TOTP code or a recovery code. */
+export async function verifySecondFactor(slug, mfaToken, code) {
+  const answer = await send('POST', `${tenantBase(slug)}/auth/session/mfa/verify`, { body: { mfa_token: mfaToken, code }, anonymous: true });
   keepTenantSession(slug, answer, answer.user);
   return answer.user;
+}
+
+/** A forced enrolment's TOTP secret: `{ secret, otpauth_url }`. */
+export const startEnrolment = (slug, mfaToken) => send('POST', `${tenantBase(slug)}/auth/mfa/totp`, { body: { mfa_token: mfaToken }, anonymous: true });
+
+/** Finishes a forced enrolment with its first code and signs in; answers the recovery codes (shown once). */
+export async function confirmEnrolment(slug, mfaToken, code) {
+  const answer = await send('POST', `${tenantBase(slug)}/auth/session/mfa/totp/confirm`, { body: { mfa_token: mfaToken, code }, anonymous: true });
+  keepTenantSession(slug, answer, answer.user);
+  return answer.recovery_codes;
 }
 
 /** Resumes the tenant's browser session from its cookie; false when there is none. */

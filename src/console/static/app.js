@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the tenant and operator layouts, and the routes (URL → page).
 import { render, useEffect, useState } from './preact.js';
-import { currentSession, operatorSignIn, resume, signIn, signOut } from './api.js';
+import { confirmEnrolment, currentSession, operatorSignIn, resume, signIn, signOut, startEnrolment, verifySecondFactor } from './api.js';
 import { Field, html, Link, navigate, ProblemView, useAction, useLocation } from './ui.js';
 import { UserPage, UsersPage } from './users.js';
 import { RolePage, RolesPage } from './roles.js';
@@ -29,8 +29,11 @@ function SignIn() {
   const [login, setLogin] = useState('');
   const [password, setPassword] = useState('');
   const [token, setToken] = useState('');
+  // The second step a tenant asks for: { kind: 'mfa' | 'enrol', tenant, token, secret?, otpauth? }.
+  const [step, setStep] = useState(null);
   const action = useAction();
   const safeNext = (fallback) => (next && next.startsWith('/console/') ? next : fallback);
+  const enter = (tenant) => navigate(safeNext(`/console/t/${encodeURIComponent(tenant)}/users`), { replace: true });
   const submit = (event) => {
     event.preventDefault();
     action.run(async () => {
@@ -39,11 +42,16 @@ function SignIn() {
         navigate(safeNext('/console/tenants'), { replace: true });
       } else {
         const tenant = slug.trim().toLowerCase();
-        await signIn(tenant, login.trim(), password);
-        navigate(safeNext(`/console/t/${encodeURIComponent(tenant)}/users`), { replace: true });
+        const answer = await signIn(tenant, login.trim(), password);
+        if (answer.step === 'enrol') {
+          const secret = await startEnrolment(tenant, answer.token);
+          setStep({ kind: 'enrol', tenant, token: answer.token, secret: secret.secret, otpauth: secret.otpauth_url });
+        } else if (answer.step === 'mfa') setStep({ kind: 'mfa', tenant, token: answer.token });
+        else enter(tenant);
       }
     });
   };
+  if (step) return html`<${SecondStep} step=${step} enter=${enter} restart=${() => setStep(null)} />`;
   return html`<main class="signin" id="main">
     <h1>system-service console</h1>
     <nav aria-label="Who signs in" class="tabs">
@@ -59,6 +67,49 @@ function SignIn() {
             <${Field} label="Password" type="password" required autocomplete="current-password" value=${password} onInput=${(e) => setPassword(e.currentTarget.value)} />`}
       <${ProblemView} error=${action.error} />
       <button type="submit" class="primary" disabled=${action.busy}>Sign in</button>
+    </form>
+  </main>`;
+}
+
+/** A sign-in's second step: a code (TOTP or recovery), or a forced TOTP enrolment, then its recovery codes. */
+function SecondStep({ step, enter, restart }) {
+  const [code, setCode] = useState('');
+  const [codes, setCodes] = useState(null);
+  const action = useAction();
+  const enrol = step.kind === 'enrol';
+  const submit = (event) => {
+    event.preventDefault();
+    action.run(async () => {
+      if (!enrol) {
+        await verifySecondFactor(step.tenant, step.token, code.trim());
+        return enter(step.tenant);
+      }
+      setCodes(await confirmEnrolment(step.tenant, step.token, code.trim()));
+    });
+  };
+  if (codes)
+    return html`<main class="signin" id="main">
+      <h1>system-service console</h1>
+      <section aria-labelledby="codes-title">
+        <h2 id="codes-title">Your recovery codes</h2>
+        <p>Each one signs you in once instead of a code from your app. Keep them somewhere safe: they are shown only now.</p>
+        <ul class="codes" aria-label="Recovery codes">${codes.map((c) => html`<li><code>${c}</code></li>`)}</ul>
+        <button type="button" class="primary" onClick=${() => enter(step.tenant)}>Continue</button>
+      </section>
+    </main>`;
+  return html`<main class="signin" id="main">
+    <h1>system-service console</h1>
+    <form onSubmit=${submit}>
+      <h2>${enrol ? 'Set up two-step sign-in' : 'Two-step sign-in'}</h2>
+      ${enrol
+        ? html`<p>This tenant requires a second factor. Add this key to an authenticator app, then enter the code it shows.</p>
+            <p>Key: <code class="secret" aria-label="Authenticator key">${step.secret}</code></p>
+            <p><a href=${step.otpauth}>Open in an authenticator app</a></p>`
+        : html`<p>Enter the code from your authenticator app, or one of your recovery codes.</p>`}
+      <${Field} label=${enrol ? 'Code from the app' : 'Code'} required autocomplete="one-time-code" value=${code} onInput=${(e) => setCode(e.currentTarget.value)} />
+      <${ProblemView} error=${action.error} />
+      <button type="submit" class="primary" disabled=${action.busy}>${enrol ? 'Turn on and sign in' : 'Verify'}</button>
+      <button type="button" onClick=${restart}>Back</button>
     </form>
   </main>`;
 }
