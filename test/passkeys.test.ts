@@ -1,6 +1,7 @@
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
 import { describe, expect, it } from 'vitest';
+import { relyingParty } from '../src/auth/mfa/webauthn.js';
 import { tenantDb } from '../src/db/database.js';
 import { useTenants } from './support/fixture.js';
 import { bearer, login, PASSWORD, seedUser } from './support/tenants.js';
@@ -414,5 +415,57 @@ describe('audit and events', () => {
     for (const type of ['mfa.enrolment_started', 'mfa.enrolled', 'auth.mfa_passkey_challenge', 'auth.login', 'mfa.passkey_clone_suspected', 'mfa.removed']) expect(mine.map((e) => e.type)).toContain(type);
     expect(mine.filter((e) => e.type === 'mfa.enrolled').map((e) => e.data)).toContainEqual(expect.objectContaining({ method: 'webauthn', passkey_id: u.passkey.id }));
     expect(JSON.stringify(events)).not.toContain(u.device.id);
+  });
+});
+
+describe('passkeys in tenant archives', () => {
+  it('travel with an export and sign in on the imported tenant; their challenges stay behind', async () => {
+    const u = await withPasskey('pa');
+    await post('pa', 'me/mfa/passkeys/registration-options', {}, u.token);
+    const system = { authorization: `Bearer ${await t.systemToken()}` };
+    const exported = await t.app.inject({ url: '/api/v1/tenants/pa/export', headers: system });
+    expect(exported.statusCode).toBe(200);
+    const imported = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/import?slug=pa_copy', payload: exported.rawPayload, headers: { ...system, 'content-type': 'application/gzip' } });
+    expect(imported.statusCode, imported.body).toBe(201);
+
+    const copy = await db('pa_copy').selectFrom('mfa_passkeys').selectAll().where('user_id', '=', u.id).executeTakeFirstOrThrow();
+    const original = await db('pa').selectFrom('mfa_passkeys').selectAll().where('user_id', '=', u.id).executeTakeFirstOrThrow();
+    expect(copy).toEqual(original);
+    expect(await db('pa_copy').selectFrom('mfa_passkey_challenges').select('id').execute()).toEqual([]);
+    const { mfaToken, options } = await stepUp('pa_copy', u.email);
+    expect((await post('pa_copy', 'auth/mfa/verify', { mfa_token: mfaToken, webauthn: u.device.assert(options) })).statusCode).toBe(200);
+  });
+});
+
+describe('the relying party', () => {
+  it('is PUBLIC_URL: its host the RP ID, its origin and the CORS origins the origins accepted', () => {
+    expect(relyingParty('https://id.example.com/base', ['https://id.example.com', 'https://app.id.example.com'])).toEqual({
+      id: 'id.example.com',
+      origins: ['https://id.example.com', 'https://app.id.example.com'],
+    });
+    expect(relyingParty('http://localhost:8004')).toEqual({ id: 'localhost', origins: ['http://localhost:8004'] });
+  });
+});
+
+describe('passkey challenges', () => {
+  it('keeps a few live challenges per user: asking for more drops the oldest', async () => {
+    const user = await seedUser(t, 'pa', { email: 'many@pa.example' });
+    const token = (await login(t.app, 'pa', user.email)).access_token;
+    const first = (await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json();
+    for (let i = 0; i < 12; i++) await post('pa', 'me/mfa/passkeys/registration-options', {}, token);
+    expect(await db('pa').selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', user.id).execute()).toHaveLength(10);
+    const res = await post('pa', 'me/mfa/passkeys', { response: new SoftAuthenticator().register(first) }, token);
+    expect(res.json().code).toBe('mfa.passkey_invalid');
+  });
+
+  it('expire after five minutes', async () => {
+    const user = await seedUser(t, 'pa', { email: 'late@pa.example' });
+    const token = (await login(t.app, 'pa', user.email)).access_token;
+    const options = (await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json();
+    const row = await db('pa').selectFrom('mfa_passkey_challenges').select(['created_at', 'expires_at']).where('challenge', '=', options.challenge).executeTakeFirstOrThrow();
+    expect(row.expires_at.getTime() - row.created_at.getTime()).toBeGreaterThan(299_000);
+    expect(row.expires_at.getTime() - row.created_at.getTime()).toBeLessThan(301_000);
+    await db('pa').updateTable('mfa_passkey_challenges').set({ expires_at: new Date(Date.now() - 1000) }).where('challenge', '=', options.challenge).execute();
+    expect((await post('pa', 'me/mfa/passkeys', { response: new SoftAuthenticator().register(options) }, token)).json().code).toBe('mfa.passkey_invalid');
   });
 });

@@ -114,10 +114,13 @@ export interface MfaServiceDeps {
   readonly relyingParty: RelyingParty;
 }
 
+/** Live passkey challenges a user may hold at once (a few browser tabs); asking for more drops the oldest. */
+const MAX_LIVE_PASSKEY_CHALLENGES = 10;
+
 const PASSKEY_COLUMNS = ['id', 'name', 'transports', 'backed_up', 'created_at', 'last_used_at'] as const;
 
 /**
- * TOTP, recovery codes and the login step-up (SPEC section 19). Every change is
+ * TOTP, passkeys, recovery codes and the login step-up (SPEC section 19). Every change is
  * audited and makes an event (events/catalogue.ts); the sign-in itself stays in AuthService,
  * which asks `stepUp` before it opens a session and `verifyFactor` when the second factor comes.
  */
@@ -362,9 +365,18 @@ export class MfaService {
     return { ...actor, actorUserId: userId, actorType: 'user' };
   }
 
-  /** Stores a new single-use passkey challenge (and drops the user's expired ones). */
+  /** Stores a new single-use passkey challenge; the user's expired ones go, and all but their latest few. */
   private async storePasskeyChallenge(trx: Kysely<TenantDatabase>, userId: string, purpose: 'registration' | 'authentication', challenge: string, mfaChallengeId: string | null): Promise<void> {
-    await trx.deleteFrom('mfa_passkey_challenges').where('user_id', '=', userId).where('expires_at', '<', new Date()).execute();
+    await trx
+      .deleteFrom('mfa_passkey_challenges')
+      .where('user_id', '=', userId)
+      .where((eb) =>
+        eb.or([
+          eb('expires_at', '<', new Date()),
+          eb('id', 'not in', eb.selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIVE_PASSKEY_CHALLENGES - 1)),
+        ]),
+      )
+      .execute();
     await trx
       .insertInto('mfa_passkey_challenges')
       .values({ user_id: userId, purpose, challenge, mfa_challenge_id: mfaChallengeId, expires_at: new Date(Date.now() + PASSKEY_CHALLENGE_TTL_SECONDS * 1000) })
