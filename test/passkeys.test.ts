@@ -238,6 +238,23 @@ describe('passkey registration', () => {
   });
 });
 
+describe('responses as browsers send them', () => {
+  it('takes PublicKeyCredential.toJSON() output: nulls where the authenticator said nothing, and fields beyond those checked', async () => {
+    const user = await seedUser(t, 'pa', { email: 'tojson@pa.example' });
+    const token = (await login(t.app, 'pa', user.email)).access_token;
+    const device = new SoftAuthenticator();
+    const created = device.register((await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json());
+    const registration = { ...created, authenticatorAttachment: null, response: { ...created.response, publicKeyAlgorithm: -7, authenticatorData: 'AAAA' }, clientExtensionResults: { credProps: { rk: true } } };
+    const res = await post('pa', 'me/mfa/passkeys', { response: registration }, token);
+    expect(res.statusCode, res.body).toBe(201);
+    const { mfaToken, options } = await stepUp('pa', user.email);
+    const asserted = device.assert(options);
+    const assertion = { ...asserted, authenticatorAttachment: null, response: { ...asserted.response, userHandle: null } };
+    const done = await post('pa', 'auth/mfa/verify', { mfa_token: mfaToken, webauthn: assertion });
+    expect(done.statusCode, done.body).toBe(200);
+  });
+});
+
 describe('login step-up with a passkey', () => {
   it('asks for the factor, gives options for the user\'s passkeys, and signs in with an assertion', async () => {
     const u = await withPasskey();

@@ -5397,10 +5397,10 @@ export interface operations {
                             clientDataJSON: string;
                             authenticatorData: string;
                             signature: string;
-                            userHandle?: string;
+                            userHandle?: string | null;
                         };
-                        /** @enum {string} */
-                        authenticatorAttachment?: "platform" | "cross-platform";
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
                         clientExtensionResults?: Record<string, never>;
                     };
                 };
@@ -5737,8 +5737,8 @@ export interface operations {
                             attestationObject: string;
                             transports?: string[];
                         };
-                        /** @enum {string} */
-                        authenticatorAttachment?: "platform" | "cross-platform";
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
                         clientExtensionResults?: Record<string, never>;
                     };
                 };
@@ -6041,10 +6041,10 @@ export interface operations {
                             clientDataJSON: string;
                             authenticatorData: string;
                             signature: string;
-                            userHandle?: string;
+                            userHandle?: string | null;
                         };
-                        /** @enum {string} */
-                        authenticatorAttachment?: "platform" | "cross-platform";
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
                         clientExtensionResults?: Record<string, never>;
                     };
                 };
@@ -6555,8 +6555,8 @@ export interface operations {
                             attestationObject: string;
                             transports?: string[];
                         };
-                        /** @enum {string} */
-                        authenticatorAttachment?: "platform" | "cross-platform";
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
                         clientExtensionResults?: Record<string, never>;
                     };
                 };
@@ -7690,8 +7690,8 @@ export interface operations {
                             attestationObject: string;
                             transports?: string[];
                         };
-                        /** @enum {string} */
-                        authenticatorAttachment?: "platform" | "cross-platform";
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
                         clientExtensionResults?: Record<string, never>;
                     };
                 };

@@ -8,6 +8,8 @@ const EnrolmentMethod = Type.Union([Type.Literal('totp'), Type.Literal('webauthn
 
 /** base64url as WebAuthn's JSON encodes binary (padding tolerated). */
 const Base64Url = (maxLength: number, description?: string) => Type.String({ minLength: 1, maxLength, pattern: '^[A-Za-z0-9_-]+={0,2}$', ...(description ? { description } : {}) });
+// `PublicKeyCredential.toJSON()` gives null where the authenticator said nothing.
+const Attachment = Type.Union([Type.Literal('platform'), Type.Literal('cross-platform'), Type.Null()]);
 const Transports = Type.Array(Type.String({ maxLength: 32 }), { maxItems: 10 });
 
 /**
@@ -23,7 +25,7 @@ export const RegistrationResponse = Type.Object({
     attestationObject: Base64Url(65_536),
     transports: Type.Optional(Transports),
   }),
-  authenticatorAttachment: Type.Optional(Type.Union([Type.Literal('platform'), Type.Literal('cross-platform')])),
+  authenticatorAttachment: Type.Optional(Attachment),
   clientExtensionResults: Type.Optional(Type.Object({})),
 });
 
@@ -36,9 +38,9 @@ export const AuthenticationResponse = Type.Object({
     clientDataJSON: Base64Url(16_384),
     authenticatorData: Base64Url(16_384),
     signature: Base64Url(1024),
-    userHandle: Type.Optional(Type.String({ maxLength: 1024 })),
+    userHandle: Type.Optional(Type.Union([Type.String({ maxLength: 1024 }), Type.Null()])),
   }),
-  authenticatorAttachment: Type.Optional(Type.Union([Type.Literal('platform'), Type.Literal('cross-platform')])),
+  authenticatorAttachment: Type.Optional(Attachment),
   clientExtensionResults: Type.Optional(Type.Object({})),
 });
 

@@ -13,12 +13,23 @@ import {
 export type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON };
 
 /** A registration response as clients send it (`clientExtensionResults` may be left out). */
-export type RegistrationJSON = Omit<RegistrationResponseJSON, 'clientExtensionResults' | 'response'> & {
+export type RegistrationJSON = Omit<RegistrationResponseJSON, 'clientExtensionResults' | 'response' | 'authenticatorAttachment'> & {
   response: Omit<RegistrationResponseJSON['response'], 'transports'> & { transports?: string[] };
+  authenticatorAttachment?: RegistrationResponseJSON['authenticatorAttachment'] | null;
   clientExtensionResults?: RegistrationResponseJSON['clientExtensionResults'];
 };
 /** An assertion as clients send it (`clientExtensionResults` may be left out). */
-export type AssertionJSON = Omit<AuthenticationResponseJSON, 'clientExtensionResults'> & { clientExtensionResults?: AuthenticationResponseJSON['clientExtensionResults'] };
+export type AssertionJSON = Omit<AuthenticationResponseJSON, 'clientExtensionResults' | 'response' | 'authenticatorAttachment'> & {
+  response: Omit<AuthenticationResponseJSON['response'], 'userHandle'> & { userHandle?: string | null };
+  authenticatorAttachment?: AuthenticationResponseJSON['authenticatorAttachment'] | null;
+  clientExtensionResults?: AuthenticationResponseJSON['clientExtensionResults'];
+};
+
+/** The library's form of a response: nulls (as `toJSON()` gives them) left out, extension results at least empty. */
+function normalized<T extends { authenticatorAttachment?: unknown; clientExtensionResults?: object }>(given: T) {
+  const { authenticatorAttachment, ...rest } = given;
+  return { ...rest, ...(authenticatorAttachment ? { authenticatorAttachment } : {}), clientExtensionResults: given.clientExtensionResults ?? {} };
+}
 
 /** Lifetime of a registration or assertion challenge, and the timeout the browser is told (SPEC section 19: five minutes). */
 export const PASSKEY_CHALLENGE_TTL_SECONDS = 300;
@@ -93,7 +104,7 @@ export interface NewCredential {
  */
 export async function verifyRegistration(rp: RelyingParty, given: RegistrationJSON, challenge: string): Promise<NewCredential | null> {
   const transports = knownTransports(given.response.transports);
-  const response: RegistrationResponseJSON = { ...given, response: { ...given.response, transports }, clientExtensionResults: given.clientExtensionResults ?? {} };
+  const response = { ...normalized(given), response: { ...given.response, transports } } as RegistrationResponseJSON;
   try {
     const result = await verifyRegistrationResponse({ response, expectedChallenge: challenge, expectedOrigin: [...rp.origins], expectedRPID: rp.id, requireUserVerification: false });
     if (!result.verified) return null;
@@ -116,7 +127,8 @@ export async function verifyRegistration(rp: RelyingParty, given: RegistrationJS
  * the stored counter under a lock-free conditional update), so the library's is not asked for.
  */
 export async function verifyAssertion(rp: RelyingParty, given: AssertionJSON, challenge: string, credential: { id: string; publicKey: Buffer }): Promise<{ counter: number; backedUp: boolean } | null> {
-  const response: AuthenticationResponseJSON = { ...given, clientExtensionResults: given.clientExtensionResults ?? {} };
+  const { userHandle, ...assertion } = given.response;
+  const response = { ...normalized(given), response: { ...assertion, ...(userHandle ? { userHandle } : {}) } } as AuthenticationResponseJSON;
   try {
     const result = await verifyAuthenticationResponse({
       response,
