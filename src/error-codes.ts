@@ -91,7 +91,7 @@ export const ERROR_CODES = {
   'mfa.disabled': ['conflict', 'The tenant\'s `auth.mfa` setting is `off`: no factor can be enrolled.'],
   'mfa.already_enrolled': ['conflict', 'TOTP is already active for this user: disable it first.'],
   'mfa.not_found': ['not_found', 'The user has no such factor (no TOTP enrolment, no such passkey).'],
-  'mfa.invalid_code': ['invalid_input', 'The TOTP code (or the password) given to confirm or change a factor is wrong or was used already.'],
+  'mfa.invalid_code': ['invalid_input', 'The TOTP code (or the password, or the passkey assertion) given to confirm or change a factor is wrong or was used already.'],
   'mfa.passkey_invalid': ['invalid_input', 'The passkey registration response does not verify: its challenge is unknown, used, expired or another step\'s, or its origin, RP ID or attestation is wrong.'],
   'mfa.passkey_exists': ['conflict', 'This passkey (its credential ID) is registered already.'],
   // Roles

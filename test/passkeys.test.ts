@@ -486,3 +486,34 @@ describe('passkey challenges', () => {
     expect((await post('pa', 'me/mfa/passkeys', { response: new SoftAuthenticator().register(options) }, token)).json().code).toBe('mfa.passkey_invalid');
   });
 });
+
+describe('re-authentication with a passkey', () => {
+  it('removes a factor with a passkey assertion to its own challenge; a login challenge or a wrong signature is refused naming webauthn', async () => {
+    const u = await withPasskey('pb');
+    const second = new SoftAuthenticator();
+    const regOptions = (await post('pb', 'me/mfa/passkeys/registration-options', {}, u.token)).json();
+    const other = (await post('pb', 'me/mfa/passkeys', { name: 'Spare', response: second.register(regOptions) }, u.token)).json();
+    const remove = (payload: object) => t.app.inject({ method: 'DELETE', url: `/api/v1/tenants/pb/me/mfa/passkeys/${other.id}`, headers: bearer(u.token), payload });
+    const options = async () => {
+      const res = await post('pb', 'me/mfa/passkeys/authentication-options', {}, u.token);
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json() as { challenge: string; allowCredentials: { id: string }[] };
+    };
+    expect((await options()).allowCredentials.map((c) => c.id).sort()).toEqual([u.device.id, second.id].sort());
+
+    // A login's challenge is not this one's, and another key's signature is not the passkey's.
+    const login = await stepUp('pb', u.email);
+    for (const payload of [{ webauthn: u.device.assert(login.options) }, { webauthn: new SoftAuthenticator(undefined, u.device.credentialId).assert(await options(), { counter: 50 }) }]) {
+      const res = await remove(payload);
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'mfa.invalid_code', errors: [{ field: 'webauthn' }] });
+    }
+    const ok = await remove({ webauthn: u.device.assert(await options()) });
+    expect(ok.statusCode, ok.body).toBe(204);
+    expect((await get('pb', 'me/mfa', u.token)).json().passkeys.map((p: { id: string }) => p.id)).toEqual([u.passkey.id]);
+    // The same proof for new recovery codes.
+    const codes = await post('pb', 'me/mfa/recovery-codes', { webauthn: u.device.assert(await options()) }, u.token);
+    expect(codes.statusCode, codes.body).toBe(200);
+    expect(codes.json().recovery_codes).toHaveLength(10);
+  });
+});

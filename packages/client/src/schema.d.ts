@@ -543,7 +543,7 @@ export interface paths {
         put?: never;
         /** Start a TOTP enrolment: the secret and otpauth URI (pending until confirmed with a code) */
         post: operations["createMyMfaTotp"];
-        /** Remove your TOTP (a current code or your password) */
+        /** Remove your TOTP (a current code, your password, or a passkey assertion) */
         delete: operations["deleteMyMfaTotp"];
         options?: never;
         head?: never;
@@ -601,6 +601,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant_slug}/me/mfa/passkeys/authentication-options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** WebAuthn options to prove it is you with a passkey before changing a factor: the assertion goes in as webauthn (in place of a code or the password) */
+        post: operations["createMyMfaPasskeyAuthenticationOption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant_slug}/me/mfa/passkeys/{passkey_id}": {
         parameters: {
             query?: never;
@@ -611,7 +628,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove one of your passkeys (a current TOTP code or your password) */
+        /** Remove one of your passkeys (a current TOTP code, your password, or a passkey assertion) */
         delete: operations["deleteMyMfaPasskey"];
         options?: never;
         head?: never;
@@ -627,7 +644,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ten new recovery codes in place of the old ones (a current code or your password); shown in this answer only */
+        /** Ten new recovery codes in place of the old ones (a current code, your password, or a passkey assertion); shown in this answer only */
         post: operations["createMyMfaRecoveryCode"];
         delete?: never;
         options?: never;
@@ -7249,13 +7266,43 @@ export interface operations {
                 /**
                  * @example {
                  *       "code": "123456",
-                 *       "password": "text"
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
                  *     }
                  */
                 "application/json": {
                     /** @example 123456 */
                     code?: string;
                     password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
                 };
             };
         };
@@ -7820,6 +7867,134 @@ export interface operations {
             };
         };
     };
+    createMyMfaPasskeyAuthenticationOption: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description PublicKeyCredentialRequestOptionsJSON: the challenge is single use, lasts five minutes and belongs to this mfa_token */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "challenge": "text",
+                     *       "rpId": "text",
+                     *       "timeout": 1,
+                     *       "allowCredentials": [
+                     *         {
+                     *           "id": "text",
+                     *           "type": "public-key",
+                     *           "transports": [
+                     *             "text"
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "userVerification": "text",
+                     *       "extensions": {}
+                     *     }
+                     */
+                    "application/json": {
+                        challenge: string;
+                        rpId?: string;
+                        timeout?: number;
+                        allowCredentials?: {
+                            id: string;
+                            /** @enum {string} */
+                            type: "public-key";
+                            transports?: string[];
+                        }[];
+                        userVerification?: string;
+                        extensions?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     deleteMyMfaPasskey: {
         parameters: {
             query?: never;
@@ -7840,13 +8015,43 @@ export interface operations {
                 /**
                  * @example {
                  *       "code": "123456",
-                 *       "password": "text"
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
                  *     }
                  */
                 "application/json": {
                     /** @example 123456 */
                     code?: string;
                     password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
                 };
             };
         };
@@ -7948,13 +8153,43 @@ export interface operations {
                 /**
                  * @example {
                  *       "code": "123456",
-                 *       "password": "text"
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
                  *     }
                  */
                 "application/json": {
                     /** @example 123456 */
                     code?: string;
                     password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
                 };
             };
         };

@@ -142,7 +142,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
       '/me/mfa/totp',
       {
         config: self,
-        schema: { tags: ['me'], summary: 'Remove your TOTP (a current code or your password)', body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+        schema: { tags: ['me'], summary: 'Remove your TOTP (a current code, your password, or a passkey assertion)', body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
       },
       async (request, reply) => {
         await mfa.disableTotp(requireTenant(request), requireSession(request).userId, request.body ?? {}, actorFrom(request));
@@ -177,11 +177,24 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
       async (request, reply) => reply.status(201).send(await mfa.registerPasskey(requireTenant(request), requireSession(request).userId, request.body, actorFrom(request))),
     );
 
+    app.post(
+      '/me/mfa/passkeys/authentication-options',
+      {
+        config: self,
+        schema: {
+          tags: ['me'],
+          summary: 'WebAuthn options to prove it is you with a passkey before changing a factor: the assertion goes in as webauthn (in place of a code or the password)',
+          response: { 200: RequestOptionsSchema, ...problems(401, 403, 404, 409) },
+        },
+      },
+      async (request) => mfa.reauthenticationPasskeyOptions(requireTenant(request), requireSession(request).userId, actorFrom(request)),
+    );
+
     app.delete(
       '/me/mfa/passkeys/:passkey_id',
       {
         config: self,
-        schema: { tags: ['me'], summary: 'Remove one of your passkeys (a current TOTP code or your password)', params: PasskeyParams, body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+        schema: { tags: ['me'], summary: 'Remove one of your passkeys (a current TOTP code, your password, or a passkey assertion)', params: PasskeyParams, body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
       },
       async (request, reply) => {
         await mfa.removePasskey(requireTenant(request), requireSession(request).userId, request.params.passkey_id, request.body ?? {}, actorFrom(request));
@@ -195,7 +208,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
         config: self,
         schema: {
           tags: ['me'],
-          summary: 'Ten new recovery codes in place of the old ones (a current code or your password); shown in this answer only',
+          summary: 'Ten new recovery codes in place of the old ones (a current code, your password, or a passkey assertion); shown in this answer only',
           body: ReauthenticationBody,
           response: { 200: RecoveryCodesSchema, ...problems(400, 401, 403, 404, 409) },
         },

@@ -77,9 +77,13 @@ export const MfaTokenBody = Type.Object({ mfa_token: MfaToken }, { additionalPro
 export const EnrolmentConfirmBody = Type.Object({ mfa_token: MfaToken, code: Code }, { additionalProperties: false });
 export const CodeBody = Type.Object({ code: Code }, { additionalProperties: false });
 
-/** A current TOTP code or the password, before a factor changes. */
+/** A current TOTP code, the password, or a passkey assertion, before a factor changes. */
 export const ReauthenticationBody = Type.Object(
-  { code: Type.Optional(Code), password: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) },
+  {
+    code: Type.Optional(Code),
+    password: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    webauthn: Type.Optional({ ...AuthenticationResponse, description: 'A passkey assertion to the challenge of me/mfa/passkeys/authentication-options' }),
+  },
   { additionalProperties: false },
 );
 

@@ -91,10 +91,11 @@ export interface PasskeyRegistration {
   readonly response: RegistrationJSON;
 }
 
-/** Proof of who asks to change a factor: a current TOTP code or the password. */
+/** Proof of who asks to change a factor: a current TOTP code, the password, or a passkey assertion (to `me/mfa/passkeys/authentication-options`). */
 export interface Reauthentication {
   readonly code?: string;
   readonly password?: string;
+  readonly webauthn?: AssertionJSON;
 }
 
 export interface MfaStatus {
@@ -223,7 +224,7 @@ export class MfaService {
     const { userId } = challenge;
     const db = this.db(tenant);
     if (input.webauthn !== undefined) {
-      const passkeyId = await this.usePasskey(db, challenge, input.webauthn, actor);
+      const passkeyId = await this.usePasskey(db, userId, challenge.id, input.webauthn, actor);
       return passkeyId ? { mfa: 'webauthn', passkey_id: passkeyId } : null;
     }
     const code = (input.code ?? '').trim();
@@ -316,8 +317,8 @@ export class MfaService {
     return codes;
   }
 
-  /** A current code (of an active TOTP) or the password, before a factor is changed; 400 naming the field otherwise. */
-  private async reauthenticate(tenant: TenantContext, userId: string, proof: Reauthentication): Promise<void> {
+  /** A current code (of an active TOTP), the password or a passkey assertion, before a factor is changed; 400 naming the field otherwise. */
+  private async reauthenticate(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<void> {
     const db = this.db(tenant);
     if (proof.code !== undefined) {
       if (!(await this.useTotpCode(db, tenant, userId, proof.code.trim()))) throw DomainError.invalid('code', text('reason.mfa_code'), 'mfa.invalid_code');
@@ -326,6 +327,10 @@ export class MfaService {
     if (proof.password !== undefined) {
       const user = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
       if (!user?.password_hash || !(await verifyPassword(user.password_hash, proof.password))) throw DomainError.invalid('password', text('reason.current_password'), 'mfa.invalid_code');
+      return;
+    }
+    if (proof.webauthn !== undefined) {
+      if (!(await this.usePasskey(db, userId, null, proof.webauthn, actor))) throw DomainError.invalid('webauthn', text('reason.passkey_response'), 'mfa.invalid_code');
       return;
     }
     throw DomainError.invalid('code', text('reason.code_or_password'));
@@ -337,7 +342,7 @@ export class MfaService {
     const existing = await db.selectFrom('mfa_totp').select(['id', 'confirmed_at']).where('user_id', '=', userId).executeTakeFirst();
     if (!existing) throw DomainError.notFound('mfa');
     // A pending enrolment protects nothing yet: the password alone removes it, and so does a code of an active one.
-    await this.reauthenticate(tenant, userId, proof);
+    await this.reauthenticate(tenant, userId, proof, actor);
     await db.transaction().execute(async (trx) => {
       await trx.deleteFrom('mfa_totp').where('id', '=', existing.id).execute();
       await this.dropOrphanRecoveryCodes(trx, userId);
@@ -350,7 +355,7 @@ export class MfaService {
     await this.enabled(tenant);
     const db = this.db(tenant);
     if ((await this.methods(db, userId)).filter((m) => m !== 'recovery_code').length === 0) throw DomainError.notFound('mfa');
-    await this.reauthenticate(tenant, userId, proof);
+    await this.reauthenticate(tenant, userId, proof, actor);
     return db.transaction().execute(async (trx) => ({ recovery_codes: await this.replaceRecoveryCodes(trx, userId, actor) }));
   }
 
@@ -468,7 +473,7 @@ export class MfaService {
     const db = this.db(tenant);
     const existing = await db.selectFrom('mfa_passkeys').select(['id', 'name']).where('id', '=', passkeyId).where('user_id', '=', userId).executeTakeFirst();
     if (!existing) throw DomainError.notFound('mfa');
-    await this.reauthenticate(tenant, userId, proof);
+    await this.reauthenticate(tenant, userId, proof, actor);
     await db.transaction().execute(async (trx) => {
       const removed = await trx.deleteFrom('mfa_passkeys').where('id', '=', existing.id).returning('id').executeTakeFirst();
       if (!removed) throw DomainError.notFound('mfa');
@@ -484,26 +489,39 @@ export class MfaService {
    */
   async loginPasskeyOptions(tenant: TenantContext, mfaToken: string, actor: AuditActor): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const challenge = await this.challenge(tenant, mfaToken, 'login');
+    return this.assertionOptions(tenant, challenge.userId, challenge.id, MfaService.asUser(actor, challenge.userId));
+  }
+
+  /**
+   * Authentication options for a signed-in user proving it is them before a factor changes
+   * (`me/mfa/passkeys/authentication-options`; the assertion goes in as `webauthn`).
+   */
+  async reauthenticationPasskeyOptions(tenant: TenantContext, userId: string, actor: AuditActor): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    await this.enabled(tenant);
+    return this.assertionOptions(tenant, userId, null, actor);
+  }
+
+  /** Options allowing the user's passkeys, their challenge stored for the step (`mfaChallengeId`) or for the user's own session (null). */
+  private async assertionOptions(tenant: TenantContext, userId: string, mfaChallengeId: string | null, actor: AuditActor): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const db = this.db(tenant);
-    const credentials = await db.selectFrom('mfa_passkeys').select(['credential_id', 'transports']).where('user_id', '=', challenge.userId).execute();
+    const credentials = await db.selectFrom('mfa_passkeys').select(['credential_id', 'transports']).where('user_id', '=', userId).execute();
     if (credentials.length === 0) throw DomainError.notFound('mfa');
     const options = await authenticationOptions(this.deps.relyingParty, credentials.map((c) => ({ id: c.credential_id, transports: c.transports })));
     await db.transaction().execute(async (trx) => {
-      await this.storePasskeyChallenge(trx, challenge.userId, 'authentication', options.challenge, challenge.id);
-      await writeAudit(trx, MfaService.asUser(actor, challenge.userId), { action: 'auth.mfa_passkey_challenge', entityType: 'users', entityId: challenge.userId, metadata: { method: 'webauthn' } });
+      await this.storePasskeyChallenge(trx, userId, 'authentication', options.challenge, mfaChallengeId);
+      await writeAudit(trx, actor, { action: 'auth.mfa_passkey_challenge', entityType: 'users', entityId: userId, metadata: { method: 'webauthn', purpose: mfaChallengeId ? 'login' : 'reauthentication' } });
     });
     return options;
   }
 
   /**
-   * Checks a passkey assertion of a login: the challenge of this step (used up), one of the
-   * user's own credentials (another user's or another tenant's is unknown here), the signature,
+   * Checks a passkey assertion: the challenge of this login step, or of the user's own session
+   * when `mfaChallengeId` is null (used up either way), one of the user's own credentials (another user's or another tenant's is unknown here), the signature,
    * and a counter that rose. The passkey's id, or null. A valid signature with a counter that did
    * not rise means a cloned authenticator: refused, and audited.
    */
-  private async usePasskey(db: Kysely<TenantDatabase>, challenge: { id: string; userId: string }, response: AssertionJSON, actor: AuditActor): Promise<string | null> {
-    const { userId } = challenge;
-    const expected = await this.takePasskeyChallenge(db, userId, 'authentication', response.response.clientDataJSON, challenge.id);
+  private async usePasskey(db: Kysely<TenantDatabase>, userId: string, mfaChallengeId: string | null, response: AssertionJSON, actor: AuditActor): Promise<string | null> {
+    const expected = await this.takePasskeyChallenge(db, userId, 'authentication', response.response.clientDataJSON, mfaChallengeId);
     if (!expected) return null;
     const row = await db.selectFrom('mfa_passkeys').select(['id', 'credential_id', 'public_key', 'counter']).where('user_id', '=', userId).where('credential_id', '=', response.id).executeTakeFirst();
     if (!row) return null;
