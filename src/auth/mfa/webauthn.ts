@@ -31,7 +31,7 @@ function normalized<T extends { authenticatorAttachment?: unknown; clientExtensi
   return { ...rest, ...(authenticatorAttachment ? { authenticatorAttachment } : {}), clientExtensionResults: given.clientExtensionResults ?? {} };
 }
 
-/** Lifetime of a registration or assertion challenge, and the timeout the browser is told (SPEC section 19: five minutes). */
+/** Lifetime of a registration or assertion challenge, and the timeout the browser is told: five minutes, as a login step lasts. */
 export const PASSKEY_CHALLENGE_TTL_SECONDS = 300;
 
 /** Who the credentials are for: the RP ID (PUBLIC_URL's host) and the origins a ceremony may run on. */
