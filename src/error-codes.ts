@@ -70,7 +70,7 @@ export const ERROR_CODES = {
   'auth.wrong_password': ['invalid_input', '`current_password` is not the current password.'],
   'auth.email_already_verified': ['conflict', 'The email address is already verified.'],
   'auth.mfa_token_invalid': ['unauthenticated', 'The `mfa_token` is unknown, used, expired, of another tenant or for another step: sign in again.'],
-  'auth.mfa_failed': ['unauthenticated', 'The second factor (TOTP code or recovery code) is wrong or was used already; it counts as a failed login.'],
+  'auth.mfa_failed': ['unauthenticated', 'The second factor (TOTP code, recovery code or passkey assertion) is wrong or was used already; it counts as a failed login.'],
   // Permissions
   'permission.denied': ['forbidden', 'The caller lacks the permission the route needs (the detail names it).'],
   'permission.outranked': ['forbidden', 'The change would touch a user or role that holds something the caller does not hold.'],
@@ -91,7 +91,9 @@ export const ERROR_CODES = {
   'mfa.disabled': ['conflict', 'The tenant\'s `auth.mfa` setting is `off`: no factor can be enrolled.'],
   'mfa.already_enrolled': ['conflict', 'TOTP is already active for this user: disable it first.'],
   'mfa.not_found': ['not_found', 'The user has no such factor (no TOTP enrolment, no such passkey).'],
-  'mfa.invalid_code': ['invalid_input', 'The TOTP code (or the password) given to confirm or change a factor is wrong or was used already.'],
+  'mfa.invalid_code': ['invalid_input', 'The TOTP code (or the password, or the passkey assertion) given to confirm or change a factor is wrong or was used already.'],
+  'mfa.passkey_invalid': ['invalid_input', 'The passkey registration response does not verify: its challenge is unknown, used, expired or another step\'s, or its origin, RP ID or attestation is wrong.'],
+  'mfa.passkey_exists': ['conflict', 'This passkey (its credential ID) is registered already.'],
   // Roles
   'role.not_found': ['not_found', 'No such role in this tenant.'],
   'role.name_taken': ['conflict', 'Another role of the tenant has this name.'],

@@ -4,6 +4,7 @@ import { ApiKeyService } from './auth/api-keys.js';
 import { derivedKey, type JwtKeys } from './auth/keys.js';
 import { AuthService } from './auth/service.js';
 import { MfaService } from './auth/mfa/service.js';
+import { relyingParty } from './auth/mfa/webauthn.js';
 import { AuditService } from './audit/service.js';
 import { AuditAnalyticsService } from './audit/analytics.js';
 import { SessionStore } from './auth/sessions.js';
@@ -35,6 +36,8 @@ import { OidcKeyService } from './oidc/keys.js';
 
 export interface TenantServicesConfig {
   readonly publicUrl: string;
+  /** CORS_ORIGINS: browser front ends whose passkey ceremonies are accepted too. */
+  readonly corsOrigins?: readonly string[];
   readonly authRateLimitPerMinute: number;
   /** Events and webhooks (config.ts `events`); tests may shorten the retry schedule. */
   readonly events?: Partial<Config['events']> & { retryDelaysMs?: readonly number[] };
@@ -132,7 +135,7 @@ export async function createTenantServices(deps: {
   });
   const dispatcher = new EventDispatcher(db, webhooks, options, { onError: deps.onDispatchError, onEvent: (envelope, schema) => realtime.dispatched(envelope, schema) });
   const records = recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies });
-  const mfa = new MfaService({ db, changes, secrets: deps.secrets, sessions, policies });
+  const mfa = new MfaService({ db, changes, secrets: deps.secrets, sessions, policies, relyingParty: relyingParty(deps.config.publicUrl, deps.config.corsOrigins) });
   const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, mfa, publicUrl: deps.config.publicUrl });
   return {
     db,

@@ -633,6 +633,9 @@ describe('route guards', () => {
     // GraphQL in its context, answering GraphQL errors (graphql.test.ts); GraphiQL is a static page.
     expect([...new Set(publicRoutes)].sort()).toEqual([
       '/auth/login',
+      '/auth/mfa/passkey-options',
+      '/auth/mfa/passkeys',
+      '/auth/mfa/passkeys/registration-options',
       '/auth/mfa/totp',
       '/auth/mfa/totp/confirm',
       '/auth/mfa/verify',
@@ -640,6 +643,7 @@ describe('route guards', () => {
       '/auth/password-reset/request',
       '/auth/refresh',
       '/auth/session',
+      '/auth/session/mfa/passkeys',
       '/auth/session/mfa/totp/confirm',
       '/auth/session/mfa/verify',
       '/auth/session/refresh',

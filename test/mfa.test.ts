@@ -225,7 +225,7 @@ describe('the auth.mfa setting', () => {
     try {
       const user = await seedUser(t, 'mb', { email: 'forced@mb.example', roles: ['user'] });
       const first = (await passwordLogin('mb', user.email)).json();
-      expect(first).toEqual({ mfa_enrolment_required: true, mfa_token: expect.stringMatching(/^mfa_/), methods: ['totp'], expires_in: 900 });
+      expect(first).toEqual({ mfa_enrolment_required: true, mfa_token: expect.stringMatching(/^mfa_/), methods: ['totp', 'webauthn'], expires_in: 900 });
       // The enrolment token is no login token, nor a bearer token.
       expect((await post('mb', 'auth/mfa/verify', { mfa_token: first.mfa_token, code: '123456' })).json().code).toBe('auth.mfa_token_invalid');
       expect((await t.app.inject({ url: '/api/v1/tenants/mb/me', headers: bearer(first.mfa_token) })).statusCode).toBe(401);

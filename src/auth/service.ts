@@ -20,7 +20,7 @@ import { accountLink, issueResetToken, issueVerificationToken, voidResetTokens, 
 import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
-import type { FactorInput, MfaService, MfaStep } from './mfa/service.js';
+import type { FactorInput, MfaService, MfaStep, PasskeyRegistration } from './mfa/service.js';
 import type { SessionStore } from './sessions.js';
 import { randomToken, sha256, signAccessToken } from './tokens.js';
 
@@ -149,9 +149,9 @@ export class AuthService {
   async verifyMfa(tenant: TenantContext, input: FactorInput & { mfa_token: string }, actor: AuditActor): Promise<LoginResult> {
     const { mfa } = this.deps;
     const challenge = await mfa.challenge(tenant, input.mfa_token, 'login');
-    return this.secondStep(tenant, challenge, actor, async (db, userId) => {
-      const method = await mfa.verifyFactor(tenant, userId, input, actor);
-      return method ? { mfa: method } : null;
+    return this.secondStep(tenant, challenge, actor, async () => {
+      const passed = await mfa.verifyFactor(tenant, challenge, input, actor);
+      return passed ? { ...passed } : null;
     });
   }
 
@@ -171,6 +171,28 @@ export class AuthService {
         throw error;
       }
       return { mfa: 'totp', enrolled: true };
+    });
+    return { ...result, recovery_codes: recoveryCodes };
+  }
+
+  /**
+   * Forced enrolment with a passkey: the `mfa_token` of the first step registers the passkey of
+   * its challenge and the login finishes; a response that does not verify counts towards the
+   * lockout. The recovery codes come with the tokens.
+   */
+  async confirmPasskeyEnrolment(tenant: TenantContext, input: PasskeyRegistration & { mfa_token: string }, actor: AuditActor): Promise<LoginResult & { recovery_codes: string[] }> {
+    const { mfa } = this.deps;
+    const challenge = await mfa.challenge(tenant, input.mfa_token, 'enrolment');
+    let recoveryCodes: string[] = [];
+    const result = await this.secondStep(tenant, challenge, actor, async (_db, userId) => {
+      try {
+        const passkey = await mfa.registerPasskey(tenant, userId, input, { ...actor, actorUserId: userId, actorType: 'user' }, challenge.id);
+        recoveryCodes = passkey.recovery_codes ?? [];
+        return { mfa: 'webauthn', passkey_id: passkey.id, enrolled: true };
+      } catch (error) {
+        if (error instanceof DomainError && error.code === 'mfa.passkey_invalid') return null;
+        throw error;
+      }
     });
     return { ...result, recovery_codes: recoveryCodes };
   }

@@ -5,7 +5,7 @@ import { problems } from '../http/schemas.js';
 import { actorFrom, requireSession, requireTenant } from '../http/context.js';
 import { DomainError } from '../errors.js';
 import { UserSchema } from '../users/view.js';
-import { EnrolmentConfirmBody, MfaEnrolmentRequiredSchema, MfaRequiredSchema, MfaVerifyBody, RecoveryCodesSchema } from './mfa/schemas.js';
+import { EnrolmentConfirmBody, EnrolmentPasskeyBody, MfaEnrolmentRequiredSchema, MfaRequiredSchema, MfaVerifyBody, RecoveryCodesSchema } from './mfa/schemas.js';
 import { LoginBody, TokenPairSchema } from './routes.js';
 import { isMfaStep, type AuthService, type LoginResult } from './service.js';
 
@@ -93,6 +93,20 @@ export function sessionRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => withCookie(request, reply, await auth.confirmEnrolment(requireTenant(request), request.body, actorFrom(request))),
+    );
+
+    app.post(
+      '/auth/session/mfa/passkeys',
+      {
+        config: { access: 'public', authRateLimited: true },
+        schema: {
+          tags: ['auth'],
+          summary: 'Finish a forced enrolment from a browser with a passkey (the registration response to auth/mfa/passkeys/registration-options); the recovery codes and the access token in the answer, the refresh token in the cookie',
+          body: EnrolmentPasskeyBody,
+          response: { 200: Type.Object({ ...BrowserLoginSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+        },
+      },
+      async (request, reply) => withCookie(request, reply, await auth.confirmPasskeyEnrolment(requireTenant(request), request.body, actorFrom(request))),
     );
 
     app.post(

@@ -332,6 +332,29 @@ export interface MfaChallengesTable {
   created_at: GeneratedTimestamp;
 }
 
+export interface MfaPasskeysTable {
+  id: Generated<string>;
+  user_id: string;
+  credential_id: string;
+  public_key: Buffer;
+  counter: ColumnType<string, string | number | bigint | undefined, string | number | bigint>;
+  transports: Generated<string[]>;
+  name: string;
+  backed_up: Generated<boolean>;
+  created_at: GeneratedTimestamp;
+  last_used_at: Timestamp | null;
+}
+
+export interface MfaPasskeyChallengesTable {
+  id: Generated<string>;
+  user_id: string;
+  purpose: string;
+  challenge: string;
+  mfa_challenge_id: string | null;
+  expires_at: Timestamp;
+  created_at: GeneratedTimestamp;
+}
+
 export interface OidcPayloadsTable {
   model: string;
   id: string;
@@ -543,6 +566,8 @@ export interface TenantDatabase {
   mfa_totp: MfaTotpTable;
   mfa_recovery_codes: MfaRecoveryCodesTable;
   mfa_challenges: MfaChallengesTable;
+  mfa_passkeys: MfaPasskeysTable;
+  mfa_passkey_challenges: MfaPasskeyChallengesTable;
   oidc_clients: OidcClientsTable;
   oidc_payloads: OidcPayloadsTable;
   oidc_signing_keys: OidcSigningKeysTable;

@@ -54,6 +54,11 @@ const SPECIAL: Record<string, string | null> = {
   'mfa.recovery_codes_generated': 'mfa.recovery_codes_generated',
   'mfa.recovery_code_used': 'mfa.recovery_code_used',
   'mfa.reset': 'mfa.reset',
+  'mfa.passkey_started': 'mfa.enrolment_started',
+  'mfa.passkey_registered': 'mfa.enrolled',
+  'mfa.passkey_removed': 'mfa.removed',
+  'mfa.passkey_clone_suspected': 'mfa.passkey_clone_suspected',
+  'auth.mfa_passkey_challenge': 'auth.mfa_passkey_challenge',
   // Requests and refusals, not changes: audited, no event.
   'auth.password_reset_requested': null,
   'auth.password_reset_limited': null,

@@ -22,9 +22,9 @@ export const ARCHIVE_FORMAT_VERSION = 1;
 /**
  * Tables an archive leaves out: sessions (an archive signs nobody in; users sign in with their
  * passwords), the audit chain's head (it follows the audit rows) and what is in flight rather than data (the outbox and its deliveries, realtime
- * tickets, idempotency records, reset and verification links, the OpenID provider's sessions and tokens, and its signing keys: a restored or forked tenant makes a new key). An archive holding one is refused. MFA step-up tokens stay out too.
+ * tickets, idempotency records, reset and verification links, the OpenID provider's sessions and tokens, and its signing keys: a restored or forked tenant makes a new key). An archive holding one is refused. MFA step-up tokens and passkey challenges stay out too.
  */
-export const NOT_ARCHIVED: readonly string[] = ['audit_chain', 'user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys', 'password_reset_tokens', 'email_verification_tokens', 'oidc_payloads', 'oidc_signing_keys', 'mfa_challenges'];
+export const NOT_ARCHIVED: readonly string[] = ['audit_chain', 'user_sessions', 'outbox_events', 'webhook_deliveries', 'realtime_tickets', 'idempotency_keys', 'password_reset_tokens', 'email_verification_tokens', 'oidc_payloads', 'oidc_signing_keys', 'mfa_challenges', 'mfa_passkey_challenges'];
 
 export interface Manifest {
   readonly format: typeof ARCHIVE_FORMAT;

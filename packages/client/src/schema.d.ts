@@ -379,6 +379,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant_slug}/auth/session/mfa/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Finish a forced enrolment from a browser with a passkey (the registration response to auth/mfa/passkeys/registration-options); the recovery codes and the access token in the answer, the refresh token in the cookie */
+        post: operations["createSessionMfaPasskey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant_slug}/auth/session/refresh": {
         parameters: {
             query?: never;
@@ -405,8 +422,59 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Finish a login that answered mfa_required: the mfa_token and one factor (a TOTP code or a recovery code); a wrong one counts towards the lockout */
+        /** Finish a login that answered mfa_required: the mfa_token and one factor (a TOTP code, a recovery code, or a passkey assertion in webauthn); a wrong one counts towards the lockout */
         post: operations["verifyMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/auth/mfa/passkey-options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** WebAuthn options for the second step of a login (mfa_required): the user's passkeys allowed, a challenge for this mfa_token (single use, five minutes); the assertion goes to auth/mfa/verify as webauthn */
+        post: operations["createMfaPasskeyOption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/auth/mfa/passkeys/registration-options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Forced enrolment (login answered mfa_enrolment_required): WebAuthn registration options for the user of the mfa_token */
+        post: operations["createMfaPasskeyRegistrationOption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/auth/mfa/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Forced enrolment: the registration response stores the passkey and finishes the login; the ten recovery codes come with the tokens. A response that does not verify counts towards the lockout */
+        post: operations["createMfaPasskey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -454,7 +522,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Your second factors: TOTP and the recovery codes left */
+        /** Your second factors: TOTP, passkeys and the recovery codes left */
         get: operations["getMyMfa"];
         put?: never;
         post?: never;
@@ -475,7 +543,7 @@ export interface paths {
         put?: never;
         /** Start a TOTP enrolment: the secret and otpauth URI (pending until confirmed with a code) */
         post: operations["createMyMfaTotp"];
-        /** Remove your TOTP (a current code or your password) */
+        /** Remove your TOTP (a current code, your password, or a passkey assertion) */
         delete: operations["deleteMyMfaTotp"];
         options?: never;
         head?: never;
@@ -499,6 +567,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{tenant_slug}/me/mfa/passkeys/registration-options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** WebAuthn registration options for a new passkey (for navigator.credentials.create): your passkeys excluded, attestation none; the challenge is single use and lasts five minutes */
+        post: operations["createMyMfaPasskeyRegistrationOption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/me/mfa/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Register a passkey: the registration response to your latest options, and a name; your first factor also gets ten recovery codes, in this answer only */
+        post: operations["createMyMfaPasskey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/me/mfa/passkeys/authentication-options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** WebAuthn options to prove it is you with a passkey before changing a factor: the assertion goes in as webauthn (in place of a code or the password) */
+        post: operations["createMyMfaPasskeyAuthenticationOption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{tenant_slug}/me/mfa/passkeys/{passkey_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove one of your passkeys (a current TOTP code, your password, or a passkey assertion) */
+        delete: operations["deleteMyMfaPasskey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{tenant_slug}/me/mfa/recovery-codes": {
         parameters: {
             query?: never;
@@ -508,7 +644,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ten new recovery codes in place of the old ones (a current code or your password); shown in this answer only */
+        /** Ten new recovery codes in place of the old ones (a current code, your password, or a passkey assertion); shown in this answer only */
         post: operations["createMyMfaRecoveryCode"];
         delete?: never;
         options?: never;
@@ -526,7 +662,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Reset a user's second factors (TOTP, recovery codes) and end their sessions; the out-rank rule applies */
+        /** Reset a user's second factors (TOTP, passkeys, recovery codes) and end their sessions; the out-rank rule applies */
         delete: operations["deleteUserMfa"];
         options?: never;
         head?: never;
@@ -4389,15 +4525,15 @@ export interface operations {
                         mfa_required: true;
                         /** @description Single use, for auth/mfa/verify; bound to the tenant and the user */
                         mfa_token: string;
-                        methods: ("totp" | "recovery_code")[];
+                        methods: ("totp" | "webauthn" | "recovery_code")[];
                         /** @description Seconds until the mfa_token expires */
                         expires_in: number;
                     } | {
                         /** @enum {boolean} */
                         mfa_enrolment_required: true;
-                        /** @description Single use, for auth/mfa/totp and auth/mfa/totp/confirm only */
+                        /** @description Single use, for the enrolment routes (auth/mfa/totp, auth/mfa/passkeys) only */
                         mfa_token: string;
-                        methods: "totp"[];
+                        methods: ("totp" | "webauthn")[];
                         /** @description Seconds until the mfa_token expires */
                         expires_in: number;
                     };
@@ -5047,15 +5183,15 @@ export interface operations {
                         mfa_required: true;
                         /** @description Single use, for auth/mfa/verify; bound to the tenant and the user */
                         mfa_token: string;
-                        methods: ("totp" | "recovery_code")[];
+                        methods: ("totp" | "webauthn" | "recovery_code")[];
                         /** @description Seconds until the mfa_token expires */
                         expires_in: number;
                     } | {
                         /** @enum {boolean} */
                         mfa_enrolment_required: true;
-                        /** @description Single use, for auth/mfa/totp and auth/mfa/totp/confirm only */
+                        /** @description Single use, for the enrolment routes (auth/mfa/totp, auth/mfa/passkeys) only */
                         mfa_token: string;
-                        methods: "totp"[];
+                        methods: ("totp" | "webauthn")[];
                         /** @description Seconds until the mfa_token expires */
                         expires_in: number;
                     };
@@ -5242,7 +5378,20 @@ export interface operations {
                  * @example {
                  *       "mfa_token": "text",
                  *       "code": "123456",
-                 *       "recovery_code": "text"
+                 *       "recovery_code": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
                  *     }
                  */
                 "application/json": {
@@ -5254,6 +5403,23 @@ export interface operations {
                      */
                     code?: string;
                     recovery_code?: string;
+                    /** @description A passkey assertion to the challenge of auth/mfa/passkey-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
                 };
             };
         };
@@ -5533,6 +5699,200 @@ export interface operations {
             };
         };
     };
+    createSessionMfaPasskey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "mfa_token": "text",
+                 *       "name": "Laptop",
+                 *       "response": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "attestationObject": "text",
+                 *           "transports": [
+                 *             "text"
+                 *           ]
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The `mfa_token` of the login answer */
+                    mfa_token: string;
+                    /**
+                     * @description A label to tell your passkeys apart (default "Passkey")
+                     * @example Laptop
+                     */
+                    name?: string;
+                    response: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            attestationObject: string;
+                            transports?: string[];
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The session mfa passkey, created */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access_token": "text",
+                     *       "token_type": "bearer",
+                     *       "expires_in": 1,
+                     *       "user": {
+                     *         "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *         "email": "text",
+                     *         "username": "text",
+                     *         "first_name": "text",
+                     *         "last_name": "text",
+                     *         "phone": "text",
+                     *         "avatar_url": "text",
+                     *         "locale": "text",
+                     *         "timezone": "text",
+                     *         "status": "active",
+                     *         "is_email_verified": true,
+                     *         "roles": [
+                     *           "text"
+                     *         ],
+                     *         "last_login_at": "2026-01-01T09:00:00.000Z",
+                     *         "created_at": "2026-01-01T09:00:00.000Z",
+                     *         "updated_at": "2026-01-01T09:00:00.000Z"
+                     *       },
+                     *       "recovery_codes": [
+                     *         "text"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        access_token: string;
+                        /** @enum {string} */
+                        token_type: "bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                        user: components["schemas"]["User"];
+                        /** @description Ten single-use codes, shown once: each signs in once in place of a TOTP code */
+                        recovery_codes: string[];
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     refreshSession: {
         parameters: {
             query?: never;
@@ -5662,7 +6022,20 @@ export interface operations {
                  * @example {
                  *       "mfa_token": "text",
                  *       "code": "123456",
-                 *       "recovery_code": "text"
+                 *       "recovery_code": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
                  *     }
                  */
                 "application/json": {
@@ -5674,6 +6047,23 @@ export interface operations {
                      */
                     code?: string;
                     recovery_code?: string;
+                    /** @description A passkey assertion to the challenge of auth/mfa/passkey-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
                 };
             };
         };
@@ -5754,6 +6144,536 @@ export interface operations {
             };
             /** @description Unknown (also: another tenant's or a deleted row) */
             404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createMfaPasskeyOption: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "mfa_token": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The `mfa_token` of the login answer */
+                    mfa_token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description PublicKeyCredentialRequestOptionsJSON: the challenge is single use, lasts five minutes and belongs to this mfa_token */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "challenge": "text",
+                     *       "rpId": "text",
+                     *       "timeout": 1,
+                     *       "allowCredentials": [
+                     *         {
+                     *           "id": "text",
+                     *           "type": "public-key",
+                     *           "transports": [
+                     *             "text"
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "userVerification": "text",
+                     *       "extensions": {}
+                     *     }
+                     */
+                    "application/json": {
+                        challenge: string;
+                        rpId?: string;
+                        timeout?: number;
+                        allowCredentials?: {
+                            id: string;
+                            /** @enum {string} */
+                            type: "public-key";
+                            transports?: string[];
+                        }[];
+                        userVerification?: string;
+                        extensions?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createMfaPasskeyRegistrationOption: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "mfa_token": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The `mfa_token` of the login answer */
+                    mfa_token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description PublicKeyCredentialCreationOptionsJSON: the challenge is single use and lasts five minutes */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "challenge": "text",
+                     *       "rp": {
+                     *         "id": "text",
+                     *         "name": "text"
+                     *       },
+                     *       "user": {
+                     *         "id": "text",
+                     *         "name": "text",
+                     *         "displayName": "text"
+                     *       },
+                     *       "pubKeyCredParams": [
+                     *         {
+                     *           "type": "public-key",
+                     *           "alg": 1
+                     *         }
+                     *       ],
+                     *       "timeout": 1,
+                     *       "excludeCredentials": [
+                     *         {
+                     *           "id": "text",
+                     *           "type": "public-key",
+                     *           "transports": [
+                     *             "text"
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "authenticatorSelection": {
+                     *         "residentKey": "text",
+                     *         "requireResidentKey": true,
+                     *         "userVerification": "text"
+                     *       },
+                     *       "attestation": "text",
+                     *       "extensions": {},
+                     *       "hints": [
+                     *         "text"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        challenge: string;
+                        rp: {
+                            id?: string;
+                            name: string;
+                        };
+                        user: {
+                            id: string;
+                            name: string;
+                            displayName: string;
+                        };
+                        pubKeyCredParams: {
+                            /** @enum {string} */
+                            type: "public-key";
+                            alg: number;
+                        }[];
+                        timeout?: number;
+                        excludeCredentials?: {
+                            id: string;
+                            /** @enum {string} */
+                            type: "public-key";
+                            transports?: string[];
+                        }[];
+                        authenticatorSelection?: {
+                            residentKey?: string;
+                            requireResidentKey?: boolean;
+                            userVerification?: string;
+                        };
+                        attestation?: string;
+                        extensions?: {
+                            [key: string]: unknown;
+                        };
+                        hints?: string[];
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createMfaPasskey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "mfa_token": "text",
+                 *       "name": "Laptop",
+                 *       "response": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "attestationObject": "text",
+                 *           "transports": [
+                 *             "text"
+                 *           ]
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The `mfa_token` of the login answer */
+                    mfa_token: string;
+                    /**
+                     * @description A label to tell your passkeys apart (default "Passkey")
+                     * @example Laptop
+                     */
+                    name?: string;
+                    response: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            attestationObject: string;
+                            transports?: string[];
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The mfa passkey, created */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access_token": "text",
+                     *       "refresh_token": "text",
+                     *       "token_type": "bearer",
+                     *       "expires_in": 1,
+                     *       "user": {
+                     *         "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *         "email": "text",
+                     *         "username": "text",
+                     *         "first_name": "text",
+                     *         "last_name": "text",
+                     *         "phone": "text",
+                     *         "avatar_url": "text",
+                     *         "locale": "text",
+                     *         "timezone": "text",
+                     *         "status": "active",
+                     *         "is_email_verified": true,
+                     *         "roles": [
+                     *           "text"
+                     *         ],
+                     *         "last_login_at": "2026-01-01T09:00:00.000Z",
+                     *         "created_at": "2026-01-01T09:00:00.000Z",
+                     *         "updated_at": "2026-01-01T09:00:00.000Z"
+                     *       },
+                     *       "recovery_codes": [
+                     *         "text"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        access_token: string;
+                        refresh_token: string;
+                        /** @enum {string} */
+                        token_type: "bearer";
+                        /** @description Seconds until the access token expires */
+                        expires_in: number;
+                        user: components["schemas"]["User"];
+                        /** @description Ten single-use codes, shown once: each signs in once in place of a TOTP code */
+                        recovery_codes: string[];
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;
@@ -6122,6 +7042,18 @@ export interface operations {
                      *         "status": "none",
                      *         "confirmed_at": "2026-01-01T09:00:00.000Z"
                      *       },
+                     *       "passkeys": [
+                     *         {
+                     *           "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *           "name": "text",
+                     *           "transports": [
+                     *             "text"
+                     *           ],
+                     *           "backed_up": true,
+                     *           "created_at": "2026-01-01T09:00:00.000Z",
+                     *           "last_used_at": "2026-01-01T09:00:00.000Z"
+                     *         }
+                     *       ],
                      *       "recovery_codes_remaining": 1
                      *     }
                      */
@@ -6137,6 +7069,19 @@ export interface operations {
                             /** Format: date-time */
                             confirmed_at: string | null;
                         };
+                        passkeys: {
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                            /** @description How the authenticator is reached (usb, nfc, ble, hybrid, internal), as the browser reported it */
+                            transports: string[];
+                            /** @description A synced (multi-device) passkey, as the authenticator last said */
+                            backed_up: boolean;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            last_used_at: string | null;
+                        }[];
                         recovery_codes_remaining: number;
                     };
                 };
@@ -6321,13 +7266,43 @@ export interface operations {
                 /**
                  * @example {
                  *       "code": "123456",
-                 *       "password": "text"
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
                  *     }
                  */
                 "application/json": {
                     /** @example 123456 */
                     code?: string;
                     password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
                 };
             };
         };
@@ -6541,6 +7516,624 @@ export interface operations {
             };
         };
     };
+    createMyMfaPasskeyRegistrationOption: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description PublicKeyCredentialCreationOptionsJSON: the challenge is single use and lasts five minutes */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "challenge": "text",
+                     *       "rp": {
+                     *         "id": "text",
+                     *         "name": "text"
+                     *       },
+                     *       "user": {
+                     *         "id": "text",
+                     *         "name": "text",
+                     *         "displayName": "text"
+                     *       },
+                     *       "pubKeyCredParams": [
+                     *         {
+                     *           "type": "public-key",
+                     *           "alg": 1
+                     *         }
+                     *       ],
+                     *       "timeout": 1,
+                     *       "excludeCredentials": [
+                     *         {
+                     *           "id": "text",
+                     *           "type": "public-key",
+                     *           "transports": [
+                     *             "text"
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "authenticatorSelection": {
+                     *         "residentKey": "text",
+                     *         "requireResidentKey": true,
+                     *         "userVerification": "text"
+                     *       },
+                     *       "attestation": "text",
+                     *       "extensions": {},
+                     *       "hints": [
+                     *         "text"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        challenge: string;
+                        rp: {
+                            id?: string;
+                            name: string;
+                        };
+                        user: {
+                            id: string;
+                            name: string;
+                            displayName: string;
+                        };
+                        pubKeyCredParams: {
+                            /** @enum {string} */
+                            type: "public-key";
+                            alg: number;
+                        }[];
+                        timeout?: number;
+                        excludeCredentials?: {
+                            id: string;
+                            /** @enum {string} */
+                            type: "public-key";
+                            transports?: string[];
+                        }[];
+                        authenticatorSelection?: {
+                            residentKey?: string;
+                            requireResidentKey?: boolean;
+                            userVerification?: string;
+                        };
+                        attestation?: string;
+                        extensions?: {
+                            [key: string]: unknown;
+                        };
+                        hints?: string[];
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createMyMfaPasskey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Laptop",
+                 *       "response": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "attestationObject": "text",
+                 *           "transports": [
+                 *             "text"
+                 *           ]
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description A label to tell your passkeys apart (default "Passkey")
+                     * @example Laptop
+                     */
+                    name?: string;
+                    response: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            attestationObject: string;
+                            transports?: string[];
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Your new mfa passkey */
+            201: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                     *       "name": "text",
+                     *       "transports": [
+                     *         "text"
+                     *       ],
+                     *       "backed_up": true,
+                     *       "created_at": "2026-01-01T09:00:00.000Z",
+                     *       "last_used_at": "2026-01-01T09:00:00.000Z",
+                     *       "recovery_codes": [
+                     *         "text"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        name: string;
+                        /** @description How the authenticator is reached (usb, nfc, ble, hybrid, internal), as the browser reported it */
+                        transports: string[];
+                        /** @description A synced (multi-device) passkey, as the authenticator last said */
+                        backed_up: boolean;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        last_used_at: string | null;
+                        /** @description Ten single-use codes, shown once: each signs in once in place of a TOTP code */
+                        recovery_codes?: string[];
+                    };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createMyMfaPasskeyAuthenticationOption: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description PublicKeyCredentialRequestOptionsJSON: the challenge is single use, lasts five minutes and belongs to this mfa_token */
+            200: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "challenge": "text",
+                     *       "rpId": "text",
+                     *       "timeout": 1,
+                     *       "allowCredentials": [
+                     *         {
+                     *           "id": "text",
+                     *           "type": "public-key",
+                     *           "transports": [
+                     *             "text"
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "userVerification": "text",
+                     *       "extensions": {}
+                     *     }
+                     */
+                    "application/json": {
+                        challenge: string;
+                        rpId?: string;
+                        timeout?: number;
+                        allowCredentials?: {
+                            id: string;
+                            /** @enum {string} */
+                            type: "public-key";
+                            transports?: string[];
+                        }[];
+                        userVerification?: string;
+                        extensions?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteMyMfaPasskey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The languages the caller reads, with quality values (RFC 9110), e.g. `de-CH, fr;q=0.8`. Problem details and mails are written in the user's own locale when it is set, else the best match here, else the tenant's `locale.default`. Supported: en, de, es, fr (GET /api/v1/locales). */
+                "accept-language"?: string;
+                /** @description The request's id in logs, traces and problem details: this one when it is well formed, else a new one; answered in X-Request-Id. */
+                "x-request-id"?: string;
+            };
+            path: {
+                tenant_slug: string;
+                passkey_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "123456",
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @example 123456 */
+                    code?: string;
+                    password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Your mfa passkey deleted; no body */
+            204: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed */
+            403: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown (also: another tenant's or a deleted row) */
+            404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (the database) is unavailable; retry shortly */
+            503: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     createMyMfaRecoveryCode: {
         parameters: {
             query?: never;
@@ -6560,13 +8153,43 @@ export interface operations {
                 /**
                  * @example {
                  *       "code": "123456",
-                 *       "password": "text"
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
                  *     }
                  */
                 "application/json": {
                     /** @example 123456 */
                     code?: string;
                     password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
                 };
             };
         };

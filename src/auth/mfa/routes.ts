@@ -4,11 +4,26 @@ import { actorFrom, requireSession, requireTenant } from '../../http/context.js'
 import { problems } from '../../http/schemas.js';
 import { LoginTokensSchema, publicAuth } from '../routes.js';
 import type { AuthService } from '../service.js';
-import { CodeBody, EnrolmentConfirmBody, MfaStatusSchema, MfaTokenBody, MfaVerifyBody, ReauthenticationBody, RecoveryCodesSchema, TotpEnrolmentSchema } from './schemas.js';
+import {
+  CodeBody,
+  CreationOptionsSchema,
+  EnrolmentConfirmBody,
+  EnrolmentPasskeyBody,
+  MfaStatusSchema,
+  MfaTokenBody,
+  MfaVerifyBody,
+  PasskeyRegistrationBody,
+  ReauthenticationBody,
+  RecoveryCodesSchema,
+  RegisteredPasskeySchema,
+  RequestOptionsSchema,
+  TotpEnrolmentSchema,
+} from './schemas.js';
 import type { MfaService } from './service.js';
 
 const self = { access: 'self' as const };
 const UserParams = Type.Object({ user_id: Type.String({ format: 'uuid' }) });
+const PasskeyParams = Type.Object({ passkey_id: Type.String({ format: 'uuid' }) });
 
 /**
  * Multi-factor authentication (SPEC section 19): the second step of a login and the forced
@@ -23,12 +38,54 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
         config: publicAuth,
         schema: {
           tags: ['auth'],
-          summary: 'Finish a login that answered mfa_required: the mfa_token and one factor (a TOTP code or a recovery code); a wrong one counts towards the lockout',
+          summary: 'Finish a login that answered mfa_required: the mfa_token and one factor (a TOTP code, a recovery code, or a passkey assertion in webauthn); a wrong one counts towards the lockout',
           body: MfaVerifyBody,
           response: { 200: LoginTokensSchema, ...problems(400, 401, 404, 429) },
         },
       },
       async (request) => auth.verifyMfa(requireTenant(request), request.body, actorFrom(request)),
+    );
+
+    app.post(
+      '/auth/mfa/passkey-options',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: "WebAuthn options for the second step of a login (mfa_required): the user's passkeys allowed, a challenge for this mfa_token (single use, five minutes); the assertion goes to auth/mfa/verify as webauthn",
+          body: MfaTokenBody,
+          response: { 200: RequestOptionsSchema, ...problems(400, 401, 404, 429) },
+        },
+      },
+      async (request) => mfa.loginPasskeyOptions(requireTenant(request), request.body.mfa_token, actorFrom(request)),
+    );
+
+    app.post(
+      '/auth/mfa/passkeys/registration-options',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: 'Forced enrolment (login answered mfa_enrolment_required): WebAuthn registration options for the user of the mfa_token',
+          body: MfaTokenBody,
+          response: { 200: CreationOptionsSchema, ...problems(400, 401, 404, 409, 429) },
+        },
+      },
+      async (request) => mfa.enrolmentPasskeyOptions(requireTenant(request), request.body.mfa_token, actorFrom(request)),
+    );
+
+    app.post(
+      '/auth/mfa/passkeys',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: 'Forced enrolment: the registration response stores the passkey and finishes the login; the ten recovery codes come with the tokens. A response that does not verify counts towards the lockout',
+          body: EnrolmentPasskeyBody,
+          response: { 200: Type.Object({ ...LoginTokensSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+        },
+      },
+      async (request) => auth.confirmPasskeyEnrolment(requireTenant(request), request.body, actorFrom(request)),
     );
 
     app.post(
@@ -59,7 +116,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
       async (request) => auth.confirmEnrolment(requireTenant(request), request.body, actorFrom(request)),
     );
 
-    app.get('/me/mfa', { config: self, schema: { tags: ['me'], summary: 'Your second factors: TOTP and the recovery codes left', response: { 200: MfaStatusSchema, ...problems(401, 403, 404) } } }, async (request) =>
+    app.get('/me/mfa', { config: self, schema: { tags: ['me'], summary: 'Your second factors: TOTP, passkeys and the recovery codes left', response: { 200: MfaStatusSchema, ...problems(401, 403, 404) } } }, async (request) =>
       mfa.status(requireTenant(request), requireSession(request).userId),
     );
 
@@ -85,10 +142,62 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
       '/me/mfa/totp',
       {
         config: self,
-        schema: { tags: ['me'], summary: 'Remove your TOTP (a current code or your password)', body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+        schema: { tags: ['me'], summary: 'Remove your TOTP (a current code, your password, or a passkey assertion)', body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
       },
       async (request, reply) => {
         await mfa.disableTotp(requireTenant(request), requireSession(request).userId, request.body ?? {}, actorFrom(request));
+        return reply.status(204).send(null);
+      },
+    );
+
+    app.post(
+      '/me/mfa/passkeys/registration-options',
+      {
+        config: self,
+        schema: {
+          tags: ['me'],
+          summary: 'WebAuthn registration options for a new passkey (for navigator.credentials.create): your passkeys excluded, attestation none; the challenge is single use and lasts five minutes',
+          response: { 200: CreationOptionsSchema, ...problems(401, 403, 404, 409) },
+        },
+      },
+      async (request) => mfa.passkeyRegistrationOptions(requireTenant(request), requireSession(request).userId, actorFrom(request)),
+    );
+
+    app.post(
+      '/me/mfa/passkeys',
+      {
+        config: self,
+        schema: {
+          tags: ['me'],
+          summary: 'Register a passkey: the registration response to your latest options, and a name; your first factor also gets ten recovery codes, in this answer only',
+          body: PasskeyRegistrationBody,
+          response: { 201: RegisteredPasskeySchema, ...problems(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request, reply) => reply.status(201).send(await mfa.registerPasskey(requireTenant(request), requireSession(request).userId, request.body, actorFrom(request))),
+    );
+
+    app.post(
+      '/me/mfa/passkeys/authentication-options',
+      {
+        config: self,
+        schema: {
+          tags: ['me'],
+          summary: 'WebAuthn options to prove it is you with a passkey before changing a factor: the assertion goes in as webauthn (in place of a code or the password)',
+          response: { 200: RequestOptionsSchema, ...problems(401, 403, 404, 409) },
+        },
+      },
+      async (request) => mfa.reauthenticationPasskeyOptions(requireTenant(request), requireSession(request).userId, actorFrom(request)),
+    );
+
+    app.delete(
+      '/me/mfa/passkeys/:passkey_id',
+      {
+        config: self,
+        schema: { tags: ['me'], summary: 'Remove one of your passkeys (a current TOTP code, your password, or a passkey assertion)', params: PasskeyParams, body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+      },
+      async (request, reply) => {
+        await mfa.removePasskey(requireTenant(request), requireSession(request).userId, request.params.passkey_id, request.body ?? {}, actorFrom(request));
         return reply.status(204).send(null);
       },
     );
@@ -99,7 +208,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
         config: self,
         schema: {
           tags: ['me'],
-          summary: 'Ten new recovery codes in place of the old ones (a current code or your password); shown in this answer only',
+          summary: 'Ten new recovery codes in place of the old ones (a current code, your password, or a passkey assertion); shown in this answer only',
           body: ReauthenticationBody,
           response: { 200: RecoveryCodesSchema, ...problems(400, 401, 403, 404, 409) },
         },
@@ -113,7 +222,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
         config: { access: { permission: 'users.update' } },
         schema: {
           tags: ['users'],
-          summary: "Reset a user's second factors (TOTP, recovery codes) and end their sessions; the out-rank rule applies",
+          summary: "Reset a user's second factors (TOTP, passkeys, recovery codes) and end their sessions; the out-rank rule applies",
           params: UserParams,
           response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
         },

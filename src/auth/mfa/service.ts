@@ -7,7 +7,7 @@ import { tenantDb } from '../../db/database.js';
 import type { PlatformDatabase } from '../../db/platform-types.js';
 import type { TenantDatabase } from '../../db/types.js';
 import { transact } from '../../db/work.js';
-import { DomainError, text } from '../../errors.js';
+import { conflictOnUnique, DomainError, text } from '../../errors.js';
 import { totpSecretContext, type SecretBox } from '../../records/secrets.js';
 import { displayName, type MfaMode, type PolicyReader, type TenantPolicy } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';
@@ -16,6 +16,19 @@ import type { SessionStore } from '../sessions.js';
 import { randomToken, sha256 } from '../tokens.js';
 import { newRecoveryCodes, recoveryCodeHash } from './recovery.js';
 import { isTotpCode, newTotpSecret, otpauthUrl, totpStep } from './totp.js';
+import {
+  authenticationOptions,
+  challengeOf,
+  PASSKEY_CHALLENGE_TTL_SECONDS,
+  registrationOptions,
+  verifyAssertion,
+  verifyRegistration,
+  type AssertionJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationJSON,
+  type RelyingParty,
+} from './webauthn.js';
 
 /** What stands for a login between the password and the second factor, or the forced enrolment. */
 export type ChallengePurpose = 'login' | 'enrolment';
@@ -25,7 +38,10 @@ const CHALLENGE_TTL_SECONDS: Record<ChallengePurpose, number> = { login: 300, en
 /** Wrong factors one `mfa_token` takes before it is void (each also counts towards the lockout). */
 const MAX_CHALLENGE_ATTEMPTS = 5;
 
-export type MfaMethod = 'totp' | 'recovery_code';
+export type MfaMethod = 'totp' | 'webauthn' | 'recovery_code';
+
+/** The factors a forced enrolment can set up. */
+export type EnrolmentMethod = 'totp' | 'webauthn';
 
 /** `auth/login`'s answer for a user with a factor: no tokens until `auth/mfa/verify`. */
 export interface MfaRequired {
@@ -39,7 +55,7 @@ export interface MfaRequired {
 export interface MfaEnrolmentRequired {
   readonly mfa_enrolment_required: true;
   readonly mfa_token: string;
-  readonly methods: 'totp'[];
+  readonly methods: EnrolmentMethod[];
   readonly expires_in: number;
 }
 
@@ -49,17 +65,43 @@ export type MfaStep = MfaRequired | MfaEnrolmentRequired;
 export interface FactorInput {
   readonly code?: string;
   readonly recovery_code?: string;
+  /** A passkey assertion (`navigator.credentials.get` as JSON) to the challenge of `auth/mfa/passkey-options`. */
+  readonly webauthn?: AssertionJSON;
 }
 
-/** Proof of who asks to change a factor: a current TOTP code or the password. */
+/** A factor that passed: its method, and the passkey when it was one (both go into the `auth.login` audit row). */
+export interface PassedFactor {
+  readonly mfa: MfaMethod;
+  readonly passkey_id?: string;
+}
+
+/** A registered passkey as its owner sees it (never the key). */
+export interface PasskeyView {
+  readonly id: string;
+  readonly name: string;
+  readonly transports: string[];
+  readonly backed_up: boolean;
+  readonly created_at: Date;
+  readonly last_used_at: Date | null;
+}
+
+/** A passkey to register: the response of `navigator.credentials.create` as JSON, and a label. */
+export interface PasskeyRegistration {
+  readonly name?: string;
+  readonly response: RegistrationJSON;
+}
+
+/** Proof of who asks to change a factor: a current TOTP code, the password, or a passkey assertion (to `me/mfa/passkeys/authentication-options`). */
 export interface Reauthentication {
   readonly code?: string;
   readonly password?: string;
+  readonly webauthn?: AssertionJSON;
 }
 
 export interface MfaStatus {
   readonly mode: MfaMode;
   readonly totp: { readonly status: 'none' | 'pending' | 'active'; readonly confirmed_at: Date | null };
+  readonly passkeys: PasskeyView[];
   readonly recovery_codes_remaining: number;
 }
 
@@ -69,10 +111,17 @@ export interface MfaServiceDeps {
   readonly secrets: SecretBox;
   readonly sessions: SessionStore;
   readonly policies: PolicyReader;
+  /** The WebAuthn relying party (PUBLIC_URL's host and origin, and CORS_ORIGINS). */
+  readonly relyingParty: RelyingParty;
 }
 
+/** Live passkey challenges a user may hold at once (a few browser tabs); asking for more drops the oldest. */
+const MAX_LIVE_PASSKEY_CHALLENGES = 10;
+
+const PASSKEY_COLUMNS = ['id', 'name', 'transports', 'backed_up', 'created_at', 'last_used_at'] as const;
+
 /**
- * TOTP, recovery codes and the login step-up (SPEC section 19). Every change is
+ * TOTP, passkeys, recovery codes and the login step-up (SPEC section 19). Every change is
  * audited and makes an event (events/catalogue.ts); the sign-in itself stays in AuthService,
  * which asks `stepUp` before it opens a session and `verifyFactor` when the second factor comes.
  */
@@ -85,26 +134,30 @@ export class MfaService {
 
   async status(tenant: TenantContext, userId: string): Promise<MfaStatus> {
     const db = this.db(tenant);
-    const [policy, totp, codes] = await Promise.all([
+    const [policy, totp, passkeys, codes] = await Promise.all([
       this.deps.policies.policy(tenant),
       db.selectFrom('mfa_totp').select(['confirmed_at']).where('user_id', '=', userId).executeTakeFirst(),
+      db.selectFrom('mfa_passkeys').select(PASSKEY_COLUMNS).where('user_id', '=', userId).orderBy('created_at').orderBy('id').execute(),
       db.selectFrom('mfa_recovery_codes').select((eb) => eb.fn.countAll<string>().as('n')).where('user_id', '=', userId).where('used_at', 'is', null).executeTakeFirstOrThrow(),
     ]);
     return {
       mode: policy.mfa,
       totp: { status: !totp ? 'none' : totp.confirmed_at ? 'active' : 'pending', confirmed_at: totp?.confirmed_at ?? null },
+      passkeys,
       recovery_codes_remaining: Number(codes.n),
     };
   }
 
   /** The factors a user can sign in with (an empty list: none). */
   async methods(db: Kysely<TenantDatabase>, userId: string): Promise<MfaMethod[]> {
-    const [totp, code] = await Promise.all([
+    const [totp, passkey, code] = await Promise.all([
       db.selectFrom('mfa_totp').select('id').where('user_id', '=', userId).where('confirmed_at', 'is not', null).executeTakeFirst(),
+      db.selectFrom('mfa_passkeys').select('id').where('user_id', '=', userId).limit(1).executeTakeFirst(),
       db.selectFrom('mfa_recovery_codes').select('id').where('user_id', '=', userId).where('used_at', 'is', null).limit(1).executeTakeFirst(),
     ]);
     const methods: MfaMethod[] = [];
     if (totp) methods.push('totp');
+    if (passkey) methods.push('webauthn');
     if (methods.length && code) methods.push('recovery_code');
     return methods;
   }
@@ -128,7 +181,7 @@ export class MfaService {
       await writeAudit(trx, { ...actor, actorUserId: userId, actorType: 'user' }, { action, entityType: 'users', entityId: userId, metadata: { methods } });
     });
     if (purpose === 'login') return { mfa_required: true, mfa_token: token, methods, expires_in: ttl };
-    return { mfa_enrolment_required: true, mfa_token: token, methods: ['totp'], expires_in: ttl };
+    return { mfa_enrolment_required: true, mfa_token: token, methods: ['totp', 'webauthn'], expires_in: ttl };
   }
 
   /** The live challenge `token` names for this purpose: its id and user (401 when none). */
@@ -165,13 +218,18 @@ export class MfaService {
    * Checks the second factor of a login: the method that passed, or null (the caller counts
    * the failure). A TOTP code of a step already used and a used recovery code fail.
    */
-  async verifyFactor(tenant: TenantContext, userId: string, input: FactorInput, actor: AuditActor): Promise<MfaMethod | null> {
-    const given = [input.code, input.recovery_code].filter((v) => v !== undefined).length;
+  async verifyFactor(tenant: TenantContext, challenge: { id: string; userId: string }, input: FactorInput, actor: AuditActor): Promise<PassedFactor | null> {
+    const given = [input.code, input.recovery_code, input.webauthn].filter((v) => v !== undefined).length;
     if (given !== 1) throw DomainError.invalid('code', text('reason.one_factor_input'));
+    const { userId } = challenge;
     const db = this.db(tenant);
+    if (input.webauthn !== undefined) {
+      const passkeyId = await this.usePasskey(db, userId, challenge.id, input.webauthn, actor);
+      return passkeyId ? { mfa: 'webauthn', passkey_id: passkeyId } : null;
+    }
     const code = (input.code ?? '').trim();
-    if (input.code !== undefined && isTotpCode(code)) return (await this.useTotpCode(db, tenant, userId, code)) ? 'totp' : null;
-    return (await this.useRecoveryCode(tenant, userId, input.recovery_code ?? code, actor)) ? 'recovery_code' : null;
+    if (input.code !== undefined && isTotpCode(code)) return (await this.useTotpCode(db, tenant, userId, code)) ? { mfa: 'totp' } : null;
+    return (await this.useRecoveryCode(tenant, userId, input.recovery_code ?? code, actor)) ? { mfa: 'recovery_code' } : null;
   }
 
   /** Accepts an active TOTP code of a step after the last one used, and records its step (one conditional UPDATE: two requests cannot both use it). */
@@ -259,8 +317,8 @@ export class MfaService {
     return codes;
   }
 
-  /** A current code (of an active TOTP) or the password, before a factor is changed; 400 naming the field otherwise. */
-  private async reauthenticate(tenant: TenantContext, userId: string, proof: Reauthentication): Promise<void> {
+  /** A current code (of an active TOTP), the password or a passkey assertion, before a factor is changed; 400 naming the field otherwise. */
+  private async reauthenticate(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<void> {
     const db = this.db(tenant);
     if (proof.code !== undefined) {
       if (!(await this.useTotpCode(db, tenant, userId, proof.code.trim()))) throw DomainError.invalid('code', text('reason.mfa_code'), 'mfa.invalid_code');
@@ -269,6 +327,10 @@ export class MfaService {
     if (proof.password !== undefined) {
       const user = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
       if (!user?.password_hash || !(await verifyPassword(user.password_hash, proof.password))) throw DomainError.invalid('password', text('reason.current_password'), 'mfa.invalid_code');
+      return;
+    }
+    if (proof.webauthn !== undefined) {
+      if (!(await this.usePasskey(db, userId, null, proof.webauthn, actor))) throw DomainError.invalid('webauthn', text('reason.passkey_response'), 'mfa.invalid_code');
       return;
     }
     throw DomainError.invalid('code', text('reason.code_or_password'));
@@ -280,11 +342,10 @@ export class MfaService {
     const existing = await db.selectFrom('mfa_totp').select(['id', 'confirmed_at']).where('user_id', '=', userId).executeTakeFirst();
     if (!existing) throw DomainError.notFound('mfa');
     // A pending enrolment protects nothing yet: the password alone removes it, and so does a code of an active one.
-    await this.reauthenticate(tenant, userId, proof);
+    await this.reauthenticate(tenant, userId, proof, actor);
     await db.transaction().execute(async (trx) => {
       await trx.deleteFrom('mfa_totp').where('id', '=', existing.id).execute();
-      // With no factor left, recovery codes would be a factor of their own.
-      await trx.deleteFrom('mfa_recovery_codes').where('user_id', '=', userId).execute();
+      await this.dropOrphanRecoveryCodes(trx, userId);
       await writeAudit(trx, actor, { action: 'mfa.totp_disabled', entityType: 'users', entityId: userId, metadata: { method: 'totp', was: existing.confirmed_at ? 'active' : 'pending' } });
     });
   }
@@ -294,13 +355,199 @@ export class MfaService {
     await this.enabled(tenant);
     const db = this.db(tenant);
     if ((await this.methods(db, userId)).filter((m) => m !== 'recovery_code').length === 0) throw DomainError.notFound('mfa');
-    await this.reauthenticate(tenant, userId, proof);
+    await this.reauthenticate(tenant, userId, proof, actor);
     return db.transaction().execute(async (trx) => ({ recovery_codes: await this.replaceRecoveryCodes(trx, userId, actor) }));
   }
 
+  /** With no factor left, recovery codes would be a factor of their own: they go too. */
+  private async dropOrphanRecoveryCodes(trx: Kysely<TenantDatabase>, userId: string): Promise<void> {
+    if ((await this.methods(trx, userId)).some((m) => m !== 'recovery_code')) return;
+    await trx.deleteFrom('mfa_recovery_codes').where('user_id', '=', userId).execute();
+  }
+
+  /** The audit actor of a step taken with an `mfa_token`: the user it stands for. */
+  private static asUser(actor: AuditActor, userId: string): AuditActor {
+    return { ...actor, actorUserId: userId, actorType: 'user' };
+  }
+
+  /** Stores a new single-use passkey challenge; the user's expired ones go, and all but their latest few. */
+  private async storePasskeyChallenge(trx: Kysely<TenantDatabase>, userId: string, purpose: 'registration' | 'authentication', challenge: string, mfaChallengeId: string | null): Promise<void> {
+    await trx
+      .deleteFrom('mfa_passkey_challenges')
+      .where('user_id', '=', userId)
+      .where((eb) =>
+        eb.or([
+          eb('expires_at', '<', new Date()),
+          eb('id', 'not in', eb.selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIVE_PASSKEY_CHALLENGES - 1)),
+        ]),
+      )
+      .execute();
+    await trx
+      .insertInto('mfa_passkey_challenges')
+      .values({ user_id: userId, purpose, challenge, mfa_challenge_id: mfaChallengeId, expires_at: new Date(Date.now() + PASSKEY_CHALLENGE_TTL_SECONDS * 1000) })
+      .execute();
+  }
+
   /**
-   * An administrator's reset of every factor of a user (lost phone): TOTP and recovery codes
-   * go, and every session of the user ends. The out-rank rule applies (the same
+   * Uses up the live challenge a response's clientDataJSON names, if it is this user's, for this
+   * purpose and this step (one DELETE: a second request with it finds nothing). The challenge, or
+   * null: unknown, used, expired, another user's or another step's.
+   */
+  private async takePasskeyChallenge(db: Kysely<TenantDatabase>, userId: string, purpose: 'registration' | 'authentication', clientDataJSON: string, mfaChallengeId: string | null): Promise<string | null> {
+    const challenge = challengeOf(clientDataJSON);
+    if (!challenge) return null;
+    const row = await db
+      .deleteFrom('mfa_passkey_challenges')
+      .where('challenge', '=', challenge)
+      .where('user_id', '=', userId)
+      .where('purpose', '=', purpose)
+      .where('expires_at', '>', new Date())
+      .where((eb) => (mfaChallengeId === null ? eb('mfa_challenge_id', 'is', null) : eb('mfa_challenge_id', '=', mfaChallengeId)))
+      .returning('challenge')
+      .executeTakeFirst();
+    return row?.challenge ?? null;
+  }
+
+  /**
+   * Registration options for a new passkey of the user (their own session, or the forced
+   * enrolment's `mfa_token` as `mfaChallengeId`): RP ID and name, the user, their passkeys
+   * excluded, attestation `none`. The challenge is stored, single use, five minutes.
+   */
+  async passkeyRegistrationOptions(tenant: TenantContext, userId: string, actor: AuditActor, mfaChallengeId: string | null = null): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const policy = await this.enabled(tenant);
+    const db = this.db(tenant);
+    const user = await db.selectFrom('users').select(['email']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!user) throw DomainError.notFound('user');
+    const existing = await db.selectFrom('mfa_passkeys').select(['credential_id', 'transports']).where('user_id', '=', userId).execute();
+    const options = await registrationOptions(this.deps.relyingParty, {
+      rpName: displayName(tenant, policy),
+      userId,
+      userName: user.email,
+      exclude: existing.map((c) => ({ id: c.credential_id, transports: c.transports })),
+    });
+    await db.transaction().execute(async (trx) => {
+      await this.storePasskeyChallenge(trx, userId, 'registration', options.challenge, mfaChallengeId);
+      await writeAudit(trx, actor, { action: 'mfa.passkey_started', entityType: 'users', entityId: userId, metadata: { method: 'webauthn' } });
+    });
+    return options;
+  }
+
+  /** The forced enrolment's registration options, for the user the `mfa_token` stands for. */
+  async enrolmentPasskeyOptions(tenant: TenantContext, mfaToken: string, actor: AuditActor): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const challenge = await this.challenge(tenant, mfaToken, 'enrolment');
+    return this.passkeyRegistrationOptions(tenant, challenge.userId, MfaService.asUser(actor, challenge.userId), challenge.id);
+  }
+
+  /**
+   * Verifies a registration response against its stored challenge (used up whatever the outcome),
+   * the origins and the RP ID, and stores the credential. The user's first factor also gets ten
+   * recovery codes, in this answer only. 400 `mfa.passkey_invalid` naming `response` otherwise.
+   */
+  async registerPasskey(tenant: TenantContext, userId: string, input: PasskeyRegistration, actor: AuditActor, mfaChallengeId: string | null = null): Promise<PasskeyView & { recovery_codes?: string[] }> {
+    await this.enabled(tenant);
+    const name = (input.name ?? 'Passkey').trim();
+    if (!name) throw DomainError.invalid('name', text('reason.required'));
+    const db = this.db(tenant);
+    const challenge = await this.takePasskeyChallenge(db, userId, 'registration', input.response.response.clientDataJSON, mfaChallengeId);
+    const credential = challenge && (await verifyRegistration(this.deps.relyingParty, input.response, challenge));
+    if (!credential) throw DomainError.invalid('response', text('reason.passkey_response'), 'mfa.passkey_invalid');
+    return conflictOnUnique(
+      () =>
+        db.transaction().execute(async (trx) => {
+          const firstFactor = (await this.methods(trx, userId)).length === 0;
+          const row = await trx
+            .insertInto('mfa_passkeys')
+            .values({ user_id: userId, credential_id: credential.credentialId, public_key: credential.publicKey, counter: credential.counter, transports: credential.transports, name, backed_up: credential.backedUp })
+            .returning(PASSKEY_COLUMNS)
+            .executeTakeFirstOrThrow();
+          await writeAudit(trx, actor, { action: 'mfa.passkey_registered', entityType: 'users', entityId: userId, metadata: { method: 'webauthn', passkey_id: row.id, name, backed_up: row.backed_up } });
+          if (!firstFactor) return row;
+          return { ...row, recovery_codes: await this.replaceRecoveryCodes(trx, userId, actor) };
+        }),
+      new DomainError('mfa.passkey_exists'),
+    );
+  }
+
+  /** Removes one of the user's passkeys (a current TOTP code or the password first). */
+  async removePasskey(tenant: TenantContext, userId: string, passkeyId: string, proof: Reauthentication, actor: AuditActor): Promise<void> {
+    const db = this.db(tenant);
+    const existing = await db.selectFrom('mfa_passkeys').select(['id', 'name']).where('id', '=', passkeyId).where('user_id', '=', userId).executeTakeFirst();
+    if (!existing) throw DomainError.notFound('mfa');
+    await this.reauthenticate(tenant, userId, proof, actor);
+    await db.transaction().execute(async (trx) => {
+      const removed = await trx.deleteFrom('mfa_passkeys').where('id', '=', existing.id).returning('id').executeTakeFirst();
+      if (!removed) throw DomainError.notFound('mfa');
+      await this.dropOrphanRecoveryCodes(trx, userId);
+      await writeAudit(trx, actor, { action: 'mfa.passkey_removed', entityType: 'users', entityId: userId, metadata: { method: 'webauthn', passkey_id: existing.id, name: existing.name } });
+    });
+  }
+
+  /**
+   * Authentication options for the second step of a login (`auth/mfa/passkey-options`): the
+   * user's passkeys allowed, the challenge stored for this `mfa_token` only. 404 when the
+   * user has no passkey.
+   */
+  async loginPasskeyOptions(tenant: TenantContext, mfaToken: string, actor: AuditActor): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const challenge = await this.challenge(tenant, mfaToken, 'login');
+    return this.assertionOptions(tenant, challenge.userId, challenge.id, MfaService.asUser(actor, challenge.userId));
+  }
+
+  /**
+   * Authentication options for a signed-in user proving it is them before a factor changes
+   * (`me/mfa/passkeys/authentication-options`; the assertion goes in as `webauthn`).
+   */
+  async reauthenticationPasskeyOptions(tenant: TenantContext, userId: string, actor: AuditActor): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    await this.enabled(tenant);
+    return this.assertionOptions(tenant, userId, null, actor);
+  }
+
+  /** Options allowing the user's passkeys, their challenge stored for the step (`mfaChallengeId`) or for the user's own session (null). */
+  private async assertionOptions(tenant: TenantContext, userId: string, mfaChallengeId: string | null, actor: AuditActor): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const db = this.db(tenant);
+    const credentials = await db.selectFrom('mfa_passkeys').select(['credential_id', 'transports']).where('user_id', '=', userId).execute();
+    if (credentials.length === 0) throw DomainError.notFound('mfa');
+    const options = await authenticationOptions(this.deps.relyingParty, credentials.map((c) => ({ id: c.credential_id, transports: c.transports })));
+    await db.transaction().execute(async (trx) => {
+      await this.storePasskeyChallenge(trx, userId, 'authentication', options.challenge, mfaChallengeId);
+      await writeAudit(trx, actor, { action: 'auth.mfa_passkey_challenge', entityType: 'users', entityId: userId, metadata: { method: 'webauthn', purpose: mfaChallengeId ? 'login' : 'reauthentication' } });
+    });
+    return options;
+  }
+
+  /**
+   * Checks a passkey assertion: the challenge of this login step, or of the user's own session
+   * when `mfaChallengeId` is null (used up either way), one of the user's own credentials (another user's or another tenant's is unknown here), the signature,
+   * and a counter that rose. The passkey's id, or null. A valid signature with a counter that did
+   * not rise means a cloned authenticator: refused, and audited.
+   */
+  private async usePasskey(db: Kysely<TenantDatabase>, userId: string, mfaChallengeId: string | null, response: AssertionJSON, actor: AuditActor): Promise<string | null> {
+    const expected = await this.takePasskeyChallenge(db, userId, 'authentication', response.response.clientDataJSON, mfaChallengeId);
+    if (!expected) return null;
+    const row = await db.selectFrom('mfa_passkeys').select(['id', 'credential_id', 'public_key', 'counter']).where('user_id', '=', userId).where('credential_id', '=', response.id).executeTakeFirst();
+    if (!row) return null;
+    const checked = await verifyAssertion(this.deps.relyingParty, response, expected, { id: row.credential_id, publicKey: row.public_key });
+    if (!checked) return null;
+    const stored = Number(row.counter);
+    if ((checked.counter > 0 || stored > 0) && checked.counter <= stored) {
+      await db.transaction().execute((trx) =>
+        writeAudit(trx, MfaService.asUser(actor, userId), { action: 'mfa.passkey_clone_suspected', entityType: 'users', entityId: userId, metadata: { method: 'webauthn', passkey_id: row.id, counter: checked.counter, stored } }),
+      );
+      return null;
+    }
+    // Conditional on the counter read: of two assertions racing with one counter, one wins.
+    const used = await db
+      .updateTable('mfa_passkeys')
+      .set({ counter: checked.counter, backed_up: checked.backedUp, last_used_at: new Date() })
+      .where('id', '=', row.id)
+      .where('counter', '=', row.counter)
+      .returning('id')
+      .executeTakeFirst();
+    return used ? row.id : null;
+  }
+
+  /**
+   * An administrator's reset of every factor of a user (lost phone): TOTP, passkeys and recovery
+   * codes go, and every session of the user ends. The out-rank rule applies (the same
    * check as every other change to a user).
    */
   async reset(tenant: TenantContext, userId: string, actor: AuditActor): Promise<void> {
@@ -310,14 +557,16 @@ export class MfaService {
       const user = await trx.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
       if (!user) throw DomainError.notFound('user');
       const totp = await trx.deleteFrom('mfa_totp').where('user_id', '=', userId).returning('id').execute();
+      const passkeys = await trx.deleteFrom('mfa_passkeys').where('user_id', '=', userId).returning('id').execute();
       const codes = await trx.deleteFrom('mfa_recovery_codes').where('user_id', '=', userId).returning('id').execute();
       await trx.deleteFrom('mfa_challenges').where('user_id', '=', userId).execute();
+      await trx.deleteFrom('mfa_passkey_challenges').where('user_id', '=', userId).execute();
       const revoked = await this.deps.sessions.revokeAll(work, userId, 'mfa_reset');
       await writeAudit(trx, actor, {
         action: 'mfa.reset',
         entityType: 'users',
         entityId: userId,
-        metadata: { totp: totp.length > 0, recovery_codes: codes.length, revoked_sessions: revoked.length },
+        metadata: { totp: totp.length > 0, passkeys: passkeys.length, recovery_codes: codes.length, revoked_sessions: revoked.length },
       });
     });
   }
