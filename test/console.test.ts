@@ -314,6 +314,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     expect(key).toMatch(/^[A-Z2-7]{16,}$/);
     await other.getByLabel('Code from the app').fill(await code(key));
     await other.getByRole('button', { name: 'Turn on and sign in' }).click();
+    await other.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
     const codes = await other.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem').allTextContents();
     expect(codes).toHaveLength(10);
     await expectAccessible(other, 'recovery codes');
