@@ -7,7 +7,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
 import { createTestApp, type TestApp } from './support/app.js';
-import { describeWithBrowser, launchBrowser, serve, seriousViolations } from './support/browser.js';
+import { describeWithBrowser, freePort, launchBrowser, serve, seriousViolations } from './support/browser.js';
 import { bearer, login, PASSWORD, seedTenant, seedUser } from './support/tenants.js';
 
 // CONSOLE_SCREENSHOTS=docs/console writes the README's screenshots of the main pages.
@@ -49,12 +49,14 @@ async function expectAccessible(page: Page, what: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  t = await createTestApp();
+  // PUBLIC_URL is where the browser finds the console: passkeys are made for its host and origin.
+  const port = await freePort();
+  t = await createTestApp({ publicUrl: `http://localhost:${port}` });
   await seedTenant(t, 'cona');
   await seedTenant(t, 'conb');
   await seedUser(t, 'conb', { email: 'grace@conb.example', roles: ['user'] });
   await seedUser(t, 'cona', { email: 'kim@cona.example', roles: ['user'] });
-  base = await serve(t);
+  base = await serve(t, port);
   browser = await launchBrowser();
 }, 120_000);
 
@@ -323,6 +325,45 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     expect(pageErrors).toEqual([]);
     await tenantDb(t.db.database.db, 'tenant_conb').updateTable('settings').set({ value: JSON.stringify('optional') }).where('key', '=', 'auth.mfa').execute();
     await t.services.changes.committed(await t.services.directory.resolve('conb'), [{ kind: 'settings' }]);
+  });
+
+  it("adds a passkey on the user's own page, signs in with it, and removes it with the password", async () => {
+    await seedUser(t, 'cona', { email: 'key@cona.example', roles: ['user'] });
+    const context = await browser.newContext();
+    const page = await open(context);
+    // A software authenticator in the browser: it makes and uses real credentials.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+    await signIn(page, 'cona', 'key@cona.example');
+    await page.getByRole('link', { name: 'Your sign-in' }).click();
+    await page.getByText('No passkey yet.').waitFor();
+    await page.getByLabel('Passkey name').fill('Laptop');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.getByRole('cell', { name: 'Laptop', exact: true }).waitFor();
+    expect(await page.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem').count()).toBe(10);
+    await expectAccessible(page, 'your sign-in');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Email or username').fill('key@cona.example');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Two-step sign-in' }).waitFor();
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
+    await expect.poll(() => page.url()).toBe(`${base}/console/t/cona/users`);
+
+    await page.getByRole('link', { name: 'Your sign-in' }).click();
+    await page.getByRole('button', { name: 'Remove Laptop' }).click();
+    await page.getByLabel('Your password, to remove Laptop').fill('not the password');
+    await page.getByRole('button', { name: 'Remove', exact: true }).click();
+    await page.getByRole('alert').waitFor();
+    await page.getByLabel('Your password, to remove Laptop').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Remove', exact: true }).click();
+    await page.getByText('No passkey yet.').waitFor();
+    expect(pageErrors).toEqual([]);
+    await context.close();
   });
 
   it('renders the first page of 10,000 users and of 10,000 tenants soon after the API answers (reported)', async () => {

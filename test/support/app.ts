@@ -36,6 +36,8 @@ export class TestMailer implements Mailer {
 }
 
 export interface TestAppOptions {
+  /** PUBLIC_URL (passkeys take their relying party from it); default http://app.example. */
+  readonly publicUrl?: string;
   /** Build the app as in production (no GraphiQL, no GraphQL introspection). */
   readonly production?: boolean;
   readonly cache?: Cache;
@@ -111,7 +113,7 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
     storage,
     secrets,
     onDispatchError: (error) => console.error('dispatch error', error),
-    config: { publicUrl: 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000, ...(options.events ? { events: options.events } : {}), ...(options.realtime ? { realtime: options.realtime } : {}) },
+    config: { publicUrl: options.publicUrl ?? 'http://app.example', authRateLimitPerMinute: options.authRateLimitPerMinute ?? 10_000, ...(options.events ? { events: options.events } : {}), ...(options.realtime ? { realtime: options.realtime } : {}) },
   });
   if (options.events?.dispatch) services.dispatcher.start();
   const backupsDir = options.backupsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-backups-'));

@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { describe } from 'vitest';
 import type { TestApp } from './app.js';
@@ -23,8 +23,8 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /** Serves the test app over real HTTP on localhost (a secure context: Secure cookies work). */
-export async function serve(t: TestApp): Promise<string> {
-  await t.app.listen({ port: 0, host: '127.0.0.1' });
+export async function serve(t: TestApp, port = 0): Promise<string> {
+  await t.app.listen({ port, host: '127.0.0.1' });
   return `http://localhost:${(t.app.server.address() as AddressInfo).port}`;
 }
 
@@ -43,4 +43,16 @@ export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
   await page.evaluate(AXE);
   const result = await page.evaluate(async () => (globalThis as unknown as { axe: { run: (ctx: Document) => Promise<{ violations: AxeViolation[] }> } }).axe.run(document));
   return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+/** A port free now, to fix PUBLIC_URL before the app listens on it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

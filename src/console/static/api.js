@@ -36,7 +36,7 @@ function keepTenantSession(slug, answer, user) {
 export async function signIn(slug, login, password) {
   const body = login.includes('@') ? { email: login, password } : { username: login, password };
   const answer = await send('POST', `${tenantBase(slug)}/auth/session`, { body, anonymous: true });
-  if (answer.mfa_required) return { step: 'mfa', token: answer.mfa_token };
+  if (answer.mfa_required) return { step: 'mfa', token: answer.mfa_token, methods: answer.methods };
   if (answer.mfa_enrolment_required) return { step: 'enrol', token: answer.mfa_token };
   keepTenantSession(slug, answer, answer.user);
   return { user: answer.user };
@@ -45,6 +45,14 @@ export async function signIn(slug, login, password) {
 /** The second factor of a sign-in: a TOTP code or a recovery code. */
 export async function verifySecondFactor(slug, mfaToken, code) {
   const answer = await send('POST', `${tenantBase(slug)}/auth/session/mfa/verify`, { body: { mfa_token: mfaToken, code }, anonymous: true });
+  keepTenantSession(slug, answer, answer.user);
+  return answer.user;
+}
+
+/** The second factor of a sign-in with a passkey: the options for its mfa_token, signed by `sign`. */
+export async function verifyWithPasskey(slug, mfaToken, sign) {
+  const options = await send('POST', `${tenantBase(slug)}/auth/mfa/passkey-options`, { body: { mfa_token: mfaToken }, anonymous: true });
+  const answer = await send('POST', `${tenantBase(slug)}/auth/session/mfa/verify`, { body: { mfa_token: mfaToken, webauthn: await sign(options) }, anonymous: true });
   keepTenantSession(slug, answer, answer.user);
   return answer.user;
 }
@@ -141,5 +149,5 @@ export const t = {
   post: (path, body, query) => send('POST', `${tenantBase(session.slug)}${path}`, { body, query }),
   put: (path, body, query, headers) => send('PUT', `${tenantBase(session.slug)}${path}`, { body, query, headers }),
   patch: (path, body, query, headers) => send('PATCH', `${tenantBase(session.slug)}${path}`, { body, query, headers }),
-  del: (path, query, headers) => send('DELETE', `${tenantBase(session.slug)}${path}`, { query, headers }),
+  del: (path, query, headers, body) => send('DELETE', `${tenantBase(session.slug)}${path}`, { query, headers, body }),
 };

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the tenant and operator layouts, and the routes (URL → page).
 import { render, useEffect, useState } from './preact.js';
-import { confirmEnrolment, currentSession, operatorSignIn, resume, signIn, signOut, startEnrolment, verifySecondFactor } from './api.js';
+import { confirmEnrolment, currentSession, operatorSignIn, resume, signIn, signOut, startEnrolment, verifySecondFactor, verifyWithPasskey } from './api.js';
 import { Field, html, Link, navigate, ProblemView, useAction, useLocation } from './ui.js';
 import { UserPage, UsersPage } from './users.js';
 import { RolePage, RolesPage } from './roles.js';
@@ -10,6 +10,7 @@ import { AuditPage } from './audit.js';
 import { WebhookPage, WebhooksPage } from './webhooks.js';
 import { RecordsPage } from './records.js';
 import { MigrationsPage, TenantPage, TenantsPage } from './tenants.js';
+import { passkeyAssertion, passkeysSupported, SecurityPage } from './security.js';
 
 const tenantSections = [
   ['users', 'Users'],
@@ -19,6 +20,7 @@ const tenantSections = [
   ['audit', 'Audit'],
   ['webhooks', 'Webhooks'],
   ['records', 'Records'],
+  ['security', 'Your sign-in'],
 ];
 
 function SignIn() {
@@ -46,7 +48,7 @@ function SignIn() {
         if (answer.step === 'enrol') {
           const secret = await startEnrolment(tenant, answer.token);
           setStep({ kind: 'enrol', tenant, token: answer.token, secret: secret.secret, otpauth: secret.otpauth_url });
-        } else if (answer.step === 'mfa') setStep({ kind: 'mfa', tenant, token: answer.token });
+        } else if (answer.step === 'mfa') setStep({ kind: 'mfa', tenant, token: answer.token, methods: answer.methods ?? [] });
         else enter(tenant);
       }
     });
@@ -87,6 +89,12 @@ function SecondStep({ step, enter, restart }) {
       setCodes(await confirmEnrolment(step.tenant, step.token, code.trim()));
     });
   };
+  const withPasskey = !enrol && step.methods?.includes('webauthn') && passkeysSupported();
+  const usePasskey = () =>
+    action.run(async () => {
+      await verifyWithPasskey(step.tenant, step.token, passkeyAssertion);
+      enter(step.tenant);
+    });
   if (codes)
     return html`<main class="signin" id="main">
       <h1>system-service console</h1>
@@ -109,6 +117,7 @@ function SecondStep({ step, enter, restart }) {
       <${Field} label=${enrol ? 'Code from the app' : 'Code'} required autocomplete="one-time-code" value=${code} onInput=${(e) => setCode(e.currentTarget.value)} />
       <${ProblemView} error=${action.error} />
       <button type="submit" class="primary" disabled=${action.busy}>${enrol ? 'Turn on and sign in' : 'Verify'}</button>
+      ${withPasskey && html`<button type="button" disabled=${action.busy} onClick=${usePasskey}>Use a passkey</button>`}
       <button type="button" onClick=${restart}>Back</button>
     </form>
   </main>`;
@@ -170,6 +179,7 @@ function TenantConsole({ slug, rest }) {
     audit: () => html`<${AuditPage} />`,
     webhooks: () => (id ? html`<${WebhookPage} id=${id} base=${base} />` : html`<${WebhooksPage} base=${base} />`),
     records: () => html`<${RecordsPage} base=${base} type=${id} sub=${sub} />`,
+    security: () => html`<${SecurityPage} />`,
   };
   const page = pages[section] ?? (() => html`<h1>Not found</h1>`);
   return html`<${Shell} title=${`Tenant ${slug}`} nav=${nav}>${page()}<//>`;
