@@ -4,7 +4,9 @@ import * as oidc from 'openid-client';
 import { authenticator } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
-import { createTestApp, type TestApp } from './support/app.js';
+import { childServiceEnv, createTestApp, type TestApp } from './support/app.js';
+import { createTestDatabase } from './support/db.js';
+import { exited, startTs } from './support/process.js';
 import { bearer, login, PASSWORD, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
 
 /**
@@ -64,6 +66,9 @@ afterAll(async () => t?.close());
 class Browser {
   readonly cookies = new Map<string, string>();
 
+  /** Where following redirects stops: the application's URLs (default: this suite's redirect URIs). */
+  constructor(private readonly stops: readonly string[] = [redirectUri(), logoutUri()]) {}
+
   async request(url: string, init: { method?: string; form?: Record<string, string> } = {}) {
     const res = await fetch(url, {
       method: init.method ?? (init.form ? 'POST' : 'GET'),
@@ -71,7 +76,7 @@ class Browser {
       headers: {
         cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
         'accept-language': 'en',
-        ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded', origin: base } : {}),
+        ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(url).origin } : {}),
       },
       ...(init.form ? { body: new URLSearchParams(init.form).toString() } : {}),
     });
@@ -89,7 +94,7 @@ class Browser {
   /** Follows redirects until a page answers or the browser is sent back to the application. */
   async follow(url: string, init: { form?: Record<string, string> } = {}) {
     let res = await this.request(url, init);
-    while (res.location && !res.location.startsWith(redirectUri()) && !res.location.startsWith(logoutUri())) res = await this.request(res.location);
+    while (res.location && !this.stops.some((stop) => res.location!.startsWith(stop))) res = await this.request(res.location);
     return res;
   }
 }
@@ -304,4 +309,61 @@ describe('sessions', () => {
     expect(sessions[0]!.revoked_at).not.toBeNull();
     await expect(oidc.fetchUserInfo(config, set.access_token, user.id)).rejects.toThrow();
   });
+});
+
+describe('expired rows', () => {
+  it('are swept for the tenants whose providers are kept', async () => {
+    await t.services.oidcProviders.get(await t.services.directory.resolve('oa'));
+    await db('oa').insertInto('oidc_payloads').values({ model: 'AccessToken', id: 'gone', payload: JSON.stringify({}), expires_at: new Date(Date.now() - 1000) }).execute();
+    await db('oa').insertInto('oidc_payloads').values({ model: 'AccessToken', id: 'kept', payload: JSON.stringify({}), expires_at: new Date(Date.now() + 60_000) }).execute();
+    expect(await t.services.oidcProviders.sweep()).toBeGreaterThanOrEqual(1);
+    const ids = (await db('oa').selectFrom('oidc_payloads').select('id').where('model', '=', 'AccessToken').where('id', 'in', ['gone', 'kept']).execute()).map((r) => r.id);
+    expect(ids).toEqual(['kept']);
+  });
+});
+
+describe('the service as npm start runs it', () => {
+  it('connects an application to the demo tenant as docs/OIDC.md says', async () => {
+    const database = await createTestDatabase();
+    const port = await freePort();
+    const service = `http://127.0.0.1:${port}`;
+    const { child, output } = await startTs('src/main.ts', childServiceEnv(database.url, { SERVICE_PORT: String(port), PUBLIC_URL: service }), /Server listening at/);
+    try {
+      const password = /admin login\s+admin@demo\.local \/ (\S+)/.exec(output())![1]!;
+      const signedIn = await fetch(`${service}/api/v1/tenants/demo/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin@demo.local', password }) });
+      const token = ((await signedIn.json()) as { access_token: string }).access_token;
+      const created = await fetch(`${service}/api/v1/tenants/demo/oidc/clients`, {
+        method: 'POST',
+        headers: { ...bearer(token), 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Local app', type: 'confidential', redirect_uris: ['http://localhost:3000/callback'], post_logout_redirect_uris: ['http://localhost:3000/'] }),
+      });
+      expect(created.status).toBe(201);
+      const registered = (await created.json()) as Registered;
+
+      const config = await oidc.discovery(new URL(`${service}/api/v1/tenants/demo/oidc`), registered.client_id, undefined, oidc.ClientSecretBasic(registered.client_secret!), { execute: [oidc.allowInsecureRequests] });
+      const verifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const to = oidc.buildAuthorizationUrl(config, {
+        redirect_uri: 'http://localhost:3000/callback',
+        scope: 'openid profile email roles offline_access',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        prompt: 'consent',
+        state,
+      });
+      const browser = new Browser(['http://localhost:3000/']);
+      const login = await browser.follow(to.href);
+      const consent = await browser.follow(new URL(formAction(login.body), service).href, { form: { email: 'admin@demo.local', password } });
+      const back = await browser.follow(new URL(formAction(consent.body), service).href, { form: {} });
+      const tokenSet = await oidc.authorizationCodeGrant(config, new URL(back.location!), { pkceCodeVerifier: verifier, expectedState: state });
+      const claims = tokenSet.claims()!;
+      expect(claims).toMatchObject({ email: 'admin@demo.local', roles: ['admin'], amr: ['pwd'] });
+      expect((await oidc.fetchUserInfo(config, tokenSet.access_token, claims.sub)).email).toBe('admin@demo.local');
+      expect(tokenSet.refresh_token).toBeTruthy();
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child);
+      await database.drop();
+    }
+  }, 120_000);
 });
