@@ -311,6 +311,47 @@ describe('sessions', () => {
   });
 });
 
+describe('refusals', () => {
+  it('sends a denied consent back to the application as access_denied', async () => {
+    const config = await configFor('oa', confidential);
+    const flow = await authorize(config);
+    const consent = await flow.browser.follow(new URL(formAction(flow.page.body), base).href, { form: { email: admins.oa!.email, password: PASSWORD } });
+    expect(consent.body).toContain('Deny');
+    const denied = await flow.browser.follow(new URL(formAction(consent.body, 1), base).href, { form: {} });
+    expect(denied.location).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback\?error=access_denied/);
+  });
+
+  it('refuses a sign-in form sent from another site', async () => {
+    const config = await configFor('oa', confidential);
+    const flow = await authorize(config);
+    const res = await fetch(new URL(formAction(flow.page.body), base).href, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: [...flow.browser.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'cross-site' },
+      body: new URLSearchParams({ email: admins.oa!.email, password: PASSWORD }).toString(),
+    });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('content-type')).toContain('text/html');
+    expect(res.headers.get('location')).toBeNull();
+  });
+
+  it('answers 403 problem+json for a suspended tenant\'s issuer', async () => {
+    const system = { authorization: `Bearer ${await t.systemToken()}` };
+    const listed = (await (await fetch(`${base}/api/v1/tenants`, { headers: system })).json()) as { items: { id: string; slug: string }[] };
+    const ob = listed.items.find((x) => x.slug === 'ob')!;
+    const patch = (status: string) => fetch(`${base}/api/v1/tenants/${ob.id}`, { method: 'PATCH', headers: { ...system, 'content-type': 'application/json' }, body: JSON.stringify({ status }) });
+    expect((await patch('suspended')).status).toBe(200);
+    try {
+      const res = await fetch(`${issuerOf('ob').href}/.well-known/openid-configuration`);
+      expect(res.status).toBe(403);
+      expect(await res.json()).toMatchObject({ code: 'tenant.suspended' });
+    } finally {
+      expect((await patch('active')).status).toBe(200);
+    }
+    expect((await fetch(`${issuerOf('ob').href}/.well-known/openid-configuration`)).status).toBe(200);
+  });
+});
+
 describe('expired rows', () => {
   it('are swept for the tenants whose providers are kept', async () => {
     await t.services.oidcProviders.get(await t.services.directory.resolve('oa'));
