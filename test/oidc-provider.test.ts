@@ -352,6 +352,21 @@ describe('refusals', () => {
   });
 });
 
+describe('signing keys', () => {
+  it('publishes a rotation\'s new key once the provider reloads its keystore', async () => {
+    const jwks = async () => ((await (await fetch(`${issuerOf('ob').href}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    const before = await jwks();
+    expect(before).toHaveLength(1);
+    const rotated = await api('ob', 'oidc/signing-keys/rotate', { method: 'POST', token: tokens.ob });
+    expect(rotated.status).toBe(200);
+    const { kid } = (await rotated.json()) as { kid: string };
+    // Each instance reloads within a minute (the keystore's validity); a tenant change reloads at once.
+    const ob = await t.services.directory.resolve('ob');
+    await t.services.oidcProviders.forget(ob, { kind: 'tenant' });
+    expect((await jwks()).sort()).toEqual([...before, kid].sort());
+  });
+});
+
 describe('expired rows', () => {
   it('are swept for the tenants whose providers are kept', async () => {
     await t.services.oidcProviders.get(await t.services.directory.resolve('oa'));
