@@ -293,6 +293,16 @@ describe('sessions', () => {
     await expect(oidc.refreshTokenGrant(config, set.refresh_token!)).rejects.toThrow();
   });
 
+  it('revokes a token at the revocation endpoint', async () => {
+    const user = await seedUser(t, 'oa', { email: 'revocation@oa.example' });
+    const config = await configFor('oa', confidential);
+    const { tokens: set } = await signIn(config, user.email);
+    await oidc.tokenRevocation(config, set.access_token);
+    await expect(oidc.fetchUserInfo(config, set.access_token, user.id)).rejects.toThrow();
+    await oidc.tokenRevocation(config, set.refresh_token!);
+    await expect(oidc.refreshTokenGrant(config, set.refresh_token!)).rejects.toThrow();
+  });
+
   it('signs out through end_session (RP-initiated logout), ending the service session too', async () => {
     const user = await seedUser(t, 'oa', { email: 'logout@oa.example' });
     const config = await configFor('oa', confidential);

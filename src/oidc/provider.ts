@@ -278,7 +278,8 @@ export class OidcProviders implements ChangeListener {
       pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
       features: {
         devInteractions: { enabled: false },
-        revocation: { enabled: true },
+        // A client revokes its own tokens only; another's is left alone (still answered 200, RFC 7009).
+        revocation: { enabled: true, allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId },
         userinfo: { enabled: true },
         rpInitiatedLogout: {
           enabled: true,
