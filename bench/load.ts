@@ -20,9 +20,12 @@ export interface LoadSpec {
   connections: number;
   /** Requests per second over all connections (default: as fast as answered). */
   rate?: number;
-  /** `new-user`: each request creates a user with a fresh email; `refresh`: each follows a rotation chain. */
-  kind?: 'new-user' | 'refresh';
+  /** `new-user`: each request creates a user with a fresh email; `refresh`: each follows a rotation chain; `oidc-token`: each exchanges a code, then refreshes. */
+  kind?: 'new-user' | 'refresh' | 'oidc-token';
   refreshTokens?: string[];
+  /** `oidc-token`: authorization codes (each exchanged once) and the redirect URI they were issued to. */
+  oidcCodes?: string[];
+  redirectUri?: string;
   /** Paths (with query strings) asked in turn on each connection, instead of the URL's own. */
   paths?: string[];
   /** Processes whose CPU per request is reported, by group name (the service, the floor). */
@@ -46,6 +49,19 @@ function requestsOf(): autocannon.Request[] | undefined {
         setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: pool.shift() }) }),
         onResponse: (status, body) => {
           if (status === 200) pool.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
+        },
+      },
+    ];
+  }
+  if (spec.kind === 'oidc-token') {
+    // Codes first (each exchanged once), then the refresh tokens their answers carry, each put back after its answer.
+    const pool: string[] = (spec.oidcCodes ?? []).map((code) => new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: spec.redirectUri ?? '' }).toString());
+    return [
+      {
+        method: 'POST',
+        setupRequest: (req) => ({ ...req, body: pool.shift() }),
+        onResponse: (status, body) => {
+          if (status === 200) pool.push(new URLSearchParams({ grant_type: 'refresh_token', refresh_token: (JSON.parse(body) as { refresh_token: string }).refresh_token }).toString());
         },
       },
     ];

@@ -35,6 +35,7 @@ import { archivedTables, exportOverHttp, floorExportCopy, forkOverHttp, seedLarg
 import { auditAnalyticsScenario } from './analytics.js';
 import { searchScenario } from './search.js';
 import type { LoadSpec } from './load.js';
+import { mintCodes, registerClient } from './oidc.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -124,6 +125,8 @@ interface Scenario {
   floor_rounds?: number[];
   /** CPU microseconds per request: the service, the floor, PostgreSQL (all its processes), the load generator. */
   cpu_us_per_request?: Record<string, number>;
+  /** oidc_token: its rate against `refresh`'s (the goal is 0.5 or more). */
+  ratio_to_refresh?: number;
 }
 
 /** The processes whose CPU each load reports (set once they run). */
@@ -241,7 +244,7 @@ const failedLoads: { name: string; errors: number }[] = [];
 
 /** Runs the load generator (bench/load.ts) in a child process and reads its result. */
 async function load(name: string, url: string, options: Partial<Omit<LoadSpec, 'url'>> = {}): Promise<Scenario> {
-  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, sampleMs: SAMPLE_MS, connections: options.connections ?? CONNECTIONS, rate: options.rate, kind: options.kind, refreshTokens: options.refreshTokens, paths: options.paths, watch: watched };
+  const spec: LoadSpec = { url, method: options.method ?? 'GET', headers: options.headers ?? {}, body: options.body, seconds: options.seconds ?? TURN_SECONDS, warmSeconds: WARM_SECONDS, sampleMs: SAMPLE_MS, connections: options.connections ?? CONNECTIONS, rate: options.rate, kind: options.kind, refreshTokens: options.refreshTokens, oidcCodes: options.oidcCodes, redirectUri: options.redirectUri, paths: options.paths, watch: watched };
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'bench/load.ts', JSON.stringify(spec)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 20 });
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<Scenario, 'name'>;
   const cpu = result.cpu_us_per_request ? `, CPU us/request ${Object.entries(result.cpu_us_per_request).map(([k, v]) => `${k} ${v}`).join(' ')}` : '';
@@ -379,7 +382,7 @@ async function main() {
     /** Starts the service on a cluster; the service logs at warn (no per-request lines), so readiness is polled on /health. */
     const startService = async (serviceEnv: Record<string, string>) => {
       const port = await freePort();
-      const proc = spawn(process.execPath, [...profile, ...entry], { cwd: ROOT, env: { ...process.env, ...serviceEnv, SERVICE_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+      const proc = spawn(process.execPath, [...profile, ...entry], { cwd: ROOT, env: { ...process.env, ...serviceEnv, SERVICE_PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}` }, stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(proc);
       for (let i = 0; ; i++) {
         if (proc.exitCode !== null) throw new Error('the service exited during start-up');
@@ -551,7 +554,22 @@ async function main() {
       refresh: () => load('refresh', `${base}/api/v1/tenants/t0/auth/refresh`, { method: 'POST', kind: 'refresh', refreshTokens: tokens }),
     });
     const refreshFloor = medianRound(refreshes.floor);
-    scenarios.push({ ...turns(refreshes.refresh, refreshes.floor, refreshFloor), floor: floorGet.name, floor_rounds: refreshes.floor.map((r) => r.rps) });
+    const refreshScenario: Scenario = { ...turns(refreshes.refresh, refreshes.floor, refreshFloor), floor: floorGet.name, floor_rounds: refreshes.floor.map((r) => r.rps) };
+    scenarios.push(refreshScenario);
+
+    // OpenID Connect: t0's token endpoint, beside our own refresh (goal: at least half its rate).
+    // Each connection's first requests exchange authorization codes (minted through the pages
+    // beforehand), then each follows the refresh_token grant with the token its answer carried.
+    const oidcClient = await registerClient(db, 't0', base);
+    const codes = await mintCodes(base, 't0', oidcClient, 'user0@t0.example', PASSWORD, CONNECTIONS);
+    const oidcToken = await load('oidc_token', `${base}/api/v1/tenants/t0/oidc/token`, {
+      method: 'POST',
+      headers: { authorization: oidcClient.authorization, 'content-type': 'application/x-www-form-urlencoded' },
+      kind: 'oidc-token',
+      oidcCodes: codes,
+      redirectUri: oidcClient.redirectUri,
+    });
+    scenarios.push({ ...withFloor(oidcToken, floorGet), ratio_to_refresh: ratioOf(oidcToken.rps, refreshScenario.rps) });
 
     // Scale: the same reads with LARGE tenants provisioned, in a cluster of their own with a
     // service of its own, measured in turns with the 10-tenant service. Both sizes run side by

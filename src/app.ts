@@ -37,6 +37,7 @@ import { userRoutes } from './users/routes.js';
 import { userAccessRoutes } from './users/access-routes.js';
 import { webhookRoutes } from './events/webhooks/routes.js';
 import { oidcClientRoutes } from './oidc/client-routes.js';
+import { oidcProviderRoutes } from './oidc/provider-routes.js';
 import { realtimeRoutes } from './events/realtime/routes.js';
 import websocket from '@fastify/websocket';
 import { sessionRoutes } from './auth/session-routes.js';
@@ -340,6 +341,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Realtime sockets (events/realtime): client messages are small control messages.
   await app.register(websocket, { options: { maxPayload: 16_384 } });
   app.addHook('onClose', () => deps.services.realtime.close());
+  // Expired OpenID provider rows are swept while the app runs.
+  deps.services.oidcProviders.reportErrors((error, tenant) => app.log.error({ err: error, tenant: tenant.slug }, 'openid provider failed'));
+  deps.services.oidcProviders.start();
+  app.addHook('onClose', async () => deps.services.oidcProviders.stop());
 
   const rules: FastifyInstance['tenantRouteRules'] = [];
   app.decorate('tenantRouteRules', rules);
@@ -374,6 +379,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await tenantApp.register(named(searchRoutes(services.search), 'search'));
       await tenantApp.register(named(webhookRoutes(services.webhooks), 'webhook'));
       await tenantApp.register(named(oidcClientRoutes(services.oidcClients, services.oidcKeys), 'oidc-client'));
+      await tenantApp.register(named(oidcProviderRoutes({ ...services, providers: services.oidcProviders }), 'oidc-provider'));
       await tenantApp.register(named(realtimeRoutes(services.realtime, services.realtimeTickets, services.callers), 'realtime'));
       await registerGraphql(tenantApp, services, { production: deps.production ?? false });
     }, 'tenant'),

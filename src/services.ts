@@ -33,6 +33,7 @@ import { UserService } from './users/service.js';
 import { UserAccessService } from './users/access.js';
 import { OidcClientService } from './oidc/clients.js';
 import { OidcKeyService } from './oidc/keys.js';
+import { OidcProviders } from './oidc/provider.js';
 
 export interface TenantServicesConfig {
   readonly publicUrl: string;
@@ -90,6 +91,8 @@ export interface TenantServices {
   /** The OpenID Connect provider's clients and signing keys (docs/OIDC.md). */
   readonly oidcClients: OidcClientService;
   readonly oidcKeys: OidcKeyService;
+  /** One OpenID Connect provider per tenant, built on demand. */
+  readonly oidcProviders: OidcProviders;
   /** Takes events out of the outboxes to endpoints and sockets; started by the runtime (and by tests that need it). */
   readonly dispatcher: EventDispatcher;
   /** This instance's realtime sockets and what they receive. */
@@ -137,6 +140,10 @@ export async function createTenantServices(deps: {
   const records = recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies });
   const mfa = new MfaService({ db, changes, secrets: deps.secrets, sessions, policies, relyingParty: relyingParty(deps.config.publicUrl, deps.config.corsOrigins) });
   const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, mfa, publicUrl: deps.config.publicUrl });
+  const oidcClients = new OidcClientService(db);
+  const oidcKeys = new OidcKeyService(db, deps.secrets);
+  const users = new UserService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
+  const oidcProviders = new OidcProviders({ db, keys, changes, oidcKeys, oidcClients, users, access, sessions, policies, auth, publicUrl: deps.config.publicUrl });
   return {
     db,
     keys,
@@ -160,13 +167,14 @@ export async function createTenantServices(deps: {
     search: new SearchService(db, access, records),
     secrets: deps.secrets,
     webhooks,
-    oidcClients: new OidcClientService(db),
-    oidcKeys: new OidcKeyService(db, deps.secrets),
+    oidcClients,
+    oidcKeys,
+    oidcProviders,
     dispatcher,
     realtime,
     realtimeTickets: new RealtimeTickets(db),
     callers,
-    users: new UserService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl }),
+    users,
     authRateLimitPerMinute: deps.config.authRateLimitPerMinute,
   };
 }

@@ -630,7 +630,8 @@ describe('route guards', () => {
     expect(undeclared).toEqual([]);
     const publicRoutes = t.app.tenantRouteRules.filter((r) => r.access === 'public').map((r) => r.url.replace('/api/v1/tenants/:tenant_slug', ''));
     // `realtime` authenticates before the upgrade itself (a header or a ticket): realtime.test.ts;
-    // GraphQL in its context, answering GraphQL errors (graphql.test.ts); GraphiQL is a static page.
+    // GraphQL in its context, answering GraphQL errors (graphql.test.ts); GraphiQL is a static page;
+    // the OpenID provider authenticates clients and users itself (oidc-provider.test.ts).
     expect([...new Set(publicRoutes)].sort()).toEqual([
       '/auth/login',
       '/auth/mfa/passkey-options',
@@ -653,6 +654,12 @@ describe('route guards', () => {
       '/graphiql/main.js',
       '/graphiql/sw.js',
       '/graphql',
+      '/oidc/*',
+      '/oidc/interaction/:uid',
+      '/oidc/interaction/:uid/abort',
+      '/oidc/interaction/:uid/consent',
+      '/oidc/interaction/:uid/login',
+      '/oidc/interaction/:uid/mfa',
       '/realtime',
     ]);
   });

@@ -7,14 +7,14 @@ import { runTs } from './support/process.js';
 /** The benchmark is not part of the suite; this only checks that `bench --smoke` (every scenario, in short turns) runs and reports. */
 it('bench --smoke runs and writes valid results', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ss-bench-'));
-  const result = await runTs('bench/run.ts', ['--smoke'], { DATABASE_URL: undefined, REDIS_URL: undefined, BENCH_RESULTS_DIR: dir }, 240_000);
+  const result = await runTs('bench/run.ts', ['--smoke'], { DATABASE_URL: undefined, REDIS_URL: undefined, BENCH_RESULTS_DIR: dir }, 300_000);
   expect(result.code, result.stderr.slice(-2000)).toBe(0);
   expect(result.stdout).toMatch(/^floor_get_user\s+\d+/m);
   const json = JSON.parse(await readFile(path.join(dir, 'latest.json'), 'utf8'));
   await rm(dir, { recursive: true, force: true });
   expect(json).toMatchObject({ mode: 'smoke', machine: { cpus: expect.any(Number), node: process.version, postgres: expect.stringMatching(/^15\./) } });
   const names = json.scenarios.map((s: { name: string }) => s.name);
-  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'graphql_get_user', 'get_user_metrics_off', 'get_user_metrics_on', 'create_user', 'create_user_with_webhook', 'floor_argon2_verify', 'login', 'refresh']);
+  expect(names).toEqual(['floor_get_user', 'get_user', 'list_users', 'graphql_get_user', 'get_user_metrics_off', 'get_user_metrics_on', 'create_user', 'create_user_with_webhook', 'floor_argon2_verify', 'login', 'refresh', 'oidc_token']);
   // Every user the webhook scenario made reached its endpoint, each once.
   expect(json.webhook_delivery.delivered).toBeGreaterThan(0);
   expect(json.webhook_delivery.distinct).toBe(json.webhook_delivery.delivered);
@@ -100,4 +100,4 @@ it('bench --smoke runs and writes valid results', async () => {
   expect(json.postgres.service_connections).toBeLessThanOrEqual(json.postgres.pool_max);
   expect(json.memory.service_rss_mb_under_load).toBeGreaterThan(0);
   expect(json.memory.service_rss_mb_at_small).toBeGreaterThan(0);
-}, 300_000);
+}, 360_000);

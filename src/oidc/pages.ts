@@ -44,11 +44,22 @@ export function loginPage(view: OidcPageView, form: { readonly action: string; r
   return page(view, words(view, 'page.oidc.login.title'), body);
 }
 
-/**
- * The login answered that a second factor is needed. Where the MFA verification exists, this is
- * where its code form goes (posting the code with the login's `mfa_token`); until then the page
- * says so.
- */
+/** The second step of a sign-in: a code of the authenticator app (or a recovery code), posted with the login's `mfa_token` to `action`. */
+export function mfaPage(view: OidcPageView, form: { readonly action: string; readonly mfaToken: string; readonly refusal?: Refusal }): RenderedPage {
+  const invalid = form.refusal ? ' aria-invalid="true" aria-describedby="refusal"' : '';
+  const body = [
+    alert(form.refusal).replace('<div class="alert"', '<div id="refusal" class="alert"') + `<p>${say(view, 'page.oidc.mfa.code_intro')}</p>`,
+    `<form method="post" action="${escapeHtml(form.action)}">`,
+    hidden('mfa_token', form.mfaToken),
+    `<label for="code">${say(view, 'page.oidc.mfa.code')}</label>`,
+    `<input id="code" name="code" type="text" inputmode="text" autocomplete="one-time-code" required maxlength="64" autofocus${invalid}>`,
+    `<button type="submit">${say(view, 'page.oidc.mfa.submit')}</button>`,
+    '</form>',
+  ].join('\n');
+  return page(view, words(view, 'page.oidc.mfa.title'), body);
+}
+
+/** The tenant asks every account for a second factor and this one has none yet: it is set up elsewhere, these pages only check one. */
 export function mfaRequiredPage(view: OidcPageView): RenderedPage {
   return page(view, words(view, 'page.oidc.mfa.title'), `<div class="alert" role="alert"><p>${say(view, 'page.oidc.mfa.intro')}</p></div>`);
 }

@@ -60,6 +60,8 @@ export interface TestAppOptions {
   readonly observability?: AppDeps['observability'];
   /** CORS_ORIGINS (default: none, no CORS headers). */
   readonly corsOrigins?: AppDeps['corsOrigins'];
+  /** PUBLIC_URL (default `http://app.example`): links in mails and the OpenID issuers. */
+  readonly publicUrl?: string;
 }
 
 /** The channel-secrets key of test instances. */
@@ -118,7 +120,7 @@ export async function buildTestApp(db: Kysely<PlatformDatabase>, options: TestAp
   if (options.events?.dispatch) services.dispatcher.start();
   const backupsDir = options.backupsDir ?? mkdtempSync(path.join(tmpdir(), 'system-service-backups-'));
   const lifecycle = new TenantLifecycle(db, schemas, tenants, { pool: poolOf(db), storage, backups: new LocalDiskStorage(backupsDir), secrets, changes: services.changes, maxArchiveBytes: 1024 ** 3 });
-  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false, production: options.production ?? false, observability: options.observability, corsOrigins: options.corsOrigins });
+  const app = await buildApp({ keys, tenants, lifecycle, services, readiness: { database: databaseCheck(db) }, logger: options.logger ?? false, production: options.production ?? false, observability: options.observability, corsOrigins: options.corsOrigins, ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}) });
   app.addHook('onClose', () => services.dispatcher.stop());
   // A directory made here goes with the app.
   if (!options.attachmentsDir) app.addHook('onClose', async () => rmSync(attachmentsDir, { recursive: true, force: true }));

@@ -1,0 +1,230 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { decodeJwt } from 'jose';
+import type Provider from 'oidc-provider';
+import { errors as oidcErrors } from 'oidc-provider';
+import type { RenderedPage } from '../account/page.js';
+import { isMfaStep, type AuthService, type LoginResult } from '../auth/service.js';
+import { authRateLimit, type TenantAuthDeps } from '../auth/tenant-hook.js';
+import { DomainError } from '../errors.js';
+import { actorFrom, requireTenant } from '../http/context.js';
+import { crossSite } from '../http/edge.js';
+import { loggedProblem, problemBody } from '../http/problem.js';
+import { consentPage, loginPage, mfaPage, mfaRequiredPage, oauthErrorPage, problemPage, type OidcPageView, type Refusal } from './pages.js';
+import { mountPathOf, redirectTargets, withFormTargets, type OidcProviders, type SignInResult } from './provider.js';
+
+export interface OidcProviderRoutesDeps extends Pick<TenantAuthDeps, 'cache' | 'authRateLimitPerMinute'> {
+  readonly providers: OidcProviders;
+  readonly auth: Pick<AuthService, 'login' | 'verifyMfa'>;
+}
+
+/** The provider's own REST neighbours under `oidc/`: never handed to the provider. */
+const REST_PATHS = /^\/(clients|signing-keys)(\/|\?|$)/;
+const MOUNT = /^\/api\/v1\/tenants\/[^/?]+\/oidc(?=\/|\?|$)/;
+const FORM_LIMIT_BYTES = 16_384;
+
+/** The pages set these on every answer; a rendered page then names its own stylesheet in its policy. */
+const PAGE_HEADERS = {
+  'cache-control': 'no-store',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+const one = (value: unknown): string | undefined => {
+  const first: unknown = Array.isArray(value) ? value[0] : value;
+  return typeof first === 'string' ? first : undefined;
+};
+const fieldsOf = (value: unknown): Record<string, unknown> => (value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
+
+function send(reply: FastifyReply, status: number, page: RenderedPage): FastifyReply {
+  return reply.status(status).headers(PAGE_HEADERS).header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html);
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/**
+ * The tenant's OpenID Connect provider under `.../oidc` (docs/OIDC.md): a hidden catch-all
+ * that hands the raw request to oidc-provider (its own body parsing, its OAuth errors), and
+ * the interaction pages it sends browsers to: sign-in, second factor, consent.
+ */
+export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginAsync {
+  const rateLimit = authRateLimit(deps);
+  // PUBLIC_URL: the host and protocol every provider URL is built with; its origin may post the pages' forms.
+  const publicUrl = new URL(deps.providers.publicUrl);
+  const callbacks = new WeakMap<Provider, Handler>();
+  const callbackOf = (provider: Provider) => {
+    let handler = callbacks.get(provider);
+    if (!handler) callbacks.set(provider, (handler = provider.callback() as unknown as Handler));
+    return handler;
+  };
+
+  /** Hands the request to the tenant's provider, the mount path stripped and the public host and protocol set, before Fastify reads its body. */
+  async function handOver(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const tenant = requireTenant(request);
+    const raw = request.raw as IncomingMessage & { originalUrl?: string };
+    const url = raw.url ?? '/';
+    const rest = url.replace(MOUNT, '') || '/';
+    if (REST_PATHS.test(rest)) throw new DomainError('route.not_found');
+    const provider = await deps.providers.get(tenant);
+    reply.hijack();
+    raw.originalUrl = mountPathOf(tenant.slug) + rest;
+    raw.url = rest;
+    raw.headers['x-forwarded-host'] = publicUrl.host;
+    raw.headers['x-forwarded-proto'] = publicUrl.protocol.slice(0, -1);
+    raw.headers['x-forwarded-for'] = request.ip;
+    reply.raw.setHeader('x-request-id', request.id);
+    await callbackOf(provider)(raw, reply.raw);
+  }
+
+  /** The interaction this browser is in (its cookie), for this uid, with the page's words and look. */
+  async function interaction(request: FastifyRequest<{ Params: { uid: string } }>, reply: FastifyReply) {
+    const tenant = requireTenant(request);
+    const provider = await deps.providers.get(tenant);
+    const details = await provider.interactionDetails(request.raw, reply.raw);
+    if (details.uid !== request.params.uid) throw new oidcErrors.SessionNotFound('interaction mismatch');
+    const clientId = one(details.params.client_id) ?? '';
+    const client = clientId ? await provider.Client.find(clientId) : undefined;
+    const view = await deps.providers.view(tenant, request.headers['accept-language'], client ? (client.clientName ?? client.clientId) : '');
+    const base = `${mountPathOf(tenant.slug)}/interaction/${details.uid}`;
+    // The forms' posts end in redirects to the client: its redirect URIs' origins are allowed targets.
+    const targets = redirectTargets(client?.redirectUris ?? []);
+    const show = (status: number, page: RenderedPage) => send(reply, status, withFormTargets(page, targets));
+    return { tenant, provider, details, view, base, show };
+  }
+
+  /** Whatever stops a page: an OAuth error (an expired interaction) or a problem, as a page in the reader's language. */
+  async function failed(request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
+    const tenant = request.tenant;
+    const view: OidcPageView = tenant ? await deps.providers.view(tenant, request.headers['accept-language'], '') : { locale: 'en', product: '', branding: null, client: '' };
+    if (error instanceof oidcErrors.OIDCProviderError) {
+      request.log.info({ code: error.error, detail: error.error_detail }, 'interaction refused');
+      return send(reply, error.statusCode, oauthErrorPage(view, { error: error.error, error_description: error.error_description }));
+    }
+    const body = problemBody(loggedProblem(request, error), request.id, view.locale);
+    return send(reply, body.status, problemPage(view, { title: body.title, detail: body.detail }));
+  }
+
+  /** A refusal of what was typed, in the reader's language, with its status. */
+  const refusalOf = (request: FastifyRequest, error: DomainError, view: OidcPageView): { status: number; refusal: Refusal } => {
+    const body = problemBody(loggedProblem(request, error), request.id, view.locale);
+    return { status: body.status, refusal: { title: body.title, detail: body.detail } };
+  };
+
+  /** The sign-in is done: the interaction's result names the user and the service session it opened, and the browser goes back to the provider. */
+  async function signedIn(request: FastifyRequest, reply: FastifyReply, provider: Provider, result: LoginResult, amr: string[]) {
+    const sessionId = decodeJwt(result.access_token).sid as string;
+    const outcome: SignInResult = { login: { accountId: result.user.id, amr, remember: true }, service_session: sessionId };
+    const returnTo = await provider.interactionResult(request.raw, reply.raw, { ...outcome }, { mergeWithLastSubmission: false });
+    return reply.redirect(returnTo, 303);
+  }
+
+  /** Forms post back to the page that showed them, from this site only, within the authentication rate limit. */
+  async function formGuard(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (crossSite(request, publicUrl.href)) throw new DomainError('request.cross_site');
+    await rateLimit(request, reply);
+  }
+
+  const page = { config: { access: 'public' as const }, schema: { hide: true } };
+
+  return async (app) => {
+    // An HTML form posts application/x-www-form-urlencoded; a repeated name keeps its last value.
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_LIMIT_BYTES }, (_request, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    });
+
+    app.get<{ Params: { uid: string } }>('/oidc/interaction/:uid', page, async (request, reply) => {
+      try {
+        const { details, view, base, show } = await interaction(request, reply);
+        if (details.prompt.name === 'login') return show(200, loginPage(view, { action: `${base}/login`, email: one(details.params.login_hint) ?? '' }));
+        if (details.prompt.name === 'consent') {
+          const scopes = (one(details.params.scope) ?? '').split(' ');
+          return show(200, consentPage(view, { allow: `${base}/consent`, deny: `${base}/abort`, scopes }));
+        }
+        throw new oidcErrors.InvalidRequest(`unsupported prompt ${details.prompt.name}`);
+      } catch (error) {
+        return failed(request, reply, error);
+      }
+    });
+
+    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/login', page, async (request, reply) => {
+      try {
+        await formGuard(request, reply);
+        const { tenant, provider, details, view, base, show } = await interaction(request, reply);
+        if (details.prompt.name !== 'login') throw new oidcErrors.InvalidRequest('no sign-in is pending');
+        const fields = fieldsOf(request.body);
+        const email = (one(fields.email) ?? '').slice(0, 320);
+        let answer;
+        try {
+          // The same login as POST auth/login: lockout, audit and the second factor apply.
+          answer = await deps.auth.login(tenant, { email, password: one(fields.password) ?? '' }, actorFrom(request));
+        } catch (error) {
+          if (!(error instanceof DomainError) || refusalOf(request, error, view).status >= 500) throw error;
+          const { status, refusal } = refusalOf(request, error, view);
+          return show(status, loginPage(view, { action: `${base}/login`, email, refusal }));
+        }
+        if (!isMfaStep(answer)) return signedIn(request, reply, provider, answer, ['pwd']);
+        if ('mfa_required' in answer) return show(200, mfaPage(view, { action: `${base}/mfa`, mfaToken: answer.mfa_token }));
+        return show(403, mfaRequiredPage(view));
+      } catch (error) {
+        return failed(request, reply, error);
+      }
+    });
+
+    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/mfa', page, async (request, reply) => {
+      try {
+        await formGuard(request, reply);
+        const { tenant, provider, details, view, base, show } = await interaction(request, reply);
+        if (details.prompt.name !== 'login') throw new oidcErrors.InvalidRequest('no sign-in is pending');
+        const fields = fieldsOf(request.body);
+        const mfaToken = one(fields.mfa_token) ?? '';
+        try {
+          // The same second step as POST auth/mfa/verify: a code of the app, or a recovery code.
+          const result = await deps.auth.verifyMfa(tenant, { mfa_token: mfaToken, code: (one(fields.code) ?? '').slice(0, 64) }, actorFrom(request));
+          return await signedIn(request, reply, provider, result, ['pwd', 'otp']);
+        } catch (error) {
+          if (!(error instanceof DomainError) || refusalOf(request, error, view).status >= 500) throw error;
+          const { status, refusal } = refusalOf(request, error, view);
+          // A void token cannot be tried again: the sign-in starts over.
+          if (error.code === 'auth.mfa_token_invalid') return show(status, loginPage(view, { action: `${base}/login`, email: '', refusal }));
+          return show(status, mfaPage(view, { action: `${base}/mfa`, mfaToken, refusal }));
+        }
+      } catch (error) {
+        return failed(request, reply, error);
+      }
+    });
+
+    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/consent', page, async (request, reply) => {
+      try {
+        if (crossSite(request, publicUrl.href)) throw new DomainError('request.cross_site');
+        const { provider, details } = await interaction(request, reply);
+        if (details.prompt.name !== 'consent' || !details.session?.accountId) throw new oidcErrors.InvalidRequest('no consent is pending');
+        const clientId = one(details.params.client_id) ?? '';
+        const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId: details.session.accountId, clientId });
+        const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+        if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+        if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+        for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+        const grantId = await grant.save();
+        // The grant is remembered per client: the next sign-in with the same scopes asks no more.
+        const returnTo = await provider.interactionResult(request.raw, reply.raw, { consent: details.grantId ? {} : { grantId } }, { mergeWithLastSubmission: true });
+        return await reply.redirect(returnTo, 303);
+      } catch (error) {
+        return failed(request, reply, error);
+      }
+    });
+
+    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/abort', page, async (request, reply) => {
+      try {
+        if (crossSite(request, publicUrl.href)) throw new DomainError('request.cross_site');
+        const { provider } = await interaction(request, reply);
+        const returnTo = await provider.interactionResult(request.raw, reply.raw, { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+        return await reply.redirect(returnTo, 303);
+      } catch (error) {
+        return failed(request, reply, error);
+      }
+    });
+
+    // Everything else under the issuer is the provider's: discovery, authorize, token, userinfo, JWKS, revocation, end_session.
+    app.route({ method: ['GET', 'POST', 'OPTIONS'], url: '/oidc/*', ...page, onRequest: handOver, handler: async () => undefined });
+  };
+}
