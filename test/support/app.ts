@@ -36,8 +36,6 @@ export class TestMailer implements Mailer {
 }
 
 export interface TestAppOptions {
-  /** PUBLIC_URL (passkeys take their relying party from it); default http://app.example. */
-  readonly publicUrl?: string;
   /** Build the app as in production (no GraphiQL, no GraphQL introspection). */
   readonly production?: boolean;
   readonly cache?: Cache;
@@ -60,7 +58,7 @@ export interface TestAppOptions {
   readonly observability?: AppDeps['observability'];
   /** CORS_ORIGINS (default: none, no CORS headers). */
   readonly corsOrigins?: AppDeps['corsOrigins'];
-  /** PUBLIC_URL (default `http://app.example`): links in mails and the OpenID issuers. */
+  /** PUBLIC_URL (default `http://app.example`): links in mails, the OpenID issuers, the passkeys' relying party. */
   readonly publicUrl?: string;
 }
 

@@ -1,4 +1,5 @@
 // Your own sign-in: passkeys (add, remove), the authenticator app's state, recovery codes left.
+/* global PublicKeyCredential */
 import { useState } from './preact.js';
 import { t } from './api.js';
 import { Field, html, Loading, ProblemView, useAction, useLoad } from './ui.js';
