@@ -52,7 +52,7 @@ const short = mode === 'quick' || mode === 'smoke';
  * show some (half a second of get_user on a busy machine came to ~40 ms, 4 ticks).
  */
 const TURN_SECONDS = byMode({ smoke: 0.75, quick: 2, standard: 4, full: 4 });
-const SECONDS = byMode({ smoke: 0.5, quick: 2, standard: 10, full: 10 });
+const SECONDS = byMode({ smoke: 1.5, quick: 2, standard: 10, full: 10 });
 /** Seconds of each turn of login and its floor: as long as the other turns but in the smoke run, whose short turns hold too few logins (~0.6 ms of PostgreSQL CPU each). */
 const LOGIN_TURN_SECONDS = byMode({ smoke: 1.5, quick: 2, standard: 4, full: 4 });
 /** How often the load generator samples its request count (a run ends on a sample: half a second at 1,000 ms would take a second). */
