@@ -109,6 +109,7 @@ export const ERROR_CODES = {
   'setting.not_found': ['not_found', 'No such setting.'],
   // Tenants
   'tenant.not_found': ['not_found', 'No such tenant (or it is not active).'],
+  'tenant.migrating': ['unavailable', "The tenant's schema is behind this release (the tables a request needs are not there yet): it answers 503 until `tenants migrate --all` has migrated it."],
   'tenant.quarantined': ['unavailable', 'The tenant\'s schema failed its last migration: it answers 503 until it is migrated again (`tenants migrate --retry-failed`).'],
   'tenant.slug_taken': ['conflict', 'A tenant with this slug already exists.'],
   'tenant.archive_invalid': ['invalid_input', 'The tenant archive is broken (gzip, tar), altered (a checksum or row count differs from its manifest), of another format, or of a newer schema version.'],

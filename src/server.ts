@@ -27,6 +27,22 @@ async function createDemoTenant(runtime: Runtime, config: Config, logger: Logger
 }
 
 /** Loads the configuration, opens the runtime and serves until a signal; `stopTracing` flushes spans on the way out. */
+/**
+ * Tenant schemas behind this release: the embedded database (one instance, a trial or a
+ * development copy) migrates them before serving; with DATABASE_URL the operator does it
+ * (`tenants migrate --all`, canary and waves), and until then their new routes answer 503.
+ */
+async function migrateBehindSchemas(runtime: Runtime, logger: Logger): Promise<void> {
+  const { pending } = await runtime.schemas.migrationSummary();
+  if (pending === 0) return;
+  if (!runtime.embedded) {
+    logger.warn({ pending }, 'tenant schemas are behind this release: run tenants migrate --all');
+    return;
+  }
+  const result = await runtime.schemas.migrateAll({ concurrency: 2 });
+  logger.info({ migrated: result.migrated, failed: result.failed.length }, 'migrated the tenant schemas behind this release');
+}
+
 export async function main(stopTracing?: () => Promise<void>): Promise<void> {
   let config: Config;
   try {
@@ -48,6 +64,7 @@ export async function main(stopTracing?: () => Promise<void>): Promise<void> {
     process.exit(1);
   }
 
+  await migrateBehindSchemas(runtime, logger);
   const app = await buildApp({
     keys: runtime.keys,
     tenants: runtime.tenants,

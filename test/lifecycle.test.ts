@@ -1,7 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabase } from '../src/db/database.js';
+import { startEmbeddedPostgres } from '../src/db/embedded.js';
 import { descendants, exited, isAlive, runTs, startTs } from './support/process.js';
 
 /**
@@ -73,5 +76,23 @@ describe('service lifecycle on the embedded database', { timeout: 120_000 }, () 
     second.child.kill('SIGINT');
     expect(await exited(second.child)).toBe(0);
     for (const p of pg) expect(isAlive(p.pid)).toBe(false);
+  });
+  it('a start after an upgrade migrates the tenant schemas behind it before serving', async () => {
+    // As if the demo tenant were made by the release before the passkeys migration (14).
+    const pg = await startEmbeddedPostgres({ dataDir });
+    const owner = createDatabase({ url: pg.ownerUrl, max: 1, connectionTimeoutMs: 10_000 });
+    await sql`DROP TABLE tenant_demo.mfa_passkey_challenges, tenant_demo.mfa_passkeys`.execute(owner.db);
+    await sql`UPDATE shared.tenant_schemas SET version = 13 WHERE schema_name = 'tenant_demo'`.execute(owner.db);
+    await owner.close();
+    await pg.stop();
+
+    const { child, output, match } = await startTs('src/main.ts', env(), LISTENING);
+    expect(output()).toMatch(/"msg":"migrated the tenant schemas behind this release"/);
+    const token = (await runTs('src/cli.ts', ['token', 'system'], env())).stdout.trim();
+    const res = await fetch(`http://127.0.0.1:${match[1]}/api/v1/migrations`, { headers: { authorization: `Bearer ${token}` } });
+    const { summary } = (await res.json()) as { summary: Record<string, number> };
+    expect(summary, JSON.stringify(summary)).toMatchObject({ pending: 0, failed: 0 });
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
   });
 });

@@ -22,6 +22,9 @@ const POSTGRES: Record<string, { code: ErrorCode; detail: MessageKey }> = {
   '40P01': { code: 'database.concurrent_change', detail: 'detail.db.concurrent' },
   '55P03': { code: 'database.concurrent_change', detail: 'detail.db.locked' },
   '53300': { code: 'database.busy', detail: 'detail.db.busy' },
+  // A table or column of a later migration: the schema has not been migrated to this release yet.
+  '42P01': { code: 'tenant.migrating', detail: 'detail.db.schema_behind' },
+  '42703': { code: 'tenant.migrating', detail: 'detail.db.schema_behind' },
 };
 
 const CONNECTION_FAILURE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)/i;
