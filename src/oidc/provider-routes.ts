@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
 import type Provider from 'oidc-provider';
-import { errors as oidcErrors } from 'oidc-provider';
 import type { RenderedPage } from '../account/page.js';
 import { isMfaStep, type AuthService, type LoginResult } from '../auth/service.js';
 import { authRateLimit, type TenantAuthDeps } from '../auth/tenant-hook.js';
@@ -11,7 +10,7 @@ import { actorFrom, requireTenant } from '../http/context.js';
 import { crossSite } from '../http/edge.js';
 import { loggedProblem, problemBody } from '../http/problem.js';
 import { consentPage, loginPage, mfaPage, mfaRequiredPage, oauthErrorPage, problemPage, type OidcPageView, type Refusal } from './pages.js';
-import { mountPathOf, redirectTargets, withFormTargets, type OidcProviders, type SignInResult } from './provider.js';
+import { loadOidcLibrary, mountPathOf, redirectTargets, withFormTargets, type OidcProviders, type SignInResult } from './provider.js';
 
 export interface OidcProviderRoutesDeps extends Pick<TenantAuthDeps, 'cache' | 'authRateLimitPerMinute'> {
   readonly providers: OidcProviders;
@@ -81,7 +80,7 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     const tenant = requireTenant(request);
     const provider = await deps.providers.get(tenant);
     const details = await provider.interactionDetails(request.raw, reply.raw);
-    if (details.uid !== request.params.uid) throw new oidcErrors.SessionNotFound('interaction mismatch');
+    if (details.uid !== request.params.uid) throw new (await loadOidcLibrary()).errors.SessionNotFound('interaction mismatch');
     const clientId = one(details.params.client_id) ?? '';
     const client = clientId ? await provider.Client.find(clientId) : undefined;
     const view = await deps.providers.view(tenant, request.headers['accept-language'], client ? (client.clientName ?? client.clientId) : '');
@@ -94,6 +93,7 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
 
   /** Whatever stops a page: an OAuth error (an expired interaction) or a problem, as a page in the reader's language. */
   async function failed(request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
+    const { errors: oidcErrors } = await loadOidcLibrary();
     const tenant = request.tenant;
     const view: OidcPageView = tenant ? await deps.providers.view(tenant, request.headers['accept-language'], '') : { locale: 'en', product: '', branding: null, client: '' };
     if (error instanceof oidcErrors.OIDCProviderError) {
@@ -127,6 +127,7 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
   const page = { config: { access: 'public' as const }, schema: { hide: true } };
 
   return async (app) => {
+    const { errors: oidcErrors } = await loadOidcLibrary();
     // An HTML form posts application/x-www-form-urlencoded; a repeated name keeps its last value.
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_LIMIT_BYTES }, (_request, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));

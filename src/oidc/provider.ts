@@ -1,4 +1,11 @@
-import Provider, { type Account, type AdapterPayload, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Account, AdapterPayload, Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
+
+/**
+ * oidc-provider, imported when a tenant's provider is first built: its import costs every
+ * process start-up time and, on Node 20, prints a warning (the CLI and failed starts too).
+ */
+let library: Promise<typeof import('oidc-provider')> | undefined;
+export const loadOidcLibrary = () => (library ??= import('oidc-provider'));
 import type { Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
 import type { AuditActor } from '../audit/audit.js';
@@ -155,7 +162,7 @@ export class OidcProviders implements ChangeListener {
       return known.provider;
     }
     const keystore = await this.deps.oidcKeys.keystore(tenant, now);
-    const entry: Entry = { slug: tenant.slug, schema: tenant.schema, validUntil: keystore.validUntil, provider: Promise.resolve(this.build(tenant, keystore.keys as Record<string, unknown>[])) };
+    const entry: Entry = { slug: tenant.slug, schema: tenant.schema, validUntil: keystore.validUntil, provider: Promise.resolve(this.build(tenant, keystore.keys as Record<string, unknown>[], (await loadOidcLibrary()).default)) };
     this.entries.delete(tenant.id);
     this.entries.set(tenant.id, entry);
     while (this.entries.size > PROVIDER_CACHE_SIZE) this.entries.delete(this.entries.keys().next().value!);
@@ -223,7 +230,7 @@ export class OidcProviders implements ChangeListener {
     return carried && carried.uid === uid ? carried.id : undefined;
   }
 
-  private build(tenant: TenantContext, keys: Record<string, unknown>[]): Provider {
+  private build(tenant: TenantContext, keys: Record<string, unknown>[], Provider: typeof import('oidc-provider').default): Provider {
     const { deps } = this;
     const db = tenantDb(deps.db, tenant.schema);
     const adapter = kyselyAdapter(db, {
