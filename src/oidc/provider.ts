@@ -1,10 +1,11 @@
+import type * as OidcLibrary from 'oidc-provider';
 import type { Account, AdapterPayload, Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
 
 /**
  * oidc-provider, imported when a tenant's provider is first built: its import costs every
  * process start-up time and, on Node 20, prints a warning (the CLI and failed starts too).
  */
-let library: Promise<typeof import('oidc-provider')> | undefined;
+let library: Promise<typeof OidcLibrary> | undefined;
 export const loadOidcLibrary = () => (library ??= import('oidc-provider'));
 import type { Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
@@ -230,7 +231,7 @@ export class OidcProviders implements ChangeListener {
     return carried && carried.uid === uid ? carried.id : undefined;
   }
 
-  private build(tenant: TenantContext, keys: Record<string, unknown>[], Provider: typeof import('oidc-provider').default): Provider {
+  private build(tenant: TenantContext, keys: Record<string, unknown>[], Provider: typeof OidcLibrary.default): Provider {
     const { deps } = this;
     const db = tenantDb(deps.db, tenant.schema);
     const adapter = kyselyAdapter(db, {
