@@ -266,6 +266,7 @@ export function loadConfig(env: Env = process.env): Config {
     .filter((k) => k.trim() !== '')
     .map((k) => parseSecretKey(k, 'CHANNEL_SECRETS_PREVIOUS_KEYS'));
   const dataDir = path.resolve(optional(env, 'DATA_DIR') ?? './.data');
+  const port = integer(env, 'SERVICE_PORT', 8004, 0, 65535);
   const host = optional(env, 'SERVICE_HOST') ?? '0.0.0.0';
   if (/\s/.test(host)) throw new ConfigError('SERVICE_HOST', 'must be a host name or address');
 
@@ -279,7 +280,7 @@ export function loadConfig(env: Env = process.env): Config {
     tenantRoles: oneOf(env, 'DATABASE_TENANT_ROLES', ['true', 'false'] as const, 'true') === 'true',
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwt: { algorithm, secretKey },
-    port: integer(env, 'SERVICE_PORT', 8004, 0, 65535),
+    port,
     host,
     dataDir,
     smtpUrl: url(env, 'SMTP_URL', ['smtp:', 'smtps:']),
@@ -293,7 +294,8 @@ export function loadConfig(env: Env = process.env): Config {
     spareSchemas: integer(env, 'SPARE_SCHEMAS', 2, 0, 100),
     embeddedPostgresPort: integer(env, 'EMBEDDED_POSTGRES_PORT', 0, 0, 65535),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
-    publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? 'http://localhost:8004',
+    // Unset: this machine at the port it listens on (OpenID issuers and passkeys need the real one).
+    publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port || 8004}`,
     corsOrigins: corsOrigins(env),
     authRateLimitPerMinute: integer(env, 'AUTH_RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
     attachmentsDir: path.resolve(optional(env, 'ATTACHMENTS_DIR') ?? path.join(dataDir, 'attachments')),

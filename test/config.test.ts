@@ -7,6 +7,12 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { runTs } from './support/process.js';
 
 describe('loadConfig', () => {
+  it('takes PUBLIC_URL from the port it listens on when unset', () => {
+    expect(loadConfig({}).publicUrl).toBe('http://localhost:8004');
+    expect(loadConfig({ SERVICE_PORT: '8024' }).publicUrl).toBe('http://localhost:8024');
+    expect(loadConfig({ SERVICE_PORT: '8024', PUBLIC_URL: 'https://id.example.com' }).publicUrl).toBe('https://id.example.com');
+  });
+
   it('gives the documented defaults', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
