@@ -113,8 +113,7 @@ export class AuthService {
   }
 
   /** Opens the session of a user who has proven who they are; `metadata` joins the `auth.login` audit row. */
-  private async signIn(tenant: TenantContext, db: Kysely<TenantDatabase>, profile: Omit<UserView, 'roles'>, policy: TenantPolicy, actor: AuditActor, metadata: Record<string, unknown> = {}): Promise<LoginResult> {
-    const user = profile;
+  private async signIn(tenant: TenantContext, db: Kysely<TenantDatabase>, user: Omit<UserView, 'roles'>, policy: TenantPolicy, actor: AuditActor, metadata: object = {}): Promise<LoginResult> {
     // The user's reset counters, the new session and the audit row: one statement, one round
     // trip, built once per schema and prepared (building it cost more than running it).
     const session = this.deps.sessions.newSession({ userId: user.id, ip: actor.ip, userAgent: actor.userAgent, policy });
@@ -138,7 +137,7 @@ export class AuthService {
     );
     const pair = await this.tokens(tenant, user.id, session.row.id, session.refreshToken, policy);
     loginOutcomes.inc({ outcome: 'succeeded' });
-    return { ...pair, user: { ...profile, last_login_at: now, updated_at: now, roles: pair.roles } };
+    return { ...pair, user: { ...user, last_login_at: now, updated_at: now, roles: pair.roles } };
   }
 
   /**
@@ -149,10 +148,7 @@ export class AuthService {
   async verifyMfa(tenant: TenantContext, input: FactorInput & { mfa_token: string }, actor: AuditActor): Promise<LoginResult> {
     const { mfa } = this.deps;
     const challenge = await mfa.challenge(tenant, input.mfa_token, 'login');
-    return this.secondStep(tenant, challenge, actor, async () => {
-      const passed = await mfa.verifyFactor(tenant, challenge, input, actor);
-      return passed ? { ...passed } : null;
-    });
+    return this.secondStep(tenant, challenge, actor, () => mfa.verifyFactor(tenant, challenge, input, actor));
   }
 
   /**
@@ -160,19 +156,10 @@ export class AuthService {
    * it started with its first code, and the login finishes; the recovery codes come with the tokens.
    */
   async confirmEnrolment(tenant: TenantContext, input: { mfa_token: string; code: string }, actor: AuditActor): Promise<LoginResult & { recovery_codes: string[] }> {
-    const { mfa } = this.deps;
-    const challenge = await mfa.challenge(tenant, input.mfa_token, 'enrolment');
-    let recoveryCodes: string[] = [];
-    const result = await this.secondStep(tenant, challenge, actor, async (_db, userId) => {
-      try {
-        recoveryCodes = (await mfa.confirmTotp(tenant, userId, input.code, { ...actor, actorUserId: userId, actorType: 'user' })).recovery_codes;
-      } catch (error) {
-        if (error instanceof DomainError && error.code === 'mfa.invalid_code') return null;
-        throw error;
-      }
-      return { mfa: 'totp', enrolled: true };
+    return this.enrol(tenant, input.mfa_token, actor, 'mfa.invalid_code', async (userId, asUser) => {
+      const { recovery_codes } = await this.deps.mfa.confirmTotp(tenant, userId, input.code, asUser);
+      return { recovery_codes, metadata: { mfa: 'totp' } };
     });
-    return { ...result, recovery_codes: recoveryCodes };
   }
 
   /**
@@ -181,16 +168,29 @@ export class AuthService {
    * lockout. The recovery codes come with the tokens.
    */
   async confirmPasskeyEnrolment(tenant: TenantContext, input: PasskeyRegistration & { mfa_token: string }, actor: AuditActor): Promise<LoginResult & { recovery_codes: string[] }> {
-    const { mfa } = this.deps;
-    const challenge = await mfa.challenge(tenant, input.mfa_token, 'enrolment');
+    return this.enrol(tenant, input.mfa_token, actor, 'mfa.passkey_invalid', async (userId, asUser, challengeId) => {
+      const passkey = await this.deps.mfa.registerPasskey(tenant, userId, input, asUser, challengeId);
+      return { recovery_codes: passkey.recovery_codes ?? [], metadata: { mfa: 'webauthn', passkey_id: passkey.id } };
+    });
+  }
+
+  /** A forced enrolment's factor registered as the second step: `refused` (a factor that does not verify) counts as a failure. */
+  private async enrol(
+    tenant: TenantContext,
+    mfaToken: string,
+    actor: AuditActor,
+    refused: string,
+    register: (userId: string, asUser: AuditActor, challengeId: string) => Promise<{ recovery_codes: string[]; metadata: Record<string, unknown> }>,
+  ): Promise<LoginResult & { recovery_codes: string[] }> {
+    const challenge = await this.deps.mfa.challenge(tenant, mfaToken, 'enrolment');
     let recoveryCodes: string[] = [];
     const result = await this.secondStep(tenant, challenge, actor, async (_db, userId) => {
       try {
-        const passkey = await mfa.registerPasskey(tenant, userId, input, { ...actor, actorUserId: userId, actorType: 'user' }, challenge.id);
-        recoveryCodes = passkey.recovery_codes ?? [];
-        return { mfa: 'webauthn', passkey_id: passkey.id, enrolled: true };
+        const done = await register(userId, { ...actor, actorUserId: userId, actorType: 'user' }, challenge.id);
+        recoveryCodes = done.recovery_codes;
+        return { ...done.metadata, enrolled: true };
       } catch (error) {
-        if (error instanceof DomainError && error.code === 'mfa.passkey_invalid') return null;
+        if (error instanceof DomainError && error.code === refused) return null;
         throw error;
       }
     });
@@ -208,7 +208,7 @@ export class AuthService {
     tenant: TenantContext,
     challenge: { id: string; userId: string },
     actor: AuditActor,
-    factor: (db: Kysely<TenantDatabase>, userId: string) => Promise<Record<string, unknown> | null>,
+    factor: (db: Kysely<TenantDatabase>, userId: string) => Promise<object | null>,
   ): Promise<LoginResult> {
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);

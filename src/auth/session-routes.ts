@@ -27,6 +27,9 @@ function setCookie(request: FastifyRequest, reply: FastifyReply, value: string, 
 }
 
 /** The session cookie's value, if the request carries one. */
+
+/** A forced enrolment's last step: the login's answer with the new recovery codes. */
+const BrowserEnrolledSchema = Type.Object({ ...BrowserLoginSchema.properties, ...RecoveryCodesSchema.properties });
 export function sessionCookie(request: FastifyRequest): string | undefined {
   for (const part of (request.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
@@ -89,7 +92,7 @@ export function sessionRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
           tags: ['auth'],
           summary: 'Finish a forced enrolment from a browser (auth/session answered mfa_enrolment_required): the first TOTP code; the recovery codes and the access token in the answer, the refresh token in the cookie',
           body: EnrolmentConfirmBody,
-          response: { 200: Type.Object({ ...BrowserLoginSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+          response: { 200: BrowserEnrolledSchema, ...problems(400, 401, 404, 409, 429) },
         },
       },
       async (request, reply) => withCookie(request, reply, await auth.confirmEnrolment(requireTenant(request), request.body, actorFrom(request))),
@@ -103,7 +106,7 @@ export function sessionRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
           tags: ['auth'],
           summary: 'Finish a forced enrolment from a browser with a passkey (the registration response to auth/mfa/passkeys/registration-options); the recovery codes and the access token in the answer, the refresh token in the cookie',
           body: EnrolmentPasskeyBody,
-          response: { 200: Type.Object({ ...BrowserLoginSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+          response: { 200: BrowserEnrolledSchema, ...problems(400, 401, 404, 409, 429) },
         },
       },
       async (request, reply) => withCookie(request, reply, await auth.confirmPasskeyEnrolment(requireTenant(request), request.body, actorFrom(request))),

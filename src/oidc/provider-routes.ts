@@ -104,11 +104,21 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     return send(reply, body.status, problemPage(view, { title: body.title, detail: body.detail }));
   }
 
-  /** A refusal of what was typed, in the reader's language, with its status. */
-  const refusalOf = (request: FastifyRequest, error: DomainError, view: OidcPageView): { status: number; refusal: Refusal } => {
+  /** A refusal of what was typed, in the reader's language, with its status; anything else (a server error) is thrown on. */
+  const refusalOf = (request: FastifyRequest, error: unknown, view: OidcPageView): { status: number; refusal: Refusal; code: string } => {
+    if (!(error instanceof DomainError)) throw error;
     const body = problemBody(loggedProblem(request, error), request.id, view.locale);
-    return { status: body.status, refusal: { title: body.title, detail: body.detail } };
+    if (body.status >= 500) throw error;
+    return { status: body.status, refusal: { title: body.title, detail: body.detail }, code: error.code };
   };
+
+  /** A sign-in form's post: from this site, within the rate limit, while a sign-in is pending; its interaction and fields. */
+  async function signInForm(request: FastifyRequest<{ Params: { uid: string } }>, reply: FastifyReply) {
+    await formGuard(request, reply);
+    const context = await interaction(request, reply);
+    if (context.details.prompt.name !== 'login') throw new (await loadOidcLibrary()).errors.InvalidRequest('no sign-in is pending');
+    return { ...context, fields: fieldsOf(request.body) };
+  }
 
   /** The sign-in is done: the interaction's result names the user and the service session it opened, and the browser goes back to the provider. */
   async function signedIn(request: FastifyRequest, reply: FastifyReply, provider: Provider, result: LoginResult, amr: string[]) {
@@ -149,17 +159,13 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
 
     app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/login', page, async (request, reply) => {
       try {
-        await formGuard(request, reply);
-        const { tenant, provider, details, view, base, show } = await interaction(request, reply);
-        if (details.prompt.name !== 'login') throw new oidcErrors.InvalidRequest('no sign-in is pending');
-        const fields = fieldsOf(request.body);
+        const { tenant, provider, view, base, show, fields } = await signInForm(request, reply);
         const email = (one(fields.email) ?? '').slice(0, 320);
         let answer;
         try {
           // The same login as POST auth/login: lockout, audit and the second factor apply.
           answer = await deps.auth.login(tenant, { email, password: one(fields.password) ?? '' }, actorFrom(request));
         } catch (error) {
-          if (!(error instanceof DomainError) || refusalOf(request, error, view).status >= 500) throw error;
           const { status, refusal } = refusalOf(request, error, view);
           return show(status, loginPage(view, { action: `${base}/login`, email, refusal }));
         }
@@ -173,20 +179,16 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
 
     app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/mfa', page, async (request, reply) => {
       try {
-        await formGuard(request, reply);
-        const { tenant, provider, details, view, base, show } = await interaction(request, reply);
-        if (details.prompt.name !== 'login') throw new oidcErrors.InvalidRequest('no sign-in is pending');
-        const fields = fieldsOf(request.body);
+        const { tenant, provider, view, base, show, fields } = await signInForm(request, reply);
         const mfaToken = one(fields.mfa_token) ?? '';
         try {
           // The same second step as POST auth/mfa/verify: a code of the app, or a recovery code.
           const result = await deps.auth.verifyMfa(tenant, { mfa_token: mfaToken, code: (one(fields.code) ?? '').slice(0, 64) }, actorFrom(request));
           return await signedIn(request, reply, provider, result, ['pwd', 'otp']);
         } catch (error) {
-          if (!(error instanceof DomainError) || refusalOf(request, error, view).status >= 500) throw error;
-          const { status, refusal } = refusalOf(request, error, view);
+          const { status, refusal, code } = refusalOf(request, error, view);
           // A void token cannot be tried again: the sign-in starts over.
-          if (error.code === 'auth.mfa_token_invalid') return show(status, loginPage(view, { action: `${base}/login`, email: '', refusal }));
+          if (code === 'auth.mfa_token_invalid') return show(status, loginPage(view, { action: `${base}/login`, email: '', refusal }));
           return show(status, mfaPage(view, { action: `${base}/mfa`, mfaToken, refusal }));
         }
       } catch (error) {

@@ -30,6 +30,9 @@ const PasskeyParams = Type.Object({ passkey_id: Type.String({ format: 'uuid' }) 
  * enrolment (`auth/mfa/*`, public, rate-limited like `auth/login`), the user's own factors
  * (`me/mfa/*`, a user session), and an administrator's reset (`users/{id}/mfa`).
  */
+
+/** A forced enrolment's last step: the login's answer with the new recovery codes. */
+const EnrolledLoginSchema = Type.Object({ ...LoginTokensSchema.properties, ...RecoveryCodesSchema.properties });
 export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post(
@@ -82,7 +85,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
           tags: ['auth'],
           summary: 'Forced enrolment: the registration response stores the passkey and finishes the login; the ten recovery codes come with the tokens. A response that does not verify counts towards the lockout',
           body: EnrolmentPasskeyBody,
-          response: { 200: Type.Object({ ...LoginTokensSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+          response: { 200: EnrolledLoginSchema, ...problems(400, 401, 404, 409, 429) },
         },
       },
       async (request) => auth.confirmPasskeyEnrolment(requireTenant(request), request.body, actorFrom(request)),
@@ -110,7 +113,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
           tags: ['auth'],
           summary: 'Forced enrolment: the first TOTP code activates it and finishes the login; the ten recovery codes come with the tokens',
           body: EnrolmentConfirmBody,
-          response: { 200: Type.Object({ ...LoginTokensSchema.properties, ...RecoveryCodesSchema.properties }), ...problems(400, 401, 404, 409, 429) },
+          response: { 200: EnrolledLoginSchema, ...problems(400, 401, 404, 409, 429) },
         },
       },
       async (request) => auth.confirmEnrolment(requireTenant(request), request.body, actorFrom(request)),
