@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -38,9 +39,18 @@ async function signIn(page: Page, slug: string, email: string): Promise<void> {
   await page.getByLabel('Tenant').fill(slug);
   await page.getByLabel('Email or username').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await expect.poll(() => page.url()).toBe(`${base}/console/t/${slug}/users`);
   await page.getByRole('table', { name: 'Users' }).waitFor();
+}
+
+/** A software authenticator in the browser (Chromium's virtual one): it makes and uses real, discoverable credentials, the user verified. */
+async function addAuthenticator(context: BrowserContext, page: Page): Promise<void> {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
 }
 
 async function expectAccessible(page: Page, what: string): Promise<void> {
@@ -235,7 +245,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await page.goto(`${base}/console/tenants?search=con`);
     await expect.poll(() => page.url()).toMatch(/\/console\/signin\?mode=operator/);
     await page.getByLabel('System token').fill(await t.systemToken());
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await expect.poll(() => page.url()).toBe(`${base}/console/tenants?search=con`);
     const table = page.getByRole('table', { name: 'Tenants' });
     await table.getByRole('link', { name: 'cona' }).waitFor();
@@ -290,7 +300,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await page.getByLabel('Tenant').fill('cona');
     await page.getByLabel('Email or username').fill('otp@cona.example');
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('heading', { name: 'Two-step sign-in' }).waitFor();
     await page.getByLabel('Code').fill('000000' === (await code(secret)) ? '111111' : '000000');
     await page.getByRole('button', { name: 'Verify' }).click();
@@ -311,7 +321,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await other.getByLabel('Tenant').fill('conb');
     await other.getByLabel('Email or username').fill('grace@conb.example');
     await other.getByLabel('Password').fill(PASSWORD);
-    await other.getByRole('button', { name: 'Sign in' }).click();
+    await other.getByRole('button', { name: 'Sign in', exact: true }).click();
     const key = (await other.getByLabel('Authenticator key').textContent())!.trim();
     expect(key).toMatch(/^[A-Z2-7]{16,}$/);
     await other.getByLabel('Code from the app').fill(await code(key));
@@ -331,12 +341,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await seedUser(t, 'cona', { email: 'key@cona.example', roles: ['user'] });
     const context = await browser.newContext();
     const page = await open(context);
-    // A software authenticator in the browser: it makes and uses real credentials.
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-    });
+    await addAuthenticator(context, page);
     await signIn(page, 'cona', 'key@cona.example');
     await page.getByRole('link', { name: 'Your sign-in' }).click();
     await page.getByText('No passkey yet.').waitFor();
@@ -349,10 +354,16 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Email or username').fill('key@cona.example');
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('heading', { name: 'Two-step sign-in' }).waitFor();
     await page.getByRole('button', { name: 'Use a passkey' }).click();
     await expect.poll(() => page.url()).toBe(`${base}/console/t/cona/users`);
+
+    // Passwordless: the tenant, then the passkey alone (the virtual authenticator verifies the user).
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await expect.poll(() => page.url()).toBe(`${base}/console/t/cona/users`);
+    await page.getByRole('table', { name: 'Users' }).waitFor();
 
     await page.getByRole('link', { name: 'Your sign-in' }).click();
     await page.getByRole('button', { name: 'Remove Laptop' }).click();
@@ -362,6 +373,79 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await page.getByLabel('Your password, to remove Laptop').fill(PASSWORD);
     await page.getByRole('button', { name: 'Remove', exact: true }).click();
     await page.getByText('No passkey yet.').waitFor();
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  it("signs in to an OpenID client on the provider's pages with a passkey: set up when the tenant requires a factor, as the second factor, and passwordless", async () => {
+    await seedUser(t, 'conb', { email: 'oidc@conb.example', roles: ['user'] });
+    const admin = (await login(t.app, 'conb', 'admin@conb.example')).access_token;
+    const redirect = `${base}/sample-app/callback`;
+    const created = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/conb/oidc/clients', headers: bearer(admin), payload: { name: 'Sample app', type: 'public', redirect_uris: [redirect] } });
+    expect(created.statusCode, created.body).toBe(201);
+    const clientId = created.json().client_id as string;
+    const authorize = (extra: Record<string, string> = {}) =>
+      `${base}/api/v1/tenants/conb/oidc/auth?${new URLSearchParams({
+        client_id: clientId,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: redirect,
+        code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
+        code_challenge_method: 'S256',
+        state: randomBytes(8).toString('hex'),
+        ...extra,
+      }).toString()}`;
+    const backAtTheApp = (page: Page) => expect.poll(() => page.url()).toMatch(new RegExp(`^${redirect}\\?code=`));
+    const setMfa = async (mode: string) => {
+      await tenantDb(t.db.database.db, 'tenant_conb').updateTable('settings').set({ value: JSON.stringify(mode) }).where('key', '=', 'auth.mfa').execute();
+      await t.services.changes.committed(await t.services.directory.resolve('conb'), [{ kind: 'settings' }]);
+    };
+
+    const context = await browser.newContext();
+    const page = await open(context);
+    await addAuthenticator(context, page);
+    const signInWithPassword = async () => {
+      await page.getByLabel('Email address').fill('oidc@conb.example');
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    };
+    await setMfa('required');
+    try {
+      // No factor yet: the pages set one up (a passkey here), show the recovery codes once, then go on.
+      await page.goto(authorize());
+      await signInWithPassword();
+      await page.getByRole('heading', { name: 'Set up a second factor' }).waitFor();
+      expect(await page.locator('#secret').textContent()).toMatch(/^[A-Z2-7]{16,}$/);
+      await expectAccessible(page, 'provider enrolment');
+      await page.getByRole('button', { name: 'Use a passkey instead' }).click();
+      await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+      expect(await page.locator('ul.codes li').count()).toBe(10);
+      await expectAccessible(page, 'provider recovery codes');
+      await page.getByRole('link', { name: 'Continue to Sample app' }).click();
+      await page.getByRole('button', { name: 'Allow' }).click();
+      await backAtTheApp(page);
+
+      // The next sign-in asks for the passkey as the second factor.
+      await page.goto(authorize({ prompt: 'login' }));
+      await signInWithPassword();
+      await page.getByRole('heading', { name: 'A second factor is needed' }).waitFor();
+      await page.getByRole('button', { name: 'Use a passkey' }).click();
+      await backAtTheApp(page);
+
+      // And the passkey alone signs in.
+      await page.goto(authorize({ prompt: 'login' }));
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      await backAtTheApp(page);
+    } finally {
+      await setMfa('optional');
+    }
+    const user = await tenantDb(t.db.database.db, 'tenant_conb').selectFrom('users').select('id').where('email', '=', 'oidc@conb.example').executeTakeFirstOrThrow();
+    const logins = await tenantDb(t.db.database.db, 'tenant_conb').selectFrom('audit_logs').select('metadata').where('action', '=', 'auth.login').where('entity_id', '=', user.id).orderBy('created_at').execute();
+    expect(logins.map((l) => l.metadata)).toEqual([
+      expect.objectContaining({ mfa: 'webauthn', enrolled: true }),
+      expect.objectContaining({ mfa: 'webauthn' }),
+      expect.objectContaining({ mfa: 'webauthn', passwordless: true }),
+    ]);
     expect(pageErrors).toEqual([]);
     await context.close();
   });
@@ -383,7 +467,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
 
     await page.goto(`${base}/console/signin?mode=operator&next=${encodeURIComponent('/console/tenants')}`);
     await page.getByLabel('System token').fill(await t.systemToken());
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('table', { name: 'Tenants' }).waitFor();
     expect(await page.getByRole('navigation', { name: 'Tenant pages' }).textContent()).toMatch(/\(100\d\d in all\)/);
     await expect.poll(() => rendered('console:tenants')).toBeGreaterThan(0);

@@ -5,6 +5,7 @@ import { authenticator } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenantDb } from '../src/db/database.js';
 import { childServiceEnv, createTestApp, type TestApp } from './support/app.js';
+import { SoftAuthenticator } from './support/authenticator.js';
 import { createTestDatabase } from './support/db.js';
 import { exited, startTs } from './support/process.js';
 import { bearer, login, PASSWORD, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
@@ -272,6 +273,92 @@ describe('authorization code flow', () => {
     const { tokens: set } = await finish(config, flow, done);
     expect(set.claims()!.sub).toBe(user.id);
     expect(set.claims()!.amr).toEqual(['pwd', 'otp']);
+  });
+});
+
+describe('second factors on the pages', () => {
+  const passkeyAction = (html: string) => /<form id="passkey-form" method="post" action="([^"]+)"/.exec(html)![1]!.replaceAll('&amp;', '&');
+  const setMfa = async (slug: string, mode: string) => {
+    await db(slug).updateTable('settings').set({ value: JSON.stringify(mode) }).where('key', '=', 'auth.mfa').execute();
+    await t.services.changes.committed(await t.services.directory.resolve(slug), [{ kind: 'settings' }]);
+  };
+  /** The page's own origin and host: this suite's PUBLIC_URL. */
+  const here = () => ({ origin: base, rpId: new URL(base).hostname });
+  const options = async (path: string, body: object) => {
+    const res = await api('ob', path, { method: 'POST', body: JSON.stringify(body) });
+    expect(res.status, await res.clone().text()).toBe(200);
+    return (await res.json()) as { challenge: string; user?: { id: string } };
+  };
+
+  it('sets up TOTP when the tenant requires a factor: a wrong code keeps the key, the right one shows the recovery codes once, then the application', async () => {
+    const user = await seedUser(t, 'ob', { email: 'enrol@ob.example' });
+    const res = await api('ob', 'oidc/clients', { method: 'POST', token: tokens.ob, body: JSON.stringify({ name: 'Wiki', type: 'confidential', redirect_uris: [redirectUri()] }) });
+    expect(res.status).toBe(201);
+    const config = await configFor('ob', (await res.json()) as Registered);
+    await setMfa('ob', 'required');
+    try {
+      const flow = await authorize(config);
+      const enrol = await flow.browser.request(new URL(formAction(flow.page.body), base).href, { form: { email: user.email, password: PASSWORD } });
+      expect(enrol.status, enrol.body).toBe(200);
+      expect(enrol.body).toContain('Set up a second factor');
+      const secret = hiddenValue(enrol.body, 'secret')!;
+      expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
+      expect(enrol.body).toContain(`<code id="secret">${secret}</code>`);
+      expect(enrol.body).toContain('href="otpauth://totp/');
+      // The page's script is allowed by its hash, and may call the API on this origin.
+      expect(enrol.headers.get('content-security-policy')).toMatch(/script-src 'sha256-[^']+'; connect-src 'self'/);
+      const fields = { mfa_token: hiddenValue(enrol.body, 'mfa_token')!, secret, otpauth_url: hiddenValue(enrol.body, 'otpauth_url')!.replaceAll('&amp;', '&') };
+      const wrong = await flow.browser.request(new URL(formAction(enrol.body), base).href, { form: { ...fields, code: '000000' === authenticator.generate(secret) ? '111111' : '000000' } });
+      // A wrong code is a failed login, as at auth/mfa/totp/confirm.
+      expect(wrong.status).toBe(401);
+      expect(wrong.body).toContain('role="alert"');
+      expect(hiddenValue(wrong.body, 'secret')).toBe(secret);
+      const codes = await flow.browser.request(new URL(formAction(wrong.body), base).href, { form: { ...fields, code: authenticator.generate(secret) } });
+      expect(codes.status, codes.body).toBe(200);
+      expect(codes.body).toContain('Save your recovery codes');
+      expect([...codes.body.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)]).toHaveLength(10);
+      const next = /<a class="button" href="([^"]+)">Continue to Wiki<\/a>/.exec(codes.body)![1]!.replaceAll('&amp;', '&');
+      const { tokens: set } = await finish(config, flow, await flow.browser.follow(new URL(next, base).href));
+      expect(set.claims()).toMatchObject({ sub: user.id, amr: ['pwd', 'otp'] });
+      expect((await db('ob').selectFrom('mfa_totp').select('confirmed_at').where('user_id', '=', user.id).executeTakeFirstOrThrow()).confirmed_at).not.toBeNull();
+    } finally {
+      await setMfa('ob', 'optional');
+    }
+  });
+
+  it('takes a passkey as the second factor and alone (passwordless), and a forged one back to the sign-in form', async () => {
+    const user = await seedUser(t, 'ob', { email: 'passkey@ob.example' });
+    const res = await api('ob', 'oidc/clients', { method: 'POST', token: tokens.ob, body: JSON.stringify({ name: 'Shop', type: 'confidential', redirect_uris: [redirectUri()] }) });
+    const config = await configFor('ob', (await res.json()) as Registered);
+    const token = (await login(t.app, 'ob', user.email)).access_token;
+    const device = new SoftAuthenticator();
+    const registration = await api('ob', 'me/mfa/passkeys/registration-options', { method: 'POST', token, body: '{}' });
+    const created = await api('ob', 'me/mfa/passkeys', { method: 'POST', token, body: JSON.stringify({ response: device.register((await registration.json()) as { challenge: string }, here()) }) });
+    expect(created.status, await created.clone().text()).toBe(201);
+
+    // Second factor: the password, then the passkey's assertion to this mfa_token's challenge.
+    const flow = await authorize(config);
+    const mfa = await flow.browser.request(new URL(formAction(flow.page.body), base).href, { form: { email: user.email, password: PASSWORD } });
+    expect(mfa.body).toContain('data-passkey="get"');
+    const mfaToken = hiddenValue(mfa.body, 'mfa_token')!;
+    const assertion = device.assert(await options('auth/mfa/passkey-options', { mfa_token: mfaToken }), here());
+    const second = await flow.browser.follow(new URL(passkeyAction(mfa.body), base).href, { form: { mfa_token: mfaToken, methods: 'webauthn,recovery_code', webauthn: JSON.stringify(assertion) } });
+    expect((await finish(config, flow, second)).tokens.claims()).toMatchObject({ sub: user.id, amr: ['pwd', 'hwk'] });
+
+    // Passwordless: the sign-in page's passkey form, no password.
+    const alone = await authorize(config);
+    expect(alone.page.body).toContain('data-passkey="get"');
+    const forged = await alone.browser.request(new URL(passkeyAction(alone.page.body), base).href, { form: { webauthn: '{"id":"x"}' } });
+    expect(forged.status).toBe(401);
+    expect(forged.body).toContain('name="password"');
+    expect(forged.body).toContain('role="alert"');
+    const signed = device.assert(await options('auth/passkey/options', {}), here());
+    const done = await alone.browser.follow(new URL(passkeyAction(forged.body), base).href, { form: { webauthn: JSON.stringify(signed) } });
+    expect((await finish(config, alone, done)).tokens.claims()).toMatchObject({ sub: user.id, amr: ['hwk', 'user'] });
+    // On the other tenant's issuer the same passkey is unknown.
+    const other = await authorize(await configFor('oa', confidential));
+    const elsewhere = await other.browser.request(new URL(passkeyAction(other.page.body), base).href, { form: { webauthn: JSON.stringify(device.assert(await options('auth/passkey/options', {}), here())) } });
+    expect(elsewhere.status).toBe(401);
   });
 });
 

@@ -1,8 +1,8 @@
-import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { isoCBOR } from '@simplewebauthn/server/helpers';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { relyingParty } from '../src/auth/mfa/webauthn.js';
 import { tenantDb } from '../src/db/database.js';
+import { b64url, RP_ID, SoftAuthenticator } from './support/authenticator.js';
 import { useTenants } from './support/fixture.js';
 import { bearer, login, PASSWORD, seedUser } from './support/tenants.js';
 
@@ -14,112 +14,12 @@ import { bearer, login, PASSWORD, seedUser } from './support/tenants.js';
  */
 const t = useTenants(['pa', 'pb']);
 
-/** The test app's PUBLIC_URL is http://app.example: its host is the RP ID, its origin the one accepted. */
-const ORIGIN = 'http://app.example';
-const RP_ID = 'app.example';
 
 const db = (slug: string) => tenantDb(t.db.database.db, `tenant_${slug}`);
 const post = (slug: string, path: string, payload: object, token?: string) =>
   t.app.inject({ method: 'POST', url: `/api/v1/tenants/${slug}/${path}`, payload, ...(token ? { headers: bearer(token) } : {}) });
 const get = (slug: string, path: string, token: string) => t.app.inject({ url: `/api/v1/tenants/${slug}/${path}`, headers: bearer(token) });
 
-const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
-const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest();
-
-const UP = 0x01;
-const UV = 0x04;
-const AT = 0x40;
-
-interface Ceremony {
-  origin?: string;
-  challenge?: string;
-  rpId?: string;
-  counter?: number;
-}
-
-/**
- * A software authenticator: one ES256 credential, its signature counter, and the two
- * ceremonies as a browser would hand their results to the server (the JSON form).
- */
-class SoftAuthenticator {
-  readonly credentialId: Buffer;
-  counter = 0;
-
-  constructor(
-    private readonly keys: { privateKey: KeyObject; publicKey: KeyObject } = generateKeyPairSync('ec', { namedCurve: 'P-256' }),
-    credentialId?: Buffer,
-  ) {
-    this.credentialId = credentialId ?? randomBytes(32);
-  }
-
-  get id(): string {
-    return b64url(this.credentialId);
-  }
-
-  /** Another device holding the same key (a clone), with a counter of its own. */
-  clone(): SoftAuthenticator {
-    return new SoftAuthenticator(this.keys, this.credentialId);
-  }
-
-  /** The public key as COSE_Key (EC2, ES256, P-256). */
-  private cosePublicKey(): Uint8Array {
-    const jwk = this.keys.publicKey.export({ format: 'jwk' });
-    return isoCBOR.encode(
-      new Map<number, number | Uint8Array>([
-        [1, 2],
-        [3, -7],
-        [-1, 1],
-        [-2, Buffer.from(jwk.x!, 'base64url')],
-        [-3, Buffer.from(jwk.y!, 'base64url')],
-      ]),
-    );
-  }
-
-  private authData(rpId: string, flags: number, counter: number, attested: boolean): Buffer {
-    const count = Buffer.alloc(4);
-    count.writeUInt32BE(counter);
-    const parts: Buffer[] = [sha256(rpId), Buffer.from([flags]), count];
-    if (attested) {
-      const length = Buffer.alloc(2);
-      length.writeUInt16BE(this.credentialId.length);
-      parts.push(Buffer.alloc(16), length, this.credentialId, Buffer.from(this.cosePublicKey()));
-    }
-    return Buffer.concat(parts);
-  }
-
-  private clientData(type: string, challenge: string, origin: string): Buffer {
-    return Buffer.from(JSON.stringify({ type, challenge, origin, crossOrigin: false }));
-  }
-
-  /** navigator.credentials.create() for `options` (attestation "none"). */
-  register(options: { challenge: string }, c: Ceremony = {}) {
-    const authData = this.authData(c.rpId ?? RP_ID, UP | UV | AT, this.counter, true);
-    const attestationObject = isoCBOR.encode(new Map<string, unknown>([['fmt', 'none'], ['attStmt', new Map()], ['authData', authData]]) as never);
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: 'public-key',
-      response: { clientDataJSON: b64url(this.clientData('webauthn.create', c.challenge ?? options.challenge, c.origin ?? ORIGIN)), attestationObject: b64url(attestationObject), transports: ['usb', 'warp-drive'] },
-      authenticatorAttachment: 'cross-platform',
-      clientExtensionResults: {},
-    };
-  }
-
-  /** navigator.credentials.get() for `options`: the counter rises first (unless a ceremony names one). */
-  assert(options: { challenge: string }, c: Ceremony = {}) {
-    const counter = c.counter ?? ++this.counter;
-    const authData = this.authData(c.rpId ?? RP_ID, UP | UV, counter, false);
-    const clientDataJSON = this.clientData('webauthn.get', c.challenge ?? options.challenge, c.origin ?? ORIGIN);
-    const signature = sign('sha256', Buffer.concat([authData, sha256(clientDataJSON)]), this.keys.privateKey);
-    return {
-      id: this.id,
-      rawId: this.id,
-      type: 'public-key',
-      response: { clientDataJSON: b64url(clientDataJSON), authenticatorData: b64url(authData), signature: b64url(signature) },
-      clientExtensionResults: {},
-    };
-  }
-}
 
 async function setSetting(slug: string, key: string, value: unknown) {
   await db(slug).updateTable('settings').set({ value: JSON.stringify(value) }).where('key', '=', key).execute();
@@ -348,6 +248,94 @@ describe('login step-up with a passkey', () => {
     // B's own passkey still signs B in.
     const again = await stepUp('pb', b.email);
     expect((await post('pb', 'auth/mfa/verify', { mfa_token: again.mfaToken, webauthn: b.device.assert(again.options) })).statusCode).toBe(200);
+  });
+});
+
+describe('passwordless sign-in with a passkey', () => {
+  /** Options of auth/passkey/options. */
+  const signInOptions = async (slug: string) => {
+    const res = await post(slug, 'auth/passkey/options', {});
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json() as { challenge: string; allowCredentials: unknown[]; userVerification: string };
+  };
+  const passkeyLogin = (slug: string, webauthn: object) => post(slug, 'auth/passkey/login', { webauthn });
+
+  it('asks for a discoverable passkey with the user verified, and signs its user in with no password and no second step', async () => {
+    const u = await withPasskey('pa');
+    const options = await signInOptions('pa');
+    expect(options).toMatchObject({ rpId: RP_ID, userVerification: 'required', allowCredentials: [], timeout: 300_000 });
+    const res = await passkeyLogin('pa', u.device.assert(options));
+    expect(res.statusCode, res.body).toBe(200);
+    const answer = res.json();
+    expect(answer).toMatchObject({ token_type: 'bearer', user: { id: u.id, email: u.email } });
+    expect(answer).not.toHaveProperty('mfa_token');
+    // The tokens work, and the session is the user's.
+    const me = await get('pa', 'me', answer.access_token);
+    expect(me.statusCode).toBe(200);
+    expect(me.json().id).toBe(u.id);
+    const audit = await db('pa').selectFrom('audit_logs').select('metadata').where('action', '=', 'auth.login').where('entity_id', '=', u.id).orderBy('created_at', 'desc').executeTakeFirstOrThrow();
+    expect(audit.metadata).toMatchObject({ mfa: 'webauthn', passkey_id: u.passkey.id, passwordless: true });
+    expect((await db('pa').selectFrom('mfa_passkeys').select(['counter', 'last_used_at']).where('id', '=', u.passkey.id).executeTakeFirstOrThrow()).last_used_at).not.toBeNull();
+    // The challenge was used up.
+    const replay = await passkeyLogin('pa', u.device.assert(options));
+    expect(replay.statusCode).toBe(401);
+    expect(replay.json().code).toBe('auth.passkey_failed');
+  });
+
+  it('refuses an unverified user, a wrong user handle, origin or challenge, and an unknown credential; a known one\'s failures lock its user', async () => {
+    await setSetting('pb', 'lockout.max_failures', 5);
+    try {
+      const u = await withPasskey('pb');
+      const refused = async (webauthn: object) => {
+        const res = await passkeyLogin('pb', webauthn);
+        expect(res.statusCode, res.body).toBe(401);
+        expect(res.json()).toMatchObject({ code: 'auth.passkey_failed', status: 401 });
+      };
+      await refused(u.device.assert(await signInOptions('pb'), { userVerified: false }));
+      await refused(u.device.assert(await signInOptions('pb'), { userHandle: b64url(Buffer.from(randomUUID())) }));
+      await refused(u.device.assert(await signInOptions('pb'), { origin: 'https://evil.example' }));
+      await refused(u.device.assert({ challenge: b64url(randomBytes(32)) }));
+      // A second-factor challenge is not a sign-in challenge.
+      const { options: stepOptions } = await stepUp('pb', u.email);
+      await refused(u.device.assert(stepOptions));
+      await refused(new SoftAuthenticator().assert(await signInOptions('pb')));
+      const reasons = (await db('pb').selectFrom('audit_logs').select('metadata').where('action', '=', 'auth.login_failed').execute()).map((r) => (r.metadata as { reason?: string }).reason);
+      expect(reasons.filter((r) => r === 'unknown_passkey')).toHaveLength(1);
+      // Five failures of a known credential: locked, and even a good assertion is refused.
+      const row = await db('pb').selectFrom('users').select(['locked_until']).where('id', '=', u.id).executeTakeFirstOrThrow();
+      expect(row.locked_until!.getTime()).toBeGreaterThan(Date.now());
+      await refused(u.device.assert(await signInOptions('pb')));
+      expect(reasons.filter((r) => r === 'bad_passkey')).toHaveLength(5);
+    } finally {
+      await setSetting('pb', 'lockout.max_failures', 10);
+    }
+  });
+
+  it("keeps tenants apart: a passkey of one tenant does not sign in on the other, nor with the other's challenge", async () => {
+    const a = await withPasskey('pa');
+    const b = await withPasskey('pb');
+    const onB = await signInOptions('pb');
+    const res = await passkeyLogin('pb', a.device.assert(onB));
+    expect(res.statusCode).toBe(401);
+    // A's challenge answered on A but sent to B, then B's own: B's credential with A's challenge fails on B.
+    expect((await passkeyLogin('pb', b.device.assert(await signInOptions('pa')))).statusCode).toBe(401);
+    const ok = await passkeyLogin('pb', b.device.assert(await signInOptions('pb')));
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json().user.id).toBe(b.id);
+  });
+
+  it('is refused while auth.mfa is off, and answers malformed input naming the field', async () => {
+    const bad = await post('pa', 'auth/passkey/login', { webauthn: { id: 'x' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().errors[0].field).toMatch(/^webauthn/);
+    await setSetting('pa', 'auth.mfa', 'off');
+    try {
+      const off = await post('pa', 'auth/passkey/options', {});
+      expect(off.statusCode).toBe(409);
+      expect(off.json().code).toBe('mfa.disabled');
+    } finally {
+      await setSetting('pa', 'auth.mfa', 'optional');
+    }
   });
 });
 

@@ -56,6 +56,10 @@ input[aria-invalid=true]{border-color:#b3261e}
 button{margin-top:24px;width:100%;padding:12px 20px;font:inherit;font-weight:600;color:#fff;background:var(--brand);border:0;border-radius:6px;cursor:pointer}
 button.secondary{margin-top:12px;color:#1d1d1f;background:#fff;border:1px solid #8e8e93}
 ul.scopes{margin:8px 0 0;padding-left:20px}
+ul.codes{columns:2;margin:8px 0 0;padding-left:20px;font-family:ui-monospace,monospace}
+code{font-family:ui-monospace,monospace;word-break:break-all}
+a.button{display:block;margin-top:24px;padding:12px 20px;text-align:center;font-weight:600;color:#fff;background:var(--brand);border-radius:6px;text-decoration:none}
+[hidden]{display:none!important}
 button:focus-visible,a:focus-visible{outline:3px solid #1d1d1f;outline-offset:2px}
 nav ul{list-style:none;padding:0;margin:24px 0 0;display:flex;gap:12px;flex-wrap:wrap;font-size:.875rem}
 nav a{color:inherit}
@@ -70,11 +74,13 @@ const nativeName = (locale: Locale) => new Intl.DisplayNames([locale], { type: '
  * The whole document around `body`; its stylesheet is allowed by hash, nothing else may run or
  * load. The OpenID provider's pages (src/oidc/pages.ts) are built on it too.
  */
-export function page(view: Pick<PageView, 'locale' | 'product' | 'branding'>, title: string, body: string): RenderedPage {
+export function page(view: Pick<PageView, 'locale' | 'product' | 'branding'>, title: string, body: string, script?: string): RenderedPage {
   const style = `:root{--brand:${view.branding?.primaryColor ?? DEFAULT_BRAND}}\n${STYLE}`;
-  const hash = createHash('sha256').update(style).digest('base64');
+  const hash = (source: string) => createHash('sha256').update(source).digest('base64');
   const logo = view.branding?.logoUrl ?? null;
-  const csp = [`default-src 'none'`, `style-src 'sha256-${hash}'`, ...(logo ? [`img-src ${new URL(logo).origin}`] : []), `form-action 'self'`, `frame-ancestors 'none'`, `base-uri 'none'`].join('; ');
+  // A page's own script (the passkey ceremonies) is allowed by hash too, and may call this origin's API.
+  const scripted = script === undefined ? [] : [`script-src 'sha256-${hash(script)}'`, `connect-src 'self'`];
+  const csp = [`default-src 'none'`, `style-src 'sha256-${hash(style)}'`, ...scripted, ...(logo ? [`img-src ${new URL(logo).origin}`] : []), `form-action 'self'`, `frame-ancestors 'none'`, `base-uri 'none'`].join('; ');
   const product = view.product === null ? '' : escapeHtml(view.product);
   const header = view.product === null ? '' : `<header>${logo ? `<img src="${escapeHtml(logo)}" alt="">` : ''}<p class="product">${product}</p></header>\n`;
   const html = `<!doctype html>
@@ -90,7 +96,7 @@ export function page(view: Pick<PageView, 'locale' | 'product' | 'branding'>, ti
 <main>
 ${header}<h1>${escapeHtml(title)}</h1>
 ${body}
-</main>
+</main>${script === undefined ? '' : `\n<script>${script}</script>`}
 </body>
 </html>
 `;

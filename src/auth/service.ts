@@ -10,7 +10,7 @@ import { transact, type Work } from '../db/work.js';
 import { row, StatementCache } from '../db/statements.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import type { TenantDatabase } from '../db/types.js';
-import { DomainError, text } from '../errors.js';
+import { DomainError, text, type ErrorCode } from '../errors.js';
 import { emailChangedMail, linkMail, mailReader } from '../mail/compose.js';
 import type { Mailer, MailMessage } from '../mail/mailer.js';
 import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
@@ -21,6 +21,7 @@ import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import type { FactorInput, MfaService, MfaStep, PasskeyRegistration } from './mfa/service.js';
+import type { AssertionJSON } from './mfa/webauthn.js';
 import type { SessionStore } from './sessions.js';
 import { randomToken, sha256, signAccessToken } from './tokens.js';
 
@@ -89,21 +90,8 @@ export class AuthService {
     // The same work whether or not the user exists: no answer or timing tells them apart.
     const hash = user?.password_hash ?? (await this.dummy());
     const passwordOk = await verifyPassword(hash, input.password.slice(0, policy.password.maxLength * 4));
-    if (!user || !user.password_hash) {
-      await db.transaction().execute((trx) => writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', metadata: { identifier, reason: 'unknown_user' } }));
-      loginOutcomes.inc({ outcome: 'unknown_user' });
-      throw new DomainError('auth.invalid_credentials');
-    }
-    const locked = user.locked_until !== null && user.locked_until > new Date();
-    if (locked || !passwordOk || user.status !== 'active') {
-      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !passwordOk ? 'bad_password' : `status_${user.status}`, !locked && !passwordOk);
-      loginOutcomes.inc({ outcome: locked ? 'locked' : !passwordOk ? 'bad_password' : 'inactive' });
-      throw new DomainError('auth.invalid_credentials');
-    }
-    if (policy.requireEmailVerification && !user.is_email_verified) {
-      loginOutcomes.inc({ outcome: 'email_not_verified' });
-      throw new DomainError('auth.email_not_verified');
-    }
+    if (!user || !user.password_hash) return this.unknownUser(db, actor, { identifier, reason: 'unknown_user' }, 'auth.invalid_credentials');
+    await this.checkFirstFactor(db, user, policy, actor, { ok: passwordOk, failure: 'bad_password', refusal: 'auth.invalid_credentials' });
 
     // A user with a second factor (or who must enrol one) gets a step-up token instead of tokens.
     const step = await this.deps.mfa.stepUp(tenant, user.id, policy, actor);
@@ -203,6 +191,59 @@ export class AuthService {
     return this.deps.mfa.startTotp(tenant, challenge.userId, { ...actor, actorUserId: challenge.userId, actorType: 'user' });
   }
 
+  /**
+   * Passwordless sign-in (`auth/passkey/login`): an assertion to a challenge of
+   * `auth/passkey/options` by a discoverable passkey, the user verified by the authenticator, so
+   * it stands for both factors. A known credential's failure counts towards its user's lockout;
+   * every refusal is the same `auth.passkey_failed`.
+   */
+  async passkeyLogin(tenant: TenantContext, input: { webauthn: AssertionJSON }, actor: AuditActor): Promise<LoginResult> {
+    const policy = await this.deps.policies.policy(tenant);
+    const db = tenantDb(this.deps.db, tenant.schema);
+    const { userId, passkeyId } = await this.deps.mfa.passwordlessPasskey(tenant, input.webauthn, actor);
+    const user = userId ? await this.userOf(db, userId) : undefined;
+    if (!user) return this.unknownUser(db, actor, { reason: 'unknown_passkey', method: 'webauthn' }, 'auth.passkey_failed');
+    await this.checkFirstFactor(db, user, policy, actor, { ok: passkeyId !== null, failure: 'bad_passkey', refusal: 'auth.passkey_failed' });
+    const { locked_until: _locked, ...profile } = user;
+    return this.signIn(tenant, db, profile, policy, actor, { mfa: 'webauthn', passkey_id: passkeyId, passwordless: true });
+  }
+
+  /** A sign-in for no known account: audited with what was tried, and refused. */
+  private async unknownUser(db: Kysely<TenantDatabase>, actor: AuditActor, metadata: Record<string, unknown>, refusal: ErrorCode): Promise<never> {
+    await db.transaction().execute((trx) => writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', metadata }));
+    loginOutcomes.inc({ outcome: 'unknown_user' });
+    throw new DomainError(refusal);
+  }
+
+  /**
+   * The rules of a first factor (a password, or a passkey alone): a locked or inactive account is
+   * refused whatever was proven; a failed proof counts towards the lockout; then the tenant may
+   * require a verified email address. `refusal` is the one answer for all of these but the last.
+   */
+  private async checkFirstFactor(
+    db: Kysely<TenantDatabase>,
+    user: { id: string; status: string; locked_until: Date | null; is_email_verified: boolean },
+    policy: TenantPolicy,
+    actor: AuditActor,
+    proof: { ok: boolean; failure: 'bad_password' | 'bad_passkey'; refusal: ErrorCode },
+  ): Promise<void> {
+    const locked = user.locked_until !== null && user.locked_until > new Date();
+    if (locked || !proof.ok || user.status !== 'active') {
+      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !proof.ok ? proof.failure : `status_${user.status}`, !locked && !proof.ok);
+      loginOutcomes.inc({ outcome: locked ? 'locked' : !proof.ok ? proof.failure : 'inactive' });
+      throw new DomainError(proof.refusal);
+    }
+    if (policy.requireEmailVerification && !user.is_email_verified) {
+      loginOutcomes.inc({ outcome: 'email_not_verified' });
+      throw new DomainError('auth.email_not_verified');
+    }
+  }
+
+  /** A user who is not deleted, with the lock a sign-in checks. */
+  private userOf(db: Kysely<TenantDatabase>, userId: string) {
+    return db.selectFrom('users').select([...USER_COLUMNS, 'locked_until']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+  }
+
   /** The checks every second step shares: the user still active and unlocked, the factor (a failure counted), the token used once, the session. */
   private async secondStep(
     tenant: TenantContext,
@@ -212,7 +253,7 @@ export class AuthService {
   ): Promise<LoginResult> {
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);
-    const user = await db.selectFrom('users').select([...USER_COLUMNS, 'locked_until']).where('id', '=', challenge.userId).where('deleted_at', 'is', null).executeTakeFirst();
+    const user = await this.userOf(db, challenge.userId);
     if (!user) throw new DomainError('auth.mfa_token_invalid');
     const locked = user.locked_until !== null && user.locked_until > new Date();
     if (locked || user.status !== 'active') {

@@ -5,7 +5,7 @@ import { problems } from '../http/schemas.js';
 import { actorFrom, requireSession, requireTenant } from '../http/context.js';
 import { DomainError } from '../errors.js';
 import { UserSchema } from '../users/view.js';
-import { EnrolmentConfirmBody, EnrolmentPasskeyBody, MfaEnrolmentRequiredSchema, MfaRequiredSchema, MfaVerifyBody, RecoveryCodesSchema } from './mfa/schemas.js';
+import { EnrolmentConfirmBody, EnrolmentPasskeyBody, MfaEnrolmentRequiredSchema, MfaRequiredSchema, MfaVerifyBody, PasskeyLoginBody, RecoveryCodesSchema } from './mfa/schemas.js';
 import { LoginBody, TokenPairSchema } from './routes.js';
 import { isMfaStep, type AuthService, type LoginResult } from './service.js';
 
@@ -26,10 +26,10 @@ function setCookie(request: FastifyRequest, reply: FastifyReply, value: string, 
   reply.header('set-cookie', parts.join('; '));
 }
 
-/** The session cookie's value, if the request carries one. */
-
 /** A forced enrolment's last step: the login's answer with the new recovery codes. */
 const BrowserEnrolledSchema = Type.Object({ ...BrowserLoginSchema.properties, ...RecoveryCodesSchema.properties });
+
+/** The session cookie's value, if the request carries one. */
 export function sessionCookie(request: FastifyRequest): string | undefined {
   for (const part of (request.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
@@ -68,6 +68,20 @@ export function sessionRoutes(auth: AuthService): FastifyPluginAsyncTypebox {
         // A second step first: no session yet, so no cookie (auth/session/mfa/verify sets it).
         return isMfaStep(answer) ? answer : withCookie(request, reply, answer);
       },
+    );
+
+    app.post(
+      '/auth/session/passkey',
+      {
+        config: { access: 'public', authRateLimited: true },
+        schema: {
+          tags: ['auth'],
+          summary: 'Passwordless sign-in from a browser: a passkey assertion to auth/passkey/options (the user verified); the access token in the answer, the refresh token in the cookie',
+          body: PasskeyLoginBody,
+          response: { 200: BrowserLoginSchema, ...problems(400, 401, 403, 404, 409, 429) },
+        },
+      },
+      async (request, reply) => withCookie(request, reply, await auth.passkeyLogin(requireTenant(request), request.body, actorFrom(request))),
     );
 
     app.post(

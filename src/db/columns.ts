@@ -280,7 +280,7 @@ export const tenantColumns = {
   },
   mfa_passkey_challenges: {
     id: col('uuid', false),
-    user_id: col('uuid', false),
+    user_id: col('uuid', true),
     purpose: col('text', false),
     challenge: col('text', false),
     mfa_challenge_id: col('uuid', true),

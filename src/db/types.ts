@@ -347,7 +347,8 @@ export interface MfaPasskeysTable {
 
 export interface MfaPasskeyChallengesTable {
   id: Generated<string>;
-  user_id: string;
+  /** Null for a passwordless sign-in's challenge, asked for before the user is known. */
+  user_id: string | null;
   purpose: string;
   challenge: string;
   mfa_challenge_id: string | null;

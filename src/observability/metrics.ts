@@ -20,7 +20,7 @@ const httpDuration = new Histogram({
 
 export const loginOutcomes = new Counter({
   name: 'auth_logins_total',
-  help: 'Password logins by outcome (succeeded, bad_password, unknown_user, locked, inactive, email_not_verified)',
+  help: 'Logins by outcome (succeeded, bad_password, bad_passkey, bad_mfa_factor, unknown_user, locked, inactive, email_not_verified)',
   labelNames: ['outcome'] as const,
   registers: [registry],
 });

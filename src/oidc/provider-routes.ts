@@ -5,16 +5,21 @@ import type Provider from 'oidc-provider';
 import type { RenderedPage } from '../account/page.js';
 import { isMfaStep, type AuthService, type LoginResult } from '../auth/service.js';
 import { authRateLimit, type TenantAuthDeps } from '../auth/tenant-hook.js';
-import { DomainError } from '../errors.js';
+import { DomainError, text } from '../errors.js';
+import type { AssertionJSON, RegistrationJSON } from '../auth/mfa/webauthn.js';
 import { actorFrom, requireTenant } from '../http/context.js';
 import { crossSite } from '../http/edge.js';
 import { loggedProblem, problemBody } from '../http/problem.js';
-import { consentPage, loginPage, mfaPage, mfaRequiredPage, oauthErrorPage, problemPage, type OidcPageView, type Refusal } from './pages.js';
+import { Compile } from 'typebox/compile';
+import { AuthenticationResponse, RegistrationResponse } from '../auth/mfa/schemas.js';
+import type { MfaMethod } from '../auth/mfa/service.js';
+import type { MfaStep } from '../auth/mfa/service.js';
+import { consentPage, enrolPage, loginPage, mfaPage, oauthErrorPage, problemPage, recoveryCodesPage, type OidcPageView, type PasskeyOffer, type Refusal } from './pages.js';
 import { loadOidcLibrary, mountPathOf, redirectTargets, withFormTargets, type OidcProviders, type SignInResult } from './provider.js';
 
 export interface OidcProviderRoutesDeps extends Pick<TenantAuthDeps, 'cache' | 'authRateLimitPerMinute'> {
   readonly providers: OidcProviders;
-  readonly auth: Pick<AuthService, 'login' | 'verifyMfa'>;
+  readonly auth: Pick<AuthService, 'login' | 'verifyMfa' | 'passkeyLogin' | 'startEnrolment' | 'confirmEnrolment' | 'confirmPasskeyEnrolment'>;
 }
 
 /** The provider's own REST neighbours under `oidc/`: never handed to the provider. */
@@ -33,6 +38,19 @@ const one = (value: unknown): string | undefined => {
   const first: unknown = Array.isArray(value) ? value[0] : value;
   return typeof first === 'string' ? first : undefined;
 };
+/** A passkey ceremony's JSON as a page's script posted it, checked as the API checks it; undefined when it is not one. */
+const assertionOf = Compile(AuthenticationResponse);
+const registrationOf = Compile(RegistrationResponse);
+function ceremony<T>(validator: { Check(value: unknown): boolean }, field: string | undefined): T | undefined {
+  if (!field) return undefined;
+  try {
+    const value: unknown = JSON.parse(field);
+    return validator.Check(value) ? (value as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const fieldsOf = (value: unknown): Record<string, unknown> => (value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
 
 function send(reply: FastifyReply, status: number, page: RenderedPage): FastifyReply {
@@ -88,14 +106,23 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     // The forms' posts end in redirects to the client: its redirect URIs' origins are allowed targets.
     const targets = redirectTargets(client?.redirectUris ?? []);
     const show = (status: number, page: RenderedPage) => send(reply, status, withFormTargets(page, targets));
-    return { tenant, provider, details, view, base, show };
+    // The passkey buttons ask the tenant's public API for their options, then post here.
+    const api = mountPathOf(tenant.slug).replace(/\/oidc$/, '');
+    const offers = {
+      signIn: view.mfa === 'off' ? undefined : { options: `${api}/auth/passkey/options`, action: `${base}/passkey` },
+      secondFactor: (methods: readonly string[]): PasskeyOffer | undefined => (methods.includes('webauthn') ? { options: `${api}/auth/mfa/passkey-options`, action: `${base}/mfa` } : undefined),
+      enrolment: { options: `${api}/auth/mfa/passkeys/registration-options`, action: `${base}/enrol` },
+    };
+    /** The sign-in form again (an email kept, a refusal shown). */
+    const login = (status: number, email = '', refusal?: Refusal) => show(status, loginPage(view, { action: `${base}/login`, email, refusal, passkey: offers.signIn }));
+    return { tenant, provider, details, view, base, show, offers, login };
   }
 
   /** Whatever stops a page: an OAuth error (an expired interaction) or a problem, as a page in the reader's language. */
   async function failed(request: FastifyRequest, reply: FastifyReply, error: unknown): Promise<FastifyReply> {
     const { errors: oidcErrors } = await loadOidcLibrary();
     const tenant = request.tenant;
-    const view: OidcPageView = tenant ? await deps.providers.view(tenant, request.headers['accept-language'], '') : { locale: 'en', product: '', branding: null, client: '' };
+    const view: OidcPageView = tenant ? await deps.providers.view(tenant, request.headers['accept-language'], '') : { locale: 'en', product: '', branding: null, client: '', mfa: 'off' };
     if (error instanceof oidcErrors.OIDCProviderError) {
       request.log.info({ code: error.error, detail: error.error_detail }, 'interaction refused');
       return send(reply, error.statusCode, oauthErrorPage(view, { error: error.error, error_description: error.error_description }));
@@ -120,12 +147,22 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     return { ...context, fields: fieldsOf(request.body) };
   }
 
-  /** The sign-in is done: the interaction's result names the user and the service session it opened, and the browser goes back to the provider. */
-  async function signedIn(request: FastifyRequest, reply: FastifyReply, provider: Provider, result: LoginResult, amr: string[]) {
+  /** The sign-in is done: the interaction's result names the user and the service session it opened; where the browser goes back to the provider. */
+  async function finish(request: FastifyRequest, reply: FastifyReply, provider: Provider, result: LoginResult, amr: string[]): Promise<string> {
     const sessionId = decodeJwt(result.access_token).sid as string;
     const outcome: SignInResult = { login: { accountId: result.user.id, amr, remember: true }, service_session: sessionId };
-    const returnTo = await provider.interactionResult(request.raw, reply.raw, { ...outcome }, { mergeWithLastSubmission: false });
-    return reply.redirect(returnTo, 303);
+    return provider.interactionResult(request.raw, reply.raw, { ...outcome }, { mergeWithLastSubmission: false });
+  }
+  async function signedIn(request: FastifyRequest, reply: FastifyReply, provider: Provider, result: LoginResult, amr: string[]) {
+    return reply.redirect(await finish(request, reply, provider, result, amr), 303);
+  }
+
+  type Context = Awaited<ReturnType<typeof interaction>>;
+  /** The step a password sign-in answered: the second factor, or the forced enrolment with a new TOTP key. */
+  async function nextStep(request: FastifyRequest, { tenant, view, base, show, offers }: Context, step: MfaStep) {
+    if ('mfa_required' in step) return show(200, mfaPage(view, { action: `${base}/mfa`, mfaToken: step.mfa_token, methods: step.methods, passkey: offers.secondFactor(step.methods) }));
+    const totp = await deps.auth.startEnrolment(tenant, step.mfa_token, actorFrom(request));
+    return show(200, enrolPage(view, { action: `${base}/enrol`, mfaToken: step.mfa_token, totp: { secret: totp.secret, otpauthUrl: totp.otpauth_url }, passkey: offers.enrolment }));
   }
 
   /** Forms post back to the page that showed them, from this site only, within the authentication rate limit. */
@@ -145,8 +182,9 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
 
     app.get<{ Params: { uid: string } }>('/oidc/interaction/:uid', page, async (request, reply) => {
       try {
-        const { details, view, base, show } = await interaction(request, reply);
-        if (details.prompt.name === 'login') return show(200, loginPage(view, { action: `${base}/login`, email: one(details.params.login_hint) ?? '' }));
+        const context = await interaction(request, reply);
+        const { details, view, base, show } = context;
+        if (details.prompt.name === 'login') return context.login(200, one(details.params.login_hint) ?? '');
         if (details.prompt.name === 'consent') {
           const scopes = (one(details.params.scope) ?? '').split(' ');
           return show(200, consentPage(view, { allow: `${base}/consent`, deny: `${base}/abort`, scopes }));
@@ -159,7 +197,8 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
 
     app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/login', page, async (request, reply) => {
       try {
-        const { tenant, provider, view, base, show, fields } = await signInForm(request, reply);
+        const context = await signInForm(request, reply);
+        const { tenant, provider, view, fields } = context;
         const email = (one(fields.email) ?? '').slice(0, 320);
         let answer;
         try {
@@ -167,11 +206,29 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
           answer = await deps.auth.login(tenant, { email, password: one(fields.password) ?? '' }, actorFrom(request));
         } catch (error) {
           const { status, refusal } = refusalOf(request, error, view);
-          return show(status, loginPage(view, { action: `${base}/login`, email, refusal }));
+          return context.login(status, email, refusal);
         }
         if (!isMfaStep(answer)) return signedIn(request, reply, provider, answer, ['pwd']);
-        if ('mfa_required' in answer) return show(200, mfaPage(view, { action: `${base}/mfa`, mfaToken: answer.mfa_token }));
-        return show(403, mfaRequiredPage(view));
+        return nextStep(request, context, answer);
+      } catch (error) {
+        return failed(request, reply, error);
+      }
+    });
+
+    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/passkey', page, async (request, reply) => {
+      try {
+        const context = await signInForm(request, reply);
+        const { tenant, provider, view, fields } = context;
+        try {
+          // The same passwordless sign-in as POST auth/passkey/login.
+          const webauthn = ceremony<AssertionJSON>(assertionOf, one(fields.webauthn));
+          if (!webauthn) throw new DomainError('auth.passkey_failed');
+          const result = await deps.auth.passkeyLogin(tenant, { webauthn }, actorFrom(request));
+          return await signedIn(request, reply, provider, result, ['hwk', 'user']);
+        } catch (error) {
+          const { status, refusal } = refusalOf(request, error, view);
+          return context.login(status, '', refusal);
+        }
       } catch (error) {
         return failed(request, reply, error);
       }
@@ -179,17 +236,51 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
 
     app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/mfa', page, async (request, reply) => {
       try {
-        const { tenant, provider, view, base, show, fields } = await signInForm(request, reply);
+        const context = await signInForm(request, reply);
+        const { tenant, provider, view, base, show, fields, offers } = context;
         const mfaToken = one(fields.mfa_token) ?? '';
+        const methods = (one(fields.methods) ?? '').split(',').filter((m): m is MfaMethod => ['totp', 'webauthn', 'recovery_code'].includes(m));
         try {
-          // The same second step as POST auth/mfa/verify: a code of the app, or a recovery code.
+          // The same second step as POST auth/mfa/verify: a code of the app, a recovery code, or a passkey's assertion.
+          if (fields.webauthn !== undefined) {
+            const webauthn = ceremony<AssertionJSON>(assertionOf, one(fields.webauthn));
+            if (!webauthn) throw new DomainError('auth.mfa_failed');
+            const result = await deps.auth.verifyMfa(tenant, { mfa_token: mfaToken, webauthn }, actorFrom(request));
+            return await signedIn(request, reply, provider, result, ['pwd', 'hwk']);
+          }
           const result = await deps.auth.verifyMfa(tenant, { mfa_token: mfaToken, code: (one(fields.code) ?? '').slice(0, 64) }, actorFrom(request));
           return await signedIn(request, reply, provider, result, ['pwd', 'otp']);
         } catch (error) {
           const { status, refusal, code } = refusalOf(request, error, view);
           // A void token cannot be tried again: the sign-in starts over.
-          if (code === 'auth.mfa_token_invalid') return show(status, loginPage(view, { action: `${base}/login`, email: '', refusal }));
-          return show(status, mfaPage(view, { action: `${base}/mfa`, mfaToken, refusal }));
+          if (code === 'auth.mfa_token_invalid') return context.login(status, '', refusal);
+          return show(status, mfaPage(view, { action: `${base}/mfa`, mfaToken, methods, refusal, passkey: offers.secondFactor(methods) }));
+        }
+      } catch (error) {
+        return failed(request, reply, error);
+      }
+    });
+
+    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/enrol', page, async (request, reply) => {
+      try {
+        const context = await signInForm(request, reply);
+        const { tenant, provider, view, base, show, fields, offers } = context;
+        const mfaToken = one(fields.mfa_token) ?? '';
+        const totp = { secret: (one(fields.secret) ?? '').slice(0, 128), otpauthUrl: (one(fields.otpauth_url) ?? '').slice(0, 1024) };
+        try {
+          // The same forced enrolment as POST auth/mfa/totp/confirm or auth/mfa/passkeys: the login finishes, with ten recovery codes to keep.
+          const withPasskey = fields.passkey !== undefined;
+          const response = withPasskey ? ceremony<RegistrationJSON>(registrationOf, one(fields.passkey)) : undefined;
+          if (withPasskey && !response) throw DomainError.invalid('response', text('reason.passkey_response'), 'mfa.passkey_invalid');
+          const result = response
+            ? await deps.auth.confirmPasskeyEnrolment(tenant, { mfa_token: mfaToken, response }, actorFrom(request))
+            : await deps.auth.confirmEnrolment(tenant, { mfa_token: mfaToken, code: (one(fields.code) ?? '').slice(0, 64) }, actorFrom(request));
+          const next = await finish(request, reply, provider, result, response ? ['pwd', 'hwk'] : ['pwd', 'otp']);
+          return show(200, recoveryCodesPage(view, result.recovery_codes, next));
+        } catch (error) {
+          const { status, refusal, code } = refusalOf(request, error, view);
+          if (code === 'auth.mfa_token_invalid') return context.login(status, '', refusal);
+          return show(status, enrolPage(view, { action: `${base}/enrol`, mfaToken, totp, refusal, passkey: offers.enrolment }));
         }
       } catch (error) {
         return failed(request, reply, error);

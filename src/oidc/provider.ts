@@ -180,7 +180,7 @@ export class OidcProviders implements ChangeListener {
   async view(tenant: TenantContext, acceptLanguage: string | undefined, client: string): Promise<OidcPageView> {
     const policy = await this.deps.policies.policy(tenant);
     const locale: Locale = negotiateLocale({ acceptLanguage, tenantDefault: policy.defaultLocale });
-    return { locale, product: displayName(tenant, policy), branding: policy.branding, client };
+    return { locale, product: displayName(tenant, policy), branding: policy.branding, client, mfa: policy.mfa };
   }
 
   /** Starts the periodic sweep of expired rows and old keys of the tenants whose providers are kept; the timer never holds the process open. */

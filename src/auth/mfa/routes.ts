@@ -12,6 +12,7 @@ import {
   MfaStatusSchema,
   MfaTokenBody,
   MfaVerifyBody,
+  PasskeyLoginBody,
   PasskeyRegistrationBody,
   ReauthenticationBody,
   RecoveryCodesSchema,
@@ -47,6 +48,33 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
         },
       },
       async (request) => auth.verifyMfa(requireTenant(request), request.body, actorFrom(request)),
+    );
+
+    app.post(
+      '/auth/passkey/options',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: 'WebAuthn options for a passwordless sign-in: no credentials listed (the authenticator offers its passkeys for this site), user verification required, a challenge (single use, five minutes); the assertion goes to auth/passkey/login',
+          response: { 200: RequestOptionsSchema, ...problems(404, 409, 429) },
+        },
+      },
+      async (request) => mfa.signInPasskeyOptions(requireTenant(request)),
+    );
+
+    app.post(
+      '/auth/passkey/login',
+      {
+        config: publicAuth,
+        schema: {
+          tags: ['auth'],
+          summary: 'Passwordless sign-in: a passkey assertion (the user verified) stands for the password and the second factor; the normal token answer. A known passkey\'s failure counts towards its user\'s lockout',
+          body: PasskeyLoginBody,
+          response: { 200: LoginTokensSchema, ...problems(400, 401, 403, 404, 409, 429) },
+        },
+      },
+      async (request) => auth.passkeyLogin(requireTenant(request), request.body, actorFrom(request)),
     );
 
     app.post(

@@ -73,6 +73,10 @@ export const MfaVerifyBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const PasskeyLoginBody = Type.Object(
+  { webauthn: { ...AuthenticationResponse, description: 'The assertion of a discoverable passkey to the challenge of auth/passkey/options, the user verified' } },
+  { additionalProperties: false },
+);
 export const MfaTokenBody = Type.Object({ mfa_token: MfaToken }, { additionalProperties: false });
 export const EnrolmentConfirmBody = Type.Object({ mfa_token: MfaToken, code: Code }, { additionalProperties: false });
 export const CodeBody = Type.Object({ code: Code }, { additionalProperties: false });

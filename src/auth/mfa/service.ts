@@ -28,6 +28,7 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationJSON,
   type RelyingParty,
+  userHandleOf,
 } from './webauthn.js';
 
 /** What stands for a login between the password and the second factor, or the forced enrolment. */
@@ -370,18 +371,23 @@ export class MfaService {
     return { ...actor, actorUserId: userId, actorType: 'user' };
   }
 
-  /** Stores a new single-use passkey challenge; the user's expired ones go, and all but their latest few. */
-  private async storePasskeyChallenge(trx: Kysely<TenantDatabase>, userId: string, purpose: 'registration' | 'authentication', challenge: string, mfaChallengeId: string | null): Promise<void> {
-    await trx
-      .deleteFrom('mfa_passkey_challenges')
-      .where('user_id', '=', userId)
-      .where((eb) =>
-        eb.or([
-          eb('expires_at', '<', new Date()),
-          eb('id', 'not in', eb.selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIVE_PASSKEY_CHALLENGES - 1)),
-        ]),
-      )
-      .execute();
+  /**
+   * Stores a new single-use passkey challenge; the user's expired ones go, and all but their
+   * latest few. A passwordless sign-in's (no user yet) clears the expired ones of no user.
+   */
+  private async storePasskeyChallenge(trx: Kysely<TenantDatabase>, userId: string | null, purpose: 'registration' | 'authentication', challenge: string, mfaChallengeId: string | null): Promise<void> {
+    if (userId === null) await trx.deleteFrom('mfa_passkey_challenges').where('user_id', 'is', null).where('expires_at', '<', new Date()).execute();
+    else
+      await trx
+        .deleteFrom('mfa_passkey_challenges')
+        .where('user_id', '=', userId)
+        .where((eb) =>
+          eb.or([
+            eb('expires_at', '<', new Date()),
+            eb('id', 'not in', eb.selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIVE_PASSKEY_CHALLENGES - 1)),
+          ]),
+        )
+        .execute();
     await trx
       .insertInto('mfa_passkey_challenges')
       .values({ user_id: userId, purpose, challenge, mfa_challenge_id: mfaChallengeId, expires_at: new Date(Date.now() + PASSKEY_CHALLENGE_TTL_SECONDS * 1000) })
@@ -391,15 +397,16 @@ export class MfaService {
   /**
    * Uses up the live challenge a response's clientDataJSON names, if it is this user's, for this
    * purpose and this step (one DELETE: a second request with it finds nothing). The challenge, or
-   * null: unknown, used, expired, another user's or another step's.
+   * null: unknown, used, expired, another user's or another step's. `userId` null: a
+   * passwordless sign-in's, issued to no one.
    */
-  private async takePasskeyChallenge(db: Kysely<TenantDatabase>, userId: string, purpose: 'registration' | 'authentication', clientDataJSON: string, mfaChallengeId: string | null): Promise<string | null> {
+  private async takePasskeyChallenge(db: Kysely<TenantDatabase>, userId: string | null, purpose: 'registration' | 'authentication', clientDataJSON: string, mfaChallengeId: string | null): Promise<string | null> {
     const challenge = challengeOf(clientDataJSON);
     if (!challenge) return null;
     const row = await db
       .deleteFrom('mfa_passkey_challenges')
       .where('challenge', '=', challenge)
-      .where('user_id', '=', userId)
+      .where((eb) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId)))
       .where('purpose', '=', purpose)
       .where('expires_at', '>', new Date())
       .where((eb) => (mfaChallengeId === null ? eb('mfa_challenge_id', 'is', null) : eb('mfa_challenge_id', '=', mfaChallengeId)))
@@ -523,9 +530,52 @@ export class MfaService {
   private async usePasskey(db: Kysely<TenantDatabase>, userId: string, mfaChallengeId: string | null, response: AssertionJSON, actor: AuditActor): Promise<string | null> {
     const expected = await this.takePasskeyChallenge(db, userId, 'authentication', response.response.clientDataJSON, mfaChallengeId);
     if (!expected) return null;
-    const row = await db.selectFrom('mfa_passkeys').select(['id', 'credential_id', 'public_key', 'counter']).where('user_id', '=', userId).where('credential_id', '=', response.id).executeTakeFirst();
-    if (!row) return null;
-    const checked = await verifyAssertion(this.deps.relyingParty, response, expected, { id: row.credential_id, publicKey: row.public_key });
+    const row = await db.selectFrom('mfa_passkeys').select(['id', 'user_id', 'credential_id', 'public_key', 'counter']).where('user_id', '=', userId).where('credential_id', '=', response.id).executeTakeFirst();
+    return row ? this.acceptAssertion(db, row, expected, response, actor, false) : null;
+  }
+
+  /**
+   * Options for a passwordless sign-in (`auth/passkey/options`): no credentials listed (the
+   * authenticator offers its discoverable passkeys for this RP), user verification required,
+   * the challenge stored for no one, single use, five minutes.
+   */
+  async signInPasskeyOptions(tenant: TenantContext): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    await this.enabled(tenant);
+    const options = await authenticationOptions(this.deps.relyingParty, []);
+    await this.db(tenant)
+      .transaction()
+      .execute((trx) => this.storePasskeyChallenge(trx, null, 'authentication', options.challenge, null));
+    return options;
+  }
+
+  /**
+   * Checks a passwordless sign-in's assertion: a challenge of `signInPasskeyOptions` (used up
+   * either way), the credential it names (whose user is then known), the user handle matching
+   * it, the signature with the user verified, and a counter that rose. The user (null when no
+   * passkey of this tenant has that credential ID) and the passkey's id (null when it failed).
+   */
+  async passwordlessPasskey(tenant: TenantContext, response: AssertionJSON, actor: AuditActor): Promise<{ userId: string | null; passkeyId: string | null }> {
+    await this.enabled(tenant);
+    const db = this.db(tenant);
+    const expected = await this.takePasskeyChallenge(db, null, 'authentication', response.response.clientDataJSON, null);
+    const row = await db.selectFrom('mfa_passkeys').select(['id', 'user_id', 'credential_id', 'public_key', 'counter']).where('credential_id', '=', response.id).executeTakeFirst();
+    if (!row) return { userId: null, passkeyId: null };
+    const handle = response.response.userHandle;
+    if (!expected || (handle && handle !== userHandleOf(row.user_id))) return { userId: row.user_id, passkeyId: null };
+    return { userId: row.user_id, passkeyId: await this.acceptAssertion(db, row, expected, response, actor, true) };
+  }
+
+  /** The signature of an assertion to `expected` by the stored credential `row`, and its counter (see `usePasskey`): the passkey's id, or null. */
+  private async acceptAssertion(
+    db: Kysely<TenantDatabase>,
+    row: { id: string; user_id: string; credential_id: string; public_key: Buffer; counter: string },
+    expected: string,
+    response: AssertionJSON,
+    actor: AuditActor,
+    requireUserVerification: boolean,
+  ): Promise<string | null> {
+    const userId = row.user_id;
+    const checked = await verifyAssertion(this.deps.relyingParty, response, expected, { id: row.credential_id, publicKey: row.public_key }, requireUserVerification);
     if (!checked) return null;
     const stored = Number(row.counter);
     if ((checked.counter > 0 || stored > 0) && checked.counter <= stored) {

@@ -80,12 +80,20 @@ export function registrationOptions(rp: RelyingParty, input: { rpName: string; u
   });
 }
 
+/** The user handle a registration gives the authenticator (the user's id, no personal data), as an assertion's JSON carries it back. */
+export const userHandleOf = (userId: string): string => Buffer.from(userId, 'utf8').toString('base64url');
+
+/**
+ * Assertion options: `allow` lists the user's credentials for a second factor; empty (a
+ * passwordless sign-in, nobody known yet) lets the authenticator offer its discoverable ones,
+ * and then user verification is required: the passkey stands for both factors.
+ */
 export function authenticationOptions(rp: RelyingParty, allow: { id: string; transports: string[] }[]): Promise<PublicKeyCredentialRequestOptionsJSON> {
   return generateAuthenticationOptions({
     rpID: rp.id,
     allowCredentials: allow.map((c) => ({ id: c.id, transports: knownTransports(c.transports) })),
     timeout: PASSKEY_CHALLENGE_TTL_SECONDS * 1000,
-    userVerification: 'preferred',
+    userVerification: allow.length ? 'preferred' : 'required',
   });
 }
 
@@ -125,8 +133,15 @@ export async function verifyRegistration(rp: RelyingParty, given: RegistrationJS
  * Checks an assertion against its challenge, the origins, the RP ID and the stored public key:
  * the counter and backup state it reports, or null. The counter rule is the caller's (it needs
  * the stored counter under a lock-free conditional update), so the library's is not asked for.
+ * `requireUserVerification`: a passwordless sign-in's assertion must say the user was verified.
  */
-export async function verifyAssertion(rp: RelyingParty, given: AssertionJSON, challenge: string, credential: { id: string; publicKey: Buffer }): Promise<{ counter: number; backedUp: boolean } | null> {
+export async function verifyAssertion(
+  rp: RelyingParty,
+  given: AssertionJSON,
+  challenge: string,
+  credential: { id: string; publicKey: Buffer },
+  requireUserVerification = false,
+): Promise<{ counter: number; backedUp: boolean } | null> {
   const { userHandle, ...assertion } = given.response;
   const response = { ...normalized(given), response: { ...assertion, ...(userHandle ? { userHandle } : {}) } } as AuthenticationResponseJSON;
   try {
@@ -136,7 +151,7 @@ export async function verifyAssertion(rp: RelyingParty, given: AssertionJSON, ch
       expectedOrigin: [...rp.origins],
       expectedRPID: rp.id,
       credential: { id: credential.id, publicKey: new Uint8Array(credential.publicKey), counter: 0 },
-      requireUserVerification: false,
+      requireUserVerification,
     });
     if (!result.verified) return null;
     return { counter: result.authenticationInfo.newCounter, backedUp: result.authenticationInfo.credentialBackedUp };

@@ -57,8 +57,24 @@ export async function verifyWithPasskey(slug, mfaToken, sign) {
   return answer.user;
 }
 
+/** Passwordless sign-in: `sign` turns the API's options into a passkey's assertion; the user. */
+export async function signInWithPasskey(slug, sign) {
+  const options = await send('POST', `${tenantBase(slug)}/auth/passkey/options`, { body: {}, anonymous: true });
+  const answer = await send('POST', `${tenantBase(slug)}/auth/session/passkey`, { body: { webauthn: await sign(options) }, anonymous: true });
+  keepTenantSession(slug, answer, answer.user);
+  return answer.user;
+}
+
 /** A forced enrolment's TOTP secret: `{ secret, otpauth_url }`. */
 export const startEnrolment = (slug, mfaToken) => send('POST', `${tenantBase(slug)}/auth/mfa/totp`, { body: { mfa_token: mfaToken }, anonymous: true });
+
+/** Finishes a forced enrolment with a new passkey (`create` makes it from the API's options) and signs in; answers the recovery codes. */
+export async function enrolWithPasskey(slug, mfaToken, create) {
+  const options = await send('POST', `${tenantBase(slug)}/auth/mfa/passkeys/registration-options`, { body: { mfa_token: mfaToken }, anonymous: true });
+  const answer = await send('POST', `${tenantBase(slug)}/auth/session/mfa/passkeys`, { body: { mfa_token: mfaToken, response: await create(options) }, anonymous: true });
+  keepTenantSession(slug, answer, answer.user);
+  return answer.recovery_codes;
+}
 
 /** Finishes a forced enrolment with its first code and signs in; answers the recovery codes (shown once). */
 export async function confirmEnrolment(slug, mfaToken, code) {

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the tenant and operator layouts, and the routes (URL → page).
 import { render, useEffect, useState } from './preact.js';
-import { confirmEnrolment, currentSession, operatorSignIn, resume, signIn, signOut, startEnrolment, verifySecondFactor, verifyWithPasskey } from './api.js';
+import { confirmEnrolment, currentSession, enrolWithPasskey, operatorSignIn, resume, signIn, signInWithPasskey, signOut, startEnrolment, verifySecondFactor, verifyWithPasskey } from './api.js';
 import { Field, html, Link, navigate, ProblemView, useAction, useLocation } from './ui.js';
 import { UserPage, UsersPage } from './users.js';
 import { RolePage, RolesPage } from './roles.js';
@@ -10,7 +10,7 @@ import { AuditPage } from './audit.js';
 import { WebhookPage, WebhooksPage } from './webhooks.js';
 import { RecordsPage } from './records.js';
 import { MigrationsPage, TenantPage, TenantsPage } from './tenants.js';
-import { passkeyAssertion, passkeysSupported, SecurityPage } from './security.js';
+import { passkeyAssertion, passkeyCreation, passkeysSupported, SecurityPage } from './security.js';
 
 const tenantSections = [
   ['users', 'Users'],
@@ -53,6 +53,14 @@ function SignIn() {
       }
     });
   };
+  // Passwordless: the tenant's passkeys for this site, the user verified by the device.
+  const withPasskey = () =>
+    action.run(async () => {
+      const tenant = slug.trim().toLowerCase();
+      if (!tenant) throw new Error('Enter the tenant first.');
+      await signInWithPasskey(tenant, passkeyAssertion);
+      enter(tenant);
+    });
   if (step) return html`<${SecondStep} step=${step} enter=${enter} restart=${() => setStep(null)} />`;
   return html`<main class="signin" id="main">
     <h1>system-service console</h1>
@@ -69,6 +77,7 @@ function SignIn() {
             <${Field} label="Password" type="password" required autocomplete="current-password" value=${password} onInput=${(e) => setPassword(e.currentTarget.value)} />`}
       <${ProblemView} error=${action.error} />
       <button type="submit" class="primary" disabled=${action.busy}>Sign in</button>
+      ${!operator && passkeysSupported() && html`<button type="button" disabled=${action.busy} onClick=${withPasskey}>Sign in with a passkey</button>`}
     </form>
   </main>`;
 }
@@ -89,9 +98,11 @@ function SecondStep({ step, enter, restart }) {
       setCodes(await confirmEnrolment(step.tenant, step.token, code.trim()));
     });
   };
-  const withPasskey = !enrol && step.methods?.includes('webauthn') && passkeysSupported();
+  // A passkey: the second factor of a user who has one, or the factor a forced enrolment sets up.
+  const withPasskey = (enrol || step.methods?.includes('webauthn')) && passkeysSupported();
   const usePasskey = () =>
     action.run(async () => {
+      if (enrol) return setCodes(await enrolWithPasskey(step.tenant, step.token, passkeyCreation));
       await verifyWithPasskey(step.tenant, step.token, passkeyAssertion);
       enter(step.tenant);
     });
@@ -117,7 +128,7 @@ function SecondStep({ step, enter, restart }) {
       <${Field} label=${enrol ? 'Code from the app' : 'Code'} required autocomplete="one-time-code" value=${code} onInput=${(e) => setCode(e.currentTarget.value)} />
       <${ProblemView} error=${action.error} />
       <button type="submit" class="primary" disabled=${action.busy}>${enrol ? 'Turn on and sign in' : 'Verify'}</button>
-      ${withPasskey && html`<button type="button" disabled=${action.busy} onClick=${usePasskey}>Use a passkey</button>`}
+      ${withPasskey && html`<button type="button" disabled=${action.busy} onClick=${usePasskey}>${enrol ? 'Use a passkey instead' : 'Use a passkey'}</button>`}
       <button type="button" onClick=${restart}>Back</button>
     </form>
   </main>`;

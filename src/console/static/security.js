@@ -15,6 +15,13 @@ export async function passkeyAssertion(options) {
   return credential.toJSON();
 }
 
+/** Makes a passkey on this device for `options` (the API's creation options): the registration response as JSON. */
+export async function passkeyCreation(options) {
+  const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) });
+  if (!credential) throw new Error('No passkey was made.');
+  return credential.toJSON();
+}
+
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : 'never');
 
 export function SecurityPage() {
@@ -42,10 +49,8 @@ function AddPasskey({ onAdded }) {
   const add = (event) => {
     event.preventDefault();
     action.run(async () => {
-      const options = await t.post('/me/mfa/passkeys/registration-options', {});
-      const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) });
-      if (!credential) throw new Error('No passkey was made.');
-      const answer = await t.post('/me/mfa/passkeys', { response: credential.toJSON(), ...(name.trim() ? { name: name.trim() } : {}) });
+      const response = await passkeyCreation(await t.post('/me/mfa/passkeys/registration-options', {}));
+      const answer = await t.post('/me/mfa/passkeys', { response, ...(name.trim() ? { name: name.trim() } : {}) });
       setName('');
       setCodes(answer.recovery_codes ?? null);
       onAdded();

@@ -12,10 +12,11 @@ import { search } from './0011_search.js';
 import { mfa } from './0012_mfa.js';
 import { oidc } from './0013_oidc.js';
 import { passkeys } from './0014_passkeys.js';
+import { passwordlessPasskeys } from './0015_passwordless_passkeys.js';
 import type { TenantMigration } from './migration.js';
 
 /** Every tenant migration, in the order it runs (strictly increasing versions). */
-export const tenantMigrations: readonly TenantMigration[] = [coreTables, extendedTables, idempotencyKeys, singleDefaultChannel, sessionRotationInPlace, userRoleWithoutChannelWrites, eventsAndWebhooks, realtimeTickets, auditChain, auditAnalyticsIndex, search, mfa, oidc, passkeys];
+export const tenantMigrations: readonly TenantMigration[] = [coreTables, extendedTables, idempotencyKeys, singleDefaultChannel, sessionRotationInPlace, userRoleWithoutChannelWrites, eventsAndWebhooks, realtimeTickets, auditChain, auditAnalyticsIndex, search, mfa, oidc, passkeys, passwordlessPasskeys];
 
 /** Version a freshly migrated tenant schema is at. */
 export const LATEST_TENANT_VERSION: number = tenantMigrations.reduce(
