@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { writeAudit, type AuditActor } from '../audit/audit.js';
 import type { Change, Changes } from '../cache/changes.js';
 import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
@@ -62,6 +63,13 @@ export class AccessService {
   async holds(tenant: TenantContext, caller: { readonly userId: string; readonly scope: readonly string[] | null }, permission: string): Promise<boolean> {
     if (caller.scope && !withinScope(caller.scope, permission)) return false;
     return (await this.can(tenant, caller.userId, permission)).allowed;
+  }
+
+  /** Audits a refusal (`auth.permission_denied`): the permission (or several, comma-separated) and where it was asked for. */
+  async refused(tenant: TenantContext, actor: AuditActor, permission: string, where: { readonly method: string; readonly route: string }): Promise<void> {
+    await tenantDb(this.db, tenant.schema)
+      .transaction()
+      .execute((trx) => writeAudit(trx, actor, { action: 'auth.permission_denied', metadata: { permission, method: where.method, route: where.route } }));
   }
 
   /** can without a promise: the decision when the user's data is cached, undefined otherwise. */

@@ -1,10 +1,9 @@
 import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
-import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { AuditActor } from '../audit/audit.js';
 import type { Cache } from '../cache/cache.js';
 import { MemoryCache } from '../cache/cache.js';
-import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { DomainError, text } from '../errors.js';
 import { bearerToken } from '../http/bearer.js';
@@ -118,12 +117,10 @@ export interface GateWhere {
  * The one permission rule of every path (REST routes, GraphQL fields): the caller holds the
  * permission now, or the refusal is audited (`auth.permission_denied`) and answered 403.
  */
-export function permissionGate(deps: Pick<TenantAuthDeps, 'db' | 'access'>) {
+export function permissionGate(deps: Pick<TenantAuthDeps, 'access'>) {
   return async (tenant: TenantContext, principal: Principal, actor: AuditActor, permission: string, where: GateWhere): Promise<void> => {
     if (await deps.access.holds(tenant, principal, permission)) return;
-    await tenantDb(deps.db, tenant.schema)
-      .transaction()
-      .execute((trx) => writeAudit(trx, actor, { action: 'auth.permission_denied', metadata: { permission, method: where.method, route: where.route } }));
+    await deps.access.refused(tenant, actor, permission, where);
     throw new DomainError('permission.denied', text('detail.permission_missing', { permission }));
   };
 }

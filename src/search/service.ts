@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
-import { writeAudit, type AuditActor } from '../audit/audit.js';
+import type { AuditActor } from '../audit/audit.js';
 import { tenantDb } from '../db/database.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
 import { StatementCache } from '../db/statements.js';
@@ -80,9 +80,7 @@ export class SearchService {
     const refused = requested ? candidates.filter((_, i) => !held[i]) : readable.length === 0 ? candidates : [];
     if (refused.length > 0) {
       const permissions = refused.map((t) => `${t}.read`);
-      await tenantDb(this.db, tenant.schema)
-        .transaction()
-        .execute((trx) => writeAudit(trx, actor, { action: 'auth.permission_denied', metadata: { permission: permissions.join(','), method: 'GET', route: 'search' } }));
+      await this.access.refused(tenant, actor, permissions.join(','), { method: 'GET', route: 'search' });
       const missing = permissions.join(', ');
       throw new DomainError('permission.denied', text('detail.search_denied', { permissions: missing }), requested ? [{ field: 'querystring.types', reasons: [text('reason.search_types_denied', { types: refused.join(', '), permissions: missing })] }] : []);
     }
