@@ -71,7 +71,7 @@ export const ERROR_CODES = {
   'auth.email_already_verified': ['conflict', 'The email address is already verified.'],
   'auth.mfa_token_invalid': ['unauthenticated', 'The `mfa_token` is unknown, used, expired, of another tenant or for another step: sign in again.'],
   'auth.mfa_failed': ['unauthenticated', 'The second factor (TOTP code, recovery code or passkey assertion) is wrong or was used already; it counts as a failed login.'],
-  'auth.passkey_failed': ['unauthenticated', 'The passwordless sign-in\'s passkey assertion does not verify: an unknown credential, a challenge unknown, used or expired, a wrong origin or signature, the user not verified, or the account locked or inactive; a known credential\'s failure counts as a failed login.'],
+  'auth.passkey_failed': ['unauthenticated', 'The passwordless sign-in\'s passkey assertion does not verify: an unknown credential, a challenge unknown, used or expired, a wrong origin or signature, the user not verified, or the account locked or inactive (audited; not counted towards the lockout).'],
   // Permissions
   'permission.denied': ['forbidden', 'The caller lacks the permission the route needs (the detail names it).'],
   'permission.outranked': ['forbidden', 'The change would touch a user or role that holds something the caller does not hold.'],

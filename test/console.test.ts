@@ -346,6 +346,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await page.getByRole('link', { name: 'Your sign-in' }).click();
     await page.getByText('No passkey yet.').waitFor();
     await page.getByLabel('Passkey name').fill('Laptop');
+    await page.getByLabel('Your password, to add a passkey').fill(PASSWORD);
     await page.getByRole('button', { name: 'Add a passkey' }).click();
     await page.getByRole('cell', { name: 'Laptop', exact: true }).waitFor();
     expect(await page.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem').count()).toBe(10);

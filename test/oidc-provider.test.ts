@@ -301,18 +301,20 @@ describe('second factors on the pages', () => {
       const enrol = await flow.browser.request(new URL(formAction(flow.page.body), base).href, { form: { email: user.email, password: PASSWORD } });
       expect(enrol.status, enrol.body).toBe(200);
       expect(enrol.body).toContain('Set up a second factor');
-      const secret = hiddenValue(enrol.body, 'secret')!;
-      expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
-      expect(enrol.body).toContain(`<code id="secret">${secret}</code>`);
+      const secret = /<code id="secret">([A-Z2-7]{16,})<\/code>/.exec(enrol.body)![1]!;
       expect(enrol.body).toContain('href="otpauth://totp/');
+      // The key is the server's, never taken from the form.
+      expect(enrol.body).not.toContain('name="secret"');
       // The page's script is allowed by its hash, and may call the API on this origin.
       expect(enrol.headers.get('content-security-policy')).toMatch(/script-src 'sha256-[^']+'; connect-src 'self'/);
-      const fields = { mfa_token: hiddenValue(enrol.body, 'mfa_token')!, secret, otpauth_url: hiddenValue(enrol.body, 'otpauth_url')!.replaceAll('&amp;', '&') };
+      const fields = { mfa_token: hiddenValue(enrol.body, 'mfa_token')!, secret: 'AAAAAAAAAAAAAAAA', otpauth_url: 'https://evil.example/' };
       const wrong = await flow.browser.request(new URL(formAction(enrol.body), base).href, { form: { ...fields, code: '000000' === authenticator.generate(secret) ? '111111' : '000000' } });
       // A wrong code is a failed login, as at auth/mfa/totp/confirm.
       expect(wrong.status).toBe(401);
       expect(wrong.body).toContain('role="alert"');
-      expect(hiddenValue(wrong.body, 'secret')).toBe(secret);
+      // Shown again with the same pending key, whatever the form said.
+      expect(wrong.body).toContain(`<code id="secret">${secret}</code>`);
+      expect(wrong.body).not.toContain('evil.example');
       const codes = await flow.browser.request(new URL(formAction(wrong.body), base).href, { form: { ...fields, code: authenticator.generate(secret) } });
       expect(codes.status, codes.body).toBe(200);
       expect(codes.body).toContain('Save your recovery codes');
@@ -332,7 +334,7 @@ describe('second factors on the pages', () => {
     const config = await configFor('ob', (await res.json()) as Registered);
     const token = (await login(t.app, 'ob', user.email)).access_token;
     const device = new SoftAuthenticator();
-    const registration = await api('ob', 'me/mfa/passkeys/registration-options', { method: 'POST', token, body: '{}' });
+    const registration = await api('ob', 'me/mfa/passkeys/registration-options', { method: 'POST', token, body: JSON.stringify({ password: PASSWORD }) });
     const created = await api('ob', 'me/mfa/passkeys', { method: 'POST', token, body: JSON.stringify({ response: device.register((await registration.json()) as { challenge: string }, here()) }) });
     expect(created.status, await created.clone().text()).toBe(201);
 

@@ -1,5 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { MAX_LIVE_SIGN_IN_CHALLENGES } from '../src/auth/mfa/service.js';
 import { relyingParty } from '../src/auth/mfa/webauthn.js';
 import { tenantDb } from '../src/db/database.js';
 import { b64url, RP_ID, SoftAuthenticator } from './support/authenticator.js';
@@ -32,7 +34,7 @@ async function withPasskey(slug = 'pa', roles = ['user']) {
   const user = await seedUser(t, slug, { email: `p${++n}@${slug}.example`, roles });
   const token = (await login(t.app, slug, user.email)).access_token;
   const device = new SoftAuthenticator();
-  const options = await post(slug, 'me/mfa/passkeys/registration-options', {}, token);
+  const options = await post(slug, 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token);
   expect(options.statusCode, options.body).toBe(200);
   const res = await post(slug, 'me/mfa/passkeys', { name: 'Key', response: device.register(options.json()) }, token);
   expect(res.statusCode, res.body).toBe(201);
@@ -54,7 +56,7 @@ describe('passkey registration', () => {
     const user = await seedUser(t, 'pa', { email: 'reg@pa.example' });
     const token = (await login(t.app, 'pa', user.email)).access_token;
     const device = new SoftAuthenticator();
-    const options = (await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json();
+    const options = (await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token)).json();
     expect(options).toMatchObject({
       rp: { id: RP_ID, name: expect.any(String) },
       user: { name: user.email, id: b64url(Buffer.from(user.id)) },
@@ -79,7 +81,7 @@ describe('passkey registration', () => {
     expect(JSON.stringify(status)).not.toContain(device.id);
 
     // The second one: the first excluded, no new recovery codes.
-    const again = (await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json();
+    const again = (await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token)).json();
     expect(again.excludeCredentials).toEqual([{ id: device.id, type: 'public-key', transports: ['usb'] }]);
     const second = await post('pa', 'me/mfa/passkeys', { response: new SoftAuthenticator().register(again) }, token);
     expect(second.statusCode, second.body).toBe(201);
@@ -88,10 +90,28 @@ describe('passkey registration', () => {
     expect((await get('pa', 'me/mfa', token)).json().passkeys).toHaveLength(2);
   });
 
+  it('asks for proof that it is the user before a session adds a passkey: the password, a current code or a passkey', async () => {
+    const user = await seedUser(t, 'pa', { email: 'proof@pa.example' });
+    const token = (await login(t.app, 'pa', user.email)).access_token;
+    const none = await post('pa', 'me/mfa/passkeys/registration-options', {}, token);
+    expect(none.statusCode).toBe(400);
+    expect(none.json().errors[0].field).toBe('code');
+    const wrong = await post('pa', 'me/mfa/passkeys/registration-options', { password: 'not the password' }, token);
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.json()).toMatchObject({ code: 'mfa.invalid_code', errors: [{ field: 'password' }] });
+    expect(await db('pa').selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', user.id).execute()).toEqual([]);
+    // With a first passkey, the next one may be proven with it.
+    const device = new SoftAuthenticator();
+    expect((await post('pa', 'me/mfa/passkeys', { response: device.register((await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token)).json()) }, token)).statusCode).toBe(201);
+    const reauth = (await post('pa', 'me/mfa/passkeys/authentication-options', {}, token)).json();
+    const next = await post('pa', 'me/mfa/passkeys/registration-options', { webauthn: device.assert(reauth) }, token);
+    expect(next.statusCode, next.body).toBe(200);
+  });
+
   it('refuses a wrong origin, a wrong RP ID, an unknown or used challenge, and a registered credential', async () => {
     const user = await seedUser(t, 'pa', { email: 'bad-reg@pa.example' });
     const token = (await login(t.app, 'pa', user.email)).access_token;
-    const options = () => post('pa', 'me/mfa/passkeys/registration-options', {}, token).then((r) => r.json());
+    const options = () => post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token).then((r) => r.json());
     const register = (response: object) => post('pa', 'me/mfa/passkeys', { response }, token);
     const refused = async (response: object) => {
       const res = await register(response);
@@ -117,7 +137,7 @@ describe('passkey registration', () => {
     const user = await seedUser(t, 'pa', { email: 'malformed@pa.example' });
     const token = (await login(t.app, 'pa', user.email)).access_token;
     const device = new SoftAuthenticator();
-    const good = device.register((await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json());
+    const good = device.register((await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token)).json());
     const cases: [object, string][] = [
       [{}, 'response'],
       [{ response: { ...good, response: { ...good.response, clientDataJSON: 'not base64url!' } } }, 'response.response.clientDataJSON'],
@@ -143,7 +163,7 @@ describe('responses as browsers send them', () => {
     const user = await seedUser(t, 'pa', { email: 'tojson@pa.example' });
     const token = (await login(t.app, 'pa', user.email)).access_token;
     const device = new SoftAuthenticator();
-    const created = device.register((await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json());
+    const created = device.register((await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token)).json());
     const registration = { ...created, authenticatorAttachment: null, response: { ...created.response, publicKeyAlgorithm: -7, authenticatorData: 'AAAA' }, clientExtensionResults: { credProps: { rk: true } } };
     const res = await post('pa', 'me/mfa/passkeys', { response: registration }, token);
     expect(res.statusCode, res.body).toBe(201);
@@ -282,8 +302,8 @@ describe('passwordless sign-in with a passkey', () => {
     expect(replay.json().code).toBe('auth.passkey_failed');
   });
 
-  it('refuses an unverified user, a wrong user handle, origin or challenge, and an unknown credential; a known one\'s failures lock its user', async () => {
-    await setSetting('pb', 'lockout.max_failures', 5);
+  it('refuses an unverified user, a wrong user handle, origin or challenge, and an unknown credential; failures are audited, not counted, and a locked account stays locked', async () => {
+    await setSetting('pb', 'lockout.max_failures', 3);
     try {
       const u = await withPasskey('pb');
       const refused = async (webauthn: object) => {
@@ -301,11 +321,15 @@ describe('passwordless sign-in with a passkey', () => {
       await refused(new SoftAuthenticator().assert(await signInOptions('pb')));
       const reasons = (await db('pb').selectFrom('audit_logs').select('metadata').where('action', '=', 'auth.login_failed').execute()).map((r) => (r.metadata as { reason?: string }).reason);
       expect(reasons.filter((r) => r === 'unknown_passkey')).toHaveLength(1);
-      // Five failures of a known credential: locked, and even a good assertion is refused.
-      const row = await db('pb').selectFrom('users').select(['locked_until']).where('id', '=', u.id).executeTakeFirstOrThrow();
-      expect(row.locked_until!.getTime()).toBeGreaterThan(Date.now());
-      await refused(u.device.assert(await signInOptions('pb')));
+      // Five failures of a known credential, over the threshold of three: audited, yet no lock (a
+      // signature cannot be guessed, and anyone who knows a credential ID could lock its user).
       expect(reasons.filter((r) => r === 'bad_passkey')).toHaveLength(5);
+      const row = await db('pb').selectFrom('users').select(['locked_until', 'failed_login_count']).where('id', '=', u.id).executeTakeFirstOrThrow();
+      expect(row).toEqual({ locked_until: null, failed_login_count: 0 });
+      expect((await passkeyLogin('pb', u.device.assert(await signInOptions('pb')))).statusCode).toBe(200);
+      // Wrong passwords lock the account: then the passkey is refused too.
+      for (let i = 0; i < 3; i++) expect((await post('pb', 'auth/login', { email: u.email, password: 'not the password' })).statusCode).toBe(401);
+      await refused(u.device.assert(await signInOptions('pb')));
     } finally {
       await setSetting('pb', 'lockout.max_failures', 10);
     }
@@ -322,6 +346,19 @@ describe('passwordless sign-in with a passkey', () => {
     const ok = await passkeyLogin('pb', b.device.assert(await signInOptions('pb')));
     expect(ok.statusCode, ok.body).toBe(200);
     expect(ok.json().user.id).toBe(b.id);
+  });
+
+  it('keeps at most MAX_LIVE_SIGN_IN_CHALLENGES sign-in challenges in a tenant, dropping the oldest', async () => {
+    await sql`INSERT INTO ${sql.table('tenant_pb.mfa_passkey_challenges')} (purpose, challenge, expires_at)
+      SELECT 'authentication', 'bulk' || i, now() + make_interval(secs => 100 + i / 100.0) FROM generate_series(1, ${MAX_LIVE_SIGN_IN_CHALLENGES + 5}::int) AS i`.execute(t.db.database.db);
+    const fresh = await signInOptions('pb');
+    const left = await db('pb').selectFrom('mfa_passkey_challenges').select(['challenge']).where('user_id', 'is', null).execute();
+    expect(left.length).toBeLessThanOrEqual(MAX_LIVE_SIGN_IN_CHALLENGES);
+    const kept = new Set(left.map((r) => r.challenge));
+    expect(kept.has(fresh.challenge)).toBe(true);
+    expect(kept.has('bulk1')).toBe(false);
+    expect(kept.has(`bulk${MAX_LIVE_SIGN_IN_CHALLENGES + 5}`)).toBe(true);
+    await db('pb').deleteFrom('mfa_passkey_challenges').where('challenge', 'like', 'bulk%').execute();
   });
 
   it('is refused while auth.mfa is off, and answers malformed input naming the field', async () => {
@@ -426,7 +463,7 @@ describe('audit and events', () => {
 describe('passkeys in tenant archives', () => {
   it('travel with an export and sign in on the imported tenant; their challenges stay behind', async () => {
     const u = await withPasskey('pa');
-    await post('pa', 'me/mfa/passkeys/registration-options', {}, u.token);
+    await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, u.token);
     const system = { authorization: `Bearer ${await t.systemToken()}` };
     const exported = await t.app.inject({ url: '/api/v1/tenants/pa/export', headers: system });
     expect(exported.statusCode).toBe(200);
@@ -456,8 +493,8 @@ describe('passkey challenges', () => {
   it('keeps a few live challenges per user: asking for more drops the oldest', async () => {
     const user = await seedUser(t, 'pa', { email: 'many@pa.example' });
     const token = (await login(t.app, 'pa', user.email)).access_token;
-    const first = (await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json();
-    for (let i = 0; i < 12; i++) await post('pa', 'me/mfa/passkeys/registration-options', {}, token);
+    const first = (await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token)).json();
+    for (let i = 0; i < 12; i++) await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token);
     expect(await db('pa').selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', user.id).execute()).toHaveLength(10);
     const res = await post('pa', 'me/mfa/passkeys', { response: new SoftAuthenticator().register(first) }, token);
     expect(res.json().code).toBe('mfa.passkey_invalid');
@@ -466,7 +503,7 @@ describe('passkey challenges', () => {
   it('expire after five minutes', async () => {
     const user = await seedUser(t, 'pa', { email: 'late@pa.example' });
     const token = (await login(t.app, 'pa', user.email)).access_token;
-    const options = (await post('pa', 'me/mfa/passkeys/registration-options', {}, token)).json();
+    const options = (await post('pa', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, token)).json();
     const row = await db('pa').selectFrom('mfa_passkey_challenges').select(['created_at', 'expires_at']).where('challenge', '=', options.challenge).executeTakeFirstOrThrow();
     expect(row.expires_at.getTime() - row.created_at.getTime()).toBeGreaterThan(299_000);
     expect(row.expires_at.getTime() - row.created_at.getTime()).toBeLessThan(301_000);
@@ -479,7 +516,7 @@ describe('re-authentication with a passkey', () => {
   it('removes a factor with a passkey assertion to its own challenge; a login challenge or a wrong signature is refused naming webauthn', async () => {
     const u = await withPasskey('pb');
     const second = new SoftAuthenticator();
-    const regOptions = (await post('pb', 'me/mfa/passkeys/registration-options', {}, u.token)).json();
+    const regOptions = (await post('pb', 'me/mfa/passkeys/registration-options', { password: PASSWORD }, u.token)).json();
     const other = (await post('pb', 'me/mfa/passkeys', { name: 'Spare', response: second.register(regOptions) }, u.token)).json();
     const remove = (payload: object) => t.app.inject({ method: 'DELETE', url: `/api/v1/tenants/pb/me/mfa/passkeys/${other.id}`, headers: bearer(u.token), payload });
     const options = async () => {

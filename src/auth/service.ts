@@ -91,7 +91,7 @@ export class AuthService {
     const hash = user?.password_hash ?? (await this.dummy());
     const passwordOk = await verifyPassword(hash, input.password.slice(0, policy.password.maxLength * 4));
     if (!user || !user.password_hash) return this.unknownUser(db, actor, { identifier, reason: 'unknown_user' }, 'auth.invalid_credentials');
-    await this.checkFirstFactor(db, user, policy, actor, { ok: passwordOk, failure: 'bad_password', refusal: 'auth.invalid_credentials' });
+    await this.checkFirstFactor(db, user, policy, actor, { ok: passwordOk, failure: 'bad_password', counts: true, refusal: 'auth.invalid_credentials' });
 
     // A user with a second factor (or who must enrol one) gets a step-up token instead of tokens.
     const step = await this.deps.mfa.stepUp(tenant, user.id, policy, actor);
@@ -185,10 +185,10 @@ export class AuthService {
     return { ...result, recovery_codes: recoveryCodes };
   }
 
-  /** Starts the TOTP of a forced enrolment, for the user the `mfa_token` stands for. */
-  async startEnrolment(tenant: TenantContext, mfaToken: string, actor: AuditActor): Promise<{ secret: string; otpauth_url: string }> {
+  /** Starts the TOTP of a forced enrolment, for the user the `mfa_token` stands for (`keepPending`: the one started already, if any). */
+  async startEnrolment(tenant: TenantContext, mfaToken: string, actor: AuditActor, keepPending = false): Promise<{ secret: string; otpauth_url: string }> {
     const challenge = await this.deps.mfa.challenge(tenant, mfaToken, 'enrolment');
-    return this.deps.mfa.startTotp(tenant, challenge.userId, { ...actor, actorUserId: challenge.userId, actorType: 'user' });
+    return this.deps.mfa.startTotp(tenant, challenge.userId, { ...actor, actorUserId: challenge.userId, actorType: 'user' }, keepPending);
   }
 
   /**
@@ -203,7 +203,9 @@ export class AuthService {
     const { userId, passkeyId } = await this.deps.mfa.passwordlessPasskey(tenant, input.webauthn, actor);
     const user = userId ? await this.userOf(db, userId) : undefined;
     if (!user) return this.unknownUser(db, actor, { reason: 'unknown_passkey', method: 'webauthn' }, 'auth.passkey_failed');
-    await this.checkFirstFactor(db, user, policy, actor, { ok: passkeyId !== null, failure: 'bad_passkey', refusal: 'auth.passkey_failed' });
+    // A signature cannot be guessed, and credential IDs are no secret: a failed assertion is
+    // audited but does not count towards the lockout (else anyone could lock the account).
+    await this.checkFirstFactor(db, user, policy, actor, { ok: passkeyId !== null, failure: 'bad_passkey', counts: false, refusal: 'auth.passkey_failed' });
     const { locked_until: _locked, ...profile } = user;
     return this.signIn(tenant, db, profile, policy, actor, { mfa: 'webauthn', passkey_id: passkeyId, passwordless: true });
   }
@@ -217,7 +219,8 @@ export class AuthService {
 
   /**
    * The rules of a first factor (a password, or a passkey alone): a locked or inactive account is
-   * refused whatever was proven; a failed proof counts towards the lockout; then the tenant may
+   * refused whatever was proven; a failed proof is audited (and, if it `counts`, counts towards
+   * the lockout); then the tenant may
    * require a verified email address. `refusal` is the one answer for all of these but the last.
    */
   private async checkFirstFactor(
@@ -225,11 +228,11 @@ export class AuthService {
     user: { id: string; status: string; locked_until: Date | null; is_email_verified: boolean },
     policy: TenantPolicy,
     actor: AuditActor,
-    proof: { ok: boolean; failure: 'bad_password' | 'bad_passkey'; refusal: ErrorCode },
+    proof: { ok: boolean; failure: 'bad_password' | 'bad_passkey'; counts: boolean; refusal: ErrorCode },
   ): Promise<void> {
     const locked = user.locked_until !== null && user.locked_until > new Date();
     if (locked || !proof.ok || user.status !== 'active') {
-      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !proof.ok ? proof.failure : `status_${user.status}`, !locked && !proof.ok);
+      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !proof.ok ? proof.failure : `status_${user.status}`, proof.counts && !locked && !proof.ok);
       loginOutcomes.inc({ outcome: locked ? 'locked' : !proof.ok ? proof.failure : 'inactive' });
       throw new DomainError(proof.refusal);
     }

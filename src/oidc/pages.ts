@@ -147,8 +147,6 @@ export function enrolPage(view: OidcPageView, form: { readonly action: string; r
     `<p><a href="${escapeHtml(form.totp.otpauthUrl)}">${say(view, 'page.oidc.enrol.open_app')}</a></p>`,
     `<form method="post" action="${escapeHtml(form.action)}">`,
     hidden('mfa_token', form.mfaToken),
-    hidden('secret', form.totp.secret),
-    hidden('otpauth_url', form.totp.otpauthUrl),
     `<label for="code">${say(view, 'page.oidc.mfa.code')}</label>`,
     `<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required maxlength="64" autofocus${invalid}>`,
     `<button type="submit">${say(view, 'page.oidc.enrol.submit')}</button>`,

@@ -161,8 +161,13 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
   /** The step a password sign-in answered: the second factor, or the forced enrolment with a new TOTP key. */
   async function nextStep(request: FastifyRequest, { tenant, view, base, show, offers }: Context, step: MfaStep) {
     if ('mfa_required' in step) return show(200, mfaPage(view, { action: `${base}/mfa`, mfaToken: step.mfa_token, methods: step.methods, passkey: offers.secondFactor(step.methods) }));
-    const totp = await deps.auth.startEnrolment(tenant, step.mfa_token, actorFrom(request));
-    return show(200, enrolPage(view, { action: `${base}/enrol`, mfaToken: step.mfa_token, totp: { secret: totp.secret, otpauthUrl: totp.otpauth_url }, passkey: offers.enrolment }));
+    return enrolment(request, { tenant, view, base, show, offers }, 200, step.mfa_token);
+  }
+
+  /** The forced enrolment's page: the TOTP key pending for the `mfa_token`'s user (started now if none; never taken from the form). */
+  async function enrolment(request: FastifyRequest, { tenant, view, base, show, offers }: Pick<Context, 'tenant' | 'view' | 'base' | 'show' | 'offers'>, status: number, mfaToken: string, refusal?: Refusal) {
+    const totp = await deps.auth.startEnrolment(tenant, mfaToken, actorFrom(request), true);
+    return show(status, enrolPage(view, { action: `${base}/enrol`, mfaToken, totp: { secret: totp.secret, otpauthUrl: totp.otpauth_url }, refusal, passkey: offers.enrolment }));
   }
 
   /** Forms post back to the page that showed them, from this site only, within the authentication rate limit. */
@@ -264,9 +269,8 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/enrol', page, async (request, reply) => {
       try {
         const context = await signInForm(request, reply);
-        const { tenant, provider, view, base, show, fields, offers } = context;
+        const { tenant, provider, view, show, fields } = context;
         const mfaToken = one(fields.mfa_token) ?? '';
-        const totp = { secret: (one(fields.secret) ?? '').slice(0, 128), otpauthUrl: (one(fields.otpauth_url) ?? '').slice(0, 1024) };
         try {
           // The same forced enrolment as POST auth/mfa/totp/confirm or auth/mfa/passkeys: the login finishes, with ten recovery codes to keep.
           const withPasskey = fields.passkey !== undefined;
@@ -280,7 +284,12 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
         } catch (error) {
           const { status, refusal, code } = refusalOf(request, error, view);
           if (code === 'auth.mfa_token_invalid') return context.login(status, '', refusal);
-          return show(status, enrolPage(view, { action: `${base}/enrol`, mfaToken, totp, refusal, passkey: offers.enrolment }));
+          try {
+            return await enrolment(request, context, status, mfaToken, refusal);
+          } catch (again) {
+            // The step's token was voided by this failure (its last attempt): the sign-in starts over.
+            return context.login(status, '', refusalOf(request, again, view).refusal);
+          }
         }
       } catch (error) {
         return failed(request, reply, error);

@@ -473,7 +473,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Passwordless sign-in: a passkey assertion (the user verified) stands for the password and the second factor; the normal token answer. A known passkey's failure counts towards its user's lockout */
+        /** Passwordless sign-in: a passkey assertion (the user verified) stands for the password and the second factor; the normal token answer. A failure is audited, not counted towards the lockout */
         post: operations["loginPasskey"];
         delete?: never;
         options?: never;
@@ -627,7 +627,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** WebAuthn registration options for a new passkey (for navigator.credentials.create): your passkeys excluded, attestation none; the challenge is single use and lasts five minutes */
+        /** WebAuthn registration options for a new passkey (for navigator.credentials.create), after proving it is you (a current TOTP code, your password, or a passkey assertion: a passkey signs in alone, so a session is not enough): your passkeys excluded, attestation none; the challenge is single use and lasts five minutes */
         post: operations["createMyMfaPasskeyRegistrationOption"];
         delete?: never;
         options?: never;
@@ -8086,7 +8086,51 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "123456",
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @example 123456 */
+                    code?: string;
+                    password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
+                };
+            };
+        };
         responses: {
             /** @description PublicKeyCredentialCreationOptionsJSON: the challenge is single use and lasts five minutes */
             200: {
@@ -8172,6 +8216,19 @@ export interface operations {
                         };
                         hints?: string[];
                     };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing, invalid or expired credentials */

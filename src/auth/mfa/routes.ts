@@ -69,7 +69,7 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
         config: publicAuth,
         schema: {
           tags: ['auth'],
-          summary: 'Passwordless sign-in: a passkey assertion (the user verified) stands for the password and the second factor; the normal token answer. A known passkey\'s failure counts towards its user\'s lockout',
+          summary: 'Passwordless sign-in: a passkey assertion (the user verified) stands for the password and the second factor; the normal token answer. A failure is audited, not counted towards the lockout',
           body: PasskeyLoginBody,
           response: { 200: LoginTokensSchema, ...problems(400, 401, 403, 404, 409, 429) },
         },
@@ -187,11 +187,13 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
         config: self,
         schema: {
           tags: ['me'],
-          summary: 'WebAuthn registration options for a new passkey (for navigator.credentials.create): your passkeys excluded, attestation none; the challenge is single use and lasts five minutes',
-          response: { 200: CreationOptionsSchema, ...problems(401, 403, 404, 409) },
+          summary:
+            'WebAuthn registration options for a new passkey (for navigator.credentials.create), after proving it is you (a current TOTP code, your password, or a passkey assertion: a passkey signs in alone, so a session is not enough): your passkeys excluded, attestation none; the challenge is single use and lasts five minutes',
+          body: ReauthenticationBody,
+          response: { 200: CreationOptionsSchema, ...problems(400, 401, 403, 404, 409) },
         },
       },
-      async (request) => mfa.passkeyRegistrationOptions(requireTenant(request), requireSession(request).userId, actorFrom(request)),
+      async (request) => mfa.passkeyRegistrationOptions(requireTenant(request), requireSession(request).userId, actorFrom(request), null, request.body),
     );
 
     app.post(

@@ -118,6 +118,8 @@ export interface MfaServiceDeps {
 
 /** Live passkey challenges a user may hold at once (a few browser tabs); asking for more drops the oldest. */
 const MAX_LIVE_PASSKEY_CHALLENGES = 10;
+/** Live passwordless sign-in challenges a tenant keeps (issued to no one, so not capped per user); more drop the oldest. */
+export const MAX_LIVE_SIGN_IN_CHALLENGES = 10_000;
 
 const PASSKEY_COLUMNS = ['id', 'name', 'transports', 'backed_up', 'created_at', 'last_used_at'] as const;
 
@@ -275,16 +277,23 @@ export class MfaService {
     return policy;
   }
 
-  /** Starts (or restarts) a TOTP enrolment: a new secret, pending until a code confirms it. */
-  async startTotp(tenant: TenantContext, userId: string, actor: AuditActor): Promise<{ secret: string; otpauth_url: string }> {
+  /**
+   * Starts (or restarts) a TOTP enrolment: a new secret, pending until a code confirms it.
+   * `keepPending`: a pending one is given again instead (a page shown anew keeps its key).
+   */
+  async startTotp(tenant: TenantContext, userId: string, actor: AuditActor, keepPending = false): Promise<{ secret: string; otpauth_url: string }> {
     const policy = await this.enabled(tenant);
-    const secret = newTotpSecret();
+    let secret = newTotpSecret();
     const db = this.db(tenant);
     const user = await db.selectFrom('users').select(['email']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user) throw DomainError.notFound('user');
     await db.transaction().execute(async (trx) => {
-      const existing = await trx.selectFrom('mfa_totp').select(['id', 'confirmed_at']).where('user_id', '=', userId).forUpdate().executeTakeFirst();
+      const existing = await trx.selectFrom('mfa_totp').select(['id', 'confirmed_at', 'encrypted_secret']).where('user_id', '=', userId).forUpdate().executeTakeFirst();
       if (existing?.confirmed_at) throw new DomainError('mfa.already_enrolled');
+      if (existing && keepPending) {
+        secret = this.deps.secrets.decrypt(existing.encrypted_secret, totpSecretContext(tenant.schema, existing.id)) as string;
+        return;
+      }
       if (existing) await trx.deleteFrom('mfa_totp').where('id', '=', existing.id).execute();
       const id = randomUUID();
       await trx.insertInto('mfa_totp').values({ id, user_id: userId, encrypted_secret: this.deps.secrets.encrypt(secret, totpSecretContext(tenant.schema, id)) }).execute();
@@ -373,10 +382,22 @@ export class MfaService {
 
   /**
    * Stores a new single-use passkey challenge; the user's expired ones go, and all but their
-   * latest few. A passwordless sign-in's (no user yet) clears the expired ones of no user.
+   * latest few. A passwordless sign-in's (no user yet) clears the expired ones of no user, and
+   * the oldest beyond MAX_LIVE_SIGN_IN_CHALLENGES.
    */
   private async storePasskeyChallenge(trx: Kysely<TenantDatabase>, userId: string | null, purpose: 'registration' | 'authentication', challenge: string, mfaChallengeId: string | null): Promise<void> {
-    if (userId === null) await trx.deleteFrom('mfa_passkey_challenges').where('user_id', 'is', null).where('expires_at', '<', new Date()).execute();
+    if (userId === null)
+      await trx
+        .deleteFrom('mfa_passkey_challenges')
+        .where('user_id', 'is', null)
+        .where((eb) =>
+          eb.or([
+            eb('expires_at', '<', new Date()),
+            // Past the cap, the oldest go: the table stays bounded whoever asks.
+            eb('id', 'in', eb.selectFrom('mfa_passkey_challenges').select('id').where('user_id', 'is', null).orderBy('expires_at', 'desc').orderBy('id').offset(MAX_LIVE_SIGN_IN_CHALLENGES - 1).limit(1000)),
+          ]),
+        )
+        .execute();
     else
       await trx
         .deleteFrom('mfa_passkey_challenges')
@@ -416,12 +437,16 @@ export class MfaService {
   }
 
   /**
-   * Registration options for a new passkey of the user (their own session, or the forced
-   * enrolment's `mfa_token` as `mfaChallengeId`): RP ID and name, the user, their passkeys
-   * excluded, attestation `none`. The challenge is stored, single use, five minutes.
+   * Registration options for a new passkey of the user (their own session with `proof`: a
+   * current code, the password or a passkey; or the forced enrolment's `mfa_token` as
+   * `mfaChallengeId`): RP ID and name, the user, their passkeys excluded, attestation `none`.
+   * The challenge is stored, single use, five minutes.
    */
-  async passkeyRegistrationOptions(tenant: TenantContext, userId: string, actor: AuditActor, mfaChallengeId: string | null = null): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  async passkeyRegistrationOptions(tenant: TenantContext, userId: string, actor: AuditActor, mfaChallengeId: string | null = null, proof: Reauthentication = {}): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const policy = await this.enabled(tenant);
+    // A passkey signs in alone: a session is not enough to add one (a stolen token would keep a
+    // way in). The forced enrolment's step already took the password.
+    if (mfaChallengeId === null) await this.reauthenticate(tenant, userId, proof, actor);
     const db = this.db(tenant);
     const user = await db.selectFrom('users').select(['email']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user) throw DomainError.notFound('user');

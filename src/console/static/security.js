@@ -43,15 +43,18 @@ export function SecurityPage() {
 
 function AddPasskey({ onAdded }) {
   const [name, setName] = useState('');
+  const [password, setPassword] = useState('');
   const [codes, setCodes] = useState(null);
   const action = useAction();
   if (!passkeysSupported()) return html`<p>This browser cannot make passkeys.</p>`;
   const add = (event) => {
     event.preventDefault();
     action.run(async () => {
-      const response = await passkeyCreation(await t.post('/me/mfa/passkeys/registration-options', {}));
+      // A passkey signs in on its own: the password first, as the API asks.
+      const response = await passkeyCreation(await t.post('/me/mfa/passkeys/registration-options', { password }));
       const answer = await t.post('/me/mfa/passkeys', { response, ...(name.trim() ? { name: name.trim() } : {}) });
       setName('');
+      setPassword('');
       setCodes(answer.recovery_codes ?? null);
       onAdded();
     });
@@ -59,6 +62,7 @@ function AddPasskey({ onAdded }) {
   return html`<form onSubmit=${add} aria-labelledby="add-passkey-title">
     <h3 id="add-passkey-title">Add a passkey</h3>
     <${Field} label="Passkey name" value=${name} maxlength="100" hint="For example the device it is on" onInput=${(e) => setName(e.currentTarget.value)} />
+    <${Field} label="Your password, to add a passkey" type="password" required autocomplete="current-password" value=${password} onInput=${(e) => setPassword(e.currentTarget.value)} />
     <${ProblemView} error=${action.error} />
     <button type="submit" class="primary" disabled=${action.busy}>Add a passkey</button>
     ${codes &&
