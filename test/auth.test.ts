@@ -640,6 +640,8 @@ describe('route guards', () => {
       '/auth/mfa/totp',
       '/auth/mfa/totp/confirm',
       '/auth/mfa/verify',
+      '/auth/passkey/login',
+      '/auth/passkey/options',
       '/auth/password-reset/confirm',
       '/auth/password-reset/request',
       '/auth/refresh',
@@ -647,6 +649,7 @@ describe('route guards', () => {
       '/auth/session/mfa/passkeys',
       '/auth/session/mfa/totp/confirm',
       '/auth/session/mfa/verify',
+      '/auth/session/passkey',
       '/auth/session/refresh',
       '/auth/verify-email',
       '/graphiql',
@@ -658,8 +661,10 @@ describe('route guards', () => {
       '/oidc/interaction/:uid',
       '/oidc/interaction/:uid/abort',
       '/oidc/interaction/:uid/consent',
+      '/oidc/interaction/:uid/enrol',
       '/oidc/interaction/:uid/login',
       '/oidc/interaction/:uid/mfa',
+      '/oidc/interaction/:uid/passkey',
       '/realtime',
     ]);
   });

@@ -245,7 +245,7 @@ describe('health, readiness, docs and errors', () => {
     expect(Object.keys(create.responses['409'].content)).toEqual(['application/problem+json']);
     expect(create.requestBody.content['application/json'].schema.properties).toHaveProperty('slug');
     // Every operation: documented errors as problem+json, security where it is enforced, examples.
-    const publicTenantRoutes = ['/auth/login', '/auth/refresh', '/auth/password-reset/request', '/auth/password-reset/confirm', '/auth/verify-email', '/auth/session', '/auth/session/refresh', '/auth/mfa/totp', '/auth/mfa/totp/confirm', '/auth/mfa/verify', '/auth/mfa/passkey-options', '/auth/mfa/passkeys/registration-options', '/auth/mfa/passkeys', '/auth/session/mfa/totp/confirm', '/auth/session/mfa/verify', '/auth/session/mfa/passkeys'].map((p) => `post ${p}`);
+    const publicTenantRoutes = ['/auth/login', '/auth/refresh', '/auth/password-reset/request', '/auth/password-reset/confirm', '/auth/verify-email', '/auth/session', '/auth/session/refresh', '/auth/mfa/totp', '/auth/mfa/totp/confirm', '/auth/mfa/verify', '/auth/mfa/passkey-options', '/auth/mfa/passkeys/registration-options', '/auth/mfa/passkeys', '/auth/session/mfa/totp/confirm', '/auth/session/mfa/verify', '/auth/session/mfa/passkeys', '/auth/passkey/options', '/auth/passkey/login', '/auth/session/passkey'].map((p) => `post ${p}`);
     let operations = 0;
     for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: unknown; example?: unknown }> }>; security?: unknown; requestBody?: { content: Record<string, { example?: unknown }> } }>>)) {
       for (const [method, op] of Object.entries(item)) {

@@ -59,7 +59,6 @@ ul.scopes{margin:8px 0 0;padding-left:20px}
 ul.codes{columns:2;margin:8px 0 0;padding-left:20px;font-family:ui-monospace,monospace}
 code{font-family:ui-monospace,monospace;word-break:break-all}
 a.button{display:block;margin-top:24px;padding:12px 20px;text-align:center;font-weight:600;color:#fff;background:var(--brand);border-radius:6px;text-decoration:none}
-[hidden]{display:none!important}
 button:focus-visible,a:focus-visible{outline:3px solid #1d1d1f;outline-offset:2px}
 nav ul{list-style:none;padding:0;margin:24px 0 0;display:flex;gap:12px;flex-wrap:wrap;font-size:.875rem}
 nav a{color:inherit}
