@@ -54,14 +54,18 @@ function requestsOf(): autocannon.Request[] | undefined {
     ];
   }
   if (spec.kind === 'oidc-token') {
-    // Codes first (each exchanged once), then the refresh tokens their answers carry, each put back after its answer.
-    const pool: string[] = (spec.oidcCodes ?? []).map((code) => new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: spec.redirectUri ?? '' }).toString());
+    // Codes first (each exchanged once), then each connection refreshes with the refresh token its
+    // last answer carried (the bench's client is confidential: its refresh tokens do not rotate).
+    // autocannon may build a connection's next request before it hands over the last answer:
+    // such a request takes the newest refresh token any answer carried.
+    const codes: string[] = (spec.oidcCodes ?? []).map((code) => new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: spec.redirectUri ?? '' }).toString());
+    let newest: string | undefined;
     return [
       {
         method: 'POST',
-        setupRequest: (req) => ({ ...req, body: pool.shift() }),
-        onResponse: (status, body) => {
-          if (status === 200) pool.push(new URLSearchParams({ grant_type: 'refresh_token', refresh_token: (JSON.parse(body) as { refresh_token: string }).refresh_token }).toString());
+        setupRequest: (req, context: { next?: string }) => ({ ...req, body: context.next ?? codes.shift() ?? newest }),
+        onResponse: (status, body, context: { next?: string }) => {
+          if (status === 200) context.next = newest = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: (JSON.parse(body) as { refresh_token: string }).refresh_token }).toString();
         },
       },
     ];

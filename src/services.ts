@@ -140,7 +140,7 @@ export async function createTenantServices(deps: {
   const records = recordServices({ db, storage: deps.storage, secrets: deps.secrets, policies });
   const mfa = new MfaService({ db, changes, secrets: deps.secrets, sessions, policies, relyingParty: relyingParty(deps.config.publicUrl, deps.config.corsOrigins) });
   const auth = new AuthService({ db, changes, keys, sessions, access, policies, mailer: deps.mailer, mfa, publicUrl: deps.config.publicUrl });
-  const oidcClients = new OidcClientService(db);
+  const oidcClients = new OidcClientService(db, local, changes);
   const oidcKeys = new OidcKeyService(db, deps.secrets);
   const users = new UserService({ db, changes, auth, apiKeys, sessions, policies, mailer: deps.mailer, publicUrl: deps.config.publicUrl });
   const oidcProviders = new OidcProviders({ db, keys, changes, oidcKeys, oidcClients, users, access, sessions, policies, auth, publicUrl: deps.config.publicUrl });

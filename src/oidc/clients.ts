@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { writeAudit, type AuditActor } from '../audit/audit.js';
 import { randomToken, sha256 } from '../auth/tokens.js';
+import type { Change, ChangeListener, Changes } from '../cache/changes.js';
+import type { LocalCache } from '../cache/local.js';
 import { tenantDb } from '../db/database.js';
 import { once, type Outcome } from '../db/idempotency.js';
 import type { PlatformDatabase } from '../db/platform-types.js';
@@ -83,9 +85,28 @@ function checkGrantTypes(values: readonly string[], checks: FieldChecks): string
 
 const view = (row: Omit<ClientRecord, 'client_id' | 'client_secret_hash'>): ClientView => ({ ...row, type: row.type, client_id: row.id });
 
-/** `oidc/clients`: the applications that may sign the tenant's users in (docs/OIDC.md). */
-export class OidcClientService {
-  constructor(private readonly db: Kysely<PlatformDatabase>) {}
+/** A client's cached record; with no id, the prefix of every client's of the tenant. */
+const clientKey = (tenant: TenantContext, id: string) => `oidc_client:${tenant.schema}:${id}`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * `oidc/clients`: the applications that may sign the tenant's users in (docs/OIDC.md). The
+ * provider reads a client on every request: its record is cached, and dropped (here and on every
+ * instance) when the client is changed or deleted, or the whole tenant changes.
+ */
+export class OidcClientService implements ChangeListener {
+  constructor(
+    private readonly db: Kysely<PlatformDatabase>,
+    private readonly local: LocalCache,
+    changes: Changes,
+  ) {
+    changes.listen(this);
+  }
+
+  /** A restored, deleted or suspended tenant's clients are read again (ChangeListener). */
+  forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
+    return change.kind === 'tenant' ? this.local.invalidate(clientKey(tenant, '')) : undefined;
+  }
 
   async list(tenant: TenantContext, query: { page: number; page_size: number }) {
     const db = tenantDb(this.db, tenant.schema);
@@ -102,9 +123,11 @@ export class OidcClientService {
 
   /** The client as the provider needs it, or undefined (an id that is no uuid is simply unknown). */
   async record(tenant: TenantContext, id: string): Promise<ClientRecord | undefined> {
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
-    const row = await tenantDb(this.db, tenant.schema).selectFrom('oidc_clients').select([...COLUMNS, 'client_secret_hash']).where('id', '=', id).executeTakeFirst();
-    return row ? { ...(row as ClientRecord), client_id: row.id } : undefined;
+    if (!UUID.test(id)) return undefined;
+    return this.local.load(clientKey(tenant, id), async () => {
+      const row = await tenantDb(this.db, tenant.schema).selectFrom('oidc_clients').select([...COLUMNS, 'client_secret_hash']).where('id', '=', id).executeTakeFirst();
+      return row ? { ...(row as ClientRecord), client_id: row.id } : undefined;
+    });
   }
 
   /** Registers a client; a confidential one's secret is in this answer only (stored as its SHA-256). */
@@ -128,7 +151,7 @@ export class OidcClientService {
   }
 
   async update(tenant: TenantContext, id: string, input: ClientInput, expected: number | undefined, actor: AuditActor): Promise<ClientView> {
-    return tenantDb(this.db, tenant.schema)
+    const updated = await tenantDb(this.db, tenant.schema)
       .transaction()
       .execute(async (trx) => {
         const before = await this.one(trx, id, true);
@@ -155,6 +178,8 @@ export class OidcClientService {
         await writeAudit(trx, actor, { action: 'oidc_clients.update', entityType: 'oidc_clients', entityId: id, before, after });
         return view(after as ClientRecord);
       });
+    await this.local.invalidate(clientKey(tenant, id));
+    return updated;
   }
 
   /** Deletes the client with every grant, code and token issued to it. */
@@ -168,6 +193,7 @@ export class OidcClientService {
         await trx.deleteFrom('oidc_payloads').where(sql<string>`payload->>'clientId'`, '=', id).execute();
         await writeAudit(trx, actor, { action: 'oidc_clients.delete', entityType: 'oidc_clients', entityId: id, before });
       });
+    await this.local.invalidate(clientKey(tenant, id));
   }
 
   private async one(db: Kysely<TenantDatabase>, id: string, lock = false) {

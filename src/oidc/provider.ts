@@ -21,7 +21,7 @@ import { negotiateLocale, type Locale } from '../i18n/index.js';
 import { displayName, type PolicyReader } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import type { UserService } from '../users/service.js';
-import { kyselyAdapter, purgeExpired } from './adapter.js';
+import { kyselyAdapter, linkReadAhead, purgeExpired } from './adapter.js';
 import type { ClientRecord, OidcClientService } from './clients.js';
 import { LONGEST_TOKEN_MS, SIGNING_ALG, type OidcKeyService } from './keys.js';
 import { loggedOutPage, logoutPage, oauthErrorPage, type OidcPageView } from './pages.js';
@@ -81,9 +81,14 @@ export type ProviderErrorHandler = (error: unknown, tenant: TenantContext) => vo
 interface Entry {
   readonly slug: string;
   readonly schema: string;
-  readonly provider: Promise<Provider>;
+  readonly provider: Provider;
   readonly validUntil: number;
+  /** The keys it was built with and the role of each: an unchanged keystore keeps the provider. */
+  readonly keysInUse: string;
 }
+
+/** What of a keystore the provider depends on: which keys, in which order, which of them signs. */
+const keysInUse = (keys: readonly { kid?: string; key_ops?: string[] }[]) => JSON.stringify(keys.map((k) => [k.kid, k.key_ops ?? null]));
 
 /** The issuer of a tenant: every endpoint of its provider is under it. */
 export const issuerOf = (publicUrl: string, slug: string): string => `${new URL(publicUrl).origin}/api/v1/tenants/${slug}/oidc`;
@@ -97,9 +102,10 @@ export function clientMetadata(client: ClientRecord): AdapterPayload {
     client_id: client.id,
     client_name: client.name,
     ...(client.client_secret_hash ? { client_secret: client.client_secret_hash, token_endpoint_auth_method: 'client_secret_basic' } : { token_endpoint_auth_method: 'none' }),
-    redirect_uris: client.redirect_uris,
-    post_logout_redirect_uris: client.post_logout_redirect_uris,
-    grant_types: client.grant_types,
+    // Copies: the record may be a cached one, shared by every request.
+    redirect_uris: [...client.redirect_uris],
+    post_logout_redirect_uris: [...client.post_logout_redirect_uris],
+    grant_types: [...client.grant_types],
     response_types: ['code'],
     id_token_signed_response_alg: SIGNING_ALG,
     application_type: client.redirect_uris.every((u) => /^https?:/.test(u)) ? 'web' : 'native',
@@ -134,6 +140,10 @@ export const withFormTargets = (page: RenderedPage, targets: readonly string[]):
  */
 export class OidcProviders implements ChangeListener {
   private readonly entries = new Map<string, Entry>();
+  /** Keystore loads under way, by tenant: requests arriving meanwhile wait for the same one. */
+  private readonly loading = new Map<string, Promise<Provider>>();
+  /** Counts forget() calls: a load that started before one is not kept. */
+  private forgotten = 0;
   private readonly cookieKey: string;
   private sweeper: NodeJS.Timeout | undefined;
   private onError: ProviderErrorHandler = () => undefined;
@@ -156,23 +166,46 @@ export class OidcProviders implements ChangeListener {
   /** The tenant's provider (built, or rebuilt with fresh keys, when needed). */
   async get(tenant: TenantContext, now = Date.now()): Promise<Provider> {
     const known = this.entries.get(tenant.id);
-    if (known && known.slug === tenant.slug && known.schema === tenant.schema && now < known.validUntil) {
+    const current = known && known.slug === tenant.slug && known.schema === tenant.schema ? known : undefined;
+    if (current && now < current.validUntil) {
       // Most recently used last: the first entry is the one evicted.
       this.entries.delete(tenant.id);
-      this.entries.set(tenant.id, known);
-      return known.provider;
+      this.entries.set(tenant.id, current);
+      return current.provider;
     }
+    let load = this.loading.get(tenant.id);
+    if (!load) {
+      const started = this.load(tenant, current, now).finally(() => {
+        if (this.loading.get(tenant.id) === started) this.loading.delete(tenant.id);
+      });
+      this.loading.set(tenant.id, (load = started));
+    }
+    return load;
+  }
+
+  /**
+   * Reads the tenant's keystore: a provider whose keys are still the same ones in the same roles
+   * is kept (its clients, its imported keys and its routes with it), else a new one is built.
+   */
+  private async load(tenant: TenantContext, current: Entry | undefined, now: number): Promise<Provider> {
+    const forgotten = this.forgotten;
     const keystore = await this.deps.oidcKeys.keystore(tenant, now);
-    const entry: Entry = { slug: tenant.slug, schema: tenant.schema, validUntil: keystore.validUntil, provider: Promise.resolve(this.build(tenant, keystore.keys as Record<string, unknown>[], (await loadOidcLibrary()).default)) };
+    const keys = keysInUse(keystore.keys);
+    const provider = current?.keysInUse === keys ? current.provider : this.build(tenant, keystore.keys as Record<string, unknown>[], (await loadOidcLibrary()).default);
+    if (forgotten !== this.forgotten) return provider;
     this.entries.delete(tenant.id);
-    this.entries.set(tenant.id, entry);
+    this.entries.set(tenant.id, { slug: tenant.slug, schema: tenant.schema, validUntil: keystore.validUntil, provider, keysInUse: keys });
     while (this.entries.size > PROVIDER_CACHE_SIZE) this.entries.delete(this.entries.keys().next().value!);
-    return entry.provider;
+    return provider;
   }
 
   /** A suspended, deleted, restored or renamed tenant (or new settings) gets a new provider (ChangeListener). */
   forget(tenant: TenantContext, change: Change): Promise<void> | undefined {
-    if (change.kind === 'tenant' || change.kind === 'settings') this.entries.delete(tenant.id);
+    if (change.kind === 'tenant' || change.kind === 'settings') {
+      this.forgotten++;
+      this.entries.delete(tenant.id);
+      this.loading.delete(tenant.id);
+    }
     return undefined;
   }
 
@@ -218,6 +251,9 @@ export class OidcProviders implements ChangeListener {
     const here = this.linkedHere(ctx, uid);
     if (here) return here;
     if (!uid) return undefined;
+    // Read along with the token this request presented (adapter.ts), when it did.
+    const readAhead = linkReadAhead(ctx, uid);
+    if (readAhead !== undefined) return readAhead ?? undefined;
     const row = await tenantDb(this.deps.db, tenant.schema).selectFrom('oidc_payloads').select('session_id').where('model', '=', 'Session').where('uid', '=', uid).executeTakeFirst();
     return row?.session_id ?? undefined;
   }
@@ -234,11 +270,12 @@ export class OidcProviders implements ChangeListener {
   private build(tenant: TenantContext, keys: Record<string, unknown>[], Provider: typeof OidcLibrary.default): Provider {
     const { deps } = this;
     const db = tenantDb(deps.db, tenant.schema);
-    const adapter = kyselyAdapter(db, {
+    const adapter = kyselyAdapter(db, tenant.schema, {
       client: async (id) => {
         const client = await deps.oidcClients.record(tenant, id);
         return client ? clientMetadata(client) : undefined;
       },
+      request: () => Provider.ctx,
       sessionOf: (uid) => this.linkedHere(Provider.ctx, uid),
       sessionDestroyed: async (uid, sessionId) => {
         if (!sessionId) return;
@@ -253,12 +290,18 @@ export class OidcProviders implements ChangeListener {
       },
     });
 
-    const findAccount = async (ctx: KoaContextWithOIDC, sub: string, token?: { sessionUid?: string }): Promise<Account | undefined> => {
+    const findAccount = async (ctx: KoaContextWithOIDC, sub: string, token?: { sessionUid?: string; scope?: string }): Promise<Account | undefined> => {
       const uid = token ? token.sessionUid : ctx.oidc.entities.Session?.uid;
       const sessionId = await this.serviceSession(tenant, ctx, uid);
       if (!sessionId) return undefined;
       // The sign-in stands while its service session does: logout, a revocation, a password change or suspension end it here too.
       if (!(await deps.sessions.isLive(tenant, sessionId, sub, await deps.policies.policy(tenant)))) return undefined;
+      // A token of scope `openid` (a grant's or userinfo's) is answered with claims: read them while the provider stores its new tokens.
+      if (token?.scope?.split(' ').includes('openid')) {
+        const claims = this.claims(tenant, sub);
+        claims.catch(() => undefined);
+        return { accountId: sub, claims: () => claims };
+      }
       return { accountId: sub, claims: () => this.claims(tenant, sub) };
     };
 
