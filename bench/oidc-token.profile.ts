@@ -1,19 +1,18 @@
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, it } from 'vitest';
-import { mintCodes, registerClient, type BenchClient } from '../bench/oidc.js';
+import { mintCodes, registerClient, type BenchClient } from './oidc.js';
 import { StatementCache } from '../src/db/statements.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { login, PASSWORD, seedTenant, type SeededUser } from './support/tenants.js';
+import { createTestApp, type TestApp } from '../test/support/app.js';
+import { login, PASSWORD, seedTenant, type SeededUser } from '../test/support/tenants.js';
 
 /**
- * Not part of the suite (OIDC_PROFILE=1 runs it; docs/BENCHMARKS.md): where a refresh at the
+ * Not part of the suite (`npm run bench:oidc-profile` runs it; docs/BENCHMARKS.md): where a refresh at the
  * provider's token endpoint spends its time beside `POST auth/refresh`. The statements of one code
  * exchange and one refresh, sequential latencies, optionally a CPU profile of the refreshes
  * (PROFILE_OUT=file.cpuprofile); then both under load with the bench's load generator
  * (bench/load.ts, 8 connections, LOAD_ROUNDS turns of LOAD_SECONDS each), the service in this process.
  */
-const profiling = process.env.OIDC_PROFILE === '1';
 let t: TestApp;
 let base: string;
 let admin: SeededUser;
@@ -33,7 +32,6 @@ let counting = false;
 const original = pg.Client.prototype.query;
 
 beforeAll(async () => {
-  if (!profiling) return;
   StatementCache.verifying = false;
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
@@ -51,7 +49,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (!profiling) return;
   pg.Client.prototype.query = original;
   await t?.close();
 });
@@ -62,7 +59,7 @@ async function token(body: string): Promise<{ refresh_token?: string; status: nu
   return { ...json, status: res.status };
 }
 
-it.skipIf(!profiling)('profiles the token endpoint', { timeout: 300_000 }, async () => {
+it('profiles the token endpoint', { timeout: 300_000 }, async () => {
   const n = Number(process.env.PROFILE_N ?? 300);
   const codes = await mintCodes(base, 'oa', client, admin.email, PASSWORD, 1);
   counting = true;
@@ -123,7 +120,7 @@ it.skipIf(!profiling)('profiles the token endpoint', { timeout: 300_000 }, async
   console.log(`sequential: oidc refresh ${oidcMs.toFixed(2)} ms (${us(oidcCpu)} us CPU of this process), auth/refresh ${ownMs.toFixed(2)} ms (${us(ownCpu)} us CPU); ratio ${(ownMs / oidcMs).toFixed(2)}`);
 });
 
-it.skipIf(!profiling)('compares rates under load (bench/load.ts, 8 connections)', { timeout: 600_000 }, async () => {
+it('compares rates under load (bench/load.ts, 8 connections)', { timeout: 600_000 }, async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const run = promisify(execFile);
