@@ -560,8 +560,7 @@ async function main() {
     // Each connection's first requests exchange authorization codes (minted through the pages
     // beforehand), then each follows the refresh_token grant with the token its answer carried.
     const oidcClient = await registerClient(db, 't0', base);
-    // Twice the connections: the warm-up's last requests are cut off with their rotated tokens.
-    const codes = await mintCodes(base, 't0', oidcClient, 'user0@t0.example', PASSWORD, CONNECTIONS * 2);
+    const codes = await mintCodes(base, 't0', oidcClient, 'user0@t0.example', PASSWORD, CONNECTIONS);
     const oidcToken = await load('oidc_token', `${base}/api/v1/tenants/t0/oidc/token`, {
       method: 'POST',
       headers: { authorization: oidcClient.authorization, 'content-type': 'application/x-www-form-urlencoded' },

@@ -26,7 +26,6 @@ async function createDemoTenant(runtime: Runtime, config: Config, logger: Logger
   );
 }
 
-/** Loads the configuration, opens the runtime and serves until a signal; `stopTracing` flushes spans on the way out. */
 /**
  * Tenant schemas behind this release: the embedded database (one instance, a trial or a
  * development copy) migrates them before serving; with DATABASE_URL the operator does it
@@ -43,6 +42,7 @@ async function migrateBehindSchemas(runtime: Runtime, logger: Logger): Promise<v
   logger.info({ migrated: result.migrated, failed: result.failed.length }, 'migrated the tenant schemas behind this release');
 }
 
+/** Loads the configuration, opens the runtime and serves until a signal; `stopTracing` flushes spans on the way out. */
 export async function main(stopTracing?: () => Promise<void>): Promise<void> {
   let config: Config;
   try {

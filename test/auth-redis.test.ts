@@ -1,34 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { RedisCache } from '../src/cache/redis.js';
 import { createTestApp, type TestApp } from './support/app.js';
-import { describeWithRedis, redisUrl } from './support/redis.js';
+import { describeWithRedis, redisCaches } from './support/redis.js';
 import { bearer, login, seedTenant, seedUser } from './support/tenants.js';
 
 /** Two instances of the service sharing one PostgreSQL and one Redis. */
 let one: TestApp;
 let two: TestApp;
-const caches: RedisCache[] = [];
-
-async function redis(prefix: string, url = redisUrl()): Promise<RedisCache> {
-  const cache = new RedisCache({ url, prefix });
-  await cache.connect();
-  caches.push(cache);
-  return cache;
-}
+const redis = redisCaches();
 
 beforeAll(async () => {
   if (!inject('redisUrl')) return;
   const prefix = `two-instances-${randomUUID()}:`;
-  one = await createTestApp({ cache: await redis(prefix) });
-  two = await createTestApp({ cache: await redis(prefix), database: one.db });
+  one = await createTestApp({ cache: await redis.connect(prefix) });
+  two = await createTestApp({ cache: await redis.connect(prefix), database: one.db });
   await seedTenant(one, 'north');
   await seedTenant(one, 'south');
 });
 afterAll(async () => {
   await two?.close();
   await one?.close();
-  await Promise.all(caches.map((c) => c.close()));
+  await redis.close();
 });
 
 const me = (t: TestApp, slug: string, token: string) => t.app.inject({ method: 'GET', url: `/api/v1/tenants/${slug}/me`, headers: bearer(token) });
@@ -72,8 +64,8 @@ describeWithRedis('two instances with Redis', () => {
 
 describeWithRedis('readiness with Redis', () => {
   it('reports redis in /ready, and 503 naming it when it is down', async () => {
-    const up = await redis(`ready-${randomUUID()}:`);
-    const down = await redis('down:', 'redis://127.0.0.1:9');
+    const up = await redis.connect(`ready-${randomUUID()}:`);
+    const down = await redis.connect('down:', 'redis://127.0.0.1:9');
     const { buildApp } = await import('../src/app.js');
     const { databaseCheck } = await import('../src/health/routes.js');
     for (const [cache, status] of [[up, 200], [down, 503]] as const) {
@@ -91,7 +83,7 @@ describeWithRedis('readiness with Redis', () => {
 describeWithRedis('Redis down', () => {
   it('keeps answering from PostgreSQL and never fails open', async () => {
     // An instance whose Redis does not answer (nothing listens on port 9).
-    const down = await createTestApp({ cache: await redis('down:', 'redis://127.0.0.1:9'), database: one.db });
+    const down = await createTestApp({ cache: await redis.connect('down:', 'redis://127.0.0.1:9'), database: one.db });
     try {
       const tokens = await login(down.app, 'north', 'admin@north.example');
       expect((await me(down, 'north', tokens.access_token)).statusCode).toBe(200);

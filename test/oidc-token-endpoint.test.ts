@@ -3,10 +3,9 @@ import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mintCodes, type BenchClient } from '../bench/oidc.js';
-import { RedisCache } from '../src/cache/redis.js';
 import { KEYSTORE_MAX_AGE_MS } from '../src/oidc/keys.js';
 import { createTestApp, type TestApp } from './support/app.js';
-import { describeWithRedis, redisUrl } from './support/redis.js';
+import { describeWithRedis, redisCaches } from './support/redis.js';
 import { bearer, login, PASSWORD, seedTenant, type SeededUser } from './support/tenants.js';
 
 /**
@@ -131,27 +130,20 @@ describe('one instance', () => {
 describeWithRedis('two instances with Redis', () => {
   let one: TestApp;
   let two: { t: TestApp; base: string };
-  const caches: RedisCache[] = [];
   let admin: SeededUser;
-
-  const redis = async (prefix: string) => {
-    const cache = new RedisCache({ url: redisUrl(), prefix });
-    await cache.connect();
-    caches.push(cache);
-    return cache;
-  };
+  const redis = redisCaches();
 
   beforeAll(async () => {
     if (!inject('redisUrl')) return;
     const prefix = `oidc-clients-${randomUUID()}:`;
-    one = await createTestApp({ cache: await redis(prefix) });
-    two = await listening({ cache: await redis(prefix), database: one.db });
+    one = await createTestApp({ cache: await redis.connect(prefix) });
+    two = await listening({ cache: await redis.connect(prefix), database: one.db });
     admin = await seedTenant(one, 'tr');
   });
   afterAll(async () => {
     await two?.t.close();
     await one?.close();
-    await Promise.all(caches.map((c) => c.close()));
+    await redis.close();
   });
 
   it('a client changed on one instance is read again on the other', async () => {

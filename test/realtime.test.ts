@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
-import { RedisCache } from '../src/cache/redis.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { useTenants } from './support/fixture.js';
-import { describeWithRedis, redisUrl } from './support/redis.js';
+import { describeWithRedis, redisCaches } from './support/redis.js';
 import { bearer, login, seedTenant, seedUser } from './support/tenants.js';
 
 /*
@@ -290,26 +289,20 @@ describe('two instances without Redis', () => {
 describeWithRedis('two instances with Redis', () => {
   let one: TestApp;
   let two: TestApp;
-  const caches: RedisCache[] = [];
-  const redis = async (prefix: string) => {
-    const cache = new RedisCache({ url: redisUrl(), prefix });
-    await cache.connect();
-    caches.push(cache);
-    return cache;
-  };
+  const redis = redisCaches();
   beforeAll(async () => {
     if (!inject('redisUrl')) return;
     const prefix = `realtime-${randomUUID()}:`;
     // Only the first instance dispatches; the second hears its events through Redis.
-    one = await createTestApp({ cache: await redis(prefix), events: { dispatch: true, pollMs: 5_000 }, realtime: { feed: 'pubsub' } });
-    two = await createTestApp({ cache: await redis(prefix), database: one.db, realtime: { feed: 'pubsub' } });
+    one = await createTestApp({ cache: await redis.connect(prefix), events: { dispatch: true, pollMs: 5_000 }, realtime: { feed: 'pubsub' } });
+    two = await createTestApp({ cache: await redis.connect(prefix), database: one.db, realtime: { feed: 'pubsub' } });
     await seedTenant(one, 'reda');
     await seedTenant(one, 'redb');
   });
   afterAll(async () => {
     await two?.close();
     await one?.close();
-    await Promise.all(caches.map((c) => c.close()));
+    await redis.close();
   });
 
   it("fans every event out to the other instance's sockets, and a revocation there closes them", async () => {

@@ -17,6 +17,9 @@ export interface AuditActor {
 }
 
 /** The service itself (provisioning, the platform API, schedules): no user, no request. */
+/** `actor` acting as the user `userId` (a sign-in's steps, taken before any session names them). */
+export const asUser = (actor: AuditActor, userId: string): AuditActor => ({ ...actor, actorUserId: userId, actorType: 'user' });
+
 export const SYSTEM_ACTOR: AuditActor = { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: null, requestId: null };
 
 export interface AuditEntry {

@@ -1,7 +1,7 @@
 import { loginOutcomes } from '../observability/metrics.js';
 import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
 import type { AccessService } from '../access/service.js';
-import { auditRow, redact, writeAudit, type AuditActor } from '../audit/audit.js';
+import { asUser, auditRow, redact, writeAudit, type AuditActor } from '../audit/audit.js';
 import { eventOf, withEvent, written } from '../events/outbox.js';
 import type { Changes } from '../cache/changes.js';
 import { tenantDb } from '../db/database.js';
@@ -174,7 +174,7 @@ export class AuthService {
     let recoveryCodes: string[] = [];
     const result = await this.secondStep(tenant, challenge, actor, async (_db, userId) => {
       try {
-        const done = await register(userId, { ...actor, actorUserId: userId, actorType: 'user' }, challenge.id);
+        const done = await register(userId, asUser(actor, userId), challenge.id);
         recoveryCodes = done.recovery_codes;
         return { ...done.metadata, enrolled: true };
       } catch (error) {
@@ -188,7 +188,7 @@ export class AuthService {
   /** Starts the TOTP of a forced enrolment, for the user the `mfa_token` stands for (`keepPending`: the one started already, if any). */
   async startEnrolment(tenant: TenantContext, mfaToken: string, actor: AuditActor, keepPending = false): Promise<{ secret: string; otpauth_url: string }> {
     const challenge = await this.deps.mfa.challenge(tenant, mfaToken, 'enrolment');
-    return this.deps.mfa.startTotp(tenant, challenge.userId, { ...actor, actorUserId: challenge.userId, actorType: 'user' }, keepPending);
+    return this.deps.mfa.startTotp(tenant, challenge.userId, asUser(actor, challenge.userId), keepPending);
   }
 
   /**

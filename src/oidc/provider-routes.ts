@@ -12,9 +12,8 @@ import { crossSite } from '../http/edge.js';
 import { loggedProblem, problemBody } from '../http/problem.js';
 import { Compile } from 'typebox/compile';
 import { AuthenticationResponse, RegistrationResponse } from '../auth/mfa/schemas.js';
-import type { MfaMethod } from '../auth/mfa/service.js';
-import type { MfaStep } from '../auth/mfa/service.js';
-import { consentPage, enrolPage, loginPage, mfaPage, oauthErrorPage, problemPage, recoveryCodesPage, type OidcPageView, type PasskeyOffer, type Refusal } from './pages.js';
+import type { MfaMethod, MfaStep } from '../auth/mfa/service.js';
+import { consentPage, enrolPage, loginPage, mfaPage, oauthErrorPage, problemPage, recoveryCodesPage, type OidcPageView, type Refusal } from './pages.js';
 import { loadOidcLibrary, mountPathOf, redirectTargets, withFormTargets, type OidcProviders, type SignInResult } from './provider.js';
 
 export interface OidcProviderRoutesDeps extends Pick<TenantAuthDeps, 'cache' | 'authRateLimitPerMinute'> {
@@ -38,19 +37,24 @@ const one = (value: unknown): string | undefined => {
   const first: unknown = Array.isArray(value) ? value[0] : value;
   return typeof first === 'string' ? first : undefined;
 };
-/** A passkey ceremony's JSON as a page's script posted it, checked as the API checks it; undefined when it is not one. */
 const assertionOf = Compile(AuthenticationResponse);
 const registrationOf = Compile(RegistrationResponse);
-function ceremony<T>(validator: { Check(value: unknown): boolean }, field: string | undefined): T | undefined {
-  if (!field) return undefined;
+/** A passkey ceremony's JSON as a page's script posted it, checked as the API checks it; `refusal` when it is not one. */
+function ceremony<T>(validator: { Check(value: unknown): boolean }, field: unknown, refusal: DomainError): T {
+  const text = one(field);
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(field);
-    return validator.Check(value) ? (value as T) : undefined;
+    value = text ? JSON.parse(text) : undefined;
   } catch {
-    return undefined;
+    throw refusal;
   }
+  if (!validator.Check(value)) throw refusal;
+  return value as T;
 }
 
+const emailOf = (fields: Record<string, unknown>) => (one(fields.email) ?? '').slice(0, 320);
+/** The user's methods, as the second step's form carries them round (only to offer the same ways again). */
+const methodsOf = (fields: Record<string, unknown>) => (one(fields.methods) ?? '').split(',').filter((m): m is MfaMethod => ['totp', 'webauthn', 'recovery_code'].includes(m));
 const fieldsOf = (value: unknown): Record<string, unknown> => (value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
 
 function send(reply: FastifyReply, status: number, page: RenderedPage): FastifyReply {
@@ -108,14 +112,19 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     const show = (status: number, page: RenderedPage) => send(reply, status, withFormTargets(page, targets));
     // The passkey buttons ask the tenant's public API for their options, then post here.
     const api = mountPathOf(tenant.slug).replace(/\/oidc$/, '');
-    const offers = {
-      signIn: view.mfa === 'off' ? undefined : { options: `${api}/auth/passkey/options`, action: `${base}/passkey` },
-      secondFactor: (methods: readonly string[]): PasskeyOffer | undefined => (methods.includes('webauthn') ? { options: `${api}/auth/mfa/passkey-options`, action: `${base}/mfa` } : undefined),
-      enrolment: { options: `${api}/auth/mfa/passkeys/registration-options`, action: `${base}/enrol` },
+    /** The sign-in form (an email kept, a refusal shown), with a passwordless passkey unless the tenant has factors off. */
+    const login = (status: number, email = '', refusal?: Refusal) =>
+      show(status, loginPage(view, { action: `${base}/login`, email, refusal, passkey: view.mfa === 'off' ? undefined : { options: `${api}/auth/passkey/options`, action: `${base}/passkey` } }));
+    /** The second step's form, offering the user's passkey when they have one. */
+    const secondFactor = (status: number, mfaToken: string, methods: readonly string[], refusal?: Refusal) =>
+      show(status, mfaPage(view, { action: `${base}/mfa`, mfaToken, methods, refusal, passkey: methods.includes('webauthn') ? { options: `${api}/auth/mfa/passkey-options`, action: `${base}/mfa` } : undefined }));
+    /** The forced enrolment's form: the TOTP key pending for the `mfa_token`'s user (started now if none; never taken from the form), or a passkey. */
+    const enrolment = async (status: number, mfaToken: string, refusal?: Refusal) => {
+      const totp = await deps.auth.startEnrolment(tenant, mfaToken, actorFrom(request), true);
+      const passkey = { options: `${api}/auth/mfa/passkeys/registration-options`, action: `${base}/enrol` };
+      return show(status, enrolPage(view, { action: `${base}/enrol`, mfaToken, totp: { secret: totp.secret, otpauthUrl: totp.otpauth_url }, refusal, passkey }));
     };
-    /** The sign-in form again (an email kept, a refusal shown). */
-    const login = (status: number, email = '', refusal?: Refusal) => show(status, loginPage(view, { action: `${base}/login`, email, refusal, passkey: offers.signIn }));
-    return { tenant, provider, details, view, base, show, offers, login };
+    return { tenant, provider, details, view, base, show, login, secondFactor, enrolment };
   }
 
   /** Whatever stops a page: an OAuth error (an expired interaction) or a problem, as a page in the reader's language. */
@@ -144,7 +153,7 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     await formGuard(request, reply);
     const context = await interaction(request, reply);
     if (context.details.prompt.name !== 'login') throw new (await loadOidcLibrary()).errors.InvalidRequest('no sign-in is pending');
-    return { ...context, fields: fieldsOf(request.body) };
+    return { ...context, request, fields: fieldsOf(request.body) };
   }
 
   /** The sign-in is done: the interaction's result names the user and the service session it opened; where the browser goes back to the provider. */
@@ -157,18 +166,10 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
     return reply.redirect(await finish(request, reply, provider, result, amr), 303);
   }
 
-  type Context = Awaited<ReturnType<typeof interaction>>;
-  /** The step a password sign-in answered: the second factor, or the forced enrolment with a new TOTP key. */
-  async function nextStep(request: FastifyRequest, { tenant, view, base, show, offers }: Context, step: MfaStep) {
-    if ('mfa_required' in step) return show(200, mfaPage(view, { action: `${base}/mfa`, mfaToken: step.mfa_token, methods: step.methods, passkey: offers.secondFactor(step.methods) }));
-    return enrolment(request, { tenant, view, base, show, offers }, 200, step.mfa_token);
-  }
-
-  /** The forced enrolment's page: the TOTP key pending for the `mfa_token`'s user (started now if none; never taken from the form). */
-  async function enrolment(request: FastifyRequest, { tenant, view, base, show, offers }: Pick<Context, 'tenant' | 'view' | 'base' | 'show' | 'offers'>, status: number, mfaToken: string, refusal?: Refusal) {
-    const totp = await deps.auth.startEnrolment(tenant, mfaToken, actorFrom(request), true);
-    return show(status, enrolPage(view, { action: `${base}/enrol`, mfaToken, totp: { secret: totp.secret, otpauthUrl: totp.otpauth_url }, refusal, passkey: offers.enrolment }));
-  }
+  type SignInContext = Awaited<ReturnType<typeof signInForm>>;
+  /** The step a password sign-in answered: the second factor, or the forced enrolment. */
+  const nextStep = (context: SignInContext, step: MfaStep) =>
+    'mfa_required' in step ? context.secondFactor(200, step.mfa_token, step.methods) : context.enrolment(200, step.mfa_token);
 
   /** Forms post back to the page that showed them, from this site only, within the authentication rate limit. */
   async function formGuard(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -200,101 +201,85 @@ export function oidcProviderRoutes(deps: OidcProviderRoutesDeps): FastifyPluginA
       }
     });
 
-    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/login', page, async (request, reply) => {
-      try {
-        const context = await signInForm(request, reply);
-        const { tenant, provider, view, fields } = context;
-        const email = (one(fields.email) ?? '').slice(0, 320);
-        let answer;
+    /**
+     * A sign-in form's post (`path`): `act` on its fields; a refusal of what was typed shows
+     * `again`'s page (with the refusal and its code), anything else the page of `failed`.
+     */
+    const signInStep = (
+      path: string,
+      act: (context: SignInContext, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>,
+      again: (context: SignInContext, status: number, refusal: Refusal, code: string) => Promise<FastifyReply> | FastifyReply,
+    ) =>
+      app.post<{ Params: { uid: string } }>(`/oidc/interaction/:uid/${path}`, page, async (request, reply) => {
         try {
-          // The same login as POST auth/login: lockout, audit and the second factor apply.
-          answer = await deps.auth.login(tenant, { email, password: one(fields.password) ?? '' }, actorFrom(request));
-        } catch (error) {
-          const { status, refusal } = refusalOf(request, error, view);
-          return context.login(status, email, refusal);
-        }
-        if (!isMfaStep(answer)) return signedIn(request, reply, provider, answer, ['pwd']);
-        return nextStep(request, context, answer);
-      } catch (error) {
-        return failed(request, reply, error);
-      }
-    });
-
-    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/passkey', page, async (request, reply) => {
-      try {
-        const context = await signInForm(request, reply);
-        const { tenant, provider, view, fields } = context;
-        try {
-          // The same passwordless sign-in as POST auth/passkey/login.
-          const webauthn = ceremony<AssertionJSON>(assertionOf, one(fields.webauthn));
-          if (!webauthn) throw new DomainError('auth.passkey_failed');
-          const result = await deps.auth.passkeyLogin(tenant, { webauthn }, actorFrom(request));
-          return await signedIn(request, reply, provider, result, ['hwk', 'user']);
-        } catch (error) {
-          const { status, refusal } = refusalOf(request, error, view);
-          return context.login(status, '', refusal);
-        }
-      } catch (error) {
-        return failed(request, reply, error);
-      }
-    });
-
-    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/mfa', page, async (request, reply) => {
-      try {
-        const context = await signInForm(request, reply);
-        const { tenant, provider, view, base, show, fields, offers } = context;
-        const mfaToken = one(fields.mfa_token) ?? '';
-        const methods = (one(fields.methods) ?? '').split(',').filter((m): m is MfaMethod => ['totp', 'webauthn', 'recovery_code'].includes(m));
-        try {
-          // The same second step as POST auth/mfa/verify: a code of the app, a recovery code, or a passkey's assertion.
-          if (fields.webauthn !== undefined) {
-            const webauthn = ceremony<AssertionJSON>(assertionOf, one(fields.webauthn));
-            if (!webauthn) throw new DomainError('auth.mfa_failed');
-            const result = await deps.auth.verifyMfa(tenant, { mfa_token: mfaToken, webauthn }, actorFrom(request));
-            return await signedIn(request, reply, provider, result, ['pwd', 'hwk']);
-          }
-          const result = await deps.auth.verifyMfa(tenant, { mfa_token: mfaToken, code: (one(fields.code) ?? '').slice(0, 64) }, actorFrom(request));
-          return await signedIn(request, reply, provider, result, ['pwd', 'otp']);
-        } catch (error) {
-          const { status, refusal, code } = refusalOf(request, error, view);
-          // A void token cannot be tried again: the sign-in starts over.
-          if (code === 'auth.mfa_token_invalid') return context.login(status, '', refusal);
-          return show(status, mfaPage(view, { action: `${base}/mfa`, mfaToken, methods, refusal, passkey: offers.secondFactor(methods) }));
-        }
-      } catch (error) {
-        return failed(request, reply, error);
-      }
-    });
-
-    app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/enrol', page, async (request, reply) => {
-      try {
-        const context = await signInForm(request, reply);
-        const { tenant, provider, view, show, fields } = context;
-        const mfaToken = one(fields.mfa_token) ?? '';
-        try {
-          // The same forced enrolment as POST auth/mfa/totp/confirm or auth/mfa/passkeys: the login finishes, with ten recovery codes to keep.
-          const withPasskey = fields.passkey !== undefined;
-          const response = withPasskey ? ceremony<RegistrationJSON>(registrationOf, one(fields.passkey)) : undefined;
-          if (withPasskey && !response) throw DomainError.invalid('response', text('reason.passkey_response'), 'mfa.passkey_invalid');
-          const result = response
-            ? await deps.auth.confirmPasskeyEnrolment(tenant, { mfa_token: mfaToken, response }, actorFrom(request))
-            : await deps.auth.confirmEnrolment(tenant, { mfa_token: mfaToken, code: (one(fields.code) ?? '').slice(0, 64) }, actorFrom(request));
-          const next = await finish(request, reply, provider, result, response ? ['pwd', 'hwk'] : ['pwd', 'otp']);
-          return show(200, recoveryCodesPage(view, result.recovery_codes, next));
-        } catch (error) {
-          const { status, refusal, code } = refusalOf(request, error, view);
-          if (code === 'auth.mfa_token_invalid') return context.login(status, '', refusal);
+          const context = await signInForm(request, reply);
           try {
-            return await enrolment(request, context, status, mfaToken, refusal);
-          } catch (again) {
-            // The step's token was voided by this failure (its last attempt): the sign-in starts over.
-            return context.login(status, '', refusalOf(request, again, view).refusal);
+            return await act(context, request, reply);
+          } catch (error) {
+            const { status, refusal, code } = refusalOf(request, error, context.view);
+            // A void token cannot be tried again: the sign-in starts over.
+            return await (code === 'auth.mfa_token_invalid' ? context.login(status, '', refusal) : again(context, status, refusal, code));
           }
+        } catch (error) {
+          return failed(request, reply, error);
         }
-      } catch (error) {
-        return failed(request, reply, error);
-      }
-    });
+      });
+
+    // The same login as POST auth/login: lockout, audit and the second factor apply.
+    signInStep(
+      'login',
+      async (context, request, reply) => {
+        const answer = await deps.auth.login(context.tenant, { email: emailOf(context.fields), password: one(context.fields.password) ?? '' }, actorFrom(request));
+        return isMfaStep(answer) ? nextStep(context, answer) : signedIn(request, reply, context.provider, answer, ['pwd']);
+      },
+      (context, status, refusal) => context.login(status, emailOf(context.fields), refusal),
+    );
+
+    // The same passwordless sign-in as POST auth/passkey/login.
+    signInStep(
+      'passkey',
+      async (context, request, reply) => {
+        const webauthn = ceremony<AssertionJSON>(assertionOf, context.fields.webauthn, new DomainError('auth.passkey_failed'));
+        return signedIn(request, reply, context.provider, await deps.auth.passkeyLogin(context.tenant, { webauthn }, actorFrom(request)), ['hwk', 'user']);
+      },
+      (context, status, refusal) => context.login(status, '', refusal),
+    );
+
+    // The same second step as POST auth/mfa/verify: a code of the app, a recovery code, or a passkey's assertion.
+    signInStep(
+      'mfa',
+      async (context, request, reply) => {
+        const { fields } = context;
+        const mfaToken = one(fields.mfa_token) ?? '';
+        const factor = fields.webauthn !== undefined ? { webauthn: ceremony<AssertionJSON>(assertionOf, fields.webauthn, new DomainError('auth.mfa_failed')) } : { code: (one(fields.code) ?? '').slice(0, 64) };
+        const result = await deps.auth.verifyMfa(context.tenant, { mfa_token: mfaToken, ...factor }, actorFrom(request));
+        return signedIn(request, reply, context.provider, result, ['pwd', 'webauthn' in factor ? 'hwk' : 'otp']);
+      },
+      (context, status, refusal) => context.secondFactor(status, one(context.fields.mfa_token) ?? '', methodsOf(context.fields), refusal),
+    );
+
+    // The same forced enrolment as POST auth/mfa/totp/confirm or auth/mfa/passkeys: the login finishes, with ten recovery codes to keep.
+    signInStep(
+      'enrol',
+      async (context, request, reply) => {
+        const { tenant, fields } = context;
+        const mfaToken = one(fields.mfa_token) ?? '';
+        const response = fields.passkey !== undefined ? ceremony<RegistrationJSON>(registrationOf, fields.passkey, DomainError.invalid('response', text('reason.passkey_response'), 'mfa.passkey_invalid')) : undefined;
+        const result = response
+          ? await deps.auth.confirmPasskeyEnrolment(tenant, { mfa_token: mfaToken, response }, actorFrom(request))
+          : await deps.auth.confirmEnrolment(tenant, { mfa_token: mfaToken, code: (one(fields.code) ?? '').slice(0, 64) }, actorFrom(request));
+        const next = await finish(request, reply, context.provider, result, response ? ['pwd', 'hwk'] : ['pwd', 'otp']);
+        return context.show(200, recoveryCodesPage(context.view, result.recovery_codes, next));
+      },
+      async (context, status, refusal) => {
+        try {
+          return await context.enrolment(status, one(context.fields.mfa_token) ?? '', refusal);
+        } catch (again) {
+          // The step's token was voided by this failure (its last attempt): the sign-in starts over.
+          return context.login(status, '', refusalOf(context.request, again, context.view).refusal);
+        }
+      },
+    );
 
     app.post<{ Params: { uid: string } }>('/oidc/interaction/:uid/consent', page, async (request, reply) => {
       try {

@@ -1,12 +1,5 @@
 import type * as OidcLibrary from 'oidc-provider';
 import type { Account, AdapterPayload, Configuration, KoaContextWithOIDC, default as Provider } from 'oidc-provider';
-
-/**
- * oidc-provider, imported when a tenant's provider is first built: its import costs every
- * process start-up time and, on Node 20, prints a warning (the CLI and failed starts too).
- */
-let library: Promise<typeof OidcLibrary> | undefined;
-export const loadOidcLibrary = () => (library ??= import('oidc-provider'));
 import type { Kysely } from 'kysely';
 import type { AccessService } from '../access/service.js';
 import type { AuditActor } from '../audit/audit.js';
@@ -26,6 +19,13 @@ import type { ClientRecord, OidcClientService } from './clients.js';
 import { LONGEST_TOKEN_MS, SIGNING_ALG, type OidcKeyService } from './keys.js';
 import { loggedOutPage, logoutPage, oauthErrorPage, type OidcPageView } from './pages.js';
 import type { RenderedPage } from '../account/page.js';
+
+/**
+ * oidc-provider, imported when a tenant's provider is first built: its import costs every
+ * process start-up time and, on Node 20, prints a warning (the CLI and failed starts too).
+ */
+let library: Promise<typeof OidcLibrary> | undefined;
+export const loadOidcLibrary = () => (library ??= import('oidc-provider'));
 
 /** Providers kept at once; a tenant past this is built again on its next request (its state is in its tables). */
 export const PROVIDER_CACHE_SIZE = 100;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { accessGuard, actorOf } from '../../access/guard.js';
-import { writeAudit, type AuditActor } from '../../audit/audit.js';
+import { asUser, writeAudit, type AuditActor } from '../../audit/audit.js';
 import type { Changes } from '../../cache/changes.js';
 import { tenantDb } from '../../db/database.js';
 import type { PlatformDatabase } from '../../db/platform-types.js';
@@ -121,6 +121,9 @@ const MAX_LIVE_PASSKEY_CHALLENGES = 10;
 /** Live passwordless sign-in challenges a tenant keeps (issued to no one, so not capped per user); more drop the oldest. */
 export const MAX_LIVE_SIGN_IN_CHALLENGES = 10_000;
 
+/** The passkey challenges of a user, or (null) the passwordless sign-in's, issued to no one. */
+const ownedBy = (userId: string | null) => (eb: ExpressionBuilder<TenantDatabase, 'mfa_passkey_challenges'>) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId));
+
 const PASSKEY_COLUMNS = ['id', 'name', 'transports', 'backed_up', 'created_at', 'last_used_at'] as const;
 
 /**
@@ -181,7 +184,7 @@ export class MfaService {
       await trx.deleteFrom('mfa_challenges').where('user_id', '=', userId).where('expires_at', '<', new Date()).execute();
       await trx.insertInto('mfa_challenges').values({ user_id: userId, purpose, token_hash: sha256(token), expires_at: new Date(Date.now() + ttl * 1000) }).execute();
       const action = purpose === 'login' ? 'auth.mfa_required' : 'auth.mfa_enrolment_required';
-      await writeAudit(trx, { ...actor, actorUserId: userId, actorType: 'user' }, { action, entityType: 'users', entityId: userId, metadata: { methods } });
+      await writeAudit(trx, asUser(actor, userId), { action, entityType: 'users', entityId: userId, metadata: { methods } });
     });
     if (purpose === 'login') return { mfa_required: true, mfa_token: token, methods, expires_in: ttl };
     return { mfa_enrolment_required: true, mfa_token: token, methods: ['totp', 'webauthn'], expires_in: ttl };
@@ -266,7 +269,7 @@ export class MfaService {
           .executeTakeFirst();
         if (!used) return false;
         const left = await trx.selectFrom('mfa_recovery_codes').select((eb) => eb.fn.countAll<string>().as('n')).where('user_id', '=', userId).where('used_at', 'is', null).executeTakeFirstOrThrow();
-        await writeAudit(trx, { ...actor, actorUserId: userId, actorType: 'user' }, { action: 'mfa.recovery_code_used', entityType: 'users', entityId: userId, metadata: { method: 'recovery_code', remaining: Number(left.n) } });
+        await writeAudit(trx, asUser(actor, userId), { action: 'mfa.recovery_code_used', entityType: 'users', entityId: userId, metadata: { method: 'recovery_code', remaining: Number(left.n) } });
         return true;
       });
   }
@@ -375,40 +378,24 @@ export class MfaService {
     await trx.deleteFrom('mfa_recovery_codes').where('user_id', '=', userId).execute();
   }
 
-  /** The audit actor of a step taken with an `mfa_token`: the user it stands for. */
-  private static asUser(actor: AuditActor, userId: string): AuditActor {
-    return { ...actor, actorUserId: userId, actorType: 'user' };
-  }
-
   /**
-   * Stores a new single-use passkey challenge; the user's expired ones go, and all but their
-   * latest few. A passwordless sign-in's (no user yet) clears the expired ones of no user, and
-   * the oldest beyond MAX_LIVE_SIGN_IN_CHALLENGES.
+   * Stores a new single-use passkey challenge; its owner's expired ones go, and all but their
+   * latest few. The owner is a user, or no one for a passwordless sign-in's (capped per tenant
+   * at MAX_LIVE_SIGN_IN_CHALLENGES: the table stays bounded whoever asks).
    */
   private async storePasskeyChallenge(trx: Kysely<TenantDatabase>, userId: string | null, purpose: 'registration' | 'authentication', challenge: string, mfaChallengeId: string | null): Promise<void> {
-    if (userId === null)
-      await trx
-        .deleteFrom('mfa_passkey_challenges')
-        .where('user_id', 'is', null)
-        .where((eb) =>
-          eb.or([
-            eb('expires_at', '<', new Date()),
-            // Past the cap, the oldest go: the table stays bounded whoever asks.
-            eb('id', 'in', eb.selectFrom('mfa_passkey_challenges').select('id').where('user_id', 'is', null).orderBy('expires_at', 'desc').orderBy('id').offset(MAX_LIVE_SIGN_IN_CHALLENGES - 1).limit(1000)),
-          ]),
-        )
-        .execute();
-    else
-      await trx
-        .deleteFrom('mfa_passkey_challenges')
-        .where('user_id', '=', userId)
-        .where((eb) =>
-          eb.or([
-            eb('expires_at', '<', new Date()),
-            eb('id', 'not in', eb.selectFrom('mfa_passkey_challenges').select('id').where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id').limit(MAX_LIVE_PASSKEY_CHALLENGES - 1)),
-          ]),
-        )
-        .execute();
+    const keep = userId === null ? MAX_LIVE_SIGN_IN_CHALLENGES : MAX_LIVE_PASSKEY_CHALLENGES;
+    await trx
+      .deleteFrom('mfa_passkey_challenges')
+      .where(ownedBy(userId))
+      .where((eb) =>
+        eb.or([
+          eb('expires_at', '<', new Date()),
+          // Past the owner's cap, the oldest go (one lifetime for all: the latest expire last).
+          eb('id', 'in', eb.selectFrom('mfa_passkey_challenges').select('id').where(ownedBy(userId)).orderBy('expires_at', 'desc').orderBy('id').offset(keep - 1).limit(1000)),
+        ]),
+      )
+      .execute();
     await trx
       .insertInto('mfa_passkey_challenges')
       .values({ user_id: userId, purpose, challenge, mfa_challenge_id: mfaChallengeId, expires_at: new Date(Date.now() + PASSKEY_CHALLENGE_TTL_SECONDS * 1000) })
@@ -427,7 +414,7 @@ export class MfaService {
     const row = await db
       .deleteFrom('mfa_passkey_challenges')
       .where('challenge', '=', challenge)
-      .where((eb) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId)))
+      .where(ownedBy(userId))
       .where('purpose', '=', purpose)
       .where('expires_at', '>', new Date())
       .where((eb) => (mfaChallengeId === null ? eb('mfa_challenge_id', 'is', null) : eb('mfa_challenge_id', '=', mfaChallengeId)))
@@ -467,7 +454,7 @@ export class MfaService {
   /** The forced enrolment's registration options, for the user the `mfa_token` stands for. */
   async enrolmentPasskeyOptions(tenant: TenantContext, mfaToken: string, actor: AuditActor): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const challenge = await this.challenge(tenant, mfaToken, 'enrolment');
-    return this.passkeyRegistrationOptions(tenant, challenge.userId, MfaService.asUser(actor, challenge.userId), challenge.id);
+    return this.passkeyRegistrationOptions(tenant, challenge.userId, asUser(actor, challenge.userId), challenge.id);
   }
 
   /**
@@ -521,7 +508,7 @@ export class MfaService {
    */
   async loginPasskeyOptions(tenant: TenantContext, mfaToken: string, actor: AuditActor): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const challenge = await this.challenge(tenant, mfaToken, 'login');
-    return this.assertionOptions(tenant, challenge.userId, challenge.id, MfaService.asUser(actor, challenge.userId));
+    return this.assertionOptions(tenant, challenge.userId, challenge.id, asUser(actor, challenge.userId));
   }
 
   /**
@@ -605,7 +592,7 @@ export class MfaService {
     const stored = Number(row.counter);
     if ((checked.counter > 0 || stored > 0) && checked.counter <= stored) {
       await db.transaction().execute((trx) =>
-        writeAudit(trx, MfaService.asUser(actor, userId), { action: 'mfa.passkey_clone_suspected', entityType: 'users', entityId: userId, metadata: { method: 'webauthn', passkey_id: row.id, counter: checked.counter, stored } }),
+        writeAudit(trx, asUser(actor, userId), { action: 'mfa.passkey_clone_suspected', entityType: 'users', entityId: userId, metadata: { method: 'webauthn', passkey_id: row.id, counter: checked.counter, stored } }),
       );
       return null;
     }
