@@ -42,7 +42,9 @@ try {
   await withCluster(true, async (db) => {
     await migratePlatform(db, EMBEDDED_ROLES.runtime);
     const have = Number((await db.withSchema('shared').selectFrom('tenants').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
-    const rows = Array.from({ length: Math.max(0, TENANTS - have) }, (_, i) => ({ slug: `t${have + i}`, name: `Tenant ${have + i}`, schema_name: `tenant_t${have + i}` }));
+    // Slugs of this run's own, so a kept cluster whose numbering has gaps tops up without clashes.
+    const run = Date.now().toString(36);
+    const rows = Array.from({ length: Math.max(0, TENANTS - have) }, (_, i) => ({ slug: `t${run}${i}`, name: `Tenant ${run} ${i}`, schema_name: `tenant_t${run}${i}` }));
     for (let i = 0; i < rows.length; i += 500) await db.withSchema('shared').insertInto('tenants').values(rows.slice(i, i + 500)).execute();
     const started = performance.now();
     const provisioned = await new SchemaManager(db, tenantMigrations, await roles(db)).migrateAll({ concurrency: 2 });

@@ -67,7 +67,7 @@ export const ERROR_CODES = {
   'auth.email_not_verified': ['forbidden', 'The tenant requires a verified email address before sign-in.'],
   'auth.session_required': ['forbidden', 'The route needs a user session, not an API key.'],
   'auth.invalid_link_token': ['invalid_input', 'A reset or verification link is invalid, used or expired.'],
-  'auth.wrong_password': ['invalid_input', '`current_password` is not the current password.'],
+  'auth.wrong_password': ['invalid_input', '`current_password` is not the current password (counted towards the lockout), or the account is locked and it was not checked.'],
   'auth.email_already_verified': ['conflict', 'The email address is already verified.'],
   'auth.mfa_token_invalid': ['unauthenticated', 'The `mfa_token` is unknown, used, expired, of another tenant or for another step: sign in again.'],
   'auth.mfa_failed': ['unauthenticated', 'The second factor (TOTP code, recovery code or passkey assertion) is wrong or was used already; it counts as a failed login.'],
@@ -92,7 +92,7 @@ export const ERROR_CODES = {
   'mfa.disabled': ['conflict', 'The tenant\'s `auth.mfa` setting is `off`: no factor can be enrolled.'],
   'mfa.already_enrolled': ['conflict', 'TOTP is already active for this user: disable it first.'],
   'mfa.not_found': ['not_found', 'The user has no such factor (no TOTP enrolment, no such passkey).'],
-  'mfa.invalid_code': ['invalid_input', 'The TOTP code (or the password, or the passkey assertion) given to confirm or change a factor is wrong or was used already.'],
+  'mfa.invalid_code': ['invalid_input', 'The TOTP code (or the password, or the passkey assertion) given to confirm or change a factor is wrong or was used already (a wrong code or password to change a factor counts towards the lockout), or the account is locked and it was not checked.'],
   'mfa.passkey_invalid': ['invalid_input', 'The passkey registration response does not verify: its challenge is unknown, used, expired or another step\'s, or its origin, RP ID or attestation is wrong.'],
   'mfa.passkey_exists': ['conflict', 'This passkey (its credential ID) is registered already.'],
   // Roles

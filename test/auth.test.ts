@@ -492,6 +492,31 @@ describe('self-service', () => {
     expect((await me('alpha', there.access_token)).statusCode).toBe(401);
   });
 
+  it('counts wrong current passwords towards the lockout; a locked account changes no password', async () => {
+    await setSetting('beta', 'lockout.max_failures', 3);
+    try {
+      const user = await seedUser(t, 'beta', { email: 'guessed@beta.example', roles: ['user'] });
+      const twin = await seedUser(t, 'alpha', { email: 'guessed@beta.example', roles: ['user'] });
+      const session = await login(t.app, 'beta', user.email);
+      const change = (slug: string, token: string, current: string) =>
+        t.app.inject({ method: 'PUT', url: `/api/v1/tenants/${slug}/me/password`, headers: bearer(token), payload: { current_password: current, new_password: 'another long passphrase' } });
+      for (let i = 0; i < 3; i++) expect((await change('beta', session.access_token, `guess ${i}`)).json().code).toBe('auth.wrong_password');
+      const row = await db('beta').selectFrom('users').select(['locked_until', 'lockout_count']).where('id', '=', user.id).executeTakeFirstOrThrow();
+      expect(row.lockout_count).toBe(1);
+      expect(row.locked_until!.getTime()).toBeGreaterThan(Date.now());
+      const locked = await change('beta', session.access_token, PASSWORD);
+      expect(locked.statusCode).toBe(400);
+      expect(locked.json().errors).toEqual([{ field: 'current_password', reason: expect.stringMatching(/locked/) }]);
+      expect((await t.app.inject({ method: 'POST', url: '/api/v1/tenants/beta/auth/login', payload: { email: user.email, password: PASSWORD } })).statusCode).toBe(401);
+      const failures = await db('beta').selectFrom('audit_logs').select('metadata').where('action', '=', 'auth.login_failed').where('entity_id', '=', user.id).execute();
+      expect(failures.filter((f) => (f.metadata as { context?: string }).context === 'password_change')).toHaveLength(4);
+      // The same address in another tenant is another account: unlocked, its password changes.
+      expect((await change('alpha', (await login(t.app, 'alpha', twin.email)).access_token, PASSWORD)).statusCode).toBe(204);
+    } finally {
+      await setSetting('beta', 'lockout.max_failures', 10);
+    }
+  });
+
   it('lists your sessions and ends one; another user\'s session is 404', async () => {
     const user = await seedUser(t, 'beta', { email: 'sessions@beta.example', roles: ['user'] });
     const a = await login(t.app, 'beta', user.email);

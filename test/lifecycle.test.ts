@@ -1,3 +1,4 @@
+import { chownSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,5 +95,26 @@ describe('service lifecycle on the embedded database', { timeout: 120_000 }, () 
     expect(summary, JSON.stringify(summary)).toMatchObject({ pending: 0, failed: 0 });
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
+  });
+  // As root the cluster runs as the postgres user, whose uid may differ on another machine.
+  it.skipIf(process.getuid?.() !== 0)('a cluster whose files belong to another user (moved from another machine) is handed to postgres at start', async () => {
+    const first = await startEmbeddedPostgres({ dataDir });
+    const control = path.join(first.dataDir, 'global', 'pg_control');
+    const postgresUser = statSync(control);
+    await first.stop();
+    chownSync(control, 0, 0);
+    chownSync(first.dataDir, 0, 0);
+
+    const second = await startEmbeddedPostgres({ dataDir });
+    const owner = createDatabase({ url: second.ownerUrl, max: 1, connectionTimeoutMs: 10_000 });
+    try {
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM shared.tenants WHERE slug = 'demo'`.execute(owner.db);
+      expect(rows[0]?.n).toBe(1);
+      expect(statSync(control).uid).toBe(postgresUser.uid);
+      expect(statSync(second.dataDir).uid).toBe(postgresUser.uid);
+    } finally {
+      await owner.close();
+      await second.stop();
+    }
   });
 });

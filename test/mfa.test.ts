@@ -217,6 +217,41 @@ describe('login step-up', () => {
       await setSetting('mb', 'lockout.max_failures', 10);
     }
   });
+
+  it('counts wrong codes and passwords given to change a factor towards the lockout; a locked account changes none', async () => {
+    await setSetting('mb', 'lockout.max_failures', 3);
+    try {
+      const u = await enrolled('mb');
+      const elsewhere = await enrolled('ma');
+      const removeTotp = (slug: string, token: string, payload: object) => t.app.inject({ method: 'DELETE', url: `/api/v1/tenants/${slug}/me/mfa/totp`, headers: bearer(token), payload });
+      const wrongCode = ['123456', '654321', '111111'].find((c) => ![-1, 0, 1].some((o) => codeAt(u.secret, o) === c))!;
+      expect((await removeTotp('mb', u.token, { code: wrongCode })).json().errors).toEqual([{ field: 'code', reason: 'is wrong or was used already' }]);
+      expect((await removeTotp('mb', u.token, { password: 'not the password' })).statusCode).toBe(400);
+      expect((await db('mb').selectFrom('users').select('locked_until').where('id', '=', u.id).executeTakeFirstOrThrow()).locked_until).toBeNull();
+      expect((await post('mb', 'me/mfa/passkeys/registration-options', { password: 'nor this one' }, u.token)).statusCode).toBe(400);
+
+      const row = await db('mb').selectFrom('users').select(['locked_until', 'lockout_count']).where('id', '=', u.id).executeTakeFirstOrThrow();
+      expect(row.lockout_count).toBe(1);
+      expect(row.locked_until!.getTime()).toBeGreaterThan(Date.now());
+      // Locked: not even the right password is checked, and the factor stays.
+      const locked = await removeTotp('mb', u.token, { password: PASSWORD });
+      expect(locked.statusCode).toBe(400);
+      expect(locked.json().errors).toEqual([{ field: 'password', reason: expect.stringMatching(/locked/) }]);
+      expect(await db('mb').selectFrom('mfa_totp').select('id').where('user_id', '=', u.id).execute()).toHaveLength(1);
+      expect((await passwordLogin('mb', u.email)).statusCode).toBe(401);
+      const failures = await db('mb').selectFrom('audit_logs').select('metadata').where('action', '=', 'auth.login_failed').where('entity_id', '=', u.id).orderBy('created_at').execute();
+      expect(failures.map((f) => f.metadata).slice(0, 4)).toEqual([
+        { reason: 'bad_mfa_factor', context: 'reauthentication' },
+        { reason: 'bad_password', context: 'reauthentication' },
+        { reason: 'bad_password', context: 'reauthentication' },
+        { reason: 'locked', context: 'reauthentication' },
+      ]);
+      // The same steps in another tenant are that tenant's own.
+      expect((await removeTotp('ma', elsewhere.token, { password: PASSWORD })).statusCode).toBe(204);
+    } finally {
+      await setSetting('mb', 'lockout.max_failures', 10);
+    }
+  });
 });
 
 describe('the auth.mfa setting', () => {

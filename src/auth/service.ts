@@ -19,6 +19,7 @@ import { USER_COLUMNS, type UserView } from '../users/view.js';
 import { accountLink, issueResetToken, issueVerificationToken, voidResetTokens, type AccountPage } from './account-tokens.js';
 import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
+import { checkSessionProof, isLocked, passwordMatches, recordFailure } from './lockout.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import type { FactorInput, MfaService, MfaStep, PasskeyRegistration } from './mfa/service.js';
 import type { AssertionJSON } from './mfa/webauthn.js';
@@ -230,9 +231,9 @@ export class AuthService {
     actor: AuditActor,
     proof: { ok: boolean; failure: 'bad_password' | 'bad_passkey'; counts: boolean; refusal: ErrorCode },
   ): Promise<void> {
-    const locked = user.locked_until !== null && user.locked_until > new Date();
+    const locked = isLocked(user.locked_until);
     if (locked || !proof.ok || user.status !== 'active') {
-      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : !proof.ok ? proof.failure : `status_${user.status}`, proof.counts && !locked && !proof.ok);
+      await recordFailure(db, user.id, policy, actor, locked ? 'locked' : !proof.ok ? proof.failure : `status_${user.status}`, proof.counts && !locked && !proof.ok);
       loginOutcomes.inc({ outcome: locked ? 'locked' : !proof.ok ? proof.failure : 'inactive' });
       throw new DomainError(proof.refusal);
     }
@@ -258,44 +259,21 @@ export class AuthService {
     const db = tenantDb(this.deps.db, tenant.schema);
     const user = await this.userOf(db, challenge.userId);
     if (!user) throw new DomainError('auth.mfa_token_invalid');
-    const locked = user.locked_until !== null && user.locked_until > new Date();
+    const locked = isLocked(user.locked_until);
     if (locked || user.status !== 'active') {
-      await this.recordFailure(db, user.id, policy, actor, locked ? 'locked' : `status_${user.status}`, false);
+      await recordFailure(db, user.id, policy, actor, locked ? 'locked' : `status_${user.status}`, false);
       throw new DomainError('auth.mfa_failed');
     }
     const passed = await factor(db, user.id);
     if (!passed) {
       await this.deps.mfa.failedAttempt(tenant, challenge.id);
-      await this.recordFailure(db, user.id, policy, actor, 'bad_mfa_factor', true);
+      await recordFailure(db, user.id, policy, actor, 'bad_mfa_factor', true);
       loginOutcomes.inc({ outcome: 'bad_mfa_factor' });
       throw new DomainError('auth.mfa_failed');
     }
     if (!(await this.deps.mfa.useChallenge(db, challenge.id))) throw new DomainError('auth.mfa_token_invalid');
     const { locked_until: _locked, ...profile } = user;
     return this.signIn(tenant, db, profile, policy, actor, passed);
-  }
-
-  /** Counts a failure; at the policy's threshold, locks the account (each repeat doubles the lock). */
-  private async recordFailure(db: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, reason: string, counts: boolean) {
-    await db.transaction().execute(async (trx) => {
-      await writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', entityId: userId, metadata: { reason } });
-      if (!counts) return;
-      const row = await trx
-        .updateTable('users')
-        .set((eb) => ({ failed_login_count: eb('failed_login_count', '+', 1) }))
-        .where('id', '=', userId)
-        .returning(['failed_login_count', 'lockout_count'])
-        .executeTakeFirstOrThrow();
-      if (row.failed_login_count < policy.lockout.maxFailures) return;
-      const minutes = Math.min(policy.lockout.durationMinutes * 2 ** row.lockout_count, policy.lockout.maxDurationMinutes);
-      const until = new Date(Date.now() + minutes * 60_000);
-      await trx
-        .updateTable('users')
-        .set({ failed_login_count: 0, lockout_count: row.lockout_count + 1, locked_until: until, updated_at: new Date() })
-        .where('id', '=', userId)
-        .execute();
-      await writeAudit(trx, actor, { action: 'auth.lockout', entityType: 'users', entityId: userId, metadata: { minutes, until: until.toISOString() } });
-    });
   }
 
   async refresh(tenant: TenantContext, refreshToken: string, actor: AuditActor): Promise<TokenPair> {
@@ -489,14 +467,18 @@ export class AuthService {
     });
   }
 
-  /** Needs the current password; revokes the user's other sessions. */
+  /** Needs the current password (a wrong one counts towards the lockout); revokes the user's other sessions. */
   async changePassword(tenant: TenantContext, userId: string, currentSessionId: string | null, input: { current_password: string; new_password: string }, actor: AuditActor): Promise<void> {
     const policy = await this.deps.policies.policy(tenant);
     const db = tenantDb(this.deps.db, tenant.schema);
-    const user = await db.selectFrom('users').select(['password_hash']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-    if (!user?.password_hash || !(await verifyPassword(user.password_hash, input.current_password))) {
-      throw DomainError.invalid('current_password', text('reason.current_password'), 'auth.wrong_password');
-    }
+    await checkSessionProof(db, userId, policy, actor, {
+      field: 'current_password',
+      code: 'auth.wrong_password',
+      wrong: text('reason.current_password'),
+      failure: 'bad_password',
+      context: 'password_change',
+      check: () => passwordMatches(db, userId, input.current_password),
+    });
     checkPasswordPolicy(input.new_password, policy.password, 'new_password');
     const passwordHash = await hashPassword(input.new_password);
     await this.transact(tenant, async (work) => {

@@ -11,7 +11,7 @@ import { conflictOnUnique, DomainError, text } from '../../errors.js';
 import { totpSecretContext, type SecretBox } from '../../records/secrets.js';
 import { displayName, type MfaMode, type PolicyReader, type TenantPolicy } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';
-import { verifyPassword } from '../passwords.js';
+import { checkSessionProof, passwordMatches } from '../lockout.js';
 import type { SessionStore } from '../sessions.js';
 import { randomToken, sha256 } from '../tokens.js';
 import { newRecoveryCodes, recoveryCodeHash } from './recovery.js';
@@ -330,23 +330,28 @@ export class MfaService {
     return codes;
   }
 
-  /** A current code (of an active TOTP), the password or a passkey assertion, before a factor is changed; 400 naming the field otherwise. */
+  /**
+   * A current code (of an active TOTP), the password or a passkey assertion, before a factor is
+   * changed; 400 naming the field otherwise. A wrong code or password counts towards the lockout.
+   */
   private async reauthenticate(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<void> {
     const db = this.db(tenant);
-    if (proof.code !== undefined) {
-      if (!(await this.useTotpCode(db, tenant, userId, proof.code.trim()))) throw DomainError.invalid('code', text('reason.mfa_code'), 'mfa.invalid_code');
-      return;
-    }
-    if (proof.password !== undefined) {
-      const user = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
-      if (!user?.password_hash || !(await verifyPassword(user.password_hash, proof.password))) throw DomainError.invalid('password', text('reason.current_password'), 'mfa.invalid_code');
-      return;
-    }
-    if (proof.webauthn !== undefined) {
+    if (proof.code === undefined && proof.password === undefined) {
+      if (proof.webauthn === undefined) throw DomainError.invalid('code', text('reason.code_or_password'));
       if (!(await this.usePasskey(db, userId, null, proof.webauthn, actor))) throw DomainError.invalid('webauthn', text('reason.passkey_response'), 'mfa.invalid_code');
       return;
     }
-    throw DomainError.invalid('code', text('reason.code_or_password'));
+    const policy = await this.deps.policies.policy(tenant);
+    const { code, password } = proof;
+    await checkSessionProof(
+      db,
+      userId,
+      policy,
+      actor,
+      code !== undefined
+        ? { field: 'code', code: 'mfa.invalid_code', wrong: text('reason.mfa_code'), failure: 'bad_mfa_factor', context: 'reauthentication', check: () => this.useTotpCode(db, tenant, userId, code.trim()) }
+        : { field: 'password', code: 'mfa.invalid_code', wrong: text('reason.current_password'), failure: 'bad_password', context: 'reauthentication', check: () => passwordMatches(db, userId, password!) },
+    );
   }
 
   /** Removes the user's TOTP (pending or active) and their recovery codes. */

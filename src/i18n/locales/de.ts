@@ -247,6 +247,7 @@ const de: Catalogue = {
   'reason.identifier_or_email': 'email oder username ist erforderlich',
   'reason.link_token': 'ist ungültig, wurde bereits verwendet oder ist abgelaufen',
   'reason.current_password': 'ist nicht das aktuelle Passwort',
+  'reason.account_locked': 'kann nicht geprüft werden, solange das Konto nach Fehlversuchen gesperrt ist: später erneut versuchen',
   'reason.mfa_code': 'ist falsch oder wurde bereits verwendet',
   'reason.passkey_response': 'lässt sich nicht prüfen (Challenge, Origin oder Signatur): neue Optionen anfordern',
   'reason.code_or_password': 'ein aktueller Code, das Passwort oder eine Passkey-Bestätigung ist erforderlich',

@@ -249,6 +249,7 @@ export default {
   'reason.identifier_or_email': 'email or username is required',
   'reason.link_token': 'is invalid, used or expired',
   'reason.current_password': 'is not the current password',
+  'reason.account_locked': 'cannot be checked while the account is locked after failed attempts: try again later',
   'reason.mfa_code': 'is wrong or was used already',
   'reason.passkey_response': 'does not verify (challenge, origin or signature): ask for new options',
   'reason.code_or_password': 'a current code, the password or a passkey assertion is required',

@@ -247,6 +247,7 @@ const es: Catalogue = {
   'reason.identifier_or_email': 'se requiere email o username',
   'reason.link_token': 'no es válido, ya se ha usado o ha caducado',
   'reason.current_password': 'no es la contraseña actual',
+  'reason.account_locked': 'no se puede comprobar mientras la cuenta está bloqueada tras intentos fallidos: inténtelo más tarde',
   'reason.mfa_code': 'es incorrecto o ya se ha usado',
   'reason.passkey_response': 'no se puede verificar (desafío, origen o firma): pida nuevas opciones',
   'reason.code_or_password': 'se requiere un código actual, la contraseña o una aserción de clave de acceso',

@@ -247,6 +247,7 @@ const fr: Catalogue = {
   'reason.identifier_or_email': 'l’adresse e-mail ou le nom d’utilisateur est obligatoire',
   'reason.link_token': 'est invalide, déjà utilisé ou expiré',
   'reason.current_password': 'n’est pas le mot de passe actuel',
+  'reason.account_locked': 'ne peut pas être vérifié tant que le compte est verrouillé après des échecs : réessayez plus tard',
   'reason.mfa_code': 'est incorrect ou a déjà été utilisé',
   'reason.passkey_response': 'ne se vérifie pas (défi, origine ou signature) : demandez de nouvelles options',
   'reason.code_or_password': 'un code actuel, le mot de passe ou une assertion de clé d’accès est obligatoire',
