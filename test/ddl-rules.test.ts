@@ -5,7 +5,7 @@ import { tenantMigrations } from '../src/db/migrations/index.js';
 import { migratePlatform, splitSqlStatements, templateObject } from '../src/db/platform.js';
 import type { PlatformDatabase } from '../src/db/platform-types.js';
 import { SchemaManager } from '../src/tenancy/schema-manager.js';
-import { checkTopLevelDdl, compileMigration, statementCount } from '../src/tenancy/schema-sql.js';
+import { checkTopLevelDdl, compileMigration, indexesAfterLoad, statementCount } from '../src/tenancy/schema-sql.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 
 /*
@@ -25,6 +25,30 @@ beforeAll(async () => {
   db = new Kysely<PlatformDatabase>({ dialect: new PostgresDialect({ pool: t.database.pool }), log: (event) => void sent.push(event.query.sql) });
 });
 afterAll(async () => t?.drop());
+
+describe('indexesAfterLoad', () => {
+  const q = (text: string) => ({ sql: text, parameters: [] }) as unknown as ReturnType<typeof compileMigration>[number];
+  it('moves plain indexes no later statement names after a load; unique and later-named ones stay before', () => {
+    const statements = [
+      q('create table "s"."a" ("id" int)'),
+      q('create index "a_id_idx" on "s"."a" ("id")'),
+      q('create unique index "a_id_uq" on "s"."a" ("id")'),
+      q('CREATE INDEX a_later_idx ON "s"."a" (id)'),
+      q('create index "a_gin_idx" on "s"."a" using gin ("id")'),
+      q('drop index "s"."a_later_idx"'),
+    ];
+    const { before, after } = indexesAfterLoad(statements);
+    expect(before.map((s) => s.sql)).toEqual([statements[0]!.sql, statements[2]!.sql, statements[3]!.sql, statements[5]!.sql]);
+    expect(after.map((s) => s.sql)).toEqual([statements[1]!.sql, statements[4]!.sql]);
+  });
+  it('keeps every tenant migration statement, each once, the DDL order otherwise unchanged', () => {
+    const all = tenantMigrations.flatMap((m) => compileMigration(db, m, 'tenant_x'));
+    const { before, after } = indexesAfterLoad(all);
+    expect([...before, ...after].map((s) => s.sql).sort()).toEqual(all.map((s) => s.sql).sort());
+    expect(after.length).toBeGreaterThan(50);
+    expect(before.map((s) => s.sql)).toEqual(all.filter((s) => !after.includes(s)).map((s) => s.sql));
+  });
+});
 
 describe('statementCount', () => {
   it('counts statements outside quotes, comments and dollar-quoted bodies', () => {

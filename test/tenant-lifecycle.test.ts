@@ -54,6 +54,12 @@ async function rows(schema: string, table: string, skip: readonly string[] = [])
 /** Columns that change when rows move to another schema: keys and secrets bound to it. */
 const BOUND: Record<string, string[]> = { attachments: ['storage_key'], channel_configs: ['encrypted_secrets'], webhooks: ['encrypted_secret'] };
 
+/** A schema's index definitions, its name taken out (a fork's and an import's must equal a provisioned schema's). */
+async function indexesOf(schema: string): Promise<string[]> {
+  const r = await sql<{ def: string }>`SELECT indexdef AS def FROM pg_indexes WHERE schemaname = ${schema} ORDER BY indexname`.execute(db());
+  return r.rows.map((x) => x.def.replaceAll(`${schema}.`, 'tenant.'));
+}
+
 async function tablesOf(schema: string): Promise<string[]> {
   const r = await sql<{ name: string }>`SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${schema} AND c.relkind = 'r' ORDER BY 1`.execute(db());
   return r.rows.map((x) => x.name);
@@ -193,6 +199,7 @@ describe('tenant export and import', { timeout: 60_000 }, () => {
     expect(res.statusCode, res.body).toBe(201);
     expect(res.json().schema_version).toBe(t.schemas.latestVersion);
     expect(await tablesOf('tenant_lb_old')).toContain('realtime_tickets');
+    expect(await indexesOf('tenant_lb_old')).toEqual(await indexesOf('tenant_lb'));
     const oldAdmin = (await login(t.app, 'lb_old', 'admin@lb.example')).access_token;
     expect(oldAdmin).toBeTruthy();
     // The migration chained the loaded rows in the order they were written, and the chain goes on.
@@ -331,6 +338,9 @@ describe('tenant fork', { timeout: 60_000 }, () => {
     const res = await platform('POST', '/la/fork', { slug: 'la_fork' });
     expect(res.statusCode, res.body).toBe(201);
     expect(res.json()).toMatchObject({ slug: 'la_fork', status: 'ready', tenant_status: 'active' });
+    // Its plain indexes were built after the copy: the same set as the source's.
+    expect(await indexesOf('tenant_la_fork')).toEqual(await indexesOf('tenant_la'));
+    expect(await indexesOf('tenant_la_fork')).toContainEqual(expect.stringContaining('users_search_tsv_idx'));
     const fork = tenantDb(db(), 'tenant_la_fork');
     for (const table of ['user_sessions', 'api_keys', 'webhooks', 'outbox_events', 'webhook_deliveries']) {
       expect((await sql<{ n: string }>`SELECT count(*) AS n FROM ${sql.id('tenant_la_fork', table)}`.execute(db())).rows[0]!.n, table).toBe('0');

@@ -10,7 +10,7 @@ import type { TenantDatabase } from '../db/types.js';
 import { dropTenantRole, grantTenantRole, grantTenantSchema, renameTenantRole } from '../db/roles.js';
 import { LOCK_CLASS } from '../db/platform.js';
 import { DomainError, text } from '../errors.js';
-import { compileMigration, createdTables, errorMessage, exactCount, executeBatch, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
+import { compileMigration, createdTables, errorMessage, exactCount, executeBatch, indexesAfterLoad, isValidSchemaName, listTables, lockSchema, ownTables, schemaExists } from './schema-sql.js';
 import { seedDefaults } from './seed.js';
 
 export interface ProvisionResult {
@@ -491,9 +491,10 @@ export class SchemaManager {
     await sql`CREATE SCHEMA ${sql.id(schema)}`.execute(trx);
     await sql`CREATE TABLE ${sql.id(schema, 'activity_log')} (LIKE tenant_template.activity_log INCLUDING ALL)`.execute(trx);
     const upTo = (from: number, to: number) => this.migrations.filter((m) => m.version > from && m.version <= to).sort((a, b) => a.version - b.version);
-    const first = upTo(0, fromVersion).flatMap((m) => compileMigration(trx, m, schema));
-    await executeBatch(trx, first);
+    const first = indexesAfterLoad(upTo(0, fromVersion).flatMap((m) => compileMigration(trx, m, schema)));
+    await executeBatch(trx, first.before);
     await load();
+    await executeBatch(trx, first.after);
     const later = upTo(fromVersion, Infinity).flatMap((m) => compileMigration(trx, m, schema));
     await executeBatch(trx, later);
     // The loaded audit rows carry their chain; its head follows them.

@@ -74,6 +74,22 @@ export function createdTables(statements: readonly CompiledQuery[]): string[] {
 }
 
 /**
+ * `statements` split for a bulk load between them: the plain (not unique) `CREATE INDEX`es that
+ * no later statement names go `after` the load, built once over its rows instead of row by row;
+ * unique indexes stay before it, so duplicate data fails at its row.
+ */
+export function indexesAfterLoad(statements: readonly CompiledQuery[]): { before: CompiledQuery[]; after: CompiledQuery[] } {
+  const before: CompiledQuery[] = [];
+  const after: CompiledQuery[] = [];
+  statements.forEach((s, i) => {
+    const name = /^\s*create\s+index\s+(?:if\s+not\s+exists\s+)?("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\s+on\s/i.exec(s.sql)?.[1];
+    const named = name !== undefined && statements.slice(i + 1).some((later) => later.sql.includes(name.replace(/^"|"$/g, '')));
+    (name !== undefined && !named ? after : before).push(s);
+  });
+  return { before, after };
+}
+
+/**
  * Runs DDL statements one by one, each a top-level statement of its own: never inside a `DO`
  * block and never several in one string, so Citus (schema-based sharding) sees every
  * `CREATE TABLE` of a tenant schema and makes it a table of the schema's colocation group.
