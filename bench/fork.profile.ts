@@ -20,11 +20,17 @@ beforeAll(async () => {
   t = await createTestApp();
   await seedLargeTenant(t.db.database.db, t.schemas, { slug: 'fk', users: 10_000, records: 100_000, passwordHash: await hashPassword('bench fork password') });
   (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-    const started = performance.now();
-    const result = (original as (...a: unknown[]) => unknown).apply(this, args);
-    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string })?.text;
-    if (timing && text && result instanceof Promise) void result.finally(() => timings.push({ sql: text, ms: performance.now() - started })).catch(() => {});
-    return result;
+    // The service submits pg.Query objects with a callback (src/db/database.ts): timed to it.
+    const query = args[0] as { text?: string; callback?: (...a: unknown[]) => void } | undefined;
+    if (timing && query && typeof query === 'object' && typeof query.callback === 'function') {
+      const started = performance.now();
+      const callback = query.callback;
+      query.callback = (...a: unknown[]) => {
+        timings.push({ sql: query.text ?? '', ms: performance.now() - started });
+        callback(...a);
+      };
+    }
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
   };
 }, 600_000);
 
