@@ -111,6 +111,11 @@ describe('reset-password', () => {
     expect(again.body).toContain(html(say('en', 'page.reset.link_invalid')));
     expect(again.body).not.toMatch(/<form/);
     expect(await canLogin('pa', user.email, 'yet another passphrase')).toBe(false);
+    // Opened again, the used link says so at once: no form to fill in first.
+    const opened = await getPage('reset-password', { tenant: 'pa', token: link.token });
+    expect(opened.statusCode).toBe(400);
+    expect(opened.body).toContain(html(say('en', 'page.reset.link_invalid')));
+    expect(opened.body).not.toMatch(/<form/);
   });
 
   it('an expired token, or one of another tenant, is a clear 4xx page and changes nothing', async () => {
@@ -123,12 +128,19 @@ describe('reset-password', () => {
     expect(foreign.body).toContain(html(say('fr', 'page.link_invalid.title')));
     expect(await canLogin('pb', user.email, PASSWORD)).toBe(true);
     expect(await canLogin('pa', user.email, PASSWORD)).toBe(true);
+    const foreignPage = await getPage('reset-password', { tenant: 'pb', token: link.token });
+    expect(foreignPage.statusCode).toBe(400);
+    expect(foreignPage.body).not.toMatch(/<form/);
+    expect((await getPage('reset-password', { tenant: 'pa', token: link.token })).body).toMatch(/<form/);
 
     await db('pa').updateTable('password_reset_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('user_id', '=', user.id).execute();
     const expired = await postPage('reset-password', { tenant: 'pa', token: link.token, new_password: 'a brand new passphrase', new_password_repeat: 'a brand new passphrase' });
     expect(expired.statusCode).toBe(400);
     expect(expired.body).toContain(html(say('en', 'page.link_invalid.intro')));
     expect(await canLogin('pa', user.email, PASSWORD)).toBe(true);
+    const expiredPage = await getPage('reset-password', { tenant: 'pa', token: link.token });
+    expect(expiredPage.statusCode).toBe(400);
+    expect(expiredPage.body).not.toMatch(/<form/);
   });
 
   it('a missing token or tenant, or an unknown tenant, is a 4xx page, never a 500', async () => {
@@ -148,7 +160,9 @@ describe('reset-password', () => {
       expect(res.body).toContain(html(say('de', 'page.link_invalid.title')));
     }
     // A repeated parameter, a NUL, a body that is not a form: still pages.
-    expect((await t.app.inject({ method: 'GET', url: '/reset-password?tenant=pa&tenant=pb&token=a&token=b' })).statusCode).toBe(200);
+    const repeated = await t.app.inject({ method: 'GET', url: '/reset-password?tenant=pa&tenant=pb&token=a&token=b' });
+    expect(repeated.statusCode).toBe(400); // the last of each: pb, and a token it never issued
+    expect(repeated.headers['content-type']).toBe('text/html; charset=utf-8');
     const nul = await t.app.inject({ method: 'GET', url: '/reset-password?tenant=pa&token=a%00b' });
     expect(nul.statusCode).toBe(400);
     expect(nul.headers['content-type']).toBe('text/html; charset=utf-8');
@@ -223,6 +237,7 @@ describe('accept-invitation', () => {
     expect(again.statusCode).toBe(400);
     expect(again.body).toContain(html(say('en', 'page.invite.link_invalid')));
     expect(await canLogin('pa', 'ivy@pa.example', 'my chosen passphrase')).toBe(true);
+    expect((await getPage('accept-invitation', { tenant: 'pa', token: link.token })).body).toContain(html(say('en', 'page.invite.link_invalid')));
   });
 });
 
@@ -253,6 +268,10 @@ describe('verify-email', () => {
     expect(done.body).toContain(html(say('fr', 'page.verify.done')));
     expect(await verified()).toBe(true);
     expect((await postPage('verify-email', { tenant: 'pb', token: link.token })).statusCode).toBe(400);
+    const opened = await getPage('verify-email', { tenant: 'pb', token: link.token });
+    expect(opened.statusCode).toBe(400);
+    expect(opened.body).toContain(html(say('en', 'page.verify.link_invalid')));
+    expect(opened.body).not.toMatch(/<form/);
   });
 
   it('an expired verification link is a 4xx page and verifies nothing', async () => {

@@ -193,6 +193,42 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     expect(pageErrors).toEqual([]);
   });
 
+  it('opens a team just created, says "Saved." after a setting is saved, and changes a webhook after rotating its secret', async () => {
+    const page = await open();
+    await signIn(page, 'conb', 'admin@conb.example');
+    await page.goto(`${base}/console/t/conb/teams`);
+    await page.getByLabel('Team name').fill('Night shift');
+    await page.getByRole('button', { name: 'Create team' }).click();
+    await page.getByRole('heading', { name: 'Members of Night shift' }).waitFor();
+    await page.getByRole('navigation', { name: 'Team tree' }).getByRole('link', { name: 'Night shift' }).waitFor();
+    // A link to no team says so, and the tree stays usable.
+    await page.goto(`${base}/console/t/conb/teams?team=00000000-0000-0000-0000-000000000000`);
+    await page.getByRole('alert').filter({ hasText: 'no team with the id' }).waitFor();
+    await page.getByRole('navigation', { name: 'Team tree' }).getByRole('link', { name: 'Night shift' }).click();
+    await page.getByRole('heading', { name: 'Members of Night shift' }).waitFor();
+
+    await page.goto(`${base}/console/t/conb/settings?category=lockout`);
+    await page.getByLabel('lockout.max_failures', { exact: true }).fill('9');
+    await page.getByRole('button', { name: 'Save lockout.max_failures' }).click();
+    await page.getByRole('form', { name: 'Setting lockout.max_failures' }).getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    const stored = await tenantDb(t.db.database.db, 'tenant_conb').selectFrom('settings').select('value').where('key', '=', 'lockout.max_failures').executeTakeFirstOrThrow();
+    expect(stored.value).toBe(9);
+    await tenantDb(t.db.database.db, 'tenant_conb').updateTable('settings').set({ value: JSON.stringify(10) }).where('key', '=', 'lockout.max_failures').execute();
+    await t.services.changes.committed(await t.services.directory.resolve('conb'), [{ kind: 'settings' }]);
+
+    const { access_token } = await login(t.app, 'conb', 'admin@conb.example');
+    const hook = await t.app.inject({ method: 'POST', url: '/api/v1/tenants/conb/webhooks', headers: bearer(access_token), payload: { url: 'http://localhost:9/hook', events: ['user.*'] } });
+    expect(hook.statusCode, hook.body).toBe(201);
+    await page.goto(`${base}/console/t/conb/webhooks/${hook.json().id}`);
+    await page.getByRole('button', { name: 'Rotate the secret' }).click();
+    await page.getByRole('status').filter({ hasText: 'New secret' }).waitFor();
+    await page.getByRole('button', { name: 'Disable' }).click();
+    await page.getByRole('button', { name: 'Enable' }).waitFor();
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect((await t.app.inject({ url: `/api/v1/tenants/conb/webhooks/${hook.json().id}`, headers: bearer(access_token) })).json().enabled).toBe(false);
+    expect(pageErrors).toEqual([]);
+  });
+
   it("keeps tenants apart: one tenant's session opens nothing of another's", async () => {
     const page = await open();
     await signIn(page, 'cona', 'admin@cona.example');

@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../src/db/database.js';
 import { startEmbeddedPostgres } from '../src/db/embedded.js';
-import { descendants, exited, isAlive, runTs, startTs } from './support/process.js';
+import { descendants, exited, isAlive, runTs, startCommand, startTs } from './support/process.js';
 
 /**
  * The service as a user runs it: `npm start` on the embedded database (no DATABASE_URL),
@@ -59,6 +59,14 @@ describe('service lifecycle on the embedded database', { timeout: 120_000 }, () 
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
     expect(output()).toMatch(/"msg":"stopped"/);
+    for (const p of pg) expect(isAlive(p.pid), `postgres ${p.pid} still running`).toBe(false);
+  });
+
+  it('`npm start` passes a process manager\'s SIGTERM to the service, which drains and stops with its database', async () => {
+    const { child } = await startCommand('npm', ['start'], env(), LISTENING);
+    const pg = postmasterOf(child.pid!);
+    child.kill('SIGTERM');
+    expect(await exited(child, 20_000)).toBe(0);
     for (const p of pg) expect(isAlive(p.pid), `postgres ${p.pid} still running`).toBe(false);
   });
 

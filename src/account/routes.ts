@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditActor } from '../audit/audit.js';
-import type { AccountPage } from '../auth/account-tokens.js';
+import type { AccountPage, LinkTokens } from '../auth/account-tokens.js';
 import type { AuthService } from '../auth/service.js';
 import { authRateLimit, type TenantAuthDeps } from '../auth/tenant-hook.js';
 import type { ErrorCode } from '../error-codes.js';
@@ -17,7 +17,7 @@ import { donePage, errorPage, FORM_FIELDS, formPage, type FormField, type FormSt
 export interface AccountPagesDeps extends Pick<TenantAuthDeps, 'cache' | 'authRateLimitPerMinute'> {
   readonly directory: TenantDirectory;
   readonly policies: PolicyReader;
-  readonly auth: Pick<AuthService, 'confirmPasswordReset' | 'verifyEmail'>;
+  readonly auth: Pick<AuthService, 'confirmPasswordReset' | 'verifyEmail' | 'linkUsable'>;
   /** PUBLIC_URL: its origin may send the pages' forms (besides the origin a request was addressed to). */
   readonly publicUrl?: string;
 }
@@ -26,6 +26,8 @@ interface PageRoute {
   readonly path: AccountPage;
   readonly kind: PageKind;
   readonly password: boolean;
+  /** Where its link's token is kept. */
+  readonly tokens: LinkTokens;
   /** What the form does: the service call the REST route of the same action makes. */
   readonly act: (auth: AccountPagesDeps['auth'], tenant: TenantContext, token: string, newPassword: string, actor: AuditActor) => Promise<void>;
 }
@@ -34,9 +36,9 @@ const setPassword: PageRoute['act'] = (auth, tenant, token, newPassword, actor) 
 
 /** An invitation is a reset token for a user without a password: the same confirmation activates the account. */
 const PAGES: readonly PageRoute[] = [
-  { path: 'reset-password', kind: 'reset', password: true, act: setPassword },
-  { path: 'accept-invitation', kind: 'invite', password: true, act: setPassword },
-  { path: 'verify-email', kind: 'verify', password: false, act: (auth, tenant, token, _password, actor) => auth.verifyEmail(tenant, token, actor) },
+  { path: 'reset-password', kind: 'reset', password: true, tokens: 'password_reset_tokens', act: setPassword },
+  { path: 'accept-invitation', kind: 'invite', password: true, tokens: 'password_reset_tokens', act: setPassword },
+  { path: 'verify-email', kind: 'verify', password: false, tokens: 'email_verification_tokens', act: (auth, tenant, token, _password, actor) => auth.verifyEmail(tenant, token, actor) },
 ];
 
 /** Refusals that mean the link itself is no good: the page says so, and how to get a new one. */
@@ -123,7 +125,9 @@ export function accountPageRoutes(deps: AccountPagesDeps): FastifyPluginAsync {
       }
 
       app.get(`/${route.path}`, { schema: { hide: true } }, async (request, reply) => {
-        const { view, state } = await form(request, reply, fieldsOf(request.query));
+        const { link, view, state } = await form(request, reply, fieldsOf(request.query));
+        // A used, expired or unknown link says so at once (the error page), rather than after the form is filled in.
+        if (!(await deps.auth.linkUsable(link.tenant, route.tokens, link.token))) throw DomainError.invalid('token', text('reason.link_token'), 'auth.invalid_link_token');
         return send(reply, 200, formPage(view, state));
       });
 

@@ -11,6 +11,15 @@ export function accountLink(publicUrl: string, page: AccountPage, tenantSlug: st
   return `${publicUrl.replace(/\/$/, '')}/${page}?tenant=${encodeURIComponent(tenantSlug)}&token=${encodeURIComponent(token)}`;
 }
 
+/** The table of a mailed link's tokens: reset links (and invitations), or verification links. */
+export type LinkTokens = 'password_reset_tokens' | 'email_verification_tokens';
+
+/** Whether a mailed link's token is still usable (known, unused, unexpired); the pages show a form only then. */
+export async function linkTokenUsable(db: Kysely<TenantDatabase>, table: LinkTokens, token: string): Promise<boolean> {
+  const row = await db.selectFrom(table).select('id').where('token_hash', '=', sha256(token)).where('used_at', 'is', null).where('expires_at', '>', new Date()).executeTakeFirst();
+  return row !== undefined;
+}
+
 export interface VoidedTokens {
   readonly passwordReset: number;
   readonly emailVerification: number;

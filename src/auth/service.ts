@@ -16,7 +16,7 @@ import type { Mailer, MailMessage } from '../mail/mailer.js';
 import { displayName, type PolicyReader, type TenantPolicy } from '../settings/policy.js';
 import type { TenantContext } from '../tenancy/directory.js';
 import { USER_COLUMNS, type UserView } from '../users/view.js';
-import { accountLink, issueResetToken, issueVerificationToken, voidResetTokens, type AccountPage } from './account-tokens.js';
+import { accountLink, issueResetToken, issueVerificationToken, linkTokenUsable, voidResetTokens, type AccountPage, type LinkTokens } from './account-tokens.js';
 import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
 import { checkSessionProof, isLocked, passwordMatches, recordFailure } from './lockout.js';
@@ -442,6 +442,11 @@ export class AuthService {
   }
 
   /** Marks the address verified, provided it is still the user's address. */
+  /** Whether a mailed link can still be used: what its page asks before showing a form (using it checks again). */
+  linkUsable(tenant: TenantContext, tokens: LinkTokens, token: string): Promise<boolean> {
+    return linkTokenUsable(tenantDb(this.deps.db, tenant.schema), tokens, token);
+  }
+
   async verifyEmail(tenant: TenantContext, token: string, actor: AuditActor): Promise<void> {
     const db = tenantDb(this.deps.db, tenant.schema);
     await db.transaction().execute(async (trx) => {

@@ -31,8 +31,14 @@ export function runTs(entry: string, args: string[], env: Record<string, string 
 
 /** Starts a long-running entry point; resolves once `ready` matches its output. */
 export function startTs(entry: string, env: Record<string, string | undefined>, ready: RegExp, timeoutMs = 90_000): Promise<{ child: ChildProcess; output: () => string; match: RegExpMatchArray }> {
+  return startCommand(process.execPath, ['--import', 'tsx', entry], env, ready, timeoutMs);
+}
+
+/** `command` started in the repository, resolved once its output matches `ready`. */
+export function startCommand(command: string, args: string[], env: Record<string, string | undefined>, ready: RegExp, timeoutMs = 90_000): Promise<{ child: ChildProcess; output: () => string; match: RegExpMatchArray }> {
+  const entry = [command, ...args].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

@@ -16,6 +16,8 @@ export function SettingsPage() {
   const { query } = useLocation();
   const category = query.get('category') ?? '';
   const all = useLoad(() => allSettings(''), 'settings');
+  // Which setting was saved last: its form is made again from the reloaded list, so the page keeps it.
+  const [savedId, setSavedId] = useState(null);
   return html`<section aria-labelledby="settings-title">
     <h1 id="settings-title">Settings</h1>
     <${Loading} state=${all}>${(items) => {
@@ -27,15 +29,16 @@ export function SettingsPage() {
             <option value="">All</option>${categories.map((c) => html`<option value=${c}>${c}</option>`)}
           <//>
         </div>
-        ${shown.map((s) => html`<${SettingForm} key=${`${s.id}:${s.updated_at}`} setting=${s} onSaved=${all.reload} />`)}`;
+        ${shown.map((s) => html`<${SettingForm} key=${`${s.id}:${s.updated_at}`} setting=${s} saved=${savedId === s.id} onSaved=${() => (setSavedId(s.id), all.reload())} />`)}`;
     }}<//>
   </section>`;
 }
 
-function SettingForm({ setting, onSaved }) {
+function SettingForm({ setting, saved, onSaved }) {
   const v = setting.validation ?? {};
-  const [value, setValue] = useState(setting.type === 'json' ? JSON.stringify(setting.value, null, 2) : setting.value);
-  const [saved, setSaved] = useState(false);
+  const [value, setValueOnly] = useState(setting.type === 'json' ? JSON.stringify(setting.value, null, 2) : setting.value);
+  const [edited, setEdited] = useState(false);
+  const setValue = (next) => (setValueOnly(next), setEdited(true));
   const action = useAction();
   const save = (event) => {
     event.preventDefault();
@@ -51,7 +54,6 @@ function SettingForm({ setting, onSaved }) {
       }
       const current = await t.get(`/settings/${setting.id}`);
       await t.put(`/settings/${setting.id}`, { value: typed }, undefined, { 'if-match': current.$etag });
-      setSaved(true);
       onSaved();
     });
   };
@@ -67,6 +69,6 @@ function SettingForm({ setting, onSaved }) {
     <p class="hint">${setting.description ?? ''}${v.min !== undefined ? ` (${v.min}–${v.max ?? '…'})` : ''}</p>
     <${ProblemView} error=${action.error} />
     <button type="submit" disabled=${action.busy}>Save ${setting.key}</button>
-    ${saved ? html`<span role="status">Saved.</span>` : null}
+    ${saved && !edited ? html`<span role="status">Saved.</span>` : null}
   </form>`;
 }

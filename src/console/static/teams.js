@@ -43,7 +43,7 @@ export function TeamsPage({ base }) {
     <${Loading} state=${teams}>${(list) => html`<div class="split">
       <nav aria-label="Team tree" class="tree">${list.length ? html`<${Branch} teams=${list} parent=${null} base=${base} selected=${selected} />` : html`<p>No teams yet.</p>`}</nav>
       <div>
-        ${selected ? html`<${TeamMembers} key=${selected} team=${list.find((x) => x.id === selected)} />` : html`<p>Choose a team to see its members.</p>`}
+        <${SelectedTeam} selected=${selected} team=${list.find((x) => x.id === selected)} loading=${teams.loading} />
         <form class="card" onSubmit=${create} aria-label="New team">
           <h2>New team</h2>
           <${Field} label="Team name" required value=${form.name} onInput=${(e) => setForm({ ...form, name: e.currentTarget.value })} />
@@ -56,6 +56,14 @@ export function TeamsPage({ base }) {
       </div>
     </div>`}<//>
   </section>`;
+}
+
+/** The team the URL names: its members; while the tree reloads after a create, a wait; else why none. */
+function SelectedTeam({ selected, team, loading }) {
+  if (!selected) return html`<p>Choose a team to see its members.</p>`;
+  if (team) return html`<${TeamMembers} key=${selected} team=${team} />`;
+  if (loading) return html`<p aria-busy="true">Loading…</p>`;
+  return html`<p role="alert">This tenant has no team with the id ${selected}: choose one in the tree.</p>`;
 }
 
 function TeamMembers({ team }) {

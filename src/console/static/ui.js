@@ -92,9 +92,12 @@ const useId = (prefix) => useRef(`${prefix}-${++ids}`).current;
 export function ProblemView({ error }) {
   if (!error) return null;
   const problem = error instanceof Problem ? error : null;
+  // With field errors the detail only repeats them: the title heads their list instead.
+  const headline = problem ? (problem.errors.length && problem.body.title ? problem.body.title : problem.message) : String(error.message ?? error);
   return html`<div class="problem" role="alert">
-    <strong>${problem ? problem.message : String(error.message ?? error)}</strong>
+    <strong>${headline}</strong>
     ${problem?.errors.length ? html`<ul>${problem.errors.map((e) => html`<li><code>${e.field}</code>: ${e.message ?? e.reason}</li>`)}</ul>` : null}
+    ${problem?.code === 'request.version_mismatch' ? html`<p>It changed since this page loaded (here, in another tab or by someone else): reload the page to see it as it is now, then try again.</p>` : null}
   </div>`;
 }
 

@@ -50,7 +50,8 @@ export function WebhookPage({ id, base }) {
   const [secret, setSecret] = useState(null);
   const action = useAction();
   const retry = (deliveryId) => action.run(async () => (await t.post(`/webhooks/${id}/deliveries/${deliveryId}/retry`), deliveries.reload()));
-  const rotate = () => action.run(async () => setSecret((await t.post(`/webhooks/${id}/rotate-secret`)).secret));
+  // Rotating changes the endpoint's version: read it again, or the next change would be refused.
+  const rotate = () => action.run(async () => (setSecret((await t.post(`/webhooks/${id}/rotate-secret`)).secret), hook.reload()));
   const toggle = (h) => action.run(async () => (await t.patch(`/webhooks/${id}`, { enabled: !h.enabled }, undefined, { 'if-match': h.$etag }), hook.reload()));
   const remove = (h) => action.run(async () => (await t.del(`/webhooks/${id}`, undefined, { 'if-match': h.$etag }), navigate(`${base}/webhooks`)));
   return html`<${Loading} state=${hook}>${(h) => html`<section aria-labelledby="hook-title">
