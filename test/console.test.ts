@@ -213,6 +213,12 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     await page.getByRole('form', { name: 'Setting lockout.max_failures' }).getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
     const stored = await tenantDb(t.db.database.db, 'tenant_conb').selectFrom('settings').select('value').where('key', '=', 'lockout.max_failures').executeTakeFirstOrThrow();
     expect(stored.value).toBe(9);
+    // Changed elsewhere after the page loaded: the next save is refused, not written over it.
+    await tenantDb(t.db.database.db, 'tenant_conb').updateTable('settings').set({ value: JSON.stringify(7) }).where('key', '=', 'lockout.max_failures').execute();
+    await page.getByLabel('lockout.max_failures', { exact: true }).fill('8');
+    await page.getByRole('button', { name: 'Save lockout.max_failures' }).click();
+    await page.getByRole('alert').filter({ hasText: 'changed since this page loaded' }).waitFor();
+    expect((await tenantDb(t.db.database.db, 'tenant_conb').selectFrom('settings').select('value').where('key', '=', 'lockout.max_failures').executeTakeFirstOrThrow()).value).toBe(7);
     await tenantDb(t.db.database.db, 'tenant_conb').updateTable('settings').set({ value: JSON.stringify(10) }).where('key', '=', 'lockout.max_failures').execute();
     await t.services.changes.committed(await t.services.directory.resolve('conb'), [{ kind: 'settings' }]);
 

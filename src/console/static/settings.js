@@ -52,7 +52,11 @@ function SettingForm({ setting, saved, onSaved }) {
           throw new Error('The value is not valid JSON.');
         }
       }
+      // The list carries no versions: the setting is read again, and saved only if nobody changed it meanwhile.
       const current = await t.get(`/settings/${setting.id}`);
+      if (JSON.stringify(current.value) !== JSON.stringify(setting.value)) {
+        throw new Error(`${setting.key} was changed since this page loaded (it is now ${JSON.stringify(current.value)}): reload the page to see it, then try again.`);
+      }
       await t.put(`/settings/${setting.id}`, { value: typed }, undefined, { 'if-match': current.$etag });
       onSaved();
     });
