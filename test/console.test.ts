@@ -193,9 +193,15 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     expect(pageErrors).toEqual([]);
   });
 
-  it('opens a team just created, says "Saved." after a setting is saved, and changes a webhook after rotating its secret', async () => {
+  it('leads back from a page past the last, opens a team just created, says "Saved." after a setting is saved, and changes a webhook after rotating its secret', async () => {
     const page = await open();
     await signIn(page, 'conb', 'admin@conb.example');
+    // A page number past the last says so and leads back.
+    await page.goto(`${base}/console/t/conb/users?page=99`);
+    await page.getByText('Page 99 is past the last page').waitFor();
+    await page.getByRole('button', { name: 'Go to the last page' }).click();
+    await page.getByRole('link', { name: 'admin@conb.example' }).waitFor();
+    expect(page.url()).not.toContain('page=99');
     await page.goto(`${base}/console/t/conb/teams`);
     await page.getByLabel('Team name').fill('Night shift');
     await page.getByRole('button', { name: 'Create team' }).click();

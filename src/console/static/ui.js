@@ -123,6 +123,13 @@ export function Loading({ state, children }) {
 /** Server-side paging: the page lives in the URL (`page`). */
 export function Pager({ page, pageSize, total, label = 'Pages' }) {
   const pages = Math.max(1, Math.ceil(total / pageSize));
+  // A page past the last (an old link, or rows removed since): say so and offer the last one.
+  if (page > pages) {
+    return html`<nav class="pager" aria-label=${label}>
+      <span aria-live="polite">Page ${page} is past the last page (${pages}; ${total} in all).</span>
+      <button type="button" onClick=${() => setQuery({ page: pages === 1 ? undefined : pages })}>Go to the last page</button>
+    </nav>`;
+  }
   return html`<nav class="pager" aria-label=${label}>
     <button type="button" disabled=${page <= 1} onClick=${() => setQuery({ page: page - 1 })}>Previous</button>
     <span aria-live="polite">Page ${page} of ${pages} (${total} in all)</span>
