@@ -492,6 +492,29 @@ describe('self-service', () => {
     expect((await me('alpha', there.access_token)).statusCode).toBe(401);
   });
 
+  it('checks no more concurrent wrong current passwords than the lockout allows', async () => {
+    await setSetting('beta', 'lockout.max_failures', 3);
+    try {
+      const user = await seedUser(t, 'beta', { email: 'burst@beta.example', roles: ['user'] });
+      const session = await login(t.app, 'beta', user.email);
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          t.app.inject({ method: 'PUT', url: '/api/v1/tenants/beta/me/password', headers: bearer(session.access_token), payload: { current_password: `burst guess ${i}`, new_password: 'another long passphrase' } }),
+        ),
+      );
+      expect(answers.every((a) => a.statusCode === 400)).toBe(true);
+      const reasons = (await db('beta').selectFrom('audit_logs').select('metadata').where('action', '=', 'auth.login_failed').where('entity_id', '=', user.id).execute()).map((r) => (r.metadata as { reason: string }).reason);
+      // Only three guesses were checked; the rest were refused unchecked.
+      expect(reasons.filter((r) => r === 'bad_password')).toHaveLength(3);
+      expect(reasons.filter((r) => r === 'locked')).toHaveLength(9);
+      const row = await db('beta').selectFrom('users').select(['locked_until', 'lockout_count']).where('id', '=', user.id).executeTakeFirstOrThrow();
+      expect(row.lockout_count).toBe(1);
+      expect(row.locked_until!.getTime()).toBeGreaterThan(Date.now());
+    } finally {
+      await setSetting('beta', 'lockout.max_failures', 10);
+    }
+  });
+
   it('counts wrong current passwords towards the lockout; a locked account changes no password', async () => {
     await setSetting('beta', 'lockout.max_failures', 3);
     try {

@@ -340,7 +340,7 @@ describeWithBrowser('the console in a real browser', { timeout: 120_000 }, () =>
     };
     await seedUser(t, 'cona', { email: 'otp@cona.example', roles: ['admin'] });
     const userToken = (await login(t.app, 'cona', 'otp@cona.example')).access_token;
-    const { secret } = (await post('cona', 'me/mfa/totp', {}, userToken)).json() as { secret: string };
+    const { secret } = (await post('cona', 'me/mfa/totp', { password: PASSWORD }, userToken)).json() as { secret: string };
     expect((await post('cona', 'me/mfa/totp/confirm', { code: await code(secret) }, userToken)).statusCode).toBe(200);
 
     const page = await open();

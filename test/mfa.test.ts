@@ -35,7 +35,7 @@ let n = 0;
 async function enrolled(slug = 'ma', roles = ['user']) {
   const user = await seedUser(t, slug, { email: `m${++n}@${slug}.example`, roles });
   const token = (await login(t.app, slug, user.email)).access_token;
-  const started = await post(slug, 'me/mfa/totp', {}, token);
+  const started = await post(slug, 'me/mfa/totp', { password: PASSWORD }, token);
   expect(started.statusCode, started.body).toBe(201);
   const { secret, otpauth_url } = started.json();
   expect(otpauth_url).toMatch(/^otpauth:\/\/totp\/.*secret=/);
@@ -52,7 +52,7 @@ describe('TOTP enrolment', () => {
   it('starts pending, confirms with a code, returns ten recovery codes once, and keeps the secret encrypted', async () => {
     const user = await seedUser(t, 'ma', { email: 'enrol@ma.example' });
     const token = (await login(t.app, 'ma', user.email)).access_token;
-    const started = (await post('ma', 'me/mfa/totp', {}, token)).json();
+    const started = (await post('ma', 'me/mfa/totp', { password: PASSWORD }, token)).json();
     expect((await t.app.inject({ url: '/api/v1/tenants/ma/me/mfa', headers: bearer(token) })).json()).toMatchObject({ mode: 'optional', totp: { status: 'pending' }, recovery_codes_remaining: 0 });
 
     const row = await db('ma').selectFrom('mfa_totp').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
@@ -78,7 +78,7 @@ describe('TOTP enrolment', () => {
     for (const code of codes) expect(stored.map((s) => s.code_hash)).not.toContain(code);
     expect((await t.app.inject({ url: '/api/v1/tenants/ma/me/mfa', headers: bearer(token) })).json()).toMatchObject({ totp: { status: 'active' }, recovery_codes_remaining: 10 });
     // Active: a second enrolment is refused until this one is removed.
-    expect((await post('ma', 'me/mfa/totp', {}, token)).json().code).toBe('mfa.already_enrolled');
+    expect((await post('ma', 'me/mfa/totp', { password: PASSWORD }, token)).json().code).toBe('mfa.already_enrolled');
   });
 
   it('disables TOTP with the password or a current code, not without', async () => {
@@ -216,6 +216,19 @@ describe('login step-up', () => {
     } finally {
       await setSetting('mb', 'lockout.max_failures', 10);
     }
+  });
+
+  it('starts a TOTP enrolment from a session only with the password: a stolen token cannot make codes that would then add a passkey', async () => {
+    const user = await seedUser(t, 'mb', { email: 'no-proof@mb.example', roles: ['user'] });
+    const token = (await login(t.app, 'mb', user.email)).access_token;
+    const none = await post('mb', 'me/mfa/totp', {}, token);
+    expect(none.statusCode).toBe(400);
+    expect(none.json().errors[0].field).toBe('code');
+    expect((await post('mb', 'me/mfa/totp', { password: 'a guess' }, token)).json().errors).toEqual([{ field: 'password', reason: 'is not the current password' }]);
+    expect(await db('mb').selectFrom('mfa_totp').select('id').where('user_id', '=', user.id).execute()).toEqual([]);
+    // Without a factor there is no code to prove anything with, so no passkey either.
+    expect((await post('mb', 'me/mfa/passkeys/registration-options', { code: '123456' }, token)).statusCode).toBe(400);
+    expect((await post('mb', 'me/mfa/totp', { password: PASSWORD }, token)).statusCode).toBe(201);
   });
 
   it('counts wrong codes and passwords given to change a factor towards the lockout; a locked account changes none', async () => {

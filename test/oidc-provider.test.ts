@@ -254,7 +254,7 @@ describe('authorization code flow', () => {
   it('asks a user with TOTP for a code after the password', async () => {
     const user = await seedUser(t, 'oa', { email: 'totp@oa.example' });
     const token = (await login(t.app, 'oa', user.email)).access_token;
-    const started = (await (await api('oa', 'me/mfa/totp', { method: 'POST', token, body: '{}' })).json()) as { secret: string };
+    const started = (await (await api('oa', 'me/mfa/totp', { method: 'POST', token, body: JSON.stringify({ password: PASSWORD }) })).json()) as { secret: string };
     const codeAt = (offset: number) => authenticator.clone({ epoch: Date.now() + offset * 30_000 }).generate(started.secret);
     // Confirmed with the previous step's code (drift is allowed), so the current one is still unused; 4 s from a step's edge.
     if (30_000 - (Date.now() % 30_000) < 4000) await new Promise((r) => setTimeout(r, 4100));

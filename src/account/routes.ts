@@ -125,6 +125,7 @@ export function accountPageRoutes(deps: AccountPagesDeps): FastifyPluginAsync {
       }
 
       app.get(`/${route.path}`, { schema: { hide: true } }, async (request, reply) => {
+        await rateLimit(request, reply);
         const { link, view, state } = await form(request, reply, fieldsOf(request.query));
         // A used, expired or unknown link says so at once (the error page), rather than after the form is filled in.
         if (!(await deps.auth.linkUsable(link.tenant, route.tokens, link.token))) throw DomainError.invalid('token', text('reason.link_token'), 'auth.invalid_link_token');

@@ -14,9 +14,27 @@ export function accountLink(publicUrl: string, page: AccountPage, tenantSlug: st
 /** The table of a mailed link's tokens: reset links (and invitations), or verification links. */
 export type LinkTokens = 'password_reset_tokens' | 'email_verification_tokens';
 
-/** Whether a mailed link's token is still usable (known, unused, unexpired); the pages show a form only then. */
+/**
+ * Whether a mailed link's token is still usable (known, unused, unexpired, its user not deleted;
+ * a verification link's address still the user's): the pages show a form only then, and using
+ * it checks again.
+ */
 export async function linkTokenUsable(db: Kysely<TenantDatabase>, table: LinkTokens, token: string): Promise<boolean> {
-  const row = await db.selectFrom(table).select('id').where('token_hash', '=', sha256(token)).where('used_at', 'is', null).where('expires_at', '>', new Date()).executeTakeFirst();
+  const now = new Date();
+  const hash = sha256(token);
+  const row =
+    table === 'password_reset_tokens'
+      ? await db.selectFrom('password_reset_tokens as k').innerJoin('users as u', 'u.id', 'k.user_id').select('k.id').where('k.token_hash', '=', hash).where('k.used_at', 'is', null).where('k.expires_at', '>', now).where('u.deleted_at', 'is', null).executeTakeFirst()
+      : await db
+          .selectFrom('email_verification_tokens as k')
+          .innerJoin('users as u', 'u.id', 'k.user_id')
+          .select('k.id')
+          .where('k.token_hash', '=', hash)
+          .where('k.used_at', 'is', null)
+          .where('k.expires_at', '>', now)
+          .where('u.deleted_at', 'is', null)
+          .where((eb) => eb(eb.fn('lower', ['u.email']), '=', eb.fn('lower', ['k.email'])))
+          .executeTakeFirst();
   return row !== undefined;
 }
 

@@ -24,16 +24,16 @@ export async function recordFailure(db: Kysely<TenantDatabase>, userId: string, 
       .where('id', '=', userId)
       .returning(['failed_login_count', 'lockout_count'])
       .executeTakeFirstOrThrow();
-    if (row.failed_login_count < policy.lockout.maxFailures) return;
-    const minutes = Math.min(policy.lockout.durationMinutes * 2 ** row.lockout_count, policy.lockout.maxDurationMinutes);
-    const until = new Date(Date.now() + minutes * 60_000);
-    await trx
-      .updateTable('users')
-      .set({ failed_login_count: 0, lockout_count: row.lockout_count + 1, locked_until: until, updated_at: new Date() })
-      .where('id', '=', userId)
-      .execute();
-    await writeAudit(trx, actor, { action: 'auth.lockout', entityType: 'users', entityId: userId, metadata: { minutes, until: until.toISOString() } });
+    if (row.failed_login_count >= policy.lockout.maxFailures) await lock(trx, userId, policy, actor, row.lockout_count);
   });
+}
+
+/** Locks the account for the policy's time, doubled by each earlier lockout; the failures start again from nought. */
+async function lock(trx: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, lockouts: number): Promise<void> {
+  const minutes = Math.min(policy.lockout.durationMinutes * 2 ** lockouts, policy.lockout.maxDurationMinutes);
+  const until = new Date(Date.now() + minutes * 60_000);
+  await trx.updateTable('users').set({ failed_login_count: 0, lockout_count: lockouts + 1, locked_until: until, updated_at: new Date() }).where('id', '=', userId).execute();
+  await writeAudit(trx, actor, { action: 'auth.lockout', entityType: 'users', entityId: userId, metadata: { minutes, until: until.toISOString() } });
 }
 
 /** What a signed-in user proves before a sensitive change, and how a wrong proof is answered. */
@@ -43,8 +43,10 @@ export interface SessionProof {
   readonly code: ErrorCode;
   /** The field's reason when the proof is wrong. */
   readonly wrong: Text;
-  /** The audited reason of a wrong proof: `bad_password` or `bad_mfa_factor`. */
+  /** The audited reason of a wrong proof: `bad_password` or `bad_mfa_factor` (a passkey's is audited where it is checked). */
   readonly failure: 'bad_password' | 'bad_mfa_factor';
+  /** False for a proof that cannot be guessed (a passkey): not counted, only refused while locked. */
+  readonly counts?: boolean;
   /** Where it was asked (audited): `password_change`, `reauthentication`. */
   readonly context: string;
   readonly check: () => Promise<boolean>;
@@ -53,17 +55,44 @@ export interface SessionProof {
 /**
  * A password or code asked of a signed-in user (changing the password, or a second factor): a
  * wrong one counts towards the lockout like a failed sign-in, and while the account is locked
- * none is checked, so a stolen session cannot guess without limit. 400 naming the field.
+ * none is checked, so a stolen session cannot guess without limit. Each check first claims a
+ * failure in one statement that only an unlocked account below the threshold passes, so
+ * concurrent guesses cannot all slip past the lock; a right proof clears the count, as a
+ * sign-in does. A proof that cannot be guessed (`counts: false`, a passkey) is only refused
+ * while locked. 400 naming the field.
  */
 export async function checkSessionProof(db: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, proof: SessionProof): Promise<void> {
-  const user = await db.selectFrom('users').select('locked_until').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-  if (!user) throw DomainError.notFound('user');
-  if (isLocked(user.locked_until)) {
+  const refuseLocked = async (): Promise<never> => {
+    const user = await db.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!user) throw DomainError.notFound('user');
     await recordFailure(db, userId, policy, actor, 'locked', false, proof.context);
     throw DomainError.invalid(proof.field, text('reason.account_locked'), proof.code);
+  };
+  if (proof.counts === false) {
+    const user = await db.selectFrom('users').select('locked_until').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!user || isLocked(user.locked_until)) return refuseLocked();
+    if (await proof.check()) return;
+    throw DomainError.invalid(proof.field, proof.wrong, proof.code);
   }
-  if (await proof.check()) return;
-  await recordFailure(db, userId, policy, actor, proof.failure, true, proof.context);
+  const now = new Date();
+  const claimed = await db
+    .updateTable('users')
+    .set((eb) => ({ failed_login_count: eb('failed_login_count', '+', 1) }))
+    .where('id', '=', userId)
+    .where('deleted_at', 'is', null)
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+    .where('failed_login_count', '<', policy.lockout.maxFailures)
+    .returning(['failed_login_count', 'lockout_count'])
+    .executeTakeFirst();
+  if (!claimed) return refuseLocked();
+  if (await proof.check()) {
+    await db.updateTable('users').set({ failed_login_count: 0 }).where('id', '=', userId).execute();
+    return;
+  }
+  await db.transaction().execute(async (trx) => {
+    await writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', entityId: userId, metadata: { reason: proof.failure, context: proof.context } });
+    if (claimed.failed_login_count >= policy.lockout.maxFailures) await lock(trx, userId, policy, actor, claimed.lockout_count);
+  });
   throw DomainError.invalid(proof.field, proof.wrong, proof.code);
 }
 

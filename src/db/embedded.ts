@@ -125,14 +125,22 @@ async function reachableBinaries(bin: { postgres: string; initdb: string }, ids:
 }
 
 /**
- * Hands the cluster to the postgres user (its uid may differ on a new machine). The walk
- * changes the top directory last, so a top directory already theirs means a finished walk:
- * a restart skips it (hundreds of thousands of files at 10,000 tenants).
+ * Hands the cluster to the postgres user (its uid may differ on a new machine). A marker beside
+ * the cluster, written once a walk has finished, lets a restart skip the walk (hundreds of
+ * thousands of files at 10,000 tenants) while the top directory is still theirs.
  */
 async function chownCluster(pgData: string, ids: Ids): Promise<void> {
+  const marker = ownerMarker(pgData);
   const top = await fs.stat(pgData);
-  if (top.uid === ids.uid && top.gid === ids.gid) return;
+  const recorded = await fs.readFile(marker, 'utf8').catch(() => '');
+  if (top.uid === ids.uid && top.gid === ids.gid && recorded === `${ids.uid}:${ids.gid}`) return;
   await chownTree(pgData, ids);
+  await fs.writeFile(marker, `${ids.uid}:${ids.gid}`);
+}
+
+/** Where chownCluster records the owner its last finished walk gave the cluster. */
+function ownerMarker(pgData: string): string {
+  return path.join(path.dirname(pgData), '.postgres-owner');
 }
 
 async function chownTree(dir: string, ids: Ids): Promise<void> {
@@ -308,6 +316,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     } finally {
       await fs.rm(pwfile, { force: true });
     }
+    // initdb ran as the postgres user: every file is theirs already.
+    if (ids) await fs.writeFile(ownerMarker(pgData), `${ids.uid}:${ids.gid}`);
   } else if (ids) {
     await chownCluster(pgData, ids);
   }

@@ -55,12 +55,12 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
     app.put(
       '/me/password',
       {
-        config: self,
+        config: { ...self, authRateLimited: true },
         schema: {
           tags: ['me'],
           summary: 'Change your password (needs the current one; ends your other sessions)',
           body: Type.Object({ current_password: Type.String({ maxLength: 4096 }), new_password: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
-          response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
+          response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 429) },
         },
       },
       async (request, reply) => {

@@ -592,7 +592,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start a TOTP enrolment: the secret and otpauth URI (pending until confirmed with a code) */
+        /** Start a TOTP enrolment after proving it is you (your password, or a passkey assertion: a session alone is not enough): the secret and otpauth URI (pending until confirmed with a code) */
         post: operations["createMyMfaTotp"];
         /** Remove your TOTP (a current code, your password, or a passkey assertion) */
         delete: operations["deleteMyMfaTotp"];
@@ -7710,7 +7710,51 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "123456",
+                 *       "password": "text",
+                 *       "webauthn": {
+                 *         "id": "text",
+                 *         "rawId": "text",
+                 *         "type": "public-key",
+                 *         "response": {
+                 *           "clientDataJSON": "text",
+                 *           "authenticatorData": "text",
+                 *           "signature": "text",
+                 *           "userHandle": "text"
+                 *         },
+                 *         "authenticatorAttachment": "platform",
+                 *         "clientExtensionResults": {}
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @example 123456 */
+                    code?: string;
+                    password?: string;
+                    /** @description A passkey assertion to the challenge of me/mfa/passkeys/authentication-options */
+                    webauthn?: {
+                        /** @description The credential ID */
+                        id: string;
+                        rawId: string;
+                        /** @enum {string} */
+                        type: "public-key";
+                        response: {
+                            clientDataJSON: string;
+                            authenticatorData: string;
+                            signature: string;
+                            userHandle?: string | null;
+                        };
+                        /** @enum {string|null} */
+                        authenticatorAttachment?: "platform" | "cross-platform" | null;
+                        clientExtensionResults?: Record<string, never>;
+                    };
+                };
+            };
+        };
         responses: {
             /** @description Your new mfa totp */
             201: {
@@ -7734,6 +7778,19 @@ export interface operations {
                         /** @description otpauth:// URI for an authenticator app (show it as a QR code) */
                         otpauth_url: string;
                     };
+                };
+            };
+            /** @description Invalid input: `errors` names each field and the reason */
+            400: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing, invalid or expired credentials */
@@ -7777,6 +7834,19 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;
@@ -7915,6 +7985,19 @@ export interface operations {
             };
             /** @description Unknown (also: another tenant's or a deleted row) */
             404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;
@@ -8272,6 +8355,19 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;
@@ -8732,6 +8828,19 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A dependency (the database) is unavailable; retry shortly */
             503: {
                 headers: {
@@ -8884,6 +8993,19 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;
@@ -9385,6 +9507,19 @@ export interface operations {
             };
             /** @description Unknown (also: another tenant's or a deleted row) */
             404: {
+                headers: {
+                    /** @description The locale the answer's words are in (§15 negotiation). */
+                    "content-language"?: string;
+                    /** @description The request's id (the one sent, or a new one). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Throttled: retry after the Retry-After seconds */
+            429: {
                 headers: {
                     /** @description The locale the answer's words are in (§15 negotiation). */
                     "content-language"?: string;

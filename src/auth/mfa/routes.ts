@@ -23,6 +23,8 @@ import {
 import type { MfaService } from './service.js';
 
 const self = { access: 'self' as const };
+/** A route that takes a password or code: rate-limited per client like sign-in. */
+const selfProof = { access: 'self' as const, authRateLimited: true };
 const UserParams = Type.Object({ user_id: Type.String({ format: 'uuid' }) });
 const PasskeyParams = Type.Object({ passkey_id: Type.String({ format: 'uuid' }) });
 
@@ -154,10 +156,15 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
     app.post(
       '/me/mfa/totp',
       {
-        config: self,
-        schema: { tags: ['me'], summary: 'Start a TOTP enrolment: the secret and otpauth URI (pending until confirmed with a code)', response: { 201: TotpEnrolmentSchema, ...problems(401, 403, 404, 409) } },
+        config: selfProof,
+        schema: {
+          tags: ['me'],
+          summary: 'Start a TOTP enrolment after proving it is you (your password, or a passkey assertion: a session alone is not enough): the secret and otpauth URI (pending until confirmed with a code)',
+          body: ReauthenticationBody,
+          response: { 201: TotpEnrolmentSchema, ...problems(400, 401, 403, 404, 409, 429) },
+        },
       },
-      async (request, reply) => reply.status(201).send(await mfa.startTotp(requireTenant(request), requireSession(request).userId, actorFrom(request))),
+      async (request, reply) => reply.status(201).send(await mfa.startOwnTotp(requireTenant(request), requireSession(request).userId, request.body ?? {}, actorFrom(request))),
     );
 
     app.post(
@@ -172,8 +179,8 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
     app.delete(
       '/me/mfa/totp',
       {
-        config: self,
-        schema: { tags: ['me'], summary: 'Remove your TOTP (a current code, your password, or a passkey assertion)', body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+        config: selfProof,
+        schema: { tags: ['me'], summary: 'Remove your TOTP (a current code, your password, or a passkey assertion)', body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 429) } },
       },
       async (request, reply) => {
         await mfa.disableTotp(requireTenant(request), requireSession(request).userId, request.body ?? {}, actorFrom(request));
@@ -184,13 +191,13 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
     app.post(
       '/me/mfa/passkeys/registration-options',
       {
-        config: self,
+        config: selfProof,
         schema: {
           tags: ['me'],
           summary:
             'WebAuthn registration options for a new passkey (for navigator.credentials.create), after proving it is you (a current TOTP code, your password, or a passkey assertion: a passkey signs in alone, so a session is not enough): your passkeys excluded, attestation none; the challenge is single use and lasts five minutes',
           body: ReauthenticationBody,
-          response: { 200: CreationOptionsSchema, ...problems(400, 401, 403, 404, 409) },
+          response: { 200: CreationOptionsSchema, ...problems(400, 401, 403, 404, 409, 429) },
         },
       },
       async (request) => mfa.passkeyRegistrationOptions(requireTenant(request), requireSession(request).userId, actorFrom(request), null, request.body),
@@ -226,8 +233,8 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
     app.delete(
       '/me/mfa/passkeys/:passkey_id',
       {
-        config: self,
-        schema: { tags: ['me'], summary: 'Remove one of your passkeys (a current TOTP code, your password, or a passkey assertion)', params: PasskeyParams, body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+        config: selfProof,
+        schema: { tags: ['me'], summary: 'Remove one of your passkeys (a current TOTP code, your password, or a passkey assertion)', params: PasskeyParams, body: ReauthenticationBody, response: { 204: Type.Null(), ...problems(400, 401, 403, 404, 429) } },
       },
       async (request, reply) => {
         await mfa.removePasskey(requireTenant(request), requireSession(request).userId, request.params.passkey_id, request.body ?? {}, actorFrom(request));
@@ -238,12 +245,12 @@ export function mfaRoutes(auth: AuthService, mfa: MfaService): FastifyPluginAsyn
     app.post(
       '/me/mfa/recovery-codes',
       {
-        config: self,
+        config: selfProof,
         schema: {
           tags: ['me'],
           summary: 'Ten new recovery codes in place of the old ones (a current code, your password, or a passkey assertion); shown in this answer only',
           body: ReauthenticationBody,
-          response: { 200: RecoveryCodesSchema, ...problems(400, 401, 403, 404, 409) },
+          response: { 200: RecoveryCodesSchema, ...problems(400, 401, 403, 404, 409, 429) },
         },
       },
       async (request) => mfa.regenerateRecoveryCodes(requireTenant(request), requireSession(request).userId, request.body, actorFrom(request)),

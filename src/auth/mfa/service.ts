@@ -11,7 +11,7 @@ import { conflictOnUnique, DomainError, text } from '../../errors.js';
 import { totpSecretContext, type SecretBox } from '../../records/secrets.js';
 import { displayName, type MfaMode, type PolicyReader, type TenantPolicy } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';
-import { checkSessionProof, passwordMatches } from '../lockout.js';
+import { checkSessionProof, passwordMatches, type SessionProof } from '../lockout.js';
 import type { SessionStore } from '../sessions.js';
 import { randomToken, sha256 } from '../tokens.js';
 import { newRecoveryCodes, recoveryCodeHash } from './recovery.js';
@@ -281,6 +281,16 @@ export class MfaService {
   }
 
   /**
+   * A TOTP enrolment started from the user's own session: only after the password (or a
+   * passkey). A session alone is not enough: a TOTP a stolen token added would keep the user
+   * out, and its codes would then prove it is them for every other factor change.
+   */
+  async startOwnTotp(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<{ secret: string; otpauth_url: string }> {
+    await this.reauthenticate(tenant, userId, proof, actor);
+    return this.startTotp(tenant, userId, actor);
+  }
+
+  /**
    * Starts (or restarts) a TOTP enrolment: a new secret, pending until a code confirms it.
    * `keepPending`: a pending one is given again instead (a page shown anew keeps its key).
    */
@@ -332,26 +342,23 @@ export class MfaService {
 
   /**
    * A current code (of an active TOTP), the password or a passkey assertion, before a factor is
-   * changed; 400 naming the field otherwise. A wrong code or password counts towards the lockout.
+   * changed; 400 naming the field otherwise. A wrong code or password counts towards the
+   * lockout; while the account is locked none is checked (lockout.ts, checkSessionProof).
    */
   private async reauthenticate(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<void> {
     const db = this.db(tenant);
-    if (proof.code === undefined && proof.password === undefined) {
-      if (proof.webauthn === undefined) throw DomainError.invalid('code', text('reason.code_or_password'));
-      if (!(await this.usePasskey(db, userId, null, proof.webauthn, actor))) throw DomainError.invalid('webauthn', text('reason.passkey_response'), 'mfa.invalid_code');
-      return;
-    }
-    const policy = await this.deps.policies.policy(tenant);
-    const { code, password } = proof;
-    await checkSessionProof(
-      db,
-      userId,
-      policy,
-      actor,
+    const { code, password, webauthn } = proof;
+    const asked: SessionProof | undefined =
       code !== undefined
         ? { field: 'code', code: 'mfa.invalid_code', wrong: text('reason.mfa_code'), failure: 'bad_mfa_factor', context: 'reauthentication', check: () => this.useTotpCode(db, tenant, userId, code.trim()) }
-        : { field: 'password', code: 'mfa.invalid_code', wrong: text('reason.current_password'), failure: 'bad_password', context: 'reauthentication', check: () => passwordMatches(db, userId, password!) },
-    );
+        : password !== undefined
+          ? { field: 'password', code: 'mfa.invalid_code', wrong: text('reason.current_password'), failure: 'bad_password', context: 'reauthentication', check: () => passwordMatches(db, userId, password) }
+          : webauthn !== undefined
+            ? // A signature cannot be guessed: not counted (a failure is audited by usePasskey).
+              { field: 'webauthn', code: 'mfa.invalid_code', wrong: text('reason.passkey_response'), failure: 'bad_mfa_factor', context: 'reauthentication', counts: false, check: async () => (await this.usePasskey(db, userId, null, webauthn, actor)) !== null }
+            : undefined;
+    if (!asked) throw DomainError.invalid('code', text('reason.code_or_password'));
+    await checkSessionProof(db, userId, await this.deps.policies.policy(tenant), actor, asked);
   }
 
   /** Removes the user's TOTP (pending or active) and their recovery codes. */
