@@ -223,7 +223,7 @@ describe('login step-up', () => {
     const token = (await login(t.app, 'mb', user.email)).access_token;
     const none = await post('mb', 'me/mfa/totp', {}, token);
     expect(none.statusCode).toBe(400);
-    expect(none.json().errors[0].field).toBe('code');
+    expect(none.json().errors).toEqual([{ field: 'password', reason: 'your password or a passkey assertion is required' }]);
     expect((await post('mb', 'me/mfa/totp', { password: 'a guess' }, token)).json().errors).toEqual([{ field: 'password', reason: 'is not the current password' }]);
     expect(await db('mb').selectFrom('mfa_totp').select('id').where('user_id', '=', user.id).execute()).toEqual([]);
     // Without a factor there is no code to prove anything with, so no passkey either.

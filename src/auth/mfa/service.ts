@@ -286,6 +286,8 @@ export class MfaService {
    * out, and its codes would then prove it is them for every other factor change.
    */
   async startOwnTotp(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<{ secret: string; otpauth_url: string }> {
+    // Without a TOTP yet there is no code to give: the refusal names the password.
+    if (proof.code === undefined && proof.password === undefined && proof.webauthn === undefined) throw DomainError.invalid('password', text('reason.password_or_passkey'));
     await this.reauthenticate(tenant, userId, proof, actor);
     return this.startTotp(tenant, userId, actor);
   }

@@ -251,6 +251,7 @@ const de: Catalogue = {
   'reason.mfa_code': 'ist falsch oder wurde bereits verwendet',
   'reason.passkey_response': 'lässt sich nicht prüfen (Challenge, Origin oder Signatur): neue Optionen anfordern',
   'reason.code_or_password': 'ein aktueller Code, das Passwort oder eine Passkey-Bestätigung ist erforderlich',
+  'reason.password_or_passkey': 'Ihr Passwort oder eine Passkey-Bestätigung ist erforderlich',
   'reason.one_factor_input': 'genau eines von code, recovery_code oder webauthn angeben',
   'reason.password_mixed_case': 'muss sowohl Klein- als auch Großbuchstaben enthalten',
   'reason.password_digit': 'muss eine Ziffer enthalten',

@@ -253,6 +253,7 @@ export default {
   'reason.mfa_code': 'is wrong or was used already',
   'reason.passkey_response': 'does not verify (challenge, origin or signature): ask for new options',
   'reason.code_or_password': 'a current code, the password or a passkey assertion is required',
+  'reason.password_or_passkey': 'your password or a passkey assertion is required',
   'reason.one_factor_input': 'give exactly one of code, recovery_code or webauthn',
   'reason.password_mixed_case': 'must contain both lower- and upper-case letters',
   'reason.password_digit': 'must contain a digit',

@@ -251,6 +251,7 @@ const es: Catalogue = {
   'reason.mfa_code': 'es incorrecto o ya se ha usado',
   'reason.passkey_response': 'no se puede verificar (desafío, origen o firma): pida nuevas opciones',
   'reason.code_or_password': 'se requiere un código actual, la contraseña o una aserción de clave de acceso',
+  'reason.password_or_passkey': 'se requiere su contraseña o una aserción de clave de acceso',
   'reason.one_factor_input': 'indique exactamente uno de code, recovery_code o webauthn',
   'reason.password_mixed_case': 'debe contener letras minúsculas y mayúsculas',
   'reason.password_digit': 'debe contener un dígito',

@@ -251,6 +251,7 @@ const fr: Catalogue = {
   'reason.mfa_code': 'est incorrect ou a déjà été utilisé',
   'reason.passkey_response': 'ne se vérifie pas (défi, origine ou signature) : demandez de nouvelles options',
   'reason.code_or_password': 'un code actuel, le mot de passe ou une assertion de clé d’accès est obligatoire',
+  'reason.password_or_passkey': 'votre mot de passe ou une assertion de clé d’accès est obligatoire',
   'reason.one_factor_input': 'indiquez exactement un des champs code, recovery_code ou webauthn',
   'reason.password_mixed_case': 'doit contenir à la fois des minuscules et des majuscules',
   'reason.password_digit': 'doit contenir un chiffre',
