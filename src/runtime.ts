@@ -89,7 +89,12 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
         port: config.embeddedPostgresPort,
         log: (message) => (message.startsWith('postgres: ') ? logger.debug(message) : logger.info(message)),
       });
-  const onPoolError = (error: Error) => logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use');
+  let stopping = false;
+  const onPoolError = (error: Error) => {
+    // While stopping, the embedded server ends connections a closing pool has let go of but not yet seen close: expected.
+    if (stopping && (error as { code?: string }).code === '57P01') return logger.debug({ err: error }, 'database connection ended by the server\'s shutdown');
+    logger.warn({ err: error }, 'database connection lost; it will be re-opened on next use');
+  };
   // Requests run as the runtime role; migrations and provisioning as the owner (the same
   // role when only DATABASE_URL is given). Tenant roles are named once the database is known.
   let tenantRole: ((schema: string) => string) | undefined;
@@ -110,6 +115,7 @@ export async function openRuntime(config: Config, logger: Logger, options: { kee
   const cache = await openCache(config, logger);
   const started: { services?: TenantServices; backups?: BackupScheduler } = {};
   const close = async () => {
+    stopping = true;
     await started.backups?.stop();
     await started.services?.dispatcher.stop();
     started.services?.local.close();
