@@ -1,9 +1,9 @@
-import net from 'node:net';
-import pg from 'pg';
 import { afterAll, beforeAll, it } from 'vitest';
 import { mintCodes, registerClient, type BenchClient } from './oidc.js';
+import { oneLine, statementRecorder } from './statements.js';
 import { StatementCache } from '../src/db/statements.js';
 import { createTestApp, type TestApp } from '../test/support/app.js';
+import { freePort } from '../test/support/net.js';
 import { login, PASSWORD, seedTenant, type SeededUser } from '../test/support/tenants.js';
 
 /**
@@ -18,18 +18,7 @@ let base: string;
 let admin: SeededUser;
 let client: BenchClient;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const statements: string[] = [];
-let counting = false;
-const original = pg.Client.prototype.query;
+let recorder: ReturnType<typeof statementRecorder>;
 
 beforeAll(async () => {
   StatementCache.verifying = false;
@@ -39,17 +28,11 @@ beforeAll(async () => {
   admin = await seedTenant(t, 'oa');
   await t.app.listen({ port, host: '127.0.0.1' });
   client = await registerClient(t.db.database.db, 'oa', base);
-  (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-    if (counting) {
-      const q = args[0] as { text?: string } | string;
-      statements.push(typeof q === 'string' ? q : (q?.text ?? String(q)));
-    }
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  };
+  recorder = statementRecorder();
 });
 
 afterAll(async () => {
-  pg.Client.prototype.query = original;
+  recorder?.restore();
   await t?.close();
 });
 
@@ -62,12 +45,9 @@ async function token(body: string): Promise<{ refresh_token?: string; status: nu
 it('profiles the token endpoint', { timeout: 300_000 }, async () => {
   const n = Number(process.env.PROFILE_N ?? 300);
   const codes = await mintCodes(base, 'oa', client, admin.email, PASSWORD, 1);
-  counting = true;
-  statements.length = 0;
-  const exchanged = await token(new URLSearchParams({ grant_type: 'authorization_code', code: codes[0]!, redirect_uri: client.redirectUri }).toString());
-  counting = false;
-  console.log(`code exchange: status ${exchanged.status}, ${statements.length} statements`);
-  for (const s of statements) console.log('  ', s.replace(/\s+/g, ' ').slice(0, 300));
+  const { result: exchanged, statements: exchange } = await recorder.during(() => token(new URLSearchParams({ grant_type: 'authorization_code', code: codes[0]!, redirect_uri: client.redirectUri }).toString()));
+  console.log(`code exchange: status ${exchanged.status}, ${exchange.length} statements`);
+  for (const s of exchange) console.log('  ', oneLine(s.sql, 300));
   let rt = exchanged.refresh_token!;
   const refreshBody = () => new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rt }).toString();
   // warm up
@@ -76,13 +56,10 @@ it('profiles the token endpoint', { timeout: 300_000 }, async () => {
     if (r.status !== 200) throw new Error(`status ${r.status}`);
     rt = r.refresh_token ?? rt;
   }
-  counting = true;
-  statements.length = 0;
-  const one = await token(refreshBody());
-  counting = false;
+  const { result: one, statements: refresh } = await recorder.during(() => token(refreshBody()));
   rt = one.refresh_token ?? rt;
-  console.log(`refresh: status ${one.status}, ${statements.length} statements`);
-  for (const s of statements) console.log('  ', s.replace(/\s+/g, ' ').slice(0, 300));
+  console.log(`refresh: status ${one.status}, ${refresh.length} statements`);
+  for (const s of refresh) console.log('  ', oneLine(s.sql, 300));
 
   const { Session } = await import('node:inspector/promises');
   const session = new Session();

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { authenticator } from 'otplib';
@@ -9,6 +8,7 @@ import { SoftAuthenticator } from './support/authenticator.js';
 import { createTestDatabase } from './support/db.js';
 import { exited, startTs } from './support/process.js';
 import { bearer, login, PASSWORD, seedTenant, seedUser, type SeededUser } from './support/tenants.js';
+import { freePort } from './support/net.js';
 
 /**
  * SPEC §19: each tenant an OpenID Connect provider, end to end. The service listens on a port
@@ -19,15 +19,6 @@ let t: TestApp;
 let base: string;
 const admins: Record<string, SeededUser> = {};
 const tokens: Record<string, string> = {};
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const issuerOf = (slug: string) => new URL(`${base}/api/v1/tenants/${slug}/oidc`);
 const db = (slug: string) => tenantDb(t.db.database.db, `tenant_${slug}`);

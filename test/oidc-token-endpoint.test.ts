@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mintCodes, type BenchClient } from '../bench/oidc.js';
@@ -7,21 +6,13 @@ import { KEYSTORE_MAX_AGE_MS } from '../src/oidc/keys.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { describeWithRedis, redisCaches } from './support/redis.js';
 import { bearer, login, PASSWORD, seedTenant, type SeededUser } from './support/tenants.js';
+import { freePort } from './support/net.js';
 
 /**
  * The provider's token endpoint on its hot path: the statements a refresh runs, the client
  * record it reads from cache (and reads again once the client changes, on every instance), and
  * the provider kept while its keys stay the same.
  */
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** An instance listening on its own port, PUBLIC_URL set to it. */
 async function listening(options: Parameters<typeof createTestApp>[0] = {}): Promise<{ t: TestApp; base: string }> {
   const port = await freePort();

@@ -16,10 +16,10 @@ export interface AuditActor {
   readonly scope?: readonly string[] | null;
 }
 
-/** The service itself (provisioning, the platform API, schedules): no user, no request. */
 /** `actor` acting as the user `userId` (a sign-in's steps, taken before any session names them). */
 export const asUser = (actor: AuditActor, userId: string): AuditActor => ({ ...actor, actorUserId: userId, actorType: 'user' });
 
+/** The service itself (provisioning, the platform API, schedules): no user, no request. */
 export const SYSTEM_ACTOR: AuditActor = { actorUserId: null, actorType: 'system', sessionId: null, ip: null, userAgent: null, requestId: null };
 
 export interface AuditEntry {

@@ -10,29 +10,37 @@ export function isLocked(lockedUntil: Date | null): boolean {
   return lockedUntil !== null && lockedUntil > new Date();
 }
 
+/** A user's counts after a failure was counted: what decides a lockout. */
+interface Counted {
+  readonly failed_login_count: number;
+  readonly lockout_count: number;
+}
+
 /**
  * Audits a failed proof (`auth.login_failed` with its reason); if it `counts`, counts it and,
  * at the policy's threshold, locks the account (each repeat doubles the lock).
  */
 export async function recordFailure(db: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, reason: string, counts: boolean, context?: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', entityId: userId, metadata: context ? { reason, context } : { reason } });
-    if (!counts) return;
-    const row = await trx
-      .updateTable('users')
-      .set((eb) => ({ failed_login_count: eb('failed_login_count', '+', 1) }))
-      .where('id', '=', userId)
-      .returning(['failed_login_count', 'lockout_count'])
-      .executeTakeFirstOrThrow();
-    if (row.failed_login_count >= policy.lockout.maxFailures) await lock(trx, userId, policy, actor, row.lockout_count);
+    const counted = counts
+      ? await trx
+          .updateTable('users')
+          .set((eb) => ({ failed_login_count: eb('failed_login_count', '+', 1) }))
+          .where('id', '=', userId)
+          .returning(['failed_login_count', 'lockout_count'])
+          .executeTakeFirstOrThrow()
+      : null;
+    await failed(trx, userId, policy, actor, context ? { reason, context } : { reason }, counted);
   });
 }
 
-/** Locks the account for the policy's time, doubled by each earlier lockout; the failures start again from nought. */
-async function lock(trx: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, lockouts: number): Promise<void> {
-  const minutes = Math.min(policy.lockout.durationMinutes * 2 ** lockouts, policy.lockout.maxDurationMinutes);
+/** The audit row of a failure and, once `counted` reaches the policy's threshold, the lock: the policy's time, doubled by each earlier lockout; the failures start again from nought. */
+async function failed(trx: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, metadata: Record<string, string>, counted: Counted | null): Promise<void> {
+  await writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', entityId: userId, metadata });
+  if (!counted || counted.failed_login_count < policy.lockout.maxFailures) return;
+  const minutes = Math.min(policy.lockout.durationMinutes * 2 ** counted.lockout_count, policy.lockout.maxDurationMinutes);
   const until = new Date(Date.now() + minutes * 60_000);
-  await trx.updateTable('users').set({ failed_login_count: 0, lockout_count: lockouts + 1, locked_until: until, updated_at: new Date() }).where('id', '=', userId).execute();
+  await trx.updateTable('users').set({ failed_login_count: 0, lockout_count: counted.lockout_count + 1, locked_until: until, updated_at: new Date() }).where('id', '=', userId).execute();
   await writeAudit(trx, actor, { action: 'auth.lockout', entityType: 'users', entityId: userId, metadata: { minutes, until: until.toISOString() } });
 }
 
@@ -49,8 +57,15 @@ export interface SessionProof {
   readonly counts?: boolean;
   /** Where it was asked (audited): `password_change`, `reauthentication`. */
   readonly context: string;
-  readonly check: () => Promise<boolean>;
+  /** Whether the proof holds, given the user's password hash (read with the lock check). */
+  readonly check: (user: { readonly password_hash: string | null }) => Promise<boolean>;
 }
+
+/** The check of a password proof: `password` is the user's current one (never for a user without one). */
+export const isPassword =
+  (password: string): SessionProof['check'] =>
+  async (user) =>
+    user.password_hash !== null && (await verifyPassword(user.password_hash, password));
 
 /**
  * A password or code asked of a signed-in user (changing the password, or a second factor): a
@@ -62,42 +77,30 @@ export interface SessionProof {
  * while locked. 400 naming the field.
  */
 export async function checkSessionProof(db: Kysely<TenantDatabase>, userId: string, policy: TenantPolicy, actor: AuditActor, proof: SessionProof): Promise<void> {
-  const refuseLocked = async (): Promise<never> => {
-    const user = await db.selectFrom('users').select('id').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-    if (!user) throw DomainError.notFound('user');
+  const live = db.selectFrom('users').select(['password_hash', 'locked_until']).where('id', '=', userId).where('deleted_at', 'is', null);
+  const counts = proof.counts !== false;
+  const now = new Date();
+  // Counted: the claim is the read. Not counted: a plain read, the lock checked here.
+  const user = counts
+    ? await db
+        .updateTable('users')
+        .set((eb) => ({ failed_login_count: eb('failed_login_count', '+', 1) }))
+        .where('id', '=', userId)
+        .where('deleted_at', 'is', null)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+        .where('failed_login_count', '<', policy.lockout.maxFailures)
+        .returning(['failed_login_count', 'lockout_count', 'password_hash'])
+        .executeTakeFirst()
+    : await live.executeTakeFirst().then((u) => (u && !isLocked(u.locked_until) ? u : undefined));
+  if (!user) {
+    if (!(await live.executeTakeFirst())) throw DomainError.notFound('user');
     await recordFailure(db, userId, policy, actor, 'locked', false, proof.context);
     throw DomainError.invalid(proof.field, text('reason.account_locked'), proof.code);
-  };
-  if (proof.counts === false) {
-    const user = await db.selectFrom('users').select('locked_until').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
-    if (!user || isLocked(user.locked_until)) return refuseLocked();
-    if (await proof.check()) return;
-    throw DomainError.invalid(proof.field, proof.wrong, proof.code);
   }
-  const now = new Date();
-  const claimed = await db
-    .updateTable('users')
-    .set((eb) => ({ failed_login_count: eb('failed_login_count', '+', 1) }))
-    .where('id', '=', userId)
-    .where('deleted_at', 'is', null)
-    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
-    .where('failed_login_count', '<', policy.lockout.maxFailures)
-    .returning(['failed_login_count', 'lockout_count'])
-    .executeTakeFirst();
-  if (!claimed) return refuseLocked();
-  if (await proof.check()) {
-    await db.updateTable('users').set({ failed_login_count: 0 }).where('id', '=', userId).execute();
+  if (await proof.check(user)) {
+    if (counts) await db.updateTable('users').set({ failed_login_count: 0 }).where('id', '=', userId).execute();
     return;
   }
-  await db.transaction().execute(async (trx) => {
-    await writeAudit(trx, actor, { action: 'auth.login_failed', entityType: 'users', entityId: userId, metadata: { reason: proof.failure, context: proof.context } });
-    if (claimed.failed_login_count >= policy.lockout.maxFailures) await lock(trx, userId, policy, actor, claimed.lockout_count);
-  });
+  if (counts) await db.transaction().execute((trx) => failed(trx, userId, policy, actor, { reason: proof.failure, context: proof.context }, user as Counted));
   throw DomainError.invalid(proof.field, proof.wrong, proof.code);
-}
-
-/** Whether `password` is the user's current one (false for a user without a password). */
-export async function passwordMatches(db: Kysely<TenantDatabase>, userId: string, password: string): Promise<boolean> {
-  const user = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
-  return !!user?.password_hash && (await verifyPassword(user.password_hash, password));
 }

@@ -24,6 +24,8 @@ export const LoginBody = Type.Object(
   { additionalProperties: false },
 );
 export const publicAuth = { access: 'public' as const, authRateLimited: true };
+/** A user's own route that takes a password or code: rate-limited per client like sign-in. */
+export const selfProof = { access: 'self' as const, authRateLimited: true };
 
 /** A finished login: the token pair and the user. */
 export const LoginTokensSchema = Type.Object({ ...TokenPairSchema.properties, user: UserSchema });

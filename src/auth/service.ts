@@ -19,7 +19,7 @@ import { USER_COLUMNS, type UserView } from '../users/view.js';
 import { accountLink, issueResetToken, issueVerificationToken, linkTokenUsable, voidResetTokens, type AccountPage, type LinkTokens } from './account-tokens.js';
 import { BackgroundWork, type BackgroundErrorHandler } from './background.js';
 import type { JwtKeys } from './keys.js';
-import { checkSessionProof, isLocked, passwordMatches, recordFailure } from './lockout.js';
+import { checkSessionProof, isLocked, isPassword, recordFailure } from './lockout.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import type { FactorInput, MfaService, MfaStep, PasskeyRegistration } from './mfa/service.js';
 import type { AssertionJSON } from './mfa/webauthn.js';
@@ -441,12 +441,12 @@ export class AuthService {
     return row ?? {};
   }
 
-  /** Marks the address verified, provided it is still the user's address. */
   /** Whether a mailed link can still be used: what its page asks before showing a form (using it checks again). */
   linkUsable(tenant: TenantContext, tokens: LinkTokens, token: string): Promise<boolean> {
     return linkTokenUsable(tenantDb(this.deps.db, tenant.schema), tokens, token);
   }
 
+  /** Marks the address verified, provided it is still the user's address. */
   async verifyEmail(tenant: TenantContext, token: string, actor: AuditActor): Promise<void> {
     const db = tenantDb(this.deps.db, tenant.schema);
     await db.transaction().execute(async (trx) => {
@@ -482,7 +482,7 @@ export class AuthService {
       wrong: text('reason.current_password'),
       failure: 'bad_password',
       context: 'password_change',
-      check: () => passwordMatches(db, userId, input.current_password),
+      check: isPassword(input.current_password),
     });
     checkPasswordPolicy(input.new_password, policy.password, 'new_password');
     const passwordHash = await hashPassword(input.new_password);

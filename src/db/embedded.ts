@@ -130,18 +130,17 @@ async function reachableBinaries(bin: { postgres: string; initdb: string }, ids:
  * thousands of files at 10,000 tenants) while the top directory is still theirs.
  */
 async function chownCluster(pgData: string, ids: Ids): Promise<void> {
-  const marker = ownerMarker(pgData);
   const top = await fs.stat(pgData);
-  const recorded = await fs.readFile(marker, 'utf8').catch(() => '');
-  if (top.uid === ids.uid && top.gid === ids.gid && recorded === `${ids.uid}:${ids.gid}`) return;
+  const recorded = await fs.readFile(ownerMarker(pgData), 'utf8').catch(() => '');
+  if (top.uid === ids.uid && top.gid === ids.gid && recorded === owner(ids)) return;
   await chownTree(pgData, ids);
-  await fs.writeFile(marker, `${ids.uid}:${ids.gid}`);
+  await recordOwner(pgData, ids);
 }
 
 /** Where chownCluster records the owner its last finished walk gave the cluster. */
-function ownerMarker(pgData: string): string {
-  return path.join(path.dirname(pgData), '.postgres-owner');
-}
+const ownerMarker = (pgData: string) => path.join(path.dirname(pgData), '.postgres-owner');
+const owner = (ids: Ids) => `${ids.uid}:${ids.gid}`;
+const recordOwner = (pgData: string, ids: Ids) => fs.writeFile(ownerMarker(pgData), owner(ids));
 
 async function chownTree(dir: string, ids: Ids): Promise<void> {
   for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
@@ -317,7 +316,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       await fs.rm(pwfile, { force: true });
     }
     // initdb ran as the postgres user: every file is theirs already.
-    if (ids) await fs.writeFile(ownerMarker(pgData), `${ids.uid}:${ids.gid}`);
+    if (ids) await recordOwner(pgData, ids);
   } else if (ids) {
     await chownCluster(pgData, ids);
   }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ApiKeyService } from '../auth/api-keys.js';
+import { selfProof } from '../auth/routes.js';
 import type { AuthService } from '../auth/service.js';
 import { DateTime, problems, SessionSchema } from '../http/schemas.js';
 import { actorFrom, requirePrincipal, requireSession, requireTenant } from '../http/context.js';
@@ -55,7 +56,7 @@ export function meRoutes(deps: MeDeps): FastifyPluginAsyncTypebox {
     app.put(
       '/me/password',
       {
-        config: { ...self, authRateLimited: true },
+        config: selfProof,
         schema: {
           tags: ['me'],
           summary: 'Change your password (needs the current one; ends your other sessions)',

@@ -5,6 +5,7 @@ import { accessGuard, actorOf, loadRoleShapes } from '../access/guard.js';
 import { checkPasswordPolicy, hashPassword } from '../auth/passwords.js';
 import { accountLink, voidAccountTokens } from '../auth/account-tokens.js';
 import type { ApiKeyService } from '../auth/api-keys.js';
+import { isLocked } from '../auth/lockout.js';
 import type { AuthService } from '../auth/service.js';
 import type { SessionStore } from '../auth/sessions.js';
 import { randomToken, sha256 } from '../auth/tokens.js';
@@ -115,7 +116,7 @@ export interface LockState {
 async function lockStateOf(db: Kysely<TenantDatabase>, userId: string): Promise<LockState> {
   const row = await db.selectFrom('users').select(['failed_login_count', 'lockout_count', 'locked_until']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
   if (!row) throw DomainError.notFound('user');
-  const locked = row.locked_until !== null && row.locked_until > new Date();
+  const locked = isLocked(row.locked_until);
   return { locked, locked_until: locked ? row.locked_until : null, failed_login_count: row.failed_login_count, lockout_count: row.lockout_count };
 }
 

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorFrom, requireSession, requireTenant } from '../../http/context.js';
 import { problems } from '../../http/schemas.js';
-import { LoginTokensSchema, publicAuth } from '../routes.js';
+import { LoginTokensSchema, publicAuth, selfProof } from '../routes.js';
 import type { AuthService } from '../service.js';
 import {
   CodeBody,
@@ -23,8 +23,6 @@ import {
 import type { MfaService } from './service.js';
 
 const self = { access: 'self' as const };
-/** A route that takes a password or code: rate-limited per client like sign-in. */
-const selfProof = { access: 'self' as const, authRateLimited: true };
 const UserParams = Type.Object({ user_id: Type.String({ format: 'uuid' }) });
 const PasskeyParams = Type.Object({ passkey_id: Type.String({ format: 'uuid' }) });
 

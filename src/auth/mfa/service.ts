@@ -7,11 +7,11 @@ import { tenantDb } from '../../db/database.js';
 import type { PlatformDatabase } from '../../db/platform-types.js';
 import type { TenantDatabase } from '../../db/types.js';
 import { transact } from '../../db/work.js';
-import { conflictOnUnique, DomainError, text } from '../../errors.js';
+import { conflictOnUnique, DomainError, text, type Text } from '../../errors.js';
 import { totpSecretContext, type SecretBox } from '../../records/secrets.js';
 import { displayName, type MfaMode, type PolicyReader, type TenantPolicy } from '../../settings/policy.js';
 import type { TenantContext } from '../../tenancy/directory.js';
-import { checkSessionProof, passwordMatches, type SessionProof } from '../lockout.js';
+import { checkSessionProof, isPassword, type SessionProof } from '../lockout.js';
 import type { SessionStore } from '../sessions.js';
 import { randomToken, sha256 } from '../tokens.js';
 import { newRecoveryCodes, recoveryCodeHash } from './recovery.js';
@@ -286,9 +286,8 @@ export class MfaService {
    * out, and its codes would then prove it is them for every other factor change.
    */
   async startOwnTotp(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<{ secret: string; otpauth_url: string }> {
-    // Without a TOTP yet there is no code to give: the refusal names the password.
-    if (proof.code === undefined && proof.password === undefined && proof.webauthn === undefined) throw DomainError.invalid('password', text('reason.password_or_passkey'));
-    await this.reauthenticate(tenant, userId, proof, actor);
+    // Without a TOTP yet there is no code to give: a missing proof is refused naming the password.
+    await this.reauthenticate(tenant, userId, proof, actor, { field: 'password', reason: text('reason.password_or_passkey') });
     return this.startTotp(tenant, userId, actor);
   }
 
@@ -344,23 +343,31 @@ export class MfaService {
 
   /**
    * A current code (of an active TOTP), the password or a passkey assertion, before a factor is
-   * changed; 400 naming the field otherwise. A wrong code or password counts towards the
-   * lockout; while the account is locked none is checked (lockout.ts, checkSessionProof).
+   * changed; 400 naming the field otherwise (`missing`: the refusal when none is given). A wrong
+   * code or password counts towards the lockout; while the account is locked none is checked
+   * (lockout.ts, checkSessionProof).
    */
-  private async reauthenticate(tenant: TenantContext, userId: string, proof: Reauthentication, actor: AuditActor): Promise<void> {
+  private async reauthenticate(
+    tenant: TenantContext,
+    userId: string,
+    proof: Reauthentication,
+    actor: AuditActor,
+    missing: { field: string; reason: Text } = { field: 'code', reason: text('reason.code_or_password') },
+  ): Promise<void> {
     const db = this.db(tenant);
-    const { code, password, webauthn } = proof;
-    const asked: SessionProof | undefined =
-      code !== undefined
-        ? { field: 'code', code: 'mfa.invalid_code', wrong: text('reason.mfa_code'), failure: 'bad_mfa_factor', context: 'reauthentication', check: () => this.useTotpCode(db, tenant, userId, code.trim()) }
-        : password !== undefined
-          ? { field: 'password', code: 'mfa.invalid_code', wrong: text('reason.current_password'), failure: 'bad_password', context: 'reauthentication', check: () => passwordMatches(db, userId, password) }
-          : webauthn !== undefined
-            ? // A signature cannot be guessed: not counted (a failure is audited by usePasskey).
-              { field: 'webauthn', code: 'mfa.invalid_code', wrong: text('reason.passkey_response'), failure: 'bad_mfa_factor', context: 'reauthentication', counts: false, check: async () => (await this.usePasskey(db, userId, null, webauthn, actor)) !== null }
-            : undefined;
-    if (!asked) throw DomainError.invalid('code', text('reason.code_or_password'));
+    const asked = this.proofOf(db, tenant, userId, proof, actor);
+    if (!asked) throw DomainError.invalid(missing.field, missing.reason);
     await checkSessionProof(db, userId, await this.deps.policies.policy(tenant), actor, asked);
+  }
+
+  /** What `proof` gives, in the order code, password, passkey; undefined when it gives none. */
+  private proofOf(db: Kysely<TenantDatabase>, tenant: TenantContext, userId: string, { code, password, webauthn }: Reauthentication, actor: AuditActor): SessionProof | undefined {
+    const common = { code: 'mfa.invalid_code', context: 'reauthentication' } as const;
+    if (code !== undefined) return { ...common, field: 'code', wrong: text('reason.mfa_code'), failure: 'bad_mfa_factor', check: () => this.useTotpCode(db, tenant, userId, code.trim()) };
+    if (password !== undefined) return { ...common, field: 'password', wrong: text('reason.current_password'), failure: 'bad_password', check: isPassword(password) };
+    if (webauthn === undefined) return undefined;
+    // A signature cannot be guessed: not counted (a failure is audited by usePasskey).
+    return { ...common, field: 'webauthn', wrong: text('reason.passkey_response'), failure: 'bad_mfa_factor', counts: false, check: async () => (await this.usePasskey(db, userId, null, webauthn, actor)) !== null };
   }
 
   /** Removes the user's TOTP (pending or active) and their recovery codes. */
